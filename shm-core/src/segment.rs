@@ -1,0 +1,478 @@
+//! [`Segment`]: a mapped shared-memory segment, named or anonymous.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::ptr;
+
+use memmap2::MmapRaw;
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::name::{normalize_name, random_name};
+use crate::sys;
+
+/// Display name of anonymous segments in errors.
+pub(crate) const ANONYMOUS: &str = "<anonymous>";
+
+/// Tries before giving up on finding a free random name (each collision is a
+/// 2^-64 event; several in a row mean something else is wrong).
+const RANDOM_NAME_TRIES: usize = 16;
+
+/// A shared-memory segment mapped read/write into this process.
+///
+/// Named segments (POSIX `shm_open`, the kind CPython's `SharedMemory` makes) can be
+/// opened by name from any process of the same user. Anonymous segments (`memfd`) have
+/// no name: a child inherits them (see [`CommandExt`](crate::CommandExt)), and they
+/// vanish when the last process closes them, so they can never leak.
+///
+/// Another process may write the bytes at any time, so no safe method hands out
+/// references into them: copy with [`read_at`](Self::read_at) and
+/// [`write_at`](Self::write_at), or build on [`as_ptr`](Self::as_ptr) with atomics.
+///
+/// Dropping a `Segment` unmaps and closes it. It unlinks the name only when the
+/// segment was created with [`SegmentOptions::unlink_on_drop`] left on (the default of
+/// [`Segment::create`]) and the name still refers to this segment.
+///
+/// ```
+/// use shm_core::Segment;
+/// let seg = Segment::create(4096)?;               // random psm_ name, unlinked on drop
+/// seg.write_at(0, b"hello")?;
+/// let other = Segment::open(seg.name().unwrap())?; // as another process would
+/// let mut buf = [0u8; 5];
+/// other.read_at(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// assert_eq!(other.len(), 4096);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Segment {
+    map: MmapRaw,
+    file: File,
+    name: Option<String>,
+    unlink_on_drop: bool,
+}
+
+/// How to create a segment: name, page reservation, ownership.
+///
+/// ```
+/// use shm_core::SegmentOptions;
+/// let seg = SegmentOptions::new().reserve(false).unlink_on_drop(true).create(1 << 20)?;
+/// assert_eq!(seg.len(), 1 << 20);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    name: Option<String>,
+    reserve: bool,
+    unlink_on_drop: bool,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SegmentOptions {
+    /// Random name, pages reserved, unlinked when the creating `Segment` drops.
+    pub fn new() -> Self {
+        Self {
+            name: None,
+            reserve: true,
+            unlink_on_drop: true,
+        }
+    }
+
+    /// Create under this name (a leading `/` is optional) instead of a random one.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Reserve every page at creation (the default), so that a full `/dev/shm` is an
+    /// [`Error::NoSpace`] now and never a SIGBUS later. `false` defers the cost of
+    /// zeroing pages to their first touch.
+    pub fn reserve(mut self, reserve: bool) -> Self {
+        self.reserve = reserve;
+        self
+    }
+
+    /// Unlink the name when the creating `Segment` is dropped (default `true`).
+    /// `false` leaves the segment for others until someone calls
+    /// [`Segment::unlink`] or [`unlink`](crate::unlink).
+    pub fn unlink_on_drop(mut self, yes: bool) -> Self {
+        self.unlink_on_drop = yes;
+        self
+    }
+
+    /// Creates a named segment of `len` bytes, all zero. Never opens an existing one.
+    ///
+    /// Errors: [`Error::InvalidSize`] for 0 or more than `isize::MAX`,
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`] for a taken given name,
+    /// [`Error::NoSpace`] when the pages cannot be reserved.
+    pub fn create(&self, len: usize) -> Result<Segment> {
+        let shown = self.name.as_deref().unwrap_or("<random>");
+        check_len(shown, len)?;
+        let (name, fd) = match &self.name {
+            Some(given) => {
+                let name = normalize_name(given)?.to_owned();
+                let fd = sys::shm_create(&name).map_err(|e| match e {
+                    Errno::EXIST => Error::AlreadyExists { name: name.clone() },
+                    e => Error::os("shm_open", &name, e),
+                })?;
+                (name, fd)
+            }
+            None => create_random()?,
+        };
+        // From here on the name is ours: remove it again if any later step fails.
+        let cleanup = |err: Error| {
+            let _ = sys::shm_unlink(&name);
+            err
+        };
+        sys::set_len(&fd, len as u64).map_err(|e| cleanup(len_error(&name, len, e)))?;
+        if self.reserve {
+            sys::reserve(&fd, len as u64).map_err(|e| cleanup(len_error(&name, len, e)))?;
+        }
+        let file = sys::into_file(fd);
+        let map = map(&file, &name).map_err(cleanup)?;
+        Ok(Segment {
+            map,
+            file,
+            name: Some(name),
+            unlink_on_drop: self.unlink_on_drop,
+        })
+    }
+}
+
+fn create_random() -> Result<(String, std::os::fd::OwnedFd)> {
+    for _ in 0..RANDOM_NAME_TRIES {
+        let name = random_name()?;
+        match sys::shm_create(&name) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(Error::os("shm_open", &name, e)),
+        }
+    }
+    Err(Error::os(
+        "shm_open",
+        "<random>",
+        std::io::Error::other("every random name tried was taken"),
+    ))
+}
+
+fn check_len(name: &str, len: usize) -> Result<()> {
+    let reason = if len == 0 {
+        "a segment needs at least one byte"
+    } else if len > isize::MAX as usize {
+        "larger than the address space allows"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidSize {
+        name: name.to_owned(),
+        len: len as u64,
+        reason,
+    })
+}
+
+fn len_error(name: &str, len: usize, e: Errno) -> Error {
+    match e {
+        Errno::NOSPC | Errno::FBIG | Errno::NOMEM => Error::NoSpace {
+            name: name.to_owned(),
+            requested: len as u64,
+            available: sys::shm_free_bytes(),
+        },
+        e => Error::os("ftruncate/fallocate", name, e),
+    }
+}
+
+fn map(file: &File, name: &str) -> Result<MmapRaw> {
+    MmapRaw::map_raw(file).map_err(|e| Error::os("mmap", name, e))
+}
+
+impl Segment {
+    /// Options for creating a segment.
+    pub fn options() -> SegmentOptions {
+        SegmentOptions::new()
+    }
+
+    /// Creates a segment of `len` zero bytes under a fresh random `psm_` name; the
+    /// segment is unlinked when this value drops (see [`SegmentOptions`] to keep it).
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::create(64)?;
+    /// assert!(seg.name().unwrap().starts_with("psm_"));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn create(len: usize) -> Result<Segment> {
+        SegmentOptions::new().create(len)
+    }
+
+    /// Creates a segment under `name` (unlinked when this value drops); fails with
+    /// [`Error::AlreadyExists`] if the name is taken.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-create-named-{}", std::process::id());
+    /// let seg = shm_core::Segment::create_named(&name, 64)?;
+    /// assert_eq!(seg.name(), Some(name.as_str()));
+    /// assert!(shm_core::Segment::create_named(&name, 64).is_err());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn create_named(name: &str, len: usize) -> Result<Segment> {
+        SegmentOptions::new().name(name).create(len)
+    }
+
+    /// Opens an existing named segment read/write; its length comes from the segment.
+    /// The returned value never unlinks the name.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::InvalidName`], [`Error::Empty`] for a
+    /// segment its creator has not sized yet.
+    ///
+    /// ```
+    /// let a = shm_core::Segment::create(100)?;
+    /// let b = shm_core::Segment::open(a.name().unwrap())?;
+    /// assert_eq!(b.len(), 100);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Segment> {
+        let name = normalize_name(name)?.to_owned();
+        let fd = sys::shm_open(&name).map_err(|e| match e {
+            Errno::NOENT => Error::NotFound { name: name.clone() },
+            e => Error::os("shm_open", &name, e),
+        })?;
+        let (len, _) = sys::stat(&fd).map_err(|e| Error::os("fstat", &name, e))?;
+        if len == 0 {
+            return Err(Error::Empty { name });
+        }
+        let file = sys::into_file(fd);
+        let map = map(&file, &name)?;
+        Ok(Segment {
+            map,
+            file,
+            name: Some(name),
+            unlink_on_drop: false,
+        })
+    }
+
+    /// Creates an anonymous segment (memfd) of `len` zero bytes, pages reserved. It has
+    /// no name; hand it to a child with [`CommandExt::inherit_segment`](crate::CommandExt)
+    /// and it disappears when the last process holding it exits or drops it.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(4096)?;
+    /// assert_eq!(seg.name(), None);
+    /// seg.write_at(4090, b"end")?;
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn anonymous(len: usize) -> Result<Segment> {
+        check_len(ANONYMOUS, len)?;
+        let fd = sys::memfd("shm-anonymous").map_err(|e| Error::os("memfd_create", ANONYMOUS, e))?;
+        sys::set_len(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
+        sys::reserve(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
+        let file = sys::into_file(fd);
+        let map = map(&file, ANONYMOUS)?;
+        Ok(Segment {
+            map,
+            file,
+            name: None,
+            unlink_on_drop: false,
+        })
+    }
+
+    /// Takes over an anonymous segment whose descriptor number the parent put in the
+    /// environment variable `var` (see [`CommandExt::inherit_segment`](crate::CommandExt)).
+    ///
+    /// The inherited descriptor is duplicated, not taken over, so this is safe to call
+    /// more than once; it must name a memfd, else [`Error::Corrupted`].
+    pub fn from_inherited(var: &str) -> Result<Segment> {
+        let bad = |what: String| Error::Corrupted {
+            name: format!("${var}"),
+            what,
+        };
+        let value = std::env::var(var).map_err(|_| bad(format!("environment variable {var} is not set")))?;
+        let raw: i32 = value
+            .parse()
+            .ok()
+            .filter(|fd| *fd >= 0)
+            .ok_or_else(|| bad(format!("expected a descriptor number, found {value:?}")))?;
+        // SAFETY: the descriptor is only borrowed for the `fcntl(F_DUPFD_CLOEXEC)` below;
+        // if it is not open, the kernel answers EBADF, which is reported as an error.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+        let fd = sys::dup_cloexec(borrowed)
+            .map_err(|e| bad(format!("descriptor {raw} is not open: {e}")))?;
+        if !sys::is_memfd(&fd) {
+            return Err(bad(format!("descriptor {raw} is not an anonymous segment (memfd)")));
+        }
+        let (len, _) = sys::stat(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
+        if len == 0 {
+            return Err(Error::Empty { name: ANONYMOUS.into() });
+        }
+        let file = sys::into_file(fd);
+        let map = map(&file, ANONYMOUS)?;
+        Ok(Segment {
+            map,
+            file,
+            name: None,
+            unlink_on_drop: false,
+        })
+    }
+
+    /// The name without its leading `/`; `None` for anonymous segments.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The name for messages: the name, or `<anonymous>`.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(ANONYMOUS)
+    }
+
+    /// Length in bytes, exact (not rounded to pages).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always `false`: a segment holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Base address of the mapping, valid for [`len`](Self::len) bytes while `self` lives.
+    ///
+    /// Other processes may write these bytes at any moment: access them through raw
+    /// pointers (`ptr::copy`, `read_volatile`) or atomics, never through `&[u8]`.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    /// Whether this value unlinks the name when dropped.
+    pub fn unlinks_on_drop(&self) -> bool {
+        self.unlink_on_drop
+    }
+
+    /// Sets whether this value unlinks the name when dropped; turning it on for a
+    /// segment opened by name makes this process its owner.
+    pub fn set_unlink_on_drop(&mut self, yes: bool) {
+        self.unlink_on_drop = yes && self.name.is_some();
+    }
+
+    /// The segment's file descriptor (to pass it on, or to `fstat` it).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len() => Ok(()),
+            _ => Err(Error::OutOfBounds {
+                name: self.display_name().to_owned(),
+                offset,
+                len,
+                segment_len: self.len(),
+            }),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the segment.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(8)?;
+    /// let mut buf = [1u8; 4];
+    /// seg.read_at(4, &mut buf)?;
+    /// assert_eq!(buf, [0; 4]);
+    /// assert!(seg.read_at(5, &mut buf).is_err());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        // SAFETY: the range lies inside the live mapping (checked above) and `buf` is a
+        // separate local buffer, so the two cannot overlap.
+        unsafe { ptr::copy_nonoverlapping(self.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the segment at `offset`.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(8)?;
+    /// seg.write_at(0, &[7; 8])?;
+    /// assert!(seg.write_at(1, &[7; 8]).is_err());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len())?;
+        // SAFETY: the range lies inside the live mapping (checked above); `data` is not
+        // in the mapping's range as no safe API hands out references into it.
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len()) };
+        Ok(())
+    }
+
+    /// Removes the name so that no new process can open it. Mappings stay valid; the
+    /// memory is freed when the last one goes. A no-op for anonymous segments.
+    ///
+    /// Errors: [`Error::NotFound`] when the name is already gone.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::create(16)?;
+    /// seg.unlink()?;
+    /// assert!(shm_core::Segment::open(seg.name().unwrap()).is_err());
+    /// seg.write_at(0, b"still mapped")?;
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn unlink(&self) -> Result<()> {
+        match &self.name {
+            Some(name) => unlink(name),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the name still refers to this very segment (not to one made since
+    /// under the same name).
+    fn name_is_ours(&self, name: &str) -> bool {
+        let Ok(fd) = sys::shm_open(name) else {
+            return false;
+        };
+        match (sys::stat(&fd), sys::stat(&self.file)) {
+            (Ok((_, theirs)), Ok((_, ours))) => theirs == ours,
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.unlink_on_drop {
+            if let Some(name) = &self.name {
+                // Never remove a segment that someone else created under the same name
+                // after ours was unlinked.
+                if self.name_is_ours(name) {
+                    let _ = sys::shm_unlink(name);
+                }
+            }
+        }
+    }
+}
+
+/// Removes a named segment by name (CPython's `SharedMemory.unlink`).
+///
+/// ```
+/// let seg = shm_core::SegmentOptions::new().unlink_on_drop(false).create(8)?;
+/// let name = seg.name().unwrap().to_owned();
+/// drop(seg);
+/// shm_core::unlink(&name)?;
+/// assert!(matches!(shm_core::unlink(&name), Err(shm_core::Error::NotFound { .. })));
+/// # Ok::<(), shm_core::Error>(())
+/// ```
+pub fn unlink(name: &str) -> Result<()> {
+    let name = normalize_name(name)?;
+    sys::shm_unlink(name).map_err(|e| match e {
+        Errno::NOENT => Error::NotFound { name: name.to_owned() },
+        e => Error::os("shm_unlink", name, e),
+    })
+}
+
+// SAFETY: the mapping is process-wide memory with no thread affinity; all access goes
+// through raw pointers whose users synchronise with atomics.
+unsafe impl Send for Segment {}
+// SAFETY: as above; `&Segment` offers only copies and raw pointers.
+unsafe impl Sync for Segment {}
