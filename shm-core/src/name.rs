@@ -1,5 +1,8 @@
 //! Segment names: CPython's rules and random `psm_` names.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{Error, Result};
 
 /// Longest name accepted, without the leading `/`.
@@ -10,9 +13,6 @@ pub const MAX_NAME_LEN: usize = 253;
 /// Prefix of generated names, as CPython's `SharedMemory` makes them.
 pub const RANDOM_NAME_PREFIX: &str = "psm_";
 
-/// Hex digits after the prefix: 64 random bits (CPython uses 32; longer names cost
-/// nothing and make collisions between hosts' processes negligible).
-const RANDOM_HEX_DIGITS: usize = 16;
 
 /// Checks a user-given name and returns it without its optional leading `/`.
 ///
@@ -46,24 +46,38 @@ pub fn normalize_name(name: &str) -> Result<&str> {
     Ok(bare)
 }
 
-/// A fresh random name in CPython's style: `psm_` and 16 hex digits from the OS's
-/// random source.
+/// A fresh random name in CPython's style: `psm_` and 16 hex digits, 64 random bits
+/// (CPython uses 32; longer names cost nothing and make collisions negligible).
+///
+/// The bits come from a per-process key drawn once from the OS's random source,
+/// mixed with a counter (SplitMix64): distinct within a process, unpredictable across
+/// processes, and one syscall per process instead of one per segment.
 pub(crate) fn random_name() -> Result<String> {
-    let mut bytes = [0u8; RANDOM_HEX_DIGITS / 2];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::os("getrandom", RANDOM_NAME_PREFIX, e)),
+    static KEY: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let key = match KEY.get() {
+        Some(k) => *k,
+        None => {
+            let mut bytes = [0u8; 8];
+            let mut filled = 0;
+            while filled < bytes.len() {
+                match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+                    Ok(n) => filled += n,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(Error::os("getrandom", RANDOM_NAME_PREFIX, e)),
+                }
+            }
+            *KEY.get_or_init(|| u64::from_ne_bytes(bytes))
         }
-    }
-    let mut name = String::with_capacity(RANDOM_NAME_PREFIX.len() + RANDOM_HEX_DIGITS);
-    name.push_str(RANDOM_NAME_PREFIX);
-    for b in bytes {
-        name.push_str(&format!("{b:02x}"));
-    }
-    Ok(name)
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Ok(format!("{RANDOM_NAME_PREFIX}{:016x}", splitmix64(key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))))
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr;
 
-use memmap2::MmapRaw;
+use memmap2::{MmapOptions, MmapRaw};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -134,7 +134,7 @@ impl SegmentOptions {
             sys::reserve(&fd, len as u64).map_err(|e| cleanup(len_error(&name, len, e)))?;
         }
         let file = sys::into_file(fd);
-        let map = map(&file, &name).map_err(cleanup)?;
+        let map = map(&file, len as u64, &name).map_err(cleanup)?;
         Ok(Segment {
             map,
             file,
@@ -186,8 +186,14 @@ fn len_error(name: &str, len: usize, e: Errno) -> Error {
     }
 }
 
-fn map(file: &File, name: &str) -> Result<MmapRaw> {
-    MmapRaw::map_raw(file).map_err(|e| Error::os("mmap", name, e))
+/// Maps `len` bytes of `file` shared read/write (`len` is known: no extra `fstat`).
+fn map(file: &File, len: u64, name: &str) -> Result<MmapRaw> {
+    let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
+        name: name.to_owned(),
+        len,
+        reason: "larger than the address space allows",
+    })?;
+    MmapOptions::new().len(len).map_raw(file).map_err(|e| Error::os("mmap", name, e))
 }
 
 impl Segment {
@@ -240,12 +246,12 @@ impl Segment {
             Errno::NOENT => Error::NotFound { name: name.clone() },
             e => Error::os("shm_open", &name, e),
         })?;
-        let (len, _) = sys::stat(&fd).map_err(|e| Error::os("fstat", &name, e))?;
+        let len = sys::size(&fd).map_err(|e| Error::os("fstat", &name, e))?;
         if len == 0 {
             return Err(Error::Empty { name });
         }
         let file = sys::into_file(fd);
-        let map = map(&file, &name)?;
+        let map = map(&file, len, &name)?;
         Ok(Segment {
             map,
             file,
@@ -270,7 +276,7 @@ impl Segment {
         sys::set_len(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
         sys::reserve(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
         let file = sys::into_file(fd);
-        let map = map(&file, ANONYMOUS)?;
+        let map = map(&file, len as u64, ANONYMOUS)?;
         Ok(Segment {
             map,
             file,
@@ -303,12 +309,12 @@ impl Segment {
         if !sys::is_memfd(&fd) {
             return Err(bad(format!("descriptor {raw} is not an anonymous segment (memfd)")));
         }
-        let (len, _) = sys::stat(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
+        let len = sys::size(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
         if len == 0 {
             return Err(Error::Empty { name: ANONYMOUS.into() });
         }
         let file = sys::into_file(fd);
-        let map = map(&file, ANONYMOUS)?;
+        let map = map(&file, len, ANONYMOUS)?;
         Ok(Segment {
             map,
             file,
@@ -426,16 +432,10 @@ impl Segment {
         }
     }
 
-    /// Whether the name still refers to this very segment (not to one made since
-    /// under the same name).
-    fn name_is_ours(&self, name: &str) -> bool {
-        let Ok(fd) = sys::shm_open(name) else {
-            return false;
-        };
-        match (sys::stat(&fd), sys::stat(&self.file)) {
-            (Ok((_, theirs)), Ok((_, ours))) => theirs == ours,
-            _ => false,
-        }
+    /// Whether this segment still has its name. Once unlinked (by anyone), the name
+    /// may belong to a segment made since, which must not be removed in our stead.
+    fn still_named(&self) -> bool {
+        sys::links(&self.file).is_ok_and(|n| n > 0)
     }
 }
 
@@ -445,7 +445,7 @@ impl Drop for Segment {
             if let Some(name) = &self.name {
                 // Never remove a segment that someone else created under the same name
                 // after ours was unlinked.
-                if self.name_is_ours(name) {
+                if self.still_named() {
                     let _ = sys::shm_unlink(name);
                 }
             }
@@ -470,9 +470,3 @@ pub fn unlink(name: &str) -> Result<()> {
         e => Error::os("shm_unlink", name, e),
     })
 }
-
-// SAFETY: the mapping is process-wide memory with no thread affinity; all access goes
-// through raw pointers whose users synchronise with atomics.
-unsafe impl Send for Segment {}
-// SAFETY: as above; `&Segment` offers only copies and raw pointers.
-unsafe impl Sync for Segment {}

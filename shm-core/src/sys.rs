@@ -52,10 +52,14 @@ pub(crate) fn reserve(fd: impl AsFd, len: u64) -> Result<bool, Errno> {
     }
 }
 
-/// Size and identity (device, inode) of an open file.
-pub(crate) fn stat(fd: impl AsFd) -> Result<(u64, (u64, u64)), Errno> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_size as u64, (st.st_dev, st.st_ino)))
+/// Size of an open file.
+pub(crate) fn size(fd: impl AsFd) -> Result<u64, Errno> {
+    Ok(rustix::fs::fstat(fd)?.st_size as u64)
+}
+
+/// Number of names (links) an open file still has: 0 once its name was unlinked.
+pub(crate) fn links(fd: impl AsFd) -> Result<u64, Errno> {
+    Ok(rustix::fs::fstat(fd)?.st_nlink as u64)
 }
 
 /// Bytes free to unprivileged users in `/dev/shm` (0 when unknown).

@@ -45,13 +45,16 @@ impl Drop for UnlinkGuard {
 }
 
 /// A command that re-runs this test binary, runs only `test` (its full path as the
-/// harness prints it) and sets [`ROLE_VAR`] to `role`.
+/// harness prints it) and sets [`ROLE_VAR`] to `role`. The child's stdout is discarded
+/// (its harness summary would read as the parent's); its stderr, where panics go, is
+/// inherited.
 pub fn child_command(test: &str, role: &str) -> Command {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_VAR, role)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     cmd
 }
 

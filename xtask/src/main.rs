@@ -1,1 +1,126 @@
-fn main(){}
+//! `cargo xtask <command>`: the developer commands of the shm workspace.
+//!
+//! - `ci`: what CI checks (fmt, clippy with warnings denied, tests, docs).
+//! - `demo`: worker processes fill shared memory, CPython reads the same bytes.
+//! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files.
+//! - `chaos`: the full kill -9 trial counts, with a tally.
+
+mod bench;
+mod demo;
+
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Developer commands of the shm workspace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// fmt check, clippy (warnings denied), the test suite, docs (warnings denied).
+    Ci,
+    /// Worker processes fill a shared segment and a ShareableList; CPython reads them.
+    Demo {
+        /// Number of worker processes.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
+    /// Runs the benchmarks and CPython's figures; prints ns/op and ratios.
+    Bench {
+        /// Only benches whose id contains this text (criterion filter).
+        filter: Option<String>,
+        /// Skip the CPython anchors.
+        #[arg(long)]
+        no_python: bool,
+    },
+    /// Runs the kill -9 trials at full count and prints the tally.
+    Chaos {
+        /// Trials per scenario.
+        #[arg(long, default_value_t = 1000)]
+        trials: u32,
+    },
+    /// Internal: one demo worker process.
+    #[command(hide = true)]
+    DemoWorker {
+        /// What the worker fills: `segment` or `list`.
+        kind: String,
+        /// Name of the shared object.
+        name: String,
+        /// This worker's index.
+        index: usize,
+        /// Number of workers.
+        workers: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Cmd::Ci => ci(),
+        Cmd::Demo { workers } => demo::run(workers),
+        Cmd::Bench { filter, no_python } => bench::run(filter.as_deref(), !no_python),
+        Cmd::Chaos { trials } => chaos(trials),
+        Cmd::DemoWorker {
+            kind,
+            name,
+            index,
+            workers,
+        } => demo::worker(&kind, &name, index, workers),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Runs `cargo args...` in the workspace root, failing on a non-zero exit.
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args).current_dir(workspace_root());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(format!("cargo {} failed: {status}", args.join(" ")).into());
+    }
+    Ok(())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn ci() -> Result {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(&["test", "--workspace"], &[])?;
+    cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
+    Ok(())
+}
+
+fn chaos(trials: u32) -> Result {
+    let trials = trials.to_string();
+    cargo(
+        &["test", "-p", "shm-sync", "--release", "--test", "chaos", "--", "--nocapture", "--test-threads=1"],
+        &[("SHM_CHAOS_TRIALS", &trials)],
+    )
+}

@@ -1,0 +1,223 @@
+//! Every error path of shm-core returns its typed error, with a message that names the
+//! segment, what was expected and what was found.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_core::testing::{UnlinkGuard, unique_name};
+use shm_core::{Error, HEADER_LEN, MAGIC, Object, ObjectKind, ObjectSpec, Segment, SegmentOptions};
+
+#[test]
+fn bad_names_are_refused_before_any_syscall() {
+    for name in ["", "/", "a/b", "a\0b", ".", ".."] {
+        for result in [Segment::open(name).map(drop), Segment::create_named(name, 8).map(drop), shm_core::unlink(name)] {
+            let err = result.unwrap_err();
+            assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
+        }
+    }
+    let long = "n".repeat(254);
+    let err = Segment::create_named(&long, 8).unwrap_err();
+    assert!(err.to_string().contains("longer than 253"), "{err}");
+}
+
+#[test]
+fn longest_name_works() {
+    let name = format!("{}{}", unique_name("long"), "x".repeat(260));
+    let name = &name[..253];
+    let _guard = UnlinkGuard::new(name);
+    let seg = Segment::create_named(name, 8).unwrap();
+    assert_eq!(Segment::open(&format!("/{name}")).unwrap().len(), seg.len());
+}
+
+#[test]
+fn missing_segment_is_not_found() {
+    let name = unique_name("missing");
+    let err = Segment::open(&name).unwrap_err();
+    assert!(matches!(&err, Error::NotFound { name: n } if *n == name), "{err}");
+    assert!(err.to_string().contains(&name));
+    assert!(matches!(shm_core::unlink(&name), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn create_never_opens_an_existing_name() {
+    let name = unique_name("exists");
+    let _guard = UnlinkGuard::new(&name);
+    let first = Segment::create_named(&name, 16).unwrap();
+    first.write_at(0, b"precious").unwrap();
+    let err = Segment::create_named(&name, 32).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    // The failed create neither resized nor unlinked the existing segment.
+    let again = Segment::open(&name).unwrap();
+    assert_eq!(again.len(), 16);
+    let mut buf = [0; 8];
+    again.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"precious");
+}
+
+#[test]
+fn size_zero_is_refused() {
+    let err = Segment::create(0).unwrap_err();
+    assert!(matches!(err, Error::InvalidSize { len: 0, .. }), "{err}");
+    assert!(matches!(Segment::anonymous(0), Err(Error::InvalidSize { .. })));
+}
+
+#[test]
+fn a_zero_length_segment_does_not_open() {
+    // What a creator between shm_open and ftruncate looks like from outside.
+    let name = unique_name("empty");
+    let _guard = UnlinkGuard::new(&name);
+    std::fs::File::create_new(format!("/dev/shm/{name}")).unwrap();
+    assert!(matches!(Segment::open(&name), Err(Error::Empty { .. })));
+    let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    let err = Object::open_timeout(&name, &spec, Duration::from_millis(30)).unwrap_err();
+    assert!(matches!(err, Error::NotInitialised { .. }), "{err}");
+}
+
+#[test]
+fn a_size_too_large_for_dev_shm_is_no_space_not_sigbus() {
+    let name = unique_name("huge");
+    let _guard = UnlinkGuard::new(&name);
+    let huge = 1usize << 40; // 1 TiB: far beyond /dev/shm here
+    let err = Segment::create_named(&name, huge).unwrap_err();
+    match &err {
+        Error::NoSpace { requested, available, .. } => {
+            assert_eq!(*requested, huge as u64);
+            assert!(*available < huge as u64);
+        }
+        other => panic!("expected NoSpace, got {other}"),
+    }
+    assert!(err.to_string().contains("bytes free"), "{err}");
+    // Nothing is left behind under the name.
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+    // The lazy option creates it (pages come on first touch).
+    let lazy = SegmentOptions::new().name(&name).reserve(false).create(huge).unwrap();
+    assert_eq!(lazy.len(), huge);
+}
+
+#[test]
+fn out_of_bounds_copies_are_errors() {
+    let seg = Segment::anonymous(100).unwrap();
+    let mut buf = [0; 10];
+    for (offset, len) in [(91, 10), (100, 1), (usize::MAX, 2)] {
+        let err = seg.read_at(offset, &mut buf[..len]).unwrap_err();
+        assert!(matches!(err, Error::OutOfBounds { segment_len: 100, .. }), "{err}");
+        assert!(seg.write_at(offset, &buf[..len]).is_err());
+    }
+    seg.read_at(90, &mut buf).unwrap();
+    seg.write_at(100, &[]).unwrap();
+}
+
+fn spec() -> ObjectSpec {
+    ObjectSpec::new(ObjectKind::Value, 2).with_type::<u32>("u32")
+}
+
+/// A published object whose header a test then damages.
+fn object() -> (Object, String) {
+    let obj = Object::create(&SegmentOptions::new(), &spec(), 16, |_| {}).unwrap();
+    let name = obj.segment().name().unwrap().to_owned();
+    (obj, name)
+}
+
+fn header_u32(obj: &Object, offset: usize) -> &AtomicU32 {
+    // SAFETY: offset < HEADER_LEN and 4-aligned; atomics tolerate concurrent writers.
+    unsafe { &*obj.segment().as_ptr().add(offset).cast::<AtomicU32>() }
+}
+
+fn header_u64(obj: &Object, offset: usize) -> &AtomicU64 {
+    // SAFETY: offset < HEADER_LEN and 8-aligned; atomics tolerate concurrent writers.
+    unsafe { &*obj.segment().as_ptr().add(offset).cast::<AtomicU64>() }
+}
+
+#[test]
+fn header_mismatches_are_distinct_errors() {
+    let (_obj, name) = object();
+    Object::open(&name, &spec()).unwrap();
+
+    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Array, 2).with_type::<u32>("u32")).unwrap_err();
+    assert!(matches!(&err, Error::WrongKind { expected, found, .. } if expected == "Array" && found == "Value"), "{err}");
+
+    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Value, 3).with_type::<u32>("u32")).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedVersion { expected: 3, found: 2, .. }), "{err}");
+
+    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Value, 2).with_type::<f32>("f32")).unwrap_err();
+    assert!(matches!(&err, Error::TypeMismatch { expected, found, .. } if expected.starts_with("f32") && found.starts_with("u32")), "{err}");
+    assert!(err.to_string().contains(&name));
+}
+
+#[test]
+fn foreign_and_corrupted_headers_are_refused() {
+    // A plain segment full of non-header bytes: foreign, refused at once (no wait).
+    let foreign = Segment::create(128).unwrap();
+    foreign.write_at(0, &[0xAB; 128]).unwrap();
+    let started = Instant::now();
+    let err = Object::open(foreign.name().unwrap(), &spec()).unwrap_err();
+    assert!(matches!(err, Error::WrongMagic { expected: MAGIC, found: 0xABAB_ABAB_ABAB_ABAB, .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    // Shorter than a header.
+    let short = Segment::create(HEADER_LEN - 1).unwrap();
+    let err = Object::open(short.name().unwrap(), &spec()).unwrap_err();
+    assert!(matches!(err, Error::Truncated { .. }), "{err}");
+
+    // Total length in the header disagrees with the segment.
+    let (obj, name) = object();
+    header_u64(&obj, 16).store(1 << 20, Ordering::Relaxed);
+    let err = Object::open(&name, &spec()).unwrap_err();
+    assert!(matches!(err, Error::Truncated { expected: 1_048_576, found: 80, .. }), "{err}");
+
+    // An unknown kind number is reported as such.
+    let (obj, name) = object();
+    header_u32(&obj, 8).store(999, Ordering::Relaxed);
+    let err = Object::open(&name, &spec()).unwrap_err();
+    assert!(err.to_string().contains("unknown kind 999"), "{err}");
+
+    // A garbage initialised flag.
+    let (obj, name) = object();
+    header_u32(&obj, 40).store(77, Ordering::Relaxed);
+    let err = Object::open(&name, &spec()).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn an_unpublished_object_waits_then_times_out() {
+    let seg = Segment::create(HEADER_LEN + 8).unwrap(); // all zero: being initialised
+    let started = Instant::now();
+    let err = Object::open_timeout(seg.name().unwrap(), &spec(), Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(err, Error::NotInitialised { .. }), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn an_object_published_during_the_wait_opens() {
+    let name = unique_name("late");
+    let _guard = UnlinkGuard::new(&name);
+    let seg = SegmentOptions::new().name(&name).unlink_on_drop(false).create(HEADER_LEN + 16).unwrap();
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        Object::init_in(seg, &spec(), |_| {}).unwrap()
+    });
+    let obj = Object::open_timeout(&name, &spec(), Duration::from_secs(10)).unwrap();
+    assert_eq!(obj.payload_len(), 16);
+    publisher.join().unwrap();
+}
+
+#[test]
+fn drop_does_not_unlink_a_successor_with_the_same_name() {
+    let name = unique_name("successor");
+    let _guard = UnlinkGuard::new(&name);
+    let first = Segment::create_named(&name, 8).unwrap();
+    first.unlink().unwrap();
+    let _second = SegmentOptions::new().name(&name).unlink_on_drop(false).create(8).unwrap();
+    drop(first); // its unlink-on-drop must not remove the successor
+    assert!(Segment::open(&name).is_ok());
+}
+
+#[test]
+fn opened_segments_never_unlink_on_drop() {
+    let creator = Segment::create(8).unwrap();
+    let name = creator.name().unwrap().to_owned();
+    drop(Segment::open(&name).unwrap());
+    assert!(Segment::open(&name).is_ok());
+    drop(creator);
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+}

@@ -1,0 +1,202 @@
+//! `cargo xtask bench`: criterion benches and CPython anchors in one run, then a table
+//! of ns/op and ratios, `target/shm-bench/report.json` and `report.svg`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::{Result, cargo, target_dir, workspace_root};
+
+/// One row of `shm-bench/comparisons/*.json`.
+struct Comparison {
+    label: String,
+    rust: String,
+    anchor: String,
+}
+
+pub fn run(filter: Option<&str>, python: bool) -> Result {
+    let started = SystemTime::now();
+    let mut args = vec!["bench", "-p", "shm-bench", "--benches", "--", "--noplot"];
+    if let Some(f) = filter {
+        args.push(f);
+    }
+    cargo(&args, &[])?;
+    let mut results = criterion_results(&target_dir().join("criterion"), started)?;
+    if python {
+        results.extend(python_results(filter)?);
+    }
+    let comparisons = comparisons()?;
+    let report = report(&results, &comparisons);
+    print_tables(&results, &report);
+    let out = target_dir().join("shm-bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(out.join("report.svg"), svg(&report))?;
+    println!("\nwrote {} and report.svg", out.join("report.json").display());
+    Ok(())
+}
+
+/// Median ns/op of every criterion benchmark measured since `since`, by full id.
+fn criterion_results(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f64>> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.file_name().is_none_or(|n| n != "estimates.json") || !path.parent().is_some_and(|p| p.ends_with("new")) {
+                continue;
+            }
+            if std::fs::metadata(&path)?.modified()? < since {
+                continue; // a result of an earlier run
+            }
+            let estimates: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let bench: Value = serde_json::from_str(&std::fs::read_to_string(path.with_file_name("benchmark.json"))?)?;
+            if let (Some(id), Some(ns)) = (bench["full_id"].as_str(), estimates["median"]["point_estimate"].as_f64()) {
+                found.insert(id.to_owned(), ns);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Runs every `shm-bench/python/*.py` with `python3`; each prints `{"id", "ns"}` lines.
+fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
+    let mut found = BTreeMap::new();
+    let dir = workspace_root().join("shm-bench/python");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect();
+    scripts.sort();
+    for script in scripts.into_iter().filter(|p| p.extension().is_some_and(|e| e == "py")) {
+        eprintln!("$ python3 {}", script.display());
+        let out = Command::new("python3").arg(&script).env("SHM_BENCH_FILTER", filter.unwrap_or("")).output()?;
+        if !out.status.success() {
+            return Err(format!("{} failed: {}\n{}", script.display(), out.status, String::from_utf8_lossy(&out.stderr)).into());
+        }
+        for line in String::from_utf8(out.stdout)?.lines().filter(|l| l.starts_with('{')) {
+            let v: Value = serde_json::from_str(line)?;
+            if let (Some(id), Some(ns)) = (v["id"].as_str(), v["ns"].as_f64()) {
+                if filter.is_none_or(|f| id.contains(f)) {
+                    found.insert(id.to_owned(), ns);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn comparisons() -> Result<Vec<Comparison>> {
+    let dir = workspace_root().join("shm-bench/comparisons");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for file in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let list: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+        for row in list.as_array().ok_or_else(|| format!("{}: expected a JSON array", file.display()))? {
+            let field = |k: &str| {
+                row[k]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{}: a row lacks {k:?}", file.display()))
+            };
+            rows.push(Comparison {
+                label: field("label")?,
+                rust: field("rust")?,
+                anchor: field("anchor")?,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn report(results: &BTreeMap<String, f64>, comparisons: &[Comparison]) -> Value {
+    let rows: Vec<Value> = comparisons
+        .iter()
+        .filter_map(|c| {
+            let (r, a) = (results.get(&c.rust)?, results.get(&c.anchor)?);
+            Some(json!({
+                "label": c.label, "rust": c.rust, "anchor": c.anchor,
+                "rust_ns": r, "anchor_ns": a, "ratio": a / r,
+            }))
+        })
+        .collect();
+    let uname = Command::new("uname").arg("-srm").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    json!({
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "uname": uname },
+        "ratio": "anchor ns / rust ns: above 1 means the Rust side is faster",
+        "results_ns": results,
+        "comparisons": rows,
+    })
+}
+
+fn print_tables(results: &BTreeMap<String, f64>, report: &Value) {
+    println!("\n{:<58} {:>14}", "benchmark", "ns/op");
+    for (id, ns) in results {
+        println!("{id:<58} {:>14}", fmt_ns(*ns));
+    }
+    println!("\n{:<78} {:>12} {:>12} {:>10}", "comparison (ratio = anchor / rust)", "rust ns", "anchor ns", "ratio");
+    for row in report["comparisons"].as_array().into_iter().flatten() {
+        println!(
+            "{:<78} {:>12} {:>12} {:>9.2}x",
+            row["label"].as_str().unwrap_or(""),
+            fmt_ns(row["rust_ns"].as_f64().unwrap_or(0.0)),
+            fmt_ns(row["anchor_ns"].as_f64().unwrap_or(0.0)),
+            row["ratio"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 100.0 { format!("{ns:.0}") } else { format!("{ns:.2}") }
+}
+
+/// A bar per comparison, log scale, 1x marked.
+fn svg(report: &Value) -> String {
+    let rows = report["comparisons"].as_array().cloned().unwrap_or_default();
+    let (label_w, bar_w, row_h) = (560.0, 420.0, 22.0);
+    let height = 40.0 + row_h * rows.len() as f64;
+    let max_log = rows
+        .iter()
+        .filter_map(|r| r["ratio"].as_f64())
+        .map(|r| r.log10().abs())
+        .fold(1.0_f64, f64::max)
+        .ceil();
+    let x_of = |ratio: f64| label_w + bar_w / 2.0 + (ratio.log10() / max_log) * (bar_w / 2.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="monospace" font-size="12">"#,
+        label_w + bar_w + 90.0
+    );
+    let _ = writeln!(s, r#"<text x="4" y="16">shm bench: anchor / rust (log scale, 1x marked; right of the line = Rust faster)</text>"#);
+    for (i, row) in rows.iter().enumerate() {
+        let y = 30.0 + row_h * i as f64;
+        let ratio = row["ratio"].as_f64().unwrap_or(1.0);
+        let (x0, x1) = (x_of(1.0), x_of(ratio));
+        let color = if ratio >= 1.0 { "#3a7" } else { "#c54" };
+        let label = row["label"].as_str().unwrap_or("").replace('&', "&amp;").replace('<', "&lt;");
+        let _ = writeln!(s, r#"<text x="4" y="{}">{label}</text>"#, y + 14.0);
+        let _ = writeln!(
+            s,
+            r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{color}"/>"#,
+            x0.min(x1),
+            y + 3.0,
+            (x1 - x0).abs().max(1.0),
+            row_h - 6.0
+        );
+        let _ = writeln!(s, r#"<text x="{}" y="{}">{ratio:.2}x</text>"#, label_w + bar_w + 8.0, y + 14.0);
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{0}" y1="24" x2="{0}" y2="{height}" stroke="#000"/></svg>"##,
+        x_of(1.0)
+    );
+    s
+}
