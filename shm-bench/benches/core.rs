@@ -22,14 +22,25 @@ fn raw_create_unlink(len: usize, touch: bool) {
     use rustix::mm::{MapFlags, ProtFlags};
     use rustix::shm::OFlags;
     let name = format!("/shm-bench-raw-{}", std::process::id());
-    let fd = rustix::shm::open(name.as_str(), OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, Mode::RUSR | Mode::WUSR)
-        .expect("shm_open");
+    let fd = rustix::shm::open(
+        name.as_str(),
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+        Mode::RUSR | Mode::WUSR,
+    )
+    .expect("shm_open");
     rustix::fs::ftruncate(&fd, len as u64).expect("ftruncate");
     rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len as u64).expect("fallocate");
     // SAFETY: a fresh shared mapping of a file we just sized; unmapped below and
     // never handed out.
     let ptr = unsafe {
-        rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0)
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            &fd,
+            0,
+        )
     }
     .expect("mmap");
     if touch {
@@ -50,11 +61,15 @@ fn touch_pages(ptr: *mut u8, len: usize) {
 
 fn create_unlink(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
-    g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     g.bench_function("segment_create_unlink_4k", |b| {
         b.iter(|| black_box(Segment::create(SMALL).expect("create")));
     });
-    g.bench_function("raw_syscalls_create_unlink_4k", |b| b.iter(|| raw_create_unlink(SMALL, false)));
+    g.bench_function("raw_syscalls_create_unlink_4k", |b| {
+        b.iter(|| raw_create_unlink(SMALL, false))
+    });
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     g.bench_function("segment_create_touch_unlink_64m", |b| {
         b.iter(|| {
@@ -64,34 +79,51 @@ fn create_unlink(c: &mut Criterion) {
     });
     g.bench_function("segment_create_lazy_touch_unlink_64m", |b| {
         b.iter(|| {
-            let seg = SegmentOptions::new().reserve(false).create(LARGE).expect("create");
+            let seg = SegmentOptions::new()
+                .reserve(false)
+                .create(LARGE)
+                .expect("create");
             touch_pages(seg.as_ptr(), seg.len());
         });
     });
-    g.bench_function("raw_syscalls_create_touch_unlink_64m", |b| b.iter(|| raw_create_unlink(LARGE, true)));
+    g.bench_function("raw_syscalls_create_touch_unlink_64m", |b| {
+        b.iter(|| raw_create_unlink(LARGE, true))
+    });
     g.finish();
 }
 
 fn open_existing(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
-    g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     let seg = Segment::create(SMALL).expect("create");
     let name = seg.name().expect("named").to_owned();
-    g.bench_function("segment_open_4k", |b| b.iter(|| black_box(Segment::open(&name).expect("open"))));
+    g.bench_function("segment_open_4k", |b| {
+        b.iter(|| black_box(Segment::open(&name).expect("open")))
+    });
     g.finish();
 }
 
 fn bulk_copy(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
-    g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
     g.throughput(criterion::Throughput::Bytes(LARGE as u64));
     let src = vec![0x5Au8; LARGE];
     let seg = Segment::create(LARGE).expect("create");
-    g.bench_function("bulk_write_64m", |b| b.iter(|| seg.write_at(0, black_box(&src)).expect("write")));
+    g.bench_function("bulk_write_64m", |b| {
+        b.iter(|| seg.write_at(0, black_box(&src)).expect("write"))
+    });
     let mut dst = vec![0u8; LARGE];
-    g.bench_function("bulk_read_64m", |b| b.iter(|| seg.read_at(0, black_box(&mut dst)).expect("read")));
+    g.bench_function("bulk_read_64m", |b| {
+        b.iter(|| seg.read_at(0, black_box(&mut dst)).expect("read"))
+    });
     let mut heap = vec![1u8; LARGE];
-    g.bench_function("memcpy_64m", |b| b.iter(|| heap.copy_from_slice(black_box(&src))));
+    g.bench_function("memcpy_64m", |b| {
+        b.iter(|| heap.copy_from_slice(black_box(&src)))
+    });
     g.finish();
 }
 

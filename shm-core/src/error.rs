@@ -102,7 +102,9 @@ pub enum Error {
         found: String,
     },
     /// The object's layout version is not one this build reads.
-    #[error("segment {name:?} holds a {kind} of layout version {found}, this build reads version {expected}")]
+    #[error(
+        "segment {name:?} holds a {kind} of layout version {found}, this build reads version {expected}"
+    )]
     UnsupportedVersion {
         /// The segment.
         name: String,
@@ -124,7 +126,9 @@ pub enum Error {
         found: String,
     },
     /// The segment is shorter than its header or layout says it must be.
-    #[error("segment {name:?} is truncated or corrupted: {what}: expected {expected}, found {found}")]
+    #[error(
+        "segment {name:?} is truncated or corrupted: {what}: expected {expected}, found {found}"
+    )]
     Truncated {
         /// The segment.
         name: String,

@@ -143,7 +143,8 @@ impl ObjectSpec {
     pub fn with_type<T>(mut self, name: &str) -> Self {
         self.elem_size = size_of::<T>() as u32;
         self.elem_align = align_of::<T>() as u32;
-        self.type_tag = fnv1a(name.as_bytes()) ^ ((self.elem_size as u64) << 32 | self.elem_align as u64);
+        self.type_tag =
+            fnv1a(name.as_bytes()) ^ ((self.elem_size as u64) << 32 | self.elem_align as u64);
         self.type_name = name.to_owned();
         self
     }
@@ -154,7 +155,9 @@ impl ObjectSpec {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn pack_name(name: &str) -> [u64; 2] {
@@ -213,18 +216,24 @@ impl Object {
         payload_len: usize,
         init: impl FnOnce(*mut u8),
     ) -> Result<Object> {
-        let total = HEADER_LEN.checked_add(payload_len).ok_or(Error::InvalidSize {
-            name: "<object>".into(),
-            len: payload_len as u64,
-            reason: "payload too large",
-        })?;
+        let total = HEADER_LEN
+            .checked_add(payload_len)
+            .ok_or(Error::InvalidSize {
+                name: "<object>".into(),
+                len: payload_len as u64,
+                reason: "payload too large",
+            })?;
         let segment = options.create(total)?;
         Self::init_in(segment, spec, init)
     }
 
     /// Writes the header into a fresh, zeroed segment (named or anonymous), runs `init`
     /// on the payload and publishes the object.
-    pub fn init_in(segment: Segment, spec: &ObjectSpec, init: impl FnOnce(*mut u8)) -> Result<Object> {
+    pub fn init_in(
+        segment: Segment,
+        spec: &ObjectSpec,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<Object> {
         if segment.len() < HEADER_LEN {
             return Err(Error::Truncated {
                 name: segment.display_name().to_owned(),
@@ -241,7 +250,8 @@ impl Object {
         h.magic.store(MAGIC, Ordering::Relaxed);
         h.kind.store(spec.kind as u32, Ordering::Relaxed);
         h.version.store(spec.version, Ordering::Relaxed);
-        h.total_len.store(obj.segment.len() as u64, Ordering::Relaxed);
+        h.total_len
+            .store(obj.segment.len() as u64, Ordering::Relaxed);
         h.type_tag.store(spec.type_tag, Ordering::Relaxed);
         h.elem_size.store(spec.elem_size, Ordering::Relaxed);
         h.elem_align.store(spec.elem_align, Ordering::Relaxed);
@@ -269,7 +279,9 @@ impl Object {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
-                Err(Error::Empty { name }) => return Err(Error::NotInitialised { name, waited: wait }),
+                Err(Error::Empty { name }) => {
+                    return Err(Error::NotInitialised { name, waited: wait });
+                }
                 other => other?,
             };
             return Self::from_segment_timeout(segment, spec, wait.saturating_sub(start.elapsed()));
@@ -343,7 +355,8 @@ impl Object {
             return Err(Error::WrongKind {
                 name: name(),
                 expected: spec.kind.to_string(),
-                found: ObjectKind::from_u32(kind).map_or_else(|| format!("unknown kind {kind}"), |k| k.to_string()),
+                found: ObjectKind::from_u32(kind)
+                    .map_or_else(|| format!("unknown kind {kind}"), |k| k.to_string()),
             });
         }
         let version = h.version.load(Ordering::Relaxed);
@@ -370,10 +383,17 @@ impl Object {
             h.elem_align.load(Ordering::Relaxed),
         );
         if (tag, size, align) != (spec.type_tag, spec.elem_size, spec.elem_align) {
-            let stored = unpack_name([h.type_name[0].load(Ordering::Relaxed), h.type_name[1].load(Ordering::Relaxed)]);
+            let stored = unpack_name([
+                h.type_name[0].load(Ordering::Relaxed),
+                h.type_name[1].load(Ordering::Relaxed),
+            ]);
             return Err(Error::TypeMismatch {
                 name: name(),
-                expected: ObjectSpec::describe_type(&spec.type_name, spec.elem_size, spec.elem_align),
+                expected: ObjectSpec::describe_type(
+                    &spec.type_name,
+                    spec.elem_size,
+                    spec.elem_align,
+                ),
                 found: ObjectSpec::describe_type(&stored, size, align),
             });
         }

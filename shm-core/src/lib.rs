@@ -37,7 +37,9 @@ mod sys;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use header::{DEFAULT_OPEN_WAIT, HEADER_LEN, MAGIC, Object, ObjectHeader, ObjectKind, ObjectSpec};
+pub use header::{
+    DEFAULT_OPEN_WAIT, HEADER_LEN, MAGIC, Object, ObjectHeader, ObjectKind, ObjectSpec,
+};
 pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
 pub use segment::{Segment, SegmentOptions, unlink};
 pub use spawn::CommandExt;

@@ -13,7 +13,6 @@ pub const MAX_NAME_LEN: usize = 253;
 /// Prefix of generated names, as CPython's `SharedMemory` makes them.
 pub const RANDOM_NAME_PREFIX: &str = "psm_";
 
-
 /// Checks a user-given name and returns it without its optional leading `/`.
 ///
 /// ```
@@ -61,7 +60,10 @@ pub(crate) fn random_name() -> Result<String> {
             let mut bytes = [0u8; 8];
             let mut filled = 0;
             while filled < bytes.len() {
-                match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+                match rustix::rand::getrandom(
+                    &mut bytes[filled..],
+                    rustix::rand::GetRandomFlags::empty(),
+                ) {
                     Ok(n) => filled += n,
                     Err(rustix::io::Errno::INTR) => {}
                     Err(e) => return Err(Error::os("getrandom", RANDOM_NAME_PREFIX, e)),
@@ -71,7 +73,10 @@ pub(crate) fn random_name() -> Result<String> {
         }
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(format!("{RANDOM_NAME_PREFIX}{:016x}", splitmix64(key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))))
+    Ok(format!(
+        "{RANDOM_NAME_PREFIX}{:016x}",
+        splitmix64(key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    ))
 }
 
 fn splitmix64(mut z: u64) -> u64 {

@@ -193,7 +193,10 @@ fn map(file: &File, len: u64, name: &str) -> Result<MmapRaw> {
         len,
         reason: "larger than the address space allows",
     })?;
-    MmapOptions::new().len(len).map_raw(file).map_err(|e| Error::os("mmap", name, e))
+    MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| Error::os("mmap", name, e))
 }
 
 impl Segment {
@@ -272,7 +275,8 @@ impl Segment {
     /// ```
     pub fn anonymous(len: usize) -> Result<Segment> {
         check_len(ANONYMOUS, len)?;
-        let fd = sys::memfd("shm-anonymous").map_err(|e| Error::os("memfd_create", ANONYMOUS, e))?;
+        let fd =
+            sys::memfd("shm-anonymous").map_err(|e| Error::os("memfd_create", ANONYMOUS, e))?;
         sys::set_len(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
         sys::reserve(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
         let file = sys::into_file(fd);
@@ -295,7 +299,8 @@ impl Segment {
             name: format!("${var}"),
             what,
         };
-        let value = std::env::var(var).map_err(|_| bad(format!("environment variable {var} is not set")))?;
+        let value = std::env::var(var)
+            .map_err(|_| bad(format!("environment variable {var} is not set")))?;
         let raw: i32 = value
             .parse()
             .ok()
@@ -307,11 +312,15 @@ impl Segment {
         let fd = sys::dup_cloexec(borrowed)
             .map_err(|e| bad(format!("descriptor {raw} is not open: {e}")))?;
         if !sys::is_memfd(&fd) {
-            return Err(bad(format!("descriptor {raw} is not an anonymous segment (memfd)")));
+            return Err(bad(format!(
+                "descriptor {raw} is not an anonymous segment (memfd)"
+            )));
         }
         let len = sys::size(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
         if len == 0 {
-            return Err(Error::Empty { name: ANONYMOUS.into() });
+            return Err(Error::Empty {
+                name: ANONYMOUS.into(),
+            });
         }
         let file = sys::into_file(fd);
         let map = map(&file, len, ANONYMOUS)?;
@@ -367,15 +376,21 @@ impl Segment {
         self.file.as_fd()
     }
 
+    #[inline]
     fn check_range(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),
-            _ => Err(Error::OutOfBounds {
-                name: self.display_name().to_owned(),
-                offset,
-                len,
-                segment_len: self.len(),
-            }),
+            _ => Err(self.out_of_bounds(offset, len)),
+        }
+    }
+
+    #[cold]
+    fn out_of_bounds(&self, offset: usize, len: usize) -> Error {
+        Error::OutOfBounds {
+            name: self.display_name().to_owned(),
+            offset,
+            len,
+            segment_len: self.len(),
         }
     }
 
@@ -389,6 +404,7 @@ impl Segment {
     /// assert!(seg.read_at(5, &mut buf).is_err());
     /// # Ok::<(), shm_core::Error>(())
     /// ```
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies inside the live mapping (checked above) and `buf` is a
@@ -405,6 +421,7 @@ impl Segment {
     /// assert!(seg.write_at(1, &[7; 8]).is_err());
     /// # Ok::<(), shm_core::Error>(())
     /// ```
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_range(offset, data.len())?;
         // SAFETY: the range lies inside the live mapping (checked above); `data` is not
@@ -466,7 +483,9 @@ impl Drop for Segment {
 pub fn unlink(name: &str) -> Result<()> {
     let name = normalize_name(name)?;
     sys::shm_unlink(name).map_err(|e| match e {
-        Errno::NOENT => Error::NotFound { name: name.to_owned() },
+        Errno::NOENT => Error::NotFound {
+            name: name.to_owned(),
+        },
         e => Error::os("shm_unlink", name, e),
     })
 }

@@ -59,9 +59,14 @@ pub fn child_command(test: &str, role: &str) -> Command {
 }
 
 /// Runs a child (see [`child_command`]) with extra environment variables, waits for it
-/// and panics with its output unless it succeeded.
-pub fn run_child<K: AsRef<OsStr>, V: AsRef<OsStr>>(test: &str, role: &str, envs: &[(K, V)]) -> Output {
+/// and panics with its output unless it succeeded. Its stdout and stderr are captured.
+pub fn run_child<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    test: &str,
+    role: &str,
+    envs: &[(K, V)],
+) -> Output {
     let mut cmd = child_command(test, role);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -91,7 +96,8 @@ pub fn pythons() -> Vec<std::path::PathBuf> {
             versions.sort();
             for dir in versions {
                 let exe = dir.join("bin/python3");
-                if exe.exists() && python_minor(&exe).is_some_and(|(maj, min)| maj == 3 && min >= 9) {
+                if exe.exists() && python_minor(&exe).is_some_and(|(maj, min)| maj == 3 && min >= 9)
+                {
                     found.push(exe);
                 }
             }
@@ -102,7 +108,10 @@ pub fn pythons() -> Vec<std::path::PathBuf> {
 
 fn python_minor(exe: &std::path::Path) -> Option<(u32, u32)> {
     let out = Command::new(exe)
-        .args(["-c", "import sys; print(sys.version_info[0], sys.version_info[1])"])
+        .args([
+            "-c",
+            "import sys; print(sys.version_info[0], sys.version_info[1])",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;

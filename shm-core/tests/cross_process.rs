@@ -9,7 +9,9 @@ use shm_core::{CommandExt, Error, Object, ObjectKind, ObjectSpec, Segment};
 const PATTERN_LEN: usize = 64 * 1024;
 
 fn pattern(seed: u8) -> Vec<u8> {
-    (0..PATTERN_LEN).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..PATTERN_LEN)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn env_name() -> String {
@@ -27,7 +29,10 @@ fn flag(seg: &Segment, offset: usize) -> &AtomicU32 {
 fn wait_flag(seg: &Segment, offset: usize, value: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while flag(seg, offset).load(Ordering::Acquire) != value {
-        assert!(Instant::now() < deadline, "peer never set flag {offset} to {value}");
+        assert!(
+            Instant::now() < deadline,
+            "peer never set flag {offset} to {value}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -41,10 +46,17 @@ fn child_writes_parent_reads() {
         return;
     }
     let seg = Segment::create(PATTERN_LEN).unwrap();
-    run_child("child_writes_parent_reads", "writer", &[("SHM_NAME", seg.name().unwrap())]);
+    run_child(
+        "child_writes_parent_reads",
+        "writer",
+        &[("SHM_NAME", seg.name().unwrap())],
+    );
     let mut buf = vec![0; PATTERN_LEN];
     seg.read_at(0, &mut buf).unwrap();
-    assert!(buf == pattern(7), "the parent does not see what the child wrote");
+    assert!(
+        buf == pattern(7),
+        "the parent does not see what the child wrote"
+    );
 }
 
 #[test]
@@ -55,12 +67,19 @@ fn parent_writes_child_reads() {
         assert_eq!(seg.len(), PATTERN_LEN, "size comes from fstat, exactly");
         let mut buf = vec![0; PATTERN_LEN];
         seg.read_at(0, &mut buf).unwrap();
-        assert!(buf == pattern(3), "the child does not see what the parent wrote");
+        assert!(
+            buf == pattern(3),
+            "the child does not see what the parent wrote"
+        );
         return;
     }
     let seg = Segment::create(PATTERN_LEN).unwrap();
     seg.write_at(0, &pattern(3)).unwrap();
-    run_child("parent_writes_child_reads", "reader", &[("SHM_NAME", seg.name().unwrap())]);
+    run_child(
+        "parent_writes_child_reads",
+        "reader",
+        &[("SHM_NAME", seg.name().unwrap())],
+    );
 }
 
 #[test]
@@ -70,17 +89,23 @@ fn unlink_while_mapped_keeps_mappings_and_stops_new_opens() {
         let seg = Segment::open(&env_name()).unwrap();
         flag(&seg, 0).store(1, Ordering::Release); // opened
         wait_flag(&seg, 0, 2); // parent has unlinked
-        assert!(matches!(Segment::open(&env_name()), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            Segment::open(&env_name()),
+            Err(Error::NotFound { .. })
+        ));
         seg.write_at(8, b"after unlink").unwrap();
         flag(&seg, 0).store(3, Ordering::Release);
         return;
     }
     let seg = Segment::create(4096).unwrap();
     let name = seg.name().unwrap().to_owned();
-    let mut child = child_command("unlink_while_mapped_keeps_mappings_and_stops_new_opens", "holder")
-        .env("SHM_NAME", &name)
-        .spawn()
-        .unwrap();
+    let mut child = child_command(
+        "unlink_while_mapped_keeps_mappings_and_stops_new_opens",
+        "holder",
+    )
+    .env("SHM_NAME", &name)
+    .spawn()
+    .unwrap();
     wait_flag(&seg, 0, 1);
     seg.unlink().unwrap();
     assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
@@ -90,7 +115,10 @@ fn unlink_while_mapped_keeps_mappings_and_stops_new_opens() {
     seg.read_at(8, &mut buf).unwrap();
     assert_eq!(&buf, b"after unlink");
     assert!(child.wait().unwrap().success());
-    assert!(matches!(shm_core::unlink(&name), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        shm_core::unlink(&name),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -112,10 +140,17 @@ fn anonymous_segment_is_inherited_by_a_child() {
         .inherit_segment(&seg, "SHM_TEST_FD")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut buf = vec![0; PATTERN_LEN];
     seg.read_at(0, &mut buf).unwrap();
-    assert!(buf == pattern(12), "the parent does not see the child's write");
+    assert!(
+        buf == pattern(12),
+        "the parent does not see the child's write"
+    );
 }
 
 #[test]
@@ -145,7 +180,10 @@ fn object_opened_by_name_in_a_child_is_checked() {
         assert_eq!(role, "opener");
         let obj = Object::open(&env_name(), &spec).unwrap();
         // SAFETY: the payload holds 8 bytes, 64-byte aligned, written before publishing.
-        assert_eq!(unsafe { obj.payload_ptr().cast::<u64>().read_volatile() }, 0xfeed);
+        assert_eq!(
+            unsafe { obj.payload_ptr().cast::<u64>().read_volatile() },
+            0xfeed
+        );
         let wrong = ObjectSpec::new(ObjectKind::Custom, 3).with_type::<f64>("f64");
         let err = Object::open(&env_name(), &wrong).unwrap_err();
         assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
@@ -169,6 +207,9 @@ fn created_segments_are_private_to_the_user() {
     let name = unique_name("mode");
     let _guard = UnlinkGuard::new(&name);
     let _seg = Segment::create_named(&name, 10).unwrap();
-    let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }

@@ -10,7 +10,11 @@ use shm_core::{Error, HEADER_LEN, MAGIC, Object, ObjectKind, ObjectSpec, Segment
 #[test]
 fn bad_names_are_refused_before_any_syscall() {
     for name in ["", "/", "a/b", "a\0b", ".", ".."] {
-        for result in [Segment::open(name).map(drop), Segment::create_named(name, 8).map(drop), shm_core::unlink(name)] {
+        for result in [
+            Segment::open(name).map(drop),
+            Segment::create_named(name, 8).map(drop),
+            shm_core::unlink(name),
+        ] {
             let err = result.unwrap_err();
             assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
         }
@@ -33,9 +37,15 @@ fn longest_name_works() {
 fn missing_segment_is_not_found() {
     let name = unique_name("missing");
     let err = Segment::open(&name).unwrap_err();
-    assert!(matches!(&err, Error::NotFound { name: n } if *n == name), "{err}");
+    assert!(
+        matches!(&err, Error::NotFound { name: n } if *n == name),
+        "{err}"
+    );
     assert!(err.to_string().contains(&name));
-    assert!(matches!(shm_core::unlink(&name), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        shm_core::unlink(&name),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -58,7 +68,10 @@ fn create_never_opens_an_existing_name() {
 fn size_zero_is_refused() {
     let err = Segment::create(0).unwrap_err();
     assert!(matches!(err, Error::InvalidSize { len: 0, .. }), "{err}");
-    assert!(matches!(Segment::anonymous(0), Err(Error::InvalidSize { .. })));
+    assert!(matches!(
+        Segment::anonymous(0),
+        Err(Error::InvalidSize { .. })
+    ));
 }
 
 #[test]
@@ -80,7 +93,11 @@ fn a_size_too_large_for_dev_shm_is_no_space_not_sigbus() {
     let huge = 1usize << 40; // 1 TiB: far beyond /dev/shm here
     let err = Segment::create_named(&name, huge).unwrap_err();
     match &err {
-        Error::NoSpace { requested, available, .. } => {
+        Error::NoSpace {
+            requested,
+            available,
+            ..
+        } => {
             assert_eq!(*requested, huge as u64);
             assert!(*available < huge as u64);
         }
@@ -90,7 +107,11 @@ fn a_size_too_large_for_dev_shm_is_no_space_not_sigbus() {
     // Nothing is left behind under the name.
     assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
     // The lazy option creates it (pages come on first touch).
-    let lazy = SegmentOptions::new().name(&name).reserve(false).create(huge).unwrap();
+    let lazy = SegmentOptions::new()
+        .name(&name)
+        .reserve(false)
+        .create(huge)
+        .unwrap();
     assert_eq!(lazy.len(), huge);
 }
 
@@ -100,7 +121,16 @@ fn out_of_bounds_copies_are_errors() {
     let mut buf = [0; 10];
     for (offset, len) in [(91, 10), (100, 1), (usize::MAX, 2)] {
         let err = seg.read_at(offset, &mut buf[..len]).unwrap_err();
-        assert!(matches!(err, Error::OutOfBounds { segment_len: 100, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::OutOfBounds {
+                    segment_len: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(seg.write_at(offset, &buf[..len]).is_err());
     }
     seg.read_at(90, &mut buf).unwrap();
@@ -133,14 +163,42 @@ fn header_mismatches_are_distinct_errors() {
     let (_obj, name) = object();
     Object::open(&name, &spec()).unwrap();
 
-    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Array, 2).with_type::<u32>("u32")).unwrap_err();
-    assert!(matches!(&err, Error::WrongKind { expected, found, .. } if expected == "Array" && found == "Value"), "{err}");
+    let err = Object::open(
+        &name,
+        &ObjectSpec::new(ObjectKind::Array, 2).with_type::<u32>("u32"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongKind { expected, found, .. } if expected == "Array" && found == "Value"),
+        "{err}"
+    );
 
-    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Value, 3).with_type::<u32>("u32")).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedVersion { expected: 3, found: 2, .. }), "{err}");
+    let err = Object::open(
+        &name,
+        &ObjectSpec::new(ObjectKind::Value, 3).with_type::<u32>("u32"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedVersion {
+                expected: 3,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
-    let err = Object::open(&name, &ObjectSpec::new(ObjectKind::Value, 2).with_type::<f32>("f32")).unwrap_err();
-    assert!(matches!(&err, Error::TypeMismatch { expected, found, .. } if expected.starts_with("f32") && found.starts_with("u32")), "{err}");
+    let err = Object::open(
+        &name,
+        &ObjectSpec::new(ObjectKind::Value, 2).with_type::<f32>("f32"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::TypeMismatch { expected, found, .. } if expected.starts_with("f32") && found.starts_with("u32")),
+        "{err}"
+    );
     assert!(err.to_string().contains(&name));
 }
 
@@ -151,7 +209,17 @@ fn foreign_and_corrupted_headers_are_refused() {
     foreign.write_at(0, &[0xAB; 128]).unwrap();
     let started = Instant::now();
     let err = Object::open(foreign.name().unwrap(), &spec()).unwrap_err();
-    assert!(matches!(err, Error::WrongMagic { expected: MAGIC, found: 0xABAB_ABAB_ABAB_ABAB, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WrongMagic {
+                expected: MAGIC,
+                found: 0xABAB_ABAB_ABAB_ABAB,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_millis(500));
 
     // Shorter than a header.
@@ -163,7 +231,17 @@ fn foreign_and_corrupted_headers_are_refused() {
     let (obj, name) = object();
     header_u64(&obj, 16).store(1 << 20, Ordering::Relaxed);
     let err = Object::open(&name, &spec()).unwrap_err();
-    assert!(matches!(err, Error::Truncated { expected: 1_048_576, found: 80, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Truncated {
+                expected: 1_048_576,
+                found: 80,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // An unknown kind number is reported as such.
     let (obj, name) = object();
@@ -182,7 +260,8 @@ fn foreign_and_corrupted_headers_are_refused() {
 fn an_unpublished_object_waits_then_times_out() {
     let seg = Segment::create(HEADER_LEN + 8).unwrap(); // all zero: being initialised
     let started = Instant::now();
-    let err = Object::open_timeout(seg.name().unwrap(), &spec(), Duration::from_millis(50)).unwrap_err();
+    let err =
+        Object::open_timeout(seg.name().unwrap(), &spec(), Duration::from_millis(50)).unwrap_err();
     assert!(matches!(err, Error::NotInitialised { .. }), "{err}");
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
@@ -191,7 +270,11 @@ fn an_unpublished_object_waits_then_times_out() {
 fn an_object_published_during_the_wait_opens() {
     let name = unique_name("late");
     let _guard = UnlinkGuard::new(&name);
-    let seg = SegmentOptions::new().name(&name).unlink_on_drop(false).create(HEADER_LEN + 16).unwrap();
+    let seg = SegmentOptions::new()
+        .name(&name)
+        .unlink_on_drop(false)
+        .create(HEADER_LEN + 16)
+        .unwrap();
     let publisher = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
         Object::init_in(seg, &spec(), |_| {}).unwrap()
@@ -207,7 +290,11 @@ fn drop_does_not_unlink_a_successor_with_the_same_name() {
     let _guard = UnlinkGuard::new(&name);
     let first = Segment::create_named(&name, 8).unwrap();
     first.unlink().unwrap();
-    let _second = SegmentOptions::new().name(&name).unlink_on_drop(false).create(8).unwrap();
+    let _second = SegmentOptions::new()
+        .name(&name)
+        .unlink_on_drop(false)
+        .create(8)
+        .unwrap();
     drop(first); // its unlink-on-drop must not remove the successor
     assert!(Segment::open(&name).is_ok());
 }

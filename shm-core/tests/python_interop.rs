@@ -23,7 +23,11 @@ shm.close()"
         seg.read_at(100, &mut buf).unwrap();
         assert_eq!(&buf, b"from python", "{}", python.display());
         // The Python peer did not unlink it on exit.
-        assert!(Segment::open(seg.name().unwrap()).is_ok(), "{}", python.display());
+        assert!(
+            Segment::open(seg.name().unwrap()).is_ok(),
+            "{}",
+            python.display()
+        );
     }
 }
 
@@ -47,7 +51,9 @@ shm.close()";
         seg.read_at(0, &mut buf).unwrap();
         assert_eq!(&buf, b"from python");
         seg.write_at(500, b"from rust").unwrap();
-        let check = format!("{PY_ATTACH}\nshm = attach(sys.argv[1])\nprint(bytes(shm.buf[500:509]).decode())\nshm.close()");
+        let check = format!(
+            "{PY_ATTACH}\nshm = attach(sys.argv[1])\nprint(bytes(shm.buf[500:509]).decode())\nshm.close()"
+        );
         assert_eq!(run_python(&python, &check, &[&name]).trim(), "from rust");
     }
 }
@@ -58,7 +64,9 @@ fn names_with_a_leading_slash_mean_the_same_segment_in_both() {
     let seg = Segment::create(64).unwrap();
     seg.write_at(0, b"slash").unwrap();
     let slashed = format!("/{}", seg.name().unwrap());
-    let script = format!("{PY_ATTACH}\nshm = attach(sys.argv[1])\nprint(shm.name, bytes(shm.buf[:5]).decode())\nshm.close()");
+    let script = format!(
+        "{PY_ATTACH}\nshm = attach(sys.argv[1])\nprint(shm.name, bytes(shm.buf[:5]).decode())\nshm.close()"
+    );
     let out = run_python(python, &script, &[seg.name().unwrap()]);
     assert_eq!(out.trim(), format!("{} slash", seg.name().unwrap()));
     assert_eq!(Segment::open(&slashed).unwrap().len(), 64);

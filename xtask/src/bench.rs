@@ -34,9 +34,15 @@ pub fn run(filter: Option<&str>, python: bool) -> Result {
     print_tables(&results, &report);
     let out = target_dir().join("shm-bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
     std::fs::write(out.join("report.svg"), svg(&report))?;
-    println!("\nwrote {} and report.svg", out.join("report.json").display());
+    println!(
+        "\nwrote {} and report.svg",
+        out.join("report.json").display()
+    );
     Ok(())
 }
 
@@ -45,22 +51,31 @@ fn criterion_results(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f
     let mut found = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
                 continue;
             }
-            if path.file_name().is_none_or(|n| n != "estimates.json") || !path.parent().is_some_and(|p| p.ends_with("new")) {
+            if path.file_name().is_none_or(|n| n != "estimates.json")
+                || !path.parent().is_some_and(|p| p.ends_with("new"))
+            {
                 continue;
             }
             if std::fs::metadata(&path)?.modified()? < since {
                 continue; // a result of an earlier run
             }
             let estimates: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-            let bench: Value = serde_json::from_str(&std::fs::read_to_string(path.with_file_name("benchmark.json"))?)?;
-            if let (Some(id), Some(ns)) = (bench["full_id"].as_str(), estimates["median"]["point_estimate"].as_f64()) {
+            let bench: Value = serde_json::from_str(&std::fs::read_to_string(
+                path.with_file_name("benchmark.json"),
+            )?)?;
+            if let (Some(id), Some(ns)) = (
+                bench["full_id"].as_str(),
+                estimates["median"]["point_estimate"].as_f64(),
+            ) {
                 found.insert(id.to_owned(), ns);
             }
         }
@@ -72,15 +87,33 @@ fn criterion_results(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f
 fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
     let mut found = BTreeMap::new();
     let dir = workspace_root().join("shm-bench/python");
-    let mut scripts: Vec<_> = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect();
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     scripts.sort();
-    for script in scripts.into_iter().filter(|p| p.extension().is_some_and(|e| e == "py")) {
+    for script in scripts
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+    {
         eprintln!("$ python3 {}", script.display());
-        let out = Command::new("python3").arg(&script).env("SHM_BENCH_FILTER", filter.unwrap_or("")).output()?;
+        let out = Command::new("python3")
+            .arg(&script)
+            .env("SHM_BENCH_FILTER", filter.unwrap_or(""))
+            .output()?;
         if !out.status.success() {
-            return Err(format!("{} failed: {}\n{}", script.display(), out.status, String::from_utf8_lossy(&out.stderr)).into());
+            return Err(format!(
+                "{} failed: {}\n{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
         }
-        for line in String::from_utf8(out.stdout)?.lines().filter(|l| l.starts_with('{')) {
+        for line in String::from_utf8(out.stdout)?
+            .lines()
+            .filter(|l| l.starts_with('{'))
+        {
             let v: Value = serde_json::from_str(line)?;
             if let (Some(id), Some(ns)) = (v["id"].as_str(), v["ns"].as_f64()) {
                 if filter.is_none_or(|f| id.contains(f)) {
@@ -94,12 +127,21 @@ fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
 
 fn comparisons() -> Result<Vec<Comparison>> {
     let dir = workspace_root().join("shm-bench/comparisons");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     let mut rows = Vec::new();
-    for file in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+    for file in files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
         let list: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
-        for row in list.as_array().ok_or_else(|| format!("{}: expected a JSON array", file.display()))? {
+        for row in list
+            .as_array()
+            .ok_or_else(|| format!("{}: expected a JSON array", file.display()))?
+        {
             let field = |k: &str| {
                 row[k]
                     .as_str()
@@ -127,7 +169,11 @@ fn report(results: &BTreeMap<String, f64>, comparisons: &[Comparison]) -> Value 
             }))
         })
         .collect();
-    let uname = Command::new("uname").arg("-srm").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "uname": uname },
         "ratio": "anchor ns / rust ns: above 1 means the Rust side is faster",
@@ -141,7 +187,10 @@ fn print_tables(results: &BTreeMap<String, f64>, report: &Value) {
     for (id, ns) in results {
         println!("{id:<58} {:>14}", fmt_ns(*ns));
     }
-    println!("\n{:<78} {:>12} {:>12} {:>10}", "comparison (ratio = anchor / rust)", "rust ns", "anchor ns", "ratio");
+    println!(
+        "\n{:<78} {:>12} {:>12} {:>10}",
+        "comparison (ratio = anchor / rust)", "rust ns", "anchor ns", "ratio"
+    );
     for row in report["comparisons"].as_array().into_iter().flatten() {
         println!(
             "{:<78} {:>12} {:>12} {:>9.2}x",
@@ -154,12 +203,19 @@ fn print_tables(results: &BTreeMap<String, f64>, report: &Value) {
 }
 
 fn fmt_ns(ns: f64) -> String {
-    if ns >= 100.0 { format!("{ns:.0}") } else { format!("{ns:.2}") }
+    if ns >= 100.0 {
+        format!("{ns:.0}")
+    } else {
+        format!("{ns:.2}")
+    }
 }
 
 /// A bar per comparison, log scale, 1x marked.
 fn svg(report: &Value) -> String {
-    let rows = report["comparisons"].as_array().cloned().unwrap_or_default();
+    let rows = report["comparisons"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let (label_w, bar_w, row_h) = (560.0, 420.0, 22.0);
     let height = 40.0 + row_h * rows.len() as f64;
     let max_log = rows
@@ -175,13 +231,20 @@ fn svg(report: &Value) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="monospace" font-size="12">"#,
         label_w + bar_w + 90.0
     );
-    let _ = writeln!(s, r#"<text x="4" y="16">shm bench: anchor / rust (log scale, 1x marked; right of the line = Rust faster)</text>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="4" y="16">shm bench: anchor / rust (log scale, 1x marked; right of the line = Rust faster)</text>"#
+    );
     for (i, row) in rows.iter().enumerate() {
         let y = 30.0 + row_h * i as f64;
         let ratio = row["ratio"].as_f64().unwrap_or(1.0);
         let (x0, x1) = (x_of(1.0), x_of(ratio));
         let color = if ratio >= 1.0 { "#3a7" } else { "#c54" };
-        let label = row["label"].as_str().unwrap_or("").replace('&', "&amp;").replace('<', "&lt;");
+        let label = row["label"]
+            .as_str()
+            .unwrap_or("")
+            .replace('&', "&amp;")
+            .replace('<', "&lt;");
         let _ = writeln!(s, r#"<text x="4" y="{}">{label}</text>"#, y + 14.0);
         let _ = writeln!(
             s,
@@ -191,7 +254,12 @@ fn svg(report: &Value) -> String {
             (x1 - x0).abs().max(1.0),
             row_h - 6.0
         );
-        let _ = writeln!(s, r#"<text x="{}" y="{}">{ratio:.2}x</text>"#, label_w + bar_w + 8.0, y + 14.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}">{ratio:.2}x</text>"#,
+            label_w + bar_w + 8.0,
+            y + 14.0
+        );
     }
     let _ = writeln!(
         s,

@@ -111,16 +111,39 @@ fn target_dir() -> std::path::PathBuf {
 
 fn ci() -> Result {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
     cargo(&["test", "--workspace"], &[])?;
-    cargo(&["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
+    cargo(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     Ok(())
 }
 
 fn chaos(trials: u32) -> Result {
     let trials = trials.to_string();
     cargo(
-        &["test", "-p", "shm-sync", "--release", "--test", "chaos", "--", "--nocapture", "--test-threads=1"],
+        &[
+            "test",
+            "-p",
+            "shm-sync",
+            "--release",
+            "--test",
+            "chaos",
+            "--",
+            "--nocapture",
+            "--test-threads=1",
+        ],
         &[("SHM_CHAOS_TRIALS", &trials)],
     )
 }

@@ -1,0 +1,344 @@
+//! Benchmarks of shm-sync, beside the locks a user would pick instead (std,
+//! parking_lot, a robust process-shared pthread mutex: the design's alternative) and
+//! CPython's figures from `python/sync.py` (see `comparisons/sync.json`).
+//!
+//! One-process IDs: `sync/shm_mutex_lock_unlock`, `sync/shm_raw_mutex_lock_unlock`,
+//! `sync/std_mutex_lock_unlock`, `sync/parking_lot_mutex_lock_unlock`,
+//! `sync/pthread_robust_mutex_lock_unlock`, `sync/rlock_acquire_release`,
+//! `sync/rwlock_read_unlock`, `sync/rwlock_write_unlock`,
+//! `sync/semaphore_acquire_release`, `sync/event_set_clear`, `sync/locked_increment`,
+//! `sync/atomic_increment`, `sync/futex_wake_no_waiter`.
+//!
+//! Two-process IDs (a child process re-runs this binary with `SHM_SYNC_BENCH_ROLE`
+//! set; one iteration is a full round trip, there and back):
+//! `sync/two_process_lock_handoff`, `sync/two_process_event_pingpong`,
+//! `sync/cacheline_roundtrip` (the floor: one cache line bounced between the processes
+//! by spinning on an atomic).
+
+use std::hint::black_box;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use shm_core::Segment;
+use shm_sync::{Event, Mutex, RLock, RawMutex, RwLock, Semaphore};
+
+/// Environment variable naming the child's role in the two-process benchmarks.
+const ROLE: &str = "SHM_SYNC_BENCH_ROLE";
+/// The segment or object names the child opens.
+const NAME_A: &str = "SHM_SYNC_BENCH_A";
+const NAME_B: &str = "SHM_SYNC_BENCH_B";
+
+fn one_process(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sync");
+
+    let m = Mutex::create(0u64).expect("create Mutex");
+    g.bench_function("shm_mutex_lock_unlock", |b| {
+        b.iter(|| drop(black_box(m.lock().unwrap())))
+    });
+
+    let seg = Segment::create(4096).expect("create segment");
+    // SAFETY: the mapping is page aligned, 4096 bytes, outlives `raw`, and only this
+    // benchmark touches it, through `RawMutex`.
+    let raw = unsafe { RawMutex::from_ptr(seg.as_ptr()) };
+    g.bench_function("shm_raw_mutex_lock_unlock", |b| {
+        b.iter(|| {
+            black_box(raw.lock().unwrap());
+            raw.unlock().unwrap();
+        })
+    });
+
+    let std_m = std::sync::Mutex::new(0u64);
+    g.bench_function("std_mutex_lock_unlock", |b| {
+        b.iter(|| drop(black_box(std_m.lock().unwrap())))
+    });
+
+    let pl = parking_lot::Mutex::new(0u64);
+    g.bench_function("parking_lot_mutex_lock_unlock", |b| {
+        b.iter(|| drop(black_box(pl.lock())))
+    });
+
+    let robust = RobustPthreadMutex::new();
+    g.bench_function("pthread_robust_mutex_lock_unlock", |b| {
+        b.iter(|| {
+            robust.lock();
+            robust.unlock();
+        })
+    });
+
+    let rl = RLock::create().expect("create RLock");
+    g.bench_function("rlock_acquire_release", |b| {
+        b.iter(|| drop(black_box(rl.lock().unwrap())))
+    });
+
+    let rw = RwLock::create(0u64).expect("create RwLock");
+    g.bench_function("rwlock_read_unlock", |b| {
+        b.iter(|| drop(black_box(rw.read().unwrap())))
+    });
+    g.bench_function("rwlock_write_unlock", |b| {
+        b.iter(|| drop(black_box(rw.write().unwrap())))
+    });
+
+    let sem = Semaphore::create(1).expect("create Semaphore");
+    g.bench_function("semaphore_acquire_release", |b| {
+        b.iter(|| {
+            sem.acquire();
+            sem.release().unwrap();
+        })
+    });
+
+    let ev = Event::create().expect("create Event");
+    g.bench_function("event_set_clear", |b| {
+        b.iter(|| {
+            ev.set();
+            ev.clear();
+        })
+    });
+
+    g.bench_function("locked_increment", |b| b.iter(|| *m.lock().unwrap() += 1));
+
+    let aseg = Segment::create(4096).expect("create segment");
+    // SAFETY: page aligned, 4096 bytes, outlives `counter`, accessed only atomically.
+    let counter = unsafe { &*aseg.as_ptr().cast::<AtomicU64>() };
+    g.bench_function("atomic_increment", |b| {
+        b.iter(|| black_box(counter.fetch_add(1, Ordering::AcqRel)))
+    });
+
+    // SAFETY: as above; a separate word, used only as a futex.
+    let word = unsafe { &*aseg.as_ptr().add(64).cast::<AtomicU32>() };
+    g.bench_function("futex_wake_no_waiter", |b| {
+        b.iter(|| {
+            black_box(rustix::thread::futex::wake(
+                word,
+                rustix::thread::futex::Flags::empty(),
+                1,
+            ))
+        })
+    });
+    g.finish();
+}
+
+/// A glibc robust, process-shared `pthread_mutex_t` in a shared segment.
+struct RobustPthreadMutex {
+    seg: Segment,
+}
+
+impl RobustPthreadMutex {
+    fn new() -> Self {
+        let seg = Segment::create(4096).expect("create segment");
+        // SAFETY: the segment is page aligned and large enough for a pthread_mutex_t and
+        // its attribute object lives on our stack; the calls follow pthread's
+        // init protocol (attr init, set, mutex init, attr destroy) before any use.
+        unsafe {
+            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+            assert_eq!(libc::pthread_mutexattr_init(&mut attr), 0);
+            assert_eq!(
+                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
+                0
+            );
+            assert_eq!(
+                libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
+                0
+            );
+            assert_eq!(libc::pthread_mutex_init(seg.as_ptr().cast(), &attr), 0);
+            libc::pthread_mutexattr_destroy(&mut attr);
+        }
+        RobustPthreadMutex { seg }
+    }
+
+    fn lock(&self) {
+        // SAFETY: initialised in `new`, mapped while `self.seg` lives.
+        let rc = unsafe { libc::pthread_mutex_lock(self.seg.as_ptr().cast()) };
+        debug_assert!(rc == 0 || rc == libc::EOWNERDEAD);
+    }
+
+    fn unlock(&self) {
+        // SAFETY: as above; the calling thread holds the mutex.
+        unsafe { libc::pthread_mutex_unlock(self.seg.as_ptr().cast()) };
+    }
+}
+
+/// A child process running a role of this binary; killed on drop.
+struct Kid(Child);
+
+impl Kid {
+    fn spawn(role: &str, a: &str, b: &str) -> Kid {
+        let exe = std::env::current_exe().expect("bench binary path");
+        let child = Command::new(exe)
+            .env(ROLE, role)
+            .env(NAME_A, a)
+            .env(NAME_B, b)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn bench child");
+        Kid(child)
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `ready` holds `want`, for at most 10 s (the child starts up).
+fn await_value(ready: &AtomicU64, want: u64) {
+    let t = Instant::now();
+    while ready.load(Ordering::Acquire) != want {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "bench child did not start"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn two_process(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sync");
+
+    // Floor: one cache line there and back. Parent writes odd values, child answers +1.
+    {
+        let seg = Segment::create(4096).expect("create segment");
+        // SAFETY: page aligned, outlives `line`, accessed only atomically by both sides.
+        let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
+        let _kid = Kid::spawn("cacheline", seg.name().unwrap(), "");
+        line.store(1, Ordering::Release);
+        await_value(line, 2);
+        let mut v = 2u64;
+        g.bench_function("cacheline_roundtrip", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    line.store(v + 1, Ordering::Release);
+                    while line.load(Ordering::Acquire) != v + 2 {
+                        std::hint::spin_loop();
+                    }
+                    v += 2;
+                }
+                t.elapsed()
+            })
+        });
+    }
+
+    // Lock hand-off: a turn counter under the mutex; each side takes its turn.
+    {
+        let m = Mutex::create(0u64).expect("create Mutex");
+        let _kid = Kid::spawn("handoff", m.name(), "");
+        let mut turn = 0u64;
+        g.bench_function("two_process_lock_handoff", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    // Our turn when even: take it, then wait for the child's.
+                    loop {
+                        let mut g = m.lock().unwrap();
+                        if *g == turn {
+                            *g += 1;
+                            break;
+                        }
+                    }
+                    turn += 2;
+                    while *m.lock().unwrap() != turn {
+                        std::hint::spin_loop();
+                    }
+                }
+                t.elapsed()
+            })
+        });
+    }
+
+    // Event ping-pong: set ping, wait for pong (the child clears ping first).
+    {
+        let ping = Event::create().expect("create Event");
+        let pong = Event::create().expect("create Event");
+        let _kid = Kid::spawn("pingpong", ping.name(), pong.name());
+        g.bench_function("two_process_event_pingpong", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    ping.set();
+                    pong.wait_timeout(Duration::from_secs(10))
+                        .expect("child answers");
+                    pong.clear();
+                }
+                t.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The child's side of the two-process benchmarks. Exits when the parent goes away.
+fn child(role: &str) {
+    let a = std::env::var(NAME_A).expect("name A");
+    let b = std::env::var(NAME_B).unwrap_or_default();
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = || std::os::unix::process::parent_id() != parent;
+    match role {
+        "cacheline" => {
+            let seg = Segment::open(&a).expect("open segment");
+            // SAFETY: page aligned, mapped while `seg` lives, accessed only atomically.
+            let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
+            let mut spins = 0u32;
+            loop {
+                let v = line.load(Ordering::Acquire);
+                if v % 2 == 1 {
+                    line.store(v + 1, Ordering::Release);
+                    spins = 0;
+                } else {
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 20) == 0 && orphaned() {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        "handoff" => {
+            let m = Mutex::<u64>::open(&a).expect("open Mutex");
+            let mut spins = 0u32;
+            loop {
+                let mut g = m.lock().unwrap();
+                if *g % 2 == 1 {
+                    *g += 1;
+                    spins = 0;
+                } else {
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 16) == 0 && orphaned() {
+                        return;
+                    }
+                }
+            }
+        }
+        "pingpong" => {
+            let ping = Event::open(&a).expect("open Event");
+            let pong = Event::open(&b).expect("open Event");
+            loop {
+                if ping.wait_timeout(Duration::from_millis(500)).is_ok() {
+                    ping.clear();
+                    pong.set();
+                } else if orphaned() {
+                    return;
+                }
+            }
+        }
+        other => panic!("unknown bench role {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE) {
+        child(&role);
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    one_process(&mut c);
+    two_process(&mut c);
+    c.final_summary();
+}
