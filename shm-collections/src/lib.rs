@@ -6,6 +6,8 @@
 //! - [`ShareableList`]: CPython's `multiprocessing.shared_memory.ShareableList`, byte
 //!   for byte: a list of `int`, `float`, `bool`, `str`, `bytes` and `None` items
 //!   ([`Item`]) that Rust and Python processes share by name.
+//! - [`LockedShareableList`]: the same list plus a robust process-shared lock in a
+//!   companion segment, for lists that several Rust processes write.
 //! - [`Value`], [`RawValue`], [`AtomicValue`]: one `T: Pod` in shared memory, with a
 //!   robust process-shared lock (CPython's `Value`), without (`RawValue`), or updated
 //!   with atomic instructions (integers: `fetch_add`, `compare_exchange`...).
@@ -28,10 +30,12 @@
 
 mod array;
 mod cell;
+mod locked_list;
 mod shareable_list;
 mod value;
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellGuard, CellResult};
+pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
 pub use shareable_list::{Item, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};

@@ -1,0 +1,276 @@
+//! [`LockedShareableList`]: a `ShareableList` paired with a robust process-shared lock,
+//! for lists that several processes write.
+
+use shm_core::SegmentOptions;
+use shm_sync::{LockError, Mutex, MutexGuard};
+
+use crate::shareable_list::{Item, ListError, ShareableList};
+
+/// Suffix of the companion lock's segment name.
+pub const LOCK_SUFFIX: &str = ".lock";
+
+/// Why a [`LockedShareableList`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockedListError {
+    /// The list itself (index, slot size, corruption...). Nothing was written.
+    #[error(transparent)]
+    List(#[from] ListError),
+    /// Creating or opening the companion lock failed.
+    #[error("companion lock of ShareableList {list:?}: {source}")]
+    Lock {
+        /// The list's name.
+        list: String,
+        /// What the lock reported.
+        #[source]
+        source: shm_sync::Error,
+    },
+    /// A process died holding the lock and nobody has marked the list consistent since:
+    /// an item may be half-written. Repair it through [`LockedShareableList::lock`].
+    #[error(
+        "ShareableList {list:?}: a process died while holding its lock; repair it through lock() and mark_consistent()"
+    )]
+    Inconsistent {
+        /// The list's name.
+        list: String,
+    },
+    /// A timed or `try_` lock did not get the lock.
+    #[error("ShareableList {list:?}: the lock was not available: {reason}")]
+    NotAcquired {
+        /// The list's name.
+        list: String,
+        /// Timeout, would block, would deadlock...
+        reason: String,
+    },
+}
+
+/// A [`ShareableList`] whose every access from Rust goes through a robust,
+/// process-shared lock, so that a reader never sees a half-written item and a
+/// read-modify-write from several processes loses nothing.
+///
+/// The list's segment is an ordinary CPython-compatible `ShareableList`; the lock
+/// lives in a companion segment named after it with [`LOCK_SUFFIX`]. CPython processes
+/// can read the list but do not see this lock: have them coordinate with a
+/// `multiprocessing.Lock`, or only read.
+///
+/// ```
+/// use shm_collections::{Item, LockedShareableList};
+/// let mut list = LockedShareableList::create([Item::Int(0), Item::from("idle")])?;
+/// let mut peer = LockedShareableList::open(list.name())?; // another process
+/// {
+///     let mut g = peer.lock().unwrap();
+///     let n = g.get(0)?.as_int().unwrap();
+///     g.set(0, n + 1)?;                      // nobody else can interleave here
+///     g.set(1, "busy")?;
+/// }
+/// assert_eq!(list.get(0)?, Item::Int(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LockedShareableList {
+    list: ShareableList,
+    /// Counts completed locked sections (a version stamp readers may compare).
+    lock: Mutex<u64>,
+    name: String,
+}
+
+impl std::fmt::Debug for LockedShareableList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockedShareableList")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockedShareableList {
+    /// Creates the list under a random name and its lock beside it; both are unlinked
+    /// when this handle drops.
+    pub fn create<I>(items: I) -> Result<Self, LockedListError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Item>,
+    {
+        let list = ShareableList::create(items)?;
+        Self::pair(list)
+    }
+
+    /// Creates the list under `name` (and the lock under `name` + [`LOCK_SUFFIX`]).
+    ///
+    /// ```
+    /// let name = format!("doc-locked-{}", std::process::id());
+    /// let l = shm_collections::LockedShareableList::create_named(&name, [1, 2])?;
+    /// assert_eq!(l.name(), name);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn create_named<I>(name: &str, items: I) -> Result<Self, LockedListError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Item>,
+    {
+        let list = ShareableList::create_named(name, items)?;
+        Self::pair(list)
+    }
+
+    fn pair(list: ShareableList) -> Result<Self, LockedListError> {
+        let name = list.name().unwrap_or_default().to_owned();
+        let lock = Mutex::create_with(
+            &SegmentOptions::new().name(format!("{name}{LOCK_SUFFIX}")),
+            0u64,
+        )
+        .map_err(|source| LockedListError::Lock {
+            list: name.clone(),
+            source,
+        })?;
+        Ok(Self { list, lock, name })
+    }
+
+    /// Opens a list and its lock made by [`create`](Self::create) in another process.
+    pub fn open(name: &str) -> Result<Self, LockedListError> {
+        let list = ShareableList::open(name)?;
+        let name = list.name().unwrap_or(name).to_owned();
+        let lock = Mutex::open(&format!("{name}{LOCK_SUFFIX}")).map_err(|source| {
+            LockedListError::Lock {
+                list: name.clone(),
+                source,
+            }
+        })?;
+        Ok(Self { list, lock, name })
+    }
+
+    /// The list's name (without the lock's suffix), as CPython's `ShareableList(name=...)` takes it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of items (fixed at creation).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the list has no items.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Takes the lock: the guard gives the list for any number of gets and sets.
+    /// A holder that died is reported as [`LockError::OwnerDied`] with the guard inside.
+    pub fn lock(&mut self) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
+        let list = &mut self.list;
+        match self.lock.lock() {
+            Ok(guard) => Ok(ListGuard { list, guard }),
+            Err(LockError::OwnerDied(guard)) => {
+                Err(LockError::OwnerDied(ListGuard { list, guard }))
+            }
+            Err(LockError::Inconsistent(guard)) => {
+                Err(LockError::Inconsistent(ListGuard { list, guard }))
+            }
+            Err(LockError::Timeout { object, waited }) => {
+                Err(LockError::Timeout { object, waited })
+            }
+            Err(LockError::WouldBlock { object }) => Err(LockError::WouldBlock { object }),
+            Err(LockError::WouldDeadlock { object }) => Err(LockError::WouldDeadlock { object }),
+            Err(LockError::Other(e)) => Err(LockError::Other(e)),
+            Err(other) => Err(LockError::Other(shm_sync::Error::Corrupted {
+                object: self.name.as_str().into(),
+                what: if other.is_owner_died() {
+                    "owner died"
+                } else {
+                    "unexpected lock state"
+                },
+            })),
+        }
+    }
+
+    fn locked<R>(
+        &mut self,
+        f: impl FnOnce(&mut ShareableList) -> Result<R, ListError>,
+    ) -> Result<R, LockedListError> {
+        let list_name = self.name.clone();
+        let mut g = self.lock().map_err(|e| match e {
+            LockError::OwnerDied(_) | LockError::Inconsistent(_) => LockedListError::Inconsistent {
+                list: list_name.clone(),
+            },
+            other => LockedListError::NotAcquired {
+                list: list_name.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        Ok(f(&mut g)?)
+    }
+
+    /// Item `index`, read under the lock.
+    ///
+    /// ```
+    /// let mut l = shm_collections::LockedShareableList::create([1.5])?;
+    /// assert_eq!(l.get(0)?.as_float(), Some(1.5));
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn get(&mut self, index: usize) -> Result<Item, LockedListError> {
+        self.locked(|l| l.get(index))
+    }
+
+    /// Sets item `index` under the lock (slot rules as [`ShareableList::set`]).
+    ///
+    /// ```
+    /// let mut l = shm_collections::LockedShareableList::create(["abc"])?;
+    /// l.set(0, "xyz")?;
+    /// assert!(l.set(0, "far too long for an 8-byte slot").is_err());
+    /// assert_eq!(l.get(0)?.as_str(), Some("xyz"));
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn set(&mut self, index: usize, value: impl Into<Item>) -> Result<(), LockedListError> {
+        let value = value.into();
+        self.locked(|l| l.set(index, value))
+    }
+
+    /// All items, read under the lock in one consistent snapshot.
+    pub fn to_vec(&mut self) -> Result<Vec<Item>, LockedListError> {
+        self.locked(|l| l.to_vec())
+    }
+
+    /// Unlinks the list's and the lock's names (CPython's `shm.unlink()`).
+    pub fn unlink(&self) -> Result<(), LockedListError> {
+        self.list.unlink()?;
+        self.lock.unlink().map_err(|source| LockedListError::Lock {
+            list: self.name.clone(),
+            source,
+        })
+    }
+}
+
+/// The lock of a [`LockedShareableList`] while held: derefs to the list. Each guard
+/// that ends also bumps the version stamp ([`version`](Self::version)).
+pub struct ListGuard<'a> {
+    list: &'a mut ShareableList,
+    guard: MutexGuard<'a, u64>,
+}
+
+impl ListGuard<'_> {
+    /// How many locked sections completed before this one (over all processes).
+    pub fn version(&self) -> u64 {
+        *self.guard
+    }
+
+    /// Declares the list repaired after a holder died.
+    pub fn mark_consistent(&self) {
+        self.guard.mark_consistent();
+    }
+}
+
+impl std::ops::Deref for ListGuard<'_> {
+    type Target = ShareableList;
+    fn deref(&self) -> &ShareableList {
+        self.list
+    }
+}
+
+impl std::ops::DerefMut for ListGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ShareableList {
+        self.list
+    }
+}
+
+impl Drop for ListGuard<'_> {
+    fn drop(&mut self) {
+        *self.guard = self.guard.wrapping_add(1);
+    }
+}
