@@ -36,8 +36,22 @@ def shareable_list():
         sl.shm.unlink()
 
 
+def value_and_array():
+    import multiprocessing
+    v = multiprocessing.Value('q', 0)
+    emit("value_locked_increment", per_op_ns("with v.get_lock(): v.value += 1", {"v": v}))
+    n = (64 << 20) // 8
+    arr = multiprocessing.RawArray('q', n)
+    src = memoryview(bytes(8 * n)).cast('q')
+    mv = memoryview(arr).cast('B').cast('q')
+    timer = timeit.Timer("mv[:] = src", globals={"mv": mv, "src": src})
+    best = min(timer.repeat(repeat=5, number=3))
+    emit("raw_array_copy_in_64m", best / 3 * 1e9)
+
+
 def main():
     shareable_list()
+    value_and_array()
 
 
 if __name__ == "__main__":

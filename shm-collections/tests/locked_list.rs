@@ -83,7 +83,10 @@ fn a_holder_killed_mid_update_is_reported() {
     let peek = shm_collections::ShareableList::open(list.name()).unwrap();
     while peek.get(0).unwrap() != Item::from("halfway") {
         assert!(Instant::now() < deadline, "the child never wrote");
-        assert!(child.try_wait().unwrap().is_none(), "the child exited early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child exited early"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap();

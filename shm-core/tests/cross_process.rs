@@ -180,10 +180,8 @@ fn object_opened_by_name_in_a_child_is_checked() {
         assert_eq!(role, "opener");
         let obj = Object::open(&env_name(), &spec).unwrap();
         // SAFETY: the payload holds 8 bytes, 64-byte aligned, written before publishing.
-        assert_eq!(
-            unsafe { obj.payload_ptr().cast::<u64>().read_volatile() },
-            0xfeed
-        );
+        let stored = unsafe { obj.payload_ptr().cast::<u64>().read_volatile() };
+        assert_eq!(stored, 0xfeed);
         let wrong = ObjectSpec::new(ObjectKind::Custom, 3).with_type::<f64>("f64");
         let err = Object::open(&env_name(), &wrong).unwrap_err();
         assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");

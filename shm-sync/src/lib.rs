@@ -1,1 +1,135 @@
-//! stub
+//! # shm-sync
+//!
+//! Python's `multiprocessing` synchronisation primitives for processes that share
+//! memory, on Linux futexes: [`Mutex`] (and [`Lock`]), [`RLock`], [`RwLock`],
+//! [`Condvar`] (Python's `Condition`), [`Event`], [`Semaphore`], [`BoundedSemaphore`]
+//! and [`Barrier`].
+//!
+//! Each comes twice:
+//!
+//! - a **named object** in its own segment, created in one process and opened by name
+//!   in others (the object header is checked: kind, layout version and, for
+//!   `Mutex<T>` / `RwLock<T>`, the type `T`);
+//! - a **raw primitive** ([`RawMutex`], [`RawRwLock`], [`RawCondvar`], [`RawEvent`],
+//!   [`RawSemaphore`], [`RawBarrier`], [`RawRLock`]): a `#[repr(C)]` group of atomics
+//!   whose all-zero bytes are its initial state, to embed in layouts of your own (this
+//!   is what `shm-collections` does) through `unsafe fn from_ptr`.
+//!
+//! ```
+//! use shm_sync::{Event, Mutex};
+//! // Process A
+//! let counter = Mutex::create(0u64)?;
+//! let done = Event::create()?;
+//! // Process B would do: Mutex::<u64>::open(name), Event::open(name)
+//! let (c, d) = (Mutex::<u64>::open(counter.name())?, Event::open(done.name())?);
+//! *c.lock().unwrap() += 1;
+//! d.set();
+//! done.wait();
+//! assert_eq!(*counter.lock().unwrap(), 1);
+//! # Ok::<(), shm_sync::Error>(())
+//! ```
+//!
+//! Every wait has a `try_` form and a timeout form; running out of time is a typed
+//! error ([`Error::Timeout`], [`LockError::Timeout`]), never a hang. Spurious futex
+//! wake-ups are absorbed inside.
+//!
+//! ## A lock whose holder died is never held for ever
+//!
+//! When the holder of a [`Mutex`], [`RLock`] or the write side of a [`RwLock`] dies
+//! (`kill -9`, abort, exit, or a thread that ends holding it), the next locker gets the
+//! lock together with [`LockError::OwnerDied`] (the `EOWNERDEAD` model of robust
+//! pthread mutexes): it can repair the data and call `mark_consistent` on the guard.
+//! If it does not, the lock stays *inconsistent* and every later locker is told so with
+//! [`LockError::Inconsistent`]. A waiter that is already blocked notices the death
+//! within about 20 ms.
+//!
+//! ### How it works, and why this way
+//!
+//! The lock word is 64 bits: the holder's Linux TID (30 bits), a WAITERS bit, an
+//! INCONSISTENT bit and, in the high 32 bits, a *liveness token*: the low 32 bits of
+//! the holding thread's start time (field 22 of `/proc/<tid>/stat`, clock ticks since
+//! boot). Each thread computes its identity once and caches it, so locking is one CAS
+//! `0 -> me` and unlocking one CAS `me -> 0`; the futex syscall (shared, never
+//! `FUTEX_PRIVATE`) happens only when someone waits.
+//!
+//! A waiter sleeps in slices (2 ms, then 20 ms). When a slice ends with the word
+//! unchanged, it checks the holder: the holder is dead if `/proc/<tid>/stat` is gone
+//! (confirmed with `kill(tid, 0) == ESRCH`), shows a zombie or a task in `do_exit`
+//! (`PF_EXITING`: it will never run user code again), or shows a different start time. It then replaces the dead holder's value by its own with one CAS, so exactly
+//! one waiter wins. `try_lock` on a held lock does the same check (a `/proc` read, some
+//! microseconds). Values that no holder can produce (a token without a TID, say) are
+//! recovered the same way; a word naming the calling thread itself is
+//! [`LockError::WouldDeadlock`]. Garbage written into any word gives an error or a
+//! recovery, never undefined behaviour or an endless loop.
+//!
+//! Why not the alternatives:
+//! - **The kernel's robust futex list** (what glibc's robust `pthread_mutex_t` uses)
+//!   reports a death instantly, but the list belongs to glibc, one per thread, and is a
+//!   linked list of *pointers* threaded through the locks: it would put pointers into
+//!   shared memory (mapped at different addresses in each process) and fight glibc for
+//!   the list head. It also costs a few nanoseconds more per lock.
+//! - **A bare PID** is not an identity: PIDs are reused (`pid_max` is 32768 here), so a
+//!   dead holder's PID may name a live, unrelated process. The start time makes the
+//!   identity unique: reusing a TID within the same clock tick (10 ms) would need the
+//!   kernel to cycle through all `pid_max` PIDs in that time.
+//!
+//! ### What is and is not covered
+//!
+//! Covered: a dead holder of a [`Mutex`] / [`Lock`], an [`RLock`], the write side of a
+//! [`RwLock`] (noticed by waiting writers and readers), and the mutex a [`Condvar`]
+//! waiter re-locks. Also a holder *thread* that ended while its process lives on.
+//!
+//! Not covered:
+//! - a **reader** of a [`RwLock`] that dies holding it: readers are counted, not named,
+//!   so writers wait until their timeout ([`LockError::Timeout`]); an untimed `write`
+//!   waits for ever;
+//! - **permits** of a [`Semaphore`] held by a dead process are not returned, and a dead
+//!   [`Barrier`] party leaves its round incomplete (use the timeout forms);
+//! - processes in **different PID namespaces** (TIDs differ between namespaces), and
+//!   a `/proc` hidden with `hidepid` *and* a holder we may not signal (then the holder
+//!   counts as alive);
+//! - a process that `fork`s keeps working (the cached identity is reset in the child),
+//!   but a raw `clone` without `pthread_atfork` handlers would not.
+//!
+//! The locks belong to threads: guards are not `Send`, and unlocking from another
+//! thread is [`RawError::NotOwner`].
+//!
+//! ### Why not `lock_api`
+//!
+//! `lock_api::RawMutex::lock` returns `()`: it has no way to say "you have the lock,
+//! but its previous holder died". The guards here are written by hand, in the shape of
+//! std's poisoning (`Result<Guard, LockError<Guard>>`).
+//!
+//! ## Testing
+//!
+//! The lock algorithms are tested with threads in one process (stress tests with many
+//! threads; no `loom` model check, see the CHANGELOG) and across real processes: exact
+//! counter totals, `kill -9` of holders (many trials, and a chaos test whose trial count
+//! comes from `SHM_CHAOS_TRIALS`), wake-ups across processes, timeouts and corrupted
+//! words.
+
+mod barrier;
+mod common;
+mod condvar;
+mod error;
+mod event;
+mod inplace;
+mod mutex;
+mod raw;
+mod rlock;
+mod rwlock;
+mod semaphore;
+mod sys;
+
+pub use barrier::Barrier;
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use error::{Error, LockError, RawError};
+pub use event::Event;
+pub use mutex::{Lock, LockResult, Mutex, MutexGuard};
+pub use raw::{
+    Acquired, BarrierWaitResult, RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock,
+    RawSemaphore,
+};
+pub use rlock::{RLock, RLockGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};

@@ -1,0 +1,195 @@
+//! The named [`Condvar`] (Python's `Condition`, used with a [`Mutex`]).
+
+use std::time::Duration;
+
+use bytemuck::Pod;
+use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+
+use crate::common::named_common;
+use crate::inplace::Shared;
+use crate::raw::{Acquired, RawCondvar};
+use crate::{Error, LockError, LockResult, MutexGuard};
+
+const VERSION: u32 = 1;
+
+/// A process-shared condition variable in its own named segment, used with any
+/// [`Mutex`](crate::Mutex) (Python's `Condition`; the lock is passed to `wait` as its
+/// guard instead of being bound at construction).
+///
+/// Spurious wake-ups happen: wait in a loop that re-checks the condition (or with a
+/// deadline). There is no `try_wait`: a wait that does not wait is just a check of the
+/// condition under the lock.
+///
+/// ```
+/// use shm_sync::{Condvar, Mutex};
+/// let (m, cv) = (Mutex::create(0u8)?, Condvar::create()?);
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         *m.lock().unwrap() = 1;
+///         cv.notify_all();
+///     });
+///     let mut ready = m.lock().unwrap();
+///     while *ready == 0 {
+///         ready = cv.wait(ready).unwrap();
+///     }
+/// });
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+pub struct Condvar {
+    shared: Shared<RawCondvar>,
+}
+
+named_common!(Condvar, "Condvar::create()", "Condvar::open");
+
+/// Whether [`Condvar::wait_timeout`] returned because the time ran out.
+///
+/// ```
+/// let (m, cv) = (shm_sync::Mutex::create(0u8)?, shm_sync::Condvar::create()?);
+/// let (_g, r) = cv.wait_timeout(m.lock().unwrap(), std::time::Duration::from_millis(1)).unwrap();
+/// assert!(r.timed_out());
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// `true` if the wait ended because its time ran out.
+    ///
+    /// See [`WaitTimeoutResult`]'s example.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+impl Condvar {
+    fn spec() -> ObjectSpec {
+        ObjectSpec::new(ObjectKind::Condvar, VERSION)
+    }
+
+    /// Creates a condition variable under a fresh random name.
+    ///
+    /// ```
+    /// let cv = shm_sync::Condvar::create()?;
+    /// cv.notify_one();
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create() -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new())
+    }
+
+    /// Creates it under `name`.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-condvar-{}", std::process::id());
+    /// let cv = shm_sync::Condvar::create_named(&name)?;
+    /// assert_eq!(cv.name(), name);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_named(name: &str) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new().name(name))
+    }
+
+    /// Creates it with chosen segment options.
+    ///
+    /// ```
+    /// let cv = shm_sync::Condvar::create_with(&shm_core::SegmentOptions::new())?;
+    /// # let _ = cv;
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
+        let shared = Shared::create(options, &Self::spec(), 0, |_: &RawCondvar| {}, (0, &[]))?;
+        Ok(Condvar { shared })
+    }
+
+    /// Opens a condition variable another process created.
+    ///
+    /// ```
+    /// let cv = shm_sync::Condvar::create()?;
+    /// shm_sync::Condvar::open(cv.name())?.notify_all();
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Ok(Condvar {
+            shared: Shared::open(name, &Self::spec(), 0)?,
+        })
+    }
+
+    /// Unlocks the guard's mutex, waits for a notification, locks it again and returns
+    /// the guard. A holder that died meanwhile is reported as by `lock`.
+    ///
+    /// See the type's example.
+    pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        let r = self.shared.raw().wait(guard.mutex.raw());
+        Self::relocked(guard, r.map(|a| (a, false)))
+            .map(|(g, _)| g)
+            .map_err(|e| e.map(|(g, _)| g))
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; the mutex is locked again either
+    /// way and [`WaitTimeoutResult`] says whether the time ran out.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let (m, cv) = (shm_sync::Mutex::create(0u8)?, shm_sync::Condvar::create()?);
+    /// let t = Instant::now();
+    /// let (g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(20)).unwrap();
+    /// assert!(r.timed_out() && t.elapsed() >= Duration::from_millis(20));
+    /// drop(g);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn wait_timeout<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let r = self.shared.raw().wait_timeout(guard.mutex.raw(), timeout);
+        Self::relocked(guard, r)
+            .map(|(g, t)| (g, WaitTimeoutResult(t)))
+            .map_err(|e| e.map(|(g, t)| (g, WaitTimeoutResult(t))))
+    }
+
+    fn relocked<'a, T: Pod>(
+        guard: MutexGuard<'a, T>,
+        r: Result<(Acquired, bool), crate::RawError>,
+    ) -> LockResult<(MutexGuard<'a, T>, bool)> {
+        match r {
+            Ok((Acquired::Clean, t)) => Ok((guard, t)),
+            Ok((Acquired::OwnerDied, t)) => Err(LockError::OwnerDied((guard, t))),
+            Ok((Acquired::Inconsistent, t)) => Err(LockError::Inconsistent((guard, t))),
+            Err(e) => {
+                let label = guard.mutex.shared.label().clone();
+                Err(LockError::from_raw(e, &label, Duration::ZERO))
+            }
+        }
+    }
+
+    /// Wakes one waiter.
+    ///
+    /// ```
+    /// shm_sync::Condvar::create()?.notify_one();
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn notify_one(&self) {
+        self.shared.raw().notify_one();
+    }
+
+    /// Wakes every waiter.
+    ///
+    /// ```
+    /// shm_sync::Condvar::create()?.notify_all();
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn notify_all(&self) {
+        self.shared.raw().notify_all();
+    }
+
+    /// Wakes up to `n` waiters (Python's `Condition.notify(n)`).
+    ///
+    /// ```
+    /// shm_sync::Condvar::create()?.notify(2);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn notify(&self, n: u32) {
+        self.shared.raw().notify(n);
+    }
+}

@@ -1,0 +1,267 @@
+//! Errors: [`RawError`] for the in-place raw primitives, [`Error`] for the named
+//! objects, and [`LockError`], which carries the guard when a lock was acquired from a
+//! holder that died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an operation on a raw, in-place primitive did not complete.
+///
+/// ```
+/// use shm_sync::{RawError, RawMutex};
+/// let m = RawMutex::new();
+/// m.lock().unwrap();
+/// assert_eq!(m.lock(), Err(RawError::WouldDeadlock));
+/// m.unlock().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RawError {
+    /// A `try_` operation found the primitive unavailable.
+    #[error("not available without waiting")]
+    WouldBlock,
+    /// A timed operation ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// The calling thread already holds the lock; waiting would never end.
+    #[error("the calling thread already holds the lock")]
+    WouldDeadlock,
+    /// Released by a thread that does not hold it.
+    #[error("released by a thread that does not hold it")]
+    NotOwner,
+    /// A bounded semaphore released more often than acquired.
+    #[error("released beyond its bound")]
+    OverRelease,
+    /// A counter (readers, recursion, permits) would overflow.
+    #[error("counter overflow")]
+    Overflow,
+    /// The shared state breaks the primitive's invariants (written by a faulty or
+    /// hostile process).
+    #[error("corrupted shared state: {0}")]
+    Corrupted(&'static str),
+}
+
+/// What went wrong with a named synchronisation object; every variant names it.
+///
+/// ```
+/// use shm_sync::{Error, Event};
+/// let ev = Event::create()?;
+/// let err = ev.wait_timeout(std::time::Duration::from_millis(1)).unwrap_err();
+/// assert!(matches!(err, Error::Timeout { .. }));
+/// assert!(err.to_string().contains("Event"));
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Creating or opening the segment failed (not found, wrong kind, wrong type...).
+    #[error(transparent)]
+    Shm(#[from] shm_core::Error),
+    /// A timed wait ran out of time.
+    #[error("timed out after {waited:?} waiting on {object}")]
+    Timeout {
+        /// The object, e.g. `Event "psm_1a2b..."`.
+        object: Arc<str>,
+        /// The timeout that elapsed.
+        waited: Duration,
+    },
+    /// A `try_` operation found the object unavailable.
+    #[error("{object} is not available without waiting")]
+    WouldBlock {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// The calling thread already holds the lock.
+    #[error("{object} is already held by the calling thread: waiting would deadlock")]
+    WouldDeadlock {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// Released by a thread that does not hold it.
+    #[error("{object} released by a thread that does not hold it")]
+    NotOwner {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// A bounded semaphore released beyond its initial value (Python's `ValueError`).
+    #[error("{object} released too many times (bound {max})")]
+    OverRelease {
+        /// The object.
+        object: Arc<str>,
+        /// The bound.
+        max: u32,
+    },
+    /// A counter would overflow.
+    #[error("{object}: counter overflow")]
+    Overflow {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// The shared state breaks the object's invariants.
+    #[error("{object} is corrupted: {what}")]
+    Corrupted {
+        /// The object.
+        object: Arc<str>,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+impl Error {
+    pub(crate) fn from_raw(err: RawError, object: &Arc<str>, waited: Duration) -> Error {
+        let object = object.clone();
+        match err {
+            RawError::WouldBlock => Error::WouldBlock { object },
+            RawError::Timeout => Error::Timeout { object, waited },
+            RawError::WouldDeadlock => Error::WouldDeadlock { object },
+            RawError::NotOwner => Error::NotOwner { object },
+            RawError::OverRelease => Error::OverRelease { object, max: 0 },
+            RawError::Overflow => Error::Overflow { object },
+            RawError::Corrupted(what) => Error::Corrupted { object, what },
+        }
+    }
+}
+
+/// Why a lock call did not simply return a guard.
+///
+/// Like std's `PoisonError`, the owner-death variants still hold the lock: take the
+/// guard with [`into_guard`](Self::into_guard), repair the data, call the guard's
+/// `mark_consistent`. A guard dropped without that leaves the lock inconsistent, and
+/// every later locker gets [`Inconsistent`](Self::Inconsistent).
+///
+/// ```
+/// use shm_sync::{LockError, Mutex};
+/// let m = Mutex::create(0u32)?;
+/// let held = m.lock().unwrap();
+/// // The same thread again: refused instead of deadlocking.
+/// assert!(matches!(m.try_lock(), Err(LockError::WouldDeadlock { .. })));
+/// drop(held);
+/// let guard = match m.lock() {
+///     Ok(g) => g,
+///     Err(e) if e.is_owner_died() => e.into_guard().unwrap(), // repair, then mark_consistent
+///     Err(e) => panic!("{e}"),
+/// };
+/// assert_eq!(*guard, 0);
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError<G> {
+    /// The previous holder died holding the lock. The lock is now held by the caller
+    /// (the guard), marked inconsistent until the guard's `mark_consistent` is called.
+    #[error(
+        "the previous holder died while holding the lock; the protected data may be inconsistent"
+    )]
+    OwnerDied(G),
+    /// An earlier holder died and nobody marked the lock consistent since. The lock is
+    /// held by the caller (the guard).
+    #[error("the lock is inconsistent: an earlier holder died and nobody marked it consistent")]
+    Inconsistent(G),
+    /// A timed lock ran out of time.
+    #[error("timed out after {waited:?} waiting on {object}")]
+    Timeout {
+        /// The object.
+        object: Arc<str>,
+        /// The timeout that elapsed.
+        waited: Duration,
+    },
+    /// `try_lock` found the lock held.
+    #[error("{object} is held by another thread")]
+    WouldBlock {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// The calling thread already holds the lock.
+    #[error("{object} is already held by the calling thread: waiting would deadlock")]
+    WouldDeadlock {
+        /// The object.
+        object: Arc<str>,
+    },
+    /// Another error (corrupted state, too many readers).
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl<G> std::fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::Inconsistent(_) => f.write_str("Inconsistent(..)"),
+            LockError::Timeout { object, waited } => f
+                .debug_struct("Timeout")
+                .field("object", object)
+                .field("waited", waited)
+                .finish(),
+            LockError::WouldBlock { object } => f
+                .debug_struct("WouldBlock")
+                .field("object", object)
+                .finish(),
+            LockError::WouldDeadlock { object } => f
+                .debug_struct("WouldDeadlock")
+                .field("object", object)
+                .finish(),
+            LockError::Other(e) => f.debug_tuple("Other").field(e).finish(),
+        }
+    }
+}
+
+impl<G> LockError<G> {
+    /// The guard, when the lock was acquired despite the error (owner died or
+    /// inconsistent).
+    ///
+    /// ```
+    /// use shm_sync::{LockError, Mutex};
+    /// let m = Mutex::create(1u8)?;
+    /// let _held = m.lock().unwrap();
+    /// assert!(m.try_lock().unwrap_err().into_guard().is_none());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) | LockError::Inconsistent(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Whether the lock was acquired from a dead holder (this time or earlier, not yet
+    /// repaired): [`OwnerDied`](Self::OwnerDied) or [`Inconsistent`](Self::Inconsistent).
+    ///
+    /// ```
+    /// use shm_sync::Mutex;
+    /// let m = Mutex::create(0u64)?;
+    /// let _g = m.lock().unwrap();
+    /// assert!(!m.try_lock().unwrap_err().is_owner_died());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_) | LockError::Inconsistent(_))
+    }
+
+    /// Converts the guard inside (if any) with `f`.
+    ///
+    /// ```
+    /// use shm_sync::LockError;
+    /// let e: LockError<u8> = LockError::OwnerDied(7);
+    /// assert!(matches!(e.map(|g| g * 2), LockError::OwnerDied(14)));
+    /// ```
+    pub fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
+        match self {
+            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
+            LockError::Inconsistent(g) => LockError::Inconsistent(f(g)),
+            LockError::Timeout { object, waited } => LockError::Timeout { object, waited },
+            LockError::WouldBlock { object } => LockError::WouldBlock { object },
+            LockError::WouldDeadlock { object } => LockError::WouldDeadlock { object },
+            LockError::Other(e) => LockError::Other(e),
+        }
+    }
+
+    pub(crate) fn from_raw(err: RawError, object: &Arc<str>, waited: Duration) -> Self {
+        let object = object.clone();
+        match err {
+            RawError::WouldBlock => LockError::WouldBlock { object },
+            RawError::Timeout => LockError::Timeout { object, waited },
+            RawError::WouldDeadlock => LockError::WouldDeadlock { object },
+            other => LockError::Other(Error::from_raw(other, &object, waited)),
+        }
+    }
+}

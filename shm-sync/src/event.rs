@@ -1,0 +1,161 @@
+//! The named [`Event`].
+
+use std::time::Duration;
+
+use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+
+use crate::Error;
+use crate::common::named_common;
+use crate::inplace::Shared;
+use crate::raw::RawEvent;
+
+const VERSION: u32 = 1;
+
+/// A process-shared event (Python's `multiprocessing.Event`) in its own named segment:
+/// `set` wakes every waiter in every process; the flag stays set until `clear`.
+///
+/// ```
+/// let ev = shm_sync::Event::create()?;
+/// let peer = shm_sync::Event::open(ev.name())?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| peer.wait());
+///     ev.set();
+/// });
+/// assert!(peer.is_set());
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+pub struct Event {
+    shared: Shared<RawEvent>,
+}
+
+named_common!(Event, "Event::create()", "Event::open");
+
+impl Event {
+    fn spec() -> ObjectSpec {
+        ObjectSpec::new(ObjectKind::Event, VERSION)
+    }
+
+    /// Creates an event (not set) under a fresh random name.
+    ///
+    /// ```
+    /// assert!(!shm_sync::Event::create()?.is_set());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create() -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new())
+    }
+
+    /// Creates it under `name`.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-event-{}", std::process::id());
+    /// assert_eq!(shm_sync::Event::create_named(&name)?.name(), name);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_named(name: &str) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new().name(name))
+    }
+
+    /// Creates it with chosen segment options.
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create_with(&shm_core::SegmentOptions::new())?;
+    /// # let _ = ev;
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
+        let shared = Shared::create(options, &Self::spec(), 0, |_: &RawEvent| {}, (0, &[]))?;
+        Ok(Event { shared })
+    }
+
+    /// Opens an event another process created.
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create()?;
+    /// ev.set();
+    /// assert!(shm_sync::Event::open(ev.name())?.is_set());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Ok(Event {
+            shared: Shared::open(name, &Self::spec(), 0)?,
+        })
+    }
+
+    /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create()?;
+    /// ev.set();
+    /// assert!(ev.is_set());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn set(&self) {
+        self.shared.raw().set();
+    }
+
+    /// Clears the flag.
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create()?;
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn clear(&self) {
+        self.shared.raw().clear();
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```
+    /// assert!(!shm_sync::Event::create()?.is_set());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.shared.raw().is_set()
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create()?;
+    /// ev.set();
+    /// ev.wait();
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        self.shared.raw().wait();
+    }
+
+    /// `Ok` if the flag is set, [`Error::WouldBlock`] otherwise.
+    ///
+    /// ```
+    /// assert!(shm_sync::Event::create()?.try_wait().is_err());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn try_wait(&self) -> Result<(), Error> {
+        self.shared
+            .raw()
+            .try_wait()
+            .map_err(|e| Error::from_raw(e, self.shared.label(), Duration::ZERO))
+    }
+
+    /// Waits at most `timeout` for the flag: [`Error::Timeout`] if it stays unset
+    /// (Python's `wait(timeout)` returning `False`).
+    ///
+    /// ```
+    /// let ev = shm_sync::Event::create()?;
+    /// assert!(ev.wait_timeout(std::time::Duration::from_millis(1)).is_err());
+    /// ev.set();
+    /// assert!(ev.wait_timeout(std::time::Duration::from_millis(1)).is_ok());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.shared
+            .raw()
+            .wait_timeout(timeout)
+            .map_err(|e| Error::from_raw(e, self.shared.label(), timeout))
+    }
+}

@@ -1,0 +1,218 @@
+//! Every `unsafe` of shm-sync that touches memory: viewing bytes of a mapping as a raw
+//! primitive (`from_ptr`), the named objects' payload, and the typed guards' access to
+//! the data a lock protects.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use shm_core::{Object, ObjectSpec, SegmentOptions};
+
+use crate::raw::{RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock, RawSemaphore};
+use crate::{Error, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
+
+/// Types that may be viewed in place in shared memory: `#[repr(C)]`, made only of
+/// atomics (valid for every bit pattern and for concurrent access from any process),
+/// no pointers.
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]` structs of atomic integers only.
+pub(crate) unsafe trait InPlace: Sized {}
+
+macro_rules! in_place {
+    ($($ty:ident),*) => {$(
+        // SAFETY: `#[repr(C)]` and made of `AtomicU32`/`AtomicU64` fields only (see the
+        // type's definition and its size assertions).
+        unsafe impl InPlace for $ty {}
+
+        impl $ty {
+            #[doc = concat!("Views the bytes at `ptr` as a `", stringify!($ty), "` living in shared memory.")]
+            ///
+            /// Bytes that are all zero are the primitive's initial state, so a freshly
+            /// created (zeroed) segment needs no initialisation. Any other bit pattern,
+            /// including garbage written by a faulty process, is memory-safe: it is
+            /// recovered from or reported as an error, never undefined behaviour.
+            ///
+            /// # Safety
+            /// - `ptr` is non-null and aligned to `align_of::<Self>()` (8 on every
+            ///   supported target);
+            /// - `ptr` is valid for reads and writes of `size_of::<Self>()` bytes for
+            ///   all of `'a` (the mapping stays mapped that long);
+            /// - for all of `'a`, every process and thread accesses those bytes only
+            ///   through this type (atomically): never through `&mut`, plain reads or
+            ///   writes, or `memcpy`.
+            ///
+            /// ```
+            /// let seg = shm_core::Segment::create(4096)?;
+            /// // SAFETY: the mapping is page aligned, 4096 bytes, lives as long as `seg`,
+            /// // and nothing else touches these bytes.
+            #[doc = concat!("let raw = unsafe { shm_sync::", stringify!($ty), "::from_ptr(seg.as_ptr()) };")]
+            /// # let _ = raw;
+            /// # Ok::<(), shm_core::Error>(())
+            /// ```
+            pub unsafe fn from_ptr<'a>(ptr: *const u8) -> &'a $ty {
+                debug_assert!(ptr.cast::<$ty>().is_aligned(), "misaligned {}", stringify!($ty));
+                // SAFETY: the caller guarantees alignment, validity for 'a and atomic-only
+                // access; the type is all atomics, valid for any bit pattern.
+                unsafe { &*ptr.cast::<$ty>() }
+            }
+        }
+    )*};
+}
+
+in_place!(
+    RawMutex,
+    RawRwLock,
+    RawCondvar,
+    RawEvent,
+    RawSemaphore,
+    RawBarrier,
+    RawRLock
+);
+
+/// A named object: a checked [`Object`] whose payload starts with a raw primitive `R`,
+/// optionally followed by plain data.
+#[derive(Debug)]
+pub(crate) struct Shared<R: InPlace> {
+    object: Object,
+    /// `Kind "name"`, for messages.
+    label: Arc<str>,
+    _raw: PhantomData<R>,
+}
+
+impl<R: InPlace> Shared<R> {
+    /// Creates the object: `payload_len` zero bytes (at least `size_of::<R>()`), then
+    /// `init` on the raw primitive and `data` copied to its offset, then publishes.
+    pub(crate) fn create(
+        options: &SegmentOptions,
+        spec: &ObjectSpec,
+        payload_len: usize,
+        init: impl FnOnce(&R),
+        data: (usize, &[u8]),
+    ) -> Result<Self, Error> {
+        let payload_len = payload_len.max(size_of::<R>());
+        assert!(
+            data.0 >= size_of::<R>() || data.1.is_empty(),
+            "data overlaps the lock"
+        );
+        assert!(
+            data.0 + data.1.len() <= payload_len,
+            "data past the payload"
+        );
+        let object = Object::create(options, spec, payload_len, |payload| {
+            // SAFETY: the payload is 64-byte aligned, `payload_len >= size_of::<R>()`
+            // bytes, zeroed and ours alone until `create` publishes it.
+            init(unsafe { &*payload.cast::<R>() });
+            // SAFETY: `data` fits in the payload after the primitive (asserted above) and
+            // nobody else sees the payload yet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.1.as_ptr(), payload.add(data.0), data.1.len())
+            };
+        })?;
+        Ok(Self::wrap(object, spec))
+    }
+
+    /// Opens and checks the object; its payload must be `payload_len` bytes.
+    pub(crate) fn open(name: &str, spec: &ObjectSpec, payload_len: usize) -> Result<Self, Error> {
+        let object = Object::open(name, spec)?;
+        let payload_len = payload_len.max(size_of::<R>());
+        if object.payload_len() != payload_len {
+            return Err(shm_core::Error::Truncated {
+                name: object.segment().display_name().to_owned(),
+                what: "payload length of the synchronisation object",
+                expected: payload_len as u64,
+                found: object.payload_len() as u64,
+            }
+            .into());
+        }
+        Ok(Self::wrap(object, spec))
+    }
+
+    fn wrap(object: Object, spec: &ObjectSpec) -> Self {
+        let label = format!("{} {:?}", spec.kind, object.segment().display_name()).into();
+        Shared {
+            object,
+            label,
+            _raw: PhantomData,
+        }
+    }
+
+    /// The primitive at the start of the payload.
+    #[inline]
+    pub(crate) fn raw(&self) -> &R {
+        // SAFETY: every constructor checked `payload_len >= size_of::<R>()`; the payload
+        // is 64-byte aligned and mapped while `self.object` lives; all processes access
+        // it through `R` (atomics) only.
+        unsafe { &*self.object.payload_ptr().cast::<R>() }
+    }
+
+    /// Pointer to the payload at `offset` (for the protected data).
+    #[inline]
+    pub(crate) fn data_ptr(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset <= self.object.payload_len());
+        self.object.payload_ptr().wrapping_add(offset)
+    }
+
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
+    pub(crate) fn object_mut(&mut self) -> &mut Object {
+        &mut self.object
+    }
+}
+
+impl<T: Pod> Deref for MutexGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, which every process honours for this data;
+        // the data lies inside the payload (checked at create/open), aligned for `T`
+        // (64-byte aligned payload, offset a multiple of `align_of::<T>()`); `T: Pod` is
+        // valid for any bytes.
+        unsafe { &*self.mutex.data_ptr().cast::<T>() }
+    }
+}
+
+impl<T: Pod> DerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; the lock makes this guard the only accessor.
+        unsafe { &mut *self.mutex.data_ptr().cast::<T>() }
+    }
+}
+
+impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: a read lock is held: writers (who honour the lock) are excluded, so the
+        // bytes do not change; placement and validity as for `MutexGuard`.
+        unsafe { &*self.lock.data_ptr().cast::<T>() }
+    }
+}
+
+impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the write lock is held; placement and validity as for `MutexGuard`.
+        unsafe { &*self.lock.data_ptr().cast::<T>() }
+    }
+}
+
+impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the write lock excludes every reader and writer.
+        unsafe { &mut *self.lock.data_ptr().cast::<T>() }
+    }
+}

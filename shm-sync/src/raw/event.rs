@@ -1,0 +1,141 @@
+//! `RawEvent`: one word, a flag and a waiters bit.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::{Mode, spin_until};
+use crate::RawError;
+use crate::sys;
+
+const SET: u32 = 1;
+const WAITERS: u32 = 2;
+
+/// A process-shared event (Python's `multiprocessing.Event`): 8 bytes, `#[repr(C)]`,
+/// all-zero is "not set".
+///
+/// `set` wakes every waiter and leaves the flag set until `clear`.
+///
+/// ```
+/// let ev = shm_sync::RawEvent::new();
+/// std::thread::scope(|s| {
+///     s.spawn(|| ev.wait());
+///     ev.set();
+/// });
+/// assert!(ev.is_set());
+/// ```
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct RawEvent {
+    word: AtomicU32,
+    _pad: AtomicU32,
+}
+
+const _: () = assert!(size_of::<RawEvent>() == 8);
+
+impl RawEvent {
+    /// An event that is not set.
+    ///
+    /// ```
+    /// assert!(!shm_sync::RawEvent::new().is_set());
+    /// ```
+    pub const fn new() -> RawEvent {
+        RawEvent {
+            word: AtomicU32::new(0),
+            _pad: AtomicU32::new(0),
+        }
+    }
+
+    /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let ev = shm_sync::RawEvent::new();
+    /// ev.set();
+    /// assert!(ev.is_set());
+    /// ```
+    pub fn set(&self) {
+        if self.word.load(Ordering::Acquire) == SET {
+            return;
+        }
+        let old = self.word.swap(SET, Ordering::Release);
+        if old & WAITERS != 0 {
+            sys::futex_wake_all(&self.word);
+        }
+    }
+
+    /// Clears the flag.
+    ///
+    /// ```
+    /// let ev = shm_sync::RawEvent::new();
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// ```
+    pub fn clear(&self) {
+        self.word.fetch_and(!SET, Ordering::Relaxed);
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```
+    /// assert!(!shm_sync::RawEvent::new().is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.word.load(Ordering::Acquire) & SET != 0
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// ```
+    /// let ev = shm_sync::RawEvent::new();
+    /// ev.set();
+    /// ev.wait();
+    /// ```
+    pub fn wait(&self) {
+        let _ = self.wait_mode(Mode::forever());
+    }
+
+    /// Waits at most `timeout` for the flag: [`RawError::Timeout`] if still unset.
+    ///
+    /// ```
+    /// let ev = shm_sync::RawEvent::new();
+    /// assert!(ev.wait_timeout(std::time::Duration::from_millis(2)).is_err());
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), RawError> {
+        self.wait_mode(Mode::timeout(timeout))
+    }
+
+    /// `Ok` if the flag is set, [`RawError::WouldBlock`] otherwise.
+    ///
+    /// ```
+    /// assert!(shm_sync::RawEvent::new().try_wait().is_err());
+    /// ```
+    pub fn try_wait(&self) -> Result<(), RawError> {
+        self.wait_mode(Mode::Try)
+    }
+
+    fn wait_mode(&self, mode: Mode) -> Result<(), RawError> {
+        if spin_until(mode, || self.is_set()) {
+            return Ok(());
+        }
+        loop {
+            let v = self.word.load(Ordering::Acquire);
+            if v & SET != 0 {
+                return Ok(());
+            }
+            // Whole slices are fine: set() always wakes; the slice only bounds a wait
+            // whose word was scribbled over.
+            let Some(sleep) = mode.sleep_for(Duration::from_secs(1)) else {
+                return Err(mode.expired());
+            };
+            if v & WAITERS == 0
+                && self
+                    .word
+                    .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            sys::futex_wait(&self.word, v | WAITERS, Some(sleep));
+        }
+    }
+}

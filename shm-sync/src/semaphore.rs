@@ -1,0 +1,287 @@
+//! The named [`Semaphore`] and [`BoundedSemaphore`].
+
+use std::time::Duration;
+
+use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+
+use crate::Error;
+use crate::common::named_common;
+use crate::inplace::Shared;
+use crate::raw::RawSemaphore;
+
+const VERSION: u32 = 1;
+
+fn spec() -> ObjectSpec {
+    ObjectSpec::new(ObjectKind::Semaphore, VERSION)
+}
+
+/// A process-shared counting semaphore (Python's `multiprocessing.Semaphore`) in its
+/// own named segment.
+///
+/// Permits have no owner: a process that dies holding permits does not return them.
+///
+/// ```
+/// let sem = shm_sync::Semaphore::create(2)?;
+/// sem.acquire();
+/// sem.acquire();
+/// assert!(sem.try_acquire().is_err());
+/// sem.release()?;
+/// assert_eq!(sem.value(), 1);
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+pub struct Semaphore {
+    shared: Shared<RawSemaphore>,
+}
+
+named_common!(Semaphore, "Semaphore::create(1)", "Semaphore::open");
+
+/// A semaphore that refuses to be released above its initial value (Python's
+/// `BoundedSemaphore`, whose over-release is a `ValueError`): [`Error::OverRelease`].
+///
+/// It is a [`Semaphore`] object with a bound: [`Semaphore::open`] opens it too, and
+/// [`BoundedSemaphore::open`] refuses an unbounded one.
+///
+/// ```
+/// let sem = shm_sync::BoundedSemaphore::create(1)?;
+/// sem.acquire();
+/// sem.release()?;
+/// assert!(matches!(sem.release(), Err(shm_sync::Error::OverRelease { max: 1, .. })));
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+pub struct BoundedSemaphore {
+    shared: Shared<RawSemaphore>,
+}
+
+named_common!(
+    BoundedSemaphore,
+    "BoundedSemaphore::create(1)",
+    "BoundedSemaphore::open"
+);
+
+macro_rules! semaphore_ops {
+    ($ty:ident) => {
+        impl $ty {
+            /// Takes a permit, waiting as long as it takes.
+            ///
+            /// ```
+            #[doc = concat!("let sem = shm_sync::", stringify!($ty), "::create(1)?;")]
+            /// sem.acquire();
+            /// assert_eq!(sem.value(), 0);
+            /// # Ok::<(), shm_sync::Error>(())
+            /// ```
+            pub fn acquire(&self) {
+                self.shared.raw().acquire();
+            }
+
+            /// Takes a permit if one is free: [`Error::WouldBlock`] otherwise.
+            ///
+            /// ```
+            #[doc = concat!("let sem = shm_sync::", stringify!($ty), "::create(1)?;")]
+            /// sem.try_acquire()?;
+            /// assert!(sem.try_acquire().is_err());
+            /// # Ok::<(), shm_sync::Error>(())
+            /// ```
+            pub fn try_acquire(&self) -> Result<(), Error> {
+                self.shared
+                    .raw()
+                    .try_acquire()
+                    .map_err(|e| Error::from_raw(e, self.shared.label(), Duration::ZERO))
+            }
+
+            /// Takes a permit, waiting at most `timeout`: [`Error::Timeout`] after that.
+            ///
+            /// ```
+            #[doc = concat!("let sem = shm_sync::", stringify!($ty), "::create(1)?;")]
+            /// sem.acquire_timeout(std::time::Duration::from_millis(1))?;
+            /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(1)).is_err());
+            /// # Ok::<(), shm_sync::Error>(())
+            /// ```
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), Error> {
+                self.shared
+                    .raw()
+                    .acquire_timeout(timeout)
+                    .map_err(|e| Error::from_raw(e, self.shared.label(), timeout))
+            }
+
+            /// Gives a permit back and wakes a waiter.
+            ///
+            /// ```
+            #[doc = concat!("let sem = shm_sync::", stringify!($ty), "::create(1)?;")]
+            /// sem.acquire();
+            /// sem.release()?;
+            /// # Ok::<(), shm_sync::Error>(())
+            /// ```
+            pub fn release(&self) -> Result<(), Error> {
+                self.shared.raw().release().map_err(|e| match e {
+                    crate::RawError::OverRelease => Error::OverRelease {
+                        object: self.shared.label().clone(),
+                        max: self.shared.raw().max().unwrap_or(0),
+                    },
+                    e => Error::from_raw(e, self.shared.label(), Duration::ZERO),
+                })
+            }
+
+            /// Free permits now (a snapshot; Python's `get_value`).
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(shm_sync::", stringify!($ty), "::create(3)?.value(), 3);")]
+            /// # Ok::<(), shm_sync::Error>(())
+            /// ```
+            pub fn value(&self) -> u32 {
+                self.shared.raw().value()
+            }
+        }
+    };
+}
+
+semaphore_ops!(Semaphore);
+semaphore_ops!(BoundedSemaphore);
+
+impl Semaphore {
+    /// Creates a semaphore with `value` permits (at most `i32::MAX`) under a fresh
+    /// random name.
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::Semaphore::create(5)?.value(), 5);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create(value: u32) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new(), value)
+    }
+
+    /// Creates it under `name`.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-sem-{}", std::process::id());
+    /// assert_eq!(shm_sync::Semaphore::create_named(&name, 1)?.name(), name);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new().name(name), value)
+    }
+
+    /// Creates it with chosen segment options.
+    ///
+    /// ```
+    /// let sem = shm_sync::Semaphore::create_with(&shm_core::SegmentOptions::new(), 2)?;
+    /// assert_eq!(sem.value(), 2);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
+        let value = value.min(crate::raw::MAX_PERMITS);
+        let shared = Shared::create(
+            options,
+            &spec(),
+            0,
+            |r: &RawSemaphore| r.init(value, 0),
+            (0, &[]),
+        )?;
+        Ok(Semaphore { shared })
+    }
+
+    /// Opens a semaphore (bounded or not) another process created.
+    ///
+    /// ```
+    /// let sem = shm_sync::Semaphore::create(1)?;
+    /// assert_eq!(shm_sync::Semaphore::open(sem.name())?.value(), 1);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Ok(Semaphore {
+            shared: Shared::open(name, &spec(), 0)?,
+        })
+    }
+
+    /// The bound, for a semaphore created as a [`BoundedSemaphore`].
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::Semaphore::create(1)?.max(), None);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn max(&self) -> Option<u32> {
+        self.shared.raw().max()
+    }
+}
+
+impl BoundedSemaphore {
+    /// Creates a bounded semaphore with `value` permits (also the bound; 1 to
+    /// `i32::MAX`) under a fresh random name.
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::BoundedSemaphore::create(2)?.max(), 2);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create(value: u32) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new(), value)
+    }
+
+    /// Creates it under `name`.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-bsem-{}", std::process::id());
+    /// assert_eq!(shm_sync::BoundedSemaphore::create_named(&name, 1)?.name(), name);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
+        Self::create_with(&SegmentOptions::new().name(name), value)
+    }
+
+    /// Creates it with chosen segment options. A `value` of 0 (a semaphore that could
+    /// never be acquired nor released) is refused as [`shm_core::Error::InvalidSize`].
+    ///
+    /// ```
+    /// assert!(shm_sync::BoundedSemaphore::create_with(&shm_core::SegmentOptions::new(), 0).is_err());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
+        if value == 0 || value > crate::raw::MAX_PERMITS {
+            return Err(shm_core::Error::InvalidSize {
+                name: "<BoundedSemaphore>".into(),
+                len: u64::from(value),
+                reason: "a bounded semaphore needs a bound of 1 to i32::MAX permits",
+            }
+            .into());
+        }
+        let shared = Shared::create(
+            options,
+            &spec(),
+            0,
+            |r: &RawSemaphore| r.init(value, value),
+            (0, &[]),
+        )?;
+        Ok(BoundedSemaphore { shared })
+    }
+
+    /// Opens a bounded semaphore another process created; an unbounded one is
+    /// [`shm_core::Error::WrongKind`].
+    ///
+    /// ```
+    /// let b = shm_sync::BoundedSemaphore::create(1)?;
+    /// assert!(shm_sync::BoundedSemaphore::open(b.name()).is_ok());
+    /// let u = shm_sync::Semaphore::create(1)?;
+    /// assert!(shm_sync::BoundedSemaphore::open(u.name()).is_err());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        let shared: Shared<RawSemaphore> = Shared::open(name, &spec(), 0)?;
+        if shared.raw().max().is_none() {
+            return Err(shm_core::Error::WrongKind {
+                name: shared.object().segment().display_name().to_owned(),
+                expected: "BoundedSemaphore".into(),
+                found: "Semaphore (unbounded)".into(),
+            }
+            .into());
+        }
+        Ok(BoundedSemaphore { shared })
+    }
+
+    /// The bound (the initial value).
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::BoundedSemaphore::create(3)?.max(), 3);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn max(&self) -> u32 {
+        self.shared.raw().max().unwrap_or(0)
+    }
+}
