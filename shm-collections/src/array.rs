@@ -265,6 +265,7 @@ impl<T: Pod> Array<T> {
         self.core.len == 0
     }
 
+    #[inline]
     fn raw_lock(&self) -> &RawMutex {
         // SAFETY: the payload starts with a 16-byte RawMutex, 64-byte aligned, all-zero
         // (unlocked) at creation; atomics are valid for any bits and for concurrent access.
@@ -278,6 +279,7 @@ impl<T: Pod> Array<T> {
         }
     }
 
+    #[inline]
     fn lock_with(&self, wait: Wait) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
         let data = ptr::slice_from_raw_parts_mut(self.core.data(), self.core.len);
         // SAFETY: `len` elements valid for as long as `self`; every writer of an Array
@@ -293,6 +295,7 @@ impl<T: Pod> Array<T> {
     /// assert_eq!(a.lock().unwrap().iter().sum::<u64>(), 10);
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
         self.lock_with(Wait::Forever)
     }

@@ -135,6 +135,7 @@ impl<'a, D: ?Sized> CellGuard<'a, D> {
     /// - the caller holds `lock` (this thread locked it);
     /// - `data` is valid for reads and writes for `'a` and every writer of it holds
     ///   `lock` while writing.
+    #[inline]
     pub(crate) unsafe fn new(lock: &'a RawMutex, data: *mut D) -> Self {
         Self {
             lock,
@@ -160,6 +161,7 @@ impl<'a, D: ?Sized> CellGuard<'a, D> {
 
 impl<D: ?Sized> std::ops::Deref for CellGuard<'_, D> {
     type Target = D;
+    #[inline]
     fn deref(&self) -> &D {
         // SAFETY: `new`'s contract: valid for 'a, and no one writes it while we hold
         // the lock.
@@ -168,6 +170,7 @@ impl<D: ?Sized> std::ops::Deref for CellGuard<'_, D> {
 }
 
 impl<D: ?Sized> std::ops::DerefMut for CellGuard<'_, D> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut D {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference in this
         // process, and other processes honour the lock.
@@ -182,6 +185,7 @@ impl<D: ?Sized + std::fmt::Debug> std::fmt::Debug for CellGuard<'_, D> {
 }
 
 impl<D: ?Sized> Drop for CellGuard<'_, D> {
+    #[inline]
     fn drop(&mut self) {
         // Fails only if another process overwrote the lock word while we held it;
         // there is nothing left to release then.
@@ -202,6 +206,7 @@ pub(crate) enum Wait {
 ///
 /// # Safety
 /// As [`CellGuard::new`], except that the lock is taken here.
+#[inline]
 pub(crate) unsafe fn lock_cell<'a, D: ?Sized>(
     lock: &'a RawMutex,
     data: *mut D,
@@ -239,6 +244,7 @@ pub(crate) unsafe fn lock_cell<'a, D: ?Sized>(
 
 /// Lock failures of the convenience methods (`get`, `set`...), which take the lock
 /// and release it again.
+#[cold]
 pub(crate) fn convenience_error<G>(err: LockError<G>, name: &str) -> CellError {
     let name = name.to_owned();
     match err {

@@ -5,7 +5,6 @@ mod error;
 mod item;
 mod layout;
 mod repr;
-mod unsafe_io;
 
 use std::fmt;
 
@@ -420,7 +419,7 @@ impl ShareableList {
             } else {
                 return self.get_slow(index, slot, raw_fmt, code);
             };
-            let v = unsafe_io::read::<8>(&self.seg, slot.start)?;
+            let v = read_array::<8>(&self.seg, slot.start)?;
             return Ok(match kind {
                 Format::Int => Item::Int(i64::from_ne_bytes(v)),
                 Format::Float => Item::Float(f64::from_ne_bytes(v)),
@@ -454,7 +453,7 @@ impl ShareableList {
                 }
             }
             Some(format) => {
-                let v = unsafe_io::read::<8>(&self.seg, slot.start)?;
+                let v = read_array::<8>(&self.seg, slot.start)?;
                 match (code, format) {
                     (CODE_NONE, _) => Ok(Item::None),
                     (CODE_PLAIN, Format::Int) => Ok(Item::Int(i64::from_ne_bytes(v))),
@@ -727,8 +726,8 @@ impl ShareableList {
     /// The stored format and code of item `index` (`index < len`).
     #[inline]
     fn read_meta(&self, index: usize) -> Result<([u8; 8], i8)> {
-        let fmt = unsafe_io::read::<8>(&self.seg, self.fmt_start + ALIGN * index)?;
-        let [code] = unsafe_io::read::<1>(&self.seg, self.code_start + index)?;
+        let fmt = read_array::<8>(&self.seg, self.fmt_start + ALIGN * index)?;
+        let [code] = read_array::<1>(&self.seg, self.code_start + index)?;
         Ok((fmt, code as i8))
     }
 
@@ -748,7 +747,7 @@ impl ShareableList {
     fn read_blob(&self, slot: Slot, n: usize, strip: bool, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
         buf.resize(n, 0);
-        unsafe_io::read_into(&self.seg, slot.start, buf)?;
+        self.seg.read_at(slot.start, buf)?;
         if strip {
             let keep = buf.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             buf.truncate(keep);
@@ -788,9 +787,9 @@ impl ShareableList {
         let fmt_at = self.fmt_start + ALIGN * index;
         if let Some((format, code, data)) = layout::encode_fixed(value) {
             // CPython's order: format and code first, then the value.
-            unsafe_io::write(&self.seg, fmt_at, &format)?;
-            unsafe_io::write(&self.seg, self.code_start + index, &[code as u8])?;
-            unsafe_io::write(&self.seg, slot.start, &data)?;
+            self.seg.write_at(fmt_at, &format)?;
+            self.seg.write_at(self.code_start + index, &[code as u8])?;
+            self.seg.write_at(slot.start, &data)?;
             return Ok(());
         }
         let Some((bytes, kind)) = value.as_blob() else {
@@ -803,17 +802,19 @@ impl ShareableList {
         }
         // Keep an existing `<n>s` format (as CPython does) when the value fits it;
         // otherwise (CPython would truncate the value) use the whole slot.
-        let current = unsafe_io::read::<8>(&self.seg, fmt_at)?;
+        let current = read_array::<8>(&self.seg, fmt_at)?;
         let (n, format) = match layout::parse_format(current) {
             Some(Format::Blob(n)) if bytes.len() <= n && n <= capacity => (n, current),
             _ => (capacity, layout::blob_format(capacity)),
         };
         let code = if kind == "str" { CODE_STR } else { CODE_BYTES };
-        unsafe_io::write(&self.seg, fmt_at, &format)?;
-        unsafe_io::write(&self.seg, self.code_start + index, &[code as u8])?;
-        unsafe_io::write(&self.seg, slot.start, bytes)?;
+        self.seg.write_at(fmt_at, &format)?;
+        self.seg.write_at(self.code_start + index, &[code as u8])?;
+        self.seg.write_at(slot.start, bytes)?;
         // NUL-pad to n bytes, as struct's `<n>s` does.
-        unsafe_io::zero(&self.seg, slot.start + bytes.len(), n - bytes.len())
+        Ok(self
+            .seg
+            .fill_at(slot.start + bytes.len(), n - bytes.len(), 0)?)
     }
 
     #[cold]
@@ -939,4 +940,12 @@ impl fmt::Debug for ShareableList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+/// Copies `N` bytes at `offset` out of the segment (bounds-checked).
+#[inline(always)]
+fn read_array<const N: usize>(seg: &Segment, offset: usize) -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    seg.read_at(offset, &mut out)?;
+    Ok(out)
 }

@@ -146,6 +146,7 @@ impl<T: Pod> Value<T> {
         &self.obj
     }
 
+    #[inline]
     fn raw_lock(&self) -> &RawMutex {
         // SAFETY: the payload starts with a 16-byte, 64-byte aligned RawMutex (all-zero
         // = unlocked at creation); it consists of atomics, valid for any bits and for
@@ -153,6 +154,7 @@ impl<T: Pod> Value<T> {
         unsafe { &*self.obj.payload_ptr().add(LOCK_OFFSET).cast::<RawMutex>() }
     }
 
+    #[inline]
     fn lock_with(&self, wait: Wait) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
         // SAFETY: the data is valid for as long as `self`; every writer of a Value
         // writes under its lock.
@@ -167,6 +169,7 @@ impl<T: Pod> Value<T> {
     /// assert_eq!(v.get()?, 1);
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
         self.lock_with(Wait::Forever)
     }
@@ -229,6 +232,7 @@ impl<T: Pod> Value<T> {
     /// assert_eq!((old, v.get()?), (1, 9));
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
+    #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> CellResult<R> {
         let mut guard = self.lock().map_err(|e| convenience_error(e, &self.label))?;
         Ok(f(&mut guard))

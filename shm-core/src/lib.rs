@@ -26,6 +26,16 @@
 //! ```
 //!
 //! Linux only for now: every OS call lives in one private module (`sys`).
+//!
+//! ## Limits
+//!
+//! - A process that *shrinks* a segment (`ftruncate` on its name) makes accesses past
+//!   the new end raise `SIGBUS` in every process that maps it: no user-space check can
+//!   prevent that for a shared mapping. Segments are created with mode `0600`, so only
+//!   processes of the same user can do it; nothing in this workspace ever shrinks one.
+//! - A named segment whose creator is killed (`kill -9`) stays in `/dev/shm` until
+//!   someone unlinks it: the tracker of `shm-manager` is planned for that. Anonymous
+//!   segments ([`Segment::anonymous`]) cannot leak.
 
 mod error;
 mod header;

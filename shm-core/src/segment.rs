@@ -430,6 +430,25 @@ impl Segment {
         Ok(())
     }
 
+    /// Sets `len` bytes at `offset` to `byte` (a `memset` into the segment).
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(8)?;
+    /// seg.fill_at(2, 4, 0xff)?;
+    /// let mut buf = [0u8; 8];
+    /// seg.read_at(0, &mut buf)?;
+    /// assert_eq!(buf, [0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+    /// assert!(seg.fill_at(6, 4, 0).is_err());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn fill_at(&self, offset: usize, len: usize, byte: u8) -> Result<()> {
+        self.check_range(offset, len)?;
+        // SAFETY: the range lies inside the live mapping (checked above).
+        unsafe { ptr::write_bytes(self.as_ptr().add(offset), byte, len) };
+        Ok(())
+    }
+
     /// Removes the name so that no new process can open it. Mappings stay valid; the
     /// memory is freed when the last one goes. A no-op for anonymous segments.
     ///
