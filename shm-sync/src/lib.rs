@@ -103,17 +103,57 @@
 //! ## Testing
 //!
 //! The lock algorithms are tested with threads in one process (stress tests with many
-//! threads; no `loom` model check, see the CHANGELOG) and across real processes: exact
-//! counter totals, `kill -9` of holders (many trials, and a chaos test whose trial count
-//! comes from `SHM_CHAOS_TRIALS`), wake-ups across processes, timeouts and corrupted
-//! words.
+//! threads) and across real processes: exact counter totals, `kill -9` of holders (many
+//! trials, and a chaos test whose trial count comes from `SHM_CHAOS_TRIALS`), wake-ups
+//! across processes, timeouts and corrupted words.
+//!
+//! They are also **model checked with [loom](https://docs.rs/loom)** (`tests/loom.rs`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p shm-sync --release --test loom
+//! ```
+//!
+//! Under `cfg(loom)` the algorithms' atomics, spin hint and clock come from loom and a
+//! virtual clock (one internal module re-exports them; normally they are `std`'s own,
+//! so the compiled fast path is unchanged), and the operating system (futex, thread
+//! identity, liveness) is a model in which a test can make a holder die. Small models
+//! (2-3 threads, preemption bound 2-3) explore every interleaving of: [`RawMutex`]
+//! lock / `try_lock` / `lock_timeout` / unlock (mutual exclusion through a loom
+//! `UnsafeCell`, which also checks the acquire/release orderings; the `WAITERS` bit
+//! and `wake_seq` protocol; a waiter that times out, or that is woken too late, passes
+//! its wake-up on), a dead holder taken over by blocked waiters and by `try_lock`
+//! (exactly one `OwnerDied`, then `Inconsistent` until `mark_consistent`);
+//! [`RawCondvar`] notify; [`RawEvent`] set / clear / wait / timeout; [`RawSemaphore`]
+//! acquire / release / timeouts (permits conserved); [`RawRwLock`] readers and writers,
+//! the last reader waking the writer, a dead writer recovered by a reader;
+//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse and timed-out withdrawal.
+//!
+//! The futex is emulated faithfully, not as a spin: `futex_wait` compares the word
+//! under a modelled lock standing for the kernel's hash bucket and blocks until a
+//! `futex_wake` of that word picks it; so a lost wake-up leaves a thread blocked for
+//! ever and loom reports the deadlock. Timed waits never expire by default (the
+//! algorithms' sleep slices would otherwise hide a lost wake-up); a test chooses per
+//! thread that they expire at once (to explore the dead-holder checks and timeouts) or
+//! that the wake-up arrives only after the timeout (a waiter that must pass its
+//! wake-up on). What the model cannot see: wake-ups lost only when a timeout fires
+//! while the thread is running (a timeout fires only where the test says), the real
+//! `/proc` check and identities (modelled), `SeqCst` accesses, which loom treats as
+//! `AcqRel` (the model adds a `SeqCst` fence where an algorithm relies on them, see
+//! the CHANGELOG), loom's known gaps (load buffering), and anything beyond the
+//! interleavings the preemption bound admits. The model found one bug (a lost
+//! wake-up in `RawMutex` when a waiter leaving on timeout raced the holder's unlock;
+//! see the CHANGELOG).
 
+mod atomic;
 mod barrier;
 mod common;
 mod condvar;
 mod error;
 mod event;
 mod inplace;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod mutex;
 mod raw;
 mod rlock;

@@ -2,14 +2,25 @@
 //! the words live in mappings shared between processes), the calling thread's identity
 //! (TID + start time, cached per thread) and the liveness check of another thread
 //! through `/proc`. A port to another OS replaces this module.
+//!
+//! Under `cfg(loom)` the futex, the identity and the liveness check come from the model
+//! in `loom_model` instead (same signatures).
 
+#[cfg(not(loom))]
 use std::cell::Cell;
+#[cfg(not(loom))]
 use std::sync::Once;
-use std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
 use std::time::Duration;
 
+#[cfg(not(loom))]
 use rustix::io::Errno;
+#[cfg(not(loom))]
 use rustix::thread::futex;
+
+use crate::atomic::AtomicU32;
+#[cfg(loom)]
+pub(crate) use crate::loom_model::{futex_wait, futex_wake, is_alive, me};
 
 /// Low 30 bits of an identity: the Linux TID (pid_max is at most 2^22).
 pub(crate) const TID_BITS: u64 = (1 << 30) - 1;
@@ -23,6 +34,7 @@ pub(crate) enum Wake {
     TimedOut,
 }
 
+#[cfg(not(loom))]
 /// `FUTEX_WAIT` (shared) on `word` while it holds `expected`, for at most `timeout`.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
     let ts = timeout.map(|d| futex::Timespec {
@@ -36,6 +48,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     }
 }
 
+#[cfg(not(loom))]
 /// `FUTEX_WAKE` (shared): wakes up to `n` waiters of `word`.
 pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), n);
@@ -46,11 +59,13 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     futex_wake(word, i32::MAX as u32);
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// The calling thread's identity, `token << 32 | tid`; 0 until first computed.
     static ME: Cell<u64> = const { Cell::new(0) };
 }
 
+#[cfg(not(loom))]
 /// The calling thread's identity: `token << 32 | tid`, never 0.
 ///
 /// `token` is the low 32 bits of the thread's start time (clock ticks since boot, field
@@ -62,6 +77,7 @@ pub(crate) fn me() -> u64 {
     if v != 0 { v } else { compute_me() }
 }
 
+#[cfg(not(loom))]
 #[cold]
 fn compute_me() -> u64 {
     register_atfork();
@@ -73,16 +89,19 @@ fn compute_me() -> u64 {
     id
 }
 
+#[cfg(not(loom))]
 /// The liveness token of a thread that started at `start` (clock ticks since boot).
 fn token_of(start: u64) -> u32 {
     (start as u32) | 1
 }
 
+#[cfg(not(loom))]
 extern "C" fn reset_identity_in_child() {
     // The forked child's only thread has a new TID: forget the parent thread's.
     ME.set(0);
 }
 
+#[cfg(not(loom))]
 fn register_atfork() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -94,10 +113,12 @@ fn register_atfork() {
     });
 }
 
+#[cfg(not(loom))]
 /// `PF_EXITING` in the `flags` field: the task is in `do_exit` and will never run user
 /// code (and so never unlock) again.
 const PF_EXITING: u64 = 0x4;
 
+#[cfg(not(loom))]
 /// What `/proc/<tid>/stat` says about a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stat {
@@ -109,12 +130,14 @@ pub(crate) struct Stat {
     pub(crate) start: u64,
 }
 
+#[cfg(not(loom))]
 /// The `stat` line of task `tid`.
 fn read_stat(tid: u32) -> Option<Stat> {
     let bytes = std::fs::read(format!("/proc/{tid}/stat")).ok()?;
     parse_stat(&bytes)
 }
 
+#[cfg(not(loom))]
 /// Parses state, flags and start time from a `stat` line. The command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after the LAST `)`.
 pub(crate) fn parse_stat(bytes: &[u8]) -> Option<Stat> {
@@ -132,6 +155,7 @@ pub(crate) fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     })
 }
 
+#[cfg(not(loom))]
 /// Whether the thread that recorded identity (`tid`, `token`) may still be alive.
 ///
 /// Dead when `/proc/<tid>/stat` shows a zombie, dead or exiting task, or a start time
@@ -158,7 +182,7 @@ pub(crate) fn is_alive(tid: u32, token: u32) -> bool {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -1,6 +1,7 @@
-//! Many-thread stress of the lock algorithms in one process (in place of a loom model
-//! check): mixed lock / try_lock / lock_timeout, racing recoveries from dead holders
-//! (exactly one winner), and the counting primitives under contention.
+//! Many-thread stress of the lock algorithms in one process, with real futexes and
+//! `/proc` (the loom model check is `tests/loom.rs`): mixed lock / try_lock /
+//! lock_timeout, racing recoveries from dead holders (exactly one winner), and the
+//! counting primitives under contention.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;

@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// fmt check, clippy (warnings denied), the test suite, docs (warnings denied).
+    /// fmt check, clippy (warnings denied), the test suite, docs (warnings denied), loom.
     Ci,
     /// Worker processes fill a shared segment and a ShareableList; CPython reads them.
     Demo {

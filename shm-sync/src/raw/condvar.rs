@@ -1,10 +1,10 @@
 //! `RawCondvar`: a sequence number to wait on, used with a [`RawMutex`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::{Acquired, Mode, RawMutex};
 use crate::RawError;
+use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
 
 /// A process-shared condition variable: 8 bytes, `#[repr(C)]`, all-zero is initial.
@@ -38,19 +38,22 @@ pub struct RawCondvar {
     waiters: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawCondvar>() == 8);
 
 impl RawCondvar {
-    /// A condition variable nobody waits on.
-    ///
-    /// ```
-    /// static CV: shm_sync::RawCondvar = shm_sync::RawCondvar::new();
-    /// CV.notify_one();
-    /// ```
-    pub const fn new() -> RawCondvar {
-        RawCondvar {
-            seq: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// A condition variable nobody waits on.
+        ///
+        /// ```
+        /// static CV: shm_sync::RawCondvar = shm_sync::RawCondvar::new();
+        /// CV.notify_one();
+        /// ```
+        pub const fn new() -> RawCondvar {
+            RawCondvar {
+                seq: AtomicU32::new(0),
+                waiters: AtomicU32::new(0),
+            }
         }
     }
 
@@ -91,6 +94,7 @@ impl RawCondvar {
         }
         let mode = timeout.map_or(Mode::forever(), Mode::timeout);
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        crate::atomic::seqcst_for_model();
         let seq = self.seq.load(Ordering::SeqCst);
         mutex.unlock()?;
         let woken = match mode.remaining() {
@@ -128,6 +132,7 @@ impl RawCondvar {
     /// ```
     pub fn notify(&self, n: u32) {
         self.seq.fetch_add(1, Ordering::SeqCst);
+        crate::atomic::seqcst_for_model();
         // A dead waiter leaves the count high: that costs a futex call, never a lost wake.
         if self.waiters.load(Ordering::SeqCst) != 0 {
             sys::futex_wake(&self.seq, n);

@@ -1,10 +1,10 @@
 //! `RawEvent`: one word, a flag and a waiters bit.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::{Mode, spin_until};
 use crate::RawError;
+use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
 
 const SET: u32 = 1;
@@ -30,18 +30,21 @@ pub struct RawEvent {
     _pad: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawEvent>() == 8);
 
 impl RawEvent {
-    /// An event that is not set.
-    ///
-    /// ```
-    /// assert!(!shm_sync::RawEvent::new().is_set());
-    /// ```
-    pub const fn new() -> RawEvent {
-        RawEvent {
-            word: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// An event that is not set.
+        ///
+        /// ```
+        /// assert!(!shm_sync::RawEvent::new().is_set());
+        /// ```
+        pub const fn new() -> RawEvent {
+            RawEvent {
+                word: AtomicU32::new(0),
+                _pad: AtomicU32::new(0),
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! The raw primitives: `#[repr(C)]` words in shared memory, all-zero = initial state,
 //! safe to place anywhere in a mapping (see `from_ptr` on each type).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::atomic::Instant;
 
 mod barrier;
 mod condvar;
@@ -44,14 +46,21 @@ pub(crate) const FIRST_SLICE: Duration = Duration::from_millis(2);
 /// Later sleeps: a dead holder is noticed within this (plus a `/proc` read).
 pub(crate) const SLICE: Duration = Duration::from_millis(20);
 /// Spins before sleeping.
+#[cfg(not(loom))]
 pub(crate) const SPINS: u32 = 100;
+/// Under the model one spin (a loom yield) explores the spinning branch; more would
+/// only multiply the interleavings.
+#[cfg(loom)]
+pub(crate) const SPINS: u32 = 1;
 
 /// How long Event, Semaphore and Barrier waiters spin before sleeping: a wake-up
 /// through the futex costs tens of microseconds on a VM, a spin a few.
+#[cfg(not(loom))]
 pub(crate) const SPIN_WAIT: Duration = Duration::from_micros(20);
 
 /// Spins until `ready()` holds or [`SPIN_WAIT`] (cut to the time left) has passed;
 /// returns whether it holds.
+#[cfg(not(loom))]
 pub(crate) fn spin_until(mode: Mode, mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
         return true;
@@ -66,7 +75,7 @@ pub(crate) fn spin_until(mode: Mode, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         for _ in 0..32 {
-            std::hint::spin_loop();
+            crate::atomic::spin_loop();
             if ready() {
                 return true;
             }
@@ -75,6 +84,13 @@ pub(crate) fn spin_until(mode: Mode, mut ready: impl FnMut() -> bool) -> bool {
             return false;
         }
     }
+}
+
+/// Under the model, where time moves only when a wait times out: one look, no spin
+/// (spinning is only a shortcut before the futex wait, which the model explores).
+#[cfg(loom)]
+pub(crate) fn spin_until(_mode: Mode, mut ready: impl FnMut() -> bool) -> bool {
+    ready()
 }
 
 /// How long a waiting operation may wait.

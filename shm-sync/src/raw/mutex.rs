@@ -1,11 +1,11 @@
 //! `RawMutex`: a robust, process-shared futex lock whose word records the holder's
 //! identity (TID + start-time token), so waiters can find a dead holder themselves.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Acquired, FIRST_SLICE, Mode, SLICE, SPINS};
 use crate::RawError;
+use crate::atomic::{AtomicU32, AtomicU64, Instant, Ordering};
 use crate::sys::{self, TID_BITS};
 
 /// Set while a thread may sleep on `wake_seq`: unlock must wake.
@@ -48,22 +48,26 @@ pub struct RawMutex {
     _pad: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawMutex>() == 16);
+#[cfg(not(loom))]
 const _: () = assert!(align_of::<RawMutex>() == 8);
 
 impl RawMutex {
-    /// An unlocked mutex (for use inside one process, or to copy the layout).
-    ///
-    /// ```
-    /// static M: shm_sync::RawMutex = shm_sync::RawMutex::new();
-    /// M.lock().unwrap();
-    /// M.unlock().unwrap();
-    /// ```
-    pub const fn new() -> RawMutex {
-        RawMutex {
-            owner: AtomicU64::new(0),
-            wake_seq: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// An unlocked mutex (for use inside one process, or to copy the layout).
+        ///
+        /// ```
+        /// static M: shm_sync::RawMutex = shm_sync::RawMutex::new();
+        /// M.lock().unwrap();
+        /// M.unlock().unwrap();
+        /// ```
+        pub const fn new() -> RawMutex {
+            RawMutex {
+                owner: AtomicU64::new(0),
+                wake_seq: AtomicU32::new(0),
+                _pad: AtomicU32::new(0),
+            }
         }
     }
 
@@ -173,7 +177,7 @@ impl RawMutex {
             }
             if spins < SPINS && cur & WAITERS == 0 && mode != Mode::Try {
                 spins += 1;
-                std::hint::spin_loop();
+                crate::atomic::spin_loop();
                 continue;
             }
             let Some(sleep) = mode.sleep_for(slice) else {
@@ -221,17 +225,31 @@ impl RawMutex {
     /// another waiter if the lock is free, or make sure the holder's unlock will.
     #[cold]
     fn pass_on_wake(&self) {
-        let cur = self.owner.load(Ordering::Relaxed);
-        if cur & TID_BITS == 0 {
-            self.wake_seq.fetch_add(1, Ordering::Release);
-            sys::futex_wake(&self.wake_seq, 1);
-        } else if cur & WAITERS == 0 {
-            let _ = self.owner.compare_exchange(
+        self.pass_on_wake_from(self.owner.load(Ordering::Relaxed));
+    }
+
+    /// [`pass_on_wake`](Self::pass_on_wake) from the owner word `cur` last read. The
+    /// word may change under us (the holder unlocks without waking, as `WAITERS` is not
+    /// set): then look again, or that wake-up is lost (found by the loom model).
+    fn pass_on_wake_from(&self, mut cur: u64) {
+        loop {
+            if cur & TID_BITS == 0 {
+                self.wake_seq.fetch_add(1, Ordering::Release);
+                sys::futex_wake(&self.wake_seq, 1);
+                return;
+            }
+            if cur & WAITERS != 0 {
+                return;
+            }
+            match self.owner.compare_exchange(
                 cur,
                 cur | WAITERS,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
-            );
+            ) {
+                Ok(_) => return,
+                Err(v) => cur = v,
+            }
         }
     }
 
@@ -351,7 +369,7 @@ impl RawMutex {
     }
 
     /// Overwrites the owner word: for tests that play a hostile process.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn set_owner_word(&self, v: u64) {
         self.owner.store(v, Ordering::Relaxed);
     }
@@ -362,7 +380,7 @@ pub(crate) fn holder_alive(v: u64) -> bool {
     sys::is_alive((v & TID_BITS) as u32, (v >> 32) as u32)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))] // threads of the OS, not of the model
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
@@ -469,6 +487,25 @@ mod tests {
         }
         m.set_owner_word(me);
         assert_eq!(m.lock(), Err(RawError::WouldDeadlock));
+    }
+
+    /// Found by the loom model: a waiter leaving on timeout saw the lock held, and the
+    /// holder unlocked (without a wake-up: no `WAITERS`) before the waiter could set
+    /// `WAITERS`; the failed CAS was ignored, so the wake-up the leaving waiter had
+    /// taken was lost and a sleeping waiter slept on to the end of its slice (20 ms).
+    #[test]
+    fn pass_on_wake_rereads_a_word_that_changed() {
+        let m = RawMutex::new();
+        let stale = 0x0000_0003_0000_1234; // a holder that has unlocked since
+        // Freed in the meantime: wake a sleeper.
+        m.pass_on_wake_from(stale);
+        assert_eq!(m.wake_seq.load(Ordering::Relaxed), 1);
+        // Re-locked by someone else in the meantime: their unlock must wake.
+        let other = 0x0000_0005_0000_0042;
+        m.set_owner_word(other);
+        m.pass_on_wake_from(stale);
+        assert_eq!(m.owner_word(), other | WAITERS);
+        assert_eq!(m.wake_seq.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `RawRLock`: a re-entrant [`RawMutex`] with a recursion count only its holder touches.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::{Acquired, Mode, RawMutex};
 use crate::RawError;
+use crate::atomic::{AtomicU32, Ordering};
 
 /// A re-entrant, robust, process-shared lock (Python's `RLock`): 24 bytes,
 /// `#[repr(C)]`, all-zero is unlocked.
@@ -30,21 +30,24 @@ pub struct RawRLock {
     _pad: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawRLock>() == 24);
 
 impl RawRLock {
-    /// An unlocked lock.
-    ///
-    /// ```
-    /// static L: shm_sync::RawRLock = shm_sync::RawRLock::new();
-    /// L.acquire().unwrap();
-    /// L.release().unwrap();
-    /// ```
-    pub const fn new() -> RawRLock {
-        RawRLock {
-            mutex: RawMutex::new(),
-            count: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// An unlocked lock.
+        ///
+        /// ```
+        /// static L: shm_sync::RawRLock = shm_sync::RawRLock::new();
+        /// L.acquire().unwrap();
+        /// L.release().unwrap();
+        /// ```
+        pub const fn new() -> RawRLock {
+            RawRLock {
+                mutex: RawMutex::new(),
+                count: AtomicU32::new(0),
+                _pad: AtomicU32::new(0),
+            }
         }
     }
 
@@ -154,7 +157,7 @@ impl RawRLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))] // threads of the OS, not of the model
 mod tests {
     use super::*;
 

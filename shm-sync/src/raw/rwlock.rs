@@ -1,12 +1,12 @@
 //! `RawRwLock`: writers serialise on a robust [`RawMutex`], then raise `WRITER` in the
 //! reader-count word and wait for readers to drain.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mutex::{ID_MASK, INCONSISTENT};
 use super::{Acquired, FIRST_SLICE, Mode, RawMutex, SLICE, SPINS};
 use crate::RawError;
+use crate::atomic::{AtomicU32, Instant, Ordering};
 use crate::sys;
 
 /// A writer holds (or is draining readers for) the lock.
@@ -45,22 +45,26 @@ pub struct RawRwLock {
     _pad: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawRwLock>() == 24);
+#[cfg(not(loom))]
 const _: () = assert!(align_of::<RawRwLock>() == 8);
 
 impl RawRwLock {
-    /// An unlocked lock.
-    ///
-    /// ```
-    /// static L: shm_sync::RawRwLock = shm_sync::RawRwLock::new();
-    /// L.write().unwrap();
-    /// L.write_unlock().unwrap();
-    /// ```
-    pub const fn new() -> RawRwLock {
-        RawRwLock {
-            writer: RawMutex::new(),
-            state: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// An unlocked lock.
+        ///
+        /// ```
+        /// static L: shm_sync::RawRwLock = shm_sync::RawRwLock::new();
+        /// L.write().unwrap();
+        /// L.write_unlock().unwrap();
+        /// ```
+        pub const fn new() -> RawRwLock {
+            RawRwLock {
+                writer: RawMutex::new(),
+                state: AtomicU32::new(0),
+                _pad: AtomicU32::new(0),
+            }
         }
     }
 
@@ -149,7 +153,7 @@ impl RawRwLock {
             }
             if spins < SPINS && mode != Mode::Try {
                 spins += 1;
-                std::hint::spin_loop();
+                crate::atomic::spin_loop();
                 continue;
             }
             let Some(sleep) = mode.sleep_for(slice) else {
@@ -350,18 +354,18 @@ impl RawRwLock {
         self.state.load(Ordering::Relaxed) & COUNT
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn writer_mutex(&self) -> &RawMutex {
         &self.writer
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn set_state(&self, v: u32) {
         self.state.store(v, Ordering::Relaxed);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))] // threads of the OS, not of the model
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;

@@ -1,10 +1,10 @@
 //! `RawSemaphore`: a permit count, a waiter count and an optional bound.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::{Mode, spin_until};
 use crate::RawError;
+use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
 
 /// Most permits a semaphore holds.
@@ -35,21 +35,24 @@ pub struct RawSemaphore {
     _pad: AtomicU32,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<RawSemaphore>() == 16);
 
 impl RawSemaphore {
-    /// A semaphore with `value` permits and bound `max` (0 = unbounded).
-    ///
-    /// ```
-    /// let sem = shm_sync::RawSemaphore::new(1, 0);
-    /// assert_eq!(sem.value(), 1);
-    /// ```
-    pub const fn new(value: u32, max: u32) -> RawSemaphore {
-        RawSemaphore {
-            count: AtomicU32::new(value),
-            waiters: AtomicU32::new(0),
-            max: AtomicU32::new(max),
-            _pad: AtomicU32::new(0),
+    crate::atomic::const_fn_unless_loom! {
+        /// A semaphore with `value` permits and bound `max` (0 = unbounded).
+        ///
+        /// ```
+        /// let sem = shm_sync::RawSemaphore::new(1, 0);
+        /// assert_eq!(sem.value(), 1);
+        /// ```
+        pub const fn new(value: u32, max: u32) -> RawSemaphore {
+            RawSemaphore {
+                count: AtomicU32::new(value),
+                waiters: AtomicU32::new(0),
+                max: AtomicU32::new(max),
+                _pad: AtomicU32::new(0),
+            }
         }
     }
 
@@ -122,6 +125,7 @@ impl RawSemaphore {
             return Ok(());
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        crate::atomic::seqcst_for_model();
         let result = loop {
             if self.try_take() {
                 break Ok(());
@@ -134,6 +138,7 @@ impl RawSemaphore {
             }
         };
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+        crate::atomic::seqcst_for_model();
         if result.is_err()
             && self.count.load(Ordering::SeqCst) != 0
             && self.waiters.load(Ordering::SeqCst) != 0
@@ -170,6 +175,7 @@ impl RawSemaphore {
                 Err(x) => v = x,
             }
         }
+        crate::atomic::seqcst_for_model();
         if self.waiters.load(Ordering::SeqCst) != 0 {
             sys::futex_wake(&self.count, 1);
         }
