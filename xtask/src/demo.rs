@@ -1,11 +1,13 @@
 //! `cargo xtask demo`: a parent creates shared memory, worker processes fill their
-//! share, the parent verifies, CPython reads the same bytes, nothing is left behind.
+//! share, the parent verifies, CPython reads the same bytes and a ShareableList the
+//! workers wrote, a worker killed holding a lock blocks nobody, nothing is left behind.
 
 use std::process::Command;
 use std::time::Instant;
 
-use shm_collections::{Item, ShareableList};
+use shm_collections::{Item, ShareableList, Value};
 use shm_core::Segment;
+use shm_sync::LockError;
 
 use crate::Result;
 
@@ -106,9 +108,10 @@ pub fn run(workers: usize) -> Result {
     println!("CPython attached to {name} and read the same {size} bytes (fnv1a {theirs:#018x})");
 
     let list_name = shareable_list(&exe, &name, workers)?;
+    let value_name = crash_safety(&exe)?;
 
     drop(seg);
-    for gone in [&name, &list_name] {
+    for gone in [&name, &list_name, &value_name] {
         if std::path::Path::new("/dev/shm").join(gone).exists() {
             return Err(format!("{gone} was left in /dev/shm").into());
         }
@@ -199,6 +202,52 @@ fn shareable_list(exe: &std::path::Path, segment: &str, workers: usize) -> Resul
     Ok(list_name)
 }
 
+/// A worker takes a Value's lock, writes half an update and is killed with SIGKILL;
+/// the parent's next lock reports the dead holder at once instead of hanging.
+fn crash_safety(exe: &std::path::Path) -> Result<String> {
+    let value = Value::create([0u64; 2])?; // invariant: both halves equal
+    let name = value.name().to_owned();
+    let mut victim = Command::new(exe)
+        .args(["demo-worker", "victim", &name, "0", "1"])
+        .spawn()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    // The victim holds the lock once it has written the first half.
+    loop {
+        match value.try_lock() {
+            Err(LockError::WouldBlock { .. }) => break,
+            Ok(g) if g[0] != 0 => return Err("the victim wrote without holding the lock".into()),
+            _ if Instant::now() > deadline => return Err("the victim never took the lock".into()),
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20)); // let it write half
+    victim.kill()?; // SIGKILL while it holds the lock
+    let killed = Instant::now();
+    match value.lock() {
+        Err(LockError::OwnerDied(mut g)) => {
+            println!(
+                "a worker was killed (SIGKILL) holding a Value's lock mid-update: the next lock reported it after {:.1?}, data {:?}",
+                killed.elapsed(),
+                *g
+            );
+            let repaired = g[0].max(g[1]);
+            *g = [repaired; 2];
+            g.mark_consistent();
+            println!(
+                "repaired to {:?} and marked consistent; later lockers get a clean lock",
+                *g
+            );
+        }
+        Ok(_) => return Err("the lock came back clean although its holder was killed".into()),
+        Err(e) => return Err(format!("expected OwnerDied, got {e}").into()),
+    }
+    victim.wait()?;
+    if value.lock().is_err() {
+        return Err("the lock is still inconsistent after the repair".into());
+    }
+    Ok(name)
+}
+
 pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
     match kind {
         "segment" => {
@@ -227,6 +276,14 @@ pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
                 format!("worker {index} of {workers}, pid {}", std::process::id()),
             )?;
             list.set(2 + 2 * index, sum)?;
+            Ok(())
+        }
+        "victim" => {
+            let value: Value<[u64; 2]> = Value::open(name)?;
+            let mut g = value.lock().map_err(|e| e.to_string())?;
+            g[0] = 42; // the first half of an update that never completes
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            g[1] = 42;
             Ok(())
         }
         other => Err(format!("unknown worker kind {other:?}").into()),
