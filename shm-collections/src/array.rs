@@ -220,6 +220,12 @@ impl<T: Pod> Array<T> {
     }
 
     /// Creates an array holding a copy of `items`, under a random name.
+    ///
+    /// ```
+    /// let a = shm_collections::Array::from_slice(&[1u32, 2, 3])?;
+    /// assert_eq!(a.to_vec()?, [1, 2, 3]);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn from_slice(items: &[T]) -> CellResult<Self> {
         Self::from_slice_with(&SegmentOptions::new(), items)
     }
@@ -239,6 +245,15 @@ impl<T: Pod> Array<T> {
 
     /// Opens an array another process created; the element type must match, and the
     /// stored length must agree with the segment's size.
+    ///
+    /// ```
+    /// use shm_collections::Array;
+    /// let a = Array::from_slice(&[1.5f64])?;
+    /// let peer: Array<f64> = Array::open(a.name())?;
+    /// assert_eq!(peer.get(0)?, 1.5);
+    /// assert!(Array::<u64>::open(a.name()).is_err()); // same size, other type
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn open(name: &str) -> CellResult<Self> {
         Ok(Self {
             core: ArrayCore::open(name, Self::VARIANT)?,
@@ -246,21 +261,45 @@ impl<T: Pod> Array<T> {
     }
 
     /// The segment's name.
+    ///
+    /// ```
+    /// let a = shm_collections::Array::<u8>::create(1)?;
+    /// assert!(a.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.core.obj.segment().display_name()
     }
 
     /// The object underneath (segment, unlink-on-drop choice).
+    ///
+    /// ```
+    /// let a = shm_collections::Array::<u32>::create(4)?;
+    /// assert_eq!(a.object().segment().name(), Some(a.name()));
+    /// assert!(a.object().segment().unlinks_on_drop());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn object(&self) -> &Object {
         &self.core.obj
     }
 
     /// Number of elements (fixed at creation).
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::Array::<u16>::create(5)?.len(), 5);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.core.len
     }
 
     /// Whether the array has no elements.
+    ///
+    /// ```
+    /// assert!(shm_collections::Array::<u8>::create(0)?.is_empty());
+    /// assert!(!shm_collections::Array::<u8>::create(1)?.is_empty());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.core.len == 0
     }
@@ -392,6 +431,13 @@ impl<T: Pod> Array<T> {
     }
 
     /// All elements, copied out under the lock.
+    ///
+    /// ```
+    /// let a = shm_collections::Array::from_slice(&[1i32, -1])?;
+    /// a.set(0, 5)?;
+    /// assert_eq!(a.to_vec()?, [5, -1]);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn to_vec(&self) -> CellResult<Vec<T>> {
         self.locked(|| self.core.to_vec())
     }
@@ -418,6 +464,12 @@ impl<T: Pod> RawArray<T> {
     const VARIANT: &'static str = "RawArray";
 
     /// Creates `len` zeroed elements under a random `psm_` name, unlinked on drop.
+    ///
+    /// ```
+    /// let a = shm_collections::RawArray::<u32>::create(3)?;
+    /// assert_eq!(a.to_vec(), [0, 0, 0]);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn create(len: usize) -> CellResult<Self> {
         Self::create_with(&SegmentOptions::new(), len)
     }
@@ -454,6 +506,14 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Opens an array another process created; the element type must match.
+    ///
+    /// ```
+    /// use shm_collections::RawArray;
+    /// let a = RawArray::from_slice(&[7u8])?;
+    /// assert_eq!(RawArray::<u8>::open(a.name())?.get(0)?, 7);
+    /// assert!(shm_collections::Array::<u8>::open(a.name()).is_err()); // not an Array
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn open(name: &str) -> CellResult<Self> {
         Ok(Self {
             core: ArrayCore::open(name, Self::VARIANT)?,
@@ -461,21 +521,45 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// The segment's name.
+    ///
+    /// ```
+    /// let a = shm_collections::RawArray::<u8>::create(1)?;
+    /// assert!(a.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.core.obj.segment().display_name()
     }
 
     /// Number of elements.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::RawArray::<u64>::create(3)?.len(), 3);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.core.len
     }
 
     /// Whether the array has no elements.
+    ///
+    /// ```
+    /// assert!(shm_collections::RawArray::<u8>::create(0)?.is_empty());
+    /// assert!(!shm_collections::RawArray::<u8>::create(1)?.is_empty());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.core.len == 0
     }
 
     /// Element `index`.
+    ///
+    /// ```
+    /// let a = shm_collections::RawArray::from_slice(&[1u8, 2])?;
+    /// assert_eq!(a.get(1)?, 2);
+    /// assert!(a.get(2).is_err());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn get(&self, index: usize) -> CellResult<T> {
         self.core.check_index(index)?;
         // SAFETY: index < len, checked above.
@@ -498,6 +582,15 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Copies elements `start..start + dst.len()` out.
+    ///
+    /// ```
+    /// let a = shm_collections::RawArray::from_slice(&[1u8, 2, 3])?;
+    /// let mut two = [0; 2];
+    /// a.copy_to(0, &mut two)?;
+    /// assert_eq!(two, [1, 2]);
+    /// assert!(a.copy_to(2, &mut two).is_err());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn copy_to(&self, start: usize, dst: &mut [T]) -> CellResult<()> {
         self.core.check_range(start, dst.len())?;
         // SAFETY: range checked above.
@@ -506,6 +599,14 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Copies `src` in at `start`.
+    ///
+    /// ```
+    /// let a = shm_collections::RawArray::<u8>::create(3)?;
+    /// a.copy_from(1, &[8, 9])?;
+    /// assert_eq!(a.to_vec(), [0, 8, 9]);
+    /// assert!(a.copy_from(2, &[1, 1]).is_err());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn copy_from(&self, start: usize, src: &[T]) -> CellResult<()> {
         self.core.check_range(start, src.len())?;
         // SAFETY: range checked above.
@@ -514,6 +615,11 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// All elements, copied out.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::RawArray::from_slice(&[4u64, 5])?.to_vec(), [4, 5]);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.core.to_vec()
     }

@@ -84,6 +84,14 @@ impl std::fmt::Debug for LockedShareableList {
 impl LockedShareableList {
     /// Creates the list under a random name and its lock beside it; both are unlinked
     /// when this handle drops.
+    ///
+    /// ```
+    /// use shm_collections::{Item, LOCK_SUFFIX, LockedShareableList};
+    /// let mut l = LockedShareableList::create([Item::Int(1), Item::from("a")])?;
+    /// assert_eq!(l.get(1)?, Item::from("a"));
+    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name())).is_ok());
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn create<I>(items: I) -> Result<Self, LockedListError>
     where
         I: IntoIterator,
@@ -124,6 +132,14 @@ impl LockedShareableList {
     }
 
     /// Opens a list and its lock made by [`create`](Self::create) in another process.
+    ///
+    /// ```
+    /// use shm_collections::{Item, LockedShareableList};
+    /// let l = LockedShareableList::create([1, 2])?;
+    /// let mut peer = LockedShareableList::open(l.name())?;
+    /// assert_eq!(peer.to_vec()?, [Item::Int(1), Item::Int(2)]);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn open(name: &str) -> Result<Self, LockedListError> {
         let list = ShareableList::open(name)?;
         let name = list.name().unwrap_or(name).to_owned();
@@ -137,22 +153,47 @@ impl LockedShareableList {
     }
 
     /// The list's name (without the lock's suffix), as CPython's `ShareableList(name=...)` takes it.
+    ///
+    /// ```
+    /// let l = shm_collections::LockedShareableList::create([0])?;
+    /// assert!(l.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Number of items (fixed at creation).
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::LockedShareableList::create([1, 2, 3])?.len(), 3);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
     /// Whether the list has no items.
+    ///
+    /// ```
+    /// assert!(!shm_collections::LockedShareableList::create([0])?.is_empty());
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// Takes the lock: the guard gives the list for any number of gets and sets.
     /// A holder that died is reported as [`LockError::OwnerDied`] with the guard inside.
+    ///
+    /// ```
+    /// use shm_collections::{Item, LockedShareableList};
+    /// let mut l = LockedShareableList::create([10])?;
+    /// let mut g = l.lock().unwrap();
+    /// g.set(0, 11)?; // gets and sets on the guard are one locked section
+    /// assert_eq!(g.get(0)?, Item::Int(11));
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn lock(&mut self) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
         let list = &mut self.list;
         match self.lock.lock() {
@@ -223,11 +264,27 @@ impl LockedShareableList {
     }
 
     /// All items, read under the lock in one consistent snapshot.
+    ///
+    /// ```
+    /// use shm_collections::{Item, LockedShareableList};
+    /// let mut l = LockedShareableList::create([Item::Int(1), Item::None])?;
+    /// assert_eq!(l.to_vec()?, [Item::Int(1), Item::None]);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn to_vec(&mut self) -> Result<Vec<Item>, LockedListError> {
         self.locked(|l| l.to_vec())
     }
 
     /// Unlinks the list's and the lock's names (CPython's `shm.unlink()`).
+    ///
+    /// ```
+    /// use shm_collections::{LOCK_SUFFIX, LockedShareableList};
+    /// let l = LockedShareableList::create([1])?;
+    /// l.unlink()?;
+    /// assert!(LockedShareableList::open(l.name()).is_err());
+    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name())).is_err());
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn unlink(&self) -> Result<(), LockedListError> {
         self.list.unlink()?;
         self.lock.unlink().map_err(|source| LockedListError::Lock {
@@ -246,11 +303,38 @@ pub struct ListGuard<'a> {
 
 impl ListGuard<'_> {
     /// How many locked sections completed before this one (over all processes).
+    ///
+    /// ```
+    /// let mut l = shm_collections::LockedShareableList::create([0])?;
+    /// assert_eq!(l.lock().unwrap().version(), 0);
+    /// l.set(0, 1)?; // one more locked section
+    /// assert_eq!(l.lock().unwrap().version(), 2);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn version(&self) -> u64 {
         *self.guard
     }
 
     /// Declares the list repaired after a holder died.
+    ///
+    /// ```
+    /// use shm_collections::LockedShareableList;
+    /// let mut l = LockedShareableList::create([0])?;
+    /// let name = l.name().to_owned();
+    /// std::thread::spawn(move || {
+    ///     let mut peer = LockedShareableList::open(&name).unwrap();
+    ///     std::mem::forget(peer.lock().unwrap()); // this thread ends holding the lock
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let Err(shm_sync::LockError::OwnerDied(g)) = l.lock() else {
+    ///     panic!("expected OwnerDied");
+    /// };
+    /// g.mark_consistent();
+    /// drop(g);
+    /// assert_eq!(l.get(0)?.as_int(), Some(0)); // without mark_consistent: Inconsistent
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
     pub fn mark_consistent(&self) {
         self.guard.mark_consistent();
     }

@@ -95,6 +95,13 @@ impl<T: Pod> Value<T> {
     const VARIANT: &'static str = "Value";
 
     /// Creates a value under a random `psm_` name, unlinked when this handle drops.
+    ///
+    /// ```
+    /// let v = shm_collections::Value::create(3u32)?;
+    /// assert_eq!(v.get()?, 3);
+    /// assert!(v.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn create(initial: T) -> CellResult<Self> {
         Self::create_with(&SegmentOptions::new(), initial)
     }
@@ -124,6 +131,16 @@ impl<T: Pod> Value<T> {
     }
 
     /// Opens a value another process created; the element type must match.
+    ///
+    /// ```
+    /// use shm_collections::Value;
+    /// let v = Value::create(1.5f64)?;
+    /// let peer: Value<f64> = Value::open(v.name())?;
+    /// peer.set(2.5)?;
+    /// assert_eq!(v.get()?, 2.5);
+    /// assert!(Value::<u64>::open(v.name()).is_err()); // same size, other type
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn open(name: &str) -> CellResult<Self> {
         Ok(Self::wrap(open_cell::<T>(name, Self::VARIANT)?))
     }
@@ -137,11 +154,24 @@ impl<T: Pod> Value<T> {
     }
 
     /// The segment's name, to open the value elsewhere.
+    ///
+    /// ```
+    /// let v = shm_collections::Value::create(0u8)?;
+    /// assert!(v.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.obj.segment().display_name()
     }
 
     /// The object underneath (segment, unlink-on-drop choice).
+    ///
+    /// ```
+    /// let v = shm_collections::Value::create(0u8)?;
+    /// assert_eq!(v.object().segment().name(), Some(v.name()));
+    /// assert!(v.object().segment().unlinks_on_drop());
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn object(&self) -> &Object {
         &self.obj
     }
@@ -263,6 +293,12 @@ impl<T: Pod> RawValue<T> {
     const VARIANT: &'static str = "RawValue";
 
     /// Creates a value under a random `psm_` name, unlinked when this handle drops.
+    ///
+    /// ```
+    /// let v = shm_collections::RawValue::create(9i16)?;
+    /// assert_eq!(v.get(), 9);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn create(initial: T) -> CellResult<Self> {
         Self::create_with(&SegmentOptions::new(), initial)
     }
@@ -282,6 +318,14 @@ impl<T: Pod> RawValue<T> {
     }
 
     /// Opens a value another process created; the element type must match.
+    ///
+    /// ```
+    /// use shm_collections::{RawValue, Value};
+    /// let v = RawValue::create(1u64)?;
+    /// assert_eq!(RawValue::<u64>::open(v.name())?.get(), 1);
+    /// assert!(Value::<u64>::open(v.name()).is_err()); // not a locked Value
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn open(name: &str) -> CellResult<Self> {
         Ok(Self {
             obj: open_cell::<T>(name, Self::VARIANT)?,
@@ -290,11 +334,23 @@ impl<T: Pod> RawValue<T> {
     }
 
     /// The segment's name.
+    ///
+    /// ```
+    /// let v = shm_collections::RawValue::create(0u8)?;
+    /// assert!(v.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.obj.segment().display_name()
     }
 
     /// Copies the value out (may be torn if another process writes concurrently).
+    ///
+    /// ```
+    /// let v = shm_collections::RawValue::create([1u8, 2])?;
+    /// assert_eq!(v.get(), [1, 2]);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn get(&self) -> T {
         // SAFETY: in bounds and aligned (checked at create/open); T is Pod, so any
         // bytes, even torn ones, are a valid T; a volatile read keeps the compiler from
@@ -303,6 +359,13 @@ impl<T: Pod> RawValue<T> {
     }
 
     /// Copies `value` in.
+    ///
+    /// ```
+    /// let v = shm_collections::RawValue::create(0u32)?;
+    /// v.set(4);
+    /// assert_eq!(v.get(), 4);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn set(&self, value: T) {
         // SAFETY: in bounds and aligned (checked at create/open); no reference to the
         // bytes exists.
@@ -337,6 +400,12 @@ impl<T: AtomicInt> AtomicValue<T> {
     const VARIANT: &'static str = "AtomicValue";
 
     /// Creates a value under a random `psm_` name, unlinked when this handle drops.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(5u32)?;
+    /// assert_eq!(v.load(), 5);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn create(initial: T) -> CellResult<Self> {
         Self::create_with(&SegmentOptions::new(), initial)
     }
@@ -356,6 +425,15 @@ impl<T: AtomicInt> AtomicValue<T> {
     }
 
     /// Opens a value another process created; the element type must match.
+    ///
+    /// ```
+    /// use shm_collections::AtomicValue;
+    /// let v = AtomicValue::create(0i64)?;
+    /// AtomicValue::<i64>::open(v.name())?.store(-2);
+    /// assert_eq!(v.load(), -2);
+    /// assert!(AtomicValue::<u64>::open(v.name()).is_err()); // other type
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn open(name: &str) -> CellResult<Self> {
         Ok(Self {
             obj: open_cell::<T>(name, Self::VARIANT)?,
@@ -364,6 +442,12 @@ impl<T: AtomicInt> AtomicValue<T> {
     }
 
     /// The segment's name.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(0u8)?;
+    /// assert!(v.name().starts_with("psm_"));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.obj.segment().display_name()
     }
@@ -375,31 +459,71 @@ impl<T: AtomicInt> AtomicValue<T> {
     }
 
     /// Atomic load.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::AtomicValue::create(7u8)?.load(), 7);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn load(&self) -> T {
         T::load(self.atomic())
     }
 
     /// Atomic store.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(0u16)?;
+    /// v.store(3);
+    /// assert_eq!(v.load(), 3);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn store(&self, value: T) {
         T::store(self.atomic(), value)
     }
 
     /// Atomic swap; returns the old value.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(1u16)?;
+    /// assert_eq!(v.swap(2), 1);
+    /// assert_eq!(v.load(), 2);
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn swap(&self, value: T) -> T {
         T::swap(self.atomic(), value)
     }
 
     /// Atomic wrapping add; returns the old value.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(u8::MAX)?;
+    /// assert_eq!(v.fetch_add(2), u8::MAX);
+    /// assert_eq!(v.load(), 1); // wrapped
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn fetch_add(&self, value: T) -> T {
         T::fetch_add(self.atomic(), value)
     }
 
     /// Atomic wrapping subtract; returns the old value.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(0u32)?;
+    /// assert_eq!(v.fetch_sub(1), 0);
+    /// assert_eq!(v.load(), u32::MAX); // wrapped
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn fetch_sub(&self, value: T) -> T {
         T::fetch_sub(self.atomic(), value)
     }
 
     /// Stores `new` if the value is `current`: `Ok(old)` then, else `Err(actual)`.
+    ///
+    /// ```
+    /// let v = shm_collections::AtomicValue::create(5i32)?;
+    /// assert_eq!(v.compare_exchange(5, 6), Ok(5));
+    /// assert_eq!(v.compare_exchange(5, 7), Err(6));
+    /// # Ok::<(), shm_collections::CellError>(())
+    /// ```
     pub fn compare_exchange(&self, current: T, new: T) -> Result<T, T> {
         T::compare_exchange(self.atomic(), current, new)
     }

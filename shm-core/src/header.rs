@@ -69,6 +69,12 @@ impl ObjectKind {
     ];
 
     /// The kind stored as `raw`, if this build knows it.
+    ///
+    /// ```
+    /// use shm_core::ObjectKind;
+    /// assert_eq!(ObjectKind::from_u32(ObjectKind::Queue as u32), Some(ObjectKind::Queue));
+    /// assert_eq!(ObjectKind::from_u32(0), None);
+    /// ```
     pub fn from_u32(raw: u32) -> Option<ObjectKind> {
         Self::ALL.into_iter().find(|k| *k as u32 == raw)
     }
@@ -127,6 +133,12 @@ pub struct ObjectSpec {
 
 impl ObjectSpec {
     /// An untyped object of `kind` at layout `version`.
+    ///
+    /// ```
+    /// use shm_core::{ObjectKind, ObjectSpec};
+    /// let spec = ObjectSpec::new(ObjectKind::Event, 2);
+    /// assert_eq!((spec.kind, spec.version, spec.type_tag), (ObjectKind::Event, 2, 0));
+    /// ```
     pub fn new(kind: ObjectKind, version: u32) -> Self {
         Self {
             kind,
@@ -140,6 +152,14 @@ impl ObjectSpec {
 
     /// Records the element type `T` under `name`: its size, alignment and a tag hashed
     /// from the name, size and alignment.
+    ///
+    /// ```
+    /// use shm_core::{ObjectKind, ObjectSpec};
+    /// let spec = ObjectSpec::new(ObjectKind::Value, 1).with_type::<u32>("u32");
+    /// assert_eq!((spec.elem_size, spec.elem_align), (4, 4));
+    /// let other = ObjectSpec::new(ObjectKind::Value, 1).with_type::<i32>("i32");
+    /// assert_ne!(spec.type_tag, other.type_tag);
+    /// ```
     pub fn with_type<T>(mut self, name: &str) -> Self {
         self.elem_size = size_of::<T>() as u32;
         self.elem_align = align_of::<T>() as u32;
@@ -210,6 +230,17 @@ impl Object {
     /// Creates a segment of `HEADER_LEN + payload_len` bytes, writes the header, runs
     /// `init` on the zeroed payload and then publishes the object (the initialised flag,
     /// stored last with `Release`).
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 16, |payload| {
+    ///     // SAFETY: 16 zeroed payload bytes, ours alone until `create` publishes them.
+    ///     unsafe { payload.write(7) };
+    /// })?;
+    /// assert_eq!(obj.segment().len(), shm_core::HEADER_LEN + 16);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn create(
         options: &SegmentOptions,
         spec: &ObjectSpec,
@@ -229,6 +260,15 @@ impl Object {
 
     /// Writes the header into a fresh, zeroed segment (named or anonymous), runs `init`
     /// on the payload and publishes the object.
+    ///
+    /// ```
+    /// use shm_core::{Object, ObjectKind, ObjectSpec, Segment};
+    /// let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::init_in(Segment::anonymous(128)?, &spec, |_| {})?;
+    /// assert_eq!(obj.payload_len(), 128 - shm_core::HEADER_LEN);
+    /// assert!(Object::init_in(Segment::anonymous(8)?, &spec, |_| {}).is_err()); // no room
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn init_in(
         segment: Segment,
         spec: &ObjectSpec,
@@ -265,11 +305,33 @@ impl Object {
 
     /// Opens the named object and checks its header against `spec`, waiting up to
     /// [`DEFAULT_OPEN_WAIT`] for a creator that is still initialising it.
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// # let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 8, |_| {})?;
+    /// let name = obj.segment().name().unwrap();
+    /// assert_eq!(Object::open(name, &spec)?.payload_len(), 8);
+    /// let newer = ObjectSpec::new(ObjectKind::Custom, 2);
+    /// let r = Object::open(name, &newer);
+    /// assert!(matches!(r, Err(shm_core::Error::UnsupportedVersion { .. })));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn open(name: &str, spec: &ObjectSpec) -> Result<Object> {
         Self::open_timeout(name, spec, DEFAULT_OPEN_WAIT)
     }
 
     /// [`open`](Self::open) with a chosen wait for the initialised flag.
+    ///
+    /// ```
+    /// use shm_core::{Error, Object, ObjectKind, ObjectSpec, Segment};
+    /// use std::time::Duration;
+    /// let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let blank = Segment::create(128)?; // zero bytes: a header nobody ever publishes
+    /// let r = Object::open_timeout(blank.name().unwrap(), &spec, Duration::from_millis(5));
+    /// assert!(matches!(r, Err(Error::NotInitialised { .. })));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn open_timeout(name: &str, spec: &ObjectSpec, wait: Duration) -> Result<Object> {
         let start = Instant::now();
         loop {
@@ -289,6 +351,18 @@ impl Object {
     }
 
     /// Checks the header of an already mapped segment (an inherited anonymous one, say).
+    ///
+    /// ```
+    /// use shm_core::{Error, Object, ObjectKind, ObjectSpec, Segment, SegmentOptions};
+    /// let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 8, |_| {})?;
+    /// let seg = Segment::open(obj.segment().name().unwrap())?;
+    /// assert_eq!(Object::from_segment(seg, &spec)?.payload_len(), 8);
+    /// let junk = Segment::anonymous(128)?;
+    /// junk.write_at(0, b"not-shm!")?;
+    /// assert!(matches!(Object::from_segment(junk, &spec), Err(Error::WrongMagic { .. })));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn from_segment(segment: Segment, spec: &ObjectSpec) -> Result<Object> {
         Self::from_segment_timeout(segment, spec, DEFAULT_OPEN_WAIT)
     }
@@ -408,22 +482,65 @@ impl Object {
     }
 
     /// The segment underneath.
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// # let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 8, |_| {})?;
+    /// assert_eq!(obj.segment().len(), shm_core::HEADER_LEN + 8);
+    /// assert!(obj.segment().unlinks_on_drop());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn segment(&self) -> &Segment {
         &self.segment
     }
 
     /// Mutable access to the segment (to change its unlink-on-drop choice).
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// # let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let mut obj = Object::create(&SegmentOptions::new(), &spec, 8, |_| {})?;
+    /// obj.segment_mut().set_unlink_on_drop(false);
+    /// let name = obj.segment().name().unwrap().to_owned();
+    /// drop(obj);
+    /// let reopened = Object::open(&name, &spec); // the object outlived its creator
+    /// shm_core::unlink(&name)?;
+    /// assert!(reopened.is_ok());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn segment_mut(&mut self) -> &mut Segment {
         &mut self.segment
     }
 
     /// The payload: 64-byte aligned, [`payload_len`](Self::payload_len) bytes.
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// # let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 8, |_| {})?;
+    /// assert_eq!(obj.payload_ptr() as usize % 64, 0);
+    /// // SAFETY: 8 payload bytes, aligned for a u64 (checked above).
+    /// unsafe { obj.payload_ptr().cast::<u64>().write_volatile(5) };
+    /// let mut buf = [0u8; 8];
+    /// obj.segment().read_at(shm_core::HEADER_LEN, &mut buf)?;
+    /// assert_eq!(u64::from_ne_bytes(buf), 5);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn payload_ptr(&self) -> *mut u8 {
         // SAFETY: HEADER_LEN <= len, checked by every constructor.
         unsafe { self.segment.as_ptr().add(HEADER_LEN) }
     }
 
     /// Length of the payload in bytes.
+    ///
+    /// ```
+    /// # use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
+    /// # let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    /// let obj = Object::create(&SegmentOptions::new(), &spec, 24, |_| {})?;
+    /// assert_eq!(obj.payload_len(), 24);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn payload_len(&self) -> usize {
         self.payload_len
     }

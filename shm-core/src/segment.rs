@@ -75,6 +75,13 @@ impl Default for SegmentOptions {
 
 impl SegmentOptions {
     /// Random name, pages reserved, unlinked when the creating `Segment` drops.
+    ///
+    /// ```
+    /// let seg = shm_core::SegmentOptions::new().create(32)?;
+    /// assert!(seg.name().unwrap().starts_with("psm_"));
+    /// assert!(seg.unlinks_on_drop());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             name: None,
@@ -84,6 +91,13 @@ impl SegmentOptions {
     }
 
     /// Create under this name (a leading `/` is optional) instead of a random one.
+    ///
+    /// ```
+    /// let name = format!("shm-doc-options-name-{}", std::process::id());
+    /// let seg = shm_core::SegmentOptions::new().name(format!("/{name}")).create(8)?;
+    /// assert_eq!(seg.name(), Some(name.as_str())); // stored without the `/`
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -92,6 +106,13 @@ impl SegmentOptions {
     /// Reserve every page at creation (the default), so that a full `/dev/shm` is an
     /// [`Error::NoSpace`] now and never a SIGBUS later. `false` defers the cost of
     /// zeroing pages to their first touch.
+    ///
+    /// ```
+    /// let seg = shm_core::SegmentOptions::new().reserve(false).create(1 << 16)?;
+    /// seg.write_at((1 << 16) - 1, &[1])?; // the last page is allocated on this first touch
+    /// assert_eq!(seg.len(), 1 << 16);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn reserve(mut self, reserve: bool) -> Self {
         self.reserve = reserve;
         self
@@ -100,6 +121,16 @@ impl SegmentOptions {
     /// Unlink the name when the creating `Segment` is dropped (default `true`).
     /// `false` leaves the segment for others until someone calls
     /// [`Segment::unlink`] or [`unlink`](crate::unlink).
+    ///
+    /// ```
+    /// let seg = shm_core::SegmentOptions::new().unlink_on_drop(false).create(8)?;
+    /// let name = seg.name().unwrap().to_owned();
+    /// drop(seg);
+    /// let reopened = shm_core::Segment::open(&name).map(|s| s.len()); // still there
+    /// shm_core::unlink(&name)?;
+    /// assert_eq!(reopened?, 8);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn unlink_on_drop(mut self, yes: bool) -> Self {
         self.unlink_on_drop = yes;
         self
@@ -110,6 +141,13 @@ impl SegmentOptions {
     /// Errors: [`Error::InvalidSize`] for 0 or more than `isize::MAX`,
     /// [`Error::InvalidName`], [`Error::AlreadyExists`] for a taken given name,
     /// [`Error::NoSpace`] when the pages cannot be reserved.
+    ///
+    /// ```
+    /// let opts = shm_core::SegmentOptions::new();
+    /// assert_eq!(opts.create(100)?.len(), 100);
+    /// assert!(matches!(opts.create(0), Err(shm_core::Error::InvalidSize { .. })));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn create(&self, len: usize) -> Result<Segment> {
         let shown = self.name.as_deref().unwrap_or("<random>");
         check_len(shown, len)?;
@@ -201,6 +239,12 @@ fn map(file: &File, len: u64, name: &str) -> Result<MmapRaw> {
 
 impl Segment {
     /// Options for creating a segment.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::options().reserve(false).create(16)?;
+    /// assert_eq!(seg.len(), 16);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn options() -> SegmentOptions {
         SegmentOptions::new()
     }
@@ -294,6 +338,13 @@ impl Segment {
     ///
     /// The inherited descriptor is duplicated, not taken over, so this is safe to call
     /// more than once; it must name a memfd, else [`Error::Corrupted`].
+    ///
+    /// ```no_run
+    /// // In a child spawned with `.inherit_segment(&seg, "WORKER_SEGMENT_FD")`:
+    /// let seg = shm_core::Segment::from_inherited("WORKER_SEGMENT_FD")?;
+    /// assert_eq!(seg.name(), None); // anonymous
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn from_inherited(var: &str) -> Result<Segment> {
         let bad = |what: String| Error::Corrupted {
             name: format!("${var}"),
@@ -333,21 +384,46 @@ impl Segment {
     }
 
     /// The name without its leading `/`; `None` for anonymous segments.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::create(8)?;
+    /// assert!(seg.name().unwrap().starts_with("psm_"));
+    /// assert_eq!(shm_core::Segment::anonymous(8)?.name(), None);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// The name for messages: the name, or `<anonymous>`.
+    ///
+    /// ```
+    /// assert_eq!(shm_core::Segment::anonymous(8)?.display_name(), "<anonymous>");
+    /// let seg = shm_core::Segment::create(8)?;
+    /// assert_eq!(Some(seg.display_name()), seg.name());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(ANONYMOUS)
     }
 
     /// Length in bytes, exact (not rounded to pages).
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(100)?;
+    /// assert_eq!(seg.len(), 100); // not rounded up to a page
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Always `false`: a segment holds at least one byte.
+    ///
+    /// ```
+    /// assert!(!shm_core::Segment::anonymous(1)?.is_empty());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.map.len() == 0
     }
@@ -356,22 +432,56 @@ impl Segment {
     ///
     /// Other processes may write these bytes at any moment: access them through raw
     /// pointers (`ptr::copy`, `read_volatile`) or atomics, never through `&[u8]`.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(8)?;
+    /// // SAFETY: offset 3 lies inside the mapping, which `seg` keeps alive.
+    /// unsafe { seg.as_ptr().add(3).write_volatile(42) };
+    /// let mut buf = [0u8; 4];
+    /// seg.read_at(0, &mut buf)?;
+    /// assert_eq!(buf, [0, 0, 0, 42]);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn as_ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()
     }
 
     /// Whether this value unlinks the name when dropped.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::create(8)?;
+    /// assert!(seg.unlinks_on_drop());
+    /// assert!(!shm_core::Segment::open(seg.name().unwrap())?.unlinks_on_drop());
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn unlinks_on_drop(&self) -> bool {
         self.unlink_on_drop
     }
 
     /// Sets whether this value unlinks the name when dropped; turning it on for a
     /// segment opened by name makes this process its owner.
+    ///
+    /// ```
+    /// let seg = shm_core::SegmentOptions::new().unlink_on_drop(false).create(8)?;
+    /// let name = seg.name().unwrap().to_owned();
+    /// let mut owner = shm_core::Segment::open(&name)?;
+    /// owner.set_unlink_on_drop(true);
+    /// drop((seg, owner)); // `owner` unlinks the name
+    /// assert!(matches!(shm_core::Segment::open(&name), Err(shm_core::Error::NotFound { .. })));
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
     pub fn set_unlink_on_drop(&mut self, yes: bool) {
         self.unlink_on_drop = yes && self.name.is_some();
     }
 
     /// The segment's file descriptor (to pass it on, or to `fstat` it).
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(4096)?;
+    /// let file = std::fs::File::from(seg.fd().try_clone_to_owned()?);
+    /// assert_eq!(file.metadata()?.len(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }

@@ -55,7 +55,21 @@ pub struct WaitTimeoutResult(bool);
 impl WaitTimeoutResult {
     /// `true` if the wait ended because its time ran out.
     ///
-    /// See [`WaitTimeoutResult`]'s example.
+    /// ```
+    /// use shm_sync::{Condvar, Mutex};
+    /// use std::time::Duration;
+    /// let (m, cv) = (Mutex::create(0u8)?, Condvar::create()?);
+    /// std::thread::scope(|s| {
+    ///     let g = m.lock().unwrap();
+    ///     s.spawn(|| {
+    ///         drop(m.lock().unwrap()); // gets the lock once the waiter has released it
+    ///         cv.notify_one();
+    ///     });
+    ///     let (_g, r) = cv.wait_timeout(g, Duration::from_secs(10)).unwrap();
+    ///     assert!(!r.timed_out());
+    /// });
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }
@@ -117,7 +131,22 @@ impl Condvar {
     /// Unlocks the guard's mutex, waits for a notification, locks it again and returns
     /// the guard. A holder that died meanwhile is reported as by `lock`.
     ///
-    /// See the type's example.
+    /// ```
+    /// use shm_sync::{Condvar, Mutex};
+    /// let (m, cv) = (Mutex::create(0u32)?, Condvar::create()?);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         *m.lock().unwrap() = 42;
+    ///         cv.notify_one();
+    ///     });
+    ///     let mut g = m.lock().unwrap();
+    ///     while *g == 0 {
+    ///         g = cv.wait(g).unwrap(); // spurious wake-ups: re-check in a loop
+    ///     }
+    ///     assert_eq!(*g, 42);
+    /// });
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
     pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let r = self.shared.raw().wait(guard.mutex.raw());
         Self::relocked(guard, r.map(|a| (a, false)))

@@ -239,7 +239,20 @@ pub struct RLockGuard<'a> {
 impl RLockGuard<'_> {
     /// Marks the lock consistent after a holder's death.
     ///
-    /// See [`RLockGuard`]'s example.
+    /// ```
+    /// use shm_sync::{LockError, RLock};
+    /// let l = RLock::create()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| std::mem::forget(l.lock().unwrap())); // this thread ends holding it
+    /// });
+    /// let Err(LockError::OwnerDied(g)) = l.lock() else {
+    ///     panic!("expected OwnerDied");
+    /// };
+    /// g.mark_consistent();
+    /// drop(g);
+    /// assert!(l.lock().is_ok()); // without mark_consistent: LockError::Inconsistent
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
     pub fn mark_consistent(&self) {
         let _ = self.lock.shared.raw().mark_consistent();
     }

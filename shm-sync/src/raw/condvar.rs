@@ -60,7 +60,22 @@ impl RawCondvar {
     /// Unlocks `mutex` (which the caller must hold: [`RawError::NotOwner`] otherwise),
     /// waits for a notification and locks it again.
     ///
-    /// See the type's example.
+    /// ```
+    /// use shm_sync::{Acquired, RawCondvar, RawError, RawMutex};
+    /// let (m, cv) = (RawMutex::new(), RawCondvar::new());
+    /// assert_eq!(cv.wait(&m), Err(RawError::NotOwner)); // the caller must hold the mutex
+    /// m.lock().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         m.lock().unwrap();
+    ///         cv.notify_one();
+    ///         m.unlock().unwrap();
+    ///     });
+    ///     assert_eq!(cv.wait(&m), Ok(Acquired::Clean));
+    ///     assert!(m.is_held_by_current_thread()); // locked again on return
+    ///     m.unlock().unwrap();
+    /// });
+    /// ```
     pub fn wait(&self, mutex: &RawMutex) -> Result<Acquired, RawError> {
         self.wait_mode(mutex, None).map(|(a, _)| a)
     }
