@@ -337,7 +337,10 @@ impl Segment {
     /// environment variable `var` (see [`CommandExt::inherit_segment`](crate::CommandExt)).
     ///
     /// The inherited descriptor is duplicated, not taken over, so this is safe to call
-    /// more than once; it must name a memfd, else [`Error::Corrupted`].
+    /// more than once; it must name a memfd, else [`Error::Corrupted`]. The inherited
+    /// descriptor itself stays open until the process exits (keeping the memory alive
+    /// that long); to take it over instead, wrap it in an `OwnedFd` yourself and call
+    /// [`from_fd`](Self::from_fd).
     ///
     /// ```no_run
     /// // In a child spawned with `.inherit_segment(&seg, "WORKER_SEGMENT_FD")`:
@@ -367,6 +370,29 @@ impl Segment {
                 "descriptor {raw} is not an anonymous segment (memfd)"
             )));
         }
+        Self::from_fd(fd)
+    }
+
+    /// Maps a shared-memory file descriptor this process owns: an anonymous segment
+    /// received from another process (inherited, or sent over a Unix socket), or one
+    /// opened some other way. The segment takes the descriptor over and closes it on
+    /// drop; it has no name and never unlinks anything.
+    ///
+    /// Errors: [`Error::Empty`] for a file of length 0, [`Error::Os`] when the
+    /// descriptor cannot be mapped shared (a pipe, a socket, a read-only file).
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// let seg = shm_core::Segment::anonymous(4096)?;
+    /// seg.write_at(0, b"shared")?;
+    /// let fd: OwnedFd = seg.fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+    /// let again = shm_core::Segment::from_fd(fd)?; // as a receiving process would
+    /// let mut buf = [0; 6];
+    /// again.read_at(0, &mut buf)?;
+    /// assert_eq!((&buf, again.len()), (b"shared", 4096));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Segment> {
         let len = sys::size(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
         if len == 0 {
             return Err(Error::Empty {

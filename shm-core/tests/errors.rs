@@ -308,3 +308,19 @@ fn opened_segments_never_unlink_on_drop() {
     drop(creator);
     assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
 }
+
+#[test]
+fn from_fd_refuses_what_it_cannot_map_shared() {
+    use std::os::fd::OwnedFd;
+    // An empty regular file: length 0.
+    let dir = std::env::temp_dir().join(unique_name("fromfd"));
+    std::fs::write(&dir, b"").unwrap();
+    let empty = OwnedFd::from(std::fs::File::open(&dir).unwrap());
+    assert!(matches!(Segment::from_fd(empty), Err(Error::Empty { .. })));
+    // A read-only file with content cannot be mapped read/write.
+    std::fs::write(&dir, b"some bytes").unwrap();
+    let read_only = OwnedFd::from(std::fs::File::open(&dir).unwrap());
+    let err = Segment::from_fd(read_only).unwrap_err();
+    assert!(matches!(err, Error::Os { op: "mmap", .. }), "{err}");
+    std::fs::remove_file(&dir).unwrap();
+}
