@@ -81,15 +81,7 @@ impl RawMutex {
     /// ```
     #[inline]
     pub fn lock(&self) -> Result<Acquired, RawError> {
-        let me = sys::me();
-        if self
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(Acquired::Clean);
-        }
-        self.lock_slow(me, Mode::forever())
+        self.lock_mode(Mode::forever())
     }
 
     /// Locks if that needs no waiting: [`RawError::WouldBlock`] if a live thread holds
@@ -103,15 +95,7 @@ impl RawMutex {
     /// ```
     #[inline]
     pub fn try_lock(&self) -> Result<Acquired, RawError> {
-        let me = sys::me();
-        if self
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(Acquired::Clean);
-        }
-        self.lock_slow(me, Mode::Try)
+        self.lock_mode(Mode::Try)
     }
 
     /// Locks, waiting at most `timeout`: [`RawError::Timeout`] after that.
@@ -129,6 +113,9 @@ impl RawMutex {
         self.lock_mode(Mode::timeout(timeout))
     }
 
+    /// The one fast path (a CAS `0 -> me`) of every lock call; the rest waits in
+    /// `lock_slow` as `mode` says.
+    #[inline]
     pub(crate) fn lock_mode(&self, mode: Mode) -> Result<Acquired, RawError> {
         let me = sys::me();
         if self
