@@ -155,6 +155,21 @@ pub enum Error {
         /// How long the open waited.
         waited: Duration,
     },
+    /// The range already holds an object header: initialising it would overwrite a
+    /// (possibly live) object.
+    #[error("segment {name:?} already holds an object header; refusing to overwrite it")]
+    AlreadyInitialised {
+        /// The segment.
+        name: String,
+    },
+    /// The operation does not apply to this object.
+    #[error("{name:?}: not supported: {what}")]
+    Unsupported {
+        /// The object.
+        name: String,
+        /// What was asked.
+        what: &'static str,
+    },
     /// An operating-system call failed.
     #[error("{op} failed for segment {name:?}: {source}")]
     Os {

@@ -6,9 +6,15 @@
 //! - [`Segment`]: a named POSIX segment (`shm_open`, byte-compatible with CPython's
 //!   `multiprocessing.shared_memory.SharedMemory`: `psm_` names, exact sizes) or an
 //!   anonymous one (`memfd`) that a child inherits and that can never leak.
-//! - [`Object`]: a segment that starts with an [`ObjectHeader`] (magic, kind, layout
-//!   version, length, element type, initialised flag); opening one checks all of it and
-//!   reports a mismatch as a typed [`Error`].
+//! - [`Object`]: an [`ObjectHeader`] (magic, header format, kind, layout version,
+//!   length, element type, creator identity, generation, flags, initialised flag) and a
+//!   payload, alone in a segment or at an offset inside a larger one (an arena);
+//!   opening one checks all of it and reports a mismatch as a typed [`Error`].
+//! - [`SharedObject`]: the one lifecycle of every shared type in the workspace
+//!   (`create`, `create_named`, `create_with`, `anonymous`, `open`, `open_timeout`,
+//!   `name`, `unlink`, `set_unlink_on_drop`, `share` / `from_env` to hand an object to a
+//!   child process), so generic code handles any kind alike.
+//! - [`identity`]: process identities that survive PID reuse, and liveness checks.
 //! - [`CommandExt`]: hands an anonymous segment to a child process.
 //!
 //! Pages are reserved when a segment is created, so a full `/dev/shm` is an
@@ -39,8 +45,12 @@
 
 mod error;
 mod header;
+pub mod identity;
+mod methods;
 mod name;
+mod object;
 mod segment;
+mod share;
 mod spawn;
 mod sys;
 #[cfg(feature = "test-support")]
@@ -48,8 +58,10 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use header::{
-    DEFAULT_OPEN_WAIT, HEADER_LEN, MAGIC, Object, ObjectHeader, ObjectKind, ObjectSpec,
+    Flags, HEADER_FORMAT, HEADER_LEN, Kind, MAGIC, OBJECT_ALIGN, ObjectHeader, ObjectInfo,
+    ObjectSpec, fnv1a,
 };
 pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
+pub use object::{DEFAULT_OPEN_WAIT, Layout, OFFSET_SEPARATOR, Object, ObjectName, SharedObject};
 pub use segment::{Segment, SegmentOptions, unlink};
 pub use spawn::CommandExt;

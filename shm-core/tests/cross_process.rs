@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::testing::{UnlinkGuard, child_command, child_role, run_child, unique_name};
-use shm_core::{CommandExt, Error, Object, ObjectKind, ObjectSpec, Segment};
+use shm_core::{CommandExt, Error, Object, ObjectSpec, Segment};
 
 const PATTERN_LEN: usize = 64 * 1024;
 
@@ -175,21 +175,22 @@ fn an_uninherited_descriptor_is_refused() {
 
 #[test]
 fn object_opened_by_name_in_a_child_is_checked() {
-    let spec = ObjectSpec::new(ObjectKind::Custom, 3).with_type::<u64>("u64");
+    let spec = ObjectSpec::new(shm_core::Kind::new(shm_core::Kind::USER.start, "Custom"), 3)
+        .with_type::<u64>("u64");
     if let Some(role) = child_role() {
         assert_eq!(role, "opener");
         let obj = Object::open(&env_name(), &spec).unwrap();
         // SAFETY: the payload holds 8 bytes, 64-byte aligned, written before publishing.
         let stored = unsafe { obj.payload_ptr().cast::<u64>().read_volatile() };
         assert_eq!(stored, 0xfeed);
-        let wrong = ObjectSpec::new(ObjectKind::Custom, 3).with_type::<f64>("f64");
+        let wrong = ObjectSpec::new(shm_core::Kind::new(shm_core::Kind::USER.start, "Custom"), 3)
+            .with_type::<f64>("f64");
         let err = Object::open(&env_name(), &wrong).unwrap_err();
         assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
         return;
     }
-    let obj = Object::create(&shm_core::SegmentOptions::new(), &spec, 8, |p| {
-        // SAFETY: 8 bytes of payload, ours until published.
-        unsafe { p.cast::<u64>().write(0xfeed) }
+    let obj = Object::create(&shm_core::SegmentOptions::new(), &spec, 8, |o| {
+        o.write_at(0, &0xfeed_u64.to_ne_bytes())
     })
     .unwrap();
     run_child(

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::testing::{UnlinkGuard, unique_name};
-use shm_core::{Error, HEADER_LEN, MAGIC, Object, ObjectKind, ObjectSpec, Segment, SegmentOptions};
+use shm_core::{Error, HEADER_LEN, MAGIC, Object, ObjectSpec, Segment, SegmentOptions};
 
 #[test]
 fn bad_names_are_refused_before_any_syscall() {
@@ -81,7 +81,7 @@ fn a_zero_length_segment_does_not_open() {
     let _guard = UnlinkGuard::new(&name);
     std::fs::File::create_new(format!("/dev/shm/{name}")).unwrap();
     assert!(matches!(Segment::open(&name), Err(Error::Empty { .. })));
-    let spec = ObjectSpec::new(ObjectKind::Custom, 1);
+    let spec = ObjectSpec::new(shm_core::Kind::new(shm_core::Kind::USER.start, "Custom"), 1);
     let err = Object::open_timeout(&name, &spec, Duration::from_millis(30)).unwrap_err();
     assert!(matches!(err, Error::NotInitialised { .. }), "{err}");
 }
@@ -138,12 +138,16 @@ fn out_of_bounds_copies_are_errors() {
 }
 
 fn spec() -> ObjectSpec {
-    ObjectSpec::new(ObjectKind::Value, 2).with_type::<u32>("u32")
+    ObjectSpec::new(
+        shm_core::Kind::new(shm_core::Kind::USER.start + 1, "Value"),
+        2,
+    )
+    .with_type::<u32>("u32")
 }
 
 /// A published object whose header a test then damages.
 fn object() -> (Object, String) {
-    let obj = Object::create(&SegmentOptions::new(), &spec(), 16, |_| {}).unwrap();
+    let obj = Object::create(&SegmentOptions::new(), &spec(), 16, |_| Ok::<(), Error>(())).unwrap();
     let name = obj.segment().name().unwrap().to_owned();
     (obj, name)
 }
@@ -165,17 +169,25 @@ fn header_mismatches_are_distinct_errors() {
 
     let err = Object::open(
         &name,
-        &ObjectSpec::new(ObjectKind::Array, 2).with_type::<u32>("u32"),
+        &ObjectSpec::new(
+            shm_core::Kind::new(shm_core::Kind::USER.start + 2, "Array"),
+            2,
+        )
+        .with_type::<u32>("u32"),
     )
     .unwrap_err();
     assert!(
-        matches!(&err, Error::WrongKind { expected, found, .. } if expected == "Array" && found == "Value"),
+        matches!(&err, Error::WrongKind { expected, found, .. } if expected == "Array" && found.starts_with("Value")),
         "{err}"
     );
 
     let err = Object::open(
         &name,
-        &ObjectSpec::new(ObjectKind::Value, 3).with_type::<u32>("u32"),
+        &ObjectSpec::new(
+            shm_core::Kind::new(shm_core::Kind::USER.start + 1, "Value"),
+            3,
+        )
+        .with_type::<u32>("u32"),
     )
     .unwrap_err();
     assert!(
@@ -192,7 +204,11 @@ fn header_mismatches_are_distinct_errors() {
 
     let err = Object::open(
         &name,
-        &ObjectSpec::new(ObjectKind::Value, 2).with_type::<f32>("f32"),
+        &ObjectSpec::new(
+            shm_core::Kind::new(shm_core::Kind::USER.start + 1, "Value"),
+            2,
+        )
+        .with_type::<f32>("f32"),
     )
     .unwrap_err();
     assert!(
@@ -236,7 +252,7 @@ fn foreign_and_corrupted_headers_are_refused() {
             err,
             Error::Truncated {
                 expected: 1_048_576,
-                found: 80,
+                found: 144,
                 ..
             }
         ),
@@ -247,13 +263,61 @@ fn foreign_and_corrupted_headers_are_refused() {
     let (obj, name) = object();
     header_u32(&obj, 8).store(999, Ordering::Relaxed);
     let err = Object::open(&name, &spec()).unwrap_err();
-    assert!(err.to_string().contains("unknown kind 999"), "{err}");
+    assert!(err.to_string().contains("kind 0x3e7"), "{err}");
 
     // A garbage initialised flag.
     let (obj, name) = object();
-    header_u32(&obj, 40).store(77, Ordering::Relaxed);
+    header_u32(&obj, 44).store(77, Ordering::Relaxed);
     let err = Object::open(&name, &spec()).unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn a_format_1_header_is_an_unsupported_version() {
+    let (obj, name) = object();
+    header_u64(&obj, 0).store(u64::from_le_bytes(*b"shm-rs\0\x01"), Ordering::Relaxed);
+    let err = Object::open(&name, &spec()).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedVersion { kind, expected: 2, found: 1, .. } if kind == "object header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn arena_objects_are_bounded_by_their_segment() {
+    use std::sync::Arc;
+    let arena = Arc::new(Segment::create(4096).unwrap());
+    // SAFETY: a fresh arena; each range is handed out once.
+    let a = unsafe { Object::create_at(arena.clone(), 0, &spec(), 16, |_| Ok::<(), Error>(())) }
+        .unwrap();
+    // SAFETY: as above, a disjoint range.
+    let b = unsafe { Object::create_at(arena.clone(), 256, &spec(), 16, |_| Ok::<(), Error>(())) }
+        .unwrap();
+    assert_ne!(a.name(), b.name());
+    assert_eq!(
+        Object::open(b.name().unwrap(), &spec())
+            .unwrap()
+            .payload_len(),
+        16
+    );
+    // Past the end, misaligned, or over a live header: refused.
+    // SAFETY: every call below is refused before it writes.
+    assert!(
+        unsafe { Object::create_at(arena.clone(), 4032, &spec(), 16, |_| Ok::<(), Error>(())) }
+            .is_err()
+    );
+    assert!(Object::open(&format!("{}@100", arena.name().unwrap()), &spec()).is_err());
+    assert!(Object::open(&format!("{}@8192", arena.name().unwrap()), &spec()).is_err());
+    // A forged total length past the segment's end is refused, not read.
+    // SAFETY: offset 256 + 16 lies in b's header; atomics tolerate concurrent writers.
+    let total = unsafe { &*arena.as_ptr().add(256 + 16).cast::<AtomicU64>() };
+    total.store(u64::MAX, Ordering::Relaxed);
+    assert!(matches!(
+        Object::open(b.name().unwrap(), &spec()),
+        Err(Error::Truncated { .. })
+    ));
+    // Arena objects are freed by their arena's owner, not unlinked one by one.
+    assert!(matches!(a.unlink(), Err(Error::Unsupported { .. })));
 }
 
 #[test]
@@ -277,7 +341,7 @@ fn an_object_published_during_the_wait_opens() {
         .unwrap();
     let publisher = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
-        Object::init_in(seg, &spec(), |_| {}).unwrap()
+        Object::init_in(seg, &spec(), |_| Ok::<(), Error>(())).unwrap()
     });
     let obj = Object::open_timeout(&name, &spec(), Duration::from_secs(10)).unwrap();
     assert_eq!(obj.payload_len(), 16);

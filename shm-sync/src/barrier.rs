@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
 use crate::Error;
-use crate::common::named_common;
+use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::{BarrierWaitResult, RawBarrier};
 
@@ -20,7 +20,7 @@ const VERSION: u32 = 1;
 ///
 /// ```
 /// let b = shm_sync::Barrier::create(2)?;
-/// let peer = shm_sync::Barrier::open(b.name())?;
+/// let peer = shm_sync::Barrier::open(b.name().unwrap())?;
 /// std::thread::scope(|s| {
 ///     let h = s.spawn(|| peer.wait().unwrap());
 ///     let mine = b.wait().unwrap();
@@ -32,13 +32,25 @@ pub struct Barrier {
     shared: Shared<RawBarrier>,
 }
 
-named_common!(Barrier, "Barrier::create(2)", "Barrier::open");
+sync_object!(
+    Barrier, RawBarrier,
+    make: "shm_sync::Barrier::create(2)", path: "shm_sync::Barrier",
+    init: u32, spec: ObjectSpec::new(kinds::BARRIER, VERSION), payload: size_of::<RawBarrier>(),
+    write: |o, parties| {
+        if parties == 0 {
+            return Err(shm_core::Error::InvalidSize {
+                name: o.label(),
+                len: 0,
+                reason: "a barrier needs at least one party",
+            }
+            .into());
+        }
+        crate::inplace::raw_in::<RawBarrier>(o)?.init(parties);
+        Ok(())
+    }
+);
 
 impl Barrier {
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::Barrier, VERSION)
-    }
-
     /// Creates a barrier for `parties` (at least 1) under a fresh random name.
     ///
     /// ```
@@ -53,7 +65,7 @@ impl Barrier {
     ///
     /// ```
     /// let name = format!("shm-doc-barrier-{}", std::process::id());
-    /// assert_eq!(shm_sync::Barrier::create_named(&name, 2)?.name(), name);
+    /// assert_eq!(shm_sync::Barrier::create_named(&name, 2)?.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str, parties: u32) -> Result<Self, Error> {
@@ -68,35 +80,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions, parties: u32) -> Result<Self, Error> {
-        if parties == 0 {
-            return Err(shm_core::Error::InvalidSize {
-                name: "<Barrier>".into(),
-                len: 0,
-                reason: "a barrier needs at least one party",
-            }
-            .into());
-        }
-        let shared = Shared::create(
-            options,
-            &Self::spec(),
-            0,
-            |r: &RawBarrier| r.init(parties),
-            (0, &[]),
-        )?;
-        Ok(Barrier { shared })
-    }
-
-    /// Opens a barrier another process created.
-    ///
-    /// ```
-    /// let b = shm_sync::Barrier::create(4)?;
-    /// assert_eq!(shm_sync::Barrier::open(b.name())?.parties(), 4);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Barrier {
-            shared: Shared::open(name, &Self::spec(), 0)?,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, parties)
     }
 
     fn map(

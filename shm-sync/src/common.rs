@@ -1,59 +1,81 @@
-//! Methods every named object has.
+//! What every named object of this crate shares: its kind number, and the
+//! [`SharedObject`](shm_core::SharedObject) implementation over a `shared: Shared<R>`
+//! field.
 
-/// `name`, `unlink`, `set_unlink_on_drop` and `Debug` for a named object type whose
-/// `shared` field is a `Shared<_>`; `$make` is an expression creating one and `$open` the path of its `open` (for docs).
-macro_rules! named_common {
-    ($ty:ident $(<$g:ident>)?, $make:literal, $open:literal) => {
-        impl$(<$g: bytemuck::Pod>)? $ty$(<$g>)? {
-            /// The segment's name (without the leading `/`), to open it elsewhere.
-            ///
-            /// ```
-            #[doc = concat!("let obj = shm_sync::", $make, "?;")]
-            /// assert!(obj.name().starts_with("psm_"));
-            /// # Ok::<(), shm_sync::Error>(())
-            /// ```
-            pub fn name(&self) -> &str {
-                self.shared.object().segment().name().unwrap_or("<anonymous>")
+use shm_core::Kind;
+
+/// The object kinds of shm-sync (numbers in [`Kind::SYNC`]).
+pub mod kinds {
+    use super::Kind;
+    /// [`Mutex`](crate::Mutex).
+    pub const MUTEX: Kind = Kind::new(0x1001, "Mutex");
+    /// [`RwLock`](crate::RwLock).
+    pub const RWLOCK: Kind = Kind::new(0x1002, "RwLock");
+    /// [`Condvar`](crate::Condvar).
+    pub const CONDVAR: Kind = Kind::new(0x1003, "Condvar");
+    /// [`Event`](crate::Event).
+    pub const EVENT: Kind = Kind::new(0x1004, "Event");
+    /// [`Semaphore`](crate::Semaphore) and [`BoundedSemaphore`](crate::BoundedSemaphore).
+    pub const SEMAPHORE: Kind = Kind::new(0x1005, "Semaphore");
+    /// [`Barrier`](crate::Barrier).
+    pub const BARRIER: Kind = Kind::new(0x1006, "Barrier");
+    /// [`RLock`](crate::RLock).
+    pub const RLOCK: Kind = Kind::new(0x1007, "RLock");
+}
+
+/// Implements [`SharedObject`](shm_core::SharedObject) and the inherent lifecycle
+/// methods for a type with a `shared: Shared<$raw>` field (plus `$field: $value` extra
+/// fields). `write` initialises the zeroed payload of a new object (`$o` the object,
+/// `$v` the init value); `check` validates an opened one.
+macro_rules! sync_object {
+    (
+        $ty:ident $(<$g:ident>)?, $raw:ty,
+        make: $make:literal, path: $path:literal,
+        init: $init:ty, spec: $spec:expr, payload: $payload:expr,
+        write: |$o:ident, $v:ident| $write:expr
+        $(, check: |$c:ident| $check:expr)?
+        $(, extra: $field:ident = $value:expr)?
+    ) => {
+        impl$(<$g: bytemuck::Pod>)? shm_core::SharedObject for $ty$(<$g>)? {
+            type Error = $crate::Error;
+            type Init = $init;
+
+            fn layout() -> shm_core::Layout {
+                shm_core::Layout::Header($spec)
             }
 
-            /// Removes the name now (Python's `unlink`); processes that have the object
-            /// open keep using it.
-            ///
-            /// ```
-            #[doc = concat!("let obj = shm_sync::", $make, "?;")]
-            /// obj.unlink()?;
-            #[doc = concat!("assert!(shm_sync::", $open, "(obj.name()).is_err());")]
-            /// # Ok::<(), shm_sync::Error>(())
-            /// ```
-            pub fn unlink(&self) -> Result<(), $crate::Error> {
-                Ok(self.shared.object().segment().unlink()?)
+            fn payload_len(_: &$init) -> Result<usize, $crate::Error> {
+                Ok($payload)
             }
 
-            /// Whether dropping this handle removes the name: `true` for the creator by
-            /// default, `false` for handles from `open`.
-            ///
-            /// ```
-            #[doc = concat!("let mut obj = shm_sync::", $make, "?;")]
-            /// obj.set_unlink_on_drop(false);
-            /// let name = obj.name().to_owned();
-            /// drop(obj);
-            /// shm_core::unlink(&name)?; // still there: remove it by hand
-            /// # Ok::<(), Box<dyn std::error::Error>>(())
-            /// ```
-            pub fn set_unlink_on_drop(&mut self, yes: bool) {
-                self.shared.object_mut().segment_mut().set_unlink_on_drop(yes);
+            #[allow(unused_variables)]
+            fn init_payload(
+                $o: &shm_core::Object,
+                $v: $init,
+            ) -> Result<(), $crate::Error> {
+                $write
+            }
+
+            fn attach(object: shm_core::Object) -> Result<Self, $crate::Error> {
+                let shared = $crate::inplace::Shared::<$raw>::attach(object, $payload)?;
+                $( let $c = &shared; $check?; )?
+                Ok(Self { shared $(, $field: $value)? })
+            }
+
+            fn object(&self) -> &shm_core::Object {
+                self.shared.object()
+            }
+
+            fn object_mut(&mut self) -> &mut shm_core::Object {
+                self.shared.object_mut()
             }
         }
 
-        impl$(<$g: bytemuck::Pod>)? std::fmt::Debug for $ty$(<$g>)? {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty)).field("name", &self.name()).finish_non_exhaustive()
-            }
-        }
+        shm_core::object_methods!($ty $(<$g: bytemuck::Pod>)?, $crate::Error, $make, $path);
     };
 }
 
-pub(crate) use named_common;
+pub(crate) use sync_object;
 
 /// Offset of data of alignment `align` after a primitive of `after` bytes.
 pub(crate) const fn data_offset(after: usize, align: usize) -> usize {

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use bytemuck::Pod;
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
-use crate::common::named_common;
+use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::{Acquired, RawCondvar};
 use crate::{Error, LockError, LockResult, MutexGuard};
@@ -39,7 +38,12 @@ pub struct Condvar {
     shared: Shared<RawCondvar>,
 }
 
-named_common!(Condvar, "Condvar::create()", "Condvar::open");
+sync_object!(
+    Condvar, RawCondvar,
+    make: "shm_sync::Condvar::create()", path: "shm_sync::Condvar",
+    init: (), spec: ObjectSpec::new(kinds::CONDVAR, VERSION), payload: size_of::<RawCondvar>(),
+    write: |o, v| Ok(())
+);
 
 /// Whether [`Condvar::wait_timeout`] returned because the time ran out.
 ///
@@ -76,10 +80,6 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::Condvar, VERSION)
-    }
-
     /// Creates a condition variable under a fresh random name.
     ///
     /// ```
@@ -96,7 +96,7 @@ impl Condvar {
     /// ```
     /// let name = format!("shm-doc-condvar-{}", std::process::id());
     /// let cv = shm_sync::Condvar::create_named(&name)?;
-    /// assert_eq!(cv.name(), name);
+    /// assert_eq!(cv.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str) -> Result<Self, Error> {
@@ -111,21 +111,7 @@ impl Condvar {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        let shared = Shared::create(options, &Self::spec(), 0, |_: &RawCondvar| {}, (0, &[]))?;
-        Ok(Condvar { shared })
-    }
-
-    /// Opens a condition variable another process created.
-    ///
-    /// ```
-    /// let cv = shm_sync::Condvar::create()?;
-    /// shm_sync::Condvar::open(cv.name())?.notify_all();
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Condvar {
-            shared: Shared::open(name, &Self::spec(), 0)?,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, ())
     }
 
     /// Unlocks the guard's mutex, waits for a notification, locks it again and returns
@@ -147,8 +133,8 @@ impl Condvar {
     /// });
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
-    pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
-        let r = self.shared.raw().wait(guard.mutex.raw());
+    pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        let r = self.shared.raw().wait(guard.raw());
         Self::relocked(guard, r.map(|a| (a, false)))
             .map(|(g, _)| g)
             .map_err(|e| e.map(|(g, _)| g))
@@ -166,18 +152,18 @@ impl Condvar {
     /// drop(g);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
-    pub fn wait_timeout<'a, T: Pod>(
+    pub fn wait_timeout<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        let r = self.shared.raw().wait_timeout(guard.mutex.raw(), timeout);
+        let r = self.shared.raw().wait_timeout(guard.raw(), timeout);
         Self::relocked(guard, r)
             .map(|(g, t)| (g, WaitTimeoutResult(t)))
             .map_err(|e| e.map(|(g, t)| (g, WaitTimeoutResult(t))))
     }
 
-    fn relocked<'a, T: Pod>(
+    fn relocked<'a, T: ?Sized>(
         guard: MutexGuard<'a, T>,
         r: Result<(Acquired, bool), crate::RawError>,
     ) -> LockResult<(MutexGuard<'a, T>, bool)> {
@@ -186,7 +172,7 @@ impl Condvar {
             Ok((Acquired::OwnerDied, t)) => Err(LockError::OwnerDied((guard, t))),
             Ok((Acquired::Inconsistent, t)) => Err(LockError::Inconsistent((guard, t))),
             Err(e) => {
-                let label = guard.mutex.shared.label().clone();
+                let label = guard.label().clone();
                 Err(LockError::from_raw(e, &label, Duration::ZERO))
             }
         }

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
 use crate::Error;
-use crate::common::named_common;
+use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::RawEvent;
 
@@ -16,7 +16,7 @@ const VERSION: u32 = 1;
 ///
 /// ```
 /// let ev = shm_sync::Event::create()?;
-/// let peer = shm_sync::Event::open(ev.name())?;
+/// let peer = shm_sync::Event::open(ev.name().unwrap())?;
 /// std::thread::scope(|s| {
 ///     s.spawn(|| peer.wait());
 ///     ev.set();
@@ -28,13 +28,14 @@ pub struct Event {
     shared: Shared<RawEvent>,
 }
 
-named_common!(Event, "Event::create()", "Event::open");
+sync_object!(
+    Event, RawEvent,
+    make: "shm_sync::Event::create()", path: "shm_sync::Event",
+    init: (), spec: ObjectSpec::new(kinds::EVENT, VERSION), payload: size_of::<RawEvent>(),
+    write: |o, v| Ok(())
+);
 
 impl Event {
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::Event, VERSION)
-    }
-
     /// Creates an event (not set) under a fresh random name.
     ///
     /// ```
@@ -49,7 +50,7 @@ impl Event {
     ///
     /// ```
     /// let name = format!("shm-doc-event-{}", std::process::id());
-    /// assert_eq!(shm_sync::Event::create_named(&name)?.name(), name);
+    /// assert_eq!(shm_sync::Event::create_named(&name)?.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str) -> Result<Self, Error> {
@@ -64,22 +65,7 @@ impl Event {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        let shared = Shared::create(options, &Self::spec(), 0, |_: &RawEvent| {}, (0, &[]))?;
-        Ok(Event { shared })
-    }
-
-    /// Opens an event another process created.
-    ///
-    /// ```
-    /// let ev = shm_sync::Event::create()?;
-    /// ev.set();
-    /// assert!(shm_sync::Event::open(ev.name())?.is_set());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Event {
-            shared: Shared::open(name, &Self::spec(), 0)?,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, ())
     }
 
     /// Sets the flag and wakes every waiter.

@@ -7,10 +7,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use shm_core::{Object, ObjectSpec, SegmentOptions};
+use shm_core::Object;
 
 use crate::raw::{RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock, RawSemaphore};
-use crate::{Error, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
+use crate::{Error, RwLockReadGuard, RwLockWriteGuard};
 
 /// Types that may be viewed in place in shared memory: `#[repr(C)]`, made only of
 /// atomics (valid for every bit pattern and for concurrent access from any process),
@@ -81,69 +81,55 @@ pub(crate) struct Shared<R: InPlace> {
     _raw: PhantomData<R>,
 }
 
-impl<R: InPlace> Shared<R> {
-    /// Creates the object: `payload_len` zero bytes (at least `size_of::<R>()`), then
-    /// `init` on the raw primitive and `data` copied to its offset, then publishes.
-    pub(crate) fn create(
-        options: &SegmentOptions,
-        spec: &ObjectSpec,
-        payload_len: usize,
-        init: impl FnOnce(&R),
-        data: (usize, &[u8]),
-    ) -> Result<Self, Error> {
-        let payload_len = payload_len.max(size_of::<R>());
-        assert!(
-            data.0 >= size_of::<R>() || data.1.is_empty(),
-            "data overlaps the lock"
-        );
-        assert!(
-            data.0 + data.1.len() <= payload_len,
-            "data past the payload"
-        );
-        let object = Object::create(options, spec, payload_len, |payload| {
-            // SAFETY: the payload is 64-byte aligned, `payload_len >= size_of::<R>()`
-            // bytes, zeroed and ours alone until `create` publishes it.
-            init(unsafe { &*payload.cast::<R>() });
-            // SAFETY: `data` fits in the payload after the primitive (asserted above) and
-            // nobody else sees the payload yet.
-            unsafe {
-                std::ptr::copy_nonoverlapping(data.1.as_ptr(), payload.add(data.0), data.1.len())
-            };
-        })?;
-        Ok(Self::wrap(object, spec))
-    }
+/// The primitive at the start of a payload being initialised (before publication).
+pub(crate) fn raw_in<R: InPlace>(object: &Object) -> Result<&R, Error> {
+    check_payload::<R>(object, size_of::<R>(), false)?;
+    // SAFETY: the payload is 64-byte aligned and at least size_of::<R>() bytes (checked
+    // above), mapped as long as `object`; all processes access it through `R` (atomics).
+    Ok(unsafe { &*object.payload_ptr().cast::<R>() })
+}
 
-    /// Opens and checks the object; its payload must be `payload_len` bytes.
-    pub(crate) fn open(name: &str, spec: &ObjectSpec, payload_len: usize) -> Result<Self, Error> {
-        let object = Object::open(name, spec)?;
-        let payload_len = payload_len.max(size_of::<R>());
-        if object.payload_len() != payload_len {
-            return Err(shm_core::Error::Truncated {
-                name: object.segment().display_name().to_owned(),
-                what: "payload length of the synchronisation object",
-                expected: payload_len as u64,
-                found: object.payload_len() as u64,
-            }
-            .into());
+fn check_payload<R: InPlace>(
+    object: &Object,
+    payload_len: usize,
+    exact: bool,
+) -> Result<(), Error> {
+    let need = payload_len.max(size_of::<R>());
+    let found = object.payload_len();
+    if found < need || (exact && found != need) {
+        return Err(shm_core::Error::Truncated {
+            name: object.label(),
+            what: "payload length of the synchronisation object",
+            expected: need as u64,
+            found: found as u64,
         }
-        Ok(Self::wrap(object, spec))
+        .into());
     }
+    Ok(())
+}
 
-    fn wrap(object: Object, spec: &ObjectSpec) -> Self {
-        let label = format!("{} {:?}", spec.kind, object.segment().display_name()).into();
-        Shared {
+impl<R: InPlace> Shared<R> {
+    /// Wraps a checked object whose payload must be `payload_len` bytes (at least the
+    /// primitive).
+    pub(crate) fn attach(object: Object, payload_len: usize) -> Result<Self, Error> {
+        check_payload::<R>(&object, payload_len, true)?;
+        let kind = object
+            .info()
+            .map_or_else(|| "object".to_owned(), |i| i.kind_name);
+        let label = format!("{kind} {:?}", object.label()).into();
+        Ok(Shared {
             object,
             label,
             _raw: PhantomData,
-        }
+        })
     }
 
     /// The primitive at the start of the payload.
     #[inline]
     pub(crate) fn raw(&self) -> &R {
-        // SAFETY: every constructor checked `payload_len >= size_of::<R>()`; the payload
-        // is 64-byte aligned and mapped while `self.object` lives; all processes access
-        // it through `R` (atomics) only.
+        // SAFETY: `attach` checked `payload_len >= size_of::<R>()`; the payload is
+        // 64-byte aligned and mapped while `self.object` lives; all processes access it
+        // through `R` (atomics) only.
         unsafe { &*self.object.payload_ptr().cast::<R>() }
     }
 
@@ -164,27 +150,6 @@ impl<R: InPlace> Shared<R> {
 
     pub(crate) fn object_mut(&mut self) -> &mut Object {
         &mut self.object
-    }
-}
-
-impl<T: Pod> Deref for MutexGuard<'_, T> {
-    type Target = T;
-
-    #[inline]
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock, which every process honours for this data;
-        // the data lies inside the payload (checked at create/open), aligned for `T`
-        // (64-byte aligned payload, offset a multiple of `align_of::<T>()`); `T: Pod` is
-        // valid for any bytes.
-        unsafe { &*self.mutex.data_ptr().cast::<T>() }
-    }
-}
-
-impl<T: Pod> DerefMut for MutexGuard<'_, T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; the lock makes this guard the only accessor.
-        unsafe { &mut *self.mutex.data_ptr().cast::<T>() }
     }
 }
 

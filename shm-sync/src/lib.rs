@@ -21,7 +21,7 @@
 //! let counter = Mutex::create(0u64)?;
 //! let done = Event::create()?;
 //! // Process B would do: Mutex::<u64>::open(name), Event::open(name)
-//! let (c, d) = (Mutex::<u64>::open(counter.name())?, Event::open(done.name())?);
+//! let (c, d) = (Mutex::<u64>::open(counter.name().unwrap())?, Event::open(done.name().unwrap())?);
 //! *c.lock().unwrap() += 1;
 //! d.set();
 //! done.wait();
@@ -150,6 +150,7 @@ mod common;
 mod condvar;
 mod error;
 mod event;
+mod guard;
 mod inplace;
 #[cfg(loom)]
 #[doc(hidden)]
@@ -162,10 +163,12 @@ mod semaphore;
 mod sys;
 
 pub use barrier::Barrier;
+pub use common::kinds;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{Error, LockError, RawError};
 pub use event::Event;
-pub use mutex::{Lock, LockResult, Mutex, MutexGuard};
+pub use guard::{MutexGuard, Wait};
+pub use mutex::{Lock, LockResult, Mutex};
 pub use raw::{
     Acquired, BarrierWaitResult, RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock,
     RawSemaphore,
@@ -173,3 +176,4 @@ pub use raw::{
 pub use rlock::{RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
+pub use shm_core::SharedObject;

@@ -4,12 +4,12 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
-use crate::common::{data_offset, named_common};
+use crate::common::{data_offset, kinds, sync_object};
 use crate::inplace::Shared;
-use crate::raw::{Acquired, Mode, RawMutex};
-use crate::{Error, LockError, RawError};
+use crate::raw::RawMutex;
+use crate::{Error, LockError, MutexGuard, Wait};
 
 /// Layout version of a standalone `Mutex` object.
 const VERSION: u32 = 1;
@@ -33,10 +33,10 @@ pub type LockResult<G> = Result<G, LockError<G>>;
 /// ```
 /// use shm_sync::Mutex;
 /// let m = Mutex::create(0u64)?;
-/// let peer = Mutex::<u64>::open(m.name())?;         // as another process would
+/// let peer = Mutex::<u64>::open(m.name().unwrap())?;         // as another process would
 /// *m.lock().unwrap() += 1;
 /// assert_eq!(*peer.lock().unwrap(), 1);
-/// assert!(Mutex::<u32>::open(m.name()).is_err());     // wrong type
+/// assert!(Mutex::<u32>::open(m.name().unwrap()).is_err());     // wrong type
 /// # Ok::<(), shm_sync::Error>(())
 /// ```
 pub struct Mutex<T: Pod> {
@@ -53,7 +53,17 @@ pub struct Mutex<T: Pod> {
 /// ```
 pub type Lock = Mutex<()>;
 
-named_common!(Mutex<T>, "Mutex::create(0u32)", "Mutex::<u32>::open");
+sync_object!(
+    Mutex<T>, RawMutex,
+    make: "shm_sync::Mutex::create(0u32)", path: "shm_sync::Mutex::<u32>",
+    init: T, spec: ObjectSpec::new(kinds::MUTEX, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
+    write: |o, value| {
+        let () = Self::ALIGN_OK;
+        Ok(o.write_at(Self::DATA, bytemuck::bytes_of(&value))?)
+    },
+    check: |_s| { let () = Self::ALIGN_OK; Ok::<(), Error>(()) },
+    extra: _data = PhantomData
+);
 
 impl<T: Pod> Mutex<T> {
     const DATA: usize = data_offset(size_of::<RawMutex>(), align_of::<T>());
@@ -62,10 +72,6 @@ impl<T: Pod> Mutex<T> {
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
-
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::Mutex, VERSION).with_type::<T>(std::any::type_name::<T>())
-    }
 
     /// Creates an unlocked mutex holding `value`, under a fresh random name. The name is
     /// removed when this handle drops (see [`set_unlink_on_drop`](Self::set_unlink_on_drop)).
@@ -85,7 +91,7 @@ impl<T: Pod> Mutex<T> {
     /// ```
     /// let name = format!("shm-doc-mutex-{}", std::process::id());
     /// let m = shm_sync::Mutex::create_named(&name, 7i32)?;
-    /// assert_eq!(m.name(), name);
+    /// assert_eq!(m.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str, value: T) -> Result<Self, Error> {
@@ -102,35 +108,7 @@ impl<T: Pod> Mutex<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions, value: T) -> Result<Self, Error> {
-        let () = Self::ALIGN_OK;
-        let shared = Shared::create(
-            options,
-            &Self::spec(),
-            Self::PAYLOAD,
-            |_: &RawMutex| {},
-            (Self::DATA, bytemuck::bytes_of(&value)),
-        )?;
-        Ok(Mutex {
-            shared,
-            _data: PhantomData,
-        })
-    }
-
-    /// Opens the mutex another process created, checking kind, version and `T`.
-    ///
-    /// ```
-    /// let m = shm_sync::Mutex::create(5u8)?;
-    /// let again = shm_sync::Mutex::<u8>::open(m.name())?;
-    /// assert_eq!(*again.lock().unwrap(), 5);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        let () = Self::ALIGN_OK;
-        let shared = Shared::open(name, &Self::spec(), Self::PAYLOAD)?;
-        Ok(Mutex {
-            shared,
-            _data: PhantomData,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, value)
     }
 
     #[inline]
@@ -159,8 +137,7 @@ impl<T: Pod> Mutex<T> {
     /// ```
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        let r = self.raw().lock();
-        self.guard(r, Duration::ZERO)
+        self.lock_with(Wait::Forever)
     }
 
     /// Locks if no live thread holds the lock; [`LockError::WouldBlock`] otherwise.
@@ -174,8 +151,7 @@ impl<T: Pod> Mutex<T> {
     /// ```
     #[inline]
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        let r = self.raw().try_lock();
-        self.guard(r, Duration::ZERO)
+        self.lock_with(Wait::Try)
     }
 
     /// Locks, waiting at most `timeout`: [`LockError::Timeout`] after that.
@@ -191,25 +167,22 @@ impl<T: Pod> Mutex<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        let r = self.raw().lock_mode(Mode::timeout(timeout));
-        self.guard(r, timeout)
+        self.lock_with(Wait::Timeout(timeout))
     }
 
     #[inline]
-    fn guard(
-        &self,
-        r: Result<Acquired, RawError>,
-        waited: Duration,
-    ) -> LockResult<MutexGuard<'_, T>> {
-        let guard = || MutexGuard {
-            mutex: self,
-            _not_send: PhantomData,
-        };
-        match r {
-            Ok(Acquired::Clean) => Ok(guard()),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
-            Ok(Acquired::Inconsistent) => Err(LockError::Inconsistent(guard())),
-            Err(e) => Err(LockError::from_raw(e, self.shared.label(), waited)),
+    fn lock_with(&self, wait: Wait) -> LockResult<MutexGuard<'_, T>> {
+        // SAFETY: the data lies in the payload after the lock (offset DATA, checked at
+        // create/open), aligned for T (64-byte aligned payload, DATA a multiple of
+        // align_of::<T>()); T: Pod is valid for any bytes; every process reaches it only
+        // through this lock.
+        unsafe {
+            MutexGuard::lock_raw(
+                self.raw(),
+                self.data_ptr().cast::<T>(),
+                wait,
+                self.shared.label(),
+            )
         }
     }
 
@@ -235,60 +208,5 @@ impl<T: Pod> Mutex<T> {
     /// ```
     pub fn is_consistent(&self) -> bool {
         self.raw().is_consistent()
-    }
-}
-
-/// Holds a [`Mutex`] locked; unlocks on drop. Dereferences to the data.
-///
-/// ```
-/// let m = shm_sync::Mutex::create([1u32, 2])?;
-/// let mut g = m.lock().unwrap();
-/// g[0] += g[1];
-/// assert_eq!(*g, [3, 2]);
-/// # Ok::<(), shm_sync::Error>(())
-/// ```
-///
-/// The lock belongs to the thread that took it, so the guard cannot move to another:
-///
-/// ```compile_fail
-/// fn needs_send<T: Send>(_: T) {}
-/// let m = shm_sync::Mutex::create(0u8).unwrap();
-/// needs_send(m.lock().unwrap());
-/// ```
-#[must_use = "if unused the Mutex unlocks at once"]
-pub struct MutexGuard<'a, T: Pod> {
-    pub(crate) mutex: &'a Mutex<T>,
-    /// The lock belongs to this thread: the guard must not move to another.
-    _not_send: PhantomData<*const ()>,
-}
-
-impl<T: Pod> MutexGuard<'_, T> {
-    /// Marks the lock consistent after [`LockError::OwnerDied`] or
-    /// [`LockError::Inconsistent`], once the data is repaired. Without it, every later
-    /// locker is told [`LockError::Inconsistent`].
-    ///
-    /// ```
-    /// let m = shm_sync::Mutex::create(0u8)?;
-    /// let g = m.lock().unwrap();
-    /// g.mark_consistent();
-    /// assert!(m.is_consistent());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn mark_consistent(&self) {
-        let _ = self.mutex.raw().mark_consistent();
-    }
-}
-
-impl<T: Pod> Drop for MutexGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        // Fails only if another process overwrote the word meanwhile: nothing to undo.
-        let _ = self.mutex.raw().unlock();
-    }
-}
-
-impl<T: Pod + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("MutexGuard").field(&**self).finish()
     }
 }

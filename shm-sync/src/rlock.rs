@@ -3,9 +3,9 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
-use crate::common::named_common;
+use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::{Acquired, Mode, RawRLock};
 use crate::{Error, LockError, LockResult, RawError};
@@ -34,13 +34,14 @@ pub struct RLock {
     shared: Shared<RawRLock>,
 }
 
-named_common!(RLock, "RLock::create()", "RLock::open");
+sync_object!(
+    RLock, RawRLock,
+    make: "shm_sync::RLock::create()", path: "shm_sync::RLock",
+    init: (), spec: ObjectSpec::new(kinds::RLOCK, VERSION), payload: size_of::<RawRLock>(),
+    write: |o, v| Ok(())
+);
 
 impl RLock {
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::RLock, VERSION)
-    }
-
     /// Creates an unlocked lock under a fresh random name.
     ///
     /// ```
@@ -56,7 +57,7 @@ impl RLock {
     ///
     /// ```
     /// let name = format!("shm-doc-rlock-{}", std::process::id());
-    /// assert_eq!(shm_sync::RLock::create_named(&name)?.name(), name);
+    /// assert_eq!(shm_sync::RLock::create_named(&name)?.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str) -> Result<Self, Error> {
@@ -71,22 +72,7 @@ impl RLock {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        let shared = Shared::create(options, &Self::spec(), 0, |_: &RawRLock| {}, (0, &[]))?;
-        Ok(RLock { shared })
-    }
-
-    /// Opens a lock another process created.
-    ///
-    /// ```
-    /// let l = shm_sync::RLock::create()?;
-    /// let peer = shm_sync::RLock::open(l.name())?;
-    /// drop(peer.lock().unwrap());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(RLock {
-            shared: Shared::open(name, &Self::spec(), 0)?,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, ())
     }
 
     fn guard(&self, r: Result<Acquired, RawError>, waited: Duration) -> LockResult<RLockGuard<'_>> {

@@ -4,9 +4,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
-use crate::common::{data_offset, named_common};
+use crate::common::{data_offset, kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::{Acquired, Mode, RawRwLock};
 use crate::{Error, LockError, LockResult, RawError};
@@ -32,7 +32,17 @@ pub struct RwLock<T: Pod> {
     _data: PhantomData<T>,
 }
 
-named_common!(RwLock<T>, "RwLock::create(0u32)", "RwLock::<u32>::open");
+sync_object!(
+    RwLock<T>, RawRwLock,
+    make: "shm_sync::RwLock::create(0u32)", path: "shm_sync::RwLock::<u32>",
+    init: T, spec: ObjectSpec::new(kinds::RWLOCK, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
+    write: |o, value| {
+        let () = Self::ALIGN_OK;
+        Ok(o.write_at(Self::DATA, bytemuck::bytes_of(&value))?)
+    },
+    check: |_s| { let () = Self::ALIGN_OK; Ok::<(), Error>(()) },
+    extra: _data = PhantomData
+);
 
 impl<T: Pod> RwLock<T> {
     const DATA: usize = data_offset(size_of::<RawRwLock>(), align_of::<T>());
@@ -41,10 +51,6 @@ impl<T: Pod> RwLock<T> {
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
-
-    fn spec() -> ObjectSpec {
-        ObjectSpec::new(ObjectKind::RwLock, VERSION).with_type::<T>(std::any::type_name::<T>())
-    }
 
     /// Creates an unlocked lock holding `value` under a fresh random name.
     ///
@@ -62,7 +68,7 @@ impl<T: Pod> RwLock<T> {
     /// ```
     /// let name = format!("shm-doc-rwlock-{}", std::process::id());
     /// let l = shm_sync::RwLock::create_named(&name, 0u8)?;
-    /// assert_eq!(l.name(), name);
+    /// assert_eq!(l.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str, value: T) -> Result<Self, Error> {
@@ -77,34 +83,7 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions, value: T) -> Result<Self, Error> {
-        let () = Self::ALIGN_OK;
-        let shared = Shared::create(
-            options,
-            &Self::spec(),
-            Self::PAYLOAD,
-            |_: &RawRwLock| {},
-            (Self::DATA, bytemuck::bytes_of(&value)),
-        )?;
-        Ok(RwLock {
-            shared,
-            _data: PhantomData,
-        })
-    }
-
-    /// Opens the lock another process created, checking kind, version and `T`.
-    ///
-    /// ```
-    /// let l = shm_sync::RwLock::create(3u64)?;
-    /// assert_eq!(*shm_sync::RwLock::<u64>::open(l.name())?.read().unwrap(), 3);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        let () = Self::ALIGN_OK;
-        let shared = Shared::open(name, &Self::spec(), Self::PAYLOAD)?;
-        Ok(RwLock {
-            shared,
-            _data: PhantomData,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, value)
     }
 
     #[inline]

@@ -2,17 +2,17 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectKind, ObjectSpec, SegmentOptions};
+use shm_core::{ObjectSpec, SegmentOptions};
 
 use crate::Error;
-use crate::common::named_common;
+use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::RawSemaphore;
 
 const VERSION: u32 = 1;
 
 fn spec() -> ObjectSpec {
-    ObjectSpec::new(ObjectKind::Semaphore, VERSION)
+    ObjectSpec::new(kinds::SEMAPHORE, VERSION)
 }
 
 /// A process-shared counting semaphore (Python's `multiprocessing.Semaphore`) in its
@@ -33,7 +33,15 @@ pub struct Semaphore {
     shared: Shared<RawSemaphore>,
 }
 
-named_common!(Semaphore, "Semaphore::create(1)", "Semaphore::open");
+sync_object!(
+    Semaphore, RawSemaphore,
+    make: "shm_sync::Semaphore::create(1)", path: "shm_sync::Semaphore",
+    init: u32, spec: spec(), payload: size_of::<RawSemaphore>(),
+    write: |o, value| {
+        crate::inplace::raw_in::<RawSemaphore>(o)?.init(value.min(crate::raw::MAX_PERMITS), 0);
+        Ok(())
+    }
+);
 
 /// A semaphore that refuses to be released above its initial value (Python's
 /// `BoundedSemaphore`, whose over-release is a `ValueError`): [`Error::OverRelease`].
@@ -52,10 +60,31 @@ pub struct BoundedSemaphore {
     shared: Shared<RawSemaphore>,
 }
 
-named_common!(
-    BoundedSemaphore,
-    "BoundedSemaphore::create(1)",
-    "BoundedSemaphore::open"
+sync_object!(
+    BoundedSemaphore, RawSemaphore,
+    make: "shm_sync::BoundedSemaphore::create(1)", path: "shm_sync::BoundedSemaphore",
+    init: u32, spec: spec(), payload: size_of::<RawSemaphore>(),
+    write: |o, value| {
+        if value == 0 || value > crate::raw::MAX_PERMITS {
+            return Err(shm_core::Error::InvalidSize {
+                name: o.label(),
+                len: u64::from(value),
+                reason: "a bounded semaphore needs a bound of 1 to i32::MAX permits",
+            }
+            .into());
+        }
+        crate::inplace::raw_in::<RawSemaphore>(o)?.init(value, value);
+        Ok(())
+    },
+    check: |shared| match shared.raw().max() {
+        Some(_) => Ok::<(), Error>(()),
+        None => Err(shm_core::Error::WrongKind {
+            name: shared.object().label(),
+            expected: "BoundedSemaphore".into(),
+            found: "Semaphore (unbounded)".into(),
+        }
+        .into()),
+    }
 );
 
 macro_rules! semaphore_ops {
@@ -153,7 +182,7 @@ impl Semaphore {
     ///
     /// ```
     /// let name = format!("shm-doc-sem-{}", std::process::id());
-    /// assert_eq!(shm_sync::Semaphore::create_named(&name, 1)?.name(), name);
+    /// assert_eq!(shm_sync::Semaphore::create_named(&name, 1)?.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
@@ -168,28 +197,7 @@ impl Semaphore {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
-        let value = value.min(crate::raw::MAX_PERMITS);
-        let shared = Shared::create(
-            options,
-            &spec(),
-            0,
-            |r: &RawSemaphore| r.init(value, 0),
-            (0, &[]),
-        )?;
-        Ok(Semaphore { shared })
-    }
-
-    /// Opens a semaphore (bounded or not) another process created.
-    ///
-    /// ```
-    /// let sem = shm_sync::Semaphore::create(1)?;
-    /// assert_eq!(shm_sync::Semaphore::open(sem.name())?.value(), 1);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Semaphore {
-            shared: Shared::open(name, &spec(), 0)?,
-        })
+        <Self as shm_core::SharedObject>::create_with(options, value)
     }
 
     /// The bound, for a semaphore created as a [`BoundedSemaphore`].
@@ -219,7 +227,7 @@ impl BoundedSemaphore {
     ///
     /// ```
     /// let name = format!("shm-doc-bsem-{}", std::process::id());
-    /// assert_eq!(shm_sync::BoundedSemaphore::create_named(&name, 1)?.name(), name);
+    /// assert_eq!(shm_sync::BoundedSemaphore::create_named(&name, 1)?.name().unwrap(), name);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
@@ -234,45 +242,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
-        if value == 0 || value > crate::raw::MAX_PERMITS {
-            return Err(shm_core::Error::InvalidSize {
-                name: "<BoundedSemaphore>".into(),
-                len: u64::from(value),
-                reason: "a bounded semaphore needs a bound of 1 to i32::MAX permits",
-            }
-            .into());
-        }
-        let shared = Shared::create(
-            options,
-            &spec(),
-            0,
-            |r: &RawSemaphore| r.init(value, value),
-            (0, &[]),
-        )?;
-        Ok(BoundedSemaphore { shared })
-    }
-
-    /// Opens a bounded semaphore another process created; an unbounded one is
-    /// [`shm_core::Error::WrongKind`].
-    ///
-    /// ```
-    /// let b = shm_sync::BoundedSemaphore::create(1)?;
-    /// assert!(shm_sync::BoundedSemaphore::open(b.name()).is_ok());
-    /// let u = shm_sync::Semaphore::create(1)?;
-    /// assert!(shm_sync::BoundedSemaphore::open(u.name()).is_err());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self, Error> {
-        let shared: Shared<RawSemaphore> = Shared::open(name, &spec(), 0)?;
-        if shared.raw().max().is_none() {
-            return Err(shm_core::Error::WrongKind {
-                name: shared.object().segment().display_name().to_owned(),
-                expected: "BoundedSemaphore".into(),
-                found: "Semaphore (unbounded)".into(),
-            }
-            .into());
-        }
-        Ok(BoundedSemaphore { shared })
+        <Self as shm_core::SharedObject>::create_with(options, value)
     }
 
     /// The bound (the initial value).

@@ -74,9 +74,9 @@ fn chaos_kill_lockers_at_random() {
     for trial in 0..trials {
         let use_rwlock = trial % 4 == 3;
         let (role, name) = if use_rwlock {
-            ("rwlock", l.name())
+            ("rwlock", l.name().unwrap())
         } else {
-            ("mutex", m.name())
+            ("mutex", m.name().unwrap())
         };
         let mut kid = Kid::spawn("chaos_kill_lockers_at_random", role, &[("SHM_NAME", name)]);
         kid.wait_line("READY", Duration::from_secs(30));

@@ -55,7 +55,7 @@ fn scribbled_locks_error_or_recover() {
     let l = RwLock::create(0u64).unwrap();
     let r = RLock::create().unwrap();
     for _ in 0..40 {
-        scribble(m.name(), &mut rng);
+        scribble(m.name().unwrap(), &mut rng);
         let res = bounded("Mutex", || {
             m.lock_timeout(T)
                 .map(|_| ())
@@ -63,13 +63,13 @@ fn scribbled_locks_error_or_recover() {
         });
         let _ = res;
         // Whatever happened, a fresh lock word works again.
-        Segment::open(m.name())
+        Segment::open(m.name().unwrap())
             .unwrap()
             .write_at(HEADER_LEN, &[0; 16])
             .unwrap();
         assert!(m.try_lock().is_ok());
 
-        scribble(l.name(), &mut rng);
+        scribble(l.name().unwrap(), &mut rng);
         let _ = bounded("RwLock::write", || {
             l.write_timeout(T).map(|_| ()).map_err(|e| e.map(|_| ()))
         });
@@ -80,7 +80,7 @@ fn scribbled_locks_error_or_recover() {
             l.try_write().map(|_| ()).map_err(|e| e.map(|_| ()))
         });
 
-        scribble(r.name(), &mut rng);
+        scribble(r.name().unwrap(), &mut rng);
         bounded("RLock", || {
             if r.acquire_timeout(T).is_ok() {
                 let _ = r.release();
@@ -98,20 +98,20 @@ fn scribbled_waits_error_or_return() {
     let cv = Condvar::create().unwrap();
     let m = Mutex::create(0u8).unwrap();
     for _ in 0..40 {
-        scribble(ev.name(), &mut rng);
+        scribble(ev.name().unwrap(), &mut rng);
         let _ = bounded("Event", || ev.wait_timeout(T));
         ev.set();
         assert!(ev.is_set());
         ev.clear();
 
-        scribble(sem.name(), &mut rng);
+        scribble(sem.name().unwrap(), &mut rng);
         let _ = bounded("Semaphore", || sem.acquire_timeout(T));
         let _ = sem.release();
 
-        scribble(b.name(), &mut rng);
+        scribble(b.name().unwrap(), &mut rng);
         let _ = bounded("Barrier", || b.wait_timeout(T));
 
-        scribble(cv.name(), &mut rng);
+        scribble(cv.name().unwrap(), &mut rng);
         let g = m.lock().unwrap();
         let _ = bounded("Condvar", || {
             cv.wait_timeout(g, T).map(|_| ()).map_err(|e| e.map(|_| ()))

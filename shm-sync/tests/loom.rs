@@ -30,7 +30,11 @@ fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     // Waits that time out at once (`Timeouts::Expire`) spin: allow long executions.
     b.max_branches = b.max_branches.max(20_000);
     let runs = loom_model::check(b, f);
-    let name = std::thread::current().name().unwrap_or("?").to_owned();
+    let name = std::thread::current()
+        .name()
+        .unwrap()
+        .unwrap_or("?")
+        .to_owned();
     eprintln!("{name}: {runs} interleavings");
     assert!(runs > 1, "loom explored a single interleaving");
 }

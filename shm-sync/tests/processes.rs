@@ -31,7 +31,7 @@ fn counter_exact_total_across_processes() {
             Kid::spawn(
                 "counter_exact_total_across_processes",
                 "increment",
-                &[("SHM_NAME", m.name())],
+                &[("SHM_NAME", m.name().unwrap())],
             )
         })
         .collect();
@@ -101,7 +101,7 @@ fn killed_mutex_holder_gives_owner_died_repeatedly() {
         let mut kid = Kid::spawn(
             "killed_mutex_holder_gives_owner_died_repeatedly",
             "mutex",
-            &[("SHM_NAME", m.name())],
+            &[("SHM_NAME", m.name().unwrap())],
         );
         kid.wait_line("HOLDING", LONG);
         kid.kill();
@@ -136,7 +136,7 @@ fn inconsistent_until_marked() {
     let mut kid = Kid::spawn(
         "inconsistent_until_marked",
         "mutex",
-        &[("SHM_NAME", m.name())],
+        &[("SHM_NAME", m.name().unwrap())],
     );
     kid.wait_line("HOLDING", LONG);
     kid.kill();
@@ -145,7 +145,7 @@ fn inconsistent_until_marked() {
     for _ in 0..3 {
         assert!(matches!(m.lock(), Err(LockError::Inconsistent(_))));
     }
-    let peer = Mutex::<u64>::open(m.name()).unwrap();
+    let peer = Mutex::<u64>::open(m.name().unwrap()).unwrap();
     let g = peer.lock().unwrap_err().into_guard().unwrap();
     g.mark_consistent();
     drop(g);
@@ -162,7 +162,7 @@ fn holder_exiting_or_aborting_gives_owner_died() {
         let mut kid = Kid::spawn(
             "holder_exiting_or_aborting_gives_owner_died",
             role,
-            &[("SHM_NAME", m.name())],
+            &[("SHM_NAME", m.name().unwrap())],
         );
         let _ = kid.child.wait();
         assert!(
@@ -186,7 +186,7 @@ fn blocked_waiter_notices_killed_holder_quickly() {
         let mut kid = Kid::spawn(
             "blocked_waiter_notices_killed_holder_quickly",
             "mutex",
-            &[("SHM_NAME", m.name())],
+            &[("SHM_NAME", m.name().unwrap())],
         );
         kid.wait_line("HOLDING", LONG);
         let latency = std::thread::scope(|s| {
@@ -224,7 +224,7 @@ fn killed_rwlock_writer_gives_owner_died() {
         let mut kid = Kid::spawn(
             "killed_rwlock_writer_gives_owner_died",
             "rwlock",
-            &[("SHM_NAME", l.name())],
+            &[("SHM_NAME", l.name().unwrap())],
         );
         kid.wait_line("HOLDING", LONG);
         kid.kill();
@@ -266,7 +266,7 @@ fn killed_rlock_holder_gives_owner_died() {
         let mut kid = Kid::spawn(
             "killed_rlock_holder_gives_owner_died",
             "rlock",
-            &[("SHM_NAME", l.name())],
+            &[("SHM_NAME", l.name().unwrap())],
         );
         kid.wait_line("HOLDING", LONG);
         kid.kill();
@@ -297,7 +297,7 @@ fn event_set_wakes_waiters_in_other_processes() {
             Kid::spawn(
                 "event_set_wakes_waiters_in_other_processes",
                 "wait",
-                &[("SHM_NAME", ev.name())],
+                &[("SHM_NAME", ev.name().unwrap())],
             )
         })
         .collect();
@@ -330,11 +330,14 @@ fn barrier_releases_all_parties_every_round() {
             Kid::spawn(
                 "barrier_releases_all_parties_every_round",
                 "party",
-                &[("SHM_NAME", b.name()), ("SHM_COUNTER", arrivals.name())],
+                &[
+                    ("SHM_NAME", b.name().unwrap()),
+                    ("SHM_COUNTER", arrivals.name().unwrap()),
+                ],
             )
         })
         .collect();
-    party(b.name(), arrivals.name());
+    party(b.name().unwrap(), arrivals.name().unwrap());
     for k in kids {
         k.join_ok(LONG);
     }
@@ -389,7 +392,10 @@ fn condvar_notify_all_and_one_across_processes() {
     }
     let m = Mutex::create([0u32; 3]).unwrap();
     let cv = Condvar::create().unwrap();
-    let envs = [("SHM_NAME", m.name()), ("SHM_CV", cv.name())];
+    let envs = [
+        ("SHM_NAME", m.name().unwrap()),
+        ("SHM_CV", cv.name().unwrap()),
+    ];
     // notify_all: three processes, one broadcast.
     let kids: Vec<_> = (0..3)
         .map(|_| Kid::spawn("condvar_notify_all_and_one_across_processes", "all", &envs))
@@ -441,12 +447,12 @@ fn semaphore_across_processes() {
         run_child(
             "semaphore_across_processes",
             "release",
-            &[("SHM_NAME", s.name())],
+            &[("SHM_NAME", s.name().unwrap())],
         );
         run_child(
             "semaphore_across_processes",
             "release",
-            &[("SHM_NAME", s.name())],
+            &[("SHM_NAME", s.name().unwrap())],
         );
         h.join()
     });
@@ -475,7 +481,7 @@ fn reused_pid_is_not_trusted() {
     kid.wait_line("ALIVE", LONG);
     let pid = kid.child.id();
     let m = Mutex::create(0u64).unwrap();
-    let seg = shm_core::Segment::open(m.name()).unwrap();
+    let seg = shm_core::Segment::open(m.name().unwrap()).unwrap();
     // The word a holder with this live PID but another start time would leave: what a
     // dead holder looks like once its PID has been reused.
     let stale = (token_of(pid) ^ 0x10) << 32 | u64::from(pid);
@@ -509,7 +515,7 @@ fn blocked_reader_notices_killed_writer() {
         let mut kid = Kid::spawn(
             "blocked_reader_notices_killed_writer",
             "rwlock",
-            &[("SHM_NAME", l.name())],
+            &[("SHM_NAME", l.name().unwrap())],
         );
         kid.wait_line("HOLDING", LONG);
         let latency = std::thread::scope(|s| {

@@ -101,7 +101,10 @@ fn timeout_messages_name_the_object() {
         .wait_timeout(Duration::from_millis(1))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("Event") && msg.contains(ev.name()), "{msg}");
+    assert!(
+        msg.contains("Event") && msg.contains(ev.name().unwrap()),
+        "{msg}"
+    );
     let m = Mutex::create(0u8).unwrap();
     let _g = m.lock().unwrap();
     let msg = std::thread::scope(|s| {
@@ -113,7 +116,10 @@ fn timeout_messages_name_the_object() {
         .join()
         .unwrap()
     });
-    assert!(msg.contains("Mutex") && msg.contains(m.name()), "{msg}");
+    assert!(
+        msg.contains("Mutex") && msg.contains(m.name().unwrap()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -132,19 +138,19 @@ fn bounded_semaphore_over_release_is_an_error() {
 fn wrong_kind_or_type_is_refused() {
     let m = Mutex::create(0u64).unwrap();
     assert!(matches!(
-        Mutex::<u32>::open(m.name()),
+        Mutex::<u32>::open(m.name().unwrap()),
         Err(Error::Shm(shm_core::Error::TypeMismatch { .. }))
     ));
     assert!(matches!(
-        Mutex::<i64>::open(m.name()),
+        Mutex::<i64>::open(m.name().unwrap()),
         Err(Error::Shm(shm_core::Error::TypeMismatch { .. }))
     ));
     assert!(matches!(
-        Event::open(m.name()),
+        Event::open(m.name().unwrap()),
         Err(Error::Shm(shm_core::Error::WrongKind { .. }))
     ));
     assert!(matches!(
-        RwLock::<u64>::open(m.name()),
+        RwLock::<u64>::open(m.name().unwrap()),
         Err(Error::Shm(shm_core::Error::WrongKind { .. }))
     ));
     assert!(matches!(
