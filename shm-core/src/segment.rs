@@ -2,11 +2,11 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::ptr;
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::io::Errno;
 
+use crate::copy;
 use crate::error::{Error, Result};
 use crate::name::{normalize_name, random_name};
 use crate::sys;
@@ -457,7 +457,8 @@ impl Segment {
     /// Base address of the mapping, valid for [`len`](Self::len) bytes while `self` lives.
     ///
     /// Other processes may write these bytes at any moment: access them through raw
-    /// pointers (`ptr::copy`, `read_volatile`) or atomics, never through `&[u8]`.
+    /// pointers with [`copy_from_shared`](crate::copy_from_shared) and its siblings, or
+    /// through atomics, never through `&[u8]` or a plain `ptr::copy`.
     ///
     /// ```
     /// let seg = shm_core::Segment::anonymous(8)?;
@@ -544,8 +545,9 @@ impl Segment {
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies inside the live mapping (checked above) and `buf` is a
-        // separate local buffer, so the two cannot overlap.
-        unsafe { ptr::copy_nonoverlapping(self.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        // separate local buffer, so the two cannot overlap; other processes may write
+        // the range, which `copy_from_shared` allows.
+        unsafe { copy::copy_from_shared(self.as_ptr().add(offset), buf) };
         Ok(())
     }
 
@@ -561,8 +563,9 @@ impl Segment {
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_range(offset, data.len())?;
         // SAFETY: the range lies inside the live mapping (checked above); `data` is not
-        // in the mapping's range as no safe API hands out references into it.
-        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len()) };
+        // in the mapping's range as no safe API hands out references into it; others
+        // may access the range concurrently, which `copy_to_shared` allows.
+        unsafe { copy::copy_to_shared(data, self.as_ptr().add(offset)) };
         Ok(())
     }
 
@@ -580,8 +583,9 @@ impl Segment {
     #[inline]
     pub fn fill_at(&self, offset: usize, len: usize, byte: u8) -> Result<()> {
         self.check_range(offset, len)?;
-        // SAFETY: the range lies inside the live mapping (checked above).
-        unsafe { ptr::write_bytes(self.as_ptr().add(offset), byte, len) };
+        // SAFETY: the range lies inside the live mapping (checked above); others may
+        // access it concurrently, which `fill_shared` allows.
+        unsafe { copy::fill_shared(self.as_ptr().add(offset), len, byte) };
         Ok(())
     }
 
