@@ -62,6 +62,21 @@ pub(crate) fn links(fd: impl AsFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_nlink as u64)
 }
 
+/// 64 bits from the OS's random source (`getrandom`), retrying interrupted calls and
+/// short reads.
+pub(crate) fn random_u64() -> Result<u64, Errno> {
+    let mut bytes = [0u8; 8];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(u64::from_ne_bytes(bytes))
+}
+
 /// Bytes free to unprivileged users in `/dev/shm` (0 when unknown).
 pub(crate) fn shm_free_bytes() -> u64 {
     rustix::fs::statvfs(SHM_DIR)
