@@ -31,8 +31,8 @@ fn head_len(addr: *const u8, len: usize) -> usize {
 }
 
 /// Copies `dst.len()` bytes from `src`, memory that other threads or processes may
-/// write concurrently, into `dst`, with relaxed atomic loads (see the [module
-/// docs](self)).
+/// write concurrently, into `dst`, with relaxed atomic loads (see the
+/// [crate docs](crate#soundness-of-racing-copies)).
 ///
 /// # Safety
 ///
@@ -84,7 +84,8 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 }
 
 /// Copies `src` into `dst`, memory that other threads or processes may read or write
-/// concurrently, with relaxed atomic stores (see the [module docs](self)).
+/// concurrently, with relaxed atomic stores (see the
+/// [crate docs](crate#soundness-of-racing-copies)).
 ///
 /// # Safety
 ///
