@@ -10,6 +10,15 @@
 //!   version, length, element type, initialised flag); opening one checks all of it and
 //!   reports a mismatch as a typed [`Error`].
 //! - [`CommandExt`]: hands an anonymous segment to a child process.
+//! - [`copy_from_shared`], [`copy_to_shared`], [`fill_shared`]: the one way to copy bytes
+//!   that another process may write at the same time (see below).
+//!
+//! [`Segment::open`] is as careful as glibc's `shm_open` and more: it never follows a
+//! symlink, never blocks on a FIFO, and maps only a regular file owned by this process's
+//! effective user ([`Error::NotASegment`], [`Error::ForeignOwner`]). Generated names
+//! draw 64 fresh bits from the OS each, so a name seen in `/dev/shm` predicts nothing.
+//! A named segment closes its descriptor once mapped, so thousands fit under a small
+//! `ulimit -n`; an anonymous one keeps its descriptor to hand it on.
 //!
 //! Pages are reserved when a segment is created, so a full `/dev/shm` is an
 //! [`Error::NoSpace`] at creation and never a SIGBUS later.
