@@ -170,6 +170,28 @@ pub enum Error {
         /// What was asked.
         what: &'static str,
     },
+    /// The name refers to something that is not a shared-memory segment (a regular
+    /// file): a symlink, FIFO, directory, socket or device someone put there.
+    #[error("{name:?} is not a shared-memory segment: expected a regular file, found a {found}")]
+    NotASegment {
+        /// The segment name (or `<anonymous>` for a descriptor).
+        name: String,
+        /// What it is: `"symlink"`, `"FIFO"`, `"directory"`, `"socket"`,
+        /// `"character device"`, `"block device"` or `"file of unknown type"`.
+        found: &'static str,
+    },
+    /// The segment belongs to another user than this process's effective user.
+    #[error(
+        "segment {name:?} is owned by uid {owner}, expected uid {expected} (this process's effective uid)"
+    )]
+    ForeignOwner {
+        /// The segment.
+        name: String,
+        /// The uid that owns it.
+        owner: u32,
+        /// This process's effective uid.
+        expected: u32,
+    },
     /// An operating-system call failed.
     #[error("{op} failed for segment {name:?}: {source}")]
     Os {

@@ -1,8 +1,5 @@
 //! Segment names: CPython's rules and random `psm_` names.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::error::{Error, Result};
 
 /// Longest name accepted, without the leading `/`.
@@ -48,41 +45,15 @@ pub fn normalize_name(name: &str) -> Result<&str> {
 /// A fresh random name in CPython's style: `psm_` and 16 hex digits, 64 random bits
 /// (CPython uses 32; longer names cost nothing and make collisions negligible).
 ///
-/// The bits come from a per-process key drawn once from the OS's random source,
-/// mixed with a counter (SplitMix64): distinct within a process, unpredictable across
-/// processes, and one syscall per process instead of one per segment.
+/// Every name draws its own 64 bits from the OS (`getrandom`), as CPython does with
+/// `secrets.token_hex`: `/dev/shm` is world-readable, so names derived from a
+/// per-process key and a counter would let anyone who sees one predict the next and
+/// create it first. A collision with an existing name is handled by the caller, which
+/// retries with a new name.
 pub(crate) fn random_name() -> Result<String> {
-    static KEY: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let key = match KEY.get() {
-        Some(k) => *k,
-        None => {
-            let mut bytes = [0u8; 8];
-            let mut filled = 0;
-            while filled < bytes.len() {
-                match rustix::rand::getrandom(
-                    &mut bytes[filled..],
-                    rustix::rand::GetRandomFlags::empty(),
-                ) {
-                    Ok(n) => filled += n,
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(Error::os("getrandom", RANDOM_NAME_PREFIX, e)),
-                }
-            }
-            *KEY.get_or_init(|| u64::from_ne_bytes(bytes))
-        }
-    };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(format!(
-        "{RANDOM_NAME_PREFIX}{:016x}",
-        splitmix64(key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
-    ))
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    let bits =
+        crate::sys::random_u64().map_err(|e| Error::os("getrandom", RANDOM_NAME_PREFIX, e))?;
+    Ok(format!("{RANDOM_NAME_PREFIX}{bits:016x}"))
 }
 
 #[cfg(test)]
@@ -112,5 +83,43 @@ mod tests {
         assert_eq!(a.len(), 4 + 16);
         assert!(a.starts_with("psm_"));
         assert!(a[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    /// Names drawn one after another show no relation a local user could exploit to
+    /// predict the next one: no repeats, no constant step (as a counter would give),
+    /// no constant xor, and every bit is set in about half of them.
+    #[test]
+    fn random_names_are_independent() {
+        const N: usize = 2000;
+        let bits: Vec<u64> = (0..N)
+            .map(|_| u64::from_str_radix(&random_name().unwrap()[4..], 16).unwrap())
+            .collect();
+        let mut sorted = bits.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), N, "repeated names");
+
+        let steps: Vec<u64> = bits.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        let xors: Vec<u64> = bits.windows(2).map(|w| w[1] ^ w[0]).collect();
+        for (what, seq) in [("difference", steps), ("xor", xors)] {
+            let mut distinct = seq.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            // Random 64-bit values essentially never repeat; a derivable sequence
+            // (counter, xorshift of a constant, ...) repeats a lot.
+            assert!(
+                distinct.len() > N - 10,
+                "{what} of consecutive names repeats"
+            );
+        }
+
+        for bit in 0..64 {
+            let set = bits.iter().filter(|b| *b >> bit & 1 == 1).count();
+            // Binomial(2000, 1/2) has sd ~22: 30%..70% is more than 13 sd wide.
+            assert!(
+                (N * 3 / 10..=N * 7 / 10).contains(&set),
+                "bit {bit} set in {set} of {N} names"
+            );
+        }
     }
 }

@@ -1,12 +1,11 @@
 //! [`Segment`]: a mapped shared-memory segment, named or anonymous.
 
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::ptr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::io::Errno;
 
+use crate::copy;
 use crate::error::{Error, Result};
 use crate::name::{normalize_name, random_name};
 use crate::sys;
@@ -29,9 +28,14 @@ const RANDOM_NAME_TRIES: usize = 16;
 /// references into them: copy with [`read_at`](Self::read_at) and
 /// [`write_at`](Self::write_at), or build on [`as_ptr`](Self::as_ptr) with atomics.
 ///
-/// Dropping a `Segment` unmaps and closes it. It unlinks the name only when the
-/// segment was created with [`SegmentOptions::unlink_on_drop`] left on (the default of
-/// [`Segment::create`]) and the name still refers to this segment.
+/// A named segment closes its file descriptor as soon as it is mapped (as CPython
+/// does), so a process can hold many thousands of them under a small `ulimit -n`; an
+/// anonymous one keeps its descriptor, which is how it is handed on.
+///
+/// Dropping a `Segment` unmaps it (and closes an anonymous one's descriptor). It
+/// unlinks the name only when the segment was created with
+/// [`SegmentOptions::unlink_on_drop`] left on (the default of [`Segment::create`]) and
+/// the name still refers to this segment.
 ///
 /// ```
 /// use shm_core::Segment;
@@ -47,8 +51,12 @@ const RANDOM_NAME_TRIES: usize = 16;
 #[derive(Debug)]
 pub struct Segment {
     map: MmapRaw,
-    file: File,
+    /// Kept for anonymous segments only; named ones close theirs once mapped.
+    fd: Option<OwnedFd>,
     name: Option<String>,
+    /// (device, inode) of a named segment: tells on drop whether the name still
+    /// refers to this segment.
+    file_id: (u64, u64),
     unlink_on_drop: bool,
 }
 
@@ -167,22 +175,24 @@ impl SegmentOptions {
             let _ = sys::shm_unlink(&name);
             err
         };
+        let info = sys::info(&fd).map_err(|e| cleanup(Error::os("fstat", &name, e)))?;
         sys::set_len(&fd, len as u64).map_err(|e| cleanup(len_error(&name, len, e)))?;
         if self.reserve {
             sys::reserve(&fd, len as u64).map_err(|e| cleanup(len_error(&name, len, e)))?;
         }
-        let file = sys::into_file(fd);
-        let map = map(&file, len as u64, &name).map_err(cleanup)?;
+        let map = map(&fd, len as u64, &name).map_err(cleanup)?;
+        // The mapping keeps the memory; the descriptor is closed here (dropped).
         Ok(Segment {
             map,
-            file,
+            fd: None,
             name: Some(name),
+            file_id: info.id,
             unlink_on_drop: self.unlink_on_drop,
         })
     }
 }
 
-fn create_random() -> Result<(String, std::os::fd::OwnedFd)> {
+fn create_random() -> Result<(String, OwnedFd)> {
     for _ in 0..RANDOM_NAME_TRIES {
         let name = random_name()?;
         match sys::shm_create(&name) {
@@ -196,6 +206,43 @@ fn create_random() -> Result<(String, std::os::fd::OwnedFd)> {
         "<random>",
         std::io::Error::other("every random name tried was taken"),
     ))
+}
+
+/// The typed error for a failed `shm_open` of an existing name: what the name turned
+/// out to be when it is not a segment this process may open.
+fn open_error(name: &str, e: Errno) -> Error {
+    if e == Errno::NOENT {
+        return Error::NotFound {
+            name: name.to_owned(),
+        };
+    }
+    // ELOOP (a symlink under O_NOFOLLOW), EISDIR, ENXIO (a socket), EACCES (another
+    // user's segment): look at the name itself to say which.
+    if let Ok(info) = sys::info_by_name(name) {
+        if let Err(typed) = check_file(name, &info) {
+            return typed;
+        }
+    }
+    Error::os("shm_open", name, e)
+}
+
+/// Refuses anything but a regular file owned by this process's effective user.
+fn check_file(name: &str, info: &sys::FileInfo) -> Result<()> {
+    if let Some(found) = info.not_regular {
+        return Err(Error::NotASegment {
+            name: name.to_owned(),
+            found,
+        });
+    }
+    let expected = sys::euid();
+    if info.uid != expected {
+        return Err(Error::ForeignOwner {
+            name: name.to_owned(),
+            owner: info.uid,
+            expected,
+        });
+    }
+    Ok(())
 }
 
 fn check_len(name: &str, len: usize) -> Result<()> {
@@ -224,8 +271,8 @@ fn len_error(name: &str, len: usize, e: Errno) -> Error {
     }
 }
 
-/// Maps `len` bytes of `file` shared read/write (`len` is known: no extra `fstat`).
-fn map(file: &File, len: u64, name: &str) -> Result<MmapRaw> {
+/// Maps `len` bytes of `fd` shared read/write (`len` is known: no extra `fstat`).
+fn map(fd: &OwnedFd, len: u64, name: &str) -> Result<MmapRaw> {
     let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
         name: name.to_owned(),
         len,
@@ -233,7 +280,7 @@ fn map(file: &File, len: u64, name: &str) -> Result<MmapRaw> {
     })?;
     MmapOptions::new()
         .len(len)
-        .map_raw(file)
+        .map_raw(fd)
         .map_err(|e| Error::os("mmap", name, e))
 }
 
@@ -278,7 +325,14 @@ impl Segment {
     /// Opens an existing named segment read/write; its length comes from the segment.
     /// The returned value never unlinks the name.
     ///
-    /// Errors: [`Error::NotFound`], [`Error::InvalidName`], [`Error::Empty`] for a
+    /// Opens as carefully as glibc's `shm_open`, and more: a symlink under the name is
+    /// not followed, opening a FIFO does not block, and nothing but a regular file owned
+    /// by this process's effective user is mapped (root could otherwise map any
+    /// user's segment). Nothing is written to a refused file.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::InvalidName`], [`Error::NotASegment`] for a
+    /// symlink, FIFO, directory, socket or device under the name,
+    /// [`Error::ForeignOwner`] for a segment of another user, [`Error::Empty`] for a
     /// segment its creator has not sized yet.
     ///
     /// ```
@@ -289,20 +343,19 @@ impl Segment {
     /// ```
     pub fn open(name: &str) -> Result<Segment> {
         let name = normalize_name(name)?.to_owned();
-        let fd = sys::shm_open(&name).map_err(|e| match e {
-            Errno::NOENT => Error::NotFound { name: name.clone() },
-            e => Error::os("shm_open", &name, e),
-        })?;
-        let len = sys::size(&fd).map_err(|e| Error::os("fstat", &name, e))?;
-        if len == 0 {
+        let fd = sys::shm_open(&name).map_err(|e| open_error(&name, e))?;
+        let info = sys::info(&fd).map_err(|e| Error::os("fstat", &name, e))?;
+        check_file(&name, &info)?;
+        if info.size == 0 {
             return Err(Error::Empty { name });
         }
-        let file = sys::into_file(fd);
-        let map = map(&file, len, &name)?;
+        let map = map(&fd, info.size, &name)?;
+        // The mapping keeps the memory; the descriptor is closed here (dropped).
         Ok(Segment {
             map,
-            file,
+            fd: None,
             name: Some(name),
+            file_id: info.id,
             unlink_on_drop: false,
         })
     }
@@ -323,12 +376,12 @@ impl Segment {
             sys::memfd("shm-anonymous").map_err(|e| Error::os("memfd_create", ANONYMOUS, e))?;
         sys::set_len(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
         sys::reserve(&fd, len as u64).map_err(|e| len_error(ANONYMOUS, len, e))?;
-        let file = sys::into_file(fd);
-        let map = map(&file, len as u64, ANONYMOUS)?;
+        let map = map(&fd, len as u64, ANONYMOUS)?;
         Ok(Segment {
             map,
-            file,
+            fd: Some(fd),
             name: None,
+            file_id: (0, 0),
             unlink_on_drop: false,
         })
     }
@@ -355,6 +408,12 @@ impl Segment {
         };
         let value = std::env::var(var)
             .map_err(|_| bad(format!("environment variable {var} is not set")))?;
+        if let Some(name) = value.strip_prefix(crate::spawn::NAMED_MARKER) {
+            return Err(bad(format!(
+                "the parent passed named segment {name:?}, which has no descriptor to \
+                 inherit: expected an anonymous segment (open a named one by name)"
+            )));
+        }
         let raw: i32 = value
             .parse()
             .ok()
@@ -378,33 +437,40 @@ impl Segment {
     /// opened some other way. The segment takes the descriptor over and closes it on
     /// drop; it has no name and never unlinks anything.
     ///
-    /// Errors: [`Error::Empty`] for a file of length 0, [`Error::Os`] when the
-    /// descriptor cannot be mapped shared (a pipe, a socket, a read-only file).
+    /// Errors: [`Error::NotASegment`] for anything but a regular file (a pipe, a
+    /// socket, a directory), [`Error::Empty`] for a file of length 0, [`Error::Os`]
+    /// when the descriptor cannot be mapped shared (a read-only file).
     ///
     /// ```
     /// use std::os::fd::OwnedFd;
     /// let seg = shm_core::Segment::anonymous(4096)?;
     /// seg.write_at(0, b"shared")?;
-    /// let fd: OwnedFd = seg.fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+    /// let fd: OwnedFd = seg.fd().expect("anonymous segments keep their fd").try_clone_to_owned()?;
     /// let again = shm_core::Segment::from_fd(fd)?; // as a receiving process would
     /// let mut buf = [0; 6];
     /// again.read_at(0, &mut buf)?;
     /// assert_eq!((&buf, again.len()), (b"shared", 4096));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Segment> {
-        let len = sys::size(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
-        if len == 0 {
+    pub fn from_fd(fd: OwnedFd) -> Result<Segment> {
+        let info = sys::info(&fd).map_err(|e| Error::os("fstat", ANONYMOUS, e))?;
+        if let Some(found) = info.not_regular {
+            return Err(Error::NotASegment {
+                name: ANONYMOUS.into(),
+                found,
+            });
+        }
+        if info.size == 0 {
             return Err(Error::Empty {
                 name: ANONYMOUS.into(),
             });
         }
-        let file = sys::into_file(fd);
-        let map = map(&file, len, ANONYMOUS)?;
+        let map = map(&fd, info.size, ANONYMOUS)?;
         Ok(Segment {
             map,
-            file,
+            fd: Some(fd),
             name: None,
+            file_id: (0, 0),
             unlink_on_drop: false,
         })
     }
@@ -457,7 +523,8 @@ impl Segment {
     /// Base address of the mapping, valid for [`len`](Self::len) bytes while `self` lives.
     ///
     /// Other processes may write these bytes at any moment: access them through raw
-    /// pointers (`ptr::copy`, `read_volatile`) or atomics, never through `&[u8]`.
+    /// pointers with [`copy_from_shared`](crate::copy_from_shared) and its siblings, or
+    /// through atomics, never through `&[u8]` or a plain `ptr::copy`.
     ///
     /// ```
     /// let seg = shm_core::Segment::anonymous(8)?;
@@ -500,16 +567,20 @@ impl Segment {
         self.unlink_on_drop = yes && self.name.is_some();
     }
 
-    /// The segment's file descriptor (to pass it on, or to `fstat` it).
+    /// The file descriptor of an anonymous segment (to pass it on, or to `fstat` it);
+    /// `None` for a named segment, whose descriptor is closed once it is mapped (open
+    /// the name again to get one).
     ///
     /// ```
     /// let seg = shm_core::Segment::anonymous(4096)?;
-    /// let file = std::fs::File::from(seg.fd().try_clone_to_owned()?);
+    /// let fd = seg.fd().expect("anonymous segments keep their descriptor");
+    /// let file = std::fs::File::from(fd.try_clone_to_owned()?);
     /// assert_eq!(file.metadata()?.len(), 4096);
+    /// assert!(shm_core::Segment::create(8)?.fd().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
     }
 
     #[inline]
@@ -544,8 +615,9 @@ impl Segment {
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies inside the live mapping (checked above) and `buf` is a
-        // separate local buffer, so the two cannot overlap.
-        unsafe { ptr::copy_nonoverlapping(self.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        // separate local buffer, so the two cannot overlap; other processes may write
+        // the range, which `copy_from_shared` allows.
+        unsafe { copy::copy_from_shared(self.as_ptr().add(offset), buf) };
         Ok(())
     }
 
@@ -561,8 +633,9 @@ impl Segment {
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_range(offset, data.len())?;
         // SAFETY: the range lies inside the live mapping (checked above); `data` is not
-        // in the mapping's range as no safe API hands out references into it.
-        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len()) };
+        // in the mapping's range as no safe API hands out references into it; others
+        // may access the range concurrently, which `copy_to_shared` allows.
+        unsafe { copy::copy_to_shared(data, self.as_ptr().add(offset)) };
         Ok(())
     }
 
@@ -580,8 +653,9 @@ impl Segment {
     #[inline]
     pub fn fill_at(&self, offset: usize, len: usize, byte: u8) -> Result<()> {
         self.check_range(offset, len)?;
-        // SAFETY: the range lies inside the live mapping (checked above).
-        unsafe { ptr::write_bytes(self.as_ptr().add(offset), byte, len) };
+        // SAFETY: the range lies inside the live mapping (checked above); others may
+        // access it concurrently, which `fill_shared` allows.
+        unsafe { copy::fill_shared(self.as_ptr().add(offset), len, byte) };
         Ok(())
     }
 
@@ -604,10 +678,11 @@ impl Segment {
         }
     }
 
-    /// Whether this segment still has its name. Once unlinked (by anyone), the name
-    /// may belong to a segment made since, which must not be removed in our stead.
-    fn still_named(&self) -> bool {
-        sys::links(&self.file).is_ok_and(|n| n > 0)
+    /// Whether the name still refers to this segment (same device and inode, looked up
+    /// without following a symlink). Once unlinked (by anyone), the name may belong to
+    /// a segment made since, which must not be removed in our stead.
+    fn still_named(&self, name: &str) -> bool {
+        sys::info_by_name(name).is_ok_and(|info| info.id == self.file_id)
     }
 }
 
@@ -616,8 +691,9 @@ impl Drop for Segment {
         if self.unlink_on_drop {
             if let Some(name) = &self.name {
                 // Never remove a segment that someone else created under the same name
-                // after ours was unlinked.
-                if self.still_named() {
+                // after ours was unlinked. (A successor made between this check and the
+                // unlink would still be removed: no call unlinks by inode.)
+                if self.still_named(name) {
                     let _ = sys::shm_unlink(name);
                 }
             }

@@ -25,23 +25,49 @@ use crate::sys;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait CommandExt {
-    /// Passes `segment`'s descriptor to the child and names it in `var`. The segment
-    /// must stay alive until the child is spawned.
+    /// Passes `segment`'s descriptor to the child and names it in `var`.
+    ///
+    /// The descriptor is duplicated now and the duplicate is owned by the command, so
+    /// the segment may be dropped before the child is spawned: the child still gets the
+    /// memory, and never a descriptor opened since under the old number.
+    ///
+    /// Only anonymous segments have a descriptor to inherit; for a named segment, pass
+    /// its name instead ([`Segment::from_inherited`] in the child reports
+    /// [`Error::Corrupted`](crate::Error::Corrupted) naming it). When the descriptor
+    /// cannot be duplicated (the process is out of descriptors), `spawn` fails with
+    /// that error.
     fn inherit_segment(&mut self, segment: &Segment, var: &str) -> &mut Self;
 }
 
+/// Marks the variable of a named segment, which has no descriptor to inherit.
+pub(crate) const NAMED_MARKER: &str = "named:";
+
 impl CommandExt for Command {
     fn inherit_segment(&mut self, segment: &Segment, var: &str) -> &mut Self {
-        let raw = segment.fd().as_raw_fd();
-        self.env(var, raw.to_string());
+        let Some(fd) = segment.fd() else {
+            self.env(var, format!("{NAMED_MARKER}{}", segment.display_name()));
+            return self;
+        };
+        let dup = match sys::dup_cloexec(fd) {
+            Ok(dup) => dup,
+            Err(e) => {
+                // `spawn` is the only place that can report it: fail there, with the errno.
+                let code = e.raw_os_error();
+                // SAFETY: the closure only builds an `io::Error` from an errno, which
+                // allocates nothing and is async-signal-safe.
+                unsafe { self.pre_exec(move || Err(std::io::Error::from_raw_os_error(code))) };
+                return self;
+            }
+        };
+        self.env(var, dup.as_raw_fd().to_string());
         // SAFETY: the closure only calls fcntl(F_SETFD), which is async-signal-safe, and
         // touches no memory shared with the parent's other threads.
         unsafe {
             self.pre_exec(move || {
-                // SAFETY: `raw` was open when the command was configured and the caller
-                // keeps the segment alive until spawn; the child owns a copy of it.
-                let fd = std::os::fd::BorrowedFd::borrow_raw(raw);
-                sys::clear_cloexec(fd)
+                // `dup` is owned by the closure, hence by the command: its number stays
+                // open and ours until the command is dropped, whatever happens to the
+                // segment. The child's copy loses close-on-exec; the parent's keeps it.
+                sys::clear_cloexec(&dup)
             })
         }
     }

@@ -1,7 +1,6 @@
 //! Every operating-system call of shm-core, through rustix. Linux only for now: a port
 //! to another OS replaces this module.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -12,20 +11,93 @@ use rustix::shm::OFlags;
 /// Where POSIX shared-memory names live on Linux (for free-space reports).
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 
-/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC, 0600)`.
+/// Flags added to every `shm_open`, as glibc adds `O_NOFOLLOW`: a symlink planted under
+/// a segment's name is never followed (ELOOP), a FIFO never blocks the open, a terminal
+/// never becomes the controlling one. The caller then `fstat`s and refuses anything
+/// that is not a regular file before using it.
+fn careful() -> OFlags {
+    OFlags::from_bits_retain(
+        (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY)
+            .bits(),
+    )
+}
+
+/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK, 0600)`.
 pub(crate) fn shm_create(name: &str) -> Result<OwnedFd, Errno> {
     retry_intr(|| {
         rustix::shm::open(
             slash(name).as_str(),
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | careful(),
             Mode::RUSR | Mode::WUSR,
         )
     })
 }
 
-/// `shm_open(name, O_RDWR|O_CLOEXEC)`.
+/// `shm_open(name, O_RDWR|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK)`.
 pub(crate) fn shm_open(name: &str) -> Result<OwnedFd, Errno> {
-    retry_intr(|| rustix::shm::open(slash(name).as_str(), OFlags::RDWR, Mode::empty()))
+    retry_intr(|| {
+        rustix::shm::open(
+            slash(name).as_str(),
+            OFlags::RDWR | careful(),
+            Mode::empty(),
+        )
+    })
+}
+
+/// What `fstat`/`lstat` say about a file, as far as segments care.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileInfo {
+    /// `None` for a regular file, else what it is ("symlink", "FIFO", ...).
+    pub(crate) not_regular: Option<&'static str>,
+    pub(crate) uid: u32,
+    pub(crate) size: u64,
+    /// Device and inode: which file a name refers to.
+    pub(crate) id: (u64, u64),
+}
+
+impl FileInfo {
+    // `st_dev`/`st_ino` are `u64` here but `c_ulong` in other targets' `Stat`.
+    #[allow(clippy::useless_conversion)]
+    fn from_stat(st: &rustix::fs::Stat) -> Self {
+        use rustix::fs::FileType;
+        let not_regular = match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => None,
+            FileType::Directory => Some("directory"),
+            FileType::Symlink => Some("symlink"),
+            FileType::Fifo => Some("FIFO"),
+            FileType::Socket => Some("socket"),
+            FileType::CharacterDevice => Some("character device"),
+            FileType::BlockDevice => Some("block device"),
+            FileType::Unknown => Some("file of unknown type"),
+        };
+        Self {
+            not_regular,
+            uid: st.st_uid,
+            size: st.st_size as u64,
+            id: (u64::from(st.st_dev), u64::from(st.st_ino)),
+        }
+    }
+}
+
+/// `fstat` of an open file.
+pub(crate) fn info(fd: impl AsFd) -> Result<FileInfo, Errno> {
+    Ok(FileInfo::from_stat(&rustix::fs::fstat(fd)?))
+}
+
+/// `lstat` of a segment's name: what the name itself is, never following a symlink.
+pub(crate) fn info_by_name(name: &str) -> Result<FileInfo, Errno> {
+    let path = format!("{SHM_DIR}/{name}");
+    let st = rustix::fs::statat(
+        rustix::fs::CWD,
+        path.as_str(),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(FileInfo::from_stat(&st))
+}
+
+/// The effective user id, which owns the segments this process creates.
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// `shm_unlink(name)`.
@@ -52,14 +124,19 @@ pub(crate) fn reserve(fd: impl AsFd, len: u64) -> Result<bool, Errno> {
     }
 }
 
-/// Size of an open file.
-pub(crate) fn size(fd: impl AsFd) -> Result<u64, Errno> {
-    Ok(rustix::fs::fstat(fd)?.st_size as u64)
-}
-
-/// Number of names (links) an open file still has: 0 once its name was unlinked.
-pub(crate) fn links(fd: impl AsFd) -> Result<u64, Errno> {
-    Ok(rustix::fs::fstat(fd)?.st_nlink as u64)
+/// 64 bits from the OS's random source (`getrandom`), retrying interrupted calls and
+/// short reads.
+pub(crate) fn random_u64() -> Result<u64, Errno> {
+    let mut bytes = [0u8; 8];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(u64::from_ne_bytes(bytes))
 }
 
 /// Bytes free to unprivileged users in `/dev/shm` (0 when unknown).
@@ -83,10 +160,6 @@ pub(crate) fn is_memfd(fd: impl AsFd) -> bool {
 /// between `fork` and `exec`.
 pub(crate) fn clear_cloexec(fd: impl AsFd) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(io::Error::from)
-}
-
-pub(crate) fn into_file(fd: OwnedFd) -> File {
-    File::from(fd)
 }
 
 fn slash(name: &str) -> String {

@@ -169,7 +169,7 @@ fn an_uninherited_descriptor_is_refused() {
     run_child(
         "an_uninherited_descriptor_is_refused",
         "stranger",
-        &[("SHM_TEST_FD", seg.fd().as_raw_fd().to_string())],
+        &[("SHM_TEST_FD", seg.fd().unwrap().as_raw_fd().to_string())],
     );
 }
 
