@@ -580,7 +580,7 @@ impl ShareableList {
     ///
     /// Errors (nothing is written): [`ListError::IndexOutOfRange`];
     /// [`ListError::IntOutOfRange`] for an integer outside `i64` (CPython's
-    /// `struct.error: argument out of range`); [`ListError::SlotTooSmall`] for a
+    /// `struct.error`); [`ListError::SlotTooSmall`] for a
     /// `str`/`bytes` longer than the slot; [`ListError::TrailingNul`] for one ending
     /// in NUL.
     ///

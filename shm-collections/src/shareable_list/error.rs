@@ -112,7 +112,7 @@ pub enum ListError {
 
     /// An integer outside the signed 64-bit range of CPython's `q` format was given
     /// to [`set`](super::ShareableList::set) or [`create`](super::ShareableList::create)
-    /// (CPython raises `struct.error: argument out of range`); nothing was written.
+    /// (CPython raises `struct.error`); nothing was written.
     #[error(transparent)]
     IntOutOfRange(#[from] IntOutOfRange),
 
@@ -137,7 +137,8 @@ impl From<std::convert::Infallible> for ListError {
 
 /// An integer that does not fit a ShareableList `int` item: CPython stores ints with
 /// the `struct` format `q`, a signed 64-bit integer, and refuses others
-/// (`struct.error: argument out of range`; `OverflowError` on older versions).
+/// (`struct.error`: "argument out of range" up to 3.11, "'q' format requires
+/// -9223372036854775808 <= number <= 9223372036854775807" from 3.12).
 ///
 /// Returned by the `TryFrom` conversions of `u64`, `usize`, `isize`, `i128` and `u128`
 /// into [`Item`](super::Item).
@@ -151,13 +152,13 @@ impl From<std::convert::Infallible> for ListError {
 ///     err.to_string(),
 ///     "u64 value 18446744073709551615 is out of range for a ShareableList int: \
 ///      CPython's format 'q' holds -9223372036854775808..=9223372036854775807 \
-///      (struct.error: argument out of range)"
+///      (CPython: struct.error)"
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{type_name} value {value} is out of range for a ShareableList int: CPython's format 'q' \
-     holds {min}..={max} (struct.error: argument out of range)",
+     holds {min}..={max} (CPython: struct.error)",
     min = i64::MIN,
     max = i64::MAX
 )]

@@ -19,7 +19,7 @@ use super::repr;
 /// `Option::None` to [`Item::None`]. `u64`, `usize`, `isize`, `i128` and `u128` may
 /// not fit CPython's signed 64-bit `q` format: they convert with `TryFrom`, which
 /// refuses values outside `i64::MIN..=i64::MAX` with [`IntOutOfRange`] (CPython's
-/// `struct.error: argument out of range`).
+/// `struct.error`).
 ///
 /// Back: `TryFrom<Item>` (and `TryFrom<&Item>`) into `i64`, `f64`, `bool`, `String`,
 /// `Vec<u8>` (and `&str`, `&[u8]` from `&Item`), failing with [`ItemTypeError`] when
@@ -490,8 +490,12 @@ mod tests {
         assert_eq!(Item::from(()), Item::None);
         assert_eq!(Item::from(None::<&str>), Item::None);
         assert_eq!(Item::from(Some(3u8)), Item::Int(3));
-        // Infallible conversions also go through `TryFrom` (as `set` takes them).
-        assert_eq!(Item::try_from(5i32), Ok(Item::Int(5)));
+        // Infallible conversions also pass a `TryInto` bound (as `set`'s).
+        fn via_try_into<V: TryInto<Item>>(v: V) -> Result<Item, V::Error> {
+            v.try_into()
+        }
+        assert_eq!(via_try_into(5i32), Ok(Item::Int(5)));
+        assert_eq!(via_try_into("s"), Ok(Item::from("s")));
     }
 
     #[test]
