@@ -37,5 +37,5 @@ mod value;
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellGuard, CellResult};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
-pub use shareable_list::{Item, Iter, ListError, ShareableList};
+pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};

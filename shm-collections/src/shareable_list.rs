@@ -10,7 +10,7 @@ use std::fmt;
 
 use shm_core::{Segment, SegmentOptions};
 
-pub use error::{ListError, Result};
+pub use error::{IntOutOfRange, ItemTypeError, ListError, Result};
 pub use item::Item;
 use item::ItemRef;
 use layout::{ALIGN, CODE_BYTES, CODE_NONE, CODE_PLAIN, CODE_STR, COUNT_LEN, Format};
@@ -68,11 +68,26 @@ use layout::{ALIGN, CODE_BYTES, CODE_NONE, CODE_PLAIN, CODE_STR, COUNT_LEN, Form
 ///
 /// # Concurrent use
 ///
-/// As in CPython, nothing is locked. A [`set`](Self::set) writes the item's format, its
-/// code and then its value; a reader in another process that reads at the same moment
-/// can see the new format with the old value, or half a string (it gets a wrong value
-/// or an error, never undefined behaviour). Where one process reads while another
-/// writes, pair the list with a lock every process takes around each access: for
+/// As in CPython, nothing is locked. A [`set`](Self::set) writes the item's format and
+/// code (only those that change) and then its value, the value of a `str` or `bytes`
+/// together with its NUL padding in one copy; a read copies the format, the code and
+/// then the value.
+///
+/// - A write that keeps the item's type (and so its format and code) changes only the
+///   value, in one copy: a reader sees the old or the new value, not the new value's
+///   start over the old one's end (CPython's own writer is not as careful: `struct`
+///   zero-fills the slot and then copies the value). For slots wider than the
+///   processor's widest single store (16 or 32 bytes) the copies themselves are
+///   several stores, so a reader racing at exactly that instant can still, rarely,
+///   see a mix.
+/// - A write that changes the type writes format, code and value one after the other
+///   (CPython does too, and CPython readers read them one after the other), so a
+///   reader racing it can see the new format with the old value: a wrong value or an
+///   error.
+///
+/// Neither is ever undefined behaviour. Where one process reads while another
+/// writes and every value must be one that was written, pair the list with a lock
+/// every process takes around each access: for
 /// example a process-shared mutex from `shm-sync` in a companion segment (named, say,
 /// after the list with a `.lock` suffix), or on the Python side a
 /// `multiprocessing.Lock` passed to the workers. Take the lock, call
@@ -107,14 +122,23 @@ impl ShareableList {
     /// CPython's `ShareableList(items)` does); the segment is unlinked when the list
     /// drops.
     ///
+    /// `items` are anything that converts into an [`Item`]; `u64`, `usize`, `i128`
+    /// and the like are range-checked (see [`Item`]'s conversions).
+    ///
     /// Errors: [`ListError::TrailingNul`] and [`ListError::ItemTooLarge`] for a `str`
-    /// or `bytes` CPython's format cannot hold; segment errors such as
-    /// [`shm_core::Error::NoSpace`].
+    /// or `bytes` CPython's format cannot hold; [`ListError::IntOutOfRange`] for an
+    /// integer outside `i64`; segment errors such as [`shm_core::Error::NoSpace`].
     ///
     /// ```
-    /// use shm_collections::ShareableList;
+    /// use shm_collections::{ListError, ShareableList};
     /// let sl = ShareableList::create([1, 2, 3])?;
     /// assert!(sl.name().unwrap().starts_with("psm_"));
+    /// let wide = ShareableList::create([0u64, i64::MAX as u64])?;
+    /// assert_eq!(wide.get(1)?.as_int(), Some(i64::MAX));
+    /// assert!(matches!(
+    ///     ShareableList::create([u64::MAX]),
+    ///     Err(ListError::IntOutOfRange(_))
+    /// ));
     /// let empty = ShareableList::create(Vec::<i64>::new())?;
     /// assert!(empty.is_empty());
     /// # Ok::<(), shm_collections::ListError>(())
@@ -122,7 +146,8 @@ impl ShareableList {
     pub fn create<I>(items: I) -> Result<Self>
     where
         I: IntoIterator,
-        I::Item: Into<Item>,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
     {
         Self::create_with(&SegmentOptions::new(), items)
     }
@@ -141,7 +166,8 @@ impl ShareableList {
     pub fn create_named<I>(name: &str, items: I) -> Result<Self>
     where
         I: IntoIterator,
-        I::Item: Into<Item>,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
     {
         Self::create_with(&SegmentOptions::new().name(name), items)
     }
@@ -163,9 +189,13 @@ impl ShareableList {
     pub fn create_with<I>(options: &SegmentOptions, items: I) -> Result<Self>
     where
         I: IntoIterator,
-        I::Item: Into<Item>,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
     {
-        let items: Vec<Item> = items.into_iter().map(Into::into).collect();
+        let items = items
+            .into_iter()
+            .map(|item| item.try_into().map_err(ListError::from))
+            .collect::<Result<Vec<Item>>>()?;
         let refs: Vec<ItemRef<'_>> = items.iter().map(ItemRef::from).collect();
         let image = layout::encode(&refs)?;
         let seg = options.create(image.len())?;
@@ -235,21 +265,24 @@ impl ShareableList {
                     count.to_string(),
                 )
             })?;
+        // Everything allocated here is bounded by the segment's real length (n was
+        // checked against it above), never by a forged count or offset.
         let mut raw = vec![0u8; ALIGN * (n + 1)];
         seg.read_at(COUNT_LEN, &mut raw)?;
-        let offsets: Vec<i64> = raw
-            .chunks_exact(8)
-            .map(|c| i64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
-        if offsets[0] != 0 {
-            return Err(bad("offset of item 0", "0".into(), offsets[0].to_string()));
+        let offset = |i: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&raw[ALIGN * i..ALIGN * (i + 1)]);
+            i64::from_ne_bytes(word)
+        };
+        if offset(0) != 0 {
+            return Err(bad("offset of item 0", "0".into(), offset(0).to_string()));
         }
         let data_start = COUNT_LEN + ALIGN * (n + 1);
         // Room for the data area: what the format table and codes leave.
         let data_room = seg_len - data_start - (ALIGN + 1) * n;
         let mut slots = Vec::with_capacity(n);
         for i in 0..n {
-            let (lo, hi) = (offsets[i], offsets[i + 1]);
+            let (lo, hi) = (offset(i), offset(i + 1));
             let what = if i + 1 == n {
                 "data size (the last offset)".to_owned()
             } else {
@@ -282,7 +315,7 @@ impl ShareableList {
                 cap: (hi - lo) as usize,
             });
         }
-        let k = offsets[n] as usize; // checked above: 0 <= off[N] <= data_room
+        let k = offset(n) as usize; // checked above: 0 <= off[N] <= data_room
         let fmt_start = data_start + k;
         Ok(Self {
             code_start: fmt_start + ALIGN * n,
@@ -541,12 +574,23 @@ impl ShareableList {
     /// Replaces the item at `index` (Python's `sl[index] = value`), possibly changing
     /// its type; the slot keeps its size.
     ///
+    /// `value` is anything that converts into an [`Item`]: integers of up to 32 bits
+    /// and `i64` always, `u64`, `usize`, `isize`, `i128` and `u128` only within `i64`
+    /// (CPython's `q` format).
+    ///
     /// Errors (nothing is written): [`ListError::IndexOutOfRange`];
-    /// [`ListError::SlotTooSmall`] for a `str`/`bytes` longer than the slot;
-    /// [`ListError::TrailingNul`] for one ending in NUL.
+    /// [`ListError::IntOutOfRange`] for an integer outside `i64` (CPython's
+    /// `struct.error`); [`ListError::SlotTooSmall`] for a
+    /// `str`/`bytes` longer than the slot; [`ListError::TrailingNul`] for one ending
+    /// in NUL.
+    ///
+    /// A `str` or `bytes` is written with its NUL padding in one copy, so a process
+    /// reading the item meanwhile sees the old or the new value rather than the new
+    /// value's start over the old one's end (see "Concurrent use" above for what
+    /// remains).
     ///
     /// ```
-    /// use shm_collections::{Item, ShareableList};
+    /// use shm_collections::{Item, ListError, ShareableList};
     /// let mut sl = ShareableList::create([Item::from(1), "abcdefgh".into()])?;
     /// sl.set(0, 2.5)?;
     /// sl.set(1, b"0123456789abcdef".to_vec())?;               // fills the 16-byte slot
@@ -554,11 +598,19 @@ impl ShareableList {
     /// assert_eq!(sl.to_vec()?, [Item::None, Item::Bytes(b"0123456789abcdef".to_vec())]);
     /// assert!(sl.set(1, "0123456789abcdefg").is_err());        // 17 bytes
     /// assert!(sl.set(1, "ab\0").is_err());                     // would lose its NUL
+    /// sl.set(0, i64::MAX as u64)?;                             // u64 within i64: fine
+    /// assert!(matches!(sl.set(0, i64::MAX as u64 + 1), Err(ListError::IntOutOfRange(_))));
+    /// assert!(matches!(sl.set(0, i128::MIN), Err(ListError::IntOutOfRange(_))));
+    /// assert_eq!(sl.get(0)?, Item::Int(i64::MAX));            // nothing was written
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     #[inline]
-    pub fn set(&mut self, index: usize, value: impl Into<Item>) -> Result<()> {
-        let value = value.into();
+    pub fn set<V>(&mut self, index: usize, value: V) -> Result<()>
+    where
+        V: TryInto<Item>,
+        ListError: From<V::Error>,
+    {
+        let value = value.try_into()?;
         self.write(index, ItemRef::from(&value))
     }
 
@@ -569,9 +621,14 @@ impl ShareableList {
     /// sl.set_at(-1, 30)?;
     /// assert_eq!(sl.get(2)?.as_int(), Some(30));
     /// assert!(sl.set_at(-4, 0).is_err());
+    /// assert!(sl.set_at(-1, u128::MAX).is_err());
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
-    pub fn set_at(&mut self, index: isize, value: impl Into<Item>) -> Result<()> {
+    pub fn set_at<V>(&mut self, index: isize, value: V) -> Result<()>
+    where
+        V: TryInto<Item>,
+        ListError: From<V::Error>,
+    {
         let index = self.resolve(index)?;
         self.set(index, value)
     }
@@ -784,11 +841,11 @@ impl ShareableList {
     #[inline]
     fn write(&mut self, index: usize, value: ItemRef<'_>) -> Result<()> {
         let slot = self.slot(index)?;
-        let fmt_at = self.fmt_start + ALIGN * index;
+        let current = self.read_meta(index)?;
         if let Some((format, code, data)) = layout::encode_fixed(value) {
-            // CPython's order: format and code first, then the value.
-            self.seg.write_at(fmt_at, &format)?;
-            self.seg.write_at(self.code_start + index, &[code as u8])?;
+            // CPython's order: format and code first, then the value (8 bytes, one
+            // copy; the rest of a larger slot keeps its bytes, as in CPython).
+            self.write_meta(index, current, format, code)?;
             self.seg.write_at(slot.start, &data)?;
             return Ok(());
         }
@@ -802,19 +859,45 @@ impl ShareableList {
         }
         // Keep an existing `<n>s` format (as CPython does) when the value fits it;
         // otherwise (CPython would truncate the value) use the whole slot.
-        let current = read_array::<8>(&self.seg, fmt_at)?;
-        let (n, format) = match layout::parse_format(current) {
-            Some(Format::Blob(n)) if bytes.len() <= n && n <= capacity => (n, current),
+        let (n, format) = match layout::parse_format(current.0) {
+            Some(Format::Blob(n)) if bytes.len() <= n && n <= capacity => (n, current.0),
             _ => (capacity, layout::blob_format(capacity)),
         };
         let code = if kind == "str" { CODE_STR } else { CODE_BYTES };
-        self.seg.write_at(fmt_at, &format)?;
-        self.seg.write_at(self.code_start + index, &[code as u8])?;
-        self.seg.write_at(slot.start, bytes)?;
-        // NUL-pad to n bytes, as struct's `<n>s` does.
-        Ok(self
-            .seg
-            .fill_at(slot.start + bytes.len(), n - bytes.len(), 0)?)
+        // The value and its NUL padding (struct's `<n>s`) go out in ONE copy: written
+        // as two, a reader between them would see the new value's start over the old
+        // value's end, a value nobody wrote. `n` is at most the slot size, which the
+        // offsets checked at open bound by the segment's length.
+        let mut small = [0u8; 128];
+        let mut large = Vec::new();
+        let padded: &mut [u8] = if n <= small.len() {
+            &mut small[..n]
+        } else {
+            large.resize(n, 0);
+            &mut large
+        };
+        padded[..bytes.len()].copy_from_slice(bytes);
+        self.write_meta(index, current, format, code)?;
+        Ok(self.seg.write_at(slot.start, padded)?)
+    }
+
+    /// Writes item `index`'s format and code, each only if it changes: a same-type
+    /// write then leaves both untouched, and a reader never sees them move.
+    #[inline]
+    fn write_meta(
+        &self,
+        index: usize,
+        (old_format, old_code): ([u8; 8], i8),
+        format: [u8; 8],
+        code: i8,
+    ) -> Result<()> {
+        if old_format != format {
+            self.seg.write_at(self.fmt_start + ALIGN * index, &format)?;
+        }
+        if old_code != code {
+            self.seg.write_at(self.code_start + index, &[code as u8])?;
+        }
+        Ok(())
     }
 
     #[cold]

@@ -313,3 +313,49 @@ fn interop_repr_of_awkward_values() {
     let seen = run_python(python, &script, &[sl.name().unwrap()]);
     assert_eq!(seen.trim_end(), sl.to_string());
 }
+
+/// CPython refuses exactly the ints `Item`'s `TryFrom` conversions refuse (the `q`
+/// range), and stores the boundary values Rust stores.
+#[test]
+fn interop_int_range_matches_cpython() {
+    let values: [i128; 6] = [
+        i128::from(i64::MAX),
+        i128::from(i64::MAX) + 1,
+        i128::from(i64::MIN),
+        i128::from(i64::MIN) - 1,
+        i128::MIN,
+        i128::MAX,
+    ];
+    let args: Vec<String> = values.iter().map(ToString::to_string).collect();
+    let script = format!(
+        "{PY_PRELUDE}\nsl = attach_list(sys.argv[1])\n\
+         for v in sys.argv[2:]:\n    \
+             try:\n        sl[0] = int(v)\n        print('ok', sl[0])\n    \
+             except struct_error:\n        print('refused')\n\
+         sl.shm.close()\n"
+    );
+    let script = format!("import struct\nstruct_error = struct.error\n{script}");
+    for python in pythons() {
+        let who = python.display();
+        let mut sl = ShareableList::create([0]).unwrap();
+        let mut argv: Vec<&str> = vec![sl.name().unwrap()];
+        argv.extend(args.iter().map(String::as_str));
+        let seen = run_python(&python, &script, &argv);
+        let mut lines = seen.lines();
+        for &v in &values {
+            let line = lines.next().unwrap();
+            match Item::try_from(v) {
+                Ok(item) => {
+                    assert_eq!(line, format!("ok {v}"), "{who}");
+                    sl.set(0, v).unwrap();
+                    assert_eq!(sl.get(0).unwrap(), item, "{who}");
+                }
+                Err(e) => {
+                    assert_eq!(line, "refused", "{who}: {v}");
+                    assert_eq!(e.value(), v.to_string());
+                    assert!(sl.set(0, v).is_err(), "{who}: {v}");
+                }
+            }
+        }
+    }
+}
