@@ -39,6 +39,7 @@
 
 mod error;
 mod header;
+pub mod identity;
 mod name;
 mod segment;
 mod spawn;
