@@ -12,6 +12,12 @@
 //! task that the caller's `/proc` cannot show, so it is [`Liveness::Unknown`], never
 //! `Dead`.
 //!
+//! Limit: `/proc` shows start times shifted by the reader's *time namespace* boot-time
+//! offset, and an [`Identity`] records no time namespace, so an identity recorded in
+//! another time namespace of the same PID namespace (rare: CRIU, some sandboxes) can
+//! read as `Dead`. Identities that travel as a registry index (the lock words of
+//! shm-sync) do not have this limit: the index stands for both namespaces.
+//!
 //! ## The namespace registry
 //!
 //! Lock words have 8 bits for the namespace, not 32, so namespaces get small *exact*
@@ -218,7 +224,7 @@ pub fn pidns_index() -> u8 {
 }
 
 /// The PID namespace inode registered under `index`, if the registry is usable and
-/// the entry is taken (by a namespace of this machine's nsfs).
+/// the entry is taken (by processes of our time namespace).
 ///
 /// ```
 /// use shm_core::identity::pidns_of_index;
@@ -246,8 +252,9 @@ pub enum IndexEntry {
     Unknown,
     /// No process was ever given this index (255, or a free entry).
     Unused,
-    /// A namespace holds the index; its inode (0 if the entry is not of this
-    /// machine's nsfs, i.e. garbage that still must not be taken for our namespace).
+    /// A namespace holds the index: its PID namespace inode, or 0 when the entry's
+    /// time namespace differs from ours (start times are then not comparable, so the
+    /// entry must not be taken for our namespace).
     Namespace(u32),
 }
 
@@ -276,7 +283,7 @@ pub fn index_entry(index: u8) -> IndexEntry {
         0 => IndexEntry::Unused,
         e => {
             let ours = own_ns_key();
-            // Only an entry of the same nsfs device can be compared with our inode.
+            // Another time namespace: its start times cannot be compared with ours.
             if ours != 0 && e >> 32 == ours >> 32 {
                 IndexEntry::Namespace(e as u32)
             } else {
@@ -295,7 +302,7 @@ thread_local! {
 }
 /// The process's `token << 32 | pid`; 0 until computed.
 static PROCESS: AtomicU64 = AtomicU64::new(0);
-/// `dev << 32 | ino` of our PID namespace; 0 until computed, `u64::MAX` if unknown.
+/// [`own_ns_key`]; 0 until computed, `u64::MAX` if unknown.
 static NS_KEY: AtomicU64 = AtomicU64::new(0);
 /// `0x100 | index`; 0 until computed.
 static INDEX: AtomicU64 = AtomicU64::new(0);
@@ -322,18 +329,25 @@ fn register_atfork() {
     });
 }
 
-/// `dev << 32 | ino` of our PID namespace (dev truncated to 32 bits), 0 if unknown.
+/// `time_ns_ino << 32 | pid_ns_ino` of our namespaces, 0 if the PID namespace is
+/// unknown. The time namespace is part of the key because `/proc` shows start times
+/// shifted by the reader's boot-time offset: only tasks sharing both namespaces can
+/// compare start times (without time namespaces, before Linux 5.6, it is 0).
 fn own_ns_key() -> u64 {
     register_atfork();
     let v = NS_KEY.load(Ordering::Relaxed);
     if v != 0 {
         return if v == u64::MAX { 0 } else { v };
     }
-    let key = match rustix::fs::stat("/proc/self/ns/pid") {
-        Ok(st) if st.st_ino != 0 && st.st_ino <= u64::from(u32::MAX) => {
-            ((st.st_dev as u32 as u64) << 32) | st.st_ino
-        }
+    let ino = |path: &str| match rustix::fs::stat(path) {
+        Ok(st) if st.st_ino <= u64::from(u32::MAX) => st.st_ino,
         _ => 0,
+    };
+    let pid = ino("/proc/self/ns/pid");
+    let key = if pid == 0 {
+        0
+    } else {
+        ino("/proc/self/ns/time") << 32 | pid
     };
     NS_KEY.store(if key == 0 { u64::MAX } else { key }, Ordering::Relaxed);
     key
