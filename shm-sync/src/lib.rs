@@ -45,20 +45,44 @@
 //!
 //! ### How it works, and why this way
 //!
-//! The lock word is 64 bits: the holder's Linux TID (30 bits), a WAITERS bit, an
-//! INCONSISTENT bit and, in the high 32 bits, a *liveness token*: the low 32 bits of
-//! the holding thread's start time (field 22 of `/proc/<tid>/stat`, clock ticks since
-//! boot). Each thread computes its identity once and caches it, so locking is one CAS
-//! `0 -> me` and unlocking one CAS `me -> 0`; the futex syscall (shared, never
-//! `FUTEX_PRIVATE`) happens only when someone waits.
+//! The lock word is 64 bits: the holder's Linux TID (22 bits; `pid_max` is at most
+//! 2^22), the 8-bit *index of its PID namespace*, a WAITERS bit, an INCONSISTENT bit
+//! and, in the high 32 bits, a *liveness token*: the low 32 bits of the holding
+//! thread's start time (field 22 of `/proc/<tid>/stat`, clock ticks since boot, bit 0
+//! forced on). The identity comes from [`shm_core::identity`], which the object
+//! header and the tracker use too. Each thread computes its word once and caches it,
+//! so locking is one CAS `0 -> me` and unlocking one CAS `me -> 0`; the futex syscall
+//! (shared, never `FUTEX_PRIVATE`) happens only when someone waits.
 //!
 //! A waiter sleeps in slices (2 ms, then 20 ms). When a slice ends with the word
-//! unchanged, it checks the holder: the holder is dead if `/proc/<tid>/stat` is gone
-//! (confirmed with `kill(tid, 0) == ESRCH`), shows a zombie or a task in `do_exit`
-//! (`PF_EXITING`: it will never run user code again), or shows a different start time. It then replaces the dead holder's value by its own with one CAS, so exactly
-//! one waiter wins. `try_lock` on a held lock does the same check (a `/proc` read, some
-//! microseconds). Values that no holder can produce (a token without a TID, say) are
-//! recovered the same way; a word naming the calling thread itself is
+//! unchanged, it checks the holder, and takes the lock over only if the holder is
+//! *provably* dead. That needs the holder in the waiter's own PID namespace (same
+//! index) and a `/proc` that belongs to that namespace: then the holder is dead if
+//! `/proc/<tid>/stat` is gone (confirmed with `kill(tid, 0) == ESRCH`), shows a zombie
+//! or a task in `do_exit` (`PF_EXITING`: it will never run user code again), or shows
+//! a different start time. A holder in another PID namespace (containers sharing
+//! `/dev/shm`, `docker --ipc=host`) names a TID the waiter's `/proc` cannot show, so it
+//! counts as alive: the waiter keeps waiting, and a timed wait ends with
+//! [`LockError::Timeout`], never a false [`LockError::OwnerDied`]. The dead holder's
+//! value is replaced by the waiter's own with one CAS, so exactly one waiter wins.
+//! `try_lock` on a held lock does the same check (a `/proc` read, some microseconds).
+//!
+//! Namespace indexes are exact, not hashes: a registry file,
+//! `/dev/shm/shm-rs-pidns-<euid>` (4096 bytes, mode 0600), maps index 1..=254 to a PID
+//! namespace inode and a time namespace inode (`/proc` shifts start times by the
+//! reader's boot-time offset, so only tasks sharing both can compare them), claimed
+//! with a CAS on first use. It intentionally persists (it is
+//! tiny; deleting it while processes hold locks makes those processes treat every
+//! holder as "cannot tell"). It is opened with `O_NOFOLLOW` and used only if it is a
+//! regular file of the effective user with the right size and magic; otherwise, and
+//! once 254 namespaces have registered, a process gets index 0, "namespace unknown",
+//! and its dead holders can no longer be recovered (waiters time out instead).
+//!
+//! Values that no holder can produce are recovered as a dead holder's: bits without a
+//! TID, TID 0, token 0 (a real token has bit 0 set; a thread that cannot read its
+//! start time writes the reserved token [`shm_core::identity::TOKEN_UNKNOWN`], which
+//! is checked by TID alone), and a namespace index the registry never handed out (255,
+//! or a free entry). A word naming the calling thread itself is
 //! [`LockError::WouldDeadlock`]. Garbage written into any word gives an error or a
 //! recovery, never undefined behaviour or an endless loop.
 //!
@@ -77,7 +101,10 @@
 //!
 //! Covered: a dead holder of a [`Mutex`] / [`Lock`], an [`RLock`], the write side of a
 //! [`RwLock`] (noticed by waiting writers and readers), and the mutex a [`Condvar`]
-//! waiter re-locks. Also a holder *thread* that ended while its process lives on.
+//! waiter re-locks, when holder and waiter share a PID namespace (also a non-root one,
+//! inside a container). Also a holder *thread* that ended while its process lives on.
+//! Processes in different PID namespaces sharing `/dev/shm` exclude each other
+//! correctly: a live holder elsewhere is never taken for dead.
 //!
 //! Not covered:
 //! - a **reader** of a [`RwLock`] that dies holding it: readers are counted, not named,
@@ -85,9 +112,18 @@
 //!   waits for ever;
 //! - **permits** of a [`Semaphore`] held by a dead process are not returned, and a dead
 //!   [`Barrier`] party leaves its round incomplete (use the timeout forms);
-//! - processes in **different PID namespaces** (TIDs differ between namespaces), and
-//!   a `/proc` hidden with `hidepid` *and* a holder we may not signal (then the holder
-//!   counts as alive);
+//! - a dead holder in **another PID namespace** (or with namespace index 0, when the
+//!   registry is unusable or full) is never recovered: it cannot be proved dead from
+//!   here, so waiters wait until their timeout (an untimed `lock` waits for ever);
+//!   live holders in other namespaces are respected, which is the point. The next step
+//!   is a kernel-held liveness token that every namespace sees: each process holding
+//!   an OFD lock (`F_OFD_SETLK`) on its own byte of a shared liveness file in
+//!   `/dev/shm`, which the kernel drops when the process dies; a waiter probing that
+//!   byte (`F_OFD_GETLK`) learns of the death from any namespace. It identifies
+//!   processes, not threads, so it would complement the per-thread `/proc` check;
+//! - a `/proc` hidden with `hidepid` *and* a holder we may not signal (then the holder
+//!   counts as alive), and a `/proc` of another PID namespace mounted in ours (then
+//!   every holder counts as alive);
 //! - a process that `fork`s keeps working (the cached identity is reset in the child),
 //!   but a raw `clone` without `pthread_atfork` handlers would not.
 //!

@@ -27,7 +27,9 @@
 //! - **clock**: [`Instant`] is a virtual clock shared by the model's threads, which
 //!   moves only when an `Expire` or `Late` wait ends.
 //! - **identity**: the first `me()` of each model thread hands out the next small TID
-//!   (1, 2, ...) with a token derived from it.
+//!   (1, 2, ...) with a token derived from it (never 0) and namespace index 0: one
+//!   namespace, whose holders are all checkable. Words with token 0, TID 0 or another
+//!   index name dead holders, as the real check's "nobody writes this" rule says.
 //! - **liveness**: a modelled bit set of dead identities; [`die`] adds the calling
 //!   thread, `is_alive` reads it (so loom also explores a waiter checking just before
 //!   or just after the holder dies). Both are `SeqCst`, so a waiter that sees the death
@@ -153,11 +155,15 @@ pub(crate) fn me() -> u64 {
     })
 }
 
-/// Whether identity (`tid`, `token`) was handed out and has not died.
-pub(crate) fn is_alive(tid: u32, token: u32) -> bool {
-    let n = u64::from(tid);
+/// Whether the holder named by identity word `word` (flag bits cleared) was handed
+/// out and has not died. As for real, a word no holder writes (TID 0, token 0, a
+/// namespace index: the model has one namespace, index 0) names a dead holder.
+pub(crate) fn is_alive(word: u64) -> bool {
+    let n = word & crate::sys::TID_MASK;
+    let index = (word & crate::sys::TID_BITS) >> crate::sys::NS_SHIFT;
+    let token = word >> 32;
     let issued = world().issued.load(std::sync::atomic::Ordering::Relaxed);
-    if n == 0 || n > issued || (token != 0 && u64::from(token) != token_of(n)) {
+    if n == 0 || n > issued || index != 0 || token != token_of(n) {
         return false;
     }
     world().dead.load(Ordering::SeqCst) & (1 << n) == 0

@@ -1,7 +1,8 @@
 //! Every operating-system call of shm-sync: shared futex wait/wake (never `PRIVATE`:
 //! the words live in mappings shared between processes), the calling thread's identity
-//! (TID + start time, cached per thread) and the liveness check of another thread
-//! through `/proc`. A port to another OS replaces this module.
+//! word (TID, PID-namespace index and start-time token from `shm_core::identity`,
+//! cached per thread) and the liveness check of a holder named by such a word. A port
+//! to another OS replaces this module.
 //!
 //! Under `cfg(loom)` the futex, the identity and the liveness check come from the model
 //! in `loom_model` instead (same signatures).
@@ -17,13 +18,20 @@ use std::time::Duration;
 use rustix::io::Errno;
 #[cfg(not(loom))]
 use rustix::thread::futex;
+#[cfg(not(loom))]
+use shm_core::identity::{Identity, IndexEntry, Liveness, index_entry, pidns_index};
 
 use crate::atomic::AtomicU32;
 #[cfg(loom)]
 pub(crate) use crate::loom_model::{futex_wait, futex_wake, is_alive, me};
 
-/// Low 30 bits of an identity: the Linux TID (pid_max is at most 2^22).
+/// Low 30 bits of an identity word, the holder field: the PID-namespace index (bits
+/// 22..30) and the Linux TID (bits 0..22; pid_max is at most 2^22). 0 = no holder.
 pub(crate) const TID_BITS: u64 = (1 << 30) - 1;
+/// The TID within the holder field.
+pub(crate) const TID_MASK: u64 = (1 << NS_SHIFT) - 1;
+/// Position of the 8-bit PID-namespace index in the holder field.
+pub(crate) const NS_SHIFT: u32 = 22;
 
 /// Outcome of a futex wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +69,17 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
 
 #[cfg(not(loom))]
 thread_local! {
-    /// The calling thread's identity, `token << 32 | tid`; 0 until first computed.
+    /// The calling thread's identity word (see [`me`]); 0 until first computed.
     static ME: Cell<u64> = const { Cell::new(0) };
 }
 
 #[cfg(not(loom))]
-/// The calling thread's identity: `token << 32 | tid`, never 0.
+/// The calling thread's identity word: `token << 32 | ns_index << 22 | tid`, never 0.
 ///
-/// `token` is the low 32 bits of the thread's start time (clock ticks since boot, field
-/// 22 of `/proc/<tid>/stat`) with bit 0 forced on, or 0 when `/proc` could not be read
-/// (then only the TID is checked). Computed once per thread.
+/// From [`Identity::current_thread`] (TID and start-time token, never 0: when `/proc`
+/// is unreadable the token is [`shm_core::identity::TOKEN_UNKNOWN`], which checkers
+/// never compare with a start time) and [`pidns_index`] (the PID namespace's index in
+/// the registry, 0 = unknown). Computed once per thread.
 #[inline]
 pub(crate) fn me() -> u64 {
     let v = ME.get();
@@ -81,18 +90,12 @@ pub(crate) fn me() -> u64 {
 #[cold]
 fn compute_me() -> u64 {
     register_atfork();
-    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64;
-    assert!(tid <= TID_BITS, "Linux TIDs fit in 22 bits, got {tid}");
-    let token = read_stat(tid as u32).map_or(0, |st| token_of(st.start));
-    let id = (u64::from(token) << 32) | tid;
+    let me = Identity::current_thread();
+    let tid = u64::from(me.id);
+    assert!(tid <= TID_MASK, "Linux TIDs fit in 22 bits, got {tid}");
+    let id = (u64::from(me.token) << 32) | (u64::from(pidns_index()) << NS_SHIFT) | tid;
     ME.set(id);
     id
-}
-
-#[cfg(not(loom))]
-/// The liveness token of a thread that started at `start` (clock ticks since boot).
-fn token_of(start: u64) -> u32 {
-    (start as u32) | 1
 }
 
 #[cfg(not(loom))]
@@ -114,112 +117,79 @@ fn register_atfork() {
 }
 
 #[cfg(not(loom))]
-/// `PF_EXITING` in the `flags` field: the task is in `do_exit` and will never run user
-/// code (and so never unlock) again.
-const PF_EXITING: u64 = 0x4;
-
-#[cfg(not(loom))]
-/// What `/proc/<tid>/stat` says about a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stat {
-    /// Field 3: `R`, `S`, `Z`, ...
-    pub(crate) state: u8,
-    /// Field 9: kernel `PF_*` flags.
-    pub(crate) flags: u64,
-    /// Field 22: start time in clock ticks since boot.
-    pub(crate) start: u64,
-}
-
-#[cfg(not(loom))]
-/// The `stat` line of task `tid`.
-fn read_stat(tid: u32) -> Option<Stat> {
-    let bytes = std::fs::read(format!("/proc/{tid}/stat")).ok()?;
-    parse_stat(&bytes)
-}
-
-#[cfg(not(loom))]
-/// Parses state, flags and start time from a `stat` line. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted after the LAST `)`.
-pub(crate) fn parse_stat(bytes: &[u8]) -> Option<Stat> {
-    let close = bytes.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = *fields.next()?.as_bytes().first()?;
-    // Field 3 was the state; field 9 is 6 further on, field 22 another 13.
-    let flags = fields.nth(5)?.parse().ok()?;
-    let start = fields.nth(12)?.parse().ok()?;
-    Some(Stat {
-        state,
-        flags,
-        start,
-    })
-}
-
-#[cfg(not(loom))]
-/// Whether the thread that recorded identity (`tid`, `token`) may still be alive.
+/// Whether the holder recorded in identity word `word` (the holder field and token; the
+/// flag bits are ignored) may still be alive: `false` only when provably dead.
 ///
-/// Dead when `/proc/<tid>/stat` shows a zombie, dead or exiting task, or a start time
-/// that does not match the token (the TID was reused), or when `/proc/<tid>` is missing
-/// and `kill(tid, 0)` says `ESRCH`. Anything we cannot decide counts as alive.
-pub(crate) fn is_alive(tid: u32, token: u32) -> bool {
-    if tid == 0 {
+/// Words that no real holder writes are dead: TID 0, token 0, or a namespace index
+/// that the registry never handed out. Otherwise the holder is checked through
+/// `/proc` only when it lives in our own PID namespace ([`Identity::liveness`]); a
+/// holder of another or an unknown namespace counts as alive (waiters keep waiting
+/// until their timeout).
+pub(crate) fn is_alive(word: u64) -> bool {
+    let tid = (word & TID_MASK) as u32;
+    let index = ((word & TID_BITS) >> NS_SHIFT) as u8;
+    let token = (word >> 32) as u32;
+    if tid == 0 || token == 0 {
         return false;
     }
-    match read_stat(tid) {
-        Some(st) => {
-            if matches!(st.state, b'Z' | b'X' | b'x') || st.flags & PF_EXITING != 0 {
-                return false;
-            }
-            token == 0 || token_of(st.start) == token
-        }
-        None => {
-            let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
-                return false;
-            };
-            // /proc may be hidden (hidepid) or unmounted: ask the kernel directly.
-            !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
-        }
+    let pidns = match index_entry(index) {
+        IndexEntry::Unused => return false,
+        IndexEntry::Unknown => 0,
+        IndexEntry::Namespace(ns) => ns,
+    };
+    Identity {
+        id: tid,
+        token,
+        pidns,
     }
+    .liveness()
+        != Liveness::Dead
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_stat_with_hostile_comm() {
-        let line =
-            b"1234 (a) b (c) d) S 1 2 3 4 5 4194560 7 8 9 10 11 12 13 14 15 16 17 18 98765 20 21\n";
-        let st = Stat {
-            state: b'S',
-            flags: 4194560,
-            start: 98765,
-        };
-        assert_eq!(parse_stat(line), Some(st));
-        assert_eq!(parse_stat(b"garbage"), None);
-        assert_eq!(parse_stat(b"1 (x) R 1 2"), None);
+    fn parts(id: u64) -> (u64, u64, u32) {
+        (
+            id & TID_MASK,
+            (id & TID_BITS) >> NS_SHIFT,
+            (id >> 32) as u32,
+        )
     }
 
     #[test]
     fn own_thread_is_alive_and_identity_is_stable() {
         let id = me();
         assert_eq!(id, me());
-        let tid = (id & TID_BITS) as u32;
-        let token = (id >> 32) as u32;
-        assert_ne!(token, 0, "/proc is readable here");
-        assert!(is_alive(tid, token));
-        assert!(
-            !is_alive(tid, token ^ 2),
-            "a wrong start time means a reused TID"
+        let (tid, index, token) = parts(id);
+        assert_eq!(
+            tid,
+            u64::from(rustix::thread::gettid().as_raw_nonzero().get() as u32)
         );
-        assert!(!is_alive(0, 0));
+        assert_eq!(index, u64::from(pidns_index()));
+        assert_ne!(token, 0);
+        assert!(is_alive(id));
+        if index != 0 {
+            assert!(
+                !is_alive(id ^ (2 << 32)),
+                "a wrong start time means a reused TID"
+            );
+        }
+        assert!(!is_alive(0));
+        assert!(!is_alive(id & TID_BITS), "token 0: no holder writes it");
+        assert!(!is_alive(id & !TID_MASK), "TID 0: no holder writes it");
+        assert!(
+            !is_alive(id | (0xff << NS_SHIFT)),
+            "index 255 is never handed out"
+        );
     }
 
     #[test]
     fn exited_thread_is_dead() {
         let id = std::thread::spawn(me).join().unwrap();
-        // The thread is gone once joined.
-        assert!(!is_alive((id & TID_BITS) as u32, (id >> 32) as u32));
+        // The thread is gone once joined (provable only in our registered namespace).
+        assert_eq!(is_alive(id), pidns_index() == 0);
     }
 
     #[test]

@@ -483,8 +483,11 @@ fn reused_pid_is_not_trusted() {
     let m = Mutex::create(0u64).unwrap();
     let seg = shm_core::Segment::open(m.name().unwrap()).unwrap();
     // The word a holder with this live PID but another start time would leave: what a
-    // dead holder looks like once its PID has been reused.
-    let stale = (token_of(pid) ^ 0x10) << 32 | u64::from(pid);
+    // dead holder looks like once its PID has been reused. Only a holder of our own
+    // (registered) PID namespace can be proved dead.
+    let ns = u64::from(shm_core::identity::pidns_index()) << 22;
+    assert_ne!(ns, 0, "the PID-namespace registry is usable here");
+    let stale = (token_of(pid) ^ 0x10) << 32 | ns | u64::from(pid);
     seg.write_at(shm_core::HEADER_LEN, &stale.to_le_bytes())
         .unwrap();
     match m.lock_timeout(Duration::from_secs(5)) {
@@ -492,7 +495,7 @@ fn reused_pid_is_not_trusted() {
         other => panic!("a reused PID was trusted: {:?}", other.map(|_| ())),
     }
     // The same PID with its true start time is a live holder: respected.
-    let live = token_of(pid) << 32 | u64::from(pid);
+    let live = token_of(pid) << 32 | ns | u64::from(pid);
     seg.write_at(shm_core::HEADER_LEN, &live.to_le_bytes())
         .unwrap();
     assert!(matches!(

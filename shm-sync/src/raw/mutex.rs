@@ -12,14 +12,15 @@ use crate::sys::{self, TID_BITS};
 pub(crate) const WAITERS: u64 = 1 << 30;
 /// A holder died and nobody marked the lock consistent; survives unlock.
 pub(crate) const INCONSISTENT: u64 = 1 << 31;
-/// TID and token: who holds the lock.
+/// Token, PID-namespace index and TID: who holds the lock.
 pub(crate) const ID_MASK: u64 = !(WAITERS | INCONSISTENT);
 
 /// A robust, process-shared mutual-exclusion lock: 16 bytes, `#[repr(C)]`, all-zero is
 /// unlocked, so a zeroed segment already holds initialised locks.
 ///
-/// The owner word is `token << 32 | INCONSISTENT | WAITERS | tid`: the holder's Linux
-/// TID (30 bits) and the low 32 bits of that thread's start time. Locking is one CAS
+/// The owner word is `token << 32 | INCONSISTENT | WAITERS | ns_index << 22 | tid`: the
+/// holder's Linux TID (22 bits), the index of its PID namespace (8 bits, see the crate
+/// docs) and the low 32 bits of that thread's start time. Locking is one CAS
 /// `0 -> me`, unlocking one CAS `me -> 0`; the futex syscall happens only when a thread
 /// waits. Waiters sleep in slices (2 ms, then 20 ms) and, when a slice ends with the
 /// lock still held by the same value, check whether the holder is alive (see the crate
@@ -362,9 +363,10 @@ impl RawMutex {
     }
 }
 
-/// Whether the holder recorded in owner value `v` may still be alive.
+/// Whether the holder recorded in owner value `v` may still be alive (`false` only
+/// when provably dead, or for a value no holder writes).
 pub(crate) fn holder_alive(v: u64) -> bool {
-    sys::is_alive((v & TID_BITS) as u32, (v >> 32) as u32)
+    sys::is_alive(v & ID_MASK)
 }
 
 #[cfg(all(test, not(loom)))] // threads of the OS, not of the model
@@ -451,24 +453,28 @@ mod tests {
 
     #[test]
     fn garbage_words_recover_or_error() {
+        use crate::sys::{NS_SHIFT, TID_MASK};
         let m = RawMutex::new();
         let me = sys::me();
+        // Provable in our own registered namespace only.
+        let ours = shm_core::identity::pidns_index() != 0;
         let garbage = [
-            u64::MAX,
-            WAITERS,
-            WAITERS | INCONSISTENT,
-            0xdead_beef_0000_0000,
-            0x1234_5678_9abc_def0,
-            (me & !TID_BITS) | 0x3fff_fff0, // a TID that does not exist
-            me ^ (2 << 32),                 // our TID, someone else's start time
-            1,                              // init's TID, no token: alive (PID 1 lives)
+            (u64::MAX, true), // index 255: never handed out
+            (WAITERS, true),
+            (WAITERS | INCONSISTENT, true),
+            (0xdead_beef_0000_0000, true),
+            (0x1234_5678_9abc_def0 | 0xff << NS_SHIFT, true),
+            (me & TID_BITS, true), // our own TID and namespace, token 0: nobody writes it
+            (1, true),             // init's TID, token 0: likewise, though PID 1 lives
+            ((me & !TID_MASK) | 0x3f_fff0, ours), // a TID that does not exist
+            (me ^ (2 << 32), ours), // our TID, someone else's start time
         ];
-        for g in garbage {
+        for (g, recovers) in garbage {
             m.set_owner_word(g);
             let r = m.lock_timeout(Duration::from_millis(50));
             match r {
                 Ok(_) => m.unlock().unwrap(),
-                Err(RawError::Timeout) => assert_eq!(g, 1, "only a live holder times out"),
+                Err(RawError::Timeout) => assert!(!recovers, "{g:#x} must be recovered"),
                 Err(e) => panic!("{g:#x}: {e}"),
             }
         }
