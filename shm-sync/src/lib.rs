@@ -151,6 +151,7 @@ mod condvar;
 mod error;
 mod event;
 mod inplace;
+mod lock;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_model;
@@ -165,7 +166,8 @@ pub use barrier::Barrier;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{Error, LockError, RawError};
 pub use event::Event;
-pub use mutex::{Lock, LockResult, Mutex, MutexGuard};
+pub use lock::{Lock, LockGuard};
+pub use mutex::{LockResult, Mutex, MutexGuard};
 pub use raw::{
     Acquired, BarrierWaitResult, RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock,
     RawSemaphore,

@@ -44,15 +44,6 @@ pub struct Mutex<T: Pod> {
     _data: PhantomData<T>,
 }
 
-/// Python's `multiprocessing.Lock`: a [`Mutex`] with no data.
-///
-/// ```
-/// let lock = shm_sync::Lock::create(())?;
-/// drop(lock.lock().unwrap());
-/// # Ok::<(), shm_sync::Error>(())
-/// ```
-pub type Lock = Mutex<()>;
-
 named_common!(Mutex<T>, "Mutex::create(0u32)", "Mutex::<u32>::open");
 
 impl<T: Pod> Mutex<T> {
