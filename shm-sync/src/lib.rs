@@ -1,9 +1,11 @@
 //! # shm-sync
 //!
 //! Python's `multiprocessing` synchronisation primitives for processes that share
-//! memory, on Linux futexes: [`Mutex`] (and [`Lock`]), [`RLock`], [`RwLock`],
-//! [`Condvar`] (Python's `Condition`), [`Event`], [`Semaphore`], [`BoundedSemaphore`]
-//! and [`Barrier`].
+//! memory, on Linux futexes: [`Lock`], [`Mutex`] (a lock with data), [`RLock`],
+//! [`RwLock`], [`Condition`] (Python's `Condition`: one object with its own lock and
+//! optional data), [`Condvar`] (a condition variable used with a separate [`Mutex`]),
+//! [`Event`], [`Semaphore`], [`BoundedSemaphore`] and [`Barrier`] (with Python's
+//! `abort`, `reset` and broken state).
 //!
 //! Each comes twice:
 //!
@@ -147,6 +149,7 @@
 mod atomic;
 mod barrier;
 mod common;
+mod condition;
 mod condvar;
 mod error;
 mod event;
@@ -163,6 +166,7 @@ mod semaphore;
 mod sys;
 
 pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{Error, LockError, RawError};
 pub use event::Event;
