@@ -72,7 +72,11 @@ pub struct Condition<T: Pod = ()> {
     _data: PhantomData<T>,
 }
 
-named_common!(Condition<T>, "Condition::create(0u32)", "Condition::<u32>::open");
+named_common!(
+    Condition<T>,
+    "Condition::create(0u32)",
+    "Condition::<u32>::open"
+);
 
 impl<T: Pod> Condition<T> {
     const DATA: usize = data_offset(size_of::<ConditionWords>(), align_of::<T>());
@@ -90,11 +94,7 @@ impl<T: Pod> Condition<T> {
     }
 
     fn wrap(shared: Shared<ConditionWords>) -> Self {
-        let label = format!(
-            "Condition {:?}",
-            shared.object().segment().display_name()
-        )
-        .into();
+        let label = format!("Condition {:?}", shared.object().segment().display_name()).into();
         Condition {
             shared,
             label,

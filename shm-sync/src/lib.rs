@@ -128,7 +128,8 @@
 //! [`RawCondvar`] notify; [`RawEvent`] set / clear / wait / timeout; [`RawSemaphore`]
 //! acquire / release / timeouts (permits conserved); [`RawRwLock`] readers and writers,
 //! the last reader waking the writer, a dead writer recovered by a reader;
-//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse and timed-out withdrawal.
+//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse, abort, reset and a timeout
+//! breaking the round.
 //!
 //! The futex is emulated faithfully, not as a spin: `futex_wait` compares the word
 //! under a modelled lock standing for the kernel's hash bucket and blocks until a

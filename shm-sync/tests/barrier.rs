@@ -39,7 +39,11 @@ fn indices_are_distinct_across_processes_every_round() {
     let g = seen.lock().unwrap();
     for (round, [bits, leader]) in g.iter().enumerate() {
         assert_eq!(*bits, 0b111, "round {round}: indices 0, 1, 2 once each");
-        assert_eq!(*leader, PARTIES - 1, "round {round}: the last to arrive leads");
+        assert_eq!(
+            *leader,
+            PARTIES - 1,
+            "round {round}: the last to arrive leads"
+        );
     }
 
     fn party(barrier: &str, seen: &str) {

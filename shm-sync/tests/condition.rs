@@ -116,9 +116,15 @@ fn timeouts_across_processes() {
     let took = t.elapsed();
     assert!(!ok, "the predicate cannot hold");
     assert!(took >= wait, "returned early: {took:?}");
-    assert!(took < wait + Duration::from_secs(5), "returned late: {took:?}");
+    assert!(
+        took < wait + Duration::from_secs(5),
+        "returned late: {took:?}"
+    );
     let (g, r) = c.wait_timeout(g, Duration::from_millis(1)).unwrap();
-    assert!(c.is_locked(), "the lock is held again after a timed-out wait");
+    assert!(
+        c.is_locked(),
+        "the lock is held again after a timed-out wait"
+    );
     drop((g, r));
     // A zero timeout checks the predicate once, without waiting.
     let (g, ok) = c
@@ -190,7 +196,10 @@ fn waiter_gets_owner_died_when_the_holder_is_killed() {
         });
         let r = c.wait_for(g, |d| d[1] == 1, Some(LONG));
         let Err(LockError::OwnerDied((g, holds))) = r else {
-            panic!("expected OwnerDied, got {:?}", r.map(|_| ()).map_err(|e| e.map(|_| ())));
+            panic!(
+                "expected OwnerDied, got {:?}",
+                r.map(|_| ()).map_err(|e| e.map(|_| ()))
+            );
         };
         assert!(!holds, "the dead holder never completed the update");
         assert_eq!(*g, [1, 0], "the waiter sees the half-done update to repair");
@@ -248,7 +257,11 @@ fn open_checks_kind_and_type() {
     ));
     // Messages name the Condition.
     let g = c.lock().unwrap();
-    let err = std::thread::scope(|s| s.spawn(|| c.try_lock().map(|_| ()).unwrap_err().to_string()).join().unwrap());
+    let err = std::thread::scope(|s| {
+        s.spawn(|| c.try_lock().map(|_| ()).unwrap_err().to_string())
+            .join()
+            .unwrap()
+    });
     assert!(err.contains("Condition"), "{err}");
     drop(g);
 }

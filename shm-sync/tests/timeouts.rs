@@ -79,7 +79,10 @@ fn wait_timeouts_fire_on_time() {
     let (res, took) = timed(|| b.wait_timeout(D));
     assert!(matches!(res, Err(Error::Timeout { .. })));
     assert_on_time("Barrier::wait_timeout", took);
-    assert!(b.broken(), "a timed-out party breaks the barrier (Python's semantics)");
+    assert!(
+        b.broken(),
+        "a timed-out party breaks the barrier (Python's semantics)"
+    );
     b.reset();
     // Usable again after `reset`.
     std::thread::scope(|s| {

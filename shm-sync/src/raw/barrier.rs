@@ -496,16 +496,25 @@ mod tests {
         let completed = next_round(start, false);
         let reset = next_round(start, true);
         assert_eq!(RawBarrier::outcome(start, me), None);
-        assert_eq!(RawBarrier::outcome(start | BROKEN, me), Some(Err(RawError::BrokenBarrier)));
+        assert_eq!(
+            RawBarrier::outcome(start | BROKEN, me),
+            Some(Err(RawError::BrokenBarrier))
+        );
         assert_eq!(RawBarrier::outcome(completed, me), Some(Ok(me)));
-        assert_eq!(RawBarrier::outcome(reset, me), Some(Err(RawError::BrokenBarrier)));
+        assert_eq!(
+            RawBarrier::outcome(reset, me),
+            Some(Err(RawError::BrokenBarrier))
+        );
         // Later rounds (completed or reset) keep round 5's outcome for HISTORY rounds.
         let (mut c, mut r) = (completed, reset);
         for round in 1..HISTORY {
             c = next_round(c, round % 2 == 0);
             r = next_round(r, round % 2 == 1);
             assert_eq!(RawBarrier::outcome(c, me), Some(Ok(me)));
-            assert_eq!(RawBarrier::outcome(r, me), Some(Err(RawError::BrokenBarrier)));
+            assert_eq!(
+                RawBarrier::outcome(r, me),
+                Some(Err(RawError::BrokenBarrier))
+            );
         }
         // Beyond that it cannot tell and says broken.
         assert_eq!(
