@@ -21,6 +21,8 @@ pub mod kinds {
     pub const BARRIER: Kind = Kind::new(0x1006, "Barrier");
     /// [`RLock`](crate::RLock).
     pub const RLOCK: Kind = Kind::new(0x1007, "RLock");
+    /// [`Condition`](crate::Condition).
+    pub const CONDITION: Kind = Kind::new(0x1008, "Condition");
 }
 
 /// Implements [`SharedObject`](shm_core::SharedObject) and the inherent lifecycle

@@ -1,4 +1,4 @@
-//! The named [`Condvar`] (Python's `Condition`, used with a [`Mutex`]).
+//! The named [`Condvar`], used with a separate [`Mutex`](crate::Mutex).
 
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use crate::{Error, LockError, LockResult, MutexGuard};
 const VERSION: u32 = 1;
 
 /// A process-shared condition variable in its own named segment, used with any
-/// [`Mutex`](crate::Mutex) (Python's `Condition`; the lock is passed to `wait` as its
-/// guard instead of being bound at construction).
+/// [`Mutex`](crate::Mutex) (the lock is passed to `wait` as its guard instead of being
+/// bound at construction). For Python's `Condition`, one object that owns its lock
+/// (and here, optionally, data), see [`Condition`](crate::Condition).
 ///
 /// Spurious wake-ups happen: wait in a loop that re-checks the condition (or with a
 /// deadline). There is no `try_wait`: a wait that does not wait is just a check of the
@@ -54,7 +55,7 @@ sync_object!(
 /// # Ok::<(), shm_sync::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitTimeoutResult(bool);
+pub struct WaitTimeoutResult(pub(crate) bool);
 
 impl WaitTimeoutResult {
     /// `true` if the wait ended because its time ran out.

@@ -39,6 +39,10 @@ pub enum RawError {
     /// hostile process).
     #[error("corrupted shared state: {0}")]
     Corrupted(&'static str),
+    /// The barrier is broken (aborted, reset while waiting, or a party timed out):
+    /// Python's `BrokenBarrierError`.
+    #[error("the barrier is broken (aborted, reset, or a party timed out)")]
+    BrokenBarrier,
 }
 
 /// What went wrong with a named synchronisation object; every variant names it.
@@ -105,6 +109,13 @@ pub enum Error {
         /// What is wrong.
         what: &'static str,
     },
+    /// The barrier is broken: aborted, reset while this party waited, or a party timed
+    /// out (Python's `BrokenBarrierError`); `reset` makes it usable again.
+    #[error("{object} is broken (aborted, reset, or a party timed out); reset it to use it again")]
+    BrokenBarrier {
+        /// The object.
+        object: Arc<str>,
+    },
 }
 
 impl Error {
@@ -118,6 +129,7 @@ impl Error {
             RawError::OverRelease => Error::OverRelease { object, max: 0 },
             RawError::Overflow => Error::Overflow { object },
             RawError::Corrupted(what) => Error::Corrupted { object, what },
+            RawError::BrokenBarrier => Error::BrokenBarrier { object },
         }
     }
 }

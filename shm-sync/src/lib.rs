@@ -1,9 +1,11 @@
 //! # shm-sync
 //!
 //! Python's `multiprocessing` synchronisation primitives for processes that share
-//! memory, on Linux futexes: [`Mutex`] (and [`Lock`]), [`RLock`], [`RwLock`],
-//! [`Condvar`] (Python's `Condition`), [`Event`], [`Semaphore`], [`BoundedSemaphore`]
-//! and [`Barrier`].
+//! memory, on Linux futexes: [`Lock`], [`Mutex`] (a lock with data), [`RLock`],
+//! [`RwLock`], [`Condition`] (Python's `Condition`: one object with its own lock and
+//! optional data), [`Condvar`] (a condition variable used with a separate [`Mutex`]),
+//! [`Event`], [`Semaphore`], [`BoundedSemaphore`] and [`Barrier`] (with Python's
+//! `abort`, `reset` and broken state).
 //!
 //! Each comes twice:
 //!
@@ -162,7 +164,8 @@
 //! [`RawCondvar`] notify; [`RawEvent`] set / clear / wait / timeout; [`RawSemaphore`]
 //! acquire / release / timeouts (permits conserved); [`RawRwLock`] readers and writers,
 //! the last reader waking the writer, a dead writer recovered by a reader;
-//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse and timed-out withdrawal.
+//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse, abort, reset and a timeout
+//! breaking the round.
 //!
 //! The futex is emulated faithfully, not as a spin: `futex_wait` compares the word
 //! under a modelled lock standing for the kernel's hash bucket and blocks until a
@@ -183,11 +186,13 @@
 mod atomic;
 mod barrier;
 mod common;
+mod condition;
 mod condvar;
 mod error;
 mod event;
 mod guard;
 mod inplace;
+mod lock;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_model;
@@ -200,11 +205,13 @@ mod sys;
 
 pub use barrier::Barrier;
 pub use common::kinds;
+pub use condition::{Condition, ConditionGuard};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{Error, LockError, RawError};
 pub use event::Event;
 pub use guard::{MutexGuard, Wait};
-pub use mutex::{Lock, LockResult, Mutex};
+pub use lock::{Lock, LockGuard};
+pub use mutex::{LockResult, Mutex};
 pub use raw::{
     Acquired, BarrierWaitResult, RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock,
     RawSemaphore,

@@ -44,15 +44,6 @@ pub struct Mutex<T: Pod> {
     _data: PhantomData<T>,
 }
 
-/// Python's `multiprocessing.Lock`: a [`Mutex`] with no data.
-///
-/// ```
-/// let lock = shm_sync::Lock::create(())?;
-/// drop(lock.lock().unwrap());
-/// # Ok::<(), shm_sync::Error>(())
-/// ```
-pub type Lock = Mutex<()>;
-
 sync_object!(
     Mutex<T>, RawMutex,
     make: "shm_sync::Mutex::create(0u32)", path: "shm_sync::Mutex::<u32>",

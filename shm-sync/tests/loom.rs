@@ -614,6 +614,8 @@ fn barrier_releases_everyone_with_one_leader() {
         let mut idx: Vec<_> = rs.iter().map(|r| r.index()).collect();
         idx.sort_unstable();
         assert_eq!(idx, [0, 1, 2]);
+        // The last to arrive leads (Python's index `parties - 1` releases the others).
+        assert_eq!(rs.iter().find(|r| r.is_leader()).unwrap().index(), 2);
         assert!(rs.iter().all(|r| r.generation() == 0));
         assert_eq!(b.n_waiting(), 0);
     });
@@ -638,7 +640,7 @@ fn barrier_reused_for_a_second_round() {
 }
 
 #[test]
-fn barrier_timeout_withdraws_or_completes() {
+fn barrier_timeout_breaks_or_completes() {
     check(3, || {
         let b = Arc::new(RawBarrier::new(2));
         let t = {
@@ -653,9 +655,59 @@ fn barrier_timeout_withdraws_or_completes() {
         let theirs = t.join().unwrap();
         match (mine, theirs) {
             (Ok(a), Ok(b)) => assert!(a.is_leader() != b.is_leader()),
-            (Err(RawError::Timeout), Err(RawError::Timeout)) => {}
+            // The one that ran out of time broke the barrier for the other.
+            (Err(RawError::Timeout), Err(RawError::BrokenBarrier))
+            | (Err(RawError::BrokenBarrier), Err(RawError::Timeout)) => assert!(b.broken()),
             other => panic!("{other:?}"),
         }
+        b.reset();
+        assert!(!b.broken());
         assert_eq!(b.n_waiting(), 0);
+    });
+}
+
+#[test]
+fn barrier_abort_wakes_a_waiter_and_stays_broken_until_reset() {
+    check(3, || {
+        let b = Arc::new(RawBarrier::new(2));
+        let t = {
+            let b = b.clone();
+            // Untimed: a lost wake-up after the abort is a deadlock loom reports.
+            thread::spawn(move || b.wait())
+        };
+        b.abort();
+        assert_eq!(t.join().unwrap(), Err(RawError::BrokenBarrier));
+        assert_eq!(b.try_wait(), Err(RawError::BrokenBarrier));
+        b.reset();
+        assert!(!b.broken());
+        assert_eq!(b.try_wait(), Err(RawError::WouldBlock));
+    });
+}
+
+#[test]
+fn barrier_reset_breaks_the_waiting_round_and_starts_a_fresh_one() {
+    check(3, || {
+        let b = Arc::new(RawBarrier::new(2));
+        let t = {
+            let b = b.clone();
+            thread::spawn(move || b.wait())
+        };
+        b.reset();
+        // Only this thread's timeout can end the wait of one that arrived after the reset
+        // alone; it breaks the barrier, which releases the other thread too.
+        loom_model::set_timeouts(Timeouts::Expire);
+        let mine = b.wait_timeout(SHORT);
+        let theirs = t.join().unwrap();
+        match (mine, theirs) {
+            // The other arrived after the reset: a normal round with this thread.
+            (Ok(a), Ok(b)) => {
+                assert!(a.is_leader() != b.is_leader());
+                assert_eq!(a.generation(), b.generation());
+            }
+            // The other arrived before the reset (broken by it), or after it and this
+            // thread ran out of time first.
+            (Err(RawError::Timeout), Err(RawError::BrokenBarrier)) => assert!(b.broken()),
+            other => panic!("{other:?}"),
+        }
     });
 }

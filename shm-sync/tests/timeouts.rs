@@ -79,8 +79,12 @@ fn wait_timeouts_fire_on_time() {
     let (res, took) = timed(|| b.wait_timeout(D));
     assert!(matches!(res, Err(Error::Timeout { .. })));
     assert_on_time("Barrier::wait_timeout", took);
-    assert_eq!(b.n_waiting(), 0, "a timed-out party withdraws");
-    // Still usable afterwards.
+    assert!(
+        b.broken(),
+        "a timed-out party breaks the barrier (Python's semantics)"
+    );
+    b.reset();
+    // Usable again after `reset`.
     std::thread::scope(|s| {
         s.spawn(|| b.wait_timeout(SLACK).unwrap());
         b.wait_timeout(SLACK).unwrap();
