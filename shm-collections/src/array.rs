@@ -300,7 +300,7 @@ macro_rules! array_object {
 /// Element access (`get`, `set`) and bulk copies (`copy_from`, `copy_to`, `to_vec`)
 /// take the lock once per call; [`lock`](Self::lock) hands out a guard that derefs to
 /// `&mut [T]` for as long as it is held. A process that dies holding the lock is
-/// reported to the next locker ([`LockError::OwnerDied`]); until the guard is marked
+/// reported to the next locker ([`shm_sync::LockError::OwnerDied`]); until the guard is marked
 /// consistent the convenience methods return [`CellError::Inconsistent`].
 ///
 /// ```

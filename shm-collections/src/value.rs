@@ -154,7 +154,7 @@ macro_rules! value_object {
 /// [`get`](Self::get), [`set`](Self::set) and [`update`](Self::update) take the lock for
 /// one operation; [`lock`](Self::lock) hands out a guard for several. If a process dies
 /// holding the lock, the next [`lock`](Self::lock) returns the guard inside
-/// [`LockError::OwnerDied`] so the value can be checked and marked consistent, and until
+/// [`shm_sync::LockError::OwnerDied`] so the value can be checked and marked consistent, and until
 /// then `get`/`set` report [`CellError::Inconsistent`] instead of a possibly
 /// half-written value.
 ///
