@@ -226,7 +226,7 @@ fn two_process(c: &mut Criterion) {
     // Lock hand-off: a turn counter under the mutex; each side takes its turn.
     {
         let m = Mutex::create(0u64).expect("create Mutex");
-        let _kid = Kid::spawn("handoff", m.name(), "");
+        let _kid = Kid::spawn("handoff", m.name().unwrap(), "");
         let mut turn = 0u64;
         g.bench_function("two_process_lock_handoff", |b| {
             b.iter_custom(|iters| {
@@ -254,7 +254,7 @@ fn two_process(c: &mut Criterion) {
     {
         let ping = Event::create().expect("create Event");
         let pong = Event::create().expect("create Event");
-        let _kid = Kid::spawn("pingpong", ping.name(), pong.name());
+        let _kid = Kid::spawn("pingpong", ping.name().unwrap(), pong.name().unwrap());
         g.bench_function("two_process_event_pingpong", |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();

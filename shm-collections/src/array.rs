@@ -3,31 +3,46 @@
 
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use bytemuck::Pod;
-use shm_core::{Object, ObjectKind, SegmentOptions};
-use shm_sync::{LockError, RawMutex};
+use shm_core::{Layout, Object, SegmentOptions, SharedObject};
+use shm_sync::{LockResult, MutexGuard, RawMutex, Wait};
 
 use crate::cell::{
-    CellError, CellGuard, CellResult, DATA_OFFSET, LEN_OFFSET, LOCK_OFFSET, Wait, check_align,
-    convenience_error, lock_cell,
+    CellError, CellResult, DATA_OFFSET, LEN_OFFSET, LOCK_OFFSET, check_align, convenience_error,
 };
-use crate::value::{cell_spec, stored_len};
+use crate::kinds;
+use crate::value::{cell_label, cell_spec, stored_len};
+
+/// The bytes of a slice of plain data (any `T: Pod`, zero-sized ones included).
+fn as_bytes<T: Pod>(items: &[T]) -> &[u8] {
+    // SAFETY: `items` is valid for `size_of_val(items)` bytes; a Pod has no padding and
+    // u8 has no alignment or validity requirement.
+    unsafe { std::slice::from_raw_parts(items.as_ptr().cast(), size_of_val(items)) }
+}
+
+/// The bytes of a mutable slice of plain data: any bytes written are a valid `T: Pod`.
+fn as_bytes_mut<T: Pod>(items: &mut [T]) -> &mut [u8] {
+    // SAFETY: as in `as_bytes`; the borrow is exclusive, and every byte pattern is a
+    // valid T.
+    unsafe { std::slice::from_raw_parts_mut(items.as_mut_ptr().cast(), size_of_val(items)) }
+}
 
 /// The validated shape of an array segment.
-#[derive(Debug)]
 struct ArrayCore<T> {
     obj: Object,
     len: usize,
-    label: String,
+    label: Arc<str>,
     _t: PhantomData<T>,
 }
 
 impl<T: Pod> ArrayCore<T> {
     fn payload_len(len: usize, variant: &str) -> CellResult<usize> {
+        check_align::<T>()?;
         len.checked_mul(size_of::<T>())
             .and_then(|b| b.checked_add(DATA_OFFSET))
+            .filter(|b| *b <= isize::MAX as usize)
             .ok_or_else(|| {
                 CellError::Shm(shm_core::Error::InvalidSize {
                     name: variant.into(),
@@ -37,72 +52,69 @@ impl<T: Pod> ArrayCore<T> {
             })
     }
 
-    fn create(
-        options: &SegmentOptions,
-        variant: &str,
-        len: usize,
-        init: Option<&[T]>,
-    ) -> CellResult<Self> {
-        check_align::<T>()?;
-        let spec = cell_spec::<T>(ObjectKind::Array, variant);
-        let obj = Object::create(
-            options,
-            &spec,
-            Self::payload_len(len, variant)?,
-            |payload| {
-                // SAFETY: the payload is DATA_OFFSET + len * size_of::<T>() bytes, 64-byte
-                // aligned, ours alone until published; LEN_OFFSET is 8-aligned.
-                unsafe {
-                    payload
-                        .add(LEN_OFFSET)
-                        .cast::<AtomicU64>()
-                        .write(AtomicU64::new(len as u64));
-                    if let Some(src) = init {
-                        ptr::copy_nonoverlapping(
-                            src.as_ptr(),
-                            payload.add(DATA_OFFSET).cast::<T>(),
-                            len,
-                        );
-                    }
-                }
-            },
-        )?;
-        Ok(Self::wrap(obj, len, variant))
+    /// Writes the length and the items (if any) into a payload nobody else sees yet.
+    fn init(obj: &Object, len: usize, items: Option<&[T]>) -> CellResult<()> {
+        obj.write_at(LEN_OFFSET, &(len as u64).to_ne_bytes())?;
+        if let Some(items) = items {
+            obj.write_at(DATA_OFFSET, as_bytes(items))?;
+        }
+        Ok(())
     }
 
-    fn open(name: &str, variant: &str) -> CellResult<Self> {
+    /// Creates an array holding a copy of `items` through the object layer.
+    fn create_from(options: &SegmentOptions, variant: &str, items: &[T]) -> CellResult<Object> {
+        let len = items.len();
+        Object::create(
+            options,
+            &cell_spec::<T>(kinds::ARRAY, variant),
+            Self::payload_len(len, variant)?,
+            |o| Self::init(o, len, Some(items)),
+        )
+    }
+
+    /// Checks an opened (or created) array: every length read from the mapping is
+    /// untrusted, so the stored length must describe exactly the payload's size.
+    fn attach(obj: Object, variant: &str) -> CellResult<Self> {
         check_align::<T>()?;
-        let obj = Object::open(name, &cell_spec::<T>(ObjectKind::Array, variant))?;
-        let stored = stored_len(&obj);
-        let capacity = (obj.payload_len() - DATA_OFFSET) / size_of::<T>().max(1);
-        // The stored length is untrusted: it must describe exactly the segment's size.
-        let fits = usize::try_from(stored)
-            .ok()
-            .and_then(|n| Self::payload_len(n, variant).ok())
-            .is_some_and(|bytes| bytes == obj.payload_len() || size_of::<T>() == 0);
-        if !fits {
+        let label = cell_label(variant, &obj);
+        let payload = obj.payload_len();
+        if payload < DATA_OFFSET {
             return Err(CellError::Corrupted {
-                name: format!("{variant} {name:?}"),
+                name: label.to_string(),
                 what: format!(
-                    "stored length {stored} does not match the segment, which holds {capacity} elements"
+                    "payload of {payload} bytes is shorter than the array's own header ({DATA_OFFSET} bytes)"
                 ),
             });
         }
-        Ok(Self::wrap(obj, stored as usize, variant))
-    }
-
-    fn wrap(obj: Object, len: usize, variant: &str) -> Self {
-        Self {
-            label: format!("{variant} {:?}", obj.segment().display_name()),
-            obj,
-            len,
-            _t: PhantomData,
+        // SAFETY: payload >= DATA_OFFSET, checked above.
+        let stored = unsafe { stored_len(&obj) };
+        let fits = usize::try_from(stored)
+            .ok()
+            .and_then(|n| Self::payload_len(n, variant).ok())
+            .is_some_and(|bytes| bytes == payload);
+        if !fits {
+            let capacity = (payload - DATA_OFFSET)
+                .checked_div(size_of::<T>())
+                .map_or_else(|| "any number of".to_owned(), |n| n.to_string());
+            return Err(CellError::Corrupted {
+                name: label.to_string(),
+                what: format!(
+                    "stored length {stored} does not match the payload of {payload} bytes, which holds {capacity} elements of {} bytes",
+                    size_of::<T>()
+                ),
+            });
         }
+        Ok(Self {
+            obj,
+            len: stored as usize,
+            label,
+            _t: PhantomData,
+        })
     }
 
     fn data(&self) -> *mut T {
-        // SAFETY: the payload holds DATA_OFFSET + len elements (checked at create/open).
-        unsafe { self.obj.payload_ptr().add(DATA_OFFSET).cast() }
+        // `attach` checked that the payload holds DATA_OFFSET + len elements.
+        self.obj.payload_ptr().wrapping_add(DATA_OFFSET).cast()
     }
 
     fn check_index(&self, index: usize) -> CellResult<()> {
@@ -110,7 +122,7 @@ impl<T: Pod> ArrayCore<T> {
             Ok(())
         } else {
             Err(CellError::IndexOutOfRange {
-                name: self.label.clone(),
+                name: self.label.to_string(),
                 index,
                 len: self.len,
             })
@@ -121,7 +133,7 @@ impl<T: Pod> ArrayCore<T> {
         match start.checked_add(count) {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(CellError::RangeOutOfBounds {
-                name: self.label.clone(),
+                name: self.label.to_string(),
                 start,
                 count,
                 len: self.len,
@@ -129,41 +141,157 @@ impl<T: Pod> ArrayCore<T> {
         }
     }
 
-    /// # Safety
-    /// `index < len`.
-    unsafe fn read(&self, index: usize) -> T {
-        // SAFETY: in bounds by the caller; aligned; Pod: any bits are a valid T.
-        unsafe { self.data().add(index).read_volatile() }
-    }
-
-    /// # Safety
-    /// `index < len`.
-    unsafe fn write(&self, index: usize, value: T) {
-        // SAFETY: in bounds by the caller; aligned; no reference to the bytes exists.
-        unsafe { self.data().add(index).write_volatile(value) }
-    }
-
+    /// Racing copy out of elements `start..start + dst.len()` (no lock held).
+    ///
     /// # Safety
     /// `start + dst.len() <= len`.
     unsafe fn copy_out(&self, start: usize, dst: &mut [T]) {
-        // SAFETY: in bounds by the caller; `dst` is local memory, not the mapping.
-        unsafe { ptr::copy_nonoverlapping(self.data().add(start), dst.as_mut_ptr(), dst.len()) }
+        // SAFETY: in bounds by the caller (attach checked the payload holds `len`
+        // elements); `dst` is local memory, not the mapping; another process may write
+        // the source concurrently, which the racing copy tolerates.
+        unsafe { shm_core::copy_from_shared(self.data().add(start).cast(), as_bytes_mut(dst)) }
     }
 
+    /// Racing copy of `src` into elements `start..` (no lock held).
+    ///
     /// # Safety
     /// `start + src.len() <= len`.
     unsafe fn copy_in(&self, start: usize, src: &[T]) {
         // SAFETY: in bounds by the caller; `src` cannot alias the mapping, as no safe
-        // API hands out references into it outside a guard, and a guard borrows `self`.
-        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.data().add(start), src.len()) }
+        // API of RawArray hands out references into it.
+        unsafe { shm_core::copy_to_shared(as_bytes(src), self.data().add(start).cast()) }
     }
+}
 
-    fn to_vec(&self) -> Vec<T> {
-        let mut out = vec![T::zeroed(); self.len];
-        // SAFETY: exactly `len` elements.
-        unsafe { self.copy_out(0, &mut out) };
-        out
-    }
+/// `SharedObject` (created with `len` zeroed elements), the inherent lifecycle methods
+/// and the constructors of `Array` and `RawArray`.
+macro_rules! array_object {
+    ($ty:ident, $variant:literal, $make:literal, $path:literal) => {
+        impl<T: Pod> SharedObject for $ty<T> {
+            type Error = CellError;
+            /// The number of (zeroed) elements.
+            type Init = usize;
+
+            fn layout() -> Layout {
+                Layout::Header(cell_spec::<T>(kinds::ARRAY, $variant))
+            }
+
+            fn payload_len(len: &usize) -> CellResult<usize> {
+                ArrayCore::<T>::payload_len(*len, $variant)
+            }
+
+            fn init_payload(object: &Object, len: usize) -> CellResult<()> {
+                ArrayCore::<T>::init(object, len, None)
+            }
+
+            fn attach(object: Object) -> CellResult<Self> {
+                Ok(Self {
+                    core: ArrayCore::attach(object, $variant)?,
+                })
+            }
+
+            fn object(&self) -> &Object {
+                &self.core.obj
+            }
+
+            fn object_mut(&mut self) -> &mut Object {
+                &mut self.core.obj
+            }
+        }
+
+        shm_core::object_methods!(
+            $ty<T: Pod>,
+            CellError,
+            $make,
+            $path
+        );
+
+        impl<T: Pod> $ty<T> {
+            /// Creates `len` zeroed elements under a random `psm_` name, unlinked when
+            /// this handle drops.
+            ///
+            /// ```
+            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<f64>::create(1000)?;")]
+            /// assert_eq!(a.len(), 1000);
+            /// assert!(a.name().unwrap().starts_with("psm_"));
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create(len: usize) -> CellResult<Self> {
+                <Self as SharedObject>::create(len)
+            }
+
+            /// Creates `len` zeroed elements under `name`
+            /// ([`shm_core::Error::AlreadyExists`] if taken).
+            ///
+            /// ```
+            #[doc = concat!("let name = format!(\"doc-", stringify!($ty), "-{}\", std::process::id());")]
+            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<u8>::create_named(&name, 3)?;")]
+            /// assert_eq!(a.name(), Some(name.as_str()));
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create_named(name: &str, len: usize) -> CellResult<Self> {
+                <Self as SharedObject>::create_named(name, len)
+            }
+
+            /// Creates `len` zeroed elements with the given segment options (name,
+            /// page reservation, unlink on drop).
+            ///
+            /// ```
+            /// let opts = shm_core::SegmentOptions::new();
+            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<u8>::create_with(&opts, 2)?;")]
+            /// assert_eq!(a.len(), 2);
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create_with(options: &SegmentOptions, len: usize) -> CellResult<Self> {
+                <Self as SharedObject>::create_with(options, len)
+            }
+
+            /// Creates an array holding a copy of `items`, under a random name.
+            ///
+            /// ```
+            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::from_slice(&[1u32, 2, 3])?;")]
+            /// assert_eq!(a.len(), 3);
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn from_slice(items: &[T]) -> CellResult<Self> {
+                Self::from_slice_with(&SegmentOptions::new(), items)
+            }
+
+            /// Creates an array holding a copy of `items`, with the given segment
+            /// options.
+            ///
+            /// ```
+            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::from_slice_with(&shm_core::SegmentOptions::new(), &[1i8, -1])?;")]
+            /// assert_eq!(a.get(1)?, -1);
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn from_slice_with(options: &SegmentOptions, items: &[T]) -> CellResult<Self> {
+                let obj = ArrayCore::<T>::create_from(options, $variant, items)?;
+                <Self as SharedObject>::attach(obj)
+            }
+
+            /// Number of elements (fixed at creation).
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(shm_collections::", stringify!($ty), "::<u16>::create(5)?.len(), 5);")]
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn len(&self) -> usize {
+                self.core.len
+            }
+
+            /// Whether the array has no elements.
+            ///
+            /// ```
+            #[doc = concat!("assert!(shm_collections::", stringify!($ty), "::<u8>::create(0)?.is_empty());")]
+            #[doc = concat!("assert!(!shm_collections::", stringify!($ty), "::<u8>::create(1)?.is_empty());")]
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn is_empty(&self) -> bool {
+                self.core.len == 0
+            }
+        }
+    };
 }
 
 /// A fixed-length `[T]` in shared memory guarded by a process-shared, robust lock:
@@ -172,138 +300,31 @@ impl<T: Pod> ArrayCore<T> {
 /// Element access (`get`, `set`) and bulk copies (`copy_from`, `copy_to`, `to_vec`)
 /// take the lock once per call; [`lock`](Self::lock) hands out a guard that derefs to
 /// `&mut [T]` for as long as it is held. A process that dies holding the lock is
-/// reported to the next locker ([`LockError::OwnerDied`]); until the guard is marked
+/// reported to the next locker ([`shm_sync::LockError::OwnerDied`]); until the guard is marked
 /// consistent the convenience methods return [`CellError::Inconsistent`].
 ///
 /// ```
 /// use shm_collections::Array;
 /// let a = Array::from_slice(&[1u32, 2, 3, 4])?;
-/// let peer: Array<u32> = Array::open(a.name())?; // another process, by name
+/// let peer: Array<u32> = Array::open(a.name().unwrap())?; // another process, by name
 /// peer.set(0, 10)?;
 /// peer.lock().unwrap()[1..].iter_mut().for_each(|x| *x *= 2);
 /// assert_eq!(a.to_vec()?, [10, 4, 6, 8]);
 /// assert!(a.get(4).is_err());
 /// # Ok::<(), shm_collections::CellError>(())
 /// ```
-#[derive(Debug)]
 pub struct Array<T: Pod> {
     core: ArrayCore<T>,
 }
 
+array_object!(
+    Array,
+    "Array",
+    "shm_collections::Array::<u32>::create(4)",
+    "shm_collections::Array::<u32>"
+);
+
 impl<T: Pod> Array<T> {
-    const VARIANT: &'static str = "Array";
-
-    /// Creates `len` zeroed elements under a random `psm_` name, unlinked when this
-    /// handle drops.
-    ///
-    /// ```
-    /// let a = shm_collections::Array::<f64>::create(1000)?;
-    /// assert_eq!(a.len(), 1000);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create(len: usize) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new(), len)
-    }
-
-    /// Creates `len` zeroed elements with the given segment options (name, unlink-on-drop).
-    ///
-    /// ```
-    /// let name = format!("doc-array-{}", std::process::id());
-    /// let a = shm_collections::Array::<u8>::create_with(&shm_core::SegmentOptions::new().name(&name), 3)?;
-    /// assert_eq!(a.name(), name);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, len: usize) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::create(options, Self::VARIANT, len, None)?,
-        })
-    }
-
-    /// Creates an array holding a copy of `items`, under a random name.
-    ///
-    /// ```
-    /// let a = shm_collections::Array::from_slice(&[1u32, 2, 3])?;
-    /// assert_eq!(a.to_vec()?, [1, 2, 3]);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn from_slice(items: &[T]) -> CellResult<Self> {
-        Self::from_slice_with(&SegmentOptions::new(), items)
-    }
-
-    /// Creates an array holding a copy of `items`, with the given segment options.
-    ///
-    /// ```
-    /// let a = shm_collections::Array::from_slice_with(&shm_core::SegmentOptions::new(), &[1i8, -1])?;
-    /// assert_eq!(a.get(1)?, -1);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn from_slice_with(options: &SegmentOptions, items: &[T]) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::create(options, Self::VARIANT, items.len(), Some(items))?,
-        })
-    }
-
-    /// Opens an array another process created; the element type must match, and the
-    /// stored length must agree with the segment's size.
-    ///
-    /// ```
-    /// use shm_collections::Array;
-    /// let a = Array::from_slice(&[1.5f64])?;
-    /// let peer: Array<f64> = Array::open(a.name())?;
-    /// assert_eq!(peer.get(0)?, 1.5);
-    /// assert!(Array::<u64>::open(a.name()).is_err()); // same size, other type
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn open(name: &str) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::open(name, Self::VARIANT)?,
-        })
-    }
-
-    /// The segment's name.
-    ///
-    /// ```
-    /// let a = shm_collections::Array::<u8>::create(1)?;
-    /// assert!(a.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        self.core.obj.segment().display_name()
-    }
-
-    /// The object underneath (segment, unlink-on-drop choice).
-    ///
-    /// ```
-    /// let a = shm_collections::Array::<u32>::create(4)?;
-    /// assert_eq!(a.object().segment().name(), Some(a.name()));
-    /// assert!(a.object().segment().unlinks_on_drop());
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn object(&self) -> &Object {
-        &self.core.obj
-    }
-
-    /// Number of elements (fixed at creation).
-    ///
-    /// ```
-    /// assert_eq!(shm_collections::Array::<u16>::create(5)?.len(), 5);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn len(&self) -> usize {
-        self.core.len
-    }
-
-    /// Whether the array has no elements.
-    ///
-    /// ```
-    /// assert!(shm_collections::Array::<u8>::create(0)?.is_empty());
-    /// assert!(!shm_collections::Array::<u8>::create(1)?.is_empty());
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.core.len == 0
-    }
-
     #[inline]
     fn raw_lock(&self) -> &RawMutex {
         // SAFETY: the payload starts with a 16-byte RawMutex, 64-byte aligned, all-zero
@@ -319,11 +340,13 @@ impl<T: Pod> Array<T> {
     }
 
     #[inline]
-    fn lock_with(&self, wait: Wait) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
+    fn lock_with(&self, wait: Wait) -> LockResult<MutexGuard<'_, [T]>> {
         let data = ptr::slice_from_raw_parts_mut(self.core.data(), self.core.len);
-        // SAFETY: `len` elements valid for as long as `self`; every writer of an Array
-        // writes under its lock.
-        unsafe { lock_cell(self.raw_lock(), data, wait, &self.core.label) }
+        // SAFETY: `attach` checked that the payload holds `len` elements at DATA_OFFSET,
+        // aligned for T (64-byte aligned payload, align_of::<T>() <= 64), mapped as long
+        // as `self`; T: Pod is valid for any bytes; every process accesses an Array's
+        // data only under its lock.
+        unsafe { MutexGuard::lock_raw(self.raw_lock(), data, wait, &self.core.label) }
     }
 
     /// Takes the lock: the guard derefs to `&mut [T]`.
@@ -335,7 +358,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     #[inline]
-    pub fn lock(&self) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, [T]>> {
         self.lock_with(Wait::Forever)
     }
 
@@ -346,7 +369,7 @@ impl<T: Pod> Array<T> {
     /// assert!(a.try_lock().is_ok());
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
-    pub fn try_lock(&self) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_, [T]>> {
         self.lock_with(Wait::Try)
     }
 
@@ -357,20 +380,16 @@ impl<T: Pod> Array<T> {
     /// assert!(a.lock_timeout(std::time::Duration::from_millis(5)).is_ok());
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
-    pub fn lock_timeout(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<CellGuard<'_, [T]>, LockError<CellGuard<'_, [T]>>> {
-        self.lock_with(Wait::For(timeout))
+    pub fn lock_timeout(&self, timeout: std::time::Duration) -> LockResult<MutexGuard<'_, [T]>> {
+        self.lock_with(Wait::Timeout(timeout))
     }
 
-    fn locked<R>(&self, f: impl FnOnce() -> R) -> CellResult<R> {
-        let guard = self
+    /// Runs `f` on the data under the lock (the convenience methods' one lock call).
+    fn locked<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> CellResult<R> {
+        let mut guard = self
             .lock()
             .map_err(|e| convenience_error(e, &self.core.label))?;
-        let out = f();
-        drop(guard);
-        Ok(out)
+        Ok(f(&mut guard))
     }
 
     /// Element `index`, read under the lock.
@@ -382,8 +401,7 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn get(&self, index: usize) -> CellResult<T> {
         self.core.check_index(index)?;
-        // SAFETY: index < len, checked above.
-        self.locked(|| unsafe { self.core.read(index) })
+        self.locked(|data| data[index])
     }
 
     /// Sets element `index` under the lock.
@@ -396,8 +414,7 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn set(&self, index: usize, value: T) -> CellResult<()> {
         self.core.check_index(index)?;
-        // SAFETY: index < len, checked above.
-        self.locked(|| unsafe { self.core.write(index, value) })
+        self.locked(|data| data[index] = value)
     }
 
     /// Copies elements `start..start + dst.len()` out, under the lock.
@@ -411,8 +428,7 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn copy_to(&self, start: usize, dst: &mut [T]) -> CellResult<()> {
         self.core.check_range(start, dst.len())?;
-        // SAFETY: range checked above.
-        self.locked(|| unsafe { self.core.copy_out(start, dst) })
+        self.locked(|data| dst.copy_from_slice(&data[start..start + dst.len()]))
     }
 
     /// Copies `src` into elements `start..start + src.len()`, under the lock.
@@ -426,8 +442,7 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn copy_from(&self, start: usize, src: &[T]) -> CellResult<()> {
         self.core.check_range(start, src.len())?;
-        // SAFETY: range checked above.
-        self.locked(|| unsafe { self.core.copy_in(start, src) })
+        self.locked(|data| data[start..start + src.len()].copy_from_slice(src))
     }
 
     /// All elements, copied out under the lock.
@@ -439,7 +454,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     pub fn to_vec(&self) -> CellResult<Vec<T>> {
-        self.locked(|| self.core.to_vec())
+        self.locked(|data| data.to_vec())
     }
 }
 
@@ -451,107 +466,22 @@ impl<T: Pod> Array<T> {
 /// use shm_collections::RawArray;
 /// let a = RawArray::<f32>::create(3)?;
 /// a.copy_from(0, &[1.0, 2.0, 3.0])?;
-/// let peer: RawArray<f32> = RawArray::open(a.name())?;
+/// let peer: RawArray<f32> = RawArray::open(a.name().unwrap())?;
 /// assert_eq!(peer.get(2)?, 3.0);
 /// # Ok::<(), shm_collections::CellError>(())
 /// ```
-#[derive(Debug)]
 pub struct RawArray<T: Pod> {
     core: ArrayCore<T>,
 }
 
+array_object!(
+    RawArray,
+    "RawArray",
+    "shm_collections::RawArray::<u32>::create(4)",
+    "shm_collections::RawArray::<u32>"
+);
+
 impl<T: Pod> RawArray<T> {
-    const VARIANT: &'static str = "RawArray";
-
-    /// Creates `len` zeroed elements under a random `psm_` name, unlinked on drop.
-    ///
-    /// ```
-    /// let a = shm_collections::RawArray::<u32>::create(3)?;
-    /// assert_eq!(a.to_vec(), [0, 0, 0]);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create(len: usize) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new(), len)
-    }
-
-    /// Creates `len` zeroed elements with the given segment options.
-    ///
-    /// ```
-    /// let a = shm_collections::RawArray::<u8>::create_with(&shm_core::SegmentOptions::new(), 2)?;
-    /// assert_eq!(a.to_vec(), [0, 0]);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, len: usize) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::create(options, Self::VARIANT, len, None)?,
-        })
-    }
-
-    /// Creates an array holding a copy of `items`, under a random name.
-    ///
-    /// ```
-    /// let a = shm_collections::RawArray::from_slice(&[3u8, 4])?;
-    /// assert_eq!(a.len(), 2);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn from_slice(items: &[T]) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::create(
-                &SegmentOptions::new(),
-                Self::VARIANT,
-                items.len(),
-                Some(items),
-            )?,
-        })
-    }
-
-    /// Opens an array another process created; the element type must match.
-    ///
-    /// ```
-    /// use shm_collections::RawArray;
-    /// let a = RawArray::from_slice(&[7u8])?;
-    /// assert_eq!(RawArray::<u8>::open(a.name())?.get(0)?, 7);
-    /// assert!(shm_collections::Array::<u8>::open(a.name()).is_err()); // not an Array
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn open(name: &str) -> CellResult<Self> {
-        Ok(Self {
-            core: ArrayCore::open(name, Self::VARIANT)?,
-        })
-    }
-
-    /// The segment's name.
-    ///
-    /// ```
-    /// let a = shm_collections::RawArray::<u8>::create(1)?;
-    /// assert!(a.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        self.core.obj.segment().display_name()
-    }
-
-    /// Number of elements.
-    ///
-    /// ```
-    /// assert_eq!(shm_collections::RawArray::<u64>::create(3)?.len(), 3);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn len(&self) -> usize {
-        self.core.len
-    }
-
-    /// Whether the array has no elements.
-    ///
-    /// ```
-    /// assert!(shm_collections::RawArray::<u8>::create(0)?.is_empty());
-    /// assert!(!shm_collections::RawArray::<u8>::create(1)?.is_empty());
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.core.len == 0
-    }
-
     /// Element `index`.
     ///
     /// ```
@@ -562,8 +492,10 @@ impl<T: Pod> RawArray<T> {
     /// ```
     pub fn get(&self, index: usize) -> CellResult<T> {
         self.core.check_index(index)?;
+        let mut out = [T::zeroed()];
         // SAFETY: index < len, checked above.
-        Ok(unsafe { self.core.read(index) })
+        unsafe { self.core.copy_out(index, &mut out) };
+        Ok(out[0])
     }
 
     /// Sets element `index`.
@@ -577,7 +509,7 @@ impl<T: Pod> RawArray<T> {
     pub fn set(&self, index: usize, value: T) -> CellResult<()> {
         self.core.check_index(index)?;
         // SAFETY: index < len, checked above.
-        unsafe { self.core.write(index, value) };
+        unsafe { self.core.copy_in(index, &[value]) };
         Ok(())
     }
 
@@ -621,6 +553,9 @@ impl<T: Pod> RawArray<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     pub fn to_vec(&self) -> Vec<T> {
-        self.core.to_vec()
+        let mut out = vec![T::zeroed(); self.core.len];
+        // SAFETY: exactly `len` elements.
+        unsafe { self.core.copy_out(0, &mut out) };
+        out
     }
 }

@@ -1,13 +1,13 @@
-//! What `Value` and `Array` share: the layout offsets, the lock guard, the error type,
-//! and the integer types with atomic fast paths.
+//! What `Value` and `Array` share: the layout offsets, the error type, and the integer
+//! types with atomic fast paths. Their locks hand out [`shm_sync::MutexGuard`], the one
+//! guard layer of the workspace.
 
-use std::marker::PhantomData;
 use std::sync::atomic::{
     AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicIsize, AtomicU8, AtomicU16, AtomicU32,
     AtomicU64, AtomicUsize, Ordering,
 };
 
-use shm_sync::{Acquired, LockError, RawError, RawMutex};
+use shm_sync::{LockError, RawError};
 
 /// Layout version of `Value`, `RawValue`, `AtomicValue`, `Array` and `RawArray`.
 pub(crate) const CELL_LAYOUT_VERSION: u32 = 1;
@@ -109,137 +109,6 @@ pub(crate) fn check_align<T>() -> CellResult<()> {
         });
     }
     Ok(())
-}
-
-/// The lock of a `Value` or `Array` while held: derefs to the data (`T` or `[T]`);
-/// dropping it unlocks.
-///
-/// ```
-/// let v = shm_collections::Value::create(1.5f64)?;
-/// {
-///     let mut g = v.lock().unwrap();
-///     *g *= 2.0;
-/// }
-/// assert_eq!(v.get()?, 3.0);
-/// # Ok::<(), shm_collections::CellError>(())
-/// ```
-pub struct CellGuard<'a, D: ?Sized> {
-    lock: &'a RawMutex,
-    data: *mut D,
-    /// The lock belongs to this thread: the guard must not move to another.
-    _not_send: PhantomData<*const ()>,
-}
-
-impl<'a, D: ?Sized> CellGuard<'a, D> {
-    /// # Safety
-    /// - the caller holds `lock` (this thread locked it);
-    /// - `data` is valid for reads and writes for `'a` and every writer of it holds
-    ///   `lock` while writing.
-    #[inline]
-    pub(crate) unsafe fn new(lock: &'a RawMutex, data: *mut D) -> Self {
-        Self {
-            lock,
-            data,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Declares the data repaired after a holder died ([`LockError::OwnerDied`]); later
-    /// lockers get a clean lock again.
-    ///
-    /// ```
-    /// let v = shm_collections::Value::create(0u32)?;
-    /// let g = v.lock().unwrap();
-    /// g.mark_consistent(); // harmless when nobody died
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn mark_consistent(&self) {
-        // Cannot fail: this thread holds the lock for as long as the guard lives.
-        let _ = self.lock.mark_consistent();
-    }
-}
-
-impl<D: ?Sized> std::ops::Deref for CellGuard<'_, D> {
-    type Target = D;
-    #[inline]
-    fn deref(&self) -> &D {
-        // SAFETY: `new`'s contract: valid for 'a, and no one writes it while we hold
-        // the lock.
-        unsafe { &*self.data }
-    }
-}
-
-impl<D: ?Sized> std::ops::DerefMut for CellGuard<'_, D> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut D {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference in this
-        // process, and other processes honour the lock.
-        unsafe { &mut *self.data }
-    }
-}
-
-impl<D: ?Sized + std::fmt::Debug> std::fmt::Debug for CellGuard<'_, D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CellGuard").field(&&**self).finish()
-    }
-}
-
-impl<D: ?Sized> Drop for CellGuard<'_, D> {
-    #[inline]
-    fn drop(&mut self) {
-        // Fails only if another process overwrote the lock word while we held it;
-        // there is nothing left to release then.
-        let _ = self.lock.unlock();
-    }
-}
-
-/// How a lock call should wait.
-#[derive(Clone, Copy)]
-pub(crate) enum Wait {
-    Forever,
-    Try,
-    For(std::time::Duration),
-}
-
-/// Locks `lock` and wraps `data` in a guard, mapping the raw outcome to
-/// [`LockError`] (owner death hands over the guard).
-///
-/// # Safety
-/// As [`CellGuard::new`], except that the lock is taken here.
-#[inline]
-pub(crate) unsafe fn lock_cell<'a, D: ?Sized>(
-    lock: &'a RawMutex,
-    data: *mut D,
-    wait: Wait,
-    name: &str,
-) -> Result<CellGuard<'a, D>, LockError<CellGuard<'a, D>>> {
-    let outcome = match wait {
-        Wait::Forever => lock.lock(),
-        Wait::Try => lock.try_lock(),
-        Wait::For(t) => lock.lock_timeout(t),
-    };
-    // SAFETY: on Ok the lock is held by this thread (forwarded contract for `data`).
-    let guard = |lock| unsafe { CellGuard::new(lock, data) };
-    match outcome {
-        Ok(Acquired::Clean) => Ok(guard(lock)),
-        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard(lock))),
-        Ok(_) => Err(LockError::Inconsistent(guard(lock))),
-        Err(e) => {
-            let object: std::sync::Arc<str> = name.into();
-            Err(match (e, wait) {
-                (RawError::WouldBlock, _) => LockError::WouldBlock { object },
-                (RawError::Timeout, Wait::For(waited)) => LockError::Timeout { object, waited },
-                (RawError::WouldDeadlock, _) => LockError::WouldDeadlock { object },
-                (RawError::Corrupted(what), _) => {
-                    LockError::Other(shm_sync::Error::Corrupted { object, what })
-                }
-                (_, _) => LockError::Other(shm_sync::Error::Corrupted {
-                    object,
-                    what: "the lock word changed under its holder",
-                }),
-            })
-        }
-    }
 }
 
 /// Lock failures of the convenience methods (`get`, `set`...), which take the lock

@@ -12,7 +12,8 @@
 //!   robust process-shared lock (CPython's `Value`), without (`RawValue`), or updated
 //!   with atomic instructions (integers: `fetch_add`, `compare_exchange`...).
 //! - [`Array`], [`RawArray`]: a fixed-length `[T]` with or without a lock; the lock's
-//!   guard derefs to `&mut [T]`, bulk copies are `memcpy`s.
+//!   guard derefs to `&mut [T]`, bulk copies are racing-safe
+//!   word copies (`shm_core::copy_from_shared`) or plain copies under the lock.
 //!
 //! Every object is opened by name with its element type checked: a `Value<u64>`
 //! opened as a `Value<f32>` is an error, not a reinterpretation. A process killed while
@@ -34,8 +35,29 @@ mod locked_list;
 mod shareable_list;
 mod value;
 
+/// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).
+///
+/// The variants of one kind share its layout; the header's element type record names
+/// the variant (`Value<u64>`, `RawValue<u64>`...), so none opens as another.
+///
+/// ```
+/// use shm_collections::kinds;
+/// assert!(shm_core::Kind::COLLECTIONS.contains(&kinds::VALUE.id()));
+/// let v = shm_collections::Value::create(1u8)?;
+/// assert_eq!(v.object().info().unwrap().kind, kinds::VALUE.id());
+/// # Ok::<(), shm_collections::CellError>(())
+/// ```
+pub mod kinds {
+    use shm_core::Kind;
+    /// [`Value`](crate::Value), [`RawValue`](crate::RawValue) and
+    /// [`AtomicValue`](crate::AtomicValue).
+    pub const VALUE: Kind = Kind::new(0x2001, "Value");
+    /// [`Array`](crate::Array) and [`RawArray`](crate::RawArray).
+    pub const ARRAY: Kind = Kind::new(0x2002, "Array");
+}
+
 pub use array::{Array, RawArray};
-pub use cell::{AtomicInt, CellError, CellGuard, CellResult};
+pub use cell::{AtomicInt, CellError, CellResult};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};

@@ -56,7 +56,7 @@ pub enum LockedListError {
 /// ```
 /// use shm_collections::{Item, LockedShareableList};
 /// let mut list = LockedShareableList::create([Item::Int(0), Item::from("idle")])?;
-/// let mut peer = LockedShareableList::open(list.name())?; // another process
+/// let mut peer = LockedShareableList::open(list.name().unwrap())?; // another process
 /// {
 ///     let mut g = peer.lock().unwrap();
 ///     let n = g.get(0)?.as_int().unwrap();
@@ -70,13 +70,14 @@ pub struct LockedShareableList {
     list: ShareableList,
     /// Counts completed locked sections (a version stamp readers may compare).
     lock: Mutex<u64>,
-    name: String,
+    /// The list's name, for messages.
+    label: String,
 }
 
 impl std::fmt::Debug for LockedShareableList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockedShareableList")
-            .field("name", &self.name)
+            .field("name", &self.label)
             .finish_non_exhaustive()
     }
 }
@@ -89,16 +90,16 @@ impl LockedShareableList {
     /// use shm_collections::{Item, LOCK_SUFFIX, LockedShareableList};
     /// let mut l = LockedShareableList::create([Item::Int(1), Item::from("a")])?;
     /// assert_eq!(l.get(1)?, Item::from("a"));
-    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name())).is_ok());
+    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name().unwrap())).is_ok());
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
     pub fn create<I>(items: I) -> Result<Self, LockedListError>
     where
         I: IntoIterator,
-        I::Item: Into<Item>,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
     {
-        let list = ShareableList::create(items)?;
-        Self::pair(list)
+        Self::create_with(&SegmentOptions::new(), items)
     }
 
     /// Creates the list under `name` (and the lock under `name` + [`LOCK_SUFFIX`]).
@@ -106,20 +107,57 @@ impl LockedShareableList {
     /// ```
     /// let name = format!("doc-locked-{}", std::process::id());
     /// let l = shm_collections::LockedShareableList::create_named(&name, [1, 2])?;
-    /// assert_eq!(l.name(), name);
+    /// assert_eq!(l.name(), Some(name.as_str()));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
     pub fn create_named<I>(name: &str, items: I) -> Result<Self, LockedListError>
     where
         I: IntoIterator,
-        I::Item: Into<Item>,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
     {
-        let list = ShareableList::create_named(name, items)?;
-        Self::pair(list)
+        Self::create_with(&SegmentOptions::new().name(name), items)
+    }
+
+    /// Creates the list with the given segment options (name, page reservation,
+    /// unlink on drop); the lock gets the list's name plus [`LOCK_SUFFIX`] and the same
+    /// unlink-on-drop choice.
+    ///
+    /// ```
+    /// use shm_collections::LockedShareableList;
+    /// let opts = shm_core::SegmentOptions::new().unlink_on_drop(false);
+    /// let l = LockedShareableList::create_with(&opts, [1, 2])?;
+    /// let name = l.name().unwrap().to_owned();
+    /// drop(l);
+    /// let again = LockedShareableList::open(&name)?; // both segments are still there
+    /// again.unlink()?;
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn create_with<I>(options: &SegmentOptions, items: I) -> Result<Self, LockedListError>
+    where
+        I: IntoIterator,
+        I::Item: TryInto<Item>,
+        ListError: From<<I::Item as TryInto<Item>>::Error>,
+    {
+        let list = ShareableList::create_with(options, items)?;
+        let unlink = list.segment().unlinks_on_drop();
+        let mut this = Self::pair(list)?;
+        this.lock.set_unlink_on_drop(unlink);
+        Ok(this)
     }
 
     fn pair(list: ShareableList) -> Result<Self, LockedListError> {
-        let name = list.name().unwrap_or_default().to_owned();
+        // The lock is found by the list's name: an anonymous list cannot have one.
+        let Some(name) = list.name().map(str::to_owned) else {
+            return Err(LockedListError::Lock {
+                list: list.segment().display_name().to_owned(),
+                source: shm_core::Error::Unsupported {
+                    name: list.segment().display_name().to_owned(),
+                    what: "a companion lock for an anonymous list (it is found by name)",
+                }
+                .into(),
+            });
+        };
         let lock = Mutex::create_with(
             &SegmentOptions::new().name(format!("{name}{LOCK_SUFFIX}")),
             0u64,
@@ -128,7 +166,11 @@ impl LockedShareableList {
             list: name.clone(),
             source,
         })?;
-        Ok(Self { list, lock, name })
+        Ok(Self {
+            list,
+            lock,
+            label: name,
+        })
     }
 
     /// Opens a list and its lock made by [`create`](Self::create) in another process.
@@ -136,7 +178,7 @@ impl LockedShareableList {
     /// ```
     /// use shm_collections::{Item, LockedShareableList};
     /// let l = LockedShareableList::create([1, 2])?;
-    /// let mut peer = LockedShareableList::open(l.name())?;
+    /// let mut peer = LockedShareableList::open(l.name().unwrap())?;
     /// assert_eq!(peer.to_vec()?, [Item::Int(1), Item::Int(2)]);
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
@@ -149,18 +191,38 @@ impl LockedShareableList {
                 source,
             }
         })?;
-        Ok(Self { list, lock, name })
+        Ok(Self {
+            list,
+            lock,
+            label: name,
+        })
     }
 
     /// The list's name (without the lock's suffix), as CPython's `ShareableList(name=...)` takes it.
     ///
     /// ```
     /// let l = shm_collections::LockedShareableList::create([0])?;
-    /// assert!(l.name().starts_with("psm_"));
+    /// assert!(l.name().unwrap().starts_with("psm_"));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> Option<&str> {
+        self.list.name()
+    }
+
+    /// Whether dropping this handle removes the names of the list and of its lock:
+    /// `true` for the creator by default, `false` for handles from `open`.
+    ///
+    /// ```
+    /// let mut l = shm_collections::LockedShareableList::create([0])?;
+    /// l.set_unlink_on_drop(false);
+    /// let name = l.name().unwrap().to_owned();
+    /// drop(l);
+    /// shm_collections::LockedShareableList::open(&name)?.unlink()?; // still there
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn set_unlink_on_drop(&mut self, yes: bool) {
+        self.list.set_unlink_on_drop(yes);
+        self.lock.set_unlink_on_drop(yes);
     }
 
     /// Number of items (fixed at creation).
@@ -198,26 +260,7 @@ impl LockedShareableList {
         let list = &mut self.list;
         match self.lock.lock() {
             Ok(guard) => Ok(ListGuard { list, guard }),
-            Err(LockError::OwnerDied(guard)) => {
-                Err(LockError::OwnerDied(ListGuard { list, guard }))
-            }
-            Err(LockError::Inconsistent(guard)) => {
-                Err(LockError::Inconsistent(ListGuard { list, guard }))
-            }
-            Err(LockError::Timeout { object, waited }) => {
-                Err(LockError::Timeout { object, waited })
-            }
-            Err(LockError::WouldBlock { object }) => Err(LockError::WouldBlock { object }),
-            Err(LockError::WouldDeadlock { object }) => Err(LockError::WouldDeadlock { object }),
-            Err(LockError::Other(e)) => Err(LockError::Other(e)),
-            Err(other) => Err(LockError::Other(shm_sync::Error::Corrupted {
-                object: self.name.as_str().into(),
-                what: if other.is_owner_died() {
-                    "owner died"
-                } else {
-                    "unexpected lock state"
-                },
-            })),
+            Err(e) => Err(e.map(|guard| ListGuard { list, guard })),
         }
     }
 
@@ -225,13 +268,13 @@ impl LockedShareableList {
         &mut self,
         f: impl FnOnce(&mut ShareableList) -> Result<R, ListError>,
     ) -> Result<R, LockedListError> {
-        let list_name = self.name.clone();
+        let list = self.label.clone();
         let mut g = self.lock().map_err(|e| match e {
-            LockError::OwnerDied(_) | LockError::Inconsistent(_) => LockedListError::Inconsistent {
-                list: list_name.clone(),
-            },
+            LockError::OwnerDied(_) | LockError::Inconsistent(_) => {
+                LockedListError::Inconsistent { list }
+            }
             other => LockedListError::NotAcquired {
-                list: list_name.clone(),
+                list,
                 reason: other.to_string(),
             },
         })?;
@@ -258,9 +301,13 @@ impl LockedShareableList {
     /// assert_eq!(l.get(0)?.as_str(), Some("xyz"));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn set(&mut self, index: usize, value: impl Into<Item>) -> Result<(), LockedListError> {
-        let value = value.into();
-        self.locked(|l| l.set(index, value))
+    pub fn set<V>(&mut self, index: usize, value: V) -> Result<(), LockedListError>
+    where
+        V: TryInto<Item>,
+        ListError: From<V::Error>,
+    {
+        let value = value.try_into().map_err(ListError::from)?;
+        self.locked(|l| l.set::<Item>(index, value))
     }
 
     /// All items, read under the lock in one consistent snapshot.
@@ -281,14 +328,14 @@ impl LockedShareableList {
     /// use shm_collections::{LOCK_SUFFIX, LockedShareableList};
     /// let l = LockedShareableList::create([1])?;
     /// l.unlink()?;
-    /// assert!(LockedShareableList::open(l.name()).is_err());
-    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name())).is_err());
+    /// assert!(LockedShareableList::open(l.name().unwrap()).is_err());
+    /// assert!(shm_core::Segment::open(&format!("{}{LOCK_SUFFIX}", l.name().unwrap())).is_err());
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
     pub fn unlink(&self) -> Result<(), LockedListError> {
         self.list.unlink()?;
         self.lock.unlink().map_err(|source| LockedListError::Lock {
-            list: self.name.clone(),
+            list: self.label.clone(),
             source,
         })
     }
@@ -320,7 +367,7 @@ impl ListGuard<'_> {
     /// ```
     /// use shm_collections::LockedShareableList;
     /// let mut l = LockedShareableList::create([0])?;
-    /// let name = l.name().to_owned();
+    /// let name = l.name().unwrap().to_owned();
     /// std::thread::spawn(move || {
     ///     let mut peer = LockedShareableList::open(&name).unwrap();
     ///     std::mem::forget(peer.lock().unwrap()); // this thread ends holding the lock

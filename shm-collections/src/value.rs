@@ -2,64 +2,150 @@
 //! `AtomicValue<T>` (lock-free integers): one `T` in its own named segment.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytemuck::Pod;
-use shm_core::{Object, ObjectKind, ObjectSpec, SegmentOptions};
-use shm_sync::{LockError, RawMutex};
+use shm_core::{Kind, Layout, Object, ObjectSpec, SegmentOptions, SharedObject};
+use shm_sync::{LockResult, MutexGuard, RawMutex, Wait};
 
 use crate::cell::{
-    AtomicInt, CELL_LAYOUT_VERSION, CellError, CellGuard, CellResult, DATA_OFFSET, LOCK_OFFSET,
-    Wait, check_align, convenience_error, lock_cell,
+    AtomicInt, CELL_LAYOUT_VERSION, CellError, CellResult, DATA_OFFSET, LOCK_OFFSET, check_align,
+    convenience_error,
 };
+use crate::kinds;
 
-/// The header's type record for `Variant<T>`.
-pub(crate) fn cell_spec<T>(kind: ObjectKind, variant: &str) -> ObjectSpec {
+/// The header's type record for `Variant<T>`: the variant is part of the element type,
+/// so a `Value` cannot open a `RawValue` or an `AtomicValue` (nor an `Array` a
+/// `RawArray`) although they share a kind and a layout.
+pub(crate) fn cell_spec<T>(kind: Kind, variant: &str) -> ObjectSpec {
     ObjectSpec::new(kind, CELL_LAYOUT_VERSION)
         .with_type::<T>(&format!("{variant}<{}>", std::any::type_name::<T>()))
 }
 
-fn label(variant: &str, obj: &Object) -> String {
-    format!("{variant} {:?}", obj.segment().display_name())
+/// `Variant "name"`, for messages and lock errors.
+pub(crate) fn cell_label(variant: &str, obj: &Object) -> Arc<str> {
+    format!("{variant} {:?}", obj.label()).into()
 }
 
-/// Creates the segment of a one-element cell.
-fn create_cell<T: Pod>(options: &SegmentOptions, variant: &str, initial: T) -> CellResult<Object> {
+/// Payload bytes of a one-element cell.
+fn value_payload_len<T>() -> CellResult<usize> {
     check_align::<T>()?;
-    let spec = cell_spec::<T>(ObjectKind::Value, variant);
-    Ok(Object::create(
-        options,
-        &spec,
-        DATA_OFFSET + size_of::<T>(),
-        |payload| {
-            // SAFETY: the payload holds DATA_OFFSET + size_of::<T>() bytes, is 64-byte
-            // aligned (so T, align <= 64, is aligned at DATA_OFFSET), and is ours alone
-            // until `create` publishes it.
-            unsafe { payload.add(DATA_OFFSET).cast::<T>().write(initial) }
-        },
-    )?)
+    Ok(DATA_OFFSET + size_of::<T>())
 }
 
-fn open_cell<T: Pod>(name: &str, variant: &str) -> CellResult<Object> {
+/// Writes the initial value into a payload nobody else sees yet.
+fn init_value<T: Pod>(obj: &Object, initial: T) -> CellResult<()> {
+    Ok(obj.write_at(DATA_OFFSET, bytemuck::bytes_of(&initial))?)
+}
+
+/// Checks an opened cell's payload (its header's type record already matched).
+fn check_value<T>(obj: &Object, variant: &str) -> CellResult<()> {
     check_align::<T>()?;
-    let obj = Object::open(name, &cell_spec::<T>(ObjectKind::Value, variant))?;
     if obj.payload_len() < DATA_OFFSET + size_of::<T>() {
-        // The header's type record matched, so only a forged header gets here.
+        // Only a forged header gets here.
         return Err(CellError::Corrupted {
-            name: label(variant, &obj),
+            name: cell_label(variant, obj).to_string(),
             what: format!(
-                "payload of {} bytes cannot hold a {}",
+                "payload of {} bytes cannot hold a {} at offset {DATA_OFFSET}",
                 obj.payload_len(),
                 std::any::type_name::<T>()
             ),
         });
     }
-    Ok(obj)
+    Ok(())
 }
 
 fn data_ptr<T>(obj: &Object) -> *mut T {
-    // SAFETY: create/open checked payload_len >= DATA_OFFSET + size_of::<T>().
-    unsafe { obj.payload_ptr().add(DATA_OFFSET).cast() }
+    // `check_value` made sure payload_len >= DATA_OFFSET + size_of::<T>().
+    obj.payload_ptr().wrapping_add(DATA_OFFSET).cast()
+}
+
+/// `SharedObject`, the inherent lifecycle methods and `create`/`create_named`/
+/// `create_with` for one of the three value types.
+macro_rules! value_object {
+    ($ty:ident<$g:ident: $b:path>, $variant:literal, $example:literal, $make:literal, $path:literal, $($field:ident: $value:expr),*) => {
+        impl<$g: $b> SharedObject for $ty<$g> {
+            type Error = CellError;
+            type Init = $g;
+
+            fn layout() -> Layout {
+                Layout::Header(cell_spec::<$g>(kinds::VALUE, $variant))
+            }
+
+            fn payload_len(_: &$g) -> CellResult<usize> {
+                value_payload_len::<$g>()
+            }
+
+            fn init_payload(object: &Object, initial: $g) -> CellResult<()> {
+                init_value(object, initial)
+            }
+
+            #[allow(unused_variables)]
+            fn attach(object: Object) -> CellResult<Self> {
+                check_value::<$g>(&object, $variant)?;
+                Ok(Self {
+                    $($field: $value(&object),)*
+                    obj: object,
+                    _t: PhantomData,
+                })
+            }
+
+            fn object(&self) -> &Object {
+                &self.obj
+            }
+
+            fn object_mut(&mut self) -> &mut Object {
+                &mut self.obj
+            }
+        }
+
+        shm_core::object_methods!(
+            $ty<$g: $b>,
+            CellError,
+            $make,
+            $path
+        );
+
+        impl<$g: $b> $ty<$g> {
+            /// Creates a value under a random `psm_` name, unlinked when this handle drops.
+            ///
+            /// ```
+            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create(", $example, ")?;")]
+            /// assert!(v.name().unwrap().starts_with("psm_"));
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create(initial: $g) -> CellResult<Self> {
+                <Self as SharedObject>::create(initial)
+            }
+
+            /// Creates a value under `name` ([`shm_core::Error::AlreadyExists`] if
+            /// taken), unlinked when this handle drops.
+            ///
+            /// ```
+            #[doc = concat!("let name = format!(\"doc-", stringify!($ty), "-{}\", std::process::id());")]
+            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create_named(&name, ", $example, ")?;")]
+            /// assert_eq!(v.name(), Some(name.as_str()));
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create_named(name: &str, initial: $g) -> CellResult<Self> {
+                <Self as SharedObject>::create_named(name, initial)
+            }
+
+            /// Creates a value with the given segment options (name, page
+            /// reservation, unlink on drop).
+            ///
+            /// ```
+            /// let opts = shm_core::SegmentOptions::new().unlink_on_drop(true);
+            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create_with(&opts, ", $example, ")?;")]
+            /// assert!(v.object().unlinks_on_drop());
+            /// # Ok::<(), shm_collections::CellError>(())
+            /// ```
+            pub fn create_with(options: &SegmentOptions, initial: $g) -> CellResult<Self> {
+                <Self as SharedObject>::create_with(options, initial)
+            }
+        }
+    };
 }
 
 /// A `T` in shared memory guarded by a process-shared, robust lock: CPython's
@@ -68,7 +154,7 @@ fn data_ptr<T>(obj: &Object) -> *mut T {
 /// [`get`](Self::get), [`set`](Self::set) and [`update`](Self::update) take the lock for
 /// one operation; [`lock`](Self::lock) hands out a guard for several. If a process dies
 /// holding the lock, the next [`lock`](Self::lock) returns the guard inside
-/// [`LockError::OwnerDied`] so the value can be checked and marked consistent, and until
+/// [`shm_sync::LockError::OwnerDied`] so the value can be checked and marked consistent, and until
 /// then `get`/`set` report [`CellError::Inconsistent`] instead of a possibly
 /// half-written value.
 ///
@@ -78,104 +164,27 @@ fn data_ptr<T>(obj: &Object) -> *mut T {
 /// ```
 /// use shm_collections::Value;
 /// let v = Value::create(10i64)?;
-/// let peer: Value<i64> = Value::open(v.name())?;   // another process, by name
+/// let peer: Value<i64> = Value::open(v.name().unwrap())?;   // another process, by name
 /// peer.update(|x| *x += 5)?;
 /// assert_eq!(v.get()?, 15);
-/// assert!(Value::<f64>::open(v.name()).is_err());   // wrong element type
+/// assert!(Value::<f64>::open(v.name().unwrap()).is_err());   // wrong element type
 /// # Ok::<(), shm_collections::CellError>(())
 /// ```
-#[derive(Debug)]
 pub struct Value<T: Pod> {
     obj: Object,
-    label: String,
+    label: Arc<str>,
     _t: PhantomData<T>,
 }
 
+value_object!(
+    Value<T: Pod>,
+    "Value",
+    "3u32",
+    "shm_collections::Value::create(3u32)",
+    "shm_collections::Value::<u32>",
+    label: |o| cell_label("Value", o));
+
 impl<T: Pod> Value<T> {
-    const VARIANT: &'static str = "Value";
-
-    /// Creates a value under a random `psm_` name, unlinked when this handle drops.
-    ///
-    /// ```
-    /// let v = shm_collections::Value::create(3u32)?;
-    /// assert_eq!(v.get()?, 3);
-    /// assert!(v.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create(initial: T) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new(), initial)
-    }
-
-    /// Creates a value under `name`, unlinked when this handle drops.
-    ///
-    /// ```
-    /// let name = format!("doc-value-{}", std::process::id());
-    /// let v = shm_collections::Value::create_named(&name, 1u8)?;
-    /// assert_eq!(v.name(), name);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_named(name: &str, initial: T) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new().name(name), initial)
-    }
-
-    /// Creates a value with the given segment options.
-    ///
-    /// ```
-    /// let opts = shm_core::SegmentOptions::new().unlink_on_drop(true);
-    /// let v = shm_collections::Value::create_with(&opts, [0u16; 4])?;
-    /// assert_eq!(v.get()?, [0; 4]);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, initial: T) -> CellResult<Self> {
-        Ok(Self::wrap(create_cell(options, Self::VARIANT, initial)?))
-    }
-
-    /// Opens a value another process created; the element type must match.
-    ///
-    /// ```
-    /// use shm_collections::Value;
-    /// let v = Value::create(1.5f64)?;
-    /// let peer: Value<f64> = Value::open(v.name())?;
-    /// peer.set(2.5)?;
-    /// assert_eq!(v.get()?, 2.5);
-    /// assert!(Value::<u64>::open(v.name()).is_err()); // same size, other type
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn open(name: &str) -> CellResult<Self> {
-        Ok(Self::wrap(open_cell::<T>(name, Self::VARIANT)?))
-    }
-
-    fn wrap(obj: Object) -> Self {
-        Self {
-            label: label(Self::VARIANT, &obj),
-            obj,
-            _t: PhantomData,
-        }
-    }
-
-    /// The segment's name, to open the value elsewhere.
-    ///
-    /// ```
-    /// let v = shm_collections::Value::create(0u8)?;
-    /// assert!(v.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        self.obj.segment().display_name()
-    }
-
-    /// The object underneath (segment, unlink-on-drop choice).
-    ///
-    /// ```
-    /// let v = shm_collections::Value::create(0u8)?;
-    /// assert_eq!(v.object().segment().name(), Some(v.name()));
-    /// assert!(v.object().segment().unlinks_on_drop());
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn object(&self) -> &Object {
-        &self.obj
-    }
-
     #[inline]
     fn raw_lock(&self) -> &RawMutex {
         // SAFETY: the payload starts with a 16-byte, 64-byte aligned RawMutex (all-zero
@@ -185,10 +194,14 @@ impl<T: Pod> Value<T> {
     }
 
     #[inline]
-    fn lock_with(&self, wait: Wait) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
-        // SAFETY: the data is valid for as long as `self`; every writer of a Value
-        // writes under its lock.
-        unsafe { lock_cell(self.raw_lock(), data_ptr::<T>(&self.obj), wait, &self.label) }
+    fn lock_with(&self, wait: Wait) -> LockResult<MutexGuard<'_, T>> {
+        // SAFETY: the data lies in the payload at DATA_OFFSET (checked at attach),
+        // aligned for T (64-byte aligned payload, align_of::<T>() <= 64), mapped as long
+        // as `self`; T: Pod is valid for any bytes; every process writes a Value only
+        // under its lock.
+        unsafe {
+            MutexGuard::lock_raw(self.raw_lock(), data_ptr::<T>(&self.obj), wait, &self.label)
+        }
     }
 
     /// Takes the lock, waiting as long as it takes.
@@ -200,7 +213,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     #[inline]
-    pub fn lock(&self) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.lock_with(Wait::Forever)
     }
 
@@ -213,7 +226,7 @@ impl<T: Pod> Value<T> {
     /// drop(held);
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
-    pub fn try_lock(&self) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.lock_with(Wait::Try)
     }
 
@@ -225,11 +238,8 @@ impl<T: Pod> Value<T> {
     /// assert_eq!(*g, 0);
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
-    pub fn lock_timeout(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<CellGuard<'_, T>, LockError<CellGuard<'_, T>>> {
-        self.lock_with(Wait::For(timeout))
+    pub fn lock_timeout(&self, timeout: std::time::Duration) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_with(Wait::Timeout(timeout))
     }
 
     /// Reads the value under the lock.
@@ -278,72 +288,27 @@ impl<T: Pod> Value<T> {
 /// ```
 /// use shm_collections::RawValue;
 /// let v = RawValue::create([1.0f64, 2.0])?;
-/// let peer: RawValue<[f64; 2]> = RawValue::open(v.name())?;
+/// let peer: RawValue<[f64; 2]> = RawValue::open(v.name().unwrap())?;
 /// peer.set([3.0, 4.0]);
 /// assert_eq!(v.get(), [3.0, 4.0]);
+/// // Same kind and layout, but the variant is part of the type record:
+/// assert!(shm_collections::Value::<[f64; 2]>::open(v.name().unwrap()).is_err());
 /// # Ok::<(), shm_collections::CellError>(())
 /// ```
-#[derive(Debug)]
 pub struct RawValue<T: Pod> {
     obj: Object,
     _t: PhantomData<T>,
 }
 
+value_object!(
+    RawValue<T: Pod>,
+    "RawValue",
+    "9i16",
+    "shm_collections::RawValue::create(9i16)",
+    "shm_collections::RawValue::<i16>",
+);
+
 impl<T: Pod> RawValue<T> {
-    const VARIANT: &'static str = "RawValue";
-
-    /// Creates a value under a random `psm_` name, unlinked when this handle drops.
-    ///
-    /// ```
-    /// let v = shm_collections::RawValue::create(9i16)?;
-    /// assert_eq!(v.get(), 9);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create(initial: T) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new(), initial)
-    }
-
-    /// Creates a value with the given segment options (name, unlink-on-drop).
-    ///
-    /// ```
-    /// let v = shm_collections::RawValue::create_with(&shm_core::SegmentOptions::new(), 5u8)?;
-    /// assert_eq!(v.get(), 5);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, initial: T) -> CellResult<Self> {
-        Ok(Self {
-            obj: create_cell(options, Self::VARIANT, initial)?,
-            _t: PhantomData,
-        })
-    }
-
-    /// Opens a value another process created; the element type must match.
-    ///
-    /// ```
-    /// use shm_collections::{RawValue, Value};
-    /// let v = RawValue::create(1u64)?;
-    /// assert_eq!(RawValue::<u64>::open(v.name())?.get(), 1);
-    /// assert!(Value::<u64>::open(v.name()).is_err()); // not a locked Value
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn open(name: &str) -> CellResult<Self> {
-        Ok(Self {
-            obj: open_cell::<T>(name, Self::VARIANT)?,
-            _t: PhantomData,
-        })
-    }
-
-    /// The segment's name.
-    ///
-    /// ```
-    /// let v = shm_collections::RawValue::create(0u8)?;
-    /// assert!(v.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        self.obj.segment().display_name()
-    }
-
     /// Copies the value out (may be torn if another process writes concurrently).
     ///
     /// ```
@@ -352,10 +317,17 @@ impl<T: Pod> RawValue<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     pub fn get(&self) -> T {
-        // SAFETY: in bounds and aligned (checked at create/open); T is Pod, so any
-        // bytes, even torn ones, are a valid T; a volatile read keeps the compiler from
-        // assuming the memory is unchanged.
-        unsafe { data_ptr::<T>(&self.obj).read_volatile() }
+        let mut value = T::zeroed();
+        // SAFETY: the payload holds a T at DATA_OFFSET (checked at attach), mapped as
+        // long as `self`; `value` is local; T is Pod, so any bytes, even torn ones, are
+        // a valid T.
+        unsafe {
+            shm_core::copy_from_shared(
+                data_ptr::<T>(&self.obj).cast(),
+                bytemuck::bytes_of_mut(&mut value),
+            )
+        };
+        value
     }
 
     /// Copies `value` in.
@@ -367,9 +339,11 @@ impl<T: Pod> RawValue<T> {
     /// # Ok::<(), shm_collections::CellError>(())
     /// ```
     pub fn set(&self, value: T) {
-        // SAFETY: in bounds and aligned (checked at create/open); no reference to the
-        // bytes exists.
-        unsafe { data_ptr::<T>(&self.obj).write_volatile(value) }
+        // SAFETY: the payload holds a T at DATA_OFFSET (checked at attach), mapped as
+        // long as `self`; `value` is local, so the ranges do not overlap.
+        unsafe {
+            shm_core::copy_to_shared(bytemuck::bytes_of(&value), data_ptr::<T>(&self.obj).cast())
+        }
     }
 }
 
@@ -383,75 +357,28 @@ impl<T: Pod> RawValue<T> {
 /// ```
 /// use shm_collections::AtomicValue;
 /// let hits = AtomicValue::create(0u64)?;
-/// let peer: AtomicValue<u64> = AtomicValue::open(hits.name())?;
+/// let peer: AtomicValue<u64> = AtomicValue::open(hits.name().unwrap())?;
 /// peer.fetch_add(5);
 /// assert_eq!(hits.fetch_add(1), 5);
 /// assert_eq!(hits.compare_exchange(6, 10), Ok(6));
 /// assert_eq!(peer.load(), 10);
+/// assert!(shm_collections::RawValue::<u64>::open(hits.name().unwrap()).is_err());
 /// # Ok::<(), shm_collections::CellError>(())
 /// ```
-#[derive(Debug)]
 pub struct AtomicValue<T: AtomicInt> {
     obj: Object,
     _t: PhantomData<T>,
 }
 
+value_object!(
+    AtomicValue<T: AtomicInt>,
+    "AtomicValue",
+    "5u32",
+    "shm_collections::AtomicValue::create(5u32)",
+    "shm_collections::AtomicValue::<u32>",
+);
+
 impl<T: AtomicInt> AtomicValue<T> {
-    const VARIANT: &'static str = "AtomicValue";
-
-    /// Creates a value under a random `psm_` name, unlinked when this handle drops.
-    ///
-    /// ```
-    /// let v = shm_collections::AtomicValue::create(5u32)?;
-    /// assert_eq!(v.load(), 5);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create(initial: T) -> CellResult<Self> {
-        Self::create_with(&SegmentOptions::new(), initial)
-    }
-
-    /// Creates a value with the given segment options (name, unlink-on-drop).
-    ///
-    /// ```
-    /// let v = shm_collections::AtomicValue::create_with(&shm_core::SegmentOptions::new(), 1i32)?;
-    /// assert_eq!(v.load(), 1);
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, initial: T) -> CellResult<Self> {
-        Ok(Self {
-            obj: create_cell(options, Self::VARIANT, initial)?,
-            _t: PhantomData,
-        })
-    }
-
-    /// Opens a value another process created; the element type must match.
-    ///
-    /// ```
-    /// use shm_collections::AtomicValue;
-    /// let v = AtomicValue::create(0i64)?;
-    /// AtomicValue::<i64>::open(v.name())?.store(-2);
-    /// assert_eq!(v.load(), -2);
-    /// assert!(AtomicValue::<u64>::open(v.name()).is_err()); // other type
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn open(name: &str) -> CellResult<Self> {
-        Ok(Self {
-            obj: open_cell::<T>(name, Self::VARIANT)?,
-            _t: PhantomData,
-        })
-    }
-
-    /// The segment's name.
-    ///
-    /// ```
-    /// let v = shm_collections::AtomicValue::create(0u8)?;
-    /// assert!(v.name().starts_with("psm_"));
-    /// # Ok::<(), shm_collections::CellError>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        self.obj.segment().display_name()
-    }
-
     fn atomic(&self) -> &T::Atomic {
         // SAFETY: in bounds and aligned (T::Atomic has T's size and alignment, asserted
         // per type); atomics are valid for any bits and for concurrent access.
@@ -530,9 +457,12 @@ impl<T: AtomicInt> AtomicValue<T> {
 }
 
 /// Reads an array's stored length (an atomic: another process may scribble on it).
-pub(crate) fn stored_len(obj: &Object) -> u64 {
-    // SAFETY: every cell payload is at least DATA_OFFSET (64) bytes, 64-byte aligned;
-    // LEN_OFFSET (16) is 8-aligned; atomics are valid for any bits.
+///
+/// # Safety
+/// `obj`'s payload is at least `DATA_OFFSET` bytes (the caller checked).
+pub(crate) unsafe fn stored_len(obj: &Object) -> u64 {
+    // SAFETY: the payload is at least DATA_OFFSET (64) bytes (caller's contract),
+    // 64-byte aligned; LEN_OFFSET (16) is 8-aligned; atomics are valid for any bits.
     unsafe {
         (*obj
             .payload_ptr()

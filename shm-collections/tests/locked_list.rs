@@ -32,7 +32,7 @@ fn locked_read_modify_writes_from_many_processes_lose_nothing() {
                 "locked_read_modify_writes_from_many_processes_lose_nothing",
                 &i.to_string(),
             )
-            .env("SHM_NAME", list.name())
+            .env("SHM_NAME", list.name().unwrap())
             .spawn()
             .unwrap()
         })
@@ -59,7 +59,7 @@ sl = shared_memory.ShareableList(name=sys.argv[1])
 resource_tracker.unregister(sl.shm._name, 'shared_memory')
 print(sl[0])
 sl.shm.close()";
-    let out = run_python(&pythons()[0], script, &[list.name()]);
+    let out = run_python(&pythons()[0], script, &[list.name().unwrap()]);
     assert_eq!(out.trim(), (WORKERS as i64 * ROUNDS).to_string());
 }
 
@@ -75,12 +75,12 @@ fn a_holder_killed_mid_update_is_reported() {
     }
     let mut list = LockedShareableList::create(["clean", "clean"]).unwrap();
     let mut child = child_command("a_holder_killed_mid_update_is_reported", "victim")
-        .env("SHM_NAME", list.name())
+        .env("SHM_NAME", list.name().unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     // Without taking the lock, watch for the child's first write.
-    let peek = shm_collections::ShareableList::open(list.name()).unwrap();
+    let peek = shm_collections::ShareableList::open(list.name().unwrap()).unwrap();
     while peek.get(0).unwrap() != Item::from("halfway") {
         assert!(Instant::now() < deadline, "the child never wrote");
         assert!(

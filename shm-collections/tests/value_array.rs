@@ -38,7 +38,7 @@ fn locked_increments_across_processes_are_exact() {
                 "locked_increments_across_processes_are_exact",
                 "incrementer",
             )
-            .env("SHM_NAME", v.name())
+            .env("SHM_NAME", v.name().unwrap())
             .spawn()
             .unwrap()
         })
@@ -63,7 +63,7 @@ fn atomic_increments_across_processes_are_exact() {
     let children: Vec<_> = (0..WORKERS)
         .map(|_| {
             child_command("atomic_increments_across_processes_are_exact", "adder")
-                .env("SHM_NAME", v.name())
+                .env("SHM_NAME", v.name().unwrap())
                 .spawn()
                 .unwrap()
         })
@@ -91,8 +91,8 @@ fn children_fill_their_share_of_arrays() {
     let children: Vec<_> = (0..WORKERS)
         .map(|i| {
             child_command("children_fill_their_share_of_arrays", &i.to_string())
-                .env("SHM_LOCKED", locked.name())
-                .env("SHM_RAW", raw.name())
+                .env("SHM_LOCKED", locked.name().unwrap())
+                .env("SHM_RAW", raw.name().unwrap())
                 .spawn()
                 .unwrap()
         })
@@ -125,8 +125,8 @@ fn a_holder_killed_mid_write_is_reported_to_the_next_locker() {
             "a_holder_killed_mid_write_is_reported_to_the_next_locker",
             "victim",
         )
-        .env("SHM_NAME", a.name())
-        .env("SHM_FLAG", flag.name())
+        .env("SHM_NAME", a.name().unwrap())
+        .env("SHM_FLAG", flag.name().unwrap())
         .spawn()
         .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -172,33 +172,33 @@ fn a_holder_killed_mid_write_is_reported_to_the_next_locker() {
 #[test]
 fn wrong_types_and_variants_are_refused() {
     let v = Value::create(1u64).unwrap();
-    let err = Value::<f32>::open(v.name()).unwrap_err();
+    let err = Value::<f32>::open(v.name().unwrap()).unwrap_err();
     assert!(err.to_string().contains("Value<f32>"), "{err}");
     assert!(err.to_string().contains("Value<u64>"), "{err}");
     assert!(
-        RawValue::<u64>::open(v.name()).is_err(),
+        RawValue::<u64>::open(v.name().unwrap()).is_err(),
         "a locked Value is not a RawValue"
     );
-    assert!(AtomicValue::<u64>::open(v.name()).is_err());
+    assert!(AtomicValue::<u64>::open(v.name().unwrap()).is_err());
     assert!(
-        Array::<u64>::open(v.name()).is_err(),
+        Array::<u64>::open(v.name().unwrap()).is_err(),
         "a Value is not an Array"
     );
     let a = Array::<i16>::create(3).unwrap();
-    assert!(Array::<u16>::open(a.name()).is_err());
-    assert!(RawArray::<i16>::open(a.name()).is_err());
-    assert!(Value::<i16>::open(a.name()).is_err());
-    assert!(Array::<i16>::open(a.name()).is_ok());
+    assert!(Array::<u16>::open(a.name().unwrap()).is_err());
+    assert!(RawArray::<i16>::open(a.name().unwrap()).is_err());
+    assert!(Value::<i16>::open(a.name().unwrap()).is_err());
+    assert!(Array::<i16>::open(a.name().unwrap()).is_ok());
 }
 
 #[test]
 fn a_corrupted_array_length_is_refused() {
     let a = Array::<u32>::create(10).unwrap();
-    let seg = shm_core::Segment::open(a.name()).unwrap();
+    let seg = shm_core::Segment::open(a.name().unwrap()).unwrap();
     let len_at = shm_core::HEADER_LEN + 16;
     for forged in [11u64, 9, 0, u64::MAX, 1 << 62] {
         seg.write_at(len_at, &forged.to_ne_bytes()).unwrap();
-        let err = Array::<u32>::open(a.name()).unwrap_err();
+        let err = Array::<u32>::open(a.name().unwrap()).unwrap_err();
         assert!(
             matches!(err, CellError::Corrupted { .. }),
             "{forged}: {err}"
@@ -249,7 +249,7 @@ fn out_of_range_is_a_typed_error() {
 #[test]
 fn a_lock_held_elsewhere_times_out() {
     let v = Value::create(0u32).unwrap();
-    let name = v.name().to_owned();
+    let name = v.name().unwrap().to_owned();
     let held = v.lock().unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -291,7 +291,7 @@ proptest! {
     #[test]
     fn array_behaves_like_a_vec(len in 0..16usize, ops in prop::collection::vec(op(), 1..40)) {
         let a = Array::<i32>::create(len).unwrap();
-        let raw = RawArray::<i32>::open(a.name());
+        let raw = RawArray::<i32>::open(a.name().unwrap());
         prop_assert!(raw.is_err(), "variants stay apart");
         let mut model = vec![0i32; len];
         for op in ops {
@@ -334,7 +334,7 @@ fn raw_value_round_trips_across_processes() {
     run_child(
         "raw_value_round_trips_across_processes",
         "writer",
-        &[("SHM_NAME", v.name())],
+        &[("SHM_NAME", v.name().unwrap())],
     );
     assert_eq!(v.get(), [4.0, 5.0, 6.0]);
 }

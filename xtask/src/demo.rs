@@ -206,7 +206,7 @@ fn shareable_list(exe: &std::path::Path, segment: &str, workers: usize) -> Resul
 /// the parent's next lock reports the dead holder at once instead of hanging.
 fn crash_safety(exe: &std::path::Path) -> Result<String> {
     let value = Value::create([0u64; 2])?; // invariant: both halves equal
-    let name = value.name().to_owned();
+    let name = value.name().expect("named").to_owned();
     let mut victim = Command::new(exe)
         .args(["demo-worker", "victim", &name, "0", "1"])
         .spawn()?;
