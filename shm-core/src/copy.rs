@@ -16,6 +16,14 @@
 //! `shm-bench`: `core/bulk_write_64m`, `core/bulk_read_64m` against `core/memcpy_64m`).
 //! The private side (a `&[u8]` / `&mut [u8]` of this process) is accessed normally.
 //!
+//! One exception keeps 16-byte values whole: on x86_64 a copy of exactly 16 bytes that
+//! stays inside one cache line is made with a single 16-byte vector move (`movdqu`, in
+//! an `asm!` block the compiler treats as opaque). That is how glibc's `memcpy`, and so
+//! CPython, copies 16 bytes, and current x86_64 processors carry such a move out as one
+//! access: a reader racing a writer of a 16-byte slot (a `ShareableList` string of up to
+//! 16 bytes, say) sees the old or the new value, never half of each. Longer copies can
+//! tear between words, as they can in CPython.
+//!
 //! The atomic-memcpy crate itself is not used: its API copies one value of a type
 //! known at compile time, and these copies have a length known only at run time.
 
@@ -25,6 +33,54 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 const WORD: usize = size_of::<usize>();
 
 /// Bytes to skip from `addr` to the next word-aligned address.
+/// One 16-byte move, when the copy is exactly 16 bytes inside one cache line.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn whole16(shared: *const u8, len: usize) -> bool {
+    len == 16 && (shared as usize) % 64 <= 48
+}
+
+/// Loads 16 bytes with one instruction.
+///
+/// # Safety
+/// `src..src + 16` is valid for reads.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn load16(src: *const u8) -> [u8; 16] {
+    let v: std::arch::x86_64::__m128i;
+    // SAFETY: the caller guarantees 16 readable bytes; movdqu has no alignment need;
+    // SSE2 is part of the x86_64 baseline.
+    unsafe {
+        std::arch::asm!(
+            "movdqu {v}, xmmword ptr [{p}]",
+            p = in(reg) src,
+            v = out(xmm_reg) v,
+            options(nostack, preserves_flags, readonly)
+        );
+        std::mem::transmute::<std::arch::x86_64::__m128i, [u8; 16]>(v)
+    }
+}
+
+/// Stores 16 bytes with one instruction.
+///
+/// # Safety
+/// `dst..dst + 16` is valid for writes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store16(dst: *mut u8, bytes: [u8; 16]) {
+    // SAFETY: plain data of the same size.
+    let v = unsafe { std::mem::transmute::<[u8; 16], std::arch::x86_64::__m128i>(bytes) };
+    // SAFETY: the caller guarantees 16 writable bytes; movdqu has no alignment need.
+    unsafe {
+        std::arch::asm!(
+            "movdqu xmmword ptr [{p}], {v}",
+            p = in(reg) dst,
+            v = in(xmm_reg) v,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
 #[inline(always)]
 fn head_len(addr: *const u8, len: usize) -> usize {
     addr.align_offset(WORD).min(len)
@@ -54,6 +110,12 @@ fn head_len(addr: *const u8, len: usize) -> usize {
 #[inline]
 pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
+    #[cfg(target_arch = "x86_64")]
+    if whole16(src, len) {
+        // SAFETY: `src..src + 16` is readable (the caller's contract, len == 16).
+        dst.copy_from_slice(&unsafe { load16(src) });
+        return;
+    }
     let d = dst.as_mut_ptr();
     let head = head_len(src, len);
     let words = (len - head) / WORD;
@@ -106,6 +168,14 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 #[inline]
 pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     let len = src.len();
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(bytes) = <[u8; 16]>::try_from(src) {
+        if whole16(dst, len) {
+            // SAFETY: `dst..dst + 16` is writable (the caller's contract, len == 16).
+            unsafe { store16(dst, bytes) };
+            return;
+        }
+    }
     let s = src.as_ptr();
     let head = head_len(dst, len);
     let words = (len - head) / WORD;
