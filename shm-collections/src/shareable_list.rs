@@ -8,7 +8,7 @@ mod repr;
 
 use std::fmt;
 
-use shm_core::{Segment, SegmentOptions};
+use shm_core::{Layout, Object, Segment, SegmentOptions, SharedObject};
 
 pub use error::{IntOutOfRange, ItemTypeError, ListError, Result};
 pub use item::Item;
@@ -102,7 +102,8 @@ use layout::{ALIGN, CODE_BYTES, CODE_NONE, CODE_PLAIN, CODE_STR, COUNT_LEN, Form
 /// [`open`](Self::open) never unlinks (unlike a Python attacher, whose resource tracker
 /// does).
 pub struct ShareableList {
-    seg: Segment,
+    /// A foreign object (no header): CPython's layout from byte 0.
+    obj: Object,
     /// Validated at open: the absolute start and the size of each item's slot.
     slots: Box<[Slot]>,
     /// Absolute offset of the format table.
@@ -234,6 +235,12 @@ impl ShareableList {
     /// # Ok::<(), ListError>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
+        Self::from_object(Object::foreign(seg))
+    }
+
+    /// Checks CPython's layout in a foreign object and builds the handle.
+    fn from_object(obj: Object) -> Result<Self> {
+        let seg: &Segment = obj.segment();
         let name = seg.display_name().to_owned();
         let bad = |what: &str, expected: String, found: String| ListError::Corrupted {
             name: name.clone(),
@@ -321,8 +328,13 @@ impl ShareableList {
             code_start: fmt_start + ALIGN * n,
             fmt_start,
             slots: slots.into_boxed_slice(),
-            seg,
+            obj,
         })
+    }
+
+    #[inline]
+    fn seg(&self) -> &Segment {
+        self.obj.segment()
     }
 
     /// The segment's name, without the leading `/` (CPython's `sl.shm.name`).
@@ -333,7 +345,7 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.seg.name()
+        self.seg().name()
     }
 
     /// The segment the list lives in (CPython's `sl.shm`).
@@ -344,7 +356,7 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     pub fn segment(&self) -> &Segment {
-        &self.seg
+        self.obj.segment()
     }
 
     /// Gives the segment back (to keep it mapped without the list).
@@ -356,7 +368,11 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     pub fn into_segment(self) -> Segment {
-        self.seg
+        // The list never shares its object, so it holds the only handle.
+        match self.obj.into_segment() {
+            Ok(seg) => seg,
+            Err(_) => unreachable!("a ShareableList's segment has no other handle"),
+        }
     }
 
     /// Removes the segment's name (CPython's `sl.shm.unlink()`); open handles stay valid.
@@ -370,7 +386,7 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     pub fn unlink(&self) -> Result<()> {
-        Ok(self.seg.unlink()?)
+        Ok(self.seg().unlink()?)
     }
 
     /// Sets whether dropping this list unlinks its segment's name.
@@ -386,7 +402,7 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     pub fn set_unlink_on_drop(&mut self, yes: bool) {
-        self.seg.set_unlink_on_drop(yes);
+        self.obj.set_unlink_on_drop(yes);
     }
 
     /// The number of items (fixed at creation).
@@ -452,7 +468,7 @@ impl ShareableList {
             } else {
                 return self.get_slow(index, slot, raw_fmt, code);
             };
-            let v = read_array::<8>(&self.seg, slot.start)?;
+            let v = read_array::<8>(self.seg(), slot.start)?;
             return Ok(match kind {
                 Format::Int => Item::Int(i64::from_ne_bytes(v)),
                 Format::Float => Item::Float(f64::from_ne_bytes(v)),
@@ -486,7 +502,7 @@ impl ShareableList {
                 }
             }
             Some(format) => {
-                let v = read_array::<8>(&self.seg, slot.start)?;
+                let v = read_array::<8>(self.seg(), slot.start)?;
                 match (code, format) {
                     (CODE_NONE, _) => Ok(Item::None),
                     (CODE_PLAIN, Format::Int) => Ok(Item::Int(i64::from_ne_bytes(v))),
@@ -722,7 +738,7 @@ impl ShareableList {
             }
         }
         Err(ListError::ValueNotFound {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             value: value.to_string(),
         })
     }
@@ -774,7 +790,7 @@ impl ShareableList {
     #[cold]
     fn out_of_range(&self, index: isize) -> ListError {
         ListError::IndexOutOfRange {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             index,
             len: self.len(),
         }
@@ -783,15 +799,15 @@ impl ShareableList {
     /// The stored format and code of item `index` (`index < len`).
     #[inline]
     fn read_meta(&self, index: usize) -> Result<([u8; 8], i8)> {
-        let fmt = read_array::<8>(&self.seg, self.fmt_start + ALIGN * index)?;
-        let [code] = read_array::<1>(&self.seg, self.code_start + index)?;
+        let fmt = read_array::<8>(self.seg(), self.fmt_start + ALIGN * index)?;
+        let [code] = read_array::<1>(self.seg(), self.code_start + index)?;
         Ok((fmt, code as i8))
     }
 
     fn check_blob_fmt(&self, index: usize, slot: Slot, raw: [u8; 8], n: usize) -> Result<()> {
         if n > slot.cap {
             return Err(ListError::Corrupted {
-                name: self.seg.display_name().to_owned(),
+                name: self.seg().display_name().to_owned(),
                 what: format!("format of item {index}"),
                 expected: format!("'<n>s' with n at most the slot size {}", slot.cap),
                 found: layout::show_format(raw),
@@ -804,7 +820,7 @@ impl ShareableList {
     fn read_blob(&self, slot: Slot, n: usize, strip: bool, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
         buf.resize(n, 0);
-        self.seg.read_at(slot.start, buf)?;
+        self.seg().read_at(slot.start, buf)?;
         if strip {
             let keep = buf.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             buf.truncate(keep);
@@ -831,7 +847,7 @@ impl ShareableList {
             _ => return Err(self.bad_code(index, raw, code)),
         };
         Err(ListError::TypeMismatch {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             index,
             expected: if want == CODE_STR { "str" } else { "bytes" },
             found,
@@ -846,7 +862,7 @@ impl ShareableList {
             // CPython's order: format and code first, then the value (8 bytes, one
             // copy; the rest of a larger slot keeps its bytes, as in CPython).
             self.write_meta(index, current, format, code)?;
-            self.seg.write_at(slot.start, &data)?;
+            self.seg().write_at(slot.start, &data)?;
             return Ok(());
         }
         let Some((bytes, kind)) = value.as_blob() else {
@@ -878,7 +894,7 @@ impl ShareableList {
         };
         padded[..bytes.len()].copy_from_slice(bytes);
         self.write_meta(index, current, format, code)?;
-        Ok(self.seg.write_at(slot.start, padded)?)
+        Ok(self.seg().write_at(slot.start, padded)?)
     }
 
     /// Writes item `index`'s format and code, each only if it changes: a same-type
@@ -892,10 +908,12 @@ impl ShareableList {
         code: i8,
     ) -> Result<()> {
         if old_format != format {
-            self.seg.write_at(self.fmt_start + ALIGN * index, &format)?;
+            self.seg()
+                .write_at(self.fmt_start + ALIGN * index, &format)?;
         }
         if old_code != code {
-            self.seg.write_at(self.code_start + index, &[code as u8])?;
+            self.seg()
+                .write_at(self.code_start + index, &[code as u8])?;
         }
         Ok(())
     }
@@ -903,7 +921,7 @@ impl ShareableList {
     #[cold]
     fn slot_too_small(&self, index: usize, capacity: usize, needed: usize) -> ListError {
         ListError::SlotTooSmall {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             index,
             capacity,
             needed,
@@ -913,7 +931,7 @@ impl ShareableList {
     #[cold]
     fn bad_format(&self, index: usize, raw: [u8; 8]) -> ListError {
         ListError::Corrupted {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             what: format!(
                 "format of item {index} at byte {}",
                 self.fmt_start + ALIGN * index
@@ -930,7 +948,7 @@ impl ShareableList {
             _ => "0 or 3 for a fixed-size format",
         };
         ListError::Corrupted {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             what: format!(
                 "back-transform code of item {index} (format {}) at byte {}",
                 layout::show_format(raw),
@@ -944,7 +962,7 @@ impl ShareableList {
     #[cold]
     fn invalid_utf8(&self, index: usize) -> ListError {
         ListError::InvalidUtf8 {
-            name: self.seg.display_name().to_owned(),
+            name: self.seg().display_name().to_owned(),
             index,
         }
     }
@@ -1031,4 +1049,47 @@ fn read_array<const N: usize>(seg: &Segment, offset: usize) -> Result<[u8; N]> {
     let mut out = [0u8; N];
     seg.read_at(offset, &mut out)?;
     Ok(out)
+}
+
+/// The object model's lifecycle for CPython's format: a foreign object (no header), so
+/// generic code (a manager, a test helper) creates, opens and hands on lists like any
+/// other kind. `Init` is the list's items.
+///
+/// ```
+/// use shm_collections::{Item, ShareableList};
+/// use shm_core::SharedObject;
+/// let sl = <ShareableList as SharedObject>::anonymous(vec![Item::Int(1), Item::from("a")])?;
+/// assert_eq!(sl.name(), None);
+/// assert_eq!(sl.get(1)?, Item::from("a"));
+/// # Ok::<(), shm_collections::ListError>(())
+/// ```
+impl SharedObject for ShareableList {
+    type Error = ListError;
+    type Init = Vec<Item>;
+
+    fn layout() -> Layout {
+        Layout::Foreign("CPython ShareableList")
+    }
+
+    fn payload_len(items: &Vec<Item>) -> Result<usize> {
+        let refs: Vec<ItemRef<'_>> = items.iter().map(ItemRef::from).collect();
+        Ok(layout::encode(&refs)?.len())
+    }
+
+    fn init_payload(object: &Object, items: Vec<Item>) -> Result<()> {
+        let refs: Vec<ItemRef<'_>> = items.iter().map(ItemRef::from).collect();
+        Ok(object.write_at(0, &layout::encode(&refs)?)?)
+    }
+
+    fn attach(object: Object) -> Result<Self> {
+        Self::from_object(object)
+    }
+
+    fn object(&self) -> &Object {
+        &self.obj
+    }
+
+    fn object_mut(&mut self) -> &mut Object {
+        &mut self.obj
+    }
 }

@@ -387,6 +387,7 @@ impl Object {
     }
 
     /// Checks the header of an already mapped segment (an inherited anonymous one, say).
+    /// It does not wait: whoever handed the segment over created and published it first.
     ///
     /// ```
     /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment, SegmentOptions};
@@ -400,7 +401,7 @@ impl Object {
     /// # Ok::<(), shm_core::Error>(())
     /// ```
     pub fn from_segment(segment: Segment, spec: &ObjectSpec) -> Result<Object> {
-        Self::checked(Arc::new(segment), None, spec, DEFAULT_OPEN_WAIT)
+        Self::checked(Arc::new(segment), None, spec, Duration::ZERO)
     }
 
     /// Checks the header of the object at `offset` in a segment that several objects
@@ -777,6 +778,41 @@ impl Object {
     /// ```
     pub fn unlinks_on_drop(&self) -> bool {
         !self.in_arena() && self.segment.unlinks_on_drop()
+    }
+
+    /// Gives the segment back when no other handle shares it (an object alone in its
+    /// segment); the object itself otherwise.
+    ///
+    /// ```
+    /// let obj = shm_core::Object::foreign(shm_core::Segment::create(8)?);
+    /// let seg = obj.into_segment().expect("the only handle");
+    /// assert_eq!(seg.len(), 8);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn into_segment(self) -> std::result::Result<Segment, Object> {
+        let Object {
+            segment,
+            offset,
+            payload_start,
+            payload_len,
+            name,
+        } = self;
+        if offset != 0 {
+            return Err(Object {
+                segment,
+                offset,
+                payload_start,
+                payload_len,
+                name,
+            });
+        }
+        Arc::try_unwrap(segment).map_err(|segment| Object {
+            segment,
+            offset,
+            payload_start,
+            payload_len,
+            name,
+        })
     }
 
     /// The payload: 64-byte aligned, [`payload_len`](Self::payload_len) bytes. Build on

@@ -4,9 +4,15 @@
 //! - `demo`: worker processes fill shared memory, CPython reads the same bytes.
 //! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files.
 //! - `chaos`: the full kill -9 trial counts, with a tally.
+//! - `fuzz`: the hostile-memory fuzz harness at full count (10^6 cases), with a tally.
 
 mod bench;
 mod demo;
+mod fuzz;
+
+/// Counts allocations, so that the fuzz harness catches one sized by a forged length.
+#[global_allocator]
+static ALLOC: fuzz::CountingAlloc = fuzz::CountingAlloc;
 
 use std::process::{Command, ExitCode};
 
@@ -43,6 +49,23 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         trials: u32,
     },
+    /// Runs the hostile-memory fuzz harness at full count (release build) with a tally.
+    Fuzz {
+        /// Cases (round-robin over every object kind).
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Seed of the first case.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Internal: runs the fuzz cases in this process.
+    #[command(hide = true)]
+    FuzzRun {
+        /// Cases.
+        cases: u64,
+        /// Seed.
+        seed: u64,
+    },
     /// Internal: one demo worker process.
     #[command(hide = true)]
     DemoWorker {
@@ -63,6 +86,29 @@ fn main() -> ExitCode {
         Cmd::Demo { workers } => demo::run(workers),
         Cmd::Bench { filter, no_python } => bench::run(filter.as_deref(), !no_python),
         Cmd::Chaos { trials } => chaos(trials),
+        Cmd::Fuzz { cases, seed } => cargo(
+            &[
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "xtask",
+                "--",
+                "fuzz-run",
+                &cases.to_string(),
+                &seed.to_string(),
+            ],
+            &[],
+        ),
+        Cmd::FuzzRun { cases, seed } => {
+            let tally = fuzz::run(cases, seed, true);
+            print!("{tally}");
+            if tally.clean() {
+                Ok(())
+            } else {
+                Err("the fuzz harness found panics, hangs or oversized allocations".into())
+            }
+        }
         Cmd::DemoWorker {
             kind,
             name,

@@ -1,0 +1,547 @@
+//! The hostile-memory fuzz harness: for every object kind, a real object's bytes are
+//! damaged (header fields, lengths, offsets, format bytes, lock words, truncation, random
+//! bytes) and the result is opened and used through the public API with bounded waits.
+//!
+//! Every outcome must be `Ok` or a typed error: a panic, a hang (a case taking longer
+//! than [`HANG`]), a crash or an allocation proportional to a forged length is a failure.
+//! `cargo test` runs a few thousand seeded cases (`bounded_run` below); `cargo xtask
+//! fuzz` runs 10^6 in release and prints the tally.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_collections::{Array, AtomicValue, Item, RawArray, RawValue, ShareableList, Value};
+use shm_core::{Segment, SharedObject};
+use shm_sync::{
+    Barrier, BoundedSemaphore, Condition, Condvar, Event, Lock, Mutex, RLock, RwLock, Semaphore,
+};
+
+/// A case that takes longer than this is reported as a hang.
+pub const HANG: Duration = Duration::from_secs(5);
+
+/// Largest single allocation a case may make: far below any forged length (2^40...).
+pub const MAX_ALLOCATION: usize = 64 << 20;
+
+/// Counts the largest allocation request, so that allocations proportional to a forged
+/// length are caught even when they would succeed.
+pub struct CountingAlloc;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract; forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        if new_size >= layout.size() {
+            let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                + (new_size - layout.size());
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// A small, seedable generator (SplitMix64): reproducible cases from a seed.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A value an attacker would try for a length, count, offset or word.
+    fn adversarial(&mut self, len: usize) -> u64 {
+        let len = len as u64;
+        match self.below(16) {
+            0 => 0,
+            1 => 1,
+            2 => u64::MAX,
+            3 => i64::MAX as u64,
+            4 => i64::MIN as u64,
+            5 => u64::from(u32::MAX),
+            6 => len,
+            7 => len + 1,
+            8 => len.saturating_sub(1),
+            9 => 1 << 40,
+            10 => 1 << 62,
+            11 => u64::from(u32::MAX) + 1,
+            12 => self.next() & 0xffff,
+            13 => (self.next() & 0x3fff_ffff) | (self.next() << 32),
+            _ => self.next(),
+        }
+    }
+}
+
+/// What the harness tallies.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Cases run.
+    pub cases: u64,
+    /// Cases whose object opened (and was then used).
+    pub opened: u64,
+    /// Open or use errors, by `kind: first words of the error`.
+    pub errors: BTreeMap<String, u64>,
+    /// Panics, with the first messages.
+    pub panics: Vec<String>,
+    /// Hangs (cases over [`HANG`]).
+    pub hangs: u64,
+    /// Largest single allocation seen.
+    pub largest_allocation: usize,
+    /// Peak of live heap bytes.
+    pub peak_heap: usize,
+    /// Slowest case.
+    pub slowest: Duration,
+}
+
+impl Tally {
+    /// Whether nothing went wrong.
+    pub fn clean(&self) -> bool {
+        self.panics.is_empty() && self.hangs == 0 && self.largest_allocation <= MAX_ALLOCATION
+    }
+
+    fn error(&mut self, kind: &str, err: &dyn std::fmt::Display) {
+        let text = err.to_string();
+        // Group by the error's shape, not its numbers or names.
+        let shape: String = text
+            .split_whitespace()
+            .filter(|w| !w.chars().any(|c| c.is_ascii_digit() || c == '"'))
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" ");
+        *self.errors.entry(format!("{kind}: {shape}")).or_default() += 1;
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let errors: u64 = self.errors.values().sum();
+        writeln!(
+            f,
+            "fuzz: {} cases, {} opened and used, {} typed errors, {} panics, {} hangs; largest allocation {} bytes (limit {}), peak heap {} bytes, slowest case {:?}",
+            self.cases,
+            self.opened,
+            errors,
+            self.panics.len(),
+            self.hangs,
+            self.largest_allocation,
+            MAX_ALLOCATION,
+            self.peak_heap,
+            self.slowest
+        )?;
+        let mut top: Vec<_> = self.errors.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        for (shape, n) in top.iter().take(25) {
+            writeln!(f, "  {n:>9}  {shape}")?;
+        }
+        for p in self.panics.iter().take(10) {
+            writeln!(f, "  PANIC: {p}")?;
+        }
+        Ok(())
+    }
+}
+
+type Outcome = Result<(), String>;
+
+/// One object kind: how to make a pristine object, and how to use a damaged one.
+struct Target {
+    kind: &'static str,
+    pristine: Vec<u8>,
+    exercise: fn(Segment) -> Outcome,
+}
+
+fn snapshot<T: SharedObject>(obj: &T) -> Vec<u8> {
+    let o = obj.object();
+    let seg = o.segment();
+    let mut bytes = vec![0u8; seg.len()];
+    seg.read_at(0, &mut bytes).expect("a fresh object reads");
+    bytes
+}
+
+fn e(err: impl std::fmt::Display) -> String {
+    err.to_string()
+}
+
+const T: Duration = Duration::from_millis(1);
+
+fn targets() -> Vec<Target> {
+    let list_items = [
+        Item::from("howdy"),
+        Item::Int(-7),
+        Item::Float(2.5),
+        Item::Bool(true),
+        Item::None,
+        Item::Bytes(b"\x00\x01".to_vec()),
+    ];
+    let list = <ShareableList as SharedObject>::anonymous(list_items.to_vec()).unwrap();
+    vec![
+        Target {
+            kind: "Mutex<u64>",
+            pristine: snapshot(&<Mutex<u64> as SharedObject>::anonymous(7).unwrap()),
+            exercise: |s| {
+                let m = Mutex::<u64>::from_segment(s).map_err(e)?;
+                if let Ok(mut g) = m.lock_timeout(T).or_else(|err| err.into_guard().ok_or(())) {
+                    *g += 1;
+                }
+                let _ = m.try_lock();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "RwLock<u64>",
+            pristine: snapshot(&<RwLock<u64> as SharedObject>::anonymous(7).unwrap()),
+            exercise: |s| {
+                let l = RwLock::<u64>::from_segment(s).map_err(e)?;
+                if let Ok(g) = l.read_timeout(T) {
+                    let _ = *g;
+                }
+                drop(l.write_timeout(T));
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Event",
+            pristine: snapshot(&<Event as SharedObject>::anonymous(()).unwrap()),
+            exercise: |s| {
+                let ev = Event::from_segment(s).map_err(e)?;
+                let _ = ev.is_set();
+                let _ = ev.wait_timeout(T);
+                ev.set();
+                ev.clear();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Semaphore",
+            pristine: snapshot(&<Semaphore as SharedObject>::anonymous(3).unwrap()),
+            exercise: |s| {
+                let sem = Semaphore::from_segment(s).map_err(e)?;
+                if sem.acquire_timeout(T).is_ok() {
+                    let _ = sem.release();
+                }
+                let _ = sem.value();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "BoundedSemaphore",
+            pristine: snapshot(&<BoundedSemaphore as SharedObject>::anonymous(3).unwrap()),
+            exercise: |s| {
+                let sem = BoundedSemaphore::from_segment(s).map_err(e)?;
+                if sem.try_acquire().is_ok() {
+                    let _ = sem.release();
+                }
+                let _ = sem.release();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Barrier",
+            pristine: snapshot(&<Barrier as SharedObject>::anonymous(2).unwrap()),
+            exercise: |s| {
+                let b = Barrier::from_segment(s).map_err(e)?;
+                let _ = b.wait_timeout(T);
+                let _ = (b.broken(), b.parties(), b.n_waiting());
+                b.reset();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Condvar",
+            pristine: snapshot(&<Condvar as SharedObject>::anonymous(()).unwrap()),
+            exercise: |s| {
+                let cv = Condvar::from_segment(s).map_err(e)?;
+                cv.notify_one();
+                cv.notify_all();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Condition<u32>",
+            pristine: snapshot(&<Condition<u32> as SharedObject>::anonymous(1).unwrap()),
+            exercise: |s| {
+                let c = Condition::<u32>::from_segment(s).map_err(e)?;
+                if let Ok(g) = c.lock_timeout(T) {
+                    let _ = c.wait_timeout(g, T);
+                }
+                c.notify_all();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "RLock",
+            pristine: snapshot(&<RLock as SharedObject>::anonymous(()).unwrap()),
+            exercise: |s| {
+                let l = RLock::from_segment(s).map_err(e)?;
+                drop(l.lock_timeout(T));
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Lock",
+            pristine: snapshot(&<Lock as SharedObject>::anonymous(()).unwrap()),
+            exercise: |s| {
+                let l = Lock::from_segment(s).map_err(e)?;
+                drop(l.lock_timeout(T));
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Value<u64>",
+            pristine: snapshot(&<Value<u64> as SharedObject>::anonymous(7).unwrap()),
+            exercise: |s| {
+                let v = Value::<u64>::from_segment(s).map_err(e)?;
+                let _ = v.get();
+                drop(v.lock_timeout(T));
+                Ok(())
+            },
+        },
+        Target {
+            kind: "RawValue<u64>",
+            pristine: snapshot(&<RawValue<u64> as SharedObject>::anonymous(7).unwrap()),
+            exercise: |s| {
+                let v = RawValue::<u64>::from_segment(s).map_err(e)?;
+                v.set(v.get().wrapping_add(1));
+                Ok(())
+            },
+        },
+        Target {
+            kind: "AtomicValue<u64>",
+            pristine: snapshot(&<AtomicValue<u64> as SharedObject>::anonymous(7).unwrap()),
+            exercise: |s| {
+                let v = AtomicValue::<u64>::from_segment(s).map_err(e)?;
+                v.fetch_add(1);
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Array<u32>",
+            pristine: snapshot(&<Array<u32> as SharedObject>::anonymous(5).unwrap()),
+            exercise: |s| {
+                let a = Array::<u32>::from_segment(s).map_err(e)?;
+                let n = a.len();
+                let _ = a.get(n.saturating_sub(1));
+                let _ = a.get(n);
+                let _ = a.to_vec();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "RawArray<u32>",
+            pristine: snapshot(&<RawArray<u32> as SharedObject>::anonymous(5).unwrap()),
+            exercise: |s| {
+                let a = RawArray::<u32>::from_segment(s).map_err(e)?;
+                let n = a.len();
+                let _ = a.get(n.saturating_sub(1));
+                let _ = a.set(n, 1);
+                let _ = a.to_vec();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "ShareableList",
+            pristine: snapshot(&list),
+            exercise: |s| {
+                let l = ShareableList::from_segment(s).map_err(e)?;
+                for i in 0..l.len().min(64) {
+                    let _ = l.get(i);
+                }
+                let _ = l.format();
+                let _ = l.to_vec();
+                Ok(())
+            },
+        },
+    ]
+}
+
+/// Damages `bytes` in one to four ways.
+fn mutate(rng: &mut Rng, pristine: &[u8]) -> Vec<u8> {
+    let mut bytes = pristine.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let len = bytes.len();
+        match rng.below(7) {
+            // A header or payload word (8 bytes) set to an adversarial value.
+            0 | 1 => {
+                let at = if rng.below(2) == 0 {
+                    rng.below(128.min(len) / 8) * 8
+                } else {
+                    rng.below(len / 8) * 8
+                };
+                let v = rng.adversarial(len).to_le_bytes();
+                let end = (at + 8).min(len);
+                bytes[at..end].copy_from_slice(&v[..end - at]);
+            }
+            // A 4-byte field.
+            2 => {
+                let at = rng.below(len / 4) * 4;
+                let v = (rng.adversarial(len) as u32).to_le_bytes();
+                let end = (at + 4).min(len);
+                bytes[at..end].copy_from_slice(&v[..end - at]);
+            }
+            // Random bytes over a random range.
+            3 => {
+                let at = rng.below(len);
+                let n = 1 + rng.below(32.min(len - at));
+                for b in &mut bytes[at..at + n] {
+                    *b = rng.next() as u8;
+                }
+            }
+            // A single bit flipped.
+            4 => {
+                let at = rng.below(len);
+                bytes[at] ^= 1 << rng.below(8);
+            }
+            // Truncated (possibly below the header).
+            5 => {
+                let keep = 1 + rng.below(len.max(2) - 1);
+                bytes.truncate(keep);
+            }
+            // Extended with garbage.
+            _ => {
+                let extra = 1 + rng.below(256);
+                bytes.extend((0..extra).map(|_| rng.next() as u8));
+            }
+        }
+        if bytes.is_empty() {
+            bytes.push(0);
+        }
+    }
+    bytes
+}
+
+/// Runs `cases` seeded cases, round-robin over every kind.
+pub fn run(cases: u64, seed: u64, progress: bool) -> Tally {
+    let targets = targets();
+    let mut tally = Tally::default();
+    let started = Instant::now();
+    let current = AtomicU64::new(u64::MAX);
+    let case_started = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let hung = AtomicBool::new(false);
+    let prev_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    std::thread::scope(|s| {
+        // Watchdog: a case that runs past HANG is a hang; report it and stop.
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let at = case_started.load(Ordering::Relaxed);
+                let now = started.elapsed().as_millis() as u64;
+                if current.load(Ordering::Relaxed) != u64::MAX
+                    && now.saturating_sub(at) > HANG.as_millis() as u64
+                {
+                    hung.store(true, Ordering::Relaxed);
+                    eprintln!(
+                        "fuzz: case {} (seed {seed}) hangs: over {HANG:?}",
+                        current.load(Ordering::Relaxed)
+                    );
+                    std::process::exit(3);
+                }
+            }
+        });
+        let mut rng = Rng::new(seed);
+        for case in 0..cases {
+            let target = &targets[(case % targets.len() as u64) as usize];
+            let bytes = mutate(&mut rng, &target.pristine);
+            case_started.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            current.store(case, Ordering::Relaxed);
+            let t = Instant::now();
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let seg = Segment::anonymous(bytes.len()).map_err(e)?;
+                seg.write_at(0, &bytes).map_err(e)?;
+                (target.exercise)(seg)
+            }));
+            current.store(u64::MAX, Ordering::Relaxed);
+            tally.slowest = tally.slowest.max(t.elapsed());
+            tally.cases += 1;
+            match outcome {
+                Ok(Ok(())) => tally.opened += 1,
+                Ok(Err(err)) => tally.error(target.kind, &err),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    tally
+                        .panics
+                        .push(format!("{} case {case} seed {seed}: {msg}", target.kind));
+                }
+            }
+            if progress && case > 0 && case % 100_000 == 0 {
+                eprintln!("fuzz: {case} cases in {:?}", started.elapsed());
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    std::panic::set_hook(prev_hook);
+    tally.hangs = u64::from(hung.load(Ordering::Relaxed));
+    tally.largest_allocation = LARGEST.load(Ordering::Relaxed);
+    tally.peak_heap = PEAK.load(Ordering::Relaxed);
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounded run `cargo test` does: a few thousand seeded cases over every kind.
+    #[test]
+    fn bounded_run_has_no_panic_hang_or_huge_allocation() {
+        let tally = run(10_000, 0x5eed, false);
+        println!("{tally}");
+        assert_eq!(tally.cases, 10_000);
+        assert!(tally.clean(), "{tally}");
+        // The mutations are not all fatal: some damaged objects still open and work.
+        assert!(tally.opened > 0 && !tally.errors.is_empty(), "{tally}");
+    }
+
+    #[test]
+    fn mutations_change_the_bytes() {
+        let mut rng = Rng::new(1);
+        let pristine = vec![0u8; 256];
+        let changed = (0..100)
+            .filter(|_| mutate(&mut rng, &pristine) != pristine)
+            .count();
+        assert!(changed > 90, "{changed}");
+    }
+}
