@@ -18,7 +18,7 @@ use shm_collections::{Array, AtomicValue, Item, RawArray, ShareableList, Value};
 /// ShareableList: get and set of an `int` and of a short `str` (5 characters), in a
 /// list shaped like CPython's documentation example.
 fn shareable_list(c: &mut Criterion) {
-    let mut sl = ShareableList::create([
+    let sl = ShareableList::create([
         Item::from("howdy"),
         b"HoWdY".into(),
         (-273.154).into(),

@@ -256,8 +256,8 @@ impl LockedShareableList {
     /// assert_eq!(g.get(0)?, Item::Int(11));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn lock(&mut self) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
-        let list = &mut self.list;
+    pub fn lock(&self) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
+        let list = &self.list;
         match self.lock.lock() {
             Ok(guard) => Ok(ListGuard { list, guard }),
             Err(e) => Err(e.map(|guard| ListGuard { list, guard })),
@@ -265,11 +265,11 @@ impl LockedShareableList {
     }
 
     fn locked<R>(
-        &mut self,
-        f: impl FnOnce(&mut ShareableList) -> Result<R, ListError>,
+        &self,
+        f: impl FnOnce(&ShareableList) -> Result<R, ListError>,
     ) -> Result<R, LockedListError> {
         let list = self.label.clone();
-        let mut g = self.lock().map_err(|e| match e {
+        let g = self.lock().map_err(|e| match e {
             LockError::OwnerDied(_) | LockError::Inconsistent(_) => {
                 LockedListError::Inconsistent { list }
             }
@@ -278,7 +278,7 @@ impl LockedShareableList {
                 reason: other.to_string(),
             },
         })?;
-        Ok(f(&mut g)?)
+        Ok(f(&g)?)
     }
 
     /// Item `index`, read under the lock.
@@ -288,7 +288,7 @@ impl LockedShareableList {
     /// assert_eq!(l.get(0)?.as_float(), Some(1.5));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn get(&mut self, index: usize) -> Result<Item, LockedListError> {
+    pub fn get(&self, index: usize) -> Result<Item, LockedListError> {
         self.locked(|l| l.get(index))
     }
 
@@ -301,7 +301,7 @@ impl LockedShareableList {
     /// assert_eq!(l.get(0)?.as_str(), Some("xyz"));
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn set<V>(&mut self, index: usize, value: V) -> Result<(), LockedListError>
+    pub fn set<V>(&self, index: usize, value: V) -> Result<(), LockedListError>
     where
         V: TryInto<Item>,
         ListError: From<V::Error>,
@@ -318,7 +318,7 @@ impl LockedShareableList {
     /// assert_eq!(l.to_vec()?, [Item::Int(1), Item::None]);
     /// # Ok::<(), shm_collections::LockedListError>(())
     /// ```
-    pub fn to_vec(&mut self) -> Result<Vec<Item>, LockedListError> {
+    pub fn to_vec(&self) -> Result<Vec<Item>, LockedListError> {
         self.locked(|l| l.to_vec())
     }
 
@@ -344,7 +344,7 @@ impl LockedShareableList {
 /// The lock of a [`LockedShareableList`] while held: derefs to the list. Each guard
 /// that ends also bumps the version stamp ([`version`](Self::version)).
 pub struct ListGuard<'a> {
-    list: &'a mut ShareableList,
+    list: &'a ShareableList,
     guard: MutexGuard<'a, u64>,
 }
 
@@ -390,12 +390,6 @@ impl ListGuard<'_> {
 impl std::ops::Deref for ListGuard<'_> {
     type Target = ShareableList;
     fn deref(&self) -> &ShareableList {
-        self.list
-    }
-}
-
-impl std::ops::DerefMut for ListGuard<'_> {
-    fn deref_mut(&mut self) -> &mut ShareableList {
         self.list
     }
 }

@@ -621,7 +621,7 @@ impl ShareableList {
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
     #[inline]
-    pub fn set<V>(&mut self, index: usize, value: V) -> Result<()>
+    pub fn set<V>(&self, index: usize, value: V) -> Result<()>
     where
         V: TryInto<Item>,
         ListError: From<V::Error>,
@@ -640,7 +640,7 @@ impl ShareableList {
     /// assert!(sl.set_at(-1, u128::MAX).is_err());
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
-    pub fn set_at<V>(&mut self, index: isize, value: V) -> Result<()>
+    pub fn set_at<V>(&self, index: isize, value: V) -> Result<()>
     where
         V: TryInto<Item>,
         ListError: From<V::Error>,
@@ -657,7 +657,7 @@ impl ShareableList {
     /// assert_eq!(sl.get(0)?.as_str(), Some("hi"));
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
-    pub fn set_str(&mut self, index: usize, value: &str) -> Result<()> {
+    pub fn set_str(&self, index: usize, value: &str) -> Result<()> {
         self.write(index, ItemRef::Str(value))
     }
 
@@ -669,7 +669,7 @@ impl ShareableList {
     /// assert_eq!(sl.get(0)?.as_bytes(), Some(&b"raw"[..]));
     /// # Ok::<(), shm_collections::ListError>(())
     /// ```
-    pub fn set_bytes(&mut self, index: usize, value: &[u8]) -> Result<()> {
+    pub fn set_bytes(&self, index: usize, value: &[u8]) -> Result<()> {
         self.write(index, ItemRef::Bytes(value))
     }
 
@@ -855,7 +855,7 @@ impl ShareableList {
     }
 
     #[inline]
-    fn write(&mut self, index: usize, value: ItemRef<'_>) -> Result<()> {
+    fn write(&self, index: usize, value: ItemRef<'_>) -> Result<()> {
         let slot = self.slot(index)?;
         let current = self.read_meta(index)?;
         if let Some((format, code, data)) = layout::encode_fixed(value) {

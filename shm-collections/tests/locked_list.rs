@@ -14,9 +14,9 @@ const ROUNDS: i64 = 500;
 fn locked_read_modify_writes_from_many_processes_lose_nothing() {
     if let Some(role) = child_role() {
         let i: usize = role.parse().unwrap();
-        let mut list = LockedShareableList::open(&std::env::var("SHM_NAME").unwrap()).unwrap();
+        let list = LockedShareableList::open(&std::env::var("SHM_NAME").unwrap()).unwrap();
         for _ in 0..ROUNDS {
-            let mut g = list.lock().unwrap();
+            let g = list.lock().unwrap();
             let total = g.get(0).unwrap().as_int().unwrap();
             std::thread::yield_now(); // invite another process to interleave
             g.set(0, total + 1).unwrap();
@@ -25,7 +25,7 @@ fn locked_read_modify_writes_from_many_processes_lose_nothing() {
         }
         return;
     }
-    let mut list = LockedShareableList::create(vec![Item::Int(0); 1 + WORKERS]).unwrap();
+    let list = LockedShareableList::create(vec![Item::Int(0); 1 + WORKERS]).unwrap();
     let children: Vec<_> = (0..WORKERS)
         .map(|i| {
             child_command(
@@ -67,13 +67,13 @@ sl.shm.close()";
 fn a_holder_killed_mid_update_is_reported() {
     if let Some(role) = child_role() {
         assert_eq!(role, "victim");
-        let mut list = LockedShareableList::open(&std::env::var("SHM_NAME").unwrap()).unwrap();
-        let mut g = list.lock().unwrap();
+        let list = LockedShareableList::open(&std::env::var("SHM_NAME").unwrap()).unwrap();
+        let g = list.lock().unwrap();
         g.set(0, "halfway").unwrap();
         std::thread::sleep(Duration::from_secs(60)); // killed here, before item 1
         return;
     }
-    let mut list = LockedShareableList::create(["clean", "clean"]).unwrap();
+    let list = LockedShareableList::create(["clean", "clean"]).unwrap();
     let mut child = child_command("a_holder_killed_mid_update_is_reported", "victim")
         .env("SHM_NAME", list.name().unwrap())
         .spawn()
@@ -95,7 +95,7 @@ fn a_holder_killed_mid_update_is_reported() {
         Err(LockedListError::Inconsistent { .. })
     ));
     match list.lock() {
-        Err(LockError::Inconsistent(mut g)) | Err(LockError::OwnerDied(mut g)) => {
+        Err(LockError::Inconsistent(g)) | Err(LockError::OwnerDied(g)) => {
             assert_eq!(g.get(0).unwrap(), Item::from("halfway"));
             g.set(0, "clean").unwrap();
             g.mark_consistent();

@@ -138,7 +138,7 @@ fn repr_matches_cpython() {
 
 #[test]
 fn get_set_negative_index_count_index() {
-    let mut sl = ShareableList::create([1, 2, 3, 2]).unwrap();
+    let sl = ShareableList::create([1, 2, 3, 2]).unwrap();
     assert_eq!(sl.len(), 4);
     assert_eq!(sl.at(-1).unwrap(), Item::Int(2));
     assert_eq!(sl.at(-4).unwrap(), Item::Int(1));
@@ -174,7 +174,7 @@ fn get_set_negative_index_count_index() {
 
 #[test]
 fn type_changes_in_place_follow_cpython() {
-    let mut sl = ShareableList::create([Item::from("abcdefghij"), 5.into(), "xy".into()]).unwrap();
+    let sl = ShareableList::create([Item::from("abcdefghij"), 5.into(), "xy".into()]).unwrap();
     // A str slot of 16 bytes takes an int: format `q`, code 0, value in the first 8
     // bytes, the rest of the slot keeps its old bytes.
     sl.set(0, 7).unwrap();
@@ -209,7 +209,7 @@ fn type_changes_in_place_follow_cpython() {
 
 #[test]
 fn slot_too_small_and_trailing_nul_write_nothing() {
-    let mut sl = ShareableList::create([Item::from("abc"), 1.into(), "é".into()]).unwrap();
+    let sl = ShareableList::create([Item::from("abc"), 1.into(), "é".into()]).unwrap();
     let before = bytes_of(&sl);
     match sl.set(0, "123456789") {
         Err(ListError::SlotTooSmall {
@@ -413,7 +413,7 @@ fn truncated_segments() {
 
 #[test]
 fn corrupted_formats_and_codes_after_open() {
-    let (mut sl, raw, _g) = victim();
+    let (sl, raw, _g) = victim();
     let bad_formats: &[&[u8; 8]] = &[
         b"\0\0\0\0\0\0\0\0",
         b"i\0\0\0\0\0\0\0",
@@ -541,7 +541,7 @@ fn set_keeps_a_short_blob_format_only_when_the_value_fits_it() {
     // (which CPython would silently truncate to 8 bytes) gets `16s`.
     let list = ShareableList::create([Item::from("0123456789"), 1.into()]).unwrap();
     let seg = Segment::open(list.name().unwrap()).unwrap();
-    let mut list = list;
+    let list = list;
     let f = 8 * (2 + 2) + 24;
     seg.write_at(f, b"8s\0\0\0\0\0\0").unwrap();
     list.set(0, "short").unwrap();

@@ -382,7 +382,7 @@ fn forged_huge_count_allocates_nothing_of_its_size() {
 
 #[test]
 fn forged_blob_format_allocates_nothing_of_its_size() {
-    let mut sl = ShareableList::create(["abc"]).unwrap();
+    let sl = ShareableList::create(["abc"]).unwrap();
     let f = 8 * 3 + 8;
     for forged in [b"9999999s", b"9999992s", b"1000000s"] {
         sl.segment().write_at(f, forged).unwrap();

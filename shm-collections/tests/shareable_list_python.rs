@@ -224,7 +224,7 @@ fn python_creates(python: &Path) {
 /// and writes the other's list (readers trust offsets and `<n>s` only).
 fn non_ascii_sizing(python: &Path) {
     let who = python.display();
-    let mut sl = ShareableList::create(["ééééé", "日本語"]).unwrap();
+    let sl = ShareableList::create(["ééééé", "日本語"]).unwrap();
     assert_eq!(sl.slot_capacity(0).unwrap(), 16); // CPython would make 8
     let name = sl.name().unwrap().to_owned();
     let script = format!(
@@ -240,7 +240,7 @@ fn non_ascii_sizing(python: &Path) {
     );
     let name = run_python(python, &script, &[]).trim().to_owned();
     let _guard = UnlinkGuard::new(&name);
-    let mut theirs = ShareableList::open(&name).unwrap();
+    let theirs = ShareableList::open(&name).unwrap();
     assert_eq!(
         theirs.to_vec().unwrap(),
         [Item::from("ab"), "üü".into()],
@@ -337,7 +337,7 @@ fn interop_int_range_matches_cpython() {
     let script = format!("import struct\nstruct_error = struct.error\n{script}");
     for python in pythons() {
         let who = python.display();
-        let mut sl = ShareableList::create([0]).unwrap();
+        let sl = ShareableList::create([0]).unwrap();
         let mut argv: Vec<&str> = vec![sl.name().unwrap()];
         argv.extend(args.iter().map(String::as_str));
         let seen = run_python(&python, &script, &argv);

@@ -87,7 +87,7 @@ fn rust_reader_racing_a_writer_process_sees_only_written_values() {
     }
     let name = unique_name("sl-race");
     let _guard = UnlinkGuard::new(&name);
-    let mut sl = racing_list(&name);
+    let sl = racing_list(&name);
     let mut child = child_command(
         "rust_reader_racing_a_writer_process_sees_only_written_values",
         "sl-race-writer",

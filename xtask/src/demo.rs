@@ -265,7 +265,7 @@ pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
             Ok(())
         }
         "list" => {
-            let mut list = ShareableList::open(name)?;
+            let list = ShareableList::open(name)?;
             let seg = Segment::open(&std::env::var("SHM_DEMO_SEGMENT")?)?;
             let mut share = vec![0u8; SHARE];
             seg.read_at(index * SHARE, &mut share)?;
