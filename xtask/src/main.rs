@@ -65,6 +65,12 @@ enum Cmd {
         cases: u64,
         /// Seed.
         seed: u64,
+        /// Run only the cases from this one on (to reproduce a reported case).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        /// Print each case's bytes.
+        #[arg(long)]
+        trace: bool,
     },
     /// Internal: one demo worker process.
     #[command(hide = true)]
@@ -100,8 +106,13 @@ fn main() -> ExitCode {
             ],
             &[],
         ),
-        Cmd::FuzzRun { cases, seed } => {
-            let tally = fuzz::run(cases, seed, true);
+        Cmd::FuzzRun {
+            cases,
+            seed,
+            first,
+            trace,
+        } => {
+            let tally = fuzz::run_from(cases, seed, first, trace, true);
             print!("{tally}");
             if tally.clean() {
                 Ok(())
