@@ -1,0 +1,100 @@
+//! The README's examples, compiled and run by `cargo test`, so that what the README
+//! shows keeps working. The child process is this test binary in the role `child`.
+
+use std::time::Duration;
+
+use shm_collections::{Item, ShareableList, Value};
+use shm_core::Segment;
+use shm_sync::{Condition, Event, LockError};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[test]
+fn readme_examples_run() -> Result {
+    if shm_core::testing::child_role().is_some() {
+        return child();
+    }
+    segments()?;
+    values_and_lists()?;
+    handing_objects_to_a_child()?;
+    condition()
+}
+
+fn segments() -> Result {
+    // Process A: create a segment (unlinked when `seg` drops) and hand its name on.
+    let seg = Segment::create(1 << 20)?;
+    seg.write_at(0, b"hello from A")?;
+
+    // Process B (or Python: SharedMemory(name=...)): open it by name.
+    let peer = Segment::open(seg.name().unwrap())?;
+    let mut buf = [0u8; 12];
+    peer.read_at(0, &mut buf)?;
+    assert_eq!(&buf, b"hello from A");
+    Ok(())
+}
+
+fn values_and_lists() -> Result {
+    let counter = Value::create(0u64)?; // Value<u64> with a robust lock
+    counter.update(|n| *n += 1)?; // other processes: Value::<u64>::open(name)
+    match counter.lock() {
+        Ok(mut n) => *n += 1,
+        // A process was killed while holding the lock: repair, then mark consistent.
+        Err(LockError::OwnerDied(mut n)) => {
+            *n = 0;
+            n.mark_consistent();
+        }
+        Err(e) => return Err(e.to_string().into()),
+    }
+    assert_eq!(counter.get()?, 2);
+
+    let list = ShareableList::create([Item::from("howdy"), Item::Int(42), Item::None])?;
+    list.set(1, 43)?;
+    // Python: ShareableList(name=list.name().unwrap()) reads ['howdy', 43, None]
+    assert_eq!(list.get(1)?, Item::Int(43));
+    Ok(())
+}
+
+fn handing_objects_to_a_child() -> Result {
+    // Named objects travel by name, anonymous ones (no name, cannot leak) by an
+    // inherited descriptor: the child does not care which.
+    let done = Event::create()?;
+    let jobs = <Value<u64> as shm_core::SharedObject>::anonymous(41)?;
+    // In the README: `Command::new("my-worker")`; here the worker is this test binary.
+    let mut child = shm_core::testing::child_command("readme_examples_run", "child");
+    done.share(&mut child, "DONE")?;
+    jobs.share(&mut child, "JOBS")?;
+    assert!(child.status()?.success());
+    assert!(done.is_set());
+    assert_eq!(jobs.get()?, 42);
+    Ok(())
+}
+
+fn child() -> Result {
+    let done = Event::from_env("DONE")?;
+    let jobs = Value::<u64>::from_env("JOBS")?;
+    jobs.update(|n| *n += 1)?;
+    // Asking for the wrong type is a typed error, not a reinterpretation.
+    assert!(Value::<f64>::from_env("JOBS").is_err());
+    done.set();
+    Ok(())
+}
+
+fn condition() -> Result {
+    // Python's Condition: one object that owns its lock (and here, the data it guards).
+    let ready = Condition::create(0u32)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            *ready.lock().unwrap() = 7;
+            ready.notify_all();
+        });
+        let (guard, ok) = ready
+            .wait_for(
+                ready.lock().unwrap(),
+                |v| *v != 0,
+                Some(Duration::from_secs(10)),
+            )
+            .unwrap();
+        assert!(ok && *guard == 7);
+    });
+    Ok(())
+}
