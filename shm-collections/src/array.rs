@@ -203,49 +203,11 @@ macro_rules! array_object {
             $ty<T: Pod>,
             CellError,
             $make,
-            $path
+            $path,
+            create(len: usize) => len, args: ", 3"
         );
 
         impl<T: Pod> $ty<T> {
-            /// Creates `len` zeroed elements under a random `psm_` name, unlinked when
-            /// this handle drops.
-            ///
-            /// ```
-            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<f64>::create(1000)?;")]
-            /// assert_eq!(a.len(), 1000);
-            /// assert!(a.name().unwrap().starts_with("psm_"));
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create(len: usize) -> CellResult<Self> {
-                <Self as SharedObject>::create(len)
-            }
-
-            /// Creates `len` zeroed elements under `name`
-            /// ([`shm_core::Error::AlreadyExists`] if taken).
-            ///
-            /// ```
-            #[doc = concat!("let name = format!(\"doc-", stringify!($ty), "-{}\", std::process::id());")]
-            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<u8>::create_named(&name, 3)?;")]
-            /// assert_eq!(a.name(), Some(name.as_str()));
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create_named(name: &str, len: usize) -> CellResult<Self> {
-                <Self as SharedObject>::create_named(name, len)
-            }
-
-            /// Creates `len` zeroed elements with the given segment options (name,
-            /// page reservation, unlink on drop).
-            ///
-            /// ```
-            /// let opts = shm_core::SegmentOptions::new();
-            #[doc = concat!("let a = shm_collections::", stringify!($ty), "::<u8>::create_with(&opts, 2)?;")]
-            /// assert_eq!(a.len(), 2);
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create_with(options: &SegmentOptions, len: usize) -> CellResult<Self> {
-                <Self as SharedObject>::create_with(options, len)
-            }
-
             /// Creates an array holding a copy of `items`, under a random name.
             ///
             /// ```

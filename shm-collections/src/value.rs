@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytemuck::Pod;
-use shm_core::{Kind, Layout, Object, ObjectSpec, SegmentOptions, SharedObject};
+use shm_core::{Kind, Layout, Object, ObjectSpec, SharedObject};
 use shm_sync::{LockResult, MutexGuard, RawMutex, Wait};
 
 use crate::cell::{
@@ -104,47 +104,10 @@ macro_rules! value_object {
             $ty<$g: $b>,
             CellError,
             $make,
-            $path
+            $path,
+            create(initial: $g) => initial, args: $example
         );
 
-        impl<$g: $b> $ty<$g> {
-            /// Creates a value under a random `psm_` name, unlinked when this handle drops.
-            ///
-            /// ```
-            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create(", $example, ")?;")]
-            /// assert!(v.name().unwrap().starts_with("psm_"));
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create(initial: $g) -> CellResult<Self> {
-                <Self as SharedObject>::create(initial)
-            }
-
-            /// Creates a value under `name` ([`shm_core::Error::AlreadyExists`] if
-            /// taken), unlinked when this handle drops.
-            ///
-            /// ```
-            #[doc = concat!("let name = format!(\"doc-", stringify!($ty), "-{}\", std::process::id());")]
-            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create_named(&name, ", $example, ")?;")]
-            /// assert_eq!(v.name(), Some(name.as_str()));
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create_named(name: &str, initial: $g) -> CellResult<Self> {
-                <Self as SharedObject>::create_named(name, initial)
-            }
-
-            /// Creates a value with the given segment options (name, page
-            /// reservation, unlink on drop).
-            ///
-            /// ```
-            /// let opts = shm_core::SegmentOptions::new().unlink_on_drop(true);
-            #[doc = concat!("let v = shm_collections::", stringify!($ty), "::create_with(&opts, ", $example, ")?;")]
-            /// assert!(v.object().unlinks_on_drop());
-            /// # Ok::<(), shm_collections::CellError>(())
-            /// ```
-            pub fn create_with(options: &SegmentOptions, initial: $g) -> CellResult<Self> {
-                <Self as SharedObject>::create_with(options, initial)
-            }
-        }
     };
 }
 
@@ -179,7 +142,7 @@ pub struct Value<T: Pod> {
 value_object!(
     Value<T: Pod>,
     "Value",
-    "3u32",
+    ", 3u32",
     "shm_collections::Value::create(3u32)",
     "shm_collections::Value::<u32>",
     label: |o| cell_label("Value", o));
@@ -303,7 +266,7 @@ pub struct RawValue<T: Pod> {
 value_object!(
     RawValue<T: Pod>,
     "RawValue",
-    "9i16",
+    ", 9i16",
     "shm_collections::RawValue::create(9i16)",
     "shm_collections::RawValue::<i16>",
 );
@@ -373,7 +336,7 @@ pub struct AtomicValue<T: AtomicInt> {
 value_object!(
     AtomicValue<T: AtomicInt>,
     "AtomicValue",
-    "5u32",
+    ", 5u32",
     "shm_collections::AtomicValue::create(5u32)",
     "shm_collections::AtomicValue::<u32>",
 );

@@ -5,8 +5,9 @@
 /// Adds the [`SharedObject`](crate::SharedObject) lifecycle as inherent methods
 /// (`open`, `open_timeout`, `from_segment`, `anonymous`, `name`, `unlink`,
 /// `set_unlink_on_drop`, `share`, `from_env`, `object`) and a `Debug` impl naming the
-/// object. `$make` is an expression creating one (for the docs' examples), `$path` the
-/// type's path (for the examples, e.g. `"shm_sync::Mutex::<u32>"`).
+/// object; with a `create(args) => init, args: ", example"` clause also `create`,
+/// `create_named` and `create_with` taking those arguments. `$make` is an expression
+/// creating one (for the docs' examples), `$path` the type's path (for the examples, e.g. `"shm_sync::Mutex::<u32>"`).
 ///
 /// ```
 /// use shm_core::{Error, Kind, Layout, Object, ObjectSpec, SharedObject};
@@ -29,8 +30,58 @@
 /// ```
 #[macro_export]
 macro_rules! object_methods {
-    ($ty:ident $(<$g:ident : $b:path>)?, $err:ty, $make:literal, $path:literal) => {
+    (
+        $ty:ident $(<$g:ident : $b:path>)?, $err:ty, $make:literal, $path:literal
+        $(, create($($arg:ident : $argty:ty),*) => $init:expr, args: $ex:literal)?
+    ) => {
         impl$(<$g: $b>)? $ty$(<$g>)? {
+            $(
+            /// Creates the object under a fresh random `psm_` name (CPython's naming); the
+            /// name is removed when this handle drops (see `set_unlink_on_drop`).
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// assert!(obj.name().unwrap().starts_with("psm_"));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create($($arg: $argty),*) -> ::std::result::Result<Self, $err> {
+                <Self as $crate::SharedObject>::create($init)
+            }
+
+            /// Creates the object under `name` (a leading `/` is optional);
+            /// `AlreadyExists` if the name is taken.
+            ///
+            /// ```
+            #[doc = concat!("let name = format!(\"shm-doc-", stringify!($ty), "-{}\", std::process::id());")]
+            #[doc = concat!("let obj = ", $path, "::create_named(&name", $ex, ")?;")]
+            /// assert_eq!(obj.name(), Some(name.as_str()));
+            #[doc = concat!("assert!(", $path, "::create_named(&name", $ex, ").is_err());")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create_named(
+                name: &str,
+                $($arg: $argty),*
+            ) -> ::std::result::Result<Self, $err> {
+                <Self as $crate::SharedObject>::create_named(name, $init)
+            }
+
+            /// Creates the object with chosen segment options (name, page reservation,
+            /// unlink on drop).
+            ///
+            /// ```
+            /// let options = shm_core::SegmentOptions::new().reserve(false);
+            #[doc = concat!("let obj = ", $path, "::create_with(&options", $ex, ")?;")]
+            /// assert!(obj.name().is_some());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create_with(
+                options: &$crate::SegmentOptions,
+                $($arg: $argty),*
+            ) -> ::std::result::Result<Self, $err> {
+                <Self as $crate::SharedObject>::create_with(options, $init)
+            }
+            )?
+
             /// Opens the object another process created, by name, checking its kind,
             /// layout version and element type.
             ///

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::Error;
 use crate::common::{kinds, sync_object};
@@ -44,6 +44,7 @@ pub struct Barrier {
 sync_object!(
     Barrier, RawBarrier,
     make: "shm_sync::Barrier::create(2)", path: "shm_sync::Barrier",
+    create(parties: u32) => parties, args: ", 2",
     init: u32, spec: ObjectSpec::new(kinds::BARRIER, VERSION), payload: size_of::<RawBarrier>(),
     write: |o, parties| {
         if parties == 0 || parties > RawBarrier::MAX_PARTIES {
@@ -60,40 +61,6 @@ sync_object!(
 );
 
 impl Barrier {
-    /// Creates a barrier for `parties` (at least 1) under a fresh random name.
-    ///
-    /// ```
-    /// assert_eq!(shm_sync::Barrier::create(3)?.parties(), 3);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(parties: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), parties)
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-barrier-{}", std::process::id());
-    /// assert_eq!(shm_sync::Barrier::create_named(&name, 2)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, parties: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), parties)
-    }
-
-    /// Creates it with chosen segment options; 0 parties, or more than 8 388 607
-    /// (2^23 - 1), is [`shm_core::Error::InvalidSize`].
-    ///
-    /// ```
-    /// use shm_core::SegmentOptions;
-    /// assert!(shm_sync::Barrier::create_with(&SegmentOptions::new(), 0).is_err());
-    /// assert!(shm_sync::Barrier::create_with(&SegmentOptions::new(), 1 << 23).is_err());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, parties: u32) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, parties)
-    }
-
     fn map(
         &self,
         r: Result<BarrierWaitResult, crate::RawError>,

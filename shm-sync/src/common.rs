@@ -33,6 +33,7 @@ macro_rules! sync_object {
     (
         $ty:ident $(<$g:ident>)?, $raw:ty,
         make: $make:literal, path: $path:literal,
+        create($($arg:ident : $argty:ty),*) => $initval:expr, args: $ex:literal,
         init: $init:ty, spec: $spec:expr, payload: $payload:expr,
         write: |$o:ident, $v:ident| $write:expr
         $(, check: |$c:ident| $check:expr)?
@@ -73,7 +74,10 @@ macro_rules! sync_object {
             }
         }
 
-        shm_core::object_methods!($ty $(<$g: bytemuck::Pod>)?, $crate::Error, $make, $path);
+        shm_core::object_methods!(
+            $ty $(<$g: bytemuck::Pod>)?, $crate::Error, $make, $path,
+            create($($arg: $argty),*) => $initval, args: $ex
+        );
     };
 }
 

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::common::{data_offset, kinds, sync_object};
 use crate::inplace::{InPlace, Shared};
@@ -71,6 +71,7 @@ pub struct Condition<T: Pod = ()> {
 sync_object!(
     Condition<T>, ConditionWords,
     make: "shm_sync::Condition::create(0u32)", path: "shm_sync::Condition::<u32>",
+    create(value: T) => value, args: ", 0u32",
     init: T, spec: ObjectSpec::new(kinds::CONDITION, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
     write: |o, value| {
         let () = Self::ALIGN_OK;
@@ -87,46 +88,6 @@ impl<T: Pod> Condition<T> {
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
-
-    /// Creates an unlocked condition holding `value` (`()` for none, as in Python),
-    /// under a fresh random name. The name is removed when this handle drops (see
-    /// [`set_unlink_on_drop`](Self::set_unlink_on_drop)).
-    ///
-    /// ```
-    /// let plain = shm_sync::Condition::create(())?;      // Python's Condition()
-    /// let with_data = shm_sync::Condition::create([0u8; 16])?;
-    /// assert!(!plain.is_locked());
-    /// assert_eq!(*with_data.lock().unwrap(), [0u8; 16]);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), value)
-    }
-
-    /// Creates it under `name` ([`shm_core::Error::AlreadyExists`] if taken).
-    ///
-    /// ```
-    /// let name = format!("shm-doc-condition-{}", std::process::id());
-    /// let c = shm_sync::Condition::create_named(&name, 1u64)?;
-    /// assert_eq!(c.name().unwrap(), name);
-    /// assert!(shm_sync::Condition::create_named(&name, 1u64).is_err());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), value)
-    }
-
-    /// Creates it with chosen segment options (name, page reservation, unlink on drop).
-    ///
-    /// ```
-    /// let opts = shm_core::SegmentOptions::new().reserve(false);
-    /// let c = shm_sync::Condition::create_with(&opts, 3i16)?;
-    /// assert_eq!(*c.lock().unwrap(), 3);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, value: T) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, value)
-    }
 
     #[inline]
     fn mutex(&self) -> &RawMutex {

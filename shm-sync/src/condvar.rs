@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
 use crate::raw::{Acquired, RawCondvar};
-use crate::{Error, LockError, LockResult, MutexGuard};
+use crate::{LockError, LockResult, MutexGuard};
 
 const VERSION: u32 = 1;
 
@@ -42,6 +42,7 @@ pub struct Condvar {
 sync_object!(
     Condvar, RawCondvar,
     make: "shm_sync::Condvar::create()", path: "shm_sync::Condvar",
+    create() => (), args: "",
     init: (), spec: ObjectSpec::new(kinds::CONDVAR, VERSION), payload: size_of::<RawCondvar>(),
     write: |o, v| Ok(())
 );
@@ -81,40 +82,6 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
-    /// Creates a condition variable under a fresh random name.
-    ///
-    /// ```
-    /// let cv = shm_sync::Condvar::create()?;
-    /// cv.notify_one();
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create() -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new())
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-condvar-{}", std::process::id());
-    /// let cv = shm_sync::Condvar::create_named(&name)?;
-    /// assert_eq!(cv.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name))
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let cv = shm_sync::Condvar::create_with(&shm_core::SegmentOptions::new())?;
-    /// # let _ = cv;
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, ())
-    }
-
     /// Unlocks the guard's mutex, waits for a notification, locks it again and returns
     /// the guard. A holder that died meanwhile is reported as by `lock`.
     ///

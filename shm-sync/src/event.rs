@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::Error;
 use crate::common::{kinds, sync_object};
@@ -31,43 +31,12 @@ pub struct Event {
 sync_object!(
     Event, RawEvent,
     make: "shm_sync::Event::create()", path: "shm_sync::Event",
+    create() => (), args: "",
     init: (), spec: ObjectSpec::new(kinds::EVENT, VERSION), payload: size_of::<RawEvent>(),
     write: |o, v| Ok(())
 );
 
 impl Event {
-    /// Creates an event (not set) under a fresh random name.
-    ///
-    /// ```
-    /// assert!(!shm_sync::Event::create()?.is_set());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create() -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new())
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-event-{}", std::process::id());
-    /// assert_eq!(shm_sync::Event::create_named(&name)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name))
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let ev = shm_sync::Event::create_with(&shm_core::SegmentOptions::new())?;
-    /// # let _ = ev;
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, ())
-    }
-
     /// Sets the flag and wakes every waiter.
     ///
     /// ```

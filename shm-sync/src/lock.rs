@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use shm_core::SegmentOptions;
-
 use crate::{Error, LockResult, Mutex, MutexGuard};
 
 /// What [`Lock::lock`] holds: a [`MutexGuard`] over no data; the lock is released when
@@ -46,40 +44,6 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// Creates an unlocked lock under a fresh random name; the name is removed when this
-    /// handle drops (see [`set_unlink_on_drop`](Self::set_unlink_on_drop)).
-    ///
-    /// ```
-    /// let l = shm_sync::Lock::create()?;
-    /// assert!(!l.is_locked());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create() -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new())
-    }
-
-    /// Creates it under `name` ([`shm_core::Error::AlreadyExists`] if taken).
-    ///
-    /// ```
-    /// let name = format!("shm-doc-lock-{}", std::process::id());
-    /// assert_eq!(shm_sync::Lock::create_named(&name)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name))
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let l = shm_sync::Lock::create_with(&shm_core::SegmentOptions::new().reserve(false))?;
-    /// assert!(l.try_lock().is_ok());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, ())
-    }
-
     /// Locks, waiting as long as a live thread holds the lock (Python's `acquire()`);
     /// dropping the guard releases it.
     ///
@@ -188,4 +152,7 @@ impl shm_core::SharedObject for Lock {
     }
 }
 
-shm_core::object_methods!(Lock, Error, "shm_sync::Lock::create()", "shm_sync::Lock");
+shm_core::object_methods!(
+    Lock, Error, "shm_sync::Lock::create()", "shm_sync::Lock",
+    create() => (), args: ""
+);

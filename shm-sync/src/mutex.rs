@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::common::{data_offset, kinds, sync_object};
 use crate::inplace::Shared;
@@ -47,6 +47,7 @@ pub struct Mutex<T: Pod> {
 sync_object!(
     Mutex<T>, RawMutex,
     make: "shm_sync::Mutex::create(0u32)", path: "shm_sync::Mutex::<u32>",
+    create(value: T) => value, args: ", 0u32",
     init: T, spec: ObjectSpec::new(kinds::MUTEX, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
     write: |o, value| {
         let () = Self::ALIGN_OK;
@@ -63,44 +64,6 @@ impl<T: Pod> Mutex<T> {
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
-
-    /// Creates an unlocked mutex holding `value`, under a fresh random name. The name is
-    /// removed when this handle drops (see [`set_unlink_on_drop`](Self::set_unlink_on_drop)).
-    ///
-    /// ```
-    /// let m = shm_sync::Mutex::create([0u8; 32])?;
-    /// assert_eq!(m.lock().unwrap()[0], 0);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), value)
-    }
-
-    /// Creates an unlocked mutex holding `value` under `name`
-    /// ([`shm_core::Error::AlreadyExists`] if taken).
-    ///
-    /// ```
-    /// let name = format!("shm-doc-mutex-{}", std::process::id());
-    /// let m = shm_sync::Mutex::create_named(&name, 7i32)?;
-    /// assert_eq!(m.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), value)
-    }
-
-    /// Creates the mutex with chosen segment options (name, page reservation, unlink on
-    /// drop).
-    ///
-    /// ```
-    /// let opts = shm_core::SegmentOptions::new().reserve(false);
-    /// let m = shm_sync::Mutex::create_with(&opts, 1u16)?;
-    /// assert_eq!(*m.lock().unwrap(), 1);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, value: T) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, value)
-    }
 
     #[inline]
     pub(crate) fn raw(&self) -> &RawMutex {

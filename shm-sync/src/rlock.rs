@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
@@ -37,44 +37,12 @@ pub struct RLock {
 sync_object!(
     RLock, RawRLock,
     make: "shm_sync::RLock::create()", path: "shm_sync::RLock",
+    create() => (), args: "",
     init: (), spec: ObjectSpec::new(kinds::RLOCK, VERSION), payload: size_of::<RawRLock>(),
     write: |o, v| Ok(())
 );
 
 impl RLock {
-    /// Creates an unlocked lock under a fresh random name.
-    ///
-    /// ```
-    /// let l = shm_sync::RLock::create()?;
-    /// assert_eq!(l.depth(), 0);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create() -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new())
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-rlock-{}", std::process::id());
-    /// assert_eq!(shm_sync::RLock::create_named(&name)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name))
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let l = shm_sync::RLock::create_with(&shm_core::SegmentOptions::new())?;
-    /// # let _ = l;
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, ())
-    }
-
     fn guard(&self, r: Result<Acquired, RawError>, waited: Duration) -> LockResult<RLockGuard<'_>> {
         let guard = || RLockGuard {
             lock: self,

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::common::{data_offset, kinds, sync_object};
 use crate::inplace::Shared;
@@ -35,6 +35,7 @@ pub struct RwLock<T: Pod> {
 sync_object!(
     RwLock<T>, RawRwLock,
     make: "shm_sync::RwLock::create(0u32)", path: "shm_sync::RwLock::<u32>",
+    create(value: T) => value, args: ", 0u32",
     init: T, spec: ObjectSpec::new(kinds::RWLOCK, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
     write: |o, value| {
         let () = Self::ALIGN_OK;
@@ -51,40 +52,6 @@ impl<T: Pod> RwLock<T> {
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
-
-    /// Creates an unlocked lock holding `value` under a fresh random name.
-    ///
-    /// ```
-    /// let l = shm_sync::RwLock::create(1.5f64)?;
-    /// assert_eq!(*l.read().unwrap(), 1.5);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), value)
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-rwlock-{}", std::process::id());
-    /// let l = shm_sync::RwLock::create_named(&name, 0u8)?;
-    /// assert_eq!(l.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, value: T) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), value)
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let l = shm_sync::RwLock::create_with(&shm_core::SegmentOptions::new(), 0u8)?;
-    /// # let _ = l;
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, value: T) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, value)
-    }
 
     #[inline]
     fn raw(&self) -> &RawRwLock {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shm_core::{ObjectSpec, SegmentOptions};
+use shm_core::ObjectSpec;
 
 use crate::Error;
 use crate::common::{kinds, sync_object};
@@ -36,6 +36,7 @@ pub struct Semaphore {
 sync_object!(
     Semaphore, RawSemaphore,
     make: "shm_sync::Semaphore::create(1)", path: "shm_sync::Semaphore",
+    create(value: u32) => value, args: ", 1",
     init: u32, spec: spec(), payload: size_of::<RawSemaphore>(),
     write: |o, value| {
         crate::inplace::raw_in::<RawSemaphore>(o)?.init(value.min(crate::raw::MAX_PERMITS), 0);
@@ -63,6 +64,7 @@ pub struct BoundedSemaphore {
 sync_object!(
     BoundedSemaphore, RawSemaphore,
     make: "shm_sync::BoundedSemaphore::create(1)", path: "shm_sync::BoundedSemaphore",
+    create(value: u32) => value, args: ", 1",
     init: u32, spec: spec(), payload: size_of::<RawSemaphore>(),
     write: |o, value| {
         if value == 0 || value > crate::raw::MAX_PERMITS {
@@ -167,39 +169,6 @@ semaphore_ops!(Semaphore);
 semaphore_ops!(BoundedSemaphore);
 
 impl Semaphore {
-    /// Creates a semaphore with `value` permits (at most `i32::MAX`) under a fresh
-    /// random name.
-    ///
-    /// ```
-    /// assert_eq!(shm_sync::Semaphore::create(5)?.value(), 5);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(value: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), value)
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-sem-{}", std::process::id());
-    /// assert_eq!(shm_sync::Semaphore::create_named(&name, 1)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), value)
-    }
-
-    /// Creates it with chosen segment options.
-    ///
-    /// ```
-    /// let sem = shm_sync::Semaphore::create_with(&shm_core::SegmentOptions::new(), 2)?;
-    /// assert_eq!(sem.value(), 2);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, value)
-    }
-
     /// The bound, for a semaphore created as a [`BoundedSemaphore`].
     ///
     /// ```
@@ -212,39 +181,6 @@ impl Semaphore {
 }
 
 impl BoundedSemaphore {
-    /// Creates a bounded semaphore with `value` permits (also the bound; 1 to
-    /// `i32::MAX`) under a fresh random name.
-    ///
-    /// ```
-    /// assert_eq!(shm_sync::BoundedSemaphore::create(2)?.max(), 2);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create(value: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new(), value)
-    }
-
-    /// Creates it under `name`.
-    ///
-    /// ```
-    /// let name = format!("shm-doc-bsem-{}", std::process::id());
-    /// assert_eq!(shm_sync::BoundedSemaphore::create_named(&name, 1)?.name().unwrap(), name);
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_named(name: &str, value: u32) -> Result<Self, Error> {
-        Self::create_with(&SegmentOptions::new().name(name), value)
-    }
-
-    /// Creates it with chosen segment options. A `value` of 0 (a semaphore that could
-    /// never be acquired nor released) is refused as [`shm_core::Error::InvalidSize`].
-    ///
-    /// ```
-    /// assert!(shm_sync::BoundedSemaphore::create_with(&shm_core::SegmentOptions::new(), 0).is_err());
-    /// # Ok::<(), shm_sync::Error>(())
-    /// ```
-    pub fn create_with(options: &SegmentOptions, value: u32) -> Result<Self, Error> {
-        <Self as shm_core::SharedObject>::create_with(options, value)
-    }
-
     /// The bound (the initial value).
     ///
     /// ```
