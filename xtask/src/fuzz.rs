@@ -221,7 +221,7 @@ fn targets() -> Vec<Target> {
             exercise: |s| {
                 let m = Mutex::<u64>::from_segment(s).map_err(e)?;
                 if let Ok(mut g) = m.lock_timeout(T).or_else(|err| err.into_guard().ok_or(())) {
-                    *g += 1;
+                    *g = g.wrapping_add(1);
                 }
                 let _ = m.try_lock();
                 Ok(())
@@ -402,12 +402,14 @@ fn targets() -> Vec<Target> {
 /// Damages `bytes` in one to four ways.
 fn mutate(rng: &mut Rng, pristine: &[u8]) -> Vec<u8> {
     let mut bytes = pristine.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    // Weighted towards the payload (lengths, counts, offsets, lock words): a damaged
+    // header is refused early, so most cases should get past it.
+    for _ in 0..1 + rng.below(3) {
         let len = bytes.len();
-        match rng.below(7) {
-            // A header or payload word (8 bytes) set to an adversarial value.
-            0 | 1 => {
-                let at = if rng.below(2) == 0 {
+        match rng.below(20) {
+            // A header (3 in 20) or payload (7 in 20) word set to an adversarial value.
+            0..=9 => {
+                let at = if rng.below(10) < 3 {
                     rng.below(128.min(len) / 8) * 8
                 } else {
                     rng.below(len / 8) * 8
@@ -417,14 +419,14 @@ fn mutate(rng: &mut Rng, pristine: &[u8]) -> Vec<u8> {
                 bytes[at..end].copy_from_slice(&v[..end - at]);
             }
             // A 4-byte field.
-            2 => {
+            10..=12 => {
                 let at = rng.below(len / 4) * 4;
                 let v = (rng.adversarial(len) as u32).to_le_bytes();
                 let end = (at + 4).min(len);
                 bytes[at..end].copy_from_slice(&v[..end - at]);
             }
             // Random bytes over a random range.
-            3 => {
+            13..=15 => {
                 let at = rng.below(len);
                 let n = 1 + rng.below(32.min(len - at));
                 for b in &mut bytes[at..at + n] {
@@ -432,12 +434,12 @@ fn mutate(rng: &mut Rng, pristine: &[u8]) -> Vec<u8> {
                 }
             }
             // A single bit flipped.
-            4 => {
+            16 | 17 => {
                 let at = rng.below(len);
                 bytes[at] ^= 1 << rng.below(8);
             }
             // Truncated (possibly below the header).
-            5 => {
+            18 => {
                 let keep = 1 + rng.below(len.max(2) - 1);
                 bytes.truncate(keep);
             }
