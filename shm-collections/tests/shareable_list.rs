@@ -310,7 +310,7 @@ fn named_create_open_and_ownership() {
     let sl = ShareableList::create_named(&name, ["a"]).unwrap();
     assert!(matches!(
         ShareableList::create_named(&name, ["b"]),
-        Err(ListError::Segment(shm_core::Error::AlreadyExists { .. }))
+        Err(ListError::Shm(shm_core::Error::AlreadyExists { .. }))
     ));
     let peer = ShareableList::open(&format!("/{name}")).unwrap();
     drop(peer); // an opener never unlinks
@@ -318,7 +318,7 @@ fn named_create_open_and_ownership() {
     drop(sl); // the creator does
     assert!(matches!(
         ShareableList::open(&name),
-        Err(ListError::Segment(shm_core::Error::NotFound { .. }))
+        Err(ListError::Shm(shm_core::Error::NotFound { .. }))
     ));
 }
 

@@ -1,7 +1,7 @@
 //! Hostile memory: forged counts, offsets, formats, codes and data, written into a real
 //! list's segment before it is opened and while it is open. Every operation must
 //! return `Ok` or a typed layout error: no panic, no out-of-bounds offset (which the
-//! segment would report as `ListError::Segment`), no allocation sized by a forged
+//! segment would report as `ListError::Shm`), no allocation sized by a forged
 //! value, and bounded time.
 //!
 //! This binary counts the largest single allocation each thread makes, to check that

@@ -1004,6 +1004,46 @@ pub trait SharedObject: Sized {
         Self::attach(object)
     }
 
+    /// Lays the object out at `offset` inside `segment`, an arena that many small
+    /// objects share (one mapping and no descriptor for all of them); its name is
+    /// `segment@offset`. Foreign layouts (CPython's) are [`Error::Unsupported`].
+    ///
+    /// # Safety
+    /// As [`Object::create_at`]: the range is handed out once by the caller's allocator
+    /// and nothing else uses or initialises it while the object lives.
+    unsafe fn create_at(
+        segment: Arc<Segment>,
+        offset: usize,
+        init: Self::Init,
+    ) -> std::result::Result<Self, Self::Error> {
+        let Layout::Header(spec) = Self::layout() else {
+            return Err(Error::Unsupported {
+                name: segment.display_name().to_owned(),
+                what: "placing a foreign-format object inside an arena",
+            }
+            .into());
+        };
+        let len = Self::payload_len(&init)?;
+        // SAFETY: forwarded from this function's contract.
+        let object = unsafe {
+            Object::create_at(segment, offset, &spec, len, |o| Self::init_payload(o, init))?
+        };
+        Self::attach(object)
+    }
+
+    /// Opens the object at `offset` in an arena already mapped by this process (no new
+    /// mapping), checking its header.
+    fn open_at(segment: Arc<Segment>, offset: usize) -> std::result::Result<Self, Self::Error> {
+        let Layout::Header(spec) = Self::layout() else {
+            return Err(Error::Unsupported {
+                name: segment.display_name().to_owned(),
+                what: "a foreign-format object inside an arena",
+            }
+            .into());
+        };
+        Self::attach(Object::from_segment_at(segment, offset, &spec)?)
+    }
+
     /// Opens the object another process created, by name (`segment` or
     /// `segment@offset`), checking its header.
     fn open(name: &str) -> std::result::Result<Self, Self::Error> {

@@ -20,7 +20,7 @@
 pub enum ListError {
     /// The segment itself failed: not found, invalid name, out of space, an OS error...
     #[error(transparent)]
-    Segment(#[from] shm_core::Error),
+    Shm(#[from] shm_core::Error),
 
     /// The index is not that of an item (negative indices count from the end).
     #[error("index {index} out of range for ShareableList {name:?} of {len} items")]
