@@ -32,7 +32,6 @@ fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let runs = loom_model::check(b, f);
     let name = std::thread::current()
         .name()
-        .unwrap()
         .unwrap_or("?")
         .to_owned();
     eprintln!("{name}: {runs} interleavings");
@@ -477,7 +476,7 @@ fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
 #[test]
 fn rwlock_writers_exclude_readers_and_writers() {
     check(2, || {
-        let s = Arc::new((RawRwLock::new(), Guarded::new(0u32)));
+        let s = Arc::new((RawRwLock::<2>::with_slots(), Guarded::new(0u32)));
         let writer = {
             let s = s.clone();
             thread::spawn(move || {
@@ -510,7 +509,7 @@ fn rwlock_writers_exclude_readers_and_writers() {
 #[test]
 fn rwlock_dead_writer_recovered_exactly_once() {
     check(2, || {
-        let l = Arc::new(RawRwLock::new());
+        let l = Arc::new(RawRwLock::<2>::with_slots());
         let holder = {
             let l = l.clone();
             thread::spawn(move || {
@@ -547,7 +546,7 @@ fn rwlock_dead_writer_recovered_exactly_once() {
 #[test]
 fn rwlock_last_reader_out_lets_the_writer_in() {
     check(2, || {
-        let s = Arc::new((RawRwLock::new(), Guarded::new(0u32)));
+        let s = Arc::new((RawRwLock::<2>::with_slots(), Guarded::new(0u32)));
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let s = s.clone();
@@ -566,6 +565,35 @@ fn rwlock_last_reader_out_lets_the_writer_in() {
             assert!(r.join().unwrap() <= 1);
         }
         assert_eq!(s.0.readers(), 0);
+    });
+}
+
+#[test]
+fn rwlock_dead_reader_taken_back_exactly_once() {
+    check(2, || {
+        let l = Arc::new(RawRwLock::<2>::with_slots());
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || {
+                assert_eq!(l.read(), Ok(Acquired::Clean));
+                loom_model::die();
+            })
+        };
+        loom_model::set_timeouts(Timeouts::Expire);
+        let first = l.write().unwrap();
+        l.write_unlock().unwrap();
+        reader.join().unwrap();
+        let second = l.write().unwrap();
+        l.write_unlock().unwrap();
+        // Whether the reader came in before or after the first writer, its share is
+        // taken back once, and reported once; a dead reader leaves the lock consistent.
+        let died = [first, second]
+            .iter()
+            .filter(|a| **a == Acquired::OwnerDied)
+            .count();
+        assert_eq!(died, 1, "{first:?} {second:?}");
+        assert_eq!(l.readers(), 0);
+        assert!(l.is_consistent());
     });
 }
 

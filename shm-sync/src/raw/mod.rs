@@ -12,6 +12,7 @@ mod mutex;
 mod rlock;
 mod rwlock;
 mod semaphore;
+mod table;
 
 pub use barrier::{BarrierWaitResult, RawBarrier};
 pub use condvar::RawCondvar;
@@ -19,8 +20,11 @@ pub use event::RawEvent;
 pub use mutex::RawMutex;
 pub use rlock::RawRLock;
 pub use rwlock::RawRwLock;
+pub(crate) use rwlock::{RwHead, RwNamedHead};
+pub use table::{DEFAULT_SLOTS, MAX_SLOTS};
 pub(crate) use semaphore::MAX_PERMITS;
-pub use semaphore::RawSemaphore;
+pub(crate) use semaphore::{SemHead, SemSlot};
+pub use semaphore::{PermitAcquired, RawSemaphore};
 
 /// How a lock was acquired.
 ///
