@@ -116,7 +116,9 @@ pub enum Error {
     },
     /// The barrier is broken: aborted, reset while this party waited, or a party timed
     /// out (Python's `BrokenBarrierError`); `reset` makes it usable again.
-    #[error("{object} is broken (aborted, reset, a party timed out or died); reset it to use it again")]
+    #[error(
+        "{object} is broken (aborted, reset, a party timed out or died); reset it to use it again"
+    )]
     BrokenBarrier {
         /// The object.
         object: Arc<str>,
@@ -124,7 +126,9 @@ pub enum Error {
     /// The object's participant table is full: every one of its `slots` names a live
     /// reader (RwLock), permit-holding process (Semaphore) or registered party
     /// (Barrier). Create it with more slots (`create_with_slots`).
-    #[error("{object}: all {slots} participant slots name live participants (expected a free slot); create it with more slots")]
+    #[error(
+        "{object}: all {slots} participant slots name live participants (expected a free slot); create it with more slots"
+    )]
     TooManyParticipants {
         /// The object.
         object: Arc<str>,

@@ -71,13 +71,7 @@ unsafe impl InPlace for crate::raw::SemNamedHead {}
 // SAFETY: as above.
 unsafe impl InPlace for crate::raw::SemSlot {}
 
-in_place!(
-    RawMutex,
-    RawCondvar,
-    RawEvent,
-    RawBarrier,
-    RawRLock
-);
+in_place!(RawMutex, RawCondvar, RawEvent, RawBarrier, RawRLock);
 
 /// A named object: a checked [`Object`] whose payload starts with a raw primitive `R`,
 /// optionally followed by plain data.
@@ -146,10 +140,11 @@ impl<R: InPlace> Shared<R> {
     /// read from the mapping before, so this never fires on hostile input).
     #[inline]
     pub(crate) fn table<E: InPlace>(&self, offset: usize, n: usize) -> &[E] {
-        let end = n.checked_mul(size_of::<E>()).and_then(|l| l.checked_add(offset));
+        let end = n
+            .checked_mul(size_of::<E>())
+            .and_then(|l| l.checked_add(offset));
         assert!(
-            end.is_some_and(|e| e <= self.object.payload_len())
-                && offset % align_of::<E>() == 0,
+            end.is_some_and(|e| e <= self.object.payload_len()) && offset % align_of::<E>() == 0,
             "participant table outside the payload"
         );
         // SAFETY: `offset..offset + n * size_of::<E>()` lies inside the payload (checked

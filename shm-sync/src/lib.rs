@@ -213,8 +213,8 @@ pub use guard::{MutexGuard, Wait};
 pub use lock::{Lock, LockGuard};
 pub use mutex::{LockResult, Mutex};
 pub use raw::{
-    Acquired, BarrierWaitResult, DEFAULT_SLOTS, MAX_SLOTS, RawBarrier, RawCondvar, RawEvent,
-    PermitAcquired, RawMutex, RawRLock, RawRwLock, RawSemaphore,
+    Acquired, BarrierWaitResult, DEFAULT_SLOTS, MAX_SLOTS, PermitAcquired, RawBarrier, RawCondvar,
+    RawEvent, RawMutex, RawRLock, RawRwLock, RawSemaphore,
 };
 pub use rlock::{RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -64,7 +64,9 @@ impl<T: Pod> RwLock<T> {
 
     fn init(o: &Object, value: T, slots: u32) -> Result<(), Error> {
         let () = Self::ALIGN_OK;
-        raw_in::<RwNamedHead>(o)?.slots.store(slots, Ordering::Relaxed);
+        raw_in::<RwNamedHead>(o)?
+            .slots
+            .store(slots, Ordering::Relaxed);
         Ok(o.write_at(Self::data_at(slots as usize), bytemuck::bytes_of(&value))?)
     }
 
@@ -133,9 +135,12 @@ impl<T: Pod> RwLock<T> {
         slots: u32,
     ) -> Result<Self, Error> {
         let n = Self::check_slots(|| "RwLock (new)".into(), slots)?;
-        let object = Object::create(options, &spec::<T>(), Self::data_at(n) + size_of::<T>(), |o| {
-            Self::init(o, value, slots)
-        })?;
+        let object = Object::create(
+            options,
+            &spec::<T>(),
+            Self::data_at(n) + size_of::<T>(),
+            |o| Self::init(o, value, slots),
+        )?;
         <Self as shm_core::SharedObject>::attach(object)
     }
 
@@ -184,7 +189,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.head().read_mode(self.table(), Mode::forever()), Duration::ZERO)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::forever()),
+            Duration::ZERO,
+        )
     }
 
     /// Takes a read lock if no writer holds or waits for it.
@@ -197,7 +205,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.head().read_mode(self.table(), Mode::Try), Duration::ZERO)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::Try),
+            Duration::ZERO,
+        )
     }
 
     /// Takes a read lock, waiting at most `timeout`.
@@ -208,7 +219,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn read_timeout(&self, timeout: Duration) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.head().read_mode(self.table(), Mode::timeout(timeout)), timeout)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::timeout(timeout)),
+            timeout,
+        )
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -220,7 +234,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.head().write_mode(self.table(), Mode::forever()), Duration::ZERO)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::forever()),
+            Duration::ZERO,
+        )
     }
 
     /// Takes the write lock if nobody holds the lock.
@@ -234,20 +251,33 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.head().write_mode(self.table(), Mode::Try), Duration::ZERO)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::Try),
+            Duration::ZERO,
+        )
     }
 
     /// Takes the write lock, waiting at most `timeout` in all.
     ///
     /// ```
+    /// use shm_sync::LockError;
     /// let l = shm_sync::RwLock::create(1u8)?;
-    /// let _r = l.read().unwrap();
+    /// let r = l.read().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(matches!(l.write_timeout(std::time::Duration::from_millis(5)),
+    ///                                 Err(LockError::Timeout { .. }))));
+    /// });
+    /// // The reader itself would wait for its own share: refused.
     /// assert!(matches!(l.write_timeout(std::time::Duration::from_millis(5)),
-    ///                  Err(shm_sync::LockError::Timeout { .. })));
+    ///                  Err(LockError::WouldDeadlock { .. })));
+    /// drop(r);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn write_timeout(&self, timeout: Duration) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.head().write_mode(self.table(), Mode::timeout(timeout)), timeout)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::timeout(timeout)),
+            timeout,
+        )
     }
 
     fn read_guard(
@@ -398,7 +428,12 @@ impl<T: Pod> shm_core::SharedObject for RwLock<T> {
     fn attach(object: Object) -> Result<Self, Error> {
         let () = Self::ALIGN_OK;
         // The slot count is untrusted: checked, then the payload length must match it.
-        let slots = Self::check_slots(|| object.label(), raw_in::<RwNamedHead>(&object)?.slots.load(Ordering::Relaxed))?;
+        let slots = Self::check_slots(
+            || object.label(),
+            raw_in::<RwNamedHead>(&object)?
+                .slots
+                .load(Ordering::Relaxed),
+        )?;
         let data = Self::data_at(slots);
         let shared = Shared::<RwNamedHead>::attach(object, data + size_of::<T>())?;
         Ok(RwLock {

@@ -22,11 +22,11 @@ use rustix::thread::futex;
 use shm_core::identity::{Identity, IndexEntry, Liveness, index_entry, pidns_index};
 
 use crate::atomic::AtomicU32;
-#[cfg(loom)]
-pub(crate) use crate::loom_model::{futex_wait, futex_wake, is_alive, me};
 /// Under the model every thread is a process of its own.
 #[cfg(loom)]
 pub(crate) use crate::loom_model::me as me_process;
+#[cfg(loom)]
+pub(crate) use crate::loom_model::{futex_wait, futex_wake, is_alive, me};
 
 /// Low 30 bits of an identity word, the holder field: the PID-namespace index (bits
 /// 22..30) and the Linux TID (bits 0..22; pid_max is at most 2^22). 0 = no holder.

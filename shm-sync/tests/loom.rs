@@ -30,10 +30,7 @@ fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     // Waits that time out at once (`Timeouts::Expire`) spin: allow long executions.
     b.max_branches = b.max_branches.max(20_000);
     let runs = loom_model::check(b, f);
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("?")
-        .to_owned();
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
     eprintln!("{name}: {runs} interleavings");
     assert!(runs > 1, "loom explored a single interleaving");
 }
@@ -380,9 +377,9 @@ fn event_wait_timeout_or_set() {
 #[test]
 fn semaphore_one_permit_excludes() {
     check(3, || {
-        let s = Arc::new((RawSemaphore::new(1, 1), Guarded::new(0u32)));
-        let bump = |s: &(RawSemaphore, Guarded<u32>)| {
-            s.0.acquire();
+        let s = Arc::new((RawSemaphore::<2>::with_slots(1, 1), Guarded::new(0u32)));
+        let bump = |s: &(RawSemaphore<2>, Guarded<u32>)| {
+            s.0.acquire().unwrap();
             s.1.with_mut(|n| *n += 1);
             s.0.release().unwrap();
         };
@@ -393,7 +390,7 @@ fn semaphore_one_permit_excludes() {
         bump(&s);
         t.join().unwrap();
         assert_eq!(s.0.value(), 1);
-        s.0.acquire();
+        s.0.acquire().unwrap();
         assert_eq!(s.1.with_mut(|n| *n), 2);
     });
 }
@@ -401,11 +398,11 @@ fn semaphore_one_permit_excludes() {
 #[test]
 fn semaphore_releases_wake_every_sleeper() {
     check(3, || {
-        let sem = Arc::new(RawSemaphore::new(0, 2));
+        let sem = Arc::new(RawSemaphore::<3>::with_slots(0, 2));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let sem = sem.clone();
-                thread::spawn(move || sem.acquire())
+                thread::spawn(move || sem.acquire().unwrap())
             })
             .collect();
         sem.release().unwrap();
@@ -420,7 +417,7 @@ fn semaphore_releases_wake_every_sleeper() {
 #[test]
 fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
     check(2, || {
-        let sem = Arc::new(RawSemaphore::new(0, 0));
+        let sem = Arc::new(RawSemaphore::<3>::with_slots(0, 0));
         let timed = {
             let sem = sem.clone();
             thread::spawn(move || {
@@ -430,11 +427,11 @@ fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
         };
         let patient = {
             let sem = sem.clone();
-            thread::spawn(move || sem.acquire())
+            thread::spawn(move || sem.acquire().unwrap())
         };
         sem.release().unwrap();
         match timed.join().unwrap() {
-            Ok(()) => sem.release().unwrap(), // the patient one needs another permit
+            Ok(_) => sem.release().unwrap(), // the patient one needs another permit
             Err(e) => assert_eq!(e, RawError::Timeout),
         }
         patient.join().unwrap();
@@ -445,7 +442,7 @@ fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
 #[test]
 fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
     check(2, || {
-        let sem = Arc::new(RawSemaphore::new(0, 0));
+        let sem = Arc::new(RawSemaphore::<3>::with_slots(0, 0));
         let late = {
             let sem = sem.clone();
             thread::spawn(move || {
@@ -455,7 +452,7 @@ fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
         };
         let patient = {
             let sem = sem.clone();
-            thread::spawn(move || sem.acquire())
+            thread::spawn(move || sem.acquire().unwrap())
         };
         sem.release().unwrap();
         // Barging: take the permit back if it is still there, then give it again. The
@@ -468,6 +465,62 @@ fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
         let late_got_one = late.join().unwrap();
         patient.join().unwrap();
         assert_eq!(sem.value(), if late_got_one { 0 } else { 1 });
+    });
+}
+
+#[test]
+fn semaphore_dead_holders_permit_comes_back_once() {
+    check(2, || {
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(1, 1));
+        let holder = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                loom_model::die();
+            })
+        };
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                loom_model::set_timeouts(Timeouts::Expire);
+                let a = sem.acquire().unwrap();
+                sem.release().unwrap();
+                a.reclaimed()
+            })
+        };
+        holder.join().unwrap();
+        let told = waiter.join().unwrap();
+        // The waiter came first (then nobody needed the dead permit yet) or got it
+        // back; either way it comes back exactly once, and the bound holds.
+        let later = sem.reclaim_dead();
+        assert_eq!(told + later, 1, "{told} {later}");
+        assert_eq!(sem.value(), 1);
+        assert_eq!(sem.reclaim_dead(), 0);
+    });
+}
+
+#[test]
+fn semaphore_concurrent_reclaimers_give_back_once() {
+    check(3, || {
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(2, 2));
+        let holder = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                sem.acquire().unwrap();
+                loom_model::die();
+            })
+        };
+        holder.join().unwrap();
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.reclaim_dead())
+        };
+        let mine = sem.reclaim_dead();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine + theirs, 2);
+        assert_eq!(sem.value(), 2);
+        assert_eq!(sem.release(), Err(RawError::OverRelease));
     });
 }
 

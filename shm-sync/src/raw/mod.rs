@@ -21,10 +21,10 @@ pub use mutex::RawMutex;
 pub use rlock::RawRLock;
 pub use rwlock::RawRwLock;
 pub(crate) use rwlock::{RwHead, RwNamedHead};
-pub use table::{DEFAULT_SLOTS, MAX_SLOTS};
 pub(crate) use semaphore::MAX_PERMITS;
-pub(crate) use semaphore::{SemHead, SemSlot};
 pub use semaphore::{PermitAcquired, RawSemaphore};
+pub(crate) use semaphore::{SemHead, SemNamedHead, SemSlot};
+pub use table::{DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How a lock was acquired.
 ///

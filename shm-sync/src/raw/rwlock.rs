@@ -709,7 +709,11 @@ mod tests {
         let t = std::time::Instant::now();
         // Untimed: must not wait for ever.
         assert_eq!(l.write(), Ok(Acquired::OwnerDied));
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(l.readers(), 0);
         // Readers change nothing: the lock stays consistent.
         assert!(l.is_consistent());
@@ -720,13 +724,16 @@ mod tests {
 
     #[test]
     fn try_write_takes_back_dead_readers() {
-        let l = RawRwLock::<4>::with_slots();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                l.read().unwrap();
-                l.read().unwrap();
-            });
-        });
+        let l = std::sync::Arc::new(RawRwLock::<4>::with_slots());
+        let l2 = l.clone();
+        // `join` (not a scope, which returns before the thread has exited) makes the
+        // thread provably dead.
+        std::thread::spawn(move || {
+            l2.read().unwrap();
+            l2.read().unwrap();
+        })
+        .join()
+        .unwrap();
         assert_eq!(l.readers(), 2);
         assert_eq!(l.try_write(), Ok(Acquired::OwnerDied));
         l.write_unlock().unwrap();
@@ -772,7 +779,14 @@ mod tests {
 
     #[test]
     fn garbage_state_never_hangs() {
-        for g in [u32::MAX, WRITER, WRITER | 5, READERS_WAITING, DRAINING, 12345] {
+        for g in [
+            u32::MAX,
+            WRITER,
+            WRITER | 5,
+            READERS_WAITING,
+            DRAINING,
+            12345,
+        ] {
             let l = RawRwLock::new();
             l.set_state(g);
             match l.read_timeout(Duration::from_millis(40)) {
@@ -797,7 +811,12 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let l = RawRwLock::<4>::with_slots();
-            let words = [x, x & 0xFFFF_FFFF, x | (1 << 31), me & !(3 << 30) ^ (x << 40)];
+            let words = [
+                x,
+                x & 0xFFFF_FFFF,
+                x | (1 << 31),
+                me & !(3 << 30) ^ (x << 40),
+            ];
             for (slot, w) in l.table().iter().zip(words) {
                 slot.store(w, Ordering::Relaxed);
             }

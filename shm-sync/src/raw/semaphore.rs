@@ -86,6 +86,17 @@ pub(crate) struct SemHead {
 
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<SemHead>() == 24);
+
+/// The head of a named semaphore's payload: the semaphore words and the slot count,
+/// which the permit table follows (32 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SemNamedHead {
+    pub(crate) head: SemHead,
+    /// Number of slots (untrusted when opened: checked against the length).
+    pub(crate) slots: AtomicU32,
+    _pad: AtomicU32,
+}
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<SemSlot>() == 16);
 
@@ -766,8 +777,10 @@ mod tests {
             let sem = RawSemaphore::<3>::with_slots(1, 2);
             sem.set_state(x & 0xFFFF_FFFF_0000_0003);
             for (k, slot) in sem.table().iter().enumerate() {
-                slot.owner.store(x.rotate_left(k as u32 * 7), Ordering::Relaxed);
-                slot.held.store(x.rotate_right(k as u32 * 11), Ordering::Relaxed);
+                slot.owner
+                    .store(x.rotate_left(k as u32 * 7), Ordering::Relaxed);
+                slot.held
+                    .store(x.rotate_right(k as u32 * 11), Ordering::Relaxed);
             }
             let _ = sem.acquire_timeout(Duration::from_millis(1));
             let _ = sem.release();
