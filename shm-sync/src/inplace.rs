@@ -10,7 +10,7 @@ use bytemuck::Pod;
 use shm_core::Object;
 
 use crate::atomic::AtomicU64;
-use crate::raw::{RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock};
+use crate::raw::{RawCondvar, RawEvent, RawMutex, RawRLock};
 use crate::{Error, RwLockReadGuard, RwLockWriteGuard};
 
 /// Types that may be viewed in place in shared memory: `#[repr(C)]`, made only of
@@ -70,8 +70,10 @@ unsafe impl InPlace for crate::raw::RwNamedHead {}
 unsafe impl InPlace for crate::raw::SemNamedHead {}
 // SAFETY: as above.
 unsafe impl InPlace for crate::raw::SemSlot {}
+// SAFETY: as above.
+unsafe impl InPlace for crate::raw::BarrierNamedHead {}
 
-in_place!(RawMutex, RawCondvar, RawEvent, RawBarrier, RawRLock);
+in_place!(RawMutex, RawCondvar, RawEvent, RawRLock);
 
 /// A named object: a checked [`Object`] whose payload starts with a raw primitive `R`,
 /// optionally followed by plain data.

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Kid, Rng, child_role, env, say};
-use shm_sync::{BoundedSemaphore, LockError, Mutex, RwLock};
+use shm_sync::{Barrier, BoundedSemaphore, Error, LockError, Mutex, RwLock};
 
 /// Longest the parent may wait for the lock after the kill.
 const BOUND: Duration = Duration::from_secs(5);
@@ -253,7 +253,7 @@ fn chaos_kill_readers_and_permit_holders_at_random() {
                     s.release().map_err(|e| e.to_string())?;
                 }
                 match s.release() {
-                    Err(shm_sync::Error::OverRelease { .. }) => Ok(()),
+                    Err(Error::OverRelease { .. }) => Ok(()),
                     r => Err(format!("release beyond the bound: {r:?}")),
                 }
             })()
@@ -291,6 +291,80 @@ fn chaos_kill_readers_and_permit_holders_at_random() {
          {reclaimed} permits reclaimed; {hangs} hangs; slowest {:?} / {:?}; {} failures",
         slowest[0],
         slowest[1],
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A child and a thread of the parent pass rounds of a two-party barrier; the child is
+/// SIGKILLed at a random moment (waiting, or between rounds). The parent's wait must
+/// end with `BrokenBarrier` within 100 ms of the kill, and `reset` must forget the dead
+/// party and make the barrier usable again.
+#[test]
+fn chaos_kill_barrier_parties_at_random() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "party");
+        let b = Barrier::open(&env("SHM_NAME")).unwrap();
+        b.wait().unwrap();
+        say("READY");
+        loop {
+            b.wait().unwrap();
+        }
+    }
+
+    let trials: u32 = std::env::var("SHM_CHAOS_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut rng = Rng::new();
+    let b = Barrier::create(2).unwrap();
+    let (mut failures, mut rounds) = (Vec::new(), 0u64);
+    let mut slowest = Duration::ZERO;
+    for trial in 0..trials {
+        let mut kid = Kid::spawn(
+            "chaos_kill_barrier_parties_at_random",
+            "party",
+            &[("SHM_NAME", b.name().unwrap())],
+        );
+        let outcome = std::thread::scope(|s| {
+            let ours = s.spawn(|| {
+                let mut n = 0u64;
+                loop {
+                    match b.wait() {
+                        Ok(_) => n += 1,
+                        Err(e) => return (n, e, Instant::now()),
+                    }
+                }
+            });
+            kid.wait_line("READY", Duration::from_secs(30));
+            std::thread::sleep(Duration::from_micros(rng.below(10_000)));
+            kid.kill();
+            let killed = Instant::now();
+            let (n, e, at) = ours.join().unwrap();
+            rounds += n;
+            let took = at.saturating_duration_since(killed);
+            slowest = slowest.max(took);
+            match e {
+                Error::BrokenBarrier { .. } if took <= RECLAIM_BOUND => Ok(()),
+                Error::BrokenBarrier { .. } => Err(format!("broken only after {took:?}")),
+                e => Err(e.to_string()),
+            }
+        });
+        b.reset();
+        if b.broken() || b.registered() != 1 {
+            failures.push(format!(
+                "trial {trial}: after reset broken {} registered {}",
+                b.broken(),
+                b.registered()
+            ));
+        }
+        if let Err(why) = outcome {
+            failures.push(format!("trial {trial}: {why}"));
+        }
+        drop(kid);
+    }
+    println!(
+        "chaos (barrier): {trials} trials, {rounds} rounds passed, slowest break {slowest:?}, {} failures",
         failures.len()
     );
     assert!(failures.is_empty(), "{failures:#?}");

@@ -680,9 +680,33 @@ fn rlock_is_reentrant_and_exclusive() {
 // ---- RawBarrier ----
 
 #[test]
+fn barrier_dead_party_breaks_the_waiter() {
+    check(2, || {
+        let b = Arc::new(RawBarrier::<2>::with_slots(3));
+        let dying = {
+            let b = b.clone();
+            thread::spawn(move || {
+                // Registers (a try_wait of the first party does not arrive), then dies
+                // between rounds.
+                assert_eq!(b.try_wait(), Err(RawError::WouldBlock));
+                loom_model::die();
+            })
+        };
+        loom_model::set_timeouts(Timeouts::Expire);
+        dying.join().unwrap();
+        // The round can never complete: the waiter learns it instead of waiting for ever.
+        assert_eq!(b.wait(), Err(RawError::BrokenBarrier));
+        assert!(b.broken());
+        b.reset();
+        assert!(!b.broken());
+        assert_eq!(b.registered(), 1);
+    });
+}
+
+#[test]
 fn barrier_releases_everyone_with_one_leader() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(3));
+        let b = Arc::new(RawBarrier::<2>::with_slots(3));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let b = b.clone();
@@ -705,7 +729,7 @@ fn barrier_releases_everyone_with_one_leader() {
 #[test]
 fn barrier_reused_for_a_second_round() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || [b.wait().unwrap(), b.wait().unwrap()])
@@ -723,7 +747,7 @@ fn barrier_reused_for_a_second_round() {
 #[test]
 fn barrier_timeout_breaks_or_completes() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || {
@@ -750,7 +774,7 @@ fn barrier_timeout_breaks_or_completes() {
 #[test]
 fn barrier_abort_wakes_a_waiter_and_stays_broken_until_reset() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             // Untimed: a lost wake-up after the abort is a deadlock loom reports.
@@ -768,7 +792,7 @@ fn barrier_abort_wakes_a_waiter_and_stays_broken_until_reset() {
 #[test]
 fn barrier_reset_breaks_the_waiting_round_and_starts_a_fresh_one() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || b.wait())

@@ -14,6 +14,7 @@ mod rwlock;
 mod semaphore;
 mod table;
 
+pub(crate) use barrier::{BarrierCore, BarrierNamedHead};
 pub use barrier::{BarrierWaitResult, RawBarrier};
 pub use condvar::RawCondvar;
 pub use event::RawEvent;

@@ -751,14 +751,16 @@ mod tests {
         for _ in 0..3 {
             l.read_unlock().unwrap();
         }
-        // Shares of a dead thread make room.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for _ in 0..3 {
-                    l.read().unwrap();
-                }
-            });
-        });
+        // Shares of a dead thread make room (`join`: the thread has exited).
+        let l = std::sync::Arc::new(l);
+        let l2 = l.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                l2.read().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
         assert_eq!(l.read(), Ok(Acquired::Clean));
         l.read_unlock().unwrap();
         assert_eq!(l.readers(), 0);
