@@ -709,7 +709,8 @@ fn barrier_dead_party_breaks_the_waiter() {
 #[test]
 fn barrier_releases_everyone_with_one_leader() {
     check(3, || {
-        let b = Arc::new(RawBarrier::<3>::with_slots(3));
+        // No table: the round protocol does not touch it (registration has its model).
+        let b = Arc::new(RawBarrier::<0>::with_slots(3));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let b = b.clone();
