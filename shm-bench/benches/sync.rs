@@ -6,7 +6,10 @@
 //! `sync/std_mutex_lock_unlock`, `sync/parking_lot_mutex_lock_unlock`,
 //! `sync/pthread_robust_mutex_lock_unlock`, `sync/rlock_acquire_release`,
 //! `sync/rwlock_read_unlock`, `sync/rwlock_write_unlock`,
-//! `sync/semaphore_acquire_release`, `sync/event_set_clear`, `sync/locked_increment`,
+//! `sync/std_rwlock_read_unlock`, `sync/parking_lot_rwlock_read_unlock`,
+//! `sync/rwlock_read_unlock_before`, `sync/semaphore_acquire_release`,
+//! `sync/semaphore_acquire_release_before`, `sync/barrier_round`,
+//! `sync/barrier_round_before`, `sync/event_set_clear`, `sync/locked_increment`,
 //! `sync/atomic_increment`, `sync/futex_wake_no_waiter`.
 //!
 //! Two-process IDs (a child process re-runs this binary with `SHM_SYNC_BENCH_ROLE`
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use shm_core::Segment;
-use shm_sync::{Event, Mutex, RLock, RawMutex, RwLock, Semaphore};
+use shm_sync::{Barrier, Event, Mutex, RLock, RawMutex, RwLock, Semaphore};
 
 /// Environment variable naming the child's role in the two-process benchmarks.
 const ROLE: &str = "SHM_SYNC_BENCH_ROLE";
@@ -79,13 +82,45 @@ fn one_process(c: &mut Criterion) {
     g.bench_function("rwlock_write_unlock", |b| {
         b.iter(|| drop(black_box(rw.write().unwrap())))
     });
+    let std_rw = std::sync::RwLock::new(0u64);
+    g.bench_function("std_rwlock_read_unlock", |b| {
+        b.iter(|| drop(black_box(std_rw.read().unwrap())))
+    });
+    let pl_rw = parking_lot::RwLock::new(0u64);
+    g.bench_function("parking_lot_rwlock_read_unlock", |b| {
+        b.iter(|| drop(black_box(pl_rw.read())))
+    });
+    let old = before::Words::default();
+    g.bench_function("rwlock_read_unlock_before", |b| {
+        b.iter(|| {
+            black_box(old.read());
+            old.read_unlock();
+        })
+    });
 
     let sem = Semaphore::create(1).expect("create Semaphore");
     g.bench_function("semaphore_acquire_release", |b| {
         b.iter(|| {
-            sem.acquire();
+            black_box(sem.acquire().unwrap());
             sem.release().unwrap();
         })
+    });
+    let old = before::Words::default();
+    old.count.store(1, Ordering::Relaxed);
+    g.bench_function("semaphore_acquire_release_before", |b| {
+        b.iter(|| {
+            black_box(old.try_take());
+            old.sem_release();
+        })
+    });
+
+    let bar = Barrier::create(1).expect("create Barrier");
+    g.bench_function("barrier_round", |b| {
+        b.iter(|| black_box(bar.wait().unwrap()))
+    });
+    let old = before::Words::default();
+    g.bench_function("barrier_round_before", |b| {
+        b.iter(|| black_box(old.round()))
     });
 
     let ev = Event::create().expect("create Event");
@@ -341,4 +376,118 @@ fn main() {
     one_process(&mut c);
     two_process(&mut c);
     c.final_summary();
+}
+
+/// The uncontended fast paths of `RawRwLock::read` / `read_unlock`,
+/// `RawSemaphore::acquire` / `release` and a one-party `RawBarrier::wait` as they were
+/// before the participant tables, replicated instruction for instruction (same
+/// atomics, same orderings) so that one run measures before and after. Only the
+/// uncontended paths: the benchmark never reaches the slow ones.
+mod before {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    const WRITER: u32 = 1 << 31;
+    const COUNT: u32 = (1 << 30) - 1;
+    const INCONSISTENT: u64 = 1 << 31;
+
+    #[derive(Default)]
+    pub struct Words {
+        /// The writers' mutex word (RwLock) / the barrier state.
+        owner: AtomicU64,
+        /// The reader count (RwLock) / the permit count (Semaphore).
+        pub count: AtomicU32,
+        waiters: AtomicU32,
+        max: AtomicU32,
+        /// The barrier's wake sequence.
+        seq: AtomicU32,
+    }
+
+    impl Words {
+        #[inline]
+        pub fn read(&self) -> bool {
+            let s = self.count.load(Ordering::Relaxed);
+            assert!(
+                s & (WRITER | COUNT) < COUNT
+                    && self
+                        .count
+                        .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok(),
+                "uncontended"
+            );
+            self.owner.load(Ordering::Relaxed) & INCONSISTENT != 0
+        }
+
+        #[inline]
+        pub fn read_unlock(&self) {
+            let mut s = self.count.load(Ordering::Relaxed);
+            loop {
+                assert!(s & COUNT != 0);
+                match self.count.compare_exchange_weak(
+                    s,
+                    s - 1,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(v) => s = v,
+                }
+            }
+            assert!(!(s & COUNT == 1 && s & WRITER != 0), "uncontended");
+        }
+
+        #[inline]
+        pub fn try_take(&self) -> bool {
+            let mut v = self.count.load(Ordering::Relaxed);
+            while v != 0 {
+                match self.count.compare_exchange_weak(
+                    v,
+                    v - 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return true,
+                    Err(x) => v = x,
+                }
+            }
+            false
+        }
+
+        #[inline]
+        pub fn sem_release(&self) {
+            let max = self.max.load(Ordering::Relaxed);
+            let mut v = self.count.load(Ordering::Relaxed);
+            loop {
+                assert!(max == 0 || v < max);
+                match self.count.compare_exchange_weak(
+                    v,
+                    v + 1,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(x) => v = x,
+                }
+            }
+            assert_eq!(self.waiters.load(Ordering::SeqCst), 0, "uncontended");
+        }
+
+        /// A round of a one-party barrier: the leader's CAS, then waking (a futex
+        /// wake, as the real one does, with nobody to wake).
+        #[inline]
+        pub fn round(&self) -> u64 {
+            std::hint::black_box(self.max.load(Ordering::Acquire)); // the parties
+            let s = self.owner.load(Ordering::Acquire);
+            let next = ((s >> 32) + 1) << 32;
+            self.owner
+                .compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire)
+                .expect("uncontended");
+            self.seq.fetch_add(1, Ordering::Release);
+            let _ = rustix::thread::futex::wake(
+                &self.seq,
+                rustix::thread::futex::Flags::empty(),
+                i32::MAX as u32,
+            );
+            next
+        }
+    }
 }

@@ -1,16 +1,24 @@
 //! The named [`Barrier`].
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use shm_core::ObjectSpec;
+use shm_core::{Object, ObjectSpec, SegmentOptions};
 
 use crate::Error;
-use crate::common::{kinds, sync_object};
-use crate::inplace::Shared;
-use crate::raw::{BarrierWaitResult, RawBarrier};
+use crate::atomic::{AtomicU64, Ordering};
+use crate::common::kinds;
+use crate::inplace::{Shared, raw_in};
+use crate::raw::{
+    BarrierCore, BarrierNamedHead, BarrierWaitResult, DEFAULT_SLOTS, MAX_SLOTS, Mode, RawBarrier,
+};
 
-/// Layout version: 2 since the state word carries the broken flag and round history.
-const VERSION: u32 = 2;
+/// Layout version: 3 since the registration table (slot count after the barrier
+/// words, the table after it); 2 added the broken flag and round history.
+const VERSION: u32 = 3;
+
+/// Where the registration table starts in the payload.
+const TABLE: usize = size_of::<BarrierNamedHead>();
 
 /// A reusable barrier for `parties` processes or threads (Python's
 /// `multiprocessing.Barrier`) in its own named segment.
@@ -25,6 +33,14 @@ const VERSION: u32 = 2;
 /// [`Error::BrokenBarrier`] (Python's `BrokenBarrierError`) until `reset`; the party
 /// whose time ran out gets [`Error::Timeout`].
 ///
+/// **A party that dies breaks it too.** A process registers in the barrier's table
+/// ([`DEFAULT_SLOTS`](crate::DEFAULT_SLOTS) slots unless
+/// [`create_with_slots`](Self::create_with_slots) chose otherwise) at its first `wait`
+/// through a handle, and leaves when that handle drops. If a registered process dies
+/// (`kill -9` at any moment, waiting or between rounds), the parties waiting notice
+/// within about 20 ms and get [`Error::BrokenBarrier`]; `reset` forgets the dead.
+/// Parties are processes: the threads of one process share its registration.
+///
 /// ```
 /// let b = shm_sync::Barrier::create(2)?;
 /// let peer = shm_sync::Barrier::open(b.name().unwrap())?;
@@ -38,15 +54,88 @@ const VERSION: u32 = 2;
 /// # Ok::<(), shm_sync::Error>(())
 /// ```
 pub struct Barrier {
-    shared: Shared<RawBarrier>,
+    shared: Shared<BarrierNamedHead>,
+    /// Registration slots, read once from the mapping and checked against its length.
+    slots: usize,
+    /// Whether this handle registered the process (it leaves when dropped).
+    registered: AtomicBool,
 }
 
-sync_object!(
-    Barrier, RawBarrier,
-    make: "shm_sync::Barrier::create(2)", path: "shm_sync::Barrier",
-    create(parties: u32) => parties, args: ", 2",
-    init: u32, spec: ObjectSpec::new(kinds::BARRIER, VERSION), payload: size_of::<RawBarrier>(),
-    write: |o, parties| {
+impl Drop for Barrier {
+    fn drop(&mut self) {
+        if *self.registered.get_mut() {
+            self.core().leave(self.table());
+        }
+    }
+}
+
+impl shm_core::SharedObject for Barrier {
+    type Error = Error;
+    type Init = u32;
+
+    fn layout() -> shm_core::Layout {
+        shm_core::Layout::Header(ObjectSpec::new(kinds::BARRIER, VERSION))
+    }
+
+    fn payload_len(_: &u32) -> Result<usize, Error> {
+        Ok(Self::payload(DEFAULT_SLOTS as usize))
+    }
+
+    fn init_payload(o: &Object, parties: u32) -> Result<(), Error> {
+        Self::init(o, parties, DEFAULT_SLOTS)
+    }
+
+    fn attach(object: Object) -> Result<Self, Error> {
+        // The slot count is untrusted: checked, then the payload length must match it.
+        let slots = Self::check_slots(
+            || object.label(),
+            raw_in::<BarrierNamedHead>(&object)?
+                .slots
+                .load(Ordering::Relaxed),
+        )?;
+        let shared = Shared::<BarrierNamedHead>::attach(object, Self::payload(slots))?;
+        Ok(Barrier {
+            shared,
+            slots,
+            registered: AtomicBool::new(false),
+        })
+    }
+
+    fn object(&self) -> &Object {
+        self.shared.object()
+    }
+
+    fn object_mut(&mut self) -> &mut Object {
+        self.shared.object_mut()
+    }
+}
+
+shm_core::object_methods!(
+    Barrier,
+    Error,
+    "shm_sync::Barrier::create(2)",
+    "shm_sync::Barrier",
+    create(parties: u32) => parties, args: ", 2"
+);
+
+impl Barrier {
+    fn payload(slots: usize) -> usize {
+        TABLE + 8 * slots
+    }
+
+    fn check_slots(name: impl FnOnce() -> String, slots: u32) -> Result<usize, Error> {
+        if slots > MAX_SLOTS {
+            return Err(shm_core::Error::InvalidSize {
+                name: name(),
+                len: u64::from(slots),
+                reason: "a barrier has 0 to 4096 registration slots",
+            }
+            .into());
+        }
+        Ok(slots as usize)
+    }
+
+    fn init(o: &Object, parties: u32, slots: u32) -> Result<(), Error> {
         if parties == 0 || parties > RawBarrier::MAX_PARTIES {
             return Err(shm_core::Error::InvalidSize {
                 name: o.label(),
@@ -55,18 +144,86 @@ sync_object!(
             }
             .into());
         }
-        crate::inplace::raw_in::<RawBarrier>(o)?.init(parties);
+        let h = raw_in::<BarrierNamedHead>(o)?;
+        h.slots.store(slots, Ordering::Relaxed);
+        h.core.init(parties);
         Ok(())
     }
-);
 
-impl Barrier {
+    #[inline]
+    fn core(&self) -> &BarrierCore {
+        &self.shared.raw().core
+    }
+
+    #[inline]
+    fn table(&self) -> &[AtomicU64] {
+        self.shared.table(TABLE, self.slots)
+    }
+
+    /// Creates it with chosen segment options and `slots` registration slots (0 to
+    /// [`MAX_SLOTS`](crate::MAX_SLOTS): the most processes that wait on it; 0: dead
+    /// parties are not noticed).
+    ///
+    /// ```
+    /// use shm_core::SegmentOptions;
+    /// let b = shm_sync::Barrier::create_with_slots(&SegmentOptions::new(), 1, 4)?;
+    /// b.wait()?;
+    /// assert_eq!((b.slots(), b.registered()), (4, 1));
+    /// assert!(shm_sync::Barrier::create_with_slots(&SegmentOptions::new(), 1, 5000).is_err());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with_slots(
+        options: &SegmentOptions,
+        parties: u32,
+        slots: u32,
+    ) -> Result<Self, Error> {
+        Self::check_slots(|| "Barrier (new)".into(), slots)?;
+        let object = Object::create(
+            options,
+            &ObjectSpec::new(kinds::BARRIER, VERSION),
+            Self::payload(slots as usize),
+            |o| Self::init(o, parties, slots),
+        )?;
+        <Self as shm_core::SharedObject>::attach(object)
+    }
+
+    /// Number of registration slots.
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::Barrier::create(2)?.slots(), shm_sync::DEFAULT_SLOTS);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn slots(&self) -> u32 {
+        self.slots as u32
+    }
+
+    /// Number of registered processes (a snapshot).
+    ///
+    /// ```
+    /// let b = shm_sync::Barrier::create(1)?;
+    /// assert_eq!(b.registered(), 0);
+    /// b.wait()?;
+    /// assert_eq!(b.registered(), 1);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn registered(&self) -> u32 {
+        BarrierCore::registered(self.table())
+    }
+
+    fn wait_mode(&self, mode: Mode, waited: Duration) -> Result<BarrierWaitResult, Error> {
+        if !self.registered.load(std::sync::atomic::Ordering::Relaxed) {
+            self.registered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.map(self.core().wait_mode(self.table(), mode), waited)
+    }
+
     fn map(
         &self,
         r: Result<BarrierWaitResult, crate::RawError>,
         waited: Duration,
     ) -> Result<BarrierWaitResult, Error> {
-        r.map_err(|e| Error::from_raw(e, self.shared.label(), waited))
+        r.map_err(|e| Error::from_raw_slots(e, self.shared.label(), waited, self.slots()))
     }
 
     /// Arrives and waits for the other parties (Python's `wait()`); the result's
@@ -81,7 +238,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn wait(&self) -> Result<BarrierWaitResult, Error> {
-        self.map(self.shared.raw().wait(), Duration::ZERO)
+        self.wait_mode(Mode::forever(), Duration::ZERO)
     }
 
     /// Arrives and waits at most `timeout` (Python's `wait(timeout)`). Running out of
@@ -98,7 +255,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, Error> {
-        self.map(self.shared.raw().wait_timeout(timeout), timeout)
+        self.wait_mode(Mode::timeout(timeout), timeout)
     }
 
     /// Arrives only if that completes the round; [`Error::WouldBlock`] (without
@@ -109,7 +266,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_wait(&self) -> Result<BarrierWaitResult, Error> {
-        self.map(self.shared.raw().try_wait(), Duration::ZERO)
+        self.wait_mode(Mode::Try, Duration::ZERO)
     }
 
     /// Number of parties.
@@ -119,7 +276,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn parties(&self) -> u32 {
-        self.shared.raw().parties()
+        self.core().parties()
     }
 
     /// Parties waiting in the current round (Python's `n_waiting`); 0 while broken.
@@ -139,7 +296,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn n_waiting(&self) -> u32 {
-        self.shared.raw().n_waiting()
+        self.core().n_waiting()
     }
 
     /// Whether the barrier is broken (Python's `broken`): aborted, or a party timed out,
@@ -153,7 +310,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn broken(&self) -> bool {
-        self.shared.raw().broken()
+        self.core().broken()
     }
 
     /// Breaks the barrier (Python's `abort`): parties waiting now, in any process, and
@@ -173,7 +330,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn abort(&self) {
-        self.shared.raw().abort();
+        self.core().abort();
     }
 
     /// Returns the barrier to its initial, empty, unbroken state (Python's `reset`);
@@ -189,6 +346,6 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn reset(&self) {
-        self.shared.raw().reset();
+        self.core().reset(self.table());
     }
 }

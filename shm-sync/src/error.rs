@@ -41,8 +41,13 @@ pub enum RawError {
     Corrupted(&'static str),
     /// The barrier is broken (aborted, reset while waiting, or a party timed out):
     /// Python's `BrokenBarrierError`.
-    #[error("the barrier is broken (aborted, reset, or a party timed out)")]
+    #[error("the barrier is broken (aborted, reset, a party timed out or died)")]
     BrokenBarrier,
+    /// Every slot of the participant table (readers of a `RawRwLock`, processes
+    /// holding permits of a `RawSemaphore`, parties of a `RawBarrier`) names a live
+    /// participant: one more cannot be tracked.
+    #[error("the participant table is full (every slot names a live participant)")]
+    TooManyParticipants,
 }
 
 /// What went wrong with a named synchronisation object; every variant names it.
@@ -111,10 +116,24 @@ pub enum Error {
     },
     /// The barrier is broken: aborted, reset while this party waited, or a party timed
     /// out (Python's `BrokenBarrierError`); `reset` makes it usable again.
-    #[error("{object} is broken (aborted, reset, or a party timed out); reset it to use it again")]
+    #[error(
+        "{object} is broken (aborted, reset, a party timed out or died); reset it to use it again"
+    )]
     BrokenBarrier {
         /// The object.
         object: Arc<str>,
+    },
+    /// The object's participant table is full: every one of its `slots` names a live
+    /// reader (RwLock), permit-holding process (Semaphore) or registered party
+    /// (Barrier). Create it with more slots (`create_with_slots`).
+    #[error(
+        "{object}: all {slots} participant slots name live participants (expected a free slot); create it with more slots"
+    )]
+    TooManyParticipants {
+        /// The object.
+        object: Arc<str>,
+        /// Its number of slots.
+        slots: u32,
     },
 }
 
@@ -130,6 +149,22 @@ impl Error {
             RawError::Overflow => Error::Overflow { object },
             RawError::Corrupted(what) => Error::Corrupted { object, what },
             RawError::BrokenBarrier => Error::BrokenBarrier { object },
+            RawError::TooManyParticipants => Error::TooManyParticipants { object, slots: 0 },
+        }
+    }
+
+    /// [`from_raw`](Self::from_raw) for an object with a participant table of `slots`.
+    pub(crate) fn from_raw_slots(
+        err: RawError,
+        object: &Arc<str>,
+        waited: Duration,
+        slots: u32,
+    ) -> Error {
+        match Error::from_raw(err, object, waited) {
+            Error::TooManyParticipants { object, .. } => {
+                Error::TooManyParticipants { object, slots }
+            }
+            e => e,
         }
     }
 }

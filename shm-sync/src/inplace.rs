@@ -9,7 +9,8 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use shm_core::Object;
 
-use crate::raw::{RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock, RawSemaphore};
+use crate::atomic::AtomicU64;
+use crate::raw::{RawCondvar, RawEvent, RawMutex, RawRLock};
 use crate::{Error, RwLockReadGuard, RwLockWriteGuard};
 
 /// Types that may be viewed in place in shared memory: `#[repr(C)]`, made only of
@@ -61,15 +62,18 @@ macro_rules! in_place {
     )*};
 }
 
-in_place!(
-    RawMutex,
-    RawRwLock,
-    RawCondvar,
-    RawEvent,
-    RawSemaphore,
-    RawBarrier,
-    RawRLock
-);
+// SAFETY: an atomic integer, valid for any bit pattern (a participant table's word).
+unsafe impl InPlace for AtomicU64 {}
+// SAFETY: `#[repr(C)]`: a `RawMutex` and `AtomicU32`s (see its definition).
+unsafe impl InPlace for crate::raw::RwNamedHead {}
+// SAFETY: `#[repr(C)]`, `AtomicU64`/`AtomicU32` fields only (see their definitions).
+unsafe impl InPlace for crate::raw::SemNamedHead {}
+// SAFETY: as above.
+unsafe impl InPlace for crate::raw::SemSlot {}
+// SAFETY: as above.
+unsafe impl InPlace for crate::raw::BarrierNamedHead {}
+
+in_place!(RawMutex, RawCondvar, RawEvent, RawRLock);
 
 /// A named object: a checked [`Object`] whose payload starts with a raw primitive `R`,
 /// optionally followed by plain data.
@@ -131,6 +135,25 @@ impl<R: InPlace> Shared<R> {
         // 64-byte aligned and mapped while `self.object` lives; all processes access it
         // through `R` (atomics) only.
         unsafe { &*self.object.payload_ptr().cast::<R>() }
+    }
+
+    /// The `n` elements of type `E` at `offset` of the payload: a participant table.
+    /// Panics unless they lie inside the payload, aligned (callers check the count
+    /// read from the mapping before, so this never fires on hostile input).
+    #[inline]
+    pub(crate) fn table<E: InPlace>(&self, offset: usize, n: usize) -> &[E] {
+        let end = n
+            .checked_mul(size_of::<E>())
+            .and_then(|l| l.checked_add(offset));
+        assert!(
+            end.is_some_and(|e| e <= self.object.payload_len()) && offset % align_of::<E>() == 0,
+            "participant table outside the payload"
+        );
+        // SAFETY: `offset..offset + n * size_of::<E>()` lies inside the payload (checked
+        // above), which is 64-byte aligned, so the elements are aligned; it is mapped
+        // while `self.object` lives, and every process accesses it through `E`
+        // (atomics only), valid for any bit pattern.
+        unsafe { std::slice::from_raw_parts(self.object.payload_ptr().add(offset).cast::<E>(), n) }
     }
 
     /// Pointer to the payload at `offset` (for the protected data).

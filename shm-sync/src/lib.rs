@@ -43,7 +43,9 @@
 //! pthread mutexes): it can repair the data and call `mark_consistent` on the guard.
 //! If it does not, the lock stays *inconsistent* and every later locker is told so with
 //! [`LockError::Inconsistent`]. A waiter that is already blocked notices the death
-//! within about 20 ms.
+//! within about 20 ms. A dead *reader* of a [`RwLock`], the permits of a dead process
+//! and a dead [`Barrier`] party are handled too, through participant tables (below):
+//! no primitive waits for ever for a dead process.
 //!
 //! ### How it works, and why this way
 //!
@@ -99,35 +101,81 @@
 //!   identity unique: reusing a TID within the same clock tick (10 ms) would need the
 //!   kernel to cycle through all `pid_max` PIDs in that time.
 //!
+//! ### Read shares, permits and barrier parties: participant tables
+//!
+//! A [`RwLock`], a [`Semaphore`] / [`BoundedSemaphore`] and a [`Barrier`] carry a
+//! *participant table*: a bounded number of slots ([`DEFAULT_SLOTS`], or as many as
+//! `create_with_slots` chooses, up to [`MAX_SLOTS`]; the raw types have a const
+//! generic `SLOTS`, 64 by default), each naming a participant by the same identity word
+//! the locks use. Whoever waits checks the named participants at the end of each sleep
+//! slice, with the same provable-death check as the mutex (so a participant of another
+//! PID namespace counts as alive), and gives back what a dead one held:
+//!
+//! - **RwLock readers** (per thread: read guards are not `Send`): each read share is one
+//!   slot holding the reader's word, claimed with one CAS `0 -> me` and given back with
+//!   one CAS `me -> 0`; a writer raises `WRITER` and waits for the table to drain. A
+//!   slot is a single word, so a reader killed at any instruction leaves either a share
+//!   that names it or nothing. A waiting writer takes a dead reader's share back and
+//!   gets [`LockError::OwnerDied`] (the lock is not marked inconsistent: readers change
+//!   nothing). A thread reading twice holds two slots.
+//! - **Semaphore permits** (per process: a permit is often released by another thread
+//!   of the process that took it): a slot counts the permits its process holds. The
+//!   count and the slots are kept consistent at every instruction by a marker in the
+//!   state word naming the last change of the count and the slot it is for, which the
+//!   next operation finishes if its author died before updating the slot (a slot
+//!   sequence number makes that exactly once). A dead process's permits go back to the
+//!   count in one committed change, never above a [`BoundedSemaphore`]'s bound, and the
+//!   next acquirer learns how many ([`PermitAcquired::reclaimed`]). A release by a
+//!   process holding none (a semaphore used as a signal) only adds to the count;
+//!   a semaphore that counts events should have 0 slots (then nothing is reclaimed).
+//! - **Barrier parties** (per process): a process registers at its first `wait` and
+//!   leaves when its handle drops ([`RawBarrier::leave`] for the raw type). A
+//!   registered process that dies, waiting or between rounds, breaks the barrier for
+//!   the parties waiting ([`Error::BrokenBarrier`], within a slice); `reset` forgets
+//!   the dead.
+//!
+//! A full table (every slot naming a live participant) is [`Error::TooManyParticipants`]
+//! ([`RawError::TooManyParticipants`]); dead participants' slots are reclaimed before
+//! that is reported. Table words read from the mapping are untrusted: garbage is
+//! reclaimed like a dead participant or waited out like a live one, never UB or a hang.
+//!
+//! [`Condvar`], [`Condition`] and [`Event`] waiters never depend on another process to
+//! be woken: they sleep in 20 ms slices and re-read the word, so a notifier or setter
+//! killed between its store and its futex wake delays them by at most a slice.
+//!
 //! ### What is and is not covered
 //!
-//! Covered: a dead holder of a [`Mutex`] / [`Lock`], an [`RLock`], the write side of a
-//! [`RwLock`] (noticed by waiting writers and readers), and the mutex a [`Condvar`]
-//! waiter re-locks, when holder and waiter share a PID namespace (also a non-root one,
-//! inside a container). Also a holder *thread* that ended while its process lives on.
-//! Processes in different PID namespaces sharing `/dev/shm` exclude each other
-//! correctly: a live holder elsewhere is never taken for dead.
+//! Covered: a dead holder of a [`Mutex`] / [`Lock`], an [`RLock`], either side of a
+//! [`RwLock`] (a dead writer noticed by waiting writers and readers, a dead reader by
+//! waiting writers), the mutex a [`Condvar`] waiter re-locks, permits of a
+//! [`Semaphore`] / [`BoundedSemaphore`] held by a dead process, a dead registered
+//! [`Barrier`] party, and a notifier of a [`Condvar`] / [`Condition`] or setter of an
+//! [`Event`] killed mid-call; when the dead and the waiter share a PID namespace (also a
+//! non-root one, inside a container). Also a holder or reader *thread* that ended while
+//! its process lives on. Processes in different PID namespaces sharing `/dev/shm`
+//! exclude each other correctly: a live holder elsewhere is never taken for dead.
 //!
-//! Not covered:
-//! - a **reader** of a [`RwLock`] that dies holding it: readers are counted, not named,
-//!   so writers wait until their timeout ([`LockError::Timeout`]); an untimed `write`
-//!   waits for ever;
-//! - **permits** of a [`Semaphore`] held by a dead process are not returned, and a dead
-//!   [`Barrier`] party leaves its round incomplete (use the timeout forms);
-//! - a dead holder in **another PID namespace** (or with namespace index 0, when the
-//!   registry is unusable or full) is never recovered: it cannot be proved dead from
-//!   here, so waiters wait until their timeout (an untimed `lock` waits for ever);
-//!   live holders in other namespaces are respected, which is the point. The next step
-//!   is a kernel-held liveness token that every namespace sees: each process holding
-//!   an OFD lock (`F_OFD_SETLK`) on its own byte of a shared liveness file in
+//! What remains cannot be done from here, and why:
+//! - a dead holder or participant in **another PID namespace** (or with namespace index
+//!   0, when the registry is unusable or full) is never recovered: it cannot be proved
+//!   dead from here, so waiters wait until their timeout (an untimed call waits for
+//!   ever); live holders in other namespaces are respected, which is the point. The
+//!   next step is a kernel-held liveness token that every namespace sees: each process
+//!   holding an OFD lock (`F_OFD_SETLK`) on its own byte of a shared liveness file in
 //!   `/dev/shm`, which the kernel drops when the process dies; a waiter probing that
 //!   byte (`F_OFD_GETLK`) learns of the death from any namespace. It identifies
 //!   processes, not threads, so it would complement the per-thread `/proc` check;
 //! - a `/proc` hidden with `hidepid` *and* a holder we may not signal (then the holder
 //!   counts as alive), and a `/proc` of another PID namespace mounted in ours (then
-//!   every holder counts as alive);
-//! - a process that `fork`s keeps working (the cached identity is reset in the child),
-//!   but a raw `clone` without `pthread_atfork` handlers would not.
+//!   every holder counts as alive): liveness cannot be observed;
+//! - *semantic* limits, not detection gaps: a process that dies before its first `wait`
+//!   on a [`Barrier`] was never known to be a party (nothing distinguishes it from one
+//!   that has not started yet: the others' timeouts are the only remedy), and a process
+//!   that ends normally without dropping its `Barrier` handle (e.g.
+//!   `std::process::exit`) counts as dead; an event-counting [`Semaphore`] created with
+//!   0 slots does not reclaim (its permits are consumed, not held);
+//! - a process that `fork`s keeps working (the cached identities are reset in the
+//!   child), but a raw `clone` without `pthread_atfork` handlers would not.
 //!
 //! The locks belong to threads: guards are not `Send`, and unlocking from another
 //! thread is [`RawError::NotOwner`].
@@ -144,6 +192,10 @@
 //! threads) and across real processes: exact counter totals, `kill -9` of holders (many
 //! trials, and a chaos test whose trial count comes from `SHM_CHAOS_TRIALS`), wake-ups
 //! across processes, timeouts and corrupted words.
+//!
+//! Participant tables are tested with seeded hostile words in every slot, and by chaos
+//! trials that `kill -9` readers, permit holders and barrier parties at random moments
+//! (the others must proceed within 100 ms: `tests/chaos.rs`, `cargo xtask chaos`).
 //!
 //! They are also **model checked with [loom](https://docs.rs/loom)** (`tests/loom.rs`):
 //!
@@ -162,10 +214,12 @@
 //! its wake-up on), a dead holder taken over by blocked waiters and by `try_lock`
 //! (exactly one `OwnerDied`, then `Inconsistent` until `mark_consistent`);
 //! [`RawCondvar`] notify; [`RawEvent`] set / clear / wait / timeout; [`RawSemaphore`]
-//! acquire / release / timeouts (permits conserved); [`RawRwLock`] readers and writers,
-//! the last reader waking the writer, a dead writer recovered by a reader;
-//! [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse, abort, reset and a timeout
-//! breaking the round.
+//! acquire / release / timeouts (permits conserved), a dead holder's permit coming back
+//! exactly once, concurrent reclaimers giving back once; [`RawRwLock`] readers and
+//! writers (reader tables of 2 slots, so probes collide), the last reader waking the
+//! writer, a dead writer recovered by a reader, a dead reader's share taken back and
+//! reported exactly once; [`RawRLock`] re-entry; [`RawBarrier`] rounds, reuse, abort,
+//! reset, a timeout breaking the round and a dead registered party breaking it.
 //!
 //! The futex is emulated faithfully, not as a spin: `futex_wait` compares the word
 //! under a modelled lock standing for the kernel's hash bucket and blocks until a
@@ -213,8 +267,8 @@ pub use guard::{MutexGuard, Wait};
 pub use lock::{Lock, LockGuard};
 pub use mutex::{LockResult, Mutex};
 pub use raw::{
-    Acquired, BarrierWaitResult, RawBarrier, RawCondvar, RawEvent, RawMutex, RawRLock, RawRwLock,
-    RawSemaphore,
+    Acquired, BarrierWaitResult, DEFAULT_SLOTS, MAX_SLOTS, PermitAcquired, RawBarrier, RawCondvar,
+    RawEvent, RawMutex, RawRLock, RawRwLock, RawSemaphore,
 };
 pub use rlock::{RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -4,20 +4,31 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use shm_core::ObjectSpec;
+use shm_core::{Object, ObjectSpec, SegmentOptions};
 
-use crate::common::{data_offset, kinds, sync_object};
-use crate::inplace::Shared;
-use crate::raw::{Acquired, Mode, RawRwLock};
+use crate::atomic::{AtomicU64, Ordering};
+use crate::common::{data_offset, kinds};
+use crate::inplace::{Shared, raw_in};
+use crate::raw::{Acquired, DEFAULT_SLOTS, MAX_SLOTS, Mode, RwHead, RwNamedHead};
 use crate::{Error, LockError, LockResult, RawError};
 
-const VERSION: u32 = 1;
+/// Layout version: 2 since the readers are a table of slots naming them (the slot
+/// count follows the lock words, the table follows the count).
+const VERSION: u32 = 2;
+
+/// Where the reader table starts in the payload.
+const TABLE: usize = size_of::<RwNamedHead>();
 
 /// A process-shared reader-writer lock protecting a `T`, in its own named segment.
 ///
-/// Writers are robust (a dead writer is reported to the next reader or writer as
-/// [`LockError::OwnerDied`]); readers are not: a reader that dies holding the lock
-/// keeps writers out until their timeout (see [`RawRwLock`]). Writers are preferred, so
+/// Writers and readers are robust. A dead writer is reported to the next reader or
+/// writer as [`LockError::OwnerDied`]. Every read share is a slot of a table naming
+/// its thread ([`DEFAULT_SLOTS`](crate::DEFAULT_SLOTS) slots unless
+/// [`create_with_slots`](Self::create_with_slots) chose otherwise), so a reader that
+/// dies holding the lock is noticed by a waiting writer (within about 20 ms), its share
+/// is taken back, and that writer gets [`LockError::OwnerDied`] (the lock is not marked
+/// inconsistent: readers change nothing). More simultaneous read shares than slots is
+/// [`Error::TooManyParticipants`] (as [`LockError::Other`]). Writers are preferred, so
 /// a thread must not take the read lock twice.
 ///
 /// ```
@@ -28,39 +39,112 @@ const VERSION: u32 = 1;
 /// # Ok::<(), shm_sync::Error>(())
 /// ```
 pub struct RwLock<T: Pod> {
-    pub(crate) shared: Shared<RawRwLock>,
+    pub(crate) shared: Shared<RwNamedHead>,
+    /// Reader slots, read once from the mapping and checked against its length.
+    slots: usize,
+    /// Offset of the data in the payload.
+    data: usize,
     _data: PhantomData<T>,
 }
 
-sync_object!(
-    RwLock<T>, RawRwLock,
-    make: "shm_sync::RwLock::create(0u32)", path: "shm_sync::RwLock::<u32>",
-    create(value: T) => value, args: ", 0u32",
-    init: T, spec: ObjectSpec::new(kinds::RWLOCK, VERSION).with_type::<T>(std::any::type_name::<T>()), payload: Self::PAYLOAD,
-    write: |o, value| {
-        let () = Self::ALIGN_OK;
-        Ok(o.write_at(Self::DATA, bytemuck::bytes_of(&value))?)
-    },
-    check: |_s| { let () = Self::ALIGN_OK; Ok::<(), Error>(()) },
-    extra: _data = PhantomData
-);
+fn spec<T: Pod>() -> ObjectSpec {
+    ObjectSpec::new(kinds::RWLOCK, VERSION).with_type::<T>(std::any::type_name::<T>())
+}
 
 impl<T: Pod> RwLock<T> {
-    const DATA: usize = data_offset(size_of::<RawRwLock>(), align_of::<T>());
-    const PAYLOAD: usize = Self::DATA + size_of::<T>();
     const ALIGN_OK: () = assert!(
         align_of::<T>() <= 64,
         "T must not need more than 64-byte alignment"
     );
 
+    /// Offset of the data after a table of `slots`.
+    fn data_at(slots: usize) -> usize {
+        data_offset(TABLE + 8 * slots, align_of::<T>())
+    }
+
+    fn init(o: &Object, value: T, slots: u32) -> Result<(), Error> {
+        let () = Self::ALIGN_OK;
+        raw_in::<RwNamedHead>(o)?
+            .slots
+            .store(slots, Ordering::Relaxed);
+        Ok(o.write_at(Self::data_at(slots as usize), bytemuck::bytes_of(&value))?)
+    }
+
+    fn check_slots(name: impl FnOnce() -> String, slots: u32) -> Result<usize, Error> {
+        if slots == 0 || slots > MAX_SLOTS {
+            return Err(shm_core::Error::InvalidSize {
+                name: name(),
+                len: u64::from(slots),
+                reason: "a RwLock needs 1 to 4096 reader slots",
+            }
+            .into());
+        }
+        Ok(slots as usize)
+    }
+
+    /// Creates it with chosen segment options and `slots` reader slots (1 to
+    /// [`MAX_SLOTS`](crate::MAX_SLOTS)): at most that many read shares at once.
+    ///
+    /// ```
+    /// use shm_sync::{Error, LockError, RwLock};
+    /// let l = RwLock::create_with_slots(&shm_core::SegmentOptions::new(), 0u8, 1)?;
+    /// let r = l.read().unwrap();
+    /// assert!(matches!(l.try_read(),
+    ///     Err(LockError::Other(Error::TooManyParticipants { slots: 1, .. }))));
+    /// drop(r);
+    /// assert!(RwLock::create_with_slots(&shm_core::SegmentOptions::new(), 0u8, 0).is_err());
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn create_with_slots(
+        options: &SegmentOptions,
+        value: T,
+        slots: u32,
+    ) -> Result<Self, Error> {
+        let n = Self::check_slots(|| "RwLock (new)".into(), slots)?;
+        let object = Object::create(
+            options,
+            &spec::<T>(),
+            Self::data_at(n) + size_of::<T>(),
+            |o| Self::init(o, value, slots),
+        )?;
+        <Self as shm_core::SharedObject>::attach(object)
+    }
+
+    /// Number of reader slots: the most read shares at once.
+    ///
+    /// ```
+    /// assert_eq!(shm_sync::RwLock::create(0u8)?.slots(), 64);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn slots(&self) -> u32 {
+        self.slots as u32
+    }
+
+    /// Number of read shares held now (a snapshot).
+    ///
+    /// ```
+    /// let l = shm_sync::RwLock::create(0u8)?;
+    /// let _r = l.read().unwrap();
+    /// assert_eq!(l.readers(), 1);
+    /// # Ok::<(), shm_sync::Error>(())
+    /// ```
+    pub fn readers(&self) -> u32 {
+        RwHead::readers_in(self.table())
+    }
+
     #[inline]
-    fn raw(&self) -> &RawRwLock {
-        self.shared.raw()
+    fn head(&self) -> &RwHead {
+        &self.shared.raw().head
+    }
+
+    #[inline]
+    fn table(&self) -> &[AtomicU64] {
+        self.shared.table(TABLE, self.slots)
     }
 
     #[inline]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
-        self.shared.data_ptr(Self::DATA)
+        self.shared.data_ptr(self.data)
     }
 
     /// Takes a read lock, waiting while a live writer holds or waits for the lock.
@@ -71,7 +155,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.raw().read(), Duration::ZERO)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::forever()),
+            Duration::ZERO,
+        )
     }
 
     /// Takes a read lock if no writer holds or waits for it.
@@ -84,7 +171,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.raw().try_read(), Duration::ZERO)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::Try),
+            Duration::ZERO,
+        )
     }
 
     /// Takes a read lock, waiting at most `timeout`.
@@ -95,7 +185,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn read_timeout(&self, timeout: Duration) -> LockResult<RwLockReadGuard<'_, T>> {
-        self.read_guard(self.raw().read_mode(Mode::timeout(timeout)), timeout)
+        self.read_guard(
+            self.head().read_mode(self.table(), Mode::timeout(timeout)),
+            timeout,
+        )
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -107,7 +200,10 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.raw().write(), Duration::ZERO)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::forever()),
+            Duration::ZERO,
+        )
     }
 
     /// Takes the write lock if nobody holds the lock.
@@ -121,20 +217,33 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.raw().try_write(), Duration::ZERO)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::Try),
+            Duration::ZERO,
+        )
     }
 
     /// Takes the write lock, waiting at most `timeout` in all.
     ///
     /// ```
+    /// use shm_sync::LockError;
     /// let l = shm_sync::RwLock::create(1u8)?;
-    /// let _r = l.read().unwrap();
+    /// let r = l.read().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(matches!(l.write_timeout(std::time::Duration::from_millis(5)),
+    ///                                 Err(LockError::Timeout { .. }))));
+    /// });
+    /// // The reader itself would wait for its own share: refused.
     /// assert!(matches!(l.write_timeout(std::time::Duration::from_millis(5)),
-    ///                  Err(shm_sync::LockError::Timeout { .. })));
+    ///                  Err(LockError::WouldDeadlock { .. })));
+    /// drop(r);
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn write_timeout(&self, timeout: Duration) -> LockResult<RwLockWriteGuard<'_, T>> {
-        self.write_guard(self.raw().write_mode(Mode::timeout(timeout)), timeout)
+        self.write_guard(
+            self.head().write_mode(self.table(), Mode::timeout(timeout)),
+            timeout,
+        )
     }
 
     fn read_guard(
@@ -150,7 +259,7 @@ impl<T: Pod> RwLock<T> {
             Ok(Acquired::Clean) => Ok(guard()),
             Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
             Ok(Acquired::Inconsistent) => Err(LockError::Inconsistent(guard())),
-            Err(e) => Err(LockError::from_raw(e, self.shared.label(), waited)),
+            Err(e) => Err(self.lock_error(e, waited)),
         }
     }
 
@@ -167,7 +276,17 @@ impl<T: Pod> RwLock<T> {
             Ok(Acquired::Clean) => Ok(guard()),
             Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
             Ok(Acquired::Inconsistent) => Err(LockError::Inconsistent(guard())),
-            Err(e) => Err(LockError::from_raw(e, self.shared.label(), waited)),
+            Err(e) => Err(self.lock_error(e, waited)),
+        }
+    }
+
+    fn lock_error<G>(&self, e: RawError, waited: Duration) -> LockError<G> {
+        match e {
+            RawError::TooManyParticipants => LockError::Other(Error::TooManyParticipants {
+                object: self.shared.label().clone(),
+                slots: self.slots(),
+            }),
+            e => LockError::from_raw(e, self.shared.label(), waited),
         }
     }
 
@@ -178,7 +297,7 @@ impl<T: Pod> RwLock<T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn is_consistent(&self) -> bool {
-        self.raw().is_consistent()
+        self.head().is_consistent()
     }
 }
 
@@ -198,7 +317,7 @@ pub struct RwLockReadGuard<'a, T: Pod> {
 
 impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        let _ = self.lock.raw().read_unlock();
+        let _ = self.lock.head().read_unlock(self.lock.table());
     }
 }
 
@@ -234,13 +353,13 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn mark_consistent(&self) {
-        let _ = self.lock.raw().mark_consistent();
+        let _ = self.lock.head().mark_consistent();
     }
 }
 
 impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        let _ = self.lock.raw().write_unlock();
+        let _ = self.lock.head().write_unlock();
     }
 }
 
@@ -255,3 +374,55 @@ impl<T: Pod + std::fmt::Debug> std::fmt::Debug for RwLockWriteGuard<'_, T> {
         f.debug_tuple("RwLockWriteGuard").field(&**self).finish()
     }
 }
+
+impl<T: Pod> shm_core::SharedObject for RwLock<T> {
+    type Error = Error;
+    type Init = T;
+
+    fn layout() -> shm_core::Layout {
+        shm_core::Layout::Header(spec::<T>())
+    }
+
+    fn payload_len(_: &T) -> Result<usize, Error> {
+        Ok(Self::data_at(DEFAULT_SLOTS as usize) + size_of::<T>())
+    }
+
+    fn init_payload(o: &Object, value: T) -> Result<(), Error> {
+        Self::init(o, value, DEFAULT_SLOTS)
+    }
+
+    fn attach(object: Object) -> Result<Self, Error> {
+        let () = Self::ALIGN_OK;
+        // The slot count is untrusted: checked, then the payload length must match it.
+        let slots = Self::check_slots(
+            || object.label(),
+            raw_in::<RwNamedHead>(&object)?
+                .slots
+                .load(Ordering::Relaxed),
+        )?;
+        let data = Self::data_at(slots);
+        let shared = Shared::<RwNamedHead>::attach(object, data + size_of::<T>())?;
+        Ok(RwLock {
+            shared,
+            slots,
+            data,
+            _data: PhantomData,
+        })
+    }
+
+    fn object(&self) -> &Object {
+        self.shared.object()
+    }
+
+    fn object_mut(&mut self) -> &mut Object {
+        self.shared.object_mut()
+    }
+}
+
+shm_core::object_methods!(
+    RwLock<T: bytemuck::Pod>,
+    Error,
+    "shm_sync::RwLock::create(0u32)",
+    "shm_sync::RwLock::<u32>",
+    create(value: T) => value, args: ", 0u32"
+);

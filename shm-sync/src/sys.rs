@@ -22,6 +22,9 @@ use rustix::thread::futex;
 use shm_core::identity::{Identity, IndexEntry, Liveness, index_entry, pidns_index};
 
 use crate::atomic::AtomicU32;
+/// Under the model every thread is a process of its own.
+#[cfg(loom)]
+pub(crate) use crate::loom_model::me as me_process;
 #[cfg(loom)]
 pub(crate) use crate::loom_model::{futex_wait, futex_wake, is_alive, me};
 
@@ -99,9 +102,36 @@ fn compute_me() -> u64 {
 }
 
 #[cfg(not(loom))]
+/// The calling process's identity word (see [`me_process`]); 0 until first computed.
+static PROCESS_ME: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(not(loom))]
+/// The calling process's identity word, in the format of [`me`] but naming the process
+/// (its PID and start time): what semaphore permits and barrier registrations belong
+/// to. Never 0; computed once per process (reset in a forked child).
+#[inline]
+pub(crate) fn me_process() -> u64 {
+    let v = PROCESS_ME.load(std::sync::atomic::Ordering::Relaxed);
+    if v != 0 { v } else { compute_me_process() }
+}
+
+#[cfg(not(loom))]
+#[cold]
+fn compute_me_process() -> u64 {
+    register_atfork();
+    let me = Identity::current_process();
+    let pid = u64::from(me.id);
+    assert!(pid <= TID_MASK, "Linux PIDs fit in 22 bits, got {pid}");
+    let id = (u64::from(me.token) << 32) | (u64::from(pidns_index()) << NS_SHIFT) | pid;
+    PROCESS_ME.store(id, std::sync::atomic::Ordering::Relaxed);
+    id
+}
+
+#[cfg(not(loom))]
 extern "C" fn reset_identity_in_child() {
     // The forked child's only thread has a new TID: forget the parent thread's.
     ME.set(0);
+    PROCESS_ME.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(not(loom))]
@@ -190,6 +220,14 @@ mod tests {
         let id = std::thread::spawn(me).join().unwrap();
         // The thread is gone once joined (provable only in our registered namespace).
         assert_eq!(is_alive(id), pidns_index() == 0);
+    }
+
+    #[test]
+    fn process_identity_names_the_process() {
+        let p = me_process();
+        assert_eq!(p, std::thread::spawn(me_process).join().unwrap());
+        assert_eq!(p & TID_MASK, u64::from(std::process::id()));
+        assert!(is_alive(p));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Kid, Rng, child_role, env, say};
-use shm_sync::{LockError, Mutex, RwLock};
+use shm_sync::{Barrier, BoundedSemaphore, Error, LockError, Mutex, RwLock};
 
 /// Longest the parent may wait for the lock after the kill.
 const BOUND: Duration = Duration::from_secs(5);
@@ -146,4 +146,226 @@ fn check(r: Result<Data, LockError<Data>>) -> Result<bool, String> {
         }
         Err(e) => Err(format!("{e}")),
     }
+}
+
+/// Longest the survivors may take to get a dead reader's share or dead holder's
+/// permits back (the issue's bound; detection takes one 2 ms slice, then 20 ms).
+const RECLAIM_BOUND: Duration = Duration::from_millis(100);
+
+/// Bound of the chaos semaphore.
+const PERMITS: u32 = 4;
+
+/// A child loops taking read shares (checking the invariant under them) or taking
+/// 1..=4 permits of a `BoundedSemaphore(4)` and giving them back, and is SIGKILLed at a
+/// random moment. The parent must then get the write lock, or all four permits, within
+/// 100 ms: nothing lost, nothing counted twice, and the bound never exceeded (with all
+/// four permits held, no fifth is available and a fifth release is refused).
+#[test]
+fn chaos_kill_readers_and_permit_holders_at_random() {
+    if let Some(role) = child_role() {
+        let name = env("SHM_NAME");
+        let mut rng = Rng::new();
+        let mut announced = false;
+        match role.as_str() {
+            "reader" => {
+                let l = RwLock::<Data>::open(&name).unwrap();
+                loop {
+                    let g = l.read().unwrap_or_else(|e| e.into_guard().unwrap());
+                    assert_eq!(g[1], g[0] * 2, "a reader saw torn data");
+                    drop(g);
+                    if !announced {
+                        say("READY");
+                        announced = true;
+                    }
+                }
+            }
+            "permits" => {
+                let s = BoundedSemaphore::open(&name).unwrap();
+                loop {
+                    let k = 1 + rng.below(u64::from(PERMITS)) as u32;
+                    for _ in 0..k {
+                        s.acquire().unwrap();
+                    }
+                    assert!(s.held_by_me() == k, "held {} of {k}", s.held_by_me());
+                    for _ in 0..k {
+                        s.release().unwrap();
+                    }
+                    if !announced {
+                        say("READY");
+                        announced = true;
+                    }
+                }
+            }
+            other => panic!("unknown role {other}"),
+        }
+    }
+
+    let trials: u32 = std::env::var("SHM_CHAOS_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut rng = Rng::new();
+    let l = RwLock::create([0u64; 2]).unwrap();
+    let s = BoundedSemaphore::create(PERMITS).unwrap();
+    let mut failures = Vec::new();
+    let (mut readers_died, mut reclaimed, mut hangs) = (0u32, 0u32, 0u32);
+    let mut slowest = [Duration::ZERO; 2];
+    for trial in 0..2 * trials {
+        let sem = trial % 2 == 1;
+        let (role, name) = if sem {
+            ("permits", s.name().unwrap())
+        } else {
+            ("reader", l.name().unwrap())
+        };
+        let mut kid = Kid::spawn(
+            "chaos_kill_readers_and_permit_holders_at_random",
+            role,
+            &[("SHM_NAME", name)],
+        );
+        kid.wait_line("READY", Duration::from_secs(30));
+        std::thread::sleep(Duration::from_micros(rng.below(10_000)));
+        kid.kill();
+        if rng.below(2) == 0 {
+            let _ = kid.child.wait();
+        }
+        let t = Instant::now();
+        let outcome: Result<(), String> = if sem {
+            (|| {
+                let mut told = 0;
+                for i in 0..PERMITS {
+                    match s.acquire_timeout(BOUND) {
+                        Ok(a) => told += a.reclaimed(),
+                        Err(e) => {
+                            hangs += 1;
+                            return Err(format!("permit {i} of {PERMITS} lost: {e}"));
+                        }
+                    }
+                }
+                // Inside the guarded section with every permit: no more exist.
+                if s.try_acquire().is_ok() || s.value() != 0 {
+                    return Err(format!("a fifth permit (value {})", s.value()));
+                }
+                if told > PERMITS {
+                    return Err(format!("{told} permits reported reclaimed"));
+                }
+                reclaimed += told;
+                for _ in 0..PERMITS {
+                    s.release().map_err(|e| e.to_string())?;
+                }
+                match s.release() {
+                    Err(Error::OverRelease { .. }) => Ok(()),
+                    r => Err(format!("release beyond the bound: {r:?}")),
+                }
+            })()
+        } else {
+            match l.write_timeout(BOUND) {
+                // Nobody writes in these trials: the data stays intact, and a dead
+                // reader leaves the lock consistent.
+                Ok(g) if g[1] == g[0] * 2 => Ok(()),
+                Err(LockError::OwnerDied(g)) if g[1] == g[0] * 2 && l.is_consistent() => {
+                    readers_died += 1;
+                    Ok(())
+                }
+                Ok(g) | Err(LockError::OwnerDied(g)) => {
+                    Err(format!("data {:?}, consistent {}", *g, l.is_consistent()))
+                }
+                Err(e) => {
+                    hangs += 1;
+                    Err(e.to_string())
+                }
+            }
+        };
+        let took = t.elapsed();
+        let k = usize::from(sem);
+        slowest[k] = slowest[k].max(took);
+        if outcome.is_ok() && took > RECLAIM_BOUND {
+            failures.push(format!("trial {trial} ({role}): took {took:?}"));
+        }
+        if let Err(why) = outcome {
+            failures.push(format!("trial {trial} ({role}): {why}"));
+        }
+        drop(kid);
+    }
+    println!(
+        "chaos (readers, permits): {trials} trials each; {readers_died} dead readers taken back, \
+         {reclaimed} permits reclaimed; {hangs} hangs; slowest {:?} / {:?}; {} failures",
+        slowest[0],
+        slowest[1],
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A child and a thread of the parent pass rounds of a two-party barrier; the child is
+/// SIGKILLed at a random moment (waiting, or between rounds). The parent's wait must
+/// end with `BrokenBarrier` within 100 ms of the kill, and `reset` must forget the dead
+/// party and make the barrier usable again.
+#[test]
+fn chaos_kill_barrier_parties_at_random() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "party");
+        let b = Barrier::open(&env("SHM_NAME")).unwrap();
+        b.wait().unwrap();
+        say("READY");
+        loop {
+            b.wait().unwrap();
+        }
+    }
+
+    let trials: u32 = std::env::var("SHM_CHAOS_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut rng = Rng::new();
+    let b = Barrier::create(2).unwrap();
+    let (mut failures, mut rounds) = (Vec::new(), 0u64);
+    let mut slowest = Duration::ZERO;
+    for trial in 0..trials {
+        let mut kid = Kid::spawn(
+            "chaos_kill_barrier_parties_at_random",
+            "party",
+            &[("SHM_NAME", b.name().unwrap())],
+        );
+        let outcome = std::thread::scope(|s| {
+            let ours = s.spawn(|| {
+                let mut n = 0u64;
+                loop {
+                    match b.wait() {
+                        Ok(_) => n += 1,
+                        Err(e) => return (n, e, Instant::now()),
+                    }
+                }
+            });
+            kid.wait_line("READY", Duration::from_secs(30));
+            std::thread::sleep(Duration::from_micros(rng.below(10_000)));
+            kid.kill();
+            let killed = Instant::now();
+            let (n, e, at) = ours.join().unwrap();
+            rounds += n;
+            let took = at.saturating_duration_since(killed);
+            slowest = slowest.max(took);
+            match e {
+                Error::BrokenBarrier { .. } if took <= RECLAIM_BOUND => Ok(()),
+                Error::BrokenBarrier { .. } => Err(format!("broken only after {took:?}")),
+                e => Err(e.to_string()),
+            }
+        });
+        b.reset();
+        if b.broken() || b.registered() != 1 {
+            failures.push(format!(
+                "trial {trial}: after reset broken {} registered {}",
+                b.broken(),
+                b.registered()
+            ));
+        }
+        if let Err(why) = outcome {
+            failures.push(format!("trial {trial}: {why}"));
+        }
+        drop(kid);
+    }
+    println!(
+        "chaos (barrier): {trials} trials, {rounds} rounds passed, slowest break {slowest:?}, {} failures",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
 }

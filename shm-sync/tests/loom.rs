@@ -30,11 +30,7 @@ fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     // Waits that time out at once (`Timeouts::Expire`) spin: allow long executions.
     b.max_branches = b.max_branches.max(20_000);
     let runs = loom_model::check(b, f);
-    let name = std::thread::current()
-        .name()
-        .unwrap()
-        .unwrap_or("?")
-        .to_owned();
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
     eprintln!("{name}: {runs} interleavings");
     assert!(runs > 1, "loom explored a single interleaving");
 }
@@ -381,9 +377,9 @@ fn event_wait_timeout_or_set() {
 #[test]
 fn semaphore_one_permit_excludes() {
     check(3, || {
-        let s = Arc::new((RawSemaphore::new(1, 1), Guarded::new(0u32)));
-        let bump = |s: &(RawSemaphore, Guarded<u32>)| {
-            s.0.acquire();
+        let s = Arc::new((RawSemaphore::<2>::with_slots(1, 1), Guarded::new(0u32)));
+        let bump = |s: &(RawSemaphore<2>, Guarded<u32>)| {
+            s.0.acquire().unwrap();
             s.1.with_mut(|n| *n += 1);
             s.0.release().unwrap();
         };
@@ -394,7 +390,7 @@ fn semaphore_one_permit_excludes() {
         bump(&s);
         t.join().unwrap();
         assert_eq!(s.0.value(), 1);
-        s.0.acquire();
+        s.0.acquire().unwrap();
         assert_eq!(s.1.with_mut(|n| *n), 2);
     });
 }
@@ -402,11 +398,13 @@ fn semaphore_one_permit_excludes() {
 #[test]
 fn semaphore_releases_wake_every_sleeper() {
     check(3, || {
-        let sem = Arc::new(RawSemaphore::new(0, 2));
+        // No permit table: the wake-up protocol does not touch it, and the table's
+        // atomics would multiply the interleavings (the table has its own models).
+        let sem = Arc::new(RawSemaphore::<0>::with_slots(0, 2));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let sem = sem.clone();
-                thread::spawn(move || sem.acquire())
+                thread::spawn(move || sem.acquire().unwrap())
             })
             .collect();
         sem.release().unwrap();
@@ -421,7 +419,7 @@ fn semaphore_releases_wake_every_sleeper() {
 #[test]
 fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
     check(2, || {
-        let sem = Arc::new(RawSemaphore::new(0, 0));
+        let sem = Arc::new(RawSemaphore::<0>::with_slots(0, 0));
         let timed = {
             let sem = sem.clone();
             thread::spawn(move || {
@@ -431,11 +429,11 @@ fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
         };
         let patient = {
             let sem = sem.clone();
-            thread::spawn(move || sem.acquire())
+            thread::spawn(move || sem.acquire().unwrap())
         };
         sem.release().unwrap();
         match timed.join().unwrap() {
-            Ok(()) => sem.release().unwrap(), // the patient one needs another permit
+            Ok(_) => sem.release().unwrap(), // the patient one needs another permit
             Err(e) => assert_eq!(e, RawError::Timeout),
         }
         patient.join().unwrap();
@@ -446,7 +444,7 @@ fn semaphore_timed_out_acquirer_passes_the_wakeup_on() {
 #[test]
 fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
     check(2, || {
-        let sem = Arc::new(RawSemaphore::new(0, 0));
+        let sem = Arc::new(RawSemaphore::<0>::with_slots(0, 0));
         let late = {
             let sem = sem.clone();
             thread::spawn(move || {
@@ -456,7 +454,7 @@ fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
         };
         let patient = {
             let sem = sem.clone();
-            thread::spawn(move || sem.acquire())
+            thread::spawn(move || sem.acquire().unwrap())
         };
         sem.release().unwrap();
         // Barging: take the permit back if it is still there, then give it again. The
@@ -472,12 +470,68 @@ fn semaphore_acquirer_woken_too_late_passes_the_wakeup_on() {
     });
 }
 
+#[test]
+fn semaphore_dead_holders_permit_comes_back_once() {
+    check(2, || {
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(1, 1));
+        let holder = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                loom_model::die();
+            })
+        };
+        let waiter = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                loom_model::set_timeouts(Timeouts::Expire);
+                let a = sem.acquire().unwrap();
+                sem.release().unwrap();
+                a.reclaimed()
+            })
+        };
+        holder.join().unwrap();
+        let told = waiter.join().unwrap();
+        // The waiter came first (then nobody needed the dead permit yet) or got it
+        // back; either way it comes back exactly once, and the bound holds.
+        let later = sem.reclaim_dead();
+        assert_eq!(told + later, 1, "{told} {later}");
+        assert_eq!(sem.value(), 1);
+        assert_eq!(sem.reclaim_dead(), 0);
+    });
+}
+
+#[test]
+fn semaphore_concurrent_reclaimers_give_back_once() {
+    check(3, || {
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(2, 2));
+        let holder = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                sem.acquire().unwrap();
+                loom_model::die();
+            })
+        };
+        holder.join().unwrap();
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || sem.reclaim_dead())
+        };
+        let mine = sem.reclaim_dead();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine + theirs, 2);
+        assert_eq!(sem.value(), 2);
+        assert_eq!(sem.release(), Err(RawError::OverRelease));
+    });
+}
+
 // ---- RawRwLock ----
 
 #[test]
 fn rwlock_writers_exclude_readers_and_writers() {
     check(2, || {
-        let s = Arc::new((RawRwLock::new(), Guarded::new(0u32)));
+        let s = Arc::new((RawRwLock::<2>::with_slots(), Guarded::new(0u32)));
         let writer = {
             let s = s.clone();
             thread::spawn(move || {
@@ -510,7 +564,7 @@ fn rwlock_writers_exclude_readers_and_writers() {
 #[test]
 fn rwlock_dead_writer_recovered_exactly_once() {
     check(2, || {
-        let l = Arc::new(RawRwLock::new());
+        let l = Arc::new(RawRwLock::<2>::with_slots());
         let holder = {
             let l = l.clone();
             thread::spawn(move || {
@@ -547,7 +601,7 @@ fn rwlock_dead_writer_recovered_exactly_once() {
 #[test]
 fn rwlock_last_reader_out_lets_the_writer_in() {
     check(2, || {
-        let s = Arc::new((RawRwLock::new(), Guarded::new(0u32)));
+        let s = Arc::new((RawRwLock::<2>::with_slots(), Guarded::new(0u32)));
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let s = s.clone();
@@ -566,6 +620,35 @@ fn rwlock_last_reader_out_lets_the_writer_in() {
             assert!(r.join().unwrap() <= 1);
         }
         assert_eq!(s.0.readers(), 0);
+    });
+}
+
+#[test]
+fn rwlock_dead_reader_taken_back_exactly_once() {
+    check(2, || {
+        let l = Arc::new(RawRwLock::<2>::with_slots());
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || {
+                assert_eq!(l.read(), Ok(Acquired::Clean));
+                loom_model::die();
+            })
+        };
+        loom_model::set_timeouts(Timeouts::Expire);
+        let first = l.write().unwrap();
+        l.write_unlock().unwrap();
+        reader.join().unwrap();
+        let second = l.write().unwrap();
+        l.write_unlock().unwrap();
+        // Whether the reader came in before or after the first writer, its share is
+        // taken back once, and reported once; a dead reader leaves the lock consistent.
+        let died = [first, second]
+            .iter()
+            .filter(|a| **a == Acquired::OwnerDied)
+            .count();
+        assert_eq!(died, 1, "{first:?} {second:?}");
+        assert_eq!(l.readers(), 0);
+        assert!(l.is_consistent());
     });
 }
 
@@ -599,9 +682,35 @@ fn rlock_is_reentrant_and_exclusive() {
 // ---- RawBarrier ----
 
 #[test]
+fn barrier_dead_party_breaks_the_waiter() {
+    check(2, || {
+        let b = Arc::new(RawBarrier::<2>::with_slots(3));
+        let dying = {
+            let b = b.clone();
+            thread::spawn(move || {
+                // Registers (a try_wait of the first party does not arrive), then dies
+                // between rounds.
+                assert_eq!(b.try_wait(), Err(RawError::WouldBlock));
+                loom_model::die();
+            })
+        };
+        loom_model::set_timeouts(Timeouts::Expire);
+        // The round can never complete: the waiter learns it instead of waiting for ever
+        // (whether it arrived before the other registered or after it died).
+        assert_eq!(b.wait(), Err(RawError::BrokenBarrier));
+        dying.join().unwrap();
+        assert!(b.broken());
+        b.reset();
+        assert!(!b.broken());
+        assert_eq!(b.registered(), 1);
+    });
+}
+
+#[test]
 fn barrier_releases_everyone_with_one_leader() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(3));
+        // No table: the round protocol does not touch it (registration has its model).
+        let b = Arc::new(RawBarrier::<0>::with_slots(3));
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let b = b.clone();
@@ -624,7 +733,7 @@ fn barrier_releases_everyone_with_one_leader() {
 #[test]
 fn barrier_reused_for_a_second_round() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || [b.wait().unwrap(), b.wait().unwrap()])
@@ -642,7 +751,7 @@ fn barrier_reused_for_a_second_round() {
 #[test]
 fn barrier_timeout_breaks_or_completes() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || {
@@ -669,7 +778,7 @@ fn barrier_timeout_breaks_or_completes() {
 #[test]
 fn barrier_abort_wakes_a_waiter_and_stays_broken_until_reset() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             // Untimed: a lost wake-up after the abort is a deadlock loom reports.
@@ -687,7 +796,7 @@ fn barrier_abort_wakes_a_waiter_and_stays_broken_until_reset() {
 #[test]
 fn barrier_reset_breaks_the_waiting_round_and_starts_a_fresh_one() {
     check(3, || {
-        let b = Arc::new(RawBarrier::new(2));
+        let b = Arc::new(RawBarrier::<2>::with_slots(2));
         let t = {
             let b = b.clone();
             thread::spawn(move || b.wait())

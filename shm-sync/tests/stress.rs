@@ -162,7 +162,7 @@ fn semaphore_never_exceeds_its_permits() {
             s.spawn(move || {
                 for i in 0..3_000u64 {
                     let ok = if (i + t) % 2 == 0 {
-                        sem.acquire();
+                        sem.acquire().unwrap();
                         true
                     } else {
                         sem.acquire_timeout(Duration::from_micros(100)).is_ok()

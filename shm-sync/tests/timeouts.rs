@@ -133,7 +133,7 @@ fn bounded_semaphore_over_release_is_an_error() {
         s.release(),
         Err(Error::OverRelease { max: 2, .. })
     ));
-    s.acquire();
+    s.acquire().unwrap();
     s.release().unwrap();
     assert_eq!(s.value(), 2);
 }

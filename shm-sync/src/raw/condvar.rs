@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Acquired, Mode, RawMutex};
+use super::{Acquired, Mode, RawMutex, SLICE};
 use crate::RawError;
 use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
@@ -112,9 +112,18 @@ impl RawCondvar {
         crate::atomic::seqcst_for_model();
         let seq = self.seq.load(Ordering::SeqCst);
         mutex.unlock()?;
-        let woken = match mode.remaining() {
-            Some(left) if left.is_zero() => sys::Wake::TimedOut,
-            left => sys::futex_wait(&self.seq, seq, left),
+        // In slices: a notifier that bumped `seq` and died before its futex wake must
+        // not leave us asleep, so a slice that ends re-reads `seq` (a changed one is a
+        // notification; condition variables may wake spuriously anyway).
+        let woken = loop {
+            let Some(sleep) = mode.sleep_for(SLICE) else {
+                break sys::Wake::TimedOut;
+            };
+            if sys::futex_wait(&self.seq, seq, Some(sleep)) == sys::Wake::Woken
+                || self.seq.load(Ordering::SeqCst) != seq
+            {
+                break sys::Wake::Woken;
+            }
         };
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         let timed_out = woken == sys::Wake::TimedOut && self.seq.load(Ordering::Relaxed) == seq;
@@ -152,5 +161,31 @@ impl RawCondvar {
         if self.waiters.load(Ordering::SeqCst) != 0 {
             sys::futex_wake(&self.seq, n);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod dead_notifier_tests {
+    use super::*;
+
+    #[test]
+    fn a_notifier_that_died_before_waking_does_not_strand_waiters() {
+        let (m, cv) = (RawMutex::new(), RawCondvar::new());
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                m.lock().unwrap();
+                let t = std::time::Instant::now();
+                cv.wait(&m).unwrap();
+                m.unlock().unwrap();
+                t.elapsed()
+            });
+            while cv.waiters.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            // What a notifier killed between its `seq` bump and its futex wake leaves.
+            cv.seq.fetch_add(1, Ordering::SeqCst);
+            let waited = waiter.join().unwrap();
+            assert!(waited < Duration::from_millis(500), "{waited:?}");
+        });
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Mode, spin_until};
+use super::{Mode, SLICE, spin_until};
 use crate::RawError;
 use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
@@ -125,9 +125,9 @@ impl RawEvent {
             if v & SET != 0 {
                 return Ok(());
             }
-            // Whole slices are fine: set() always wakes; the slice only bounds a wait
-            // whose word was scribbled over.
-            let Some(sleep) = mode.sleep_for(Duration::from_secs(1)) else {
+            // In slices: a setter that stored SET and died before its futex wake (or a
+            // scribbled word) must not leave us asleep; a slice that ends re-reads.
+            let Some(sleep) = mode.sleep_for(SLICE) else {
                 return Err(mode.expired());
             };
             if v & WAITERS == 0
@@ -140,5 +140,29 @@ impl RawEvent {
             }
             sys::futex_wait(&self.word, v | WAITERS, Some(sleep));
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod dead_setter_tests {
+    use super::*;
+
+    #[test]
+    fn a_setter_that_died_before_waking_does_not_strand_waiters() {
+        let ev = RawEvent::new();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let t = std::time::Instant::now();
+                ev.wait();
+                t.elapsed()
+            });
+            while ev.word.load(Ordering::Relaxed) & WAITERS == 0 {
+                std::thread::yield_now();
+            }
+            // What a setter killed between its store and its futex wake leaves behind.
+            ev.word.fetch_or(SET, Ordering::Release);
+            let waited = waiter.join().unwrap();
+            assert!(waited < Duration::from_millis(500), "{waited:?}");
+        });
     }
 }

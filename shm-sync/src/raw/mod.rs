@@ -12,15 +12,20 @@ mod mutex;
 mod rlock;
 mod rwlock;
 mod semaphore;
+mod table;
 
+pub(crate) use barrier::{BarrierCore, BarrierNamedHead};
 pub use barrier::{BarrierWaitResult, RawBarrier};
 pub use condvar::RawCondvar;
 pub use event::RawEvent;
 pub use mutex::RawMutex;
 pub use rlock::RawRLock;
 pub use rwlock::RawRwLock;
+pub(crate) use rwlock::{RwHead, RwNamedHead};
 pub(crate) use semaphore::MAX_PERMITS;
-pub use semaphore::RawSemaphore;
+pub use semaphore::{PermitAcquired, RawSemaphore};
+pub(crate) use semaphore::{SemHead, SemNamedHead, SemSlot};
+pub use table::{DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How a lock was acquired.
 ///
