@@ -1,7 +1,7 @@
 """CPython's figures for the shm-sync benchmarks: one JSON object per line.
 
 IDs: py/sync/lock_acquire_release, py/sync/rlock_acquire_release,
-py/sync/event_set_clear, py/sync/semaphore_acquire_release,
+py/sync/event_set_clear, py/sync/semaphore_acquire_release, py/sync/barrier_round,
 py/sync/locked_increment (Value('q').get_lock() + increment),
 py/sync/two_process_event_pingpong (one round trip between two processes).
 """
@@ -83,6 +83,8 @@ def main():
     emit("lock_acquire_release", per_op_ns(acquire_release(ctx.Lock())))
     emit("rlock_acquire_release", per_op_ns(acquire_release(ctx.RLock())))
     emit("semaphore_acquire_release", per_op_ns(acquire_release(ctx.Semaphore(1))))
+    barrier = ctx.Barrier(1)
+    emit("barrier_round", per_op_ns(barrier.wait))
     emit("event_set_clear", per_op_ns(set_clear(ctx.Event())))
     emit("locked_increment", per_op_ns(locked_increment(ctx.Value("q", 0))))
     emit("two_process_event_pingpong", pingpong_ns(ctx))
