@@ -462,8 +462,9 @@ pub fn run(cases: u64, seed: u64, progress: bool) -> Tally {
     run_from(cases, seed, 0, false, progress)
 }
 
-/// [`run`], executing only the cases from `first` on (the earlier ones are generated, so
-/// that a reported case number reproduces), printing each case's bytes if `trace`.
+/// Runs `cases` seeded cases, executing only those from `first` on (the earlier ones
+/// are generated, so that a reported case number reproduces), printing each case's
+/// bytes if `trace`.
 pub fn run_from(cases: u64, seed: u64, first: u64, trace: bool, progress: bool) -> Tally {
     let targets = targets();
     let mut tally = Tally::default();
