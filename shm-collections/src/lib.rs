@@ -32,6 +32,7 @@
 mod array;
 mod cell;
 mod locked_list;
+pub mod queue;
 mod shareable_list;
 mod value;
 
@@ -54,10 +55,17 @@ pub mod kinds {
     pub const VALUE: Kind = Kind::new(0x2001, "Value");
     /// [`Array`](crate::Array) and [`RawArray`](crate::RawArray).
     pub const ARRAY: Kind = Kind::new(0x2002, "Array");
+    /// [`Queue`](crate::Queue), [`JoinableQueue`](crate::JoinableQueue),
+    /// [`SimpleQueue`](crate::SimpleQueue) and [`ByteQueue`](crate::ByteQueue).
+    pub const QUEUE: Kind = Kind::new(0x2010, "Queue");
 }
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use queue::{
+    ByteQueue, DEFAULT_SPIN, JoinableQueue, Message, Queue, QueueError, QueueResult, QueueSize,
+    QueueStats, SimpleQueue,
+};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
