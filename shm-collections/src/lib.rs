@@ -32,6 +32,7 @@
 mod array;
 mod cell;
 mod locked_list;
+mod pipe;
 pub mod queue;
 mod shareable_list;
 mod value;
@@ -58,11 +59,14 @@ pub mod kinds {
     /// [`Queue`](crate::Queue), [`JoinableQueue`](crate::JoinableQueue),
     /// [`SimpleQueue`](crate::SimpleQueue) and [`ByteQueue`](crate::ByteQueue).
     pub const QUEUE: Kind = Kind::new(0x2010, "Queue");
+    /// The shared object under a [`Pipe`](crate::Pipe)'s two [`PipeEnd`](crate::PipeEnd)s.
+    pub const PIPE: Kind = Kind::new(0x2011, "Pipe");
 }
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use pipe::{Pipe, PipeEnd, PipeOptions};
 pub use queue::{
     ByteQueue, DEFAULT_SPIN, JoinableQueue, Message, Queue, QueueError, QueueResult, QueueSize,
     QueueStats, SimpleQueue,

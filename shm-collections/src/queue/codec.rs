@@ -12,7 +12,7 @@ use bincode::config::{Config, standard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Values a [`Queue`](crate::Queue) or a pipe carries: anything
+/// Values a [`Queue`](crate::Queue) or a [`PipeEnd`](crate::PipeEnd) carries: anything
 /// serde can serialise and deserialise into an owned value (implemented for all of them).
 ///
 /// ```

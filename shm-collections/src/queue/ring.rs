@@ -434,6 +434,18 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// Sleeps until a message may be there (or the ring is closed), at most `timeout`;
+    /// takes nothing.
+    pub(crate) fn wait_not_empty(&self, timeout: Duration) {
+        let seq = self.ctl.not_empty.load(Ordering::SeqCst);
+        if self.len() > 0 || self.is_closed() {
+            return;
+        }
+        self.ctl.get_waiters.fetch_add(1, Ordering::SeqCst);
+        futex::wait(&self.ctl.not_empty, seq, timeout);
+        self.ctl.get_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Marks the ring closed and wakes every sleeper.
     pub(crate) fn close(&self) {
         self.ctl.closed.store(1, Ordering::SeqCst);
