@@ -32,6 +32,8 @@
 mod array;
 mod cell;
 mod locked_list;
+mod pipe;
+pub mod queue;
 mod shareable_list;
 mod value;
 
@@ -54,10 +56,20 @@ pub mod kinds {
     pub const VALUE: Kind = Kind::new(0x2001, "Value");
     /// [`Array`](crate::Array) and [`RawArray`](crate::RawArray).
     pub const ARRAY: Kind = Kind::new(0x2002, "Array");
+    /// [`Queue`](crate::Queue), [`JoinableQueue`](crate::JoinableQueue),
+    /// [`SimpleQueue`](crate::SimpleQueue) and [`ByteQueue`](crate::ByteQueue).
+    pub const QUEUE: Kind = Kind::new(0x2010, "Queue");
+    /// The shared object under a [`Pipe`](crate::Pipe)'s two [`PipeEnd`](crate::PipeEnd)s.
+    pub const PIPE: Kind = Kind::new(0x2011, "Pipe");
 }
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use pipe::{Pipe, PipeEnd, PipeOptions};
+pub use queue::{
+    ByteQueue, DEFAULT_SPIN, JoinableQueue, Message, Queue, QueueError, QueueResult, QueueSize,
+    QueueStats, SimpleQueue,
+};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};

@@ -1,0 +1,354 @@
+//! Benchmarks of shm-collections' queues and pipes between two processes, beside
+//! crossbeam-channel between two threads (the in-process floor), the one-cache-line
+//! round trip (the hardware floor, measured again here so that it is of the same
+//! launch) and CPython's `multiprocessing` figures from `python/queues.py` (not `queue.py`: that would shadow the standard library module) (see
+//! `comparisons/queue.json`).
+//!
+//! IDs (one iteration is one message received, or one full round trip):
+//! - `queue/bytes_64b_throughput`, `queue/bytes_4k_throughput`: a child process puts
+//!   64-byte (4 KiB) messages into a `ByteQueue`, this process gets them one by one;
+//! - `queue/bytes_64b_throughput_spin`: the same, both sides spinning up to
+//!   `1 << 16` times before they sleep (`set_spin`);
+//! - `queue/bytes_64b_batched_throughput`: the same with `put_many` / `get_many_with`
+//!   (up to 64 per lock acquisition);
+//! - `queue/typed_64b_throughput`: `Queue<Vec<u8>>` (bincode) with 64-byte vectors;
+//! - `queue/roundtrip_spin`, `queue/roundtrip_sleep`: a 64-byte message there and
+//!   back through two `ByteQueue`s, both sides spinning (`set_spin(u32::MAX)`) or
+//!   sleeping at once on the futex (`set_spin(0)`);
+//! - `queue/pipe_roundtrip_spin`: the same through a duplex `Pipe` (`send_bytes` /
+//!   `recv_bytes_into`);
+//! - `queue/crossbeam_64b_throughput`, `queue/crossbeam_roundtrip_spin`:
+//!   crossbeam-channel `bounded(1024)` between two threads of this process;
+//! - `queue/cacheline_roundtrip`: one cache line bounced between the two processes.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use shm_collections::{ByteQueue, Pipe, PipeEnd, Queue};
+use shm_core::Segment;
+
+const ROLE: &str = "SHM_QUEUE_BENCH_ROLE";
+const NAME_A: &str = "SHM_QUEUE_BENCH_A";
+const NAME_B: &str = "SHM_QUEUE_BENCH_B";
+const PIPE_VAR: &str = "SHM_QUEUE_BENCH_PIPE";
+
+/// Spins of `bytes_64b_throughput_spin` (both sides): about 100 us before sleeping.
+const SPIN: u32 = 1 << 16;
+
+/// Ring sizes of the throughput queues.
+const MESSAGES: usize = 1024;
+const BYTES: usize = 1 << 20;
+
+/// A child process running a role of this binary; killed on drop.
+struct Kid(Child);
+
+impl Kid {
+    fn command(role: &str, a: &str, b: &str) -> Command {
+        let mut cmd = Command::new(std::env::current_exe().expect("bench binary path"));
+        cmd.env(ROLE, role)
+            .env(NAME_A, a)
+            .env(NAME_B, b)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    fn spawn(role: &str, a: &str, b: &str) -> Kid {
+        Kid(Self::command(role, a, b)
+            .spawn()
+            .expect("spawn bench child"))
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue");
+    for (id, role, len) in [
+        ("bytes_64b_throughput", "put", 64usize),
+        ("bytes_64b_throughput_spin", "put_spin", 64usize),
+        ("bytes_4k_throughput", "put", 4096),
+        ("bytes_64b_batched_throughput", "put_many", 64),
+    ] {
+        let mut q = ByteQueue::create(MESSAGES, BYTES).expect("create ByteQueue");
+        if role == "put_spin" {
+            q.set_spin(SPIN);
+        }
+        let _kid = Kid::spawn(role, q.name().unwrap(), &len.to_string());
+        let mut buf = Vec::with_capacity(len);
+        q.get_into(&mut buf).expect("first message");
+        assert_eq!(buf.len(), len);
+        let batched = role == "put_many";
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                let mut got = 0;
+                while got < iters {
+                    if batched {
+                        got += q
+                            .get_many_with(64, |m| {
+                                std::hint::black_box(m);
+                            })
+                            .unwrap() as u64;
+                    } else {
+                        q.get_into(&mut buf).unwrap();
+                        got += 1;
+                    }
+                }
+                t.elapsed()
+            })
+        });
+        q.close();
+    }
+    {
+        let q: Queue<Vec<u8>> = Queue::create(MESSAGES, BYTES).expect("create Queue");
+        let _kid = Kid::spawn("typed_put", q.name().unwrap(), "64");
+        assert_eq!(q.get().unwrap().len(), 64);
+        g.bench_function("typed_64b_throughput", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(q.get().unwrap());
+                }
+                t.elapsed()
+            })
+        });
+        q.close();
+    }
+    {
+        let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let producer = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                if tx
+                    .send_timeout([7u8; 64], Duration::from_millis(100))
+                    .is_err()
+                    && stop2.load(Ordering::Relaxed)
+                {
+                    return;
+                }
+            }
+        });
+        g.bench_function("crossbeam_64b_throughput", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(rx.recv().unwrap());
+                }
+                t.elapsed()
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        producer.join().unwrap();
+    }
+    g.finish();
+}
+
+fn round_trips(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue");
+    {
+        let seg = Segment::create(4096).expect("create segment");
+        // SAFETY: page aligned, outlives `line`, accessed only atomically by both sides.
+        let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
+        let _kid = Kid::spawn("cacheline", seg.name().unwrap(), "");
+        line.store(1, Ordering::Release);
+        let t = Instant::now();
+        while line.load(Ordering::Acquire) != 2 {
+            assert!(t.elapsed() < Duration::from_secs(10), "child did not start");
+            std::thread::yield_now();
+        }
+        let mut v = 2u64;
+        g.bench_function("cacheline_roundtrip", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    line.store(v + 1, Ordering::Release);
+                    while line.load(Ordering::Acquire) != v + 2 {
+                        std::hint::spin_loop();
+                    }
+                    v += 2;
+                }
+                t.elapsed()
+            })
+        });
+    }
+    for (id, spin) in [("roundtrip_spin", u32::MAX), ("roundtrip_sleep", 0)] {
+        let mut ping = ByteQueue::create(16, 4096).expect("create");
+        let mut pong = ByteQueue::create(16, 4096).expect("create");
+        ping.set_spin(spin);
+        pong.set_spin(spin);
+        let role = if spin == 0 { "echo_sleep" } else { "echo_spin" };
+        let _kid = Kid::spawn(role, ping.name().unwrap(), pong.name().unwrap());
+        let msg = [5u8; 64];
+        let mut buf = Vec::with_capacity(64);
+        ping.put(&msg).unwrap();
+        pong.get_into(&mut buf).unwrap();
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    ping.put(&msg).unwrap();
+                    pong.get_into(&mut buf).unwrap();
+                }
+                t.elapsed()
+            })
+        });
+        ping.close();
+    }
+    {
+        let (mut mine, theirs) = Pipe::new().expect("create Pipe");
+        mine.set_spin(u32::MAX);
+        let mut cmd = Kid::command("pipe_echo", "", "");
+        theirs.share(&mut cmd, PIPE_VAR).unwrap();
+        let _kid = Kid(cmd.spawn().expect("spawn"));
+        drop(theirs);
+        let msg = [5u8; 64];
+        let mut buf = Vec::with_capacity(64);
+        mine.send_bytes(&msg).unwrap();
+        mine.recv_bytes_into(&mut buf).unwrap();
+        g.bench_function("pipe_roundtrip_spin", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    mine.send_bytes(&msg).unwrap();
+                    mine.recv_bytes_into(&mut buf).unwrap();
+                }
+                t.elapsed()
+            })
+        });
+        mine.close();
+    }
+    {
+        let (tx1, rx1) = crossbeam_channel::bounded::<[u8; 64]>(1024);
+        let (tx2, rx2) = crossbeam_channel::bounded::<[u8; 64]>(1024);
+        let echo = std::thread::spawn(move || {
+            while let Ok(m) = rx1.recv() {
+                if tx2.send(m).is_err() {
+                    return;
+                }
+            }
+        });
+        g.bench_function("crossbeam_roundtrip_spin", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    tx1.send([5u8; 64]).unwrap();
+                    std::hint::black_box(rx2.recv().unwrap());
+                }
+                t.elapsed()
+            })
+        });
+        drop(tx1);
+        echo.join().unwrap();
+    }
+    g.finish();
+}
+
+/// The child's side. Exits when the parent closes the queue or goes away.
+fn child(role: &str) {
+    let a = std::env::var(NAME_A).unwrap_or_default();
+    let b = std::env::var(NAME_B).unwrap_or_default();
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = || std::os::unix::process::parent_id() != parent;
+    let patient = Duration::from_millis(500);
+    match role {
+        "put" | "put_spin" | "put_many" => {
+            let mut q = ByteQueue::open(&a).expect("open ByteQueue");
+            if role == "put_spin" {
+                q.set_spin(SPIN);
+            }
+            let msg = vec![7u8; b.parse().expect("length")];
+            let batch: Vec<&[u8]> = vec![&msg; 64];
+            loop {
+                let r = if role != "put_many" {
+                    q.put_timeout(&msg, patient)
+                } else {
+                    q.put_many(&batch)
+                };
+                match r {
+                    Err(shm_collections::QueueError::Closed { .. }) => return,
+                    Err(_) if orphaned() => return,
+                    _ => {}
+                }
+            }
+        }
+        "typed_put" => {
+            let q: Queue<Vec<u8>> = Queue::open(&a).expect("open Queue");
+            let msg = vec![7u8; b.parse().expect("length")];
+            loop {
+                match q.put_timeout(&msg, patient) {
+                    Err(shm_collections::QueueError::Closed { .. }) => return,
+                    Err(_) if orphaned() => return,
+                    _ => {}
+                }
+            }
+        }
+        "echo_spin" | "echo_sleep" => {
+            let mut ping = ByteQueue::open(&a).expect("open");
+            let mut pong = ByteQueue::open(&b).expect("open");
+            let spin = if role == "echo_spin" { u32::MAX } else { 0 };
+            ping.set_spin(spin);
+            pong.set_spin(spin);
+            let mut buf = Vec::new();
+            loop {
+                match ping.get_into(&mut buf) {
+                    Ok(()) => pong.put(&buf).unwrap(),
+                    Err(_) => return,
+                }
+            }
+        }
+        "pipe_echo" => {
+            let mut end = PipeEnd::from_env(PIPE_VAR).expect("pipe end");
+            end.set_spin(u32::MAX);
+            let mut buf = Vec::new();
+            while end.recv_bytes_into(&mut buf).is_ok() {
+                if end.send_bytes(&buf).is_err() {
+                    return;
+                }
+            }
+        }
+        "cacheline" => {
+            let seg = Segment::open(&a).expect("open segment");
+            // SAFETY: page aligned, mapped while `seg` lives, accessed only atomically.
+            let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
+            let mut spins = 0u32;
+            loop {
+                let v = line.load(Ordering::Acquire);
+                if v % 2 == 1 {
+                    line.store(v + 1, Ordering::Release);
+                    spins = 0;
+                } else {
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 20) == 0 && orphaned() {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        other => panic!("unknown bench role {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE) {
+        child(&role);
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    throughput(&mut c);
+    round_trips(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,1166 @@
+//! [`Queue`], [`JoinableQueue`], [`SimpleQueue`] and [`ByteQueue`]: CPython's
+//! `multiprocessing` queues as one shared object each, a crash-safe ring of
+//! variable-size messages.
+//!
+//! # How it works
+//!
+//! One object holds a byte ring bounded by bytes and by message count (both chosen at
+//! creation), guarded by one robust process-shared lock ([`shm_sync::RawMutex`]). A put
+//! copies the message in under the lock, a get copies it out: critical sections are a
+//! few index updates and one `memcpy`. Sleepers wait on shared futex sequence words
+//! (`not_empty`, `not_full`, `all_done`), which every change bumps; a futex wake is
+//! issued only when someone sleeps. An idle queue burns no CPU: a blocked call spins a
+//! bounded number of times ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to
+//! sleep at once; more spins trade CPU for latency), then sleeps in slices of 50 ms
+//! (so that a producer killed between publishing a message and waking a consumer delays
+//! it by at most a slice).
+//!
+//! # Crash safety: what a `kill -9` does
+//!
+//! Every change is made under the lock after an *undo record* (the sizes before) is
+//! written, and the record is cleared as the change's last step. When a process dies
+//! holding the lock, the next locker is told so by the lock, puts the recorded sizes
+//! back and checks every frame. Hence, for a process killed at any instruction:
+//!
+//! - a **producer** killed in `put` either published the whole message or nothing; a
+//!   half-written message is never delivered and the room it had taken is free again;
+//! - a **consumer** killed while copying a message out (holding the lock) leaves it in
+//!   the queue: the next consumer gets it, in order;
+//! - a consumer killed *after* its `get` released the lock had taken the message: it
+//!   was delivered to that process, which died before using it. Delivery is **at most
+//!   once**, and only such a message can go missing (at most one per killed consumer
+//!   thread); the queue cannot know whether the dead process had used it.
+//!
+//! [`QueueStats::recovered`] counts the repairs after dead lock holders and
+//! [`QueueStats::lost`] the messages dropped because a frame was found corrupted
+//! (only a process writing garbage into the mapping causes that). Sizes, offsets and
+//! frame headers read from the mapping are checked before use: garbage gives
+//! [`QueueError::Corrupted`], never undefined behaviour, a panic or a hang.
+//!
+//! A [`JoinableQueue`]'s consumer that dies between `get` and `task_done` leaves that
+//! task unfinished for ever (as in CPython): use [`JoinableQueue::join_timeout`].
+//!
+//! ```
+//! use shm_collections::Queue;
+//! let q: Queue<(u32, String)> = Queue::create(100, 64 * 1024)?;
+//! let peer: Queue<(u32, String)> = Queue::open(q.name().unwrap())?; // another process
+//! peer.put(&(1, "one".into()))?;
+//! assert_eq!(q.get()?, (1, "one".to_string()));
+//! # Ok::<(), shm_collections::QueueError>(())
+//! ```
+
+mod codec;
+mod futex;
+pub(crate) mod ring;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shm_core::{Layout, Object, ObjectSpec, SharedObject};
+
+pub use codec::Message;
+pub(crate) use codec::{decode, encode, with_scratch};
+use ring::{Geometry, Mode, Ring};
+
+use crate::kinds;
+
+/// Layout version of the queue objects.
+const QUEUE_LAYOUT_VERSION: u32 = 1;
+
+/// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).
+pub const DEFAULT_SPIN: u32 = 200;
+
+/// What went wrong with a queue or a pipe; variants name the object.
+///
+/// ```
+/// use shm_collections::{Queue, QueueError};
+/// let q: Queue<u8> = Queue::create(1, 64)?;
+/// q.put_nowait(&1)?;
+/// assert!(matches!(q.put_nowait(&2), Err(QueueError::Full { .. })));
+/// # Ok::<(), QueueError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// Creating or opening the object failed (not found, wrong kind or element type...).
+    #[error(transparent)]
+    Shm(#[from] shm_core::Error),
+    /// `put_nowait` found no room (Python's `queue.Full`).
+    #[error("{name} is full")]
+    Full {
+        /// The object.
+        name: String,
+    },
+    /// `get_nowait` found no message (Python's `queue.Empty`).
+    #[error("{name} is empty")]
+    Empty {
+        /// The object.
+        name: String,
+    },
+    /// The queue was closed: no more puts, and gets once it is drained (for a pipe: the
+    /// other end closed; Python's `EOFError`).
+    #[error("{name} is closed")]
+    Closed {
+        /// The object.
+        name: String,
+    },
+    /// A timed call ran out of time.
+    #[error("{name}: timed out after {waited:?}")]
+    Timeout {
+        /// The object.
+        name: String,
+        /// The timeout.
+        waited: Duration,
+    },
+    /// A message that the queue could never hold, whatever it contains.
+    #[error(
+        "{name}: a message of {len} bytes is larger than the {max} bytes this queue can ever hold"
+    )]
+    TooLarge {
+        /// The object.
+        name: String,
+        /// The message's encoded length.
+        len: usize,
+        /// The largest message the queue holds.
+        max: usize,
+    },
+    /// `task_done` called more often than messages were put (Python's `ValueError`).
+    #[error("{name}: task_done() called too many times (no unfinished task left)")]
+    TaskDoneTooManyTimes {
+        /// The object.
+        name: String,
+    },
+    /// The process at the other end of a pipe died.
+    #[error("{name}: the process at the other end ({pid}) died")]
+    PeerDied {
+        /// The object.
+        name: String,
+        /// The dead peer's pid.
+        pid: u32,
+    },
+    /// Sending on the receive-only end of a one-way pipe, or receiving on the send-only one.
+    #[error("{name}: this end of a one-way pipe cannot {what}")]
+    WrongDirection {
+        /// The object.
+        name: String,
+        /// `send` or `recv`.
+        what: &'static str,
+    },
+    /// The value could not be encoded.
+    #[error("{name}: cannot encode the message: {source}")]
+    Encode {
+        /// The object.
+        name: String,
+        /// bincode's error.
+        #[source]
+        source: bincode::error::EncodeError,
+    },
+    /// The message's bytes do not decode as the queue's type.
+    #[error("{name}: cannot decode a message as {type_name}: {source}")]
+    Decode {
+        /// The object.
+        name: String,
+        /// The expected type.
+        type_name: &'static str,
+        /// bincode's error.
+        #[source]
+        source: bincode::error::DecodeError,
+    },
+    /// The lock failed (corrupted lock word, or a timeout waiting for it).
+    #[error("{name}: {source}")]
+    Lock {
+        /// The object.
+        name: String,
+        /// The lock's error.
+        #[source]
+        source: shm_sync::RawError,
+    },
+    /// The shared state breaks the queue's invariants (written by a faulty process).
+    #[error("{name} is corrupted: {what}")]
+    Corrupted {
+        /// The object.
+        name: String,
+        /// What was expected and what was found.
+        what: String,
+    },
+    /// Sizes asked for at creation that no queue can have.
+    #[error("invalid queue size: {what}")]
+    InvalidSize {
+        /// What was expected and what was found.
+        what: String,
+    },
+}
+
+/// Result with [`QueueError`].
+pub type QueueResult<T> = std::result::Result<T, QueueError>;
+
+/// Counters of a queue (a snapshot; the counters are shared by every process).
+///
+/// ```
+/// let q = shm_collections::ByteQueue::create(8, 256)?;
+/// q.put(b"hi")?;
+/// let s = q.stats();
+/// assert_eq!((s.messages, s.puts, s.gets, s.lost), (1, 1, 0, 0));
+/// # Ok::<(), shm_collections::QueueError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Messages in the queue.
+    pub messages: u64,
+    /// Ring bytes they take (8-byte frame headers and padding included).
+    pub bytes_used: u64,
+    /// Messages ever put.
+    pub puts: u64,
+    /// Messages ever taken.
+    pub gets: u64,
+    /// Times a process found the lock's holder dead and repaired the ring.
+    pub recovered: u64,
+    /// Messages dropped because their frames were found corrupted.
+    pub lost: u64,
+}
+
+/// Sizes of a new queue: most messages at once, and ring bytes. A message takes its
+/// length rounded up to 8 plus an 8-byte frame header, so the largest message is
+/// `bytes - 8` (bytes rounded up to a multiple of 8).
+///
+/// ```
+/// let q = shm_collections::ByteQueue::create_sized(shm_collections::QueueSize { messages: 4, bytes: 100 })?;
+/// assert_eq!(q.max_message_len(), 96);
+/// # Ok::<(), shm_collections::QueueError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSize {
+    /// Most messages in the queue at once (at least 1).
+    pub messages: usize,
+    /// Ring bytes (at least 16; rounded up to a multiple of 8).
+    pub bytes: usize,
+}
+
+/// What every queue handle holds: the object, its ring's geometry and the spin setting.
+struct Core {
+    obj: Object,
+    geo: Geometry,
+    label: Arc<str>,
+    spin: u32,
+}
+
+impl Core {
+    fn spec(variant: &str, elem: &str) -> ObjectSpec {
+        ObjectSpec::new(kinds::QUEUE, QUEUE_LAYOUT_VERSION)
+            .with_type::<u8>(&format!("{variant}<{elem}>"))
+    }
+
+    fn payload_len(size: &QueueSize) -> QueueResult<usize> {
+        let (cap, _) = Geometry::check_new(size.messages, size.bytes)?;
+        Ok(Geometry::ring_len(cap))
+    }
+
+    fn init(obj: &Object, size: QueueSize) -> QueueResult<()> {
+        let (cap, max) = Geometry::check_new(size.messages, size.bytes)?;
+        Geometry::init(obj, 0, cap, max);
+        Ok(())
+    }
+
+    fn attach(obj: Object, variant: &str) -> QueueResult<Core> {
+        let label: Arc<str> = format!("{variant} {:?}", obj.label()).into();
+        let geo = Geometry::attach(&obj, 0, &label)?;
+        Ok(Core {
+            obj,
+            geo,
+            label,
+            spin: DEFAULT_SPIN,
+        })
+    }
+
+    #[inline]
+    fn ring(&self) -> Ring<'_> {
+        Ring::new(&self.obj, self.geo, &self.label)
+    }
+
+    fn spin_for(&self, mode: Mode) -> u32 {
+        if matches!(mode, Mode::Try) {
+            0
+        } else {
+            self.spin
+        }
+    }
+
+    fn put_bytes(&self, msg: &[u8], mode: Mode) -> QueueResult<()> {
+        self.ring().put(msg, mode, self.spin_for(mode))
+    }
+
+    fn put_value<T: Message>(&self, value: &T, mode: Mode) -> QueueResult<()> {
+        with_scratch(|buf| {
+            encode(value, buf).map_err(|source| QueueError::Encode {
+                name: self.label.to_string(),
+                source,
+            })?;
+            self.put_bytes(buf, mode)
+        })
+    }
+
+    fn put_values<T: Message>(&self, values: &[T]) -> QueueResult<()> {
+        let mut bufs = Vec::with_capacity(values.len());
+        for v in values {
+            let mut b = Vec::new();
+            encode(v, &mut b).map_err(|source| QueueError::Encode {
+                name: self.label.to_string(),
+                source,
+            })?;
+            bufs.push(b);
+        }
+        let mut refs: &[&[u8]] = &bufs.iter().map(Vec::as_slice).collect::<Vec<_>>();
+        let ring = self.ring();
+        while !refs.is_empty() {
+            let n = ring.put_many(refs, Mode::Forever, self.spin)?;
+            refs = &refs[n..];
+        }
+        Ok(())
+    }
+
+    fn decode<T: Message>(&self, bytes: &[u8]) -> QueueResult<T> {
+        decode(bytes).map_err(|source| QueueError::Decode {
+            name: self.label.to_string(),
+            type_name: std::any::type_name::<T>(),
+            source,
+        })
+    }
+
+    fn get_value<T: Message>(&self, mode: Mode) -> QueueResult<T> {
+        with_scratch(|buf| {
+            self.ring().get(buf, mode, self.spin_for(mode))?;
+            self.decode(buf)
+        })
+    }
+
+    fn get_values<T: Message>(&self, max: usize, mode: Mode) -> QueueResult<Vec<T>> {
+        // Copy the frames out under the lock, decode after it.
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        self.ring()
+            .get_many(max, mode, self.spin_for(mode), &mut |b| {
+                frames.push(b.to_vec())
+            })?;
+        frames.iter().map(|f| self.decode(f)).collect()
+    }
+
+    fn qsize(&self) -> usize {
+        self.ring().len() as usize
+    }
+}
+
+/// `SharedObject` and the inherent lifecycle methods for a typed queue variant.
+macro_rules! queue_object {
+    ($ty:ident, $variant:literal, $make:literal, $path:literal) => {
+        impl<T: Message> SharedObject for $ty<T> {
+            type Error = QueueError;
+            type Init = QueueSize;
+
+            fn layout() -> Layout {
+                Layout::Header(Core::spec($variant, std::any::type_name::<T>()))
+            }
+
+            fn payload_len(size: &QueueSize) -> QueueResult<usize> {
+                Core::payload_len(size)
+            }
+
+            fn init_payload(object: &Object, size: QueueSize) -> QueueResult<()> {
+                Core::init(object, size)
+            }
+
+            fn attach(object: Object) -> QueueResult<Self> {
+                Ok(Self::from_core(Core::attach(object, $variant)?))
+            }
+
+            fn object(&self) -> &Object {
+                &self.core().obj
+            }
+
+            fn object_mut(&mut self) -> &mut Object {
+                &mut self.core_mut().obj
+            }
+        }
+
+        shm_core::object_methods!(
+            $ty<T: Message>,
+            QueueError,
+            $make,
+            $path,
+            create(max_messages: usize, max_bytes: usize) =>
+                QueueSize { messages: max_messages, bytes: max_bytes },
+            args: ", 16, 4096"
+        );
+
+        impl<T: Message> $ty<T> {
+            /// Creates the queue with sizes given as a [`QueueSize`].
+            ///
+            /// ```
+            #[doc = concat!("let q = ", $path, "::create_sized(shm_collections::QueueSize { messages: 2, bytes: 64 })?;")]
+            /// assert!(q.name().is_some());
+            /// # Ok::<(), shm_collections::QueueError>(())
+            /// ```
+            pub fn create_sized(size: QueueSize) -> QueueResult<Self> {
+                <Self as SharedObject>::create(size)
+            }
+        }
+    };
+}
+
+/// A multi-producer, multi-consumer queue of `T` values in shared memory: CPython's
+/// `multiprocessing.Queue`. Values are encoded with bincode (serde); the queue is
+/// bounded by message count and by bytes, both chosen at creation.
+///
+/// `put`/`get` block (with `_timeout` and `_nowait` forms); [`close`](Self::close)
+/// makes blocked and later `put`s return [`QueueError::Closed`] and `get`s return it
+/// once the queue is drained. See the [module docs](crate::queue) for what a process
+/// killed mid-call does (nothing bad to the others).
+///
+/// ```
+/// use shm_collections::{Queue, QueueError};
+/// let q: Queue<String> = Queue::create(16, 4096)?;
+/// q.put(&"a".to_string())?;
+/// q.put_many(&["b".to_string(), "c".to_string()])?;
+/// assert_eq!(q.qsize(), 3);
+/// assert_eq!(q.get()?, "a");
+/// assert_eq!(q.get_many(10)?, ["b", "c"]);
+/// q.close();
+/// assert!(matches!(q.get(), Err(QueueError::Closed { .. })));
+/// # Ok::<(), QueueError>(())
+/// ```
+pub struct Queue<T: Message> {
+    core: Core,
+    _t: PhantomData<fn() -> T>,
+}
+
+queue_object!(
+    Queue,
+    "Queue",
+    "shm_collections::Queue::<u64>::create(16, 4096)",
+    "shm_collections::Queue::<u64>"
+);
+
+impl<T: Message> Queue<T> {
+    fn from_core(core: Core) -> Self {
+        Queue {
+            core,
+            _t: PhantomData,
+        }
+    }
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Puts `value`, waiting as long as it takes for room.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(4, 256)?;
+    /// q.put(&7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put(&self, value: &T) -> QueueResult<()> {
+        self.core.put_value(value, Mode::Forever)
+    }
+
+    /// Puts `value`, waiting at most `timeout` for room ([`QueueError::Timeout`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shm_collections::Queue::<u32>::create(1, 256)?;
+    /// q.put_timeout(&1, Duration::from_millis(5))?;
+    /// let err = q.put_timeout(&2, Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, shm_collections::QueueError::Timeout { .. }));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_timeout(&self, value: &T, timeout: Duration) -> QueueResult<()> {
+        self.core.put_value(value, Mode::timeout(timeout))
+    }
+
+    /// Puts `value` if there is room now: [`QueueError::Full`] otherwise.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(1, 256)?;
+    /// q.put_nowait(&1)?;
+    /// assert!(matches!(q.put_nowait(&2), Err(shm_collections::QueueError::Full { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_nowait(&self, value: &T) -> QueueResult<()> {
+        self.core.put_value(value, Mode::Try)
+    }
+
+    /// Puts every value in order, as many per lock acquisition as there is room for,
+    /// waiting for room as long as it takes.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u16>::create(100, 4096)?;
+    /// q.put_many(&[1, 2, 3])?;
+    /// assert_eq!(q.get_many(100)?, [1, 2, 3]);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_many(&self, values: &[T]) -> QueueResult<()> {
+        self.core.put_values(values)
+    }
+
+    /// Takes the oldest value, waiting as long as it takes; [`QueueError::Closed`] once
+    /// the queue is closed and drained.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<Vec<u8>>::create(4, 256)?;
+    /// q.put(&vec![1, 2])?;
+    /// assert_eq!(q.get()?, [1, 2]);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get(&self) -> QueueResult<T> {
+        self.core.get_value(Mode::Forever)
+    }
+
+    /// Takes the oldest value, waiting at most `timeout` ([`QueueError::Timeout`]).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// let err = q.get_timeout(std::time::Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, shm_collections::QueueError::Timeout { .. }));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> QueueResult<T> {
+        self.core.get_value(Mode::timeout(timeout))
+    }
+
+    /// Takes the oldest value if there is one: [`QueueError::Empty`] otherwise.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// assert!(matches!(q.get_nowait(), Err(shm_collections::QueueError::Empty { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_nowait(&self) -> QueueResult<T> {
+        self.core.get_value(Mode::Try)
+    }
+
+    /// Takes up to `max` values (oldest first) under one lock acquisition, waiting as
+    /// long as it takes for the first.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
+    /// q.put_many(&[1, 2, 3])?;
+    /// assert_eq!(q.get_many(2)?, [1, 2]);
+    /// assert_eq!(q.get_many(2)?, [3]);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_many(&self, max: usize) -> QueueResult<Vec<T>> {
+        self.core.get_values(max, Mode::Forever)
+    }
+
+    /// Takes up to `max` values, waiting at most `timeout` for the first.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
+    /// assert!(q.get_many_timeout(4, std::time::Duration::from_millis(2)).is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_many_timeout(&self, max: usize, timeout: Duration) -> QueueResult<Vec<T>> {
+        self.core.get_values(max, Mode::timeout(timeout))
+    }
+
+    /// Takes every value there is now, without waiting (an empty `Vec` if none).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
+    /// q.put_many(&[4, 5])?;
+    /// assert_eq!(q.drain()?, [4, 5]);
+    /// assert!(q.drain()?.is_empty());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn drain(&self) -> QueueResult<Vec<T>> {
+        match self.core.get_values(usize::MAX, Mode::Try) {
+            Err(QueueError::Empty { .. } | QueueError::Closed { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Messages in the queue now (Python's `qsize`).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
+    /// q.put(&1)?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.core.qsize()
+    }
+
+    /// Whether the queue holds no message now.
+    ///
+    /// ```
+    /// assert!(shm_collections::Queue::<u8>::create(8, 256)?.empty());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Whether the message-count bound is reached now (a byte-bound queue may also
+    /// refuse a large message while not `full`).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(1, 256)?;
+    /// q.put(&1)?;
+    /// assert!(q.full());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn full(&self) -> bool {
+        self.core.qsize() as u64 >= self.core.geo.max_messages
+    }
+
+    /// Closes the queue for every process: blocked and later puts return
+    /// [`QueueError::Closed`], gets drain what is left and then return it. Blocked
+    /// callers are woken at once.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// q.put(&1)?;
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// assert!(q.put(&2).is_err());
+    /// assert_eq!(q.get()?, 1);
+    /// assert!(matches!(q.get(), Err(shm_collections::QueueError::Closed { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn close(&self) {
+        self.core.ring().close()
+    }
+
+    /// Whether some process closed the queue.
+    ///
+    /// ```
+    /// assert!(!shm_collections::Queue::<u8>::create(4, 256)?.is_closed());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core.ring().is_closed()
+    }
+
+    /// The shared counters.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// q.put(&1)?;
+    /// assert_eq!(q.stats().puts, 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn stats(&self) -> QueueStats {
+        self.core.ring().stats()
+    }
+
+    /// The largest encoded message this queue can ever hold; `put` of a larger one is
+    /// [`QueueError::TooLarge`].
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<Vec<u8>>::create(4, 64)?;
+    /// assert_eq!(q.max_message_len(), 56);
+    /// assert!(matches!(q.put(&vec![0; 100]), Err(shm_collections::QueueError::TooLarge { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn max_message_len(&self) -> usize {
+        self.core.ring().max_message_len()
+    }
+
+    /// The most messages the queue holds at once.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::Queue::<u8>::create(5, 256)?.max_messages(), 5);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn max_messages(&self) -> usize {
+        self.core.geo.max_messages as usize
+    }
+
+    /// How many times a blocked call of this handle re-checks the queue (a spin-loop
+    /// hint each) before it sleeps on a futex: 0 sleeps at once (least CPU), a few
+    /// thousand keep a consumer awake for microseconds (lowest latency when messages
+    /// come close together). [`DEFAULT_SPIN`] by default.
+    ///
+    /// ```
+    /// let mut q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// q.set_spin(10_000);
+    /// assert_eq!(q.spin(), 10_000);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn set_spin(&mut self, spins: u32) {
+        self.core.spin = spins;
+    }
+
+    /// The spin setting (see [`set_spin`](Self::set_spin)).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
+    /// assert_eq!(q.spin(), shm_collections::DEFAULT_SPIN);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn spin(&self) -> u32 {
+        self.core.spin
+    }
+}
+
+/// A [`Queue`] that counts unfinished tasks: CPython's `multiprocessing.JoinableQueue`.
+/// Every put adds a task; consumers call [`task_done`](Self::task_done) once per value
+/// they got; [`join`](Self::join) waits until every task is done. All of [`Queue`]'s
+/// methods are available through `Deref`.
+///
+/// ```
+/// use shm_collections::{JoinableQueue, QueueError};
+/// let q: JoinableQueue<u32> = JoinableQueue::create(8, 1024)?;
+/// q.put(&1)?;
+/// assert_eq!(q.get()?, 1);
+/// q.task_done()?;
+/// q.join()?;
+/// assert!(matches!(q.task_done(), Err(QueueError::TaskDoneTooManyTimes { .. })));
+/// # Ok::<(), QueueError>(())
+/// ```
+pub struct JoinableQueue<T: Message> {
+    queue: Queue<T>,
+}
+
+queue_object!(
+    JoinableQueue,
+    "JoinableQueue",
+    "shm_collections::JoinableQueue::<u64>::create(16, 4096)",
+    "shm_collections::JoinableQueue::<u64>"
+);
+
+impl<T: Message> JoinableQueue<T> {
+    fn from_core(core: Core) -> Self {
+        JoinableQueue {
+            queue: Queue::from_core(core),
+        }
+    }
+    fn core(&self) -> &Core {
+        &self.queue.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.queue.core
+    }
+
+    /// Marks one task done; [`QueueError::TaskDoneTooManyTimes`] if none is unfinished.
+    ///
+    /// ```
+    /// let q = shm_collections::JoinableQueue::<u8>::create(4, 256)?;
+    /// assert!(q.task_done().is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn task_done(&self) -> QueueResult<()> {
+        self.core().ring().task_done()
+    }
+
+    /// Waits until every value put has been marked done, as long as it takes.
+    ///
+    /// ```
+    /// let q = shm_collections::JoinableQueue::<u8>::create(4, 256)?;
+    /// q.join()?; // nothing was put
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn join(&self) -> QueueResult<()> {
+        self.core().ring().join(Mode::Forever)
+    }
+
+    /// Waits at most `timeout` for every task to be done.
+    ///
+    /// ```
+    /// let q = shm_collections::JoinableQueue::<u8>::create(4, 256)?;
+    /// q.put(&1)?;
+    /// assert!(q.join_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> QueueResult<()> {
+        self.core().ring().join(Mode::timeout(timeout))
+    }
+
+    /// Tasks put and not yet marked done.
+    ///
+    /// ```
+    /// let q = shm_collections::JoinableQueue::<u8>::create(4, 256)?;
+    /// q.put(&1)?;
+    /// assert_eq!(q.unfinished_tasks(), 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn unfinished_tasks(&self) -> u64 {
+        self.core().ring().unfinished()
+    }
+}
+
+impl<T: Message> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T: Message> std::ops::DerefMut for JoinableQueue<T> {
+    fn deref_mut(&mut self) -> &mut Queue<T> {
+        &mut self.queue
+    }
+}
+
+/// The plain queue of CPython's `multiprocessing.SimpleQueue`: `put`, `get`, `empty`,
+/// `close`, nothing else (no sizes, timeouts or counters in its API).
+///
+/// ```
+/// let q = shm_collections::SimpleQueue::<String>::create(64, 4096)?;
+/// q.put(&"x".into())?;
+/// assert!(!q.empty());
+/// assert_eq!(q.get()?, "x");
+/// # Ok::<(), shm_collections::QueueError>(())
+/// ```
+pub struct SimpleQueue<T: Message> {
+    core: Core,
+    _t: PhantomData<fn() -> T>,
+}
+
+queue_object!(
+    SimpleQueue,
+    "SimpleQueue",
+    "shm_collections::SimpleQueue::<u64>::create(16, 4096)",
+    "shm_collections::SimpleQueue::<u64>"
+);
+
+impl<T: Message> SimpleQueue<T> {
+    fn from_core(core: Core) -> Self {
+        SimpleQueue {
+            core,
+            _t: PhantomData,
+        }
+    }
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Puts `value`, waiting as long as it takes for room.
+    ///
+    /// ```
+    /// let q = shm_collections::SimpleQueue::<u8>::create(4, 256)?;
+    /// q.put(&3)?;
+    /// assert_eq!(q.get()?, 3);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put(&self, value: &T) -> QueueResult<()> {
+        self.core.put_value(value, Mode::Forever)
+    }
+
+    /// Takes the oldest value, waiting as long as it takes.
+    ///
+    /// ```
+    /// let q = shm_collections::SimpleQueue::<u8>::create(4, 256)?;
+    /// q.put(&3)?;
+    /// assert_eq!(q.get()?, 3);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get(&self) -> QueueResult<T> {
+        self.core.get_value(Mode::Forever)
+    }
+
+    /// Whether the queue holds no message now.
+    ///
+    /// ```
+    /// assert!(shm_collections::SimpleQueue::<u8>::create(4, 256)?.empty());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.core.qsize() == 0
+    }
+
+    /// Closes the queue for every process (see [`Queue::close`]).
+    ///
+    /// ```
+    /// let q = shm_collections::SimpleQueue::<u8>::create(4, 256)?;
+    /// q.close();
+    /// assert!(q.put(&1).is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn close(&self) {
+        self.core.ring().close()
+    }
+}
+
+/// The bytes-level queue under [`Queue`]: messages are byte strings, copied in and out
+/// as they are (no encoding). The same ring, crash safety and blocking as [`Queue`].
+///
+/// ```
+/// let q = shm_collections::ByteQueue::create(16, 4096)?;
+/// q.put(b"hello")?;
+/// let mut buf = Vec::new();
+/// q.get_into(&mut buf)?;
+/// assert_eq!(buf, b"hello");
+/// # Ok::<(), shm_collections::QueueError>(())
+/// ```
+pub struct ByteQueue {
+    core: Core,
+}
+
+impl SharedObject for ByteQueue {
+    type Error = QueueError;
+    type Init = QueueSize;
+
+    fn layout() -> Layout {
+        Layout::Header(Core::spec("ByteQueue", "u8"))
+    }
+
+    fn payload_len(size: &QueueSize) -> QueueResult<usize> {
+        Core::payload_len(size)
+    }
+
+    fn init_payload(object: &Object, size: QueueSize) -> QueueResult<()> {
+        Core::init(object, size)
+    }
+
+    fn attach(object: Object) -> QueueResult<Self> {
+        Ok(ByteQueue {
+            core: Core::attach(object, "ByteQueue")?,
+        })
+    }
+
+    fn object(&self) -> &Object {
+        &self.core.obj
+    }
+
+    fn object_mut(&mut self) -> &mut Object {
+        &mut self.core.obj
+    }
+}
+
+shm_core::object_methods!(
+    ByteQueue,
+    QueueError,
+    "shm_collections::ByteQueue::create(16, 4096)",
+    "shm_collections::ByteQueue",
+    create(max_messages: usize, max_bytes: usize) =>
+        QueueSize { messages: max_messages, bytes: max_bytes },
+    args: ", 16, 4096"
+);
+
+impl ByteQueue {
+    /// Creates the queue with sizes given as a [`QueueSize`].
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create_sized(shm_collections::QueueSize { messages: 2, bytes: 64 })?;
+    /// assert_eq!(q.max_messages(), 2);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn create_sized(size: QueueSize) -> QueueResult<Self> {
+        <Self as SharedObject>::create(size)
+    }
+
+    /// Puts a copy of `msg`, waiting as long as it takes for room.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// q.put(b"x")?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put(&self, msg: &[u8]) -> QueueResult<()> {
+        self.core.put_bytes(msg, Mode::Forever)
+    }
+
+    /// Puts a copy of `msg`, waiting at most `timeout` for room.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(1, 256)?;
+    /// q.put(b"x")?;
+    /// assert!(q.put_timeout(b"y", std::time::Duration::from_millis(2)).is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> QueueResult<()> {
+        self.core.put_bytes(msg, Mode::timeout(timeout))
+    }
+
+    /// Puts a copy of `msg` if there is room now: [`QueueError::Full`] otherwise.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(1, 256)?;
+    /// q.put_nowait(b"x")?;
+    /// assert!(matches!(q.put_nowait(b"y"), Err(shm_collections::QueueError::Full { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_nowait(&self, msg: &[u8]) -> QueueResult<()> {
+        self.core.put_bytes(msg, Mode::Try)
+    }
+
+    /// Puts messages in order under as few lock acquisitions as room allows; waits for
+    /// room as long as it takes. Returns when all are in.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(8, 256)?;
+    /// q.put_many(&[b"a", b"b"])?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn put_many(&self, msgs: &[&[u8]]) -> QueueResult<()> {
+        let ring = self.core.ring();
+        let mut rest = msgs;
+        while !rest.is_empty() {
+            let n = ring.put_many(rest, Mode::Forever, self.core.spin)?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest message into `buf` (cleared first), waiting as long as it takes.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// q.put(b"abc")?;
+    /// let mut buf = vec![9; 10];
+    /// q.get_into(&mut buf)?;
+    /// assert_eq!(buf, b"abc");
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_into(&self, buf: &mut Vec<u8>) -> QueueResult<()> {
+        self.core.ring().get(buf, Mode::Forever, self.core.spin)
+    }
+
+    /// Takes the oldest message, waiting as long as it takes.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// q.put(b"abc")?;
+    /// assert_eq!(q.get()?, b"abc");
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get(&self) -> QueueResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.get_into(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout`.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// assert!(q.get_timeout(std::time::Duration::from_millis(2)).is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> QueueResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        let mode = Mode::timeout(timeout);
+        self.core.ring().get(&mut buf, mode, self.core.spin)?;
+        Ok(buf)
+    }
+
+    /// Takes the oldest message if there is one: [`QueueError::Empty`] otherwise.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// assert!(matches!(q.get_nowait(), Err(shm_collections::QueueError::Empty { .. })));
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_nowait(&self) -> QueueResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.core.ring().get(&mut buf, Mode::Try, 0)?;
+        Ok(buf)
+    }
+
+    /// Takes up to `max` messages under one lock acquisition, handing each to `each`
+    /// while the lock is held (keep it quick: copy or parse, no blocking calls); waits
+    /// as long as it takes for the first. Returns how many.
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(8, 256)?;
+    /// q.put_many(&[b"a", b"bc"])?;
+    /// let mut total = 0;
+    /// assert_eq!(q.get_many_with(8, |m| total += m.len())?, 2);
+    /// assert_eq!(total, 3);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn get_many_with(&self, max: usize, mut each: impl FnMut(&[u8])) -> QueueResult<usize> {
+        self.core
+            .ring()
+            .get_many(max, Mode::Forever, self.core.spin, &mut each)
+    }
+
+    /// Messages in the queue now.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.qsize(), 0);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.core.qsize()
+    }
+
+    /// Closes the queue for every process (see [`Queue::close`]).
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::create(4, 256)?;
+    /// q.close();
+    /// assert!(q.put(b"x").is_err());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn close(&self) {
+        self.core.ring().close()
+    }
+
+    /// The shared counters.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.stats().puts, 0);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn stats(&self) -> QueueStats {
+        self.core.ring().stats()
+    }
+
+    /// The largest message this queue can ever hold.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_message_len(), 248);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn max_message_len(&self) -> usize {
+        self.core.ring().max_message_len()
+    }
+
+    /// The most messages the queue holds at once.
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_messages(), 4);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn max_messages(&self) -> usize {
+        self.core.geo.max_messages as usize
+    }
+
+    /// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).
+    ///
+    /// ```
+    /// let mut q = shm_collections::ByteQueue::create(4, 256)?;
+    /// q.set_spin(0);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn set_spin(&mut self, spins: u32) {
+        self.core.spin = spins;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_a_value_give_a_decode_error() {
+        let q: Queue<String> = Queue::create(4, 256).unwrap();
+        // A length prefix claiming 250 bytes in a 3-byte frame, then a bad UTF-8 string.
+        q.core.put_bytes(&[250, 0xff, 0xff], Mode::Try).unwrap();
+        q.core.put_bytes(&[2, 0xff, 0xfe], Mode::Try).unwrap();
+        assert!(matches!(q.get_nowait(), Err(QueueError::Decode { .. })));
+        assert!(matches!(q.get_nowait(), Err(QueueError::Decode { .. })));
+        q.put(&"fine".into()).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), "fine");
+    }
+}

@@ -1,0 +1,463 @@
+//! Queue, JoinableQueue, SimpleQueue, ByteQueue: a VecDeque model (proptest), several
+//! producer and consumer processes, timeouts, close, join across processes, peers
+//! killed while blocked.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use shm_collections::{ByteQueue, JoinableQueue, Queue, QueueError, SimpleQueue};
+use shm_core::testing::{UnlinkGuard, child_command, child_role, unique_name};
+
+fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} not set"))
+}
+
+// ---------- one process: the model ----------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Vec<u8>),
+    PutMany(Vec<Vec<u8>>),
+    Get,
+    GetMany(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let msg = || proptest::collection::vec(any::<u8>(), 0..60);
+    prop_oneof![
+        3 => msg().prop_map(Op::Put),
+        1 => proptest::collection::vec(msg(), 0..5).prop_map(Op::PutMany),
+        3 => Just(Op::Get),
+        1 => (0usize..5).prop_map(Op::GetMany),
+    ]
+}
+
+const MAX_MSGS: usize = 6;
+const BYTES: usize = 200;
+
+fn frame(len: usize) -> usize {
+    8 + len.next_multiple_of(8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn byte_queue_matches_a_bounded_vecdeque(ops in proptest::collection::vec(op(), 1..80)) {
+        let q = ByteQueue::create(MAX_MSGS, BYTES).unwrap();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let fits = |m: &VecDeque<Vec<u8>>, len: usize| {
+            m.len() < MAX_MSGS && m.iter().map(|x| frame(x.len())).sum::<usize>() + frame(len) <= BYTES
+        };
+        for op in ops {
+            match op {
+                Op::Put(msg) => {
+                    let r = q.put_nowait(&msg);
+                    if msg.len() > BYTES - 8 {
+                        prop_assert!(matches!(r, Err(QueueError::TooLarge { .. })), "{r:?}");
+                    } else if fits(&model, msg.len()) {
+                        prop_assert!(r.is_ok(), "{r:?}");
+                        model.push_back(msg);
+                    } else {
+                        prop_assert!(matches!(r, Err(QueueError::Full { .. })), "{r:?}");
+                    }
+                }
+                Op::PutMany(msgs) => {
+                    // Only when everything fits (put_many waits otherwise).
+                    let mut m2 = model.clone();
+                    let all_fit = msgs.iter().all(|x| {
+                        let ok = fits(&m2, x.len());
+                        m2.push_back(x.clone());
+                        ok
+                    });
+                    if all_fit {
+                        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+                        q.put_many(&refs).unwrap();
+                        model = m2;
+                    }
+                }
+                Op::Get => match q.get_nowait() {
+                    Ok(m) => prop_assert_eq!(Some(m), model.pop_front()),
+                    Err(QueueError::Empty { .. }) => prop_assert!(model.is_empty()),
+                    Err(e) => prop_assert!(false, "{e}"),
+                },
+                Op::GetMany(k) => {
+                    if !model.is_empty() {
+                        let mut got = Vec::new();
+                        let n = q.get_many_with(k, |m| got.push(m.to_vec())).unwrap();
+                        let want: Vec<_> = (0..k.max(1)).map_while(|_| model.pop_front()).collect();
+                        prop_assert_eq!(n, want.len());
+                        prop_assert_eq!(got, want);
+                    }
+                }
+            }
+            prop_assert_eq!(q.qsize(), model.len());
+            let s = q.stats();
+            prop_assert_eq!(s.bytes_used as usize, model.iter().map(|x| frame(x.len())).sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn typed_queue_round_trips_values(values in proptest::collection::vec((any::<u32>(), ".{0,20}", proptest::option::of(any::<f64>())), 0..30)) {
+        let q: Queue<(u32, String, Option<f64>)> = Queue::create(64, 64 * 1024).unwrap();
+        q.put_many(&values).unwrap();
+        let mut back = q.drain().unwrap();
+        back.extend(q.drain().unwrap());
+        prop_assert_eq!(back.len(), values.len());
+        for (a, b) in back.iter().zip(&values) {
+            prop_assert_eq!(a.0, b.0);
+            prop_assert_eq!(&a.1, &b.1);
+            prop_assert_eq!(a.2.map(f64::to_bits), b.2.map(f64::to_bits));
+        }
+    }
+}
+
+#[test]
+fn wrong_type_and_wrong_variant_are_refused() {
+    let q: Queue<u64> = Queue::create(4, 256).unwrap();
+    let name = q.name().unwrap();
+    assert!(Queue::<String>::open(name).is_err());
+    assert!(JoinableQueue::<u64>::open(name).is_err());
+    assert!(SimpleQueue::<u64>::open(name).is_err());
+    assert!(ByteQueue::open(name).is_err());
+    assert!(Queue::<u64>::open(name).is_ok());
+}
+
+#[test]
+fn invalid_sizes_are_refused() {
+    assert!(matches!(
+        ByteQueue::create(0, 1024),
+        Err(QueueError::InvalidSize { .. })
+    ));
+    assert!(matches!(
+        ByteQueue::create(4, 8),
+        Err(QueueError::InvalidSize { .. })
+    ));
+}
+
+#[test]
+fn timeouts_end_on_time() {
+    let q: Queue<u8> = Queue::create(1, 64).unwrap();
+    let t = Instant::now();
+    let r = q.get_timeout(Duration::from_millis(30));
+    assert!(matches!(r, Err(QueueError::Timeout { .. })), "{r:?}");
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(30) && e < Duration::from_secs(2),
+        "{e:?}"
+    );
+    q.put(&1).unwrap();
+    let t = Instant::now();
+    let r = q.put_timeout(&2, Duration::from_millis(30));
+    assert!(matches!(r, Err(QueueError::Timeout { .. })), "{r:?}");
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    assert_eq!(q.get_timeout(Duration::from_millis(30)).unwrap(), 1);
+}
+
+#[test]
+fn close_wakes_blocked_threads() {
+    let q: Queue<u8> = Queue::create(1, 64).unwrap();
+    let full: Queue<u8> = Queue::create(1, 64).unwrap();
+    full.put(&0).unwrap();
+    std::thread::scope(|s| {
+        let getter = s.spawn(|| {
+            let t = Instant::now();
+            (q.get(), t.elapsed())
+        });
+        let putter = s.spawn(|| full.put(&1));
+        std::thread::sleep(Duration::from_millis(50));
+        q.close();
+        full.close();
+        let (r, _) = getter.join().unwrap();
+        assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
+        let r = putter.join().unwrap();
+        assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
+    });
+    // Drains what is left, then Closed.
+    assert_eq!(full.get().unwrap(), 0);
+    assert!(matches!(full.get(), Err(QueueError::Closed { .. })));
+}
+
+#[test]
+fn blocked_get_is_woken_by_a_put_from_another_thread() {
+    let q: Queue<u32> = Queue::create(4, 256).unwrap();
+    let mut q2: Queue<u32> = Queue::open(q.name().unwrap()).unwrap();
+    q2.set_spin(0);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let t = Instant::now();
+            (q2.get().unwrap(), t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        q.put(&42).unwrap();
+        let (v, waited) = h.join().unwrap();
+        assert_eq!(v, 42);
+        assert!(waited < Duration::from_secs(2));
+    });
+}
+
+#[test]
+fn simple_queue_basics() {
+    let q = SimpleQueue::<Vec<String>>::create(8, 1024).unwrap();
+    assert!(q.empty());
+    q.put(&vec!["a".into(), "b".into()]).unwrap();
+    assert!(!q.empty());
+    assert_eq!(q.get().unwrap(), ["a", "b"]);
+}
+
+// ---------- several processes ----------
+
+const PER_PRODUCER: u32 = 3000;
+
+#[test]
+fn producers_and_consumers_in_processes_deliver_the_exact_multiset() {
+    if let Some(role) = child_role() {
+        let q: Queue<(u32, u32)> = Queue::open(&env("SHM_Q")).unwrap();
+        match role.as_str() {
+            "producer" => {
+                let id: u32 = env("SHM_ID").parse().unwrap();
+                for seq in 0..PER_PRODUCER {
+                    if seq % 7 == 0 {
+                        let batch: Vec<_> = (seq..(seq + 3).min(PER_PRODUCER))
+                            .map(|s| (id, s))
+                            .collect();
+                        q.put_many(&batch).unwrap();
+                    } else if seq % 7 < 3 {
+                        continue; // sent in the batch
+                    } else {
+                        q.put(&(id, seq)).unwrap();
+                    }
+                }
+            }
+            "consumer" => {
+                let mut last: HashMap<u32, u32> = HashMap::new();
+                let mut out = String::new();
+                loop {
+                    let batch = match q.get_many(5) {
+                        Ok(b) => b,
+                        Err(QueueError::Closed { .. }) => break,
+                        Err(e) => panic!("{e}"),
+                    };
+                    for (p, s) in batch {
+                        // FIFO per producer, as seen by each consumer.
+                        if let Some(prev) = last.insert(p, s) {
+                            assert!(s > prev, "producer {p}: {s} after {prev}");
+                        }
+                        out.push_str(&format!("{p} {s}\n"));
+                    }
+                }
+                print!("{out}");
+            }
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    for (producers, consumers) in [(1u32, 1u32), (2, 3), (4, 4), (3, 1), (1, 4)] {
+        let q: Queue<(u32, u32)> = Queue::create(64, 4096).unwrap();
+        let name = q.name().unwrap().to_owned();
+        let spawn = |role: &str, id: u32| -> Child {
+            let mut cmd = child_command(
+                "producers_and_consumers_in_processes_deliver_the_exact_multiset",
+                role,
+            );
+            cmd.env("SHM_Q", &name).env("SHM_ID", id.to_string());
+            cmd.stdout(Stdio::piped());
+            cmd.spawn().unwrap()
+        };
+        let cons: Vec<Child> = (0..consumers).map(|i| spawn("consumer", i)).collect();
+        let prods: Vec<Child> = (0..producers).map(|i| spawn("producer", i)).collect();
+        for p in prods {
+            assert!(p.wait_with_output().unwrap().status.success());
+        }
+        q.close();
+        let mut seen: HashMap<(u32, u32), u32> = HashMap::new();
+        for c in cons {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            for line in String::from_utf8(out.stdout).unwrap().lines() {
+                // The child harness's own lines are discarded (-q), only ours remain.
+                let Some((p, s)) = line.split_once(' ') else {
+                    continue;
+                };
+                let (Ok(p), Ok(s)) = (p.parse::<u32>(), s.parse::<u32>()) else {
+                    continue;
+                };
+                *seen.entry((p, s)).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            seen.len() as u32,
+            producers * PER_PRODUCER,
+            "{producers}x{consumers}: every message delivered"
+        );
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "{producers}x{consumers}: no message delivered twice"
+        );
+        let st = q.stats();
+        assert_eq!(st.puts, u64::from(producers * PER_PRODUCER));
+        assert_eq!(st.gets, st.puts);
+        assert_eq!(st.lost, 0);
+    }
+}
+
+#[test]
+fn joinable_queue_join_across_processes() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "worker");
+        let q: JoinableQueue<u64> = JoinableQueue::open(&env("SHM_Q")).unwrap();
+        let results: Queue<u64> = Queue::open(&env("SHM_R")).unwrap();
+        loop {
+            match q.get() {
+                Ok(v) => {
+                    results.put(&(v * v)).unwrap();
+                    q.task_done().unwrap();
+                }
+                Err(QueueError::Closed { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        return;
+    }
+    let q: JoinableQueue<u64> = JoinableQueue::create(16, 4096).unwrap();
+    let results: Queue<u64> = Queue::create(256, 16384).unwrap();
+    let kids: Vec<Child> = (0..2)
+        .map(|_| {
+            let mut cmd = child_command("joinable_queue_join_across_processes", "worker");
+            cmd.env("SHM_Q", q.name().unwrap())
+                .env("SHM_R", results.name().unwrap());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for v in 0..100u64 {
+        q.put(&v).unwrap();
+    }
+    q.join_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(q.unfinished_tasks(), 0);
+    // Every task was done, so every result is in.
+    let mut got = results.drain().unwrap();
+    got.sort();
+    assert_eq!(got, (0..100u64).map(|v| v * v).collect::<Vec<_>>());
+    q.close();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    assert!(matches!(
+        q.task_done(),
+        Err(QueueError::TaskDoneTooManyTimes { .. })
+    ));
+}
+
+#[test]
+fn close_reaches_a_process_blocked_in_get() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "blocked");
+        let q: Queue<u8> = Queue::open(&env("SHM_Q")).unwrap();
+        println!("BLOCKING");
+        let r = q.get();
+        assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
+        return;
+    }
+    let name = unique_name("q-close");
+    let _g = UnlinkGuard::new(&name);
+    let q: Queue<u8> = Queue::create_named(&name, 4, 256).unwrap();
+    let mut cmd = child_command("close_reaches_a_process_blocked_in_get", "blocked");
+    cmd.env("SHM_Q", &name).stdout(Stdio::piped());
+    let mut kid = cmd.spawn().unwrap();
+    wait_line(&mut kid, "BLOCKING");
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    q.close();
+    assert!(kid.wait().unwrap().success());
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+fn wait_line(kid: &mut Child, want: &str) {
+    let out = kid.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(want) {
+            // Keep draining in the background so the child never blocks on stdout.
+            std::thread::spawn(move || for _ in lines {});
+            return;
+        }
+    }
+    panic!("child ended before saying {want}");
+}
+
+#[test]
+fn peers_killed_while_blocked_leave_the_queue_usable() {
+    if let Some(role) = child_role() {
+        let q: Queue<u32> = Queue::open(&env("SHM_Q")).unwrap();
+        println!("BLOCKING");
+        match role.as_str() {
+            "getter" => {
+                let _ = q.get();
+            }
+            "putter" => {
+                let _ = q.put(&99);
+            }
+            other => panic!("unknown role {other}"),
+        }
+        panic!("{role} was not expected to return");
+    }
+    let q: Queue<u32> = Queue::create(2, 256).unwrap();
+    let name = q.name().unwrap().to_owned();
+    let spawn = |role| {
+        let mut cmd = child_command("peers_killed_while_blocked_leave_the_queue_usable", role);
+        cmd.env("SHM_Q", &name).stdout(Stdio::piped());
+        let mut kid = cmd.spawn().unwrap();
+        wait_line(&mut kid, "BLOCKING");
+        std::thread::sleep(Duration::from_millis(30));
+        kid
+    };
+    // A consumer killed while blocked in get: the queue goes on; another consumer (a
+    // thread here) blocked at the same time still gets the next message.
+    let mut getter = spawn("getter");
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| q.get_timeout(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        getter.kill().unwrap();
+        getter.wait().unwrap();
+        let other: Queue<u32> = Queue::open(&name).unwrap();
+        other.put(&1).unwrap();
+        assert_eq!(waiting.join().unwrap().unwrap(), 1);
+    });
+    // A producer killed while blocked in put on a full queue: its message never
+    // appears, and the room it waited for is there for the others.
+    q.put(&10).unwrap();
+    q.put(&11).unwrap();
+    let mut putter = spawn("putter");
+    putter.kill().unwrap();
+    putter.wait().unwrap();
+    assert_eq!(q.get().unwrap(), 10);
+    assert_eq!(q.get().unwrap(), 11);
+    assert!(matches!(q.get_nowait(), Err(QueueError::Empty { .. })));
+    q.put(&12).unwrap();
+    assert_eq!(q.get().unwrap(), 12);
+}
+
+#[test]
+fn anonymous_queue_handed_to_a_child_by_descriptor() {
+    if let Some(role) = child_role() {
+        assert_eq!(role, "echo");
+        let q: Queue<String> = Queue::from_env("SHM_QUEUE").unwrap();
+        let v = q.get().unwrap();
+        q.put(&format!("{v}!")).unwrap();
+        return;
+    }
+    let q: Queue<String> = shm_core::SharedObject::anonymous(shm_collections::QueueSize {
+        messages: 4,
+        bytes: 256,
+    })
+    .unwrap();
+    assert_eq!(q.name(), None);
+    q.put(&"hi".into()).unwrap();
+    let mut cmd = child_command("anonymous_queue_handed_to_a_child_by_descriptor", "echo");
+    q.share(&mut cmd, "SHM_QUEUE").unwrap();
+    assert!(cmd.status().unwrap().success());
+    assert_eq!(q.get().unwrap(), "hi!");
+}
