@@ -189,18 +189,25 @@ fn ci() -> Result {
 
 fn chaos(trials: u32) -> Result {
     let trials = trials.to_string();
-    cargo(
-        &[
-            "test",
-            "-p",
-            "shm-sync",
-            "--release",
-            "--test",
-            "chaos",
-            "--",
-            "--nocapture",
-            "--test-threads=1",
-        ],
-        &[("SHM_CHAOS_TRIALS", &trials)],
-    )
+    // Every crash-trial test, each at `trials` per scenario (primitive, queue, ...).
+    for (package, test) in CHAOS_TESTS {
+        cargo(
+            &[
+                "test",
+                "-p",
+                package,
+                "--release",
+                "--test",
+                test,
+                "--",
+                "--nocapture",
+                "--test-threads=1",
+            ],
+            &[("SHM_CHAOS_TRIALS", &trials)],
+        )?;
+    }
+    Ok(())
 }
+
+/// The kill -9 trial tests that `cargo xtask chaos` runs at full count.
+const CHAOS_TESTS: &[(&str, &str)] = &[("shm-sync", "chaos"), ("shm-collections", "queue_chaos")];
