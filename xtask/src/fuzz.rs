@@ -14,7 +14,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_collections::{Array, AtomicValue, Item, RawArray, RawValue, ShareableList, Value};
+use shm_collections::{
+    Array, AtomicValue, ByteQueue, Item, Queue, QueueSize, RawArray, RawValue, ShareableList, Value,
+};
 use shm_core::{Segment, SharedObject};
 use shm_sync::{
     Barrier, BoundedSemaphore, Condition, Condvar, Event, Lock, Mutex, RLock, RwLock, Semaphore,
@@ -380,6 +382,56 @@ fn targets() -> Vec<Target> {
                 let _ = a.get(n.saturating_sub(1));
                 let _ = a.set(n, 1);
                 let _ = a.to_vec();
+                Ok(())
+            },
+        },
+        Target {
+            kind: "Queue<u64>",
+            pristine: {
+                let size = QueueSize {
+                    messages: 8,
+                    bytes: 256,
+                };
+                let q = <Queue<u64> as SharedObject>::anonymous(size).unwrap();
+                for i in 0..5u64 {
+                    q.put(&i).unwrap();
+                }
+                let _ = q.get();
+                snapshot(&q)
+            },
+            exercise: |s| {
+                let q = Queue::<u64>::from_segment(s).map_err(e)?;
+                let _ = (q.qsize(), q.stats());
+                for _ in 0..3 {
+                    let _ = q.get_timeout(T);
+                }
+                let _ = q.put_timeout(&7, T);
+                let _ = q.get_nowait();
+                let _ = q.put_nowait(&8);
+                Ok(())
+            },
+        },
+        Target {
+            kind: "ByteQueue",
+            pristine: {
+                let size = QueueSize {
+                    messages: 8,
+                    bytes: 512,
+                };
+                let q = <ByteQueue as SharedObject>::anonymous(size).unwrap();
+                q.put(b"hello").unwrap();
+                q.put(&[7u8; 100]).unwrap();
+                snapshot(&q)
+            },
+            exercise: |s| {
+                // Timed calls only: a blocking get on a damaged, effectively empty
+                // queue rightly waits for a put.
+                let q = ByteQueue::from_segment(s).map_err(e)?;
+                for _ in 0..3 {
+                    let _ = q.get_timeout(T);
+                }
+                let _ = q.put_timeout(b"again", T);
+                let _ = q.get_nowait();
                 Ok(())
             },
         },

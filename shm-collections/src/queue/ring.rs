@@ -23,6 +23,10 @@ use shm_sync::{Acquired, RawError, RawMutex};
 use super::futex;
 use super::{QueueError, QueueResult, QueueStats};
 
+/// The longest a `_nowait` call waits for the ring's lock (held for nanoseconds by a
+/// live holder): past it, the call fails with `QueueError::Lock` instead of waiting.
+const TRY_LOCK_WAIT: Duration = Duration::from_millis(20);
+
 /// Bytes of a ring's control block.
 pub(crate) const CTL_LEN: usize = 192;
 /// Bytes of a frame header.
@@ -230,7 +234,9 @@ impl<'a> Ring<'a> {
             Mode::Forever => self.ctl.lock.lock(),
             Mode::Try => match self.ctl.lock.try_lock() {
                 // Not a reason to say Full/Empty: the holder leaves within nanoseconds.
-                Err(RawError::WouldBlock) => self.ctl.lock.lock(),
+                // Bounded all the same, so that `_nowait` never waits for long on a holder
+                // that only looks alive (a forged word, a holder in another namespace).
+                Err(RawError::WouldBlock) => self.ctl.lock.lock_timeout(TRY_LOCK_WAIT),
                 other => other,
             },
             Mode::Until(t, _) => self
@@ -324,12 +330,17 @@ impl<'a> Ring<'a> {
                     self.signal(&self.ctl.not_empty, &self.ctl.get_waiters);
                     return Ok(n);
                 }
+                // The lock-free look said there was room but there was none (a racing
+                // producer, or a forged count): spend the spin budget, then sleep. Every
+                // round must shrink the budget, or a forged count spins for ever.
                 if spins == 0 {
                     self.sleep(&self.ctl.not_full, &self.ctl.put_waiters, seq, mode, || {
                         QueueError::Full {
                             name: self.label.to_owned(),
                         }
                     })?;
+                } else {
+                    spins -= 1;
                 }
             } else {
                 spins -= 1;
@@ -372,6 +383,8 @@ impl<'a> Ring<'a> {
                 if closed {
                     return Err(self.closed());
                 }
+                // As in `put_many`: a look that saw messages but a pop that found none
+                // (a racing consumer, or a forged count) spends the spin budget too.
                 if spins == 0 {
                     self.sleep(
                         &self.ctl.not_empty,
@@ -382,6 +395,8 @@ impl<'a> Ring<'a> {
                             name: self.label.to_owned(),
                         },
                     )?;
+                } else {
+                    spins -= 1;
                 }
             } else {
                 spins -= 1;
