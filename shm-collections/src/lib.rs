@@ -34,6 +34,10 @@ mod cell;
 mod locked_list;
 mod shareable_list;
 mod value;
+#[macro_use]
+pub mod region;
+pub mod codec;
+mod dict;
 
 /// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).
 ///
@@ -54,10 +58,20 @@ pub mod kinds {
     pub const VALUE: Kind = Kind::new(0x2001, "Value");
     /// [`Array`](crate::Array) and [`RawArray`](crate::RawArray).
     pub const ARRAY: Kind = Kind::new(0x2002, "Array");
+    /// [`ShareableDict`](crate::ShareableDict)'s control object.
+    pub const DICT: Kind = Kind::new(0x2020, "Dict");
+    /// [`ShareableVec`](crate::ShareableVec)'s control object.
+    pub const VEC: Kind = Kind::new(0x2021, "Vec");
+    /// [`Namespace`](crate::Namespace)'s control object.
+    pub const NAMESPACE: Kind = Kind::new(0x2022, "Namespace");
+    /// A data segment of a growable collection (see [`region`](crate::region)).
+    pub const GROWTH_DATA: Kind = Kind::new(0x2023, "GrowthData");
 }
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
+pub use dict::{DictKey, DictValue, ShareableDict};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use region::{Limits, RegionError, RegionResult, RegionStats};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
