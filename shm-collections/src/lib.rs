@@ -38,6 +38,7 @@ mod value;
 pub mod region;
 pub mod codec;
 mod dict;
+mod namespace;
 
 /// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).
 ///
@@ -72,6 +73,7 @@ pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
 pub use dict::{DictKey, DictValue, ShareableDict};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use namespace::Namespace;
 pub use region::{Limits, RegionError, RegionResult, RegionStats};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
