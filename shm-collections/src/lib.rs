@@ -39,6 +39,7 @@ pub mod region;
 pub mod codec;
 mod dict;
 mod namespace;
+mod vec;
 
 /// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).
 ///
@@ -77,3 +78,4 @@ pub use namespace::Namespace;
 pub use region::{Limits, RegionError, RegionResult, RegionStats};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
+pub use vec::{ShareableVec, VecItem};

@@ -1160,11 +1160,6 @@ impl Writer<'_> {
     ) -> RegionResult<()> {
         self.rebuild(extra, 1, edit)
     }
-
-    /// The record count under the lock.
-    pub(crate) fn live(&self) -> u64 {
-        self.m.load(D_LIVE)
-    }
 }
 
 /// The [`SharedObject`](shm_core::SharedObject) lifecycle as inherent methods of a
