@@ -51,6 +51,30 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(),
     }
 }
 
+/// Encodes `value` and hands the bytes to `f`, on the stack when they fit in 128
+/// bytes (no allocation on the lookup path).
+///
+/// ```
+/// let n = shm_collections::codec::with_encoded(&7u64, |b| b.len())?;
+/// assert_eq!(n, 1); // varint
+/// # Ok::<(), shm_collections::codec::CodecError>(())
+/// ```
+pub fn with_encoded<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, CodecError> {
+    let mut stack = [0u8; 128];
+    match bincode::serde::encode_into_slice(value, &mut stack, config()) {
+        Ok(n) => Ok(f(&stack[..n])),
+        Err(bincode::error::EncodeError::UnexpectedEnd) => {
+            let v = bincode::serde::encode_to_vec(value, config())
+                .map_err(|e| CodecError(e.to_string()))?;
+            Ok(f(&v))
+        }
+        Err(e) => Err(CodecError(e.to_string())),
+    }
+}
+
 /// Decodes a `T` that takes exactly all of `bytes` (trailing bytes are an error).
 ///
 /// ```
@@ -98,24 +122,37 @@ pub fn type_fingerprint<T: ?Sized>() -> u64 {
 }
 
 /// A fast, stable hash of bytes (the same in every process and build): the dict's
-/// index hash and the records' checksum. Word-at-a-time multiply-xor mixing.
+/// index hash and the records' checksum. Word-at-a-time folded multiplication (the
+/// 128-bit product's halves xored, as wyhash and foldhash do).
+#[inline]
 pub(crate) fn hash64(seed: u64, bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xd6e8_feb8_6659_fd93;
+    #[inline(always)]
+    fn fold(a: u64, b: u64) -> u64 {
+        let m = u128::from(a) * u128::from(b);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+    let mut h = fold(seed ^ K1, (bytes.len() as u64) ^ K2);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = fold(h ^ u64::from_le_bytes(w), K1);
     }
     let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut b = [0u8; 8];
-        b[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(29);
+    // The tail in registers (overlapping reads, as wyhash does): a partial copy into
+    // a stack word would stall on store forwarding.
+    let n = rest.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+        h = fold(h ^ (u64::from(lo) | u64::from(hi) << 32), K2);
+    } else if n > 0 {
+        let w = u64::from(rest[0]) | u64::from(rest[n / 2]) << 8 | u64::from(rest[n - 1]) << 16;
+        h = fold(h ^ w, K2);
     }
-    h ^= h >> 32;
-    h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
-    h ^ (h >> 32)
+    fold(h, K1)
 }
 
 #[cfg(test)]

@@ -183,11 +183,16 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        let k = self.key_bytes(key)?;
-        match self.region.get(&k)? {
-            Some(rec) => self.decode_value(&rec).map(Some),
-            None => Ok(None),
-        }
+        codec::with_encoded(key, |k| {
+            self.region.check_sizes(k.len(), 0)?;
+            self.region
+                .get_with(k, |v| decode(&self.region, "value", v))
+        })
+        .map_err(|source| RegionError::Encode {
+            name: self.region.label().to_owned(),
+            what: "key",
+            source,
+        })?
     }
 
     /// Whether `key` is present (no lock).
@@ -203,7 +208,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         K: Borrow<Q>,
     {
         let k = self.key_bytes(key)?;
-        Ok(self.region.get(&k)?.is_some())
+        Ok(self.region.get_with(&k, |_| Ok(()))?.is_some())
     }
 
     /// Inserts or replaces; returns the old value. A key or value over the limits is
@@ -306,8 +311,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// [`RegionError::Lock`] "would deadlock"). If `f` panics nothing changes.
     ///
     /// ```
-    /// let d = shm_collections::ShareableDict::<&'static str, u64>::create()?;
-    /// for _ in 0..3 { d.update("hits", |n| n.unwrap_or(0) + 1)?; }
+    /// let d = shm_collections::ShareableDict::<String, u64>::create()?;
+    /// for _ in 0..3 { d.update("hits".into(), |n| n.unwrap_or(0) + 1)?; }
     /// assert_eq!(d.get("hits")?, Some(3));
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```

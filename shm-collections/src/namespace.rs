@@ -173,8 +173,9 @@ impl Namespace {
     /// ```
     /// let ns = shm_collections::Namespace::create()?;
     /// ns.set("x", &1.5f64)?;
-    /// ns.set("x", &vec!["now", "a", "list"])?;
-    /// assert_eq!(ns.get::<Vec<String>>("x")?.unwrap().len(), 3);
+    /// ns.set("x", &vec![1u8, 2, 3])?;
+    /// assert_eq!(ns.get::<Vec<u8>>("x")?.unwrap().len(), 3);
+    /// assert!(ns.get::<f64>("x").is_err()); // it holds a Vec<u8> now
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn set<T: Serialize>(&self, attr: &str, value: &T) -> RegionResult<()> {

@@ -303,13 +303,29 @@ fn rec_len(body: usize) -> u64 {
     ((REC_HDR + body) as u64 + 7) & !7
 }
 
+#[inline]
 fn key_hash(key: &[u8]) -> u64 {
     hash64(HASH_SEED, key)
 }
 
+/// Over the lengths, the key, then the value (chained, so a writer needs no
+/// contiguous copy). `klen` is at most `body.len()` (checked by callers).
+#[inline]
 fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
-    hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), body)
+    let (k, v) = body.split_at((klen as usize).min(body.len()));
+    hash64(
+        hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), k),
+        v,
+    )
 }
+
+fn checksum_parts(key: &[u8], value: &[u8]) -> u64 {
+    let lens = (key.len() as u64) << 32 | value.len() as u64;
+    hash64(hash64(CHECK_SEED ^ lens, key), value)
+}
+
+/// Record bodies up to this size are read into a stack buffer on the `get` path.
+const SMALL_BODY: usize = 240;
 
 /// One mapped data segment, with its geometry read and checked once.
 #[derive(Debug)]
@@ -435,16 +451,62 @@ impl Mapped {
 
     /// Writes a record at `off` (reserved by the caller, nobody reads it yet).
     fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
-        let mut rec = Vec::with_capacity(REC_HDR + key.len() + value.len());
-        let (kl, vl) = (key.len() as u32, value.len() as u32);
-        rec.extend_from_slice(&kl.to_ne_bytes());
-        rec.extend_from_slice(&vl.to_ne_bytes());
-        rec.extend_from_slice(&[0; 8]);
-        rec.extend_from_slice(key);
-        rec.extend_from_slice(value);
-        let sum = checksum(kl, vl, &rec[REC_HDR..]);
-        rec[8..16].copy_from_slice(&sum.to_ne_bytes());
-        Ok(self.obj.write_at(self.rec_base() + off as usize, &rec)?)
+        let mut hdr = [0u8; REC_HDR];
+        hdr[0..4].copy_from_slice(&(key.len() as u32).to_ne_bytes());
+        hdr[4..8].copy_from_slice(&(value.len() as u32).to_ne_bytes());
+        hdr[8..16].copy_from_slice(&checksum_parts(key, value).to_ne_bytes());
+        let at = self.rec_base() + off as usize;
+        self.obj.write_at(at, &hdr)?;
+        self.obj.write_at(at + REC_HDR, key)?;
+        self.obj.write_at(at + REC_HDR + key.len(), value)?;
+        Ok(())
+    }
+
+    /// Checks the record at `off` and hands its body (key then value) to `f`, copied
+    /// onto the stack when small.
+    fn with_record<R>(
+        &self,
+        off: u64,
+        label: &str,
+        f: impl FnOnce(&[u8], usize) -> RegionResult<R>,
+    ) -> RegionResult<R> {
+        let bad = |what: String| RegionError::Corrupted {
+            name: label.to_owned(),
+            what,
+        };
+        if off % 8 != 0
+            || off < FIRST_REC
+            || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
+        {
+            return Err(bad(format!(
+                "record offset {off} outside the record area of {} bytes",
+                self.cap
+            )));
+        }
+        let at = self.rec_base() + off as usize;
+        let mut hdr = [0u8; REC_HDR];
+        self.obj.read_at(at, &mut hdr)?;
+        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
+        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
+        let body = (u64::from(klen) + u64::from(vlen)) as usize;
+        if body > SMALL_BODY {
+            let rec = self.read(off, label)?;
+            return f(&rec.body, rec.klen);
+        }
+        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
+        if off + (REC_HDR + body) as u64 > self.cap {
+            return Err(bad(format!(
+                "record at {off} claims {body} bytes past the record area of {}",
+                self.cap
+            )));
+        }
+        let mut buf = [0u8; SMALL_BODY];
+        let buf = &mut buf[..body];
+        self.obj.read_at(at + REC_HDR, buf)?;
+        if checksum(klen, vlen, buf) != sum {
+            return Err(bad(format!("record at {off} fails its checksum")));
+        }
+        f(buf, klen as usize)
     }
 
     /// The slot's record offset, `None` for empty or tombstone.
@@ -672,11 +734,18 @@ impl Region {
     /// Runs `f` on the current mapping until the generation stayed the same across it.
     fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> RegionResult<R>) -> RegionResult<R> {
         for _ in 0..READ_TRIES {
-            let m = self.current()?;
-            let r = f(&m);
-            if self.gen_word().load(Ordering::Acquire) == m.generation {
-                return r;
+            let generation = self.gen_word().load(Ordering::Acquire);
+            {
+                let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+                if m.generation == generation {
+                    let r = f(&m);
+                    if self.gen_word().load(Ordering::Acquire) == generation {
+                        return r;
+                    }
+                    continue;
+                }
             }
+            self.current()?;
         }
         // Writers grew the object 10^4 times during one read: read under the lock.
         let w = self.lock()?;
@@ -742,6 +811,37 @@ impl Region {
         self.read_stable(|m| match self.probe(m, key, hash)? {
             Probe::Found(_, rec) => Ok(Some(rec)),
             _ => Ok(None),
+        })
+    }
+
+    /// A dict lookup without the lock, handing the value bytes to `f` (copied onto the
+    /// stack when small: no allocation).
+    pub(crate) fn get_with<R>(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
+    ) -> RegionResult<Option<R>> {
+        let hash = key_hash(key);
+        let tag = hash >> 48;
+        self.read_stable(|m| {
+            let mask = m.slots - 1;
+            let mut i = hash as usize & mask;
+            for _ in 0..m.slots {
+                let v = m.slot(i).load(Ordering::Acquire);
+                if v == EMPTY {
+                    return Ok(None);
+                }
+                if v != TOMB && v >> 48 == tag {
+                    let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
+                        Ok((&body[..klen] == key).then(|| f(&body[klen..])))
+                    })?;
+                    if let Some(r) = hit {
+                        return r.map(Some);
+                    }
+                }
+                i = (i + 1) & mask;
+            }
+            Ok(None)
         })
     }
 

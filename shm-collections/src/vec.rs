@@ -146,8 +146,8 @@ impl<T: VecItem> ShareableVec<T> {
     /// Element `index` (no lock), `None` past the end.
     ///
     /// ```
-    /// let v = shm_collections::ShareableVec::<&str>::create()?;
-    /// v.push("x")?;
+    /// let v = shm_collections::ShareableVec::<String>::create()?;
+    /// v.push("x".into())?;
     /// assert_eq!(v.get(0)?.as_deref(), Some("x"));
     /// assert_eq!(v.get(1)?, None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
