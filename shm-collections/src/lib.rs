@@ -36,6 +36,12 @@ mod pipe;
 pub mod queue;
 mod shareable_list;
 mod value;
+#[macro_use]
+pub mod region;
+pub mod codec;
+mod dict;
+mod namespace;
+mod vec;
 
 /// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).
 ///
@@ -61,15 +67,27 @@ pub mod kinds {
     pub const QUEUE: Kind = Kind::new(0x2010, "Queue");
     /// The shared object under a [`Pipe`](crate::Pipe)'s two [`PipeEnd`](crate::PipeEnd)s.
     pub const PIPE: Kind = Kind::new(0x2011, "Pipe");
+    /// [`ShareableDict`](crate::ShareableDict)'s control object.
+    pub const DICT: Kind = Kind::new(0x2020, "Dict");
+    /// [`ShareableVec`](crate::ShareableVec)'s control object.
+    pub const VEC: Kind = Kind::new(0x2021, "Vec");
+    /// [`Namespace`](crate::Namespace)'s control object.
+    pub const NAMESPACE: Kind = Kind::new(0x2022, "Namespace");
+    /// A data segment of a growable collection (see [`region`](crate::region)).
+    pub const GROWTH_DATA: Kind = Kind::new(0x2023, "GrowthData");
 }
 
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
+pub use dict::{DictKey, DictValue, ShareableDict};
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
+pub use namespace::Namespace;
 pub use pipe::{Pipe, PipeEnd, PipeOptions};
 pub use queue::{
     ByteQueue, DEFAULT_SPIN, JoinableQueue, Message, Queue, QueueError, QueueResult, QueueSize,
     QueueStats, SimpleQueue,
 };
+pub use region::{Limits, RegionError, RegionResult, RegionStats};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
+pub use vec::{ShareableVec, VecItem};

@@ -152,9 +152,9 @@ pub enum QueueError {
     Encode {
         /// The object.
         name: String,
-        /// bincode's error.
+        /// The codec's error.
         #[source]
-        source: bincode::error::EncodeError,
+        source: crate::codec::CodecError,
     },
     /// The message's bytes do not decode as the queue's type.
     #[error("{name}: cannot decode a message as {type_name}: {source}")]
@@ -163,9 +163,9 @@ pub enum QueueError {
         name: String,
         /// The expected type.
         type_name: &'static str,
-        /// bincode's error.
+        /// The codec's error.
         #[source]
-        source: bincode::error::DecodeError,
+        source: crate::codec::CodecError,
     },
     /// The lock failed (corrupted lock word, or a timeout waiting for it).
     #[error("{name}: {source}")]

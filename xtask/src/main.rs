@@ -210,4 +210,9 @@ fn chaos(trials: u32) -> Result {
 }
 
 /// The kill -9 trial tests that `cargo xtask chaos` runs at full count.
-const CHAOS_TESTS: &[(&str, &str)] = &[("shm-sync", "chaos"), ("shm-collections", "queue_chaos")];
+const CHAOS_TESTS: &[(&str, &str)] = &[
+    ("shm-sync", "chaos"),
+    ("shm-collections", "queue_chaos"),
+    ("shm-collections", "dict_chaos"),
+    ("shm-collections", "vec"),
+];

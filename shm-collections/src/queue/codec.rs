@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 
-use bincode::config::{Config, standard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -44,44 +43,18 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 }
 
 /// Appends the encoding of `value` to `out`.
+/// Encodes `value` into `out` with the crate's one codec ([`crate::codec`]).
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
-) -> Result<(), bincode::error::EncodeError> {
-    bincode::serde::encode_into_std_write(value, out, standard()).map(|_| ())
+) -> Result<(), crate::codec::CodecError> {
+    crate::codec::encode(value, out)
 }
 
-fn decode_with<T: DeserializeOwned, C: Config>(
-    bytes: &[u8],
-    config: C,
-) -> Result<T, bincode::error::DecodeError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config)?;
-    if read != bytes.len() {
-        return Err(bincode::error::DecodeError::OtherString(format!(
-            "expected a value of {} bytes, found {read} bytes and {} left over",
-            bytes.len(),
-            bytes.len() - read
-        )));
-    }
-    Ok(value)
-}
-
-/// Memory a decoded value may claim per byte of its encoding.
-pub(crate) const EXPANSION: usize = 64;
-
-/// Decodes one value that must fill `bytes` exactly, claiming at most
-/// `max(EXPANSION * bytes.len(), 1 MiB)` (rounded up to a power of two) of memory.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
-    macro_rules! limited {
-        ($($bits:literal)*) => {{
-            let need = bytes.len().saturating_mul(EXPANSION).max(1 << 20).next_power_of_two();
-            $(if need <= 1usize << $bits {
-                return decode_with(bytes, standard().with_limit::<{ 1usize << $bits }>());
-            })*
-            decode_with(bytes, standard().with_limit::<{ 1usize << 40 }>())
-        }};
-    }
-    limited!(20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39)
+/// Decodes one message with the crate's one codec: bounded, so a forged length prefix
+/// allocates nothing big.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::codec::CodecError> {
+    crate::codec::decode(bytes)
 }
 
 #[cfg(test)]

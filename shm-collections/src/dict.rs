@@ -1,0 +1,429 @@
+//! [`ShareableDict<K, V>`]: a hash map of serde types in shared memory (what
+//! `Manager().dict()` is used for), on the growth region.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shm_core::{Layout, Object, ObjectSpec, SharedObject};
+
+use crate::codec::{self, type_fingerprint};
+use crate::kinds;
+use crate::region::{
+    CTRL_LEN, IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult,
+    RegionStats,
+};
+
+/// A hash map in shared memory, keys and values of any serde types (encoded by
+/// [`codec`]), read without locks and written under a robust lock by any number of
+/// processes: Python's `Manager().dict()` without the manager process.
+///
+/// - Reads (`get`, `contains_key`, `len`, `iter`...) never wait for writers and never
+///   see a torn entry: every entry is an immutable record published by one atomic
+///   store (see [`region`](crate::region) for the layout and the proofs).
+/// - Writes are serialised by a robust lock; `update` and `get_or_insert_with` are
+///   atomic read-modify-writes, so counters incremented by several processes lose
+///   nothing.
+/// - It grows without limit (new data segments, never `ftruncate`), reclaims the room of
+///   overwritten and removed entries when it grows, and survives a writer killed at any
+///   instruction: the next writer repairs (module [`region`](crate::region)).
+/// - Opening checks the key and value types (a fingerprint of their names).
+///
+/// ```
+/// use shm_collections::ShareableDict;
+/// let d = ShareableDict::<String, u64>::create()?;
+/// d.insert("apples".into(), 3)?;
+/// let peer = ShareableDict::<String, u64>::open(d.name().unwrap())?; // another process
+/// peer.update("apples".into(), |n| n.unwrap_or(0) + 1)?;
+/// assert_eq!(d.get("apples")?, Some(4));
+/// assert!(ShareableDict::<String, i32>::open(d.name().unwrap()).is_err()); // wrong V
+/// # Ok::<(), shm_collections::RegionError>(())
+/// ```
+pub struct ShareableDict<K, V> {
+    region: Region,
+    _t: PhantomData<fn() -> (K, V)>,
+}
+
+/// Bounds of a dict key.
+pub trait DictKey: Serialize + DeserializeOwned + Eq + Hash {}
+impl<T: Serialize + DeserializeOwned + Eq + Hash> DictKey for T {}
+
+/// Bounds of a stored value.
+pub trait DictValue: Serialize + DeserializeOwned {}
+impl<T: Serialize + DeserializeOwned> DictValue for T {}
+
+pub(crate) fn typed_spec<T: ?Sized>(kind: shm_core::Kind, label: &str) -> ObjectSpec {
+    ObjectSpec::new(kind, LAYOUT_VERSION).with_type_tag(type_fingerprint::<T>(), 0, 0, label)
+}
+
+pub(crate) fn encode_key<Q: Serialize + ?Sized>(region: &Region, key: &Q) -> RegionResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    codec::encode(key, &mut buf).map_err(|source| RegionError::Encode {
+        name: region.label().to_owned(),
+        what: "key",
+        source,
+    })?;
+    Ok(buf)
+}
+
+pub(crate) fn encode_value<T: Serialize + ?Sized>(region: &Region, v: &T) -> RegionResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    codec::encode(v, &mut buf).map_err(|source| RegionError::Encode {
+        name: region.label().to_owned(),
+        what: "value",
+        source,
+    })?;
+    Ok(buf)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    region: &Region,
+    what: &'static str,
+    bytes: &[u8],
+) -> RegionResult<T> {
+    codec::decode(bytes).map_err(|source| RegionError::Decode {
+        name: region.label().to_owned(),
+        what,
+        expected: std::any::type_name::<T>(),
+        source,
+    })
+}
+
+impl<K: DictKey, V: DictValue> SharedObject for ShareableDict<K, V> {
+    type Error = RegionError;
+    type Init = Limits;
+
+    fn layout() -> Layout {
+        Layout::Header(typed_spec::<(K, V)>(
+            kinds::DICT,
+            &format!(
+                "Dict<{},{}>",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ),
+        ))
+    }
+
+    fn payload_len(_: &Limits) -> RegionResult<usize> {
+        Ok(CTRL_LEN)
+    }
+
+    fn init_payload(object: &Object, limits: Limits) -> RegionResult<()> {
+        let Layout::Header(spec) = Self::layout() else {
+            unreachable!("a dict has a header")
+        };
+        Region::init(object, &spec, limits)
+    }
+
+    fn attach(object: Object) -> RegionResult<Self> {
+        let Layout::Header(spec) = Self::layout() else {
+            unreachable!("a dict has a header")
+        };
+        Ok(ShareableDict {
+            region: Region::attach(object, &spec, IndexKind::Hash)?,
+            _t: PhantomData,
+        })
+    }
+
+    fn object(&self) -> &Object {
+        self.region.object()
+    }
+
+    fn object_mut(&mut self) -> &mut Object {
+        self.region.object_mut()
+    }
+
+    /// Removes the control object's name and the current data segment's.
+    fn unlink(&self) -> RegionResult<()> {
+        self.region.unlink_data()?;
+        Ok(self.region.object().unlink()?)
+    }
+}
+
+growable_methods!(
+    ShareableDict<K: DictKey, V: DictValue>,
+    "shm_collections::ShareableDict::<u64, String>::create()",
+    "shm_collections::ShareableDict::<u64, String>"
+);
+
+impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
+    fn decode_value(&self, rec: &Rec) -> RegionResult<V> {
+        decode(&self.region, "value", rec.value())
+    }
+
+    fn decode_key(&self, rec: &Rec) -> RegionResult<K> {
+        decode(&self.region, "key", rec.key())
+    }
+
+    fn key_bytes<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<Vec<u8>> {
+        let k = encode_key(&self.region, key)?;
+        self.region.check_sizes(k.len(), 0)?;
+        Ok(k)
+    }
+
+    fn value_bytes(&self, key: &[u8], value: &V) -> RegionResult<Vec<u8>> {
+        let v = encode_value(&self.region, value)?;
+        self.region.check_sizes(key.len(), v.len())?;
+        Ok(v)
+    }
+
+    /// The value for `key`, without taking the lock. `key` may be any borrowed form of
+    /// `K` that encodes like it (`&str` for `String`, `&[T]` for `Vec<T>`).
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<String, Vec<u8>>::create()?;
+    /// d.insert("k".into(), vec![1, 2])?;
+    /// assert_eq!(d.get("k")?, Some(vec![1, 2]));
+    /// assert_eq!(d.get("nope")?, None);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn get<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<Option<V>>
+    where
+        K: Borrow<Q>,
+    {
+        codec::with_encoded(key, |k| {
+            self.region.check_sizes(k.len(), 0)?;
+            self.region
+                .get_with(k, |v| decode(&self.region, "value", v))
+        })
+        .map_err(|source| RegionError::Encode {
+            name: self.region.label().to_owned(),
+            what: "key",
+            source,
+        })?
+    }
+
+    /// Whether `key` is present (no lock).
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u32, ()>::create()?;
+    /// d.insert(5, ())?;
+    /// assert!(d.contains_key(&5)? && !d.contains_key(&6)?);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn contains_key<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<bool>
+    where
+        K: Borrow<Q>,
+    {
+        let k = self.key_bytes(key)?;
+        Ok(self.region.get_with(&k, |_| Ok(()))?.is_some())
+    }
+
+    /// Inserts or replaces; returns the old value. A key or value over the limits is
+    /// refused before anything changes.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, String>::create()?;
+    /// assert_eq!(d.insert(1, "a".into())?, None);
+    /// assert_eq!(d.insert(1, "b".into())?, Some("a".into()));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> RegionResult<Option<V>> {
+        let k = self.key_bytes(&key)?;
+        let v = self.value_bytes(&k, &value)?;
+        let old = self.region.lock()?.put(&k, &v)?;
+        old.map(|r| self.decode_value(&r)).transpose()
+    }
+
+    /// Removes `key`; returns its value.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.insert(1, 10)?;
+    /// assert_eq!(d.remove(&1)?, Some(10));
+    /// assert_eq!(d.remove(&1)?, None);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn remove<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<Option<V>>
+    where
+        K: Borrow<Q>,
+    {
+        let k = self.key_bytes(key)?;
+        let old = self.region.lock()?.remove(&k)?;
+        old.map(|r| self.decode_value(&r)).transpose()
+    }
+
+    /// Number of entries (no lock).
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.extend([(1, 1), (2, 2)])?;
+    /// assert_eq!(d.len()?, 2);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn len(&self) -> RegionResult<usize> {
+        Ok(self.region.len()? as usize)
+    }
+
+    /// Whether the dict is empty.
+    ///
+    /// ```
+    /// assert!(shm_collections::ShareableDict::<u8, u8>::create()?.is_empty()?);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn is_empty(&self) -> RegionResult<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes every entry (moves to a fresh, small data segment).
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.insert(1, 1)?;
+    /// d.clear()?;
+    /// assert!(d.is_empty()? && d.get(&1)?.is_none());
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn clear(&self) -> RegionResult<()> {
+        self.region.lock()?.clear()
+    }
+
+    /// Inserts every pair under one lock (other processes' writes wait, readers do not).
+    /// All pairs are checked against the limits first: on an error nothing is inserted.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u32, u32>::create()?;
+    /// d.extend((0..100).map(|i| (i, i * i)))?;
+    /// assert_eq!(d.get(&9)?, Some(81));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> RegionResult<()> {
+        let encoded = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let k = self.key_bytes(&k)?;
+                let v = self.value_bytes(&k, &v)?;
+                Ok((k, v))
+            })
+            .collect::<RegionResult<Vec<_>>>()?;
+        let mut w = self.region.lock()?;
+        for (k, v) in &encoded {
+            w.put(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Atomically replaces the value of `key` by `f(old)` (`None` when absent) and
+    /// returns the new value: the read-modify-write for counters and appends across
+    /// processes. `f` runs under the writer lock; it must not use this dict (that is a
+    /// [`RegionError::Lock`] "would deadlock"). If `f` panics nothing changes.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<String, u64>::create()?;
+    /// for _ in 0..3 { d.update("hits".into(), |n| n.unwrap_or(0) + 1)?; }
+    /// assert_eq!(d.get("hits")?, Some(3));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn update(&self, key: K, f: impl FnOnce(Option<V>) -> V) -> RegionResult<V> {
+        let k = self.key_bytes(&key)?;
+        let mut w = self.region.lock()?;
+        let old = w.get(&k)?.map(|r| self.decode_value(&r)).transpose()?;
+        let new = f(old);
+        let v = self.value_bytes(&k, &new)?;
+        w.put(&k, &v)?;
+        Ok(new)
+    }
+
+    /// The value of `key`, inserting `make()` first if it is absent (atomically).
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, String>::create()?;
+    /// assert_eq!(d.get_or_insert_with(1, || "first".into())?, "first");
+    /// assert_eq!(d.get_or_insert_with(1, || "second".into())?, "first");
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> RegionResult<V> {
+        let k = self.key_bytes(&key)?;
+        if let Some(rec) = self.region.get(&k)? {
+            return self.decode_value(&rec);
+        }
+        let mut w = self.region.lock()?;
+        if let Some(rec) = w.get(&k)? {
+            return self.decode_value(&rec);
+        }
+        let value = make();
+        let v = self.value_bytes(&k, &value)?;
+        w.put(&k, &v)?;
+        Ok(value)
+    }
+
+    /// Every entry as of one moment (a consistent snapshot, taken without the lock
+    /// unless writers keep changing the dict), in no particular order.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.extend([(1, 10), (2, 20)])?;
+    /// let mut all: Vec<_> = d.iter()?.collect();
+    /// all.sort();
+    /// assert_eq!(all, [(1, 10), (2, 20)]);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn iter(&self) -> RegionResult<std::vec::IntoIter<(K, V)>> {
+        let recs = self.region.snapshot()?;
+        let pairs = recs
+            .iter()
+            .map(|r| Ok((self.decode_key(r)?, self.decode_value(r)?)))
+            .collect::<RegionResult<Vec<_>>>()?;
+        Ok(pairs.into_iter())
+    }
+
+    /// Every key, from one snapshot.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.insert(7, 0)?;
+    /// assert_eq!(d.keys()?, [7]);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn keys(&self) -> RegionResult<Vec<K>> {
+        self.region
+            .snapshot()?
+            .iter()
+            .map(|r| self.decode_key(r))
+            .collect()
+    }
+
+    /// Every value, from one snapshot.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.insert(7, 9)?;
+    /// assert_eq!(d.values()?, [9]);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn values(&self) -> RegionResult<Vec<V>> {
+        self.region
+            .snapshot()?
+            .iter()
+            .map(|r| self.decode_value(r))
+            .collect()
+    }
+
+    /// Entries, bytes used, capacity, generation and garbage of the current data
+    /// segment.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u64, u64>::create()?;
+    /// d.extend((0..10_000).map(|i| (i, i)))?;
+    /// let s = d.stats()?;
+    /// assert_eq!(s.entries, 10_000);
+    /// assert!(s.generation > 0); // it grew
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn stats(&self) -> RegionResult<RegionStats> {
+        self.region.stats()
+    }
+
+    /// The limits every process enforces on this dict.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// assert_eq!(d.limits(), shm_collections::Limits::default());
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn limits(&self) -> Limits {
+        self.region.limits()
+    }
+}

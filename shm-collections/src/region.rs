@@ -1,0 +1,1429 @@
+//! The growth region: the one place where growable collections
+//! ([`ShareableDict`](crate::ShareableDict), [`ShareableVec`](crate::ShareableVec),
+//! [`Namespace`](crate::Namespace)) keep their data, grow, compact and recover.
+//!
+//! # Layout
+//!
+//! A small fixed **control object** (a checked [`Object`], kind of the collection) holds
+//! a robust [`RawMutex`] for writers and the configured size limits; its header's
+//! generation counter names the current **data segment**: `<control name>.g<generation>`
+//! (hex). A data segment is an object of kind [`kinds::GROWTH_DATA`] with the same type
+//! record as its control object; its payload is a 64-byte header of `u64` words
+//! (generation, slot count, record capacity, bytes used, live entries, garbage bytes,
+//! tombstones, write sequence), an index of `u64` slots, and an append-only record area.
+//!
+//! A slot holds `tag << 48 | offset` of a record (offsets into the record area, never
+//! pointers; 0 is an empty slot, 1 a tombstone; the tag is 16 bits of the key's hash so
+//! probes rarely read a record that does not match). A record is `u32` key length,
+//! `u32` value length, a `u64` checksum over lengths, key and value, then the bytes,
+//! padded to 8. A dict's index is open-addressed (linear probing); a vec's index is the
+//! list itself, slot `i` holding element `i`, and the live-entries word is its length.
+//!
+//! # Writes (under the robust lock)
+//!
+//! A writer reserves room past `used` (stored first, so a record is never written
+//! twice), writes the record, then publishes it with **one Release store** of its
+//! offset into a slot; an overwritten or removed record becomes garbage. A writer
+//! killed before that store leaves only unreachable bytes; killed after it, the entry is
+//! fully there. The counters after it may then be stale, and are rebuilt (below).
+//!
+//! # Growth and compaction
+//!
+//! When a record or a new key does not fit, the writer builds a new data segment of
+//! generation `g + 1` (created with `O_EXCL`, sized for the live data, never
+//! `ftruncate`d while mapped), copies the live records into it (dropping garbage and
+//! tombstones), publishes it with one Release store of `g + 1` into the control
+//! header, and unlinks segment `g` (mappings of it stay valid until dropped). So growth
+//! compacts, and a dict that is mostly garbage shrinks back.
+//!
+//! # Reads (no lock)
+//!
+//! A reader loads the generation, maps that segment if its handle has an older one,
+//! loads a slot with Acquire and copies the record out with racing copies, checking
+//! its offset and lengths against the segment and its checksum. Records are never
+//! changed once published and an old segment is never written once published over, so
+//! a reader never sees a torn record; if the generation moved during the read, it
+//! retries on the new segment. Snapshots ([`iter`](crate::ShareableDict::iter)) also
+//! check the write sequence (a seqlock: odd while a writer changes slots) and, after
+//! 64 failed attempts, take the writer lock so they always finish.
+//!
+//! # Crash recovery
+//!
+//! A writer that finds the lock's previous holder dead ([`Acquired::OwnerDied`]):
+//! removes a data segment of generation `g + 1` (an unpublished growth) and of `g - 1`
+//! (a published growth whose old segment was not yet unlinked), then rebuilds the
+//! current data into a fresh segment `g + 1`, which recomputes every counter from the
+//! slots and drops what was half done, and marks the lock consistent. Every committed
+//! entry survives; the interrupted one is there exactly if its slot store happened.
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::{Arc, RwLock};
+
+use shm_core::{Object, ObjectSpec, Segment, SegmentOptions};
+use shm_sync::{Acquired, RawError, RawMutex};
+
+use crate::codec::{CodecError, hash64};
+use crate::kinds;
+
+/// Layout version of the growable collections (control and data segments).
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+
+const CTRL_LOCK: usize = 0;
+const CTRL_MAX_KEY: usize = 16;
+const CTRL_MAX_VALUE: usize = 24;
+/// Payload bytes of a control object.
+pub(crate) const CTRL_LEN: usize = 64;
+
+const D_GEN: usize = 0;
+const D_SLOTS: usize = 8;
+const D_CAP: usize = 16;
+const D_USED: usize = 24;
+const D_LIVE: usize = 32;
+const D_GARBAGE: usize = 40;
+const D_DEAD: usize = 48;
+const D_SEQ: usize = 56;
+const DATA_HDR: usize = 64;
+
+const REC_HDR: usize = 16;
+const EMPTY: u64 = 0;
+const TOMB: u64 = 1;
+const OFF_MASK: u64 = (1 << 48) - 1;
+/// The record area's first 8 bytes are never used: offset 0 means "empty".
+const FIRST_REC: u64 = 8;
+const MIN_SLOTS: usize = 16;
+const MIN_CAP: usize = 4096;
+/// Largest index a data header may claim (2^36 slots = 512 GiB of index).
+const MAX_SLOTS: u64 = 1 << 36;
+/// Record offsets fit in 48 bits.
+const MAX_CAP: u64 = OFF_MASK;
+const HASH_SEED: u64 = 0x5348_4d2d_6469_6374;
+const CHECK_SEED: u64 = 0x7265_636f_7264_2121;
+/// Snapshot attempts without the lock before taking it.
+const SNAPSHOT_TRIES: usize = 64;
+/// Generation changes a single read follows before it gives up.
+const READ_TRIES: usize = 10_000;
+
+/// Size limits of one collection, fixed at creation and stored in its control object
+/// (every process enforces the creator's limits).
+///
+/// ```
+/// use shm_collections::{Limits, RegionError, ShareableDict};
+/// use shm_core::SharedObject;
+/// let d = <ShareableDict<String, String> as SharedObject>::create(Limits { max_key: 8, max_value: 16 })?;
+/// assert!(matches!(d.insert("far too long a key".into(), "v".into()), Err(RegionError::KeyTooLarge { .. })));
+/// assert_eq!(d.len()?, 0);
+/// # Ok::<(), RegionError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded key, in bytes.
+    pub max_key: u32,
+    /// Largest encoded value, in bytes.
+    pub max_value: u32,
+}
+
+impl Default for Limits {
+    /// Keys up to 64 KiB, values up to 64 MiB (encoded).
+    fn default() -> Self {
+        Limits {
+            max_key: 64 << 10,
+            max_value: 64 << 20,
+        }
+    }
+}
+
+/// Errors of the growable collections ([`ShareableDict`](crate::ShareableDict),
+/// [`ShareableVec`](crate::ShareableVec), [`Namespace`](crate::Namespace)). Variants
+/// name the object.
+///
+/// ```
+/// use shm_collections::{RegionError, ShareableVec};
+/// let v = ShareableVec::<u8>::create()?;
+/// assert!(matches!(v.set(3, 1), Err(RegionError::IndexOutOfRange { index: 3, len: 0, .. })));
+/// # Ok::<(), RegionError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegionError {
+    /// Creating, opening or mapping a segment failed (not found, wrong kind or type,
+    /// no space in /dev/shm, ...).
+    #[error(transparent)]
+    Shm(#[from] shm_core::Error),
+    /// An encoded key over the collection's limit.
+    #[error("{name}: the encoded key is {len} bytes, over the limit of {limit}")]
+    KeyTooLarge {
+        /// The object.
+        name: String,
+        /// Encoded length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An encoded value over the collection's limit.
+    #[error("{name}: the encoded value is {len} bytes, over the limit of {limit}")]
+    ValueTooLarge {
+        /// The object.
+        name: String,
+        /// Encoded length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A key or value could not be encoded.
+    #[error("{name}: cannot encode the {what}: {source}")]
+    Encode {
+        /// The object.
+        name: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// The codec's message.
+        #[source]
+        source: CodecError,
+    },
+    /// Stored bytes did not decode as the expected type.
+    #[error("{name}: stored {what} does not decode as {expected}: {source}")]
+    Decode {
+        /// The object.
+        name: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// The Rust type expected.
+        expected: &'static str,
+        /// The codec's message.
+        #[source]
+        source: CodecError,
+    },
+    /// The shared bytes are inconsistent (overwritten by something else).
+    #[error("{name} is corrupted: {what}")]
+    Corrupted {
+        /// The object.
+        name: String,
+        /// What was found.
+        what: String,
+    },
+    /// The writer lock could not be taken (would deadlock: a closure passed to
+    /// `update` used the same collection; or a corrupted lock word).
+    #[error("{name}: cannot take the writer lock: {source}")]
+    Lock {
+        /// The object.
+        name: String,
+        /// Why.
+        #[source]
+        source: RawError,
+    },
+    /// An index past the end of a [`ShareableVec`](crate::ShareableVec).
+    #[error("index {index} out of range for {name} of length {len}")]
+    IndexOutOfRange {
+        /// The object.
+        name: String,
+        /// The index asked for.
+        index: usize,
+        /// The length.
+        len: usize,
+    },
+    /// A [`Namespace`](crate::Namespace) attribute holds another type.
+    #[error("{name}: attribute {attr:?} holds a {found}, not a {expected}")]
+    TypeMismatch {
+        /// The object.
+        name: String,
+        /// The attribute.
+        attr: String,
+        /// The type asked for.
+        expected: String,
+        /// The type stored.
+        found: String,
+    },
+    /// The operation needs a named control object (anonymous and arena objects cannot
+    /// name their data segments).
+    #[error("{name}: {what}")]
+    Unsupported {
+        /// The object.
+        name: String,
+        /// What is not supported.
+        what: &'static str,
+    },
+}
+
+/// Result of the growable collections.
+pub type RegionResult<T> = Result<T, RegionError>;
+
+/// What [`stats`](crate::ShareableDict::stats) reports.
+///
+/// ```
+/// let d = shm_collections::ShareableDict::<u64, u64>::create()?;
+/// d.insert(1, 2)?;
+/// d.insert(1, 3)?;
+/// let s = d.stats()?;
+/// assert_eq!((s.entries, s.generation), (1, 0));
+/// assert!(s.garbage > 0 && s.bytes_used <= s.capacity);
+/// # Ok::<(), shm_collections::RegionError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionStats {
+    /// Live entries (elements of a vec).
+    pub entries: u64,
+    /// Bytes of the record area in use (live records and garbage).
+    pub bytes_used: u64,
+    /// Bytes of the record area.
+    pub capacity: u64,
+    /// Index slots.
+    pub slots: u64,
+    /// Data segments published so far (growths, compactions and repairs).
+    pub generation: u64,
+    /// Bytes of records no longer reachable (overwritten, removed).
+    pub garbage: u64,
+}
+
+/// How the index is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKind {
+    /// Open addressing by key hash.
+    Hash,
+    /// Slot `i` is element `i`; the live word is the length.
+    List,
+}
+
+/// A record copied out of the mapping: key bytes then value bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rec {
+    pub(crate) body: Vec<u8>,
+    pub(crate) klen: usize,
+}
+
+impl Rec {
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.body[..self.klen]
+    }
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.body[self.klen..]
+    }
+}
+
+fn rec_len(body: usize) -> u64 {
+    ((REC_HDR + body) as u64 + 7) & !7
+}
+
+#[inline]
+fn key_hash(key: &[u8]) -> u64 {
+    hash64(HASH_SEED, key)
+}
+
+/// Over the lengths, the key, then the value (chained, so a writer needs no
+/// contiguous copy). `klen` is at most `body.len()` (checked by callers).
+#[inline]
+fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
+    let (k, v) = body.split_at((klen as usize).min(body.len()));
+    hash64(
+        hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), k),
+        v,
+    )
+}
+
+fn checksum_parts(key: &[u8], value: &[u8]) -> u64 {
+    let lens = (key.len() as u64) << 32 | value.len() as u64;
+    hash64(hash64(CHECK_SEED ^ lens, key), value)
+}
+
+/// Record bodies up to this size are read into a stack buffer on the `get` path.
+const SMALL_BODY: usize = 240;
+
+/// One mapped data segment, with its geometry read and checked once.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    generation: u64,
+    obj: Object,
+    slots: usize,
+    cap: u64,
+}
+
+impl Mapped {
+    fn word(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at < DATA_HDR && at % 8 == 0);
+        // SAFETY: `check` made sure the payload holds the 64-byte data header; the
+        // payload is 64-byte aligned and `at` a multiple of 8 below 64; atomics are
+        // valid for any bits and for concurrent access from other processes.
+        unsafe { &*self.obj.payload_ptr().add(at).cast::<AtomicU64>() }
+    }
+
+    fn slot(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.slots, "slot index checked by every caller");
+        // SAFETY: `check` made sure DATA_HDR + slots * 8 bytes lie in the payload; i <
+        // slots (asserted); 8-aligned; atomics as above.
+        unsafe {
+            &*self
+                .obj
+                .payload_ptr()
+                .add(DATA_HDR + i * 8)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    fn rec_base(&self) -> usize {
+        DATA_HDR + self.slots * 8
+    }
+
+    fn load(&self, at: usize) -> u64 {
+        self.word(at).load(Ordering::Relaxed)
+    }
+
+    fn store(&self, at: usize, v: u64) {
+        self.word(at).store(v, Ordering::Relaxed)
+    }
+
+    /// Checks an opened data segment's geometry against its payload.
+    fn check(obj: Object, generation: u64, label: &str) -> RegionResult<Mapped> {
+        let bad = |what: String| RegionError::Corrupted {
+            name: label.to_owned(),
+            what,
+        };
+        let len = obj.payload_len() as u64;
+        if len < DATA_HDR as u64 {
+            return Err(bad(format!("data segment payload of {len} bytes")));
+        }
+        let m = Mapped {
+            generation,
+            obj,
+            slots: 0,
+            cap: 0,
+        };
+        let (g, slots, cap) = (m.load(D_GEN), m.load(D_SLOTS), m.load(D_CAP));
+        if g != generation {
+            return Err(bad(format!(
+                "data segment says generation {g}, expected {generation}"
+            )));
+        }
+        if !slots.is_power_of_two() || slots > MAX_SLOTS {
+            return Err(bad(format!("index of {slots} slots (not a power of two)")));
+        }
+        let need = (DATA_HDR as u64)
+            .checked_add(slots * 8)
+            .and_then(|n| n.checked_add(cap));
+        if cap > MAX_CAP || need != Some(len) {
+            return Err(bad(format!(
+                "{slots} slots and {cap} record bytes do not fill a payload of {len}"
+            )));
+        }
+        Ok(Mapped {
+            slots: slots as usize,
+            cap,
+            ..m
+        })
+    }
+
+    /// Copies the record at `off` out, checking bounds, lengths and checksum.
+    fn read(&self, off: u64, label: &str) -> RegionResult<Rec> {
+        let bad = |what: String| RegionError::Corrupted {
+            name: label.to_owned(),
+            what,
+        };
+        if off % 8 != 0
+            || off < FIRST_REC
+            || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
+        {
+            return Err(bad(format!(
+                "record offset {off} outside the record area of {} bytes",
+                self.cap
+            )));
+        }
+        let at = self.rec_base() + off as usize;
+        let mut hdr = [0u8; REC_HDR];
+        self.obj.read_at(at, &mut hdr)?;
+        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
+        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
+        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
+        let body = u64::from(klen) + u64::from(vlen);
+        if off + REC_HDR as u64 + body > self.cap {
+            return Err(bad(format!(
+                "record at {off} claims {body} bytes past the record area of {}",
+                self.cap
+            )));
+        }
+        let mut buf = vec![0u8; body as usize];
+        self.obj.read_at(at + REC_HDR, &mut buf)?;
+        if checksum(klen, vlen, &buf) != sum {
+            return Err(bad(format!("record at {off} fails its checksum")));
+        }
+        Ok(Rec {
+            body: buf,
+            klen: klen as usize,
+        })
+    }
+
+    /// Writes a record at `off` (reserved by the caller, nobody reads it yet).
+    fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
+        let mut hdr = [0u8; REC_HDR];
+        hdr[0..4].copy_from_slice(&(key.len() as u32).to_ne_bytes());
+        hdr[4..8].copy_from_slice(&(value.len() as u32).to_ne_bytes());
+        hdr[8..16].copy_from_slice(&checksum_parts(key, value).to_ne_bytes());
+        let at = self.rec_base() + off as usize;
+        self.obj.write_at(at, &hdr)?;
+        self.obj.write_at(at + REC_HDR, key)?;
+        self.obj.write_at(at + REC_HDR + key.len(), value)?;
+        Ok(())
+    }
+
+    /// Checks the record at `off` and hands its body (key then value) to `f`, copied
+    /// onto the stack when small.
+    fn with_record<R>(
+        &self,
+        off: u64,
+        label: &str,
+        f: impl FnOnce(&[u8], usize) -> RegionResult<R>,
+    ) -> RegionResult<R> {
+        let bad = |what: String| RegionError::Corrupted {
+            name: label.to_owned(),
+            what,
+        };
+        if off % 8 != 0
+            || off < FIRST_REC
+            || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
+        {
+            return Err(bad(format!(
+                "record offset {off} outside the record area of {} bytes",
+                self.cap
+            )));
+        }
+        let at = self.rec_base() + off as usize;
+        let mut hdr = [0u8; REC_HDR];
+        self.obj.read_at(at, &mut hdr)?;
+        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
+        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
+        let body = (u64::from(klen) + u64::from(vlen)) as usize;
+        if body > SMALL_BODY {
+            let rec = self.read(off, label)?;
+            return f(&rec.body, rec.klen);
+        }
+        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
+        if off + (REC_HDR + body) as u64 > self.cap {
+            return Err(bad(format!(
+                "record at {off} claims {body} bytes past the record area of {}",
+                self.cap
+            )));
+        }
+        let mut buf = [0u8; SMALL_BODY];
+        let buf = &mut buf[..body];
+        self.obj.read_at(at + REC_HDR, buf)?;
+        if checksum(klen, vlen, buf) != sum {
+            return Err(bad(format!("record at {off} fails its checksum")));
+        }
+        f(buf, klen as usize)
+    }
+
+    /// The slot's record offset, `None` for empty or tombstone.
+    fn slot_off(v: u64) -> Option<u64> {
+        (v > TOMB).then_some(v & OFF_MASK)
+    }
+}
+
+/// The handle's view of a growable object: its control object and a cached mapping of
+/// the current data segment.
+pub(crate) struct Region {
+    ctrl: Object,
+    label: Arc<str>,
+    data_spec: ObjectSpec,
+    kind: IndexKind,
+    map: RwLock<Arc<Mapped>>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The data segment's spec: the control object's type record under the data kind.
+fn data_spec(ctrl_spec: &ObjectSpec) -> ObjectSpec {
+    let mut s = ObjectSpec::new(kinds::GROWTH_DATA, LAYOUT_VERSION);
+    s.type_tag = ctrl_spec.type_tag;
+    s.elem_size = ctrl_spec.elem_size;
+    s.elem_align = ctrl_spec.elem_align;
+    s.type_name = ctrl_spec.type_name.clone();
+    s
+}
+
+fn data_name(ctrl: &str, generation: u64) -> String {
+    format!("{ctrl}.g{generation:x}")
+}
+
+/// The control object's name, refusing anonymous and arena objects.
+fn ctrl_name(ctrl: &Object) -> RegionResult<&str> {
+    match ctrl.name() {
+        Some(n) if !ctrl.in_arena() => Ok(n),
+        _ => Err(RegionError::Unsupported {
+            name: ctrl.label(),
+            what: "a growable collection needs a named control object (not anonymous, not in an arena)",
+        }),
+    }
+}
+
+fn ctrl_lock(ctrl: &Object) -> &RawMutex {
+    // SAFETY: the control payload is CTRL_LEN bytes (checked at attach, written at
+    // create), 64-byte aligned; RawMutex is 16 bytes of atomics, valid for any bits and
+    // for concurrent access by other processes.
+    unsafe { &*ctrl.payload_ptr().add(CTRL_LOCK).cast::<RawMutex>() }
+}
+
+fn ctrl_word(ctrl: &Object, at: usize) -> &AtomicU64 {
+    debug_assert!(at < CTRL_LEN && at % 8 == 0);
+    // SAFETY: as `ctrl_lock`: inside the checked CTRL_LEN payload, 8-aligned, atomic.
+    unsafe { &*ctrl.payload_ptr().add(at).cast::<AtomicU64>() }
+}
+
+/// Creates the data segment `name` for generation `generation` with the given geometry
+/// (removing a leftover of a dead writer under that name once).
+fn create_data(
+    ctrl: &Object,
+    spec: &ObjectSpec,
+    generation: u64,
+    slots: usize,
+    cap: u64,
+) -> RegionResult<Mapped> {
+    let name = data_name(ctrl_name(ctrl)?, generation);
+    let payload = (DATA_HDR as u64)
+        .checked_add(slots as u64 * 8)
+        .and_then(|n| n.checked_add(cap))
+        .filter(|_| cap <= MAX_CAP && (slots as u64) <= MAX_SLOTS)
+        .ok_or_else(|| RegionError::Corrupted {
+            name: ctrl.label(),
+            what: format!("a data segment of {slots} slots and {cap} bytes is too large"),
+        })?;
+    let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
+    let make = || {
+        Object::create(&opts, spec, payload as usize, |o| {
+            let w = |at: usize, v: u64| o.write_at(at, &v.to_ne_bytes());
+            w(D_GEN, generation)?;
+            w(D_SLOTS, slots as u64)?;
+            w(D_CAP, cap)?;
+            w(D_USED, FIRST_REC)
+        })
+    };
+    let obj = match make() {
+        Err(shm_core::Error::AlreadyExists { .. }) => {
+            // An unpublished segment of a writer that died mid-growth.
+            let _ = shm_core::unlink(&name);
+            make()?
+        }
+        other => other?,
+    };
+    Mapped::check(obj, generation, &ctrl.label())
+}
+
+/// Holds the writer lock; unlocks on drop. Not `Send`: the lock belongs to the thread.
+pub(crate) struct Writer<'a> {
+    region: &'a Region,
+    m: Arc<Mapped>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        let _ = ctrl_lock(&self.region.ctrl).unlock();
+    }
+}
+
+impl Region {
+    /// Writes the limits and creates data segment 0 (before the control object is
+    /// published).
+    pub(crate) fn init(ctrl: &Object, spec: &ObjectSpec, limits: Limits) -> RegionResult<()> {
+        ctrl_name(ctrl)?;
+        ctrl_word(ctrl, CTRL_MAX_KEY).store(u64::from(limits.max_key), Ordering::Relaxed);
+        ctrl_word(ctrl, CTRL_MAX_VALUE).store(u64::from(limits.max_value), Ordering::Relaxed);
+        create_data(ctrl, &data_spec(spec), 0, MIN_SLOTS, MIN_CAP as u64)?;
+        Ok(())
+    }
+
+    /// Wraps a checked control object and maps its current data segment.
+    pub(crate) fn attach(ctrl: Object, spec: &ObjectSpec, kind: IndexKind) -> RegionResult<Region> {
+        ctrl_name(&ctrl)?;
+        if ctrl.payload_len() < CTRL_LEN {
+            return Err(RegionError::Corrupted {
+                name: ctrl.label(),
+                what: format!(
+                    "control payload of {} bytes, expected {CTRL_LEN}",
+                    ctrl.payload_len()
+                ),
+            });
+        }
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let limits = Limits {
+            max_key: clamp(ctrl_word(&ctrl, CTRL_MAX_KEY).load(Ordering::Relaxed)),
+            max_value: clamp(ctrl_word(&ctrl, CTRL_MAX_VALUE).load(Ordering::Relaxed)),
+        };
+        let label: Arc<str> = ctrl.label().into();
+        let data_spec = data_spec(spec);
+        let first = Self::map_current(&ctrl, &data_spec, &label)?;
+        Ok(Region {
+            ctrl,
+            label,
+            data_spec,
+            kind,
+            map: RwLock::new(Arc::new(first)),
+            limits,
+        })
+    }
+
+    pub(crate) fn object(&self) -> &Object {
+        &self.ctrl
+    }
+
+    pub(crate) fn object_mut(&mut self) -> &mut Object {
+        &mut self.ctrl
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn gen_word(&self) -> &AtomicU64 {
+        // Every control object has a header (attach came through a checked spec).
+        self.ctrl
+            .generation()
+            .expect("a control object always has a header")
+    }
+
+    fn map_current(ctrl: &Object, spec: &ObjectSpec, label: &str) -> RegionResult<Mapped> {
+        let gen_word = ctrl
+            .generation()
+            .expect("a control object always has a header");
+        let mut last = None;
+        for _ in 0..100 {
+            let generation = gen_word.load(Ordering::Acquire);
+            let name = data_name(ctrl_name(ctrl)?, generation);
+            let opened = Segment::open(&name).and_then(|s| Object::from_segment(s, spec));
+            match opened {
+                Ok(obj) => return Mapped::check(obj, generation, label),
+                // Published over and unlinked between our load and open: load again.
+                Err(e @ shm_core::Error::NotFound { .. })
+                    if gen_word.load(Ordering::Acquire) != generation =>
+                {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || RegionError::Corrupted {
+                name: label.to_owned(),
+                what: "the generation never settled".into(),
+            },
+            RegionError::from,
+        ))
+    }
+
+    /// The mapping of the current generation (remapping if another process grew it).
+    fn current(&self) -> RegionResult<Arc<Mapped>> {
+        let generation = self.gen_word().load(Ordering::Acquire);
+        {
+            let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if m.generation == generation {
+                return Ok(m.clone());
+            }
+        }
+        let fresh = Arc::new(Self::map_current(&self.ctrl, &self.data_spec, &self.label)?);
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Runs `f` on the current mapping until the generation stayed the same across it.
+    fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> RegionResult<R>) -> RegionResult<R> {
+        for _ in 0..READ_TRIES {
+            let generation = self.gen_word().load(Ordering::Acquire);
+            {
+                let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+                if m.generation == generation {
+                    let r = f(&m);
+                    if self.gen_word().load(Ordering::Acquire) == generation {
+                        return r;
+                    }
+                    continue;
+                }
+            }
+            self.current()?;
+        }
+        // Writers grew the object 10^4 times during one read: read under the lock.
+        let w = self.lock()?;
+        f(&w.m)
+    }
+
+    fn corrupted(&self, what: String) -> RegionError {
+        RegionError::Corrupted {
+            name: self.label.to_string(),
+            what,
+        }
+    }
+
+    /// Checks encoded sizes against the limits.
+    pub(crate) fn check_sizes(&self, key: usize, value: usize) -> RegionResult<()> {
+        if key > self.limits.max_key as usize {
+            return Err(RegionError::KeyTooLarge {
+                name: self.label.to_string(),
+                len: key,
+                limit: self.limits.max_key as usize,
+            });
+        }
+        if value > self.limits.max_value as usize {
+            return Err(RegionError::ValueTooLarge {
+                name: self.label.to_string(),
+                len: value,
+                limit: self.limits.max_value as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Looks `key` up in a hash index.
+    fn probe(&self, m: &Mapped, key: &[u8], hash: u64) -> RegionResult<Probe> {
+        let mask = m.slots - 1;
+        let tag = hash >> 48;
+        let mut i = hash as usize & mask;
+        let mut tomb = None;
+        for _ in 0..m.slots {
+            let v = m.slot(i).load(Ordering::Acquire);
+            if v == EMPTY {
+                return Ok(Probe::Vacant(tomb.unwrap_or(i)));
+            }
+            if v == TOMB {
+                tomb.get_or_insert(i);
+            } else if v >> 48 == tag {
+                let rec = m.read(v & OFF_MASK, &self.label)?;
+                if rec.key() == key {
+                    return Ok(Probe::Found(i, rec));
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        match tomb {
+            Some(t) => Ok(Probe::Vacant(t)),
+            None => Ok(Probe::Full),
+        }
+    }
+
+    /// A dict lookup without the lock: the value bytes.
+    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
+        let hash = key_hash(key);
+        self.read_stable(|m| match self.probe(m, key, hash)? {
+            Probe::Found(_, rec) => Ok(Some(rec)),
+            _ => Ok(None),
+        })
+    }
+
+    /// A dict lookup without the lock, handing the value bytes to `f` (copied onto the
+    /// stack when small: no allocation).
+    pub(crate) fn get_with<R>(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
+    ) -> RegionResult<Option<R>> {
+        let hash = key_hash(key);
+        let tag = hash >> 48;
+        self.read_stable(|m| {
+            let mask = m.slots - 1;
+            let mut i = hash as usize & mask;
+            for _ in 0..m.slots {
+                let v = m.slot(i).load(Ordering::Acquire);
+                if v == EMPTY {
+                    return Ok(None);
+                }
+                if v != TOMB && v >> 48 == tag {
+                    let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
+                        Ok((&body[..klen] == key).then(|| f(&body[klen..])))
+                    })?;
+                    if let Some(r) = hit {
+                        return r.map(Some);
+                    }
+                }
+                i = (i + 1) & mask;
+            }
+            Ok(None)
+        })
+    }
+
+    /// Live entries (a vec's length).
+    pub(crate) fn len(&self) -> RegionResult<u64> {
+        self.read_stable(|m| Ok(m.word(D_LIVE).load(Ordering::Acquire)))
+    }
+
+    /// Element `i` of a list, with the length seen.
+    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Result<Rec, usize>> {
+        self.read_stable(|m| {
+            let len = m.word(D_LIVE).load(Ordering::Acquire);
+            if i as u64 >= len {
+                return Ok(Err(len as usize));
+            }
+            if len > m.slots as u64 {
+                return Err(self.corrupted(format!("length {len} over {} slots", m.slots)));
+            }
+            let v = m.slot(i).load(Ordering::Acquire);
+            let off = Mapped::slot_off(v)
+                .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
+            Ok(Ok(m.read(off, &self.label)?))
+        })
+    }
+
+    /// Every live record (dict: in slot order; list: in index order) as of one moment.
+    pub(crate) fn snapshot(&self) -> RegionResult<Vec<Rec>> {
+        for _ in 0..SNAPSHOT_TRIES {
+            let m = self.current()?;
+            let s1 = m.word(D_SEQ).load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let r = self.collect(&m);
+            fence(Ordering::Acquire);
+            let s2 = m.word(D_SEQ).load(Ordering::Relaxed);
+            if s1 == s2 && self.gen_word().load(Ordering::Acquire) == m.generation {
+                return r;
+            }
+        }
+        let w = self.lock()?;
+        self.collect(&w.m)
+    }
+
+    fn collect(&self, m: &Mapped) -> RegionResult<Vec<Rec>> {
+        let n = match self.kind {
+            IndexKind::Hash => m.slots,
+            IndexKind::List => {
+                let len = m.word(D_LIVE).load(Ordering::Acquire);
+                if len > m.slots as u64 {
+                    return Err(self.corrupted(format!("length {len} over {} slots", m.slots)));
+                }
+                len as usize
+            }
+        };
+        let mut out = Vec::new();
+        for i in 0..n {
+            let v = m.slot(i).load(Ordering::Acquire);
+            match Mapped::slot_off(v) {
+                Some(off) => out.push(m.read(off, &self.label)?),
+                None if self.kind == IndexKind::List => {
+                    return Err(self.corrupted(format!("element {i} has an empty slot")));
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn stats(&self) -> RegionResult<RegionStats> {
+        self.read_stable(|m| {
+            Ok(RegionStats {
+                entries: m.load(D_LIVE),
+                bytes_used: m.load(D_USED),
+                capacity: m.cap,
+                slots: m.slots as u64,
+                generation: m.generation,
+                garbage: m.load(D_GARBAGE),
+            })
+        })
+    }
+
+    /// Takes the writer lock; after a dead holder, repairs first (see the module docs).
+    pub(crate) fn lock(&self) -> RegionResult<Writer<'_>> {
+        let raw = ctrl_lock(&self.ctrl);
+        let how = raw.lock().map_err(|source| RegionError::Lock {
+            name: self.label.to_string(),
+            source,
+        })?;
+        let m = match self.current() {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = raw.unlock();
+                return Err(e);
+            }
+        };
+        let mut w = Writer {
+            region: self,
+            m,
+            _not_send: std::marker::PhantomData,
+        };
+        if how != Acquired::Clean {
+            w.repair()?;
+            let _ = raw.mark_consistent();
+        }
+        Ok(w)
+    }
+
+    /// Removes the current data segment's name (with the control object's).
+    pub(crate) fn unlink_data(&self) -> RegionResult<()> {
+        let generation = self.gen_word().load(Ordering::Acquire);
+        match shm_core::unlink(&data_name(ctrl_name(&self.ctrl)?, generation)) {
+            Ok(()) | Err(shm_core::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if self.ctrl.unlinks_on_drop() {
+            let _ = self.unlink_data();
+        }
+    }
+}
+
+enum Probe {
+    Found(usize, Rec),
+    Vacant(usize),
+    Full,
+}
+
+/// How much a write needs.
+struct Need {
+    bytes: u64,
+    new_slot: bool,
+}
+
+impl Writer<'_> {
+    fn label(&self) -> &str {
+        &self.region.label
+    }
+
+    fn corrupted(&self, what: String) -> RegionError {
+        self.region.corrupted(what)
+    }
+
+    fn seq_begin(&self) {
+        let s = self.m.load(D_SEQ);
+        self.m.store(D_SEQ, s | 1);
+        fence(Ordering::Release);
+    }
+
+    fn seq_end(&self) {
+        let s = self.m.load(D_SEQ);
+        self.m
+            .word(D_SEQ)
+            .store((s | 1).wrapping_add(1), Ordering::Release);
+    }
+
+    /// Whether the current segment has room for `need`; grows (compacting) if not.
+    fn ensure(&mut self, need: Need) -> RegionResult<()> {
+        let used = self.m.load(D_USED);
+        if used < FIRST_REC || used % 8 != 0 || used > self.m.cap {
+            return Err(self.corrupted(format!("{used} bytes used of {}", self.m.cap)));
+        }
+        let fits_bytes = used + need.bytes <= self.m.cap;
+        let fits_slot = match self.region.kind {
+            IndexKind::Hash => {
+                let taken = self.m.load(D_LIVE).saturating_add(self.m.load(D_DEAD));
+                !need.new_slot
+                    || taken.saturating_add(1).saturating_mul(4) <= self.m.slots as u64 * 3
+            }
+            IndexKind::List => !need.new_slot || self.m.load(D_LIVE) < self.m.slots as u64,
+        };
+        if fits_bytes && fits_slot {
+            return Ok(());
+        }
+        self.rebuild(need.bytes, u64::from(need.new_slot), |_| Ok(()))
+    }
+
+    /// Copies the live records (after `edit`) into a fresh data segment of generation
+    /// g + 1 with room for `extra_bytes` and `extra_entries` more, publishes it and
+    /// unlinks segment g.
+    fn rebuild(
+        &mut self,
+        extra_bytes: u64,
+        extra_entries: u64,
+        edit: impl FnOnce(&mut Vec<Rec>) -> RegionResult<()>,
+    ) -> RegionResult<()> {
+        let mut recs = self.region.collect(&self.m)?;
+        edit(&mut recs)?;
+        let live_bytes: u64 = recs.iter().map(|r| rec_len(r.body.len())).sum();
+        let want = live_bytes.saturating_add(extra_bytes).saturating_mul(2);
+        let cap = want.max(MIN_CAP as u64).next_power_of_two();
+        let entries = (recs.len() as u64).saturating_add(extra_entries);
+        let slots = entries
+            .saturating_mul(2)
+            .max(MIN_SLOTS as u64)
+            .next_power_of_two();
+        let next = self.m.generation.wrapping_add(1);
+        let m = create_data(
+            &self.region.ctrl,
+            &self.region.data_spec,
+            next,
+            slots as usize,
+            cap,
+        )?;
+        let mut used = FIRST_REC;
+        let mask = m.slots - 1;
+        for (idx, r) in recs.iter().enumerate() {
+            m.write(used, r.key(), r.value())?;
+            match self.region.kind {
+                IndexKind::Hash => {
+                    let h = key_hash(r.key());
+                    let mut i = h as usize & mask;
+                    while m.slot(i).load(Ordering::Relaxed) != EMPTY {
+                        i = (i + 1) & mask;
+                    }
+                    m.slot(i).store((h >> 48) << 48 | used, Ordering::Relaxed);
+                }
+                IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
+            }
+            used += rec_len(r.body.len());
+        }
+        m.store(D_USED, used);
+        m.store(D_LIVE, recs.len() as u64);
+        // Publish: everything above happens-before a reader's Acquire of the generation.
+        let old = self.m.generation;
+        self.region.gen_word().store(next, Ordering::Release);
+        if let Ok(n) = ctrl_name(&self.region.ctrl) {
+            let _ = shm_core::unlink(&data_name(n, old));
+        }
+        let m = Arc::new(m);
+        *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
+        self.m = m;
+        Ok(())
+    }
+
+    /// After a dead writer: removes its leftovers and rebuilds (see the module docs).
+    fn repair(&mut self) -> RegionResult<()> {
+        let name = ctrl_name(&self.region.ctrl)?.to_owned();
+        let generation = self.m.generation;
+        let _ = shm_core::unlink(&data_name(&name, generation.wrapping_add(1)));
+        if generation > 0 {
+            let _ = shm_core::unlink(&data_name(&name, generation - 1));
+        }
+        self.rebuild(0, 0, |_| Ok(()))
+    }
+
+    /// Reserves and writes a record; returns its offset.
+    fn append(&self, key: &[u8], value: &[u8]) -> RegionResult<u64> {
+        let used = self.m.load(D_USED);
+        let len = rec_len(key.len() + value.len());
+        if used.checked_add(len).is_none_or(|e| e > self.m.cap) {
+            return Err(self.corrupted("no room after growth".into()));
+        }
+        // Reserve first: a writer killed past this point never reuses these bytes.
+        self.m.store(D_USED, used + len);
+        self.m.write(used, key, value)?;
+        Ok(used)
+    }
+
+    fn add_garbage(&self, rec: &Rec) {
+        let g = self.m.load(D_GARBAGE);
+        self.m
+            .store(D_GARBAGE, g.saturating_add(rec_len(rec.body.len())));
+    }
+
+    /// A dict lookup under the lock.
+    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
+        match self.region.probe(&self.m, key, key_hash(key))? {
+            Probe::Found(_, r) => Ok(Some(r)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Inserts or replaces; returns the old record.
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> RegionResult<Option<Rec>> {
+        let hash = key_hash(key);
+        let bytes = rec_len(key.len() + value.len());
+        let mut probe = self.region.probe(&self.m, key, hash)?;
+        let before = self.m.generation;
+        self.ensure(Need {
+            bytes,
+            new_slot: !matches!(probe, Probe::Found(..)),
+        })?;
+        if self.m.generation != before {
+            // A new index: probe it.
+            probe = self.region.probe(&self.m, key, hash)?;
+        }
+        self.seq_begin();
+        let r = (|| {
+            let off = self.append(key, value)?;
+            let slot = (hash >> 48) << 48 | off;
+            match probe {
+                Probe::Found(i, old) => {
+                    self.m.slot(i).store(slot, Ordering::Release);
+                    self.add_garbage(&old);
+                    Ok(Some(old))
+                }
+                Probe::Vacant(i) => {
+                    let was = self.m.slot(i).load(Ordering::Relaxed);
+                    self.m.slot(i).store(slot, Ordering::Release);
+                    if was == TOMB {
+                        self.m.store(D_DEAD, self.m.load(D_DEAD).saturating_sub(1));
+                    }
+                    self.m.store(D_LIVE, self.m.load(D_LIVE) + 1);
+                    Ok(None)
+                }
+                Probe::Full => Err(self.corrupted("no free slot after growth".into())),
+            }
+        })();
+        self.seq_end();
+        r
+    }
+
+    /// Removes a key; returns the old record.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> RegionResult<Option<Rec>> {
+        let Probe::Found(i, old) = self.region.probe(&self.m, key, key_hash(key))? else {
+            return Ok(None);
+        };
+        self.seq_begin();
+        self.m.slot(i).store(TOMB, Ordering::Release);
+        self.m.store(D_LIVE, self.m.load(D_LIVE).saturating_sub(1));
+        self.m.store(D_DEAD, self.m.load(D_DEAD) + 1);
+        self.add_garbage(&old);
+        self.seq_end();
+        Ok(Some(old))
+    }
+
+    /// Empties the collection (a fresh, small data segment).
+    pub(crate) fn clear(&mut self) -> RegionResult<()> {
+        self.rebuild(0, 0, |recs| {
+            recs.clear();
+            Ok(())
+        })
+    }
+
+    /// The list's length under the lock, checked against the index.
+    pub(crate) fn list_len(&self) -> RegionResult<usize> {
+        let len = self.m.load(D_LIVE);
+        if len > self.m.slots as u64 {
+            return Err(self.corrupted(format!("length {len} over {} slots", self.m.slots)));
+        }
+        Ok(len as usize)
+    }
+
+    fn list_rec(&self, i: usize) -> RegionResult<Rec> {
+        let v = self.m.slot(i).load(Ordering::Acquire);
+        let off = Mapped::slot_off(v)
+            .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
+        self.m.read(off, self.label())
+    }
+
+    /// Element `i` under the lock.
+    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Option<Rec>> {
+        if i >= self.list_len()? {
+            return Ok(None);
+        }
+        self.list_rec(i).map(Some)
+    }
+
+    /// Appends an element.
+    pub(crate) fn push(&mut self, value: &[u8]) -> RegionResult<()> {
+        self.ensure(Need {
+            bytes: rec_len(value.len()),
+            new_slot: true,
+        })?;
+        let len = self.list_len()?;
+        let off = self.append(&[], value)?;
+        self.seq_begin();
+        self.m.slot(len).store(off, Ordering::Release);
+        // The length publishes the element.
+        self.m.word(D_LIVE).store(len as u64 + 1, Ordering::Release);
+        self.seq_end();
+        Ok(())
+    }
+
+    /// Removes the last element.
+    pub(crate) fn pop(&mut self) -> RegionResult<Option<Rec>> {
+        let len = self.list_len()?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let old = self.list_rec(len - 1)?;
+        self.seq_begin();
+        self.m.word(D_LIVE).store(len as u64 - 1, Ordering::Release);
+        self.add_garbage(&old);
+        self.seq_end();
+        Ok(Some(old))
+    }
+
+    /// Replaces element `i` (checked by the caller); returns the old one.
+    pub(crate) fn set(&mut self, i: usize, value: &[u8]) -> RegionResult<Rec> {
+        self.ensure(Need {
+            bytes: rec_len(value.len()),
+            new_slot: false,
+        })?;
+        let old = self.list_rec(i)?;
+        let off = self.append(&[], value)?;
+        self.seq_begin();
+        self.m.slot(i).store(off, Ordering::Release);
+        self.add_garbage(&old);
+        self.seq_end();
+        Ok(old)
+    }
+
+    /// Inserts or removes in the middle of a list: a rebuild (as `Vec::insert` moves
+    /// the tail, this copies it), so readers never see a half-shifted index.
+    pub(crate) fn list_edit(
+        &mut self,
+        extra: u64,
+        edit: impl FnOnce(&mut Vec<Rec>) -> RegionResult<()>,
+    ) -> RegionResult<()> {
+        self.rebuild(extra, 1, edit)
+    }
+}
+
+/// The [`SharedObject`](shm_core::SharedObject) lifecycle as inherent methods of a
+/// growable collection (`object_methods!` of shm-core takes one generic parameter;
+/// these types have up to two). `$make` creates one, `$path` names the type.
+macro_rules! growable_methods {
+    ($ty:ident<$($g:ident: $b:path),+>, $make:literal, $path:literal) => {
+        impl<$($g: $b),+> $ty<$($g),+> {
+            /// Creates the collection under a fresh random `psm_` name with the default
+            /// [`Limits`](crate::Limits); the names (control and data segments) are
+            /// removed when this handle drops (see `set_unlink_on_drop`).
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// assert!(obj.name().unwrap().starts_with("psm_"));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create() -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::create($crate::Limits::default())
+            }
+
+            /// Creates the collection under `name`; `AlreadyExists` if it is taken.
+            ///
+            /// ```
+            #[doc = concat!("let name = format!(\"shm-doc-", stringify!($ty), "-{}\", std::process::id());")]
+            #[doc = concat!("let obj = ", $path, "::create_named(&name)?;")]
+            /// assert_eq!(obj.name(), Some(name.as_str()));
+            #[doc = concat!("assert!(", $path, "::create_named(&name).is_err());")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create_named(name: &str) -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::create_named(name, $crate::Limits::default())
+            }
+
+            /// Creates the collection with chosen segment options and limits.
+            ///
+            /// ```
+            /// let options = shm_core::SegmentOptions::new();
+            /// let limits = shm_collections::Limits { max_key: 64, max_value: 1024 };
+            #[doc = concat!("let obj = ", $path, "::create_with(&options, limits)?;")]
+            /// assert_eq!(obj.limits(), limits);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn create_with(
+                options: &shm_core::SegmentOptions,
+                limits: $crate::Limits,
+            ) -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::create_with(options, limits)
+            }
+
+            /// Opens the collection another process created, by name, checking its
+            /// kind, layout version and types.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            #[doc = concat!("let again = ", $path, "::open(obj.name().unwrap())?;")]
+            /// assert_eq!(again.name(), obj.name());
+            #[doc = concat!("assert!(", $path, "::open(\"shm-doc-no-such-object\").is_err());")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn open(name: &str) -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::open(name)
+            }
+
+            /// Opens the collection, waiting up to `wait` for it to be created.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            #[doc = concat!("let again = ", $path, "::open_timeout(obj.name().unwrap(), std::time::Duration::from_millis(50))?;")]
+            /// assert_eq!(again.name(), obj.name());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn open_timeout(name: &str, wait: std::time::Duration) -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::open_timeout(name, wait)
+            }
+
+            /// The control object's name (its data segments are `<name>.g<generation>`).
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// assert!(obj.name().is_some());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn name(&self) -> Option<&str> {
+                shm_core::SharedObject::object(self).name()
+            }
+
+            /// Removes the names (control object and current data segment) now;
+            /// processes that have the collection open keep using it.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// obj.unlink()?;
+            #[doc = concat!("assert!(", $path, "::open(obj.name().unwrap()).is_err());")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn unlink(&self) -> $crate::RegionResult<()> {
+                <Self as shm_core::SharedObject>::unlink(self)
+            }
+
+            /// Whether dropping this handle removes the names (`true` for the creator).
+            ///
+            /// ```
+            #[doc = concat!("let mut obj = ", $make, "?;")]
+            /// obj.set_unlink_on_drop(false);
+            /// let name = obj.name().unwrap().to_owned();
+            /// drop(obj);
+            #[doc = concat!("let again = ", $path, "::open(&name)?;")]
+            /// again.unlink()?;
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn set_unlink_on_drop(&mut self, yes: bool) {
+                <Self as shm_core::SharedObject>::set_unlink_on_drop(self, yes)
+            }
+
+            /// Hands the collection to a child process by name; the child takes it with
+            /// `from_env`.
+            ///
+            /// ```no_run
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// let mut cmd = std::process::Command::new("my-worker");
+            /// obj.share(&mut cmd, "MY_OBJECT")?.status()?;
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn share<'c>(
+                &self,
+                command: &'c mut std::process::Command,
+                var: &str,
+            ) -> $crate::RegionResult<&'c mut std::process::Command> {
+                <Self as shm_core::SharedObject>::share(self, command, var)
+            }
+
+            /// Takes the collection a parent handed over with `share` under `var`.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// // SAFETY: no other thread reads the environment in this example.
+            /// unsafe { std::env::set_var("SHM_DOC_GROWABLE", obj.name().unwrap()) };
+            #[doc = concat!("let again = ", $path, "::from_env(\"SHM_DOC_GROWABLE\")?;")]
+            /// assert_eq!(again.name(), obj.name());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn from_env(var: &str) -> $crate::RegionResult<Self> {
+                <Self as shm_core::SharedObject>::from_env(var)
+            }
+
+            /// The control object underneath.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// assert!(obj.object().info().is_some());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn object(&self) -> &shm_core::Object {
+                shm_core::SharedObject::object(self)
+            }
+        }
+
+        impl<$($g: $b),+> std::fmt::Debug for $ty<$($g),+> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &shm_core::SharedObject::object(self).label())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}

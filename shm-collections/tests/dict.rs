@@ -1,0 +1,261 @@
+//! ShareableDict: the model test (proptest against HashMap, growth and compaction
+//! included), concurrency across processes, limits and types.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use shm_collections::{Limits, RegionError, ShareableDict};
+use shm_core::SharedObject;
+use shm_core::testing::{child_role, run_child, unique_name};
+
+type D = ShareableDict<u64, Vec<u8>>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u64, Vec<u8>),
+    Remove(u64),
+    Update(u64, u8),
+    GetOrInsert(u64, Vec<u8>),
+    Clear,
+    Extend(Vec<(u64, Vec<u8>)>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u64..64;
+    let val = proptest::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        8 => (key.clone(), val.clone()).prop_map(|(k, v)| Op::Insert(k, v)),
+        3 => key.clone().prop_map(Op::Remove),
+        3 => (key.clone(), any::<u8>()).prop_map(|(k, b)| Op::Update(k, b)),
+        2 => (key.clone(), val.clone()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
+        1 => Just(Op::Clear),
+        1 => proptest::collection::vec((key, val), 0..20).prop_map(Op::Extend),
+    ]
+}
+
+fn apply(d: &D, model: &mut HashMap<u64, Vec<u8>>, op: &Op) {
+    match op {
+        Op::Insert(k, v) => assert_eq!(
+            d.insert(*k, v.clone()).unwrap(),
+            model.insert(*k, v.clone())
+        ),
+        Op::Remove(k) => assert_eq!(d.remove(k).unwrap(), model.remove(k)),
+        Op::Update(k, b) => {
+            let f = |old: Option<Vec<u8>>| {
+                let mut v = old.unwrap_or_default();
+                v.push(*b);
+                v
+            };
+            let new = d.update(*k, f).unwrap();
+            let m = f(model.get(k).cloned());
+            model.insert(*k, m.clone());
+            assert_eq!(new, m);
+        }
+        Op::GetOrInsert(k, v) => {
+            let got = d.get_or_insert_with(*k, || v.clone()).unwrap();
+            assert_eq!(&got, model.entry(*k).or_insert_with(|| v.clone()));
+        }
+        Op::Clear => {
+            d.clear().unwrap();
+            model.clear();
+        }
+        Op::Extend(pairs) => {
+            d.extend(pairs.clone()).unwrap();
+            model.extend(pairs.clone());
+        }
+    }
+}
+
+fn check(d: &D, model: &HashMap<u64, Vec<u8>>) {
+    assert_eq!(d.len().unwrap(), model.len());
+    let all: HashMap<_, _> = d.iter().unwrap().collect();
+    assert_eq!(&all, model);
+    for k in 0..64 {
+        assert_eq!(d.get(&k).unwrap().as_ref(), model.get(&k));
+    }
+    let s = d.stats().unwrap();
+    assert!(s.bytes_used <= s.capacity && s.garbage <= s.bytes_used);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn dict_matches_hashmap(ops in proptest::collection::vec(op(), 1..120)) {
+        let d = D::create().unwrap();
+        let peer = D::open(d.name().unwrap()).unwrap();
+        let mut model = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            // Alternate handles: one of them always has a stale mapping after growth.
+            apply(if i % 2 == 0 { &d } else { &peer }, &mut model, op);
+        }
+        check(&d, &model);
+        check(&peer, &model);
+    }
+}
+
+#[test]
+fn grows_compacts_and_unlinks_old_segments() {
+    let d = ShareableDict::<u64, u64>::create().unwrap();
+    for i in 0..20_000u64 {
+        d.insert(i, i).unwrap();
+    }
+    let s = d.stats().unwrap();
+    assert!(s.generation >= 5, "{s:?}");
+    assert_eq!(s.entries, 20_000);
+    // Overwrite everything many times: garbage is reclaimed at the next growth.
+    for round in 1..6u64 {
+        for i in 0..20_000u64 {
+            d.insert(i, i + round).unwrap();
+        }
+    }
+    let s = d.stats().unwrap();
+    assert!(s.capacity <= 4 << 20, "capacity stays bounded: {s:?}");
+    for i in (0..20_000u64).step_by(997) {
+        assert_eq!(d.get(&i).unwrap(), Some(i + 5));
+    }
+    // Only the current data segment exists.
+    let name = d.name().unwrap().to_owned();
+    let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{name}.g")))
+        .collect();
+    found.sort();
+    assert_eq!(found, [format!("{name}.g{:x}", s.generation)]);
+    drop(d);
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{}", found[0])).exists(),
+        "dropping the creator removes the data segment"
+    );
+}
+
+#[test]
+fn limits_and_types_are_enforced() {
+    let limits = Limits {
+        max_key: 16,
+        max_value: 64,
+    };
+    let d = <ShareableDict<String, Vec<u8>> as SharedObject>::create(limits).unwrap();
+    d.insert("ok".into(), vec![1; 10]).unwrap();
+    assert!(matches!(
+        d.insert("k".repeat(40), vec![]),
+        Err(RegionError::KeyTooLarge {
+            len: 41,
+            limit: 16,
+            ..
+        })
+    ));
+    assert!(matches!(
+        d.insert("k".into(), vec![0; 100]),
+        Err(RegionError::ValueTooLarge { limit: 64, .. })
+    ));
+    assert!(matches!(
+        d.update("ok".into(), |_| vec![0; 100]),
+        Err(RegionError::ValueTooLarge { .. })
+    ));
+    assert_eq!(
+        d.get("ok").unwrap(),
+        Some(vec![1; 10]),
+        "nothing stored is lost"
+    );
+    assert_eq!(d.len().unwrap(), 1);
+    let peer = ShareableDict::<String, Vec<u8>>::open(d.name().unwrap()).unwrap();
+    assert_eq!(peer.limits(), limits);
+    let err = ShareableDict::<String, String>::open(d.name().unwrap()).unwrap_err();
+    assert!(
+        matches!(err, RegionError::Shm(shm_core::Error::TypeMismatch { .. })),
+        "{err}"
+    );
+    assert!(ShareableDict::<u64, Vec<u8>>::open(d.name().unwrap()).is_err());
+    // A closure that uses the dict it updates: an error, not a deadlock.
+    let r = d.update("ok".into(), |v| {
+        assert!(matches!(
+            peer.insert("x".into(), vec![]),
+            Err(RegionError::Lock { .. })
+        ));
+        v.unwrap()
+    });
+    assert!(r.is_ok());
+}
+
+#[test]
+fn anonymous_is_refused_with_a_typed_error() {
+    let r = <ShareableDict<u8, u8> as SharedObject>::anonymous(Limits::default());
+    assert!(matches!(r, Err(RegionError::Unsupported { .. })));
+}
+
+const KEYS: u64 = 300;
+const ROUNDS: u64 = 200;
+
+#[test]
+fn four_writers_two_readers_and_exact_counters() {
+    if let Some(role) = child_role() {
+        let name = std::env::var("DICT_NAME").unwrap();
+        let d = ShareableDict::<u64, u64>::open(&name).unwrap();
+        let counters =
+            ShareableDict::<String, u64>::open(&std::env::var("COUNTERS").unwrap()).unwrap();
+        if let Some(w) = role.strip_prefix("writer") {
+            let w: u64 = w.parse().unwrap();
+            for i in 0..KEYS {
+                // Disjoint keys per writer, and one shared range all of them write.
+                d.insert((w + 1) * 1_000_000 + i, i).unwrap();
+                d.insert(i, w).unwrap();
+            }
+            for r in 0..ROUNDS {
+                counters
+                    .update(format!("c{}", r % 3), |n| n.unwrap_or(0) + 1)
+                    .unwrap();
+            }
+        } else {
+            // Readers: every entry seen is whole and consistent with what writers write.
+            for _ in 0..200 {
+                for (k, v) in d.iter().unwrap() {
+                    if k >= 1_000_000 {
+                        assert_eq!(v, k % 1_000_000);
+                    } else {
+                        assert!(v < 4);
+                    }
+                }
+                if let Some(v) = d.get(&7).unwrap() {
+                    assert!(v < 4);
+                }
+            }
+        }
+        return;
+    }
+    let d = ShareableDict::<u64, u64>::create_named(&unique_name("dict4")).unwrap();
+    let c = ShareableDict::<String, u64>::create_named(&unique_name("ctr")).unwrap();
+    let test = "four_writers_two_readers_and_exact_counters";
+    let envs = [
+        ("DICT_NAME", d.name().unwrap().to_owned()),
+        ("COUNTERS", c.name().unwrap().to_owned()),
+    ];
+    let roles = [
+        "writer0", "writer1", "writer2", "writer3", "reader0", "reader1",
+    ];
+    let handles: Vec<_> = roles
+        .iter()
+        .map(|r| {
+            let envs = envs.clone();
+            let r = r.to_string();
+            std::thread::spawn(move || run_child(test, &r, &envs))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(d.len().unwrap() as u64, KEYS * 5);
+    for w in 0..4 {
+        for i in 0..KEYS {
+            assert_eq!(d.get(&((w + 1) * 1_000_000 + i)).unwrap(), Some(i));
+        }
+    }
+    for i in 0..KEYS {
+        assert!(d.get(&i).unwrap().unwrap() < 4);
+    }
+    let total: u64 = c.values().unwrap().iter().sum();
+    assert_eq!(total, 4 * ROUNDS);
+    assert_eq!(c.get("c0").unwrap(), Some(4 * ROUNDS.div_ceil(3)));
+}
