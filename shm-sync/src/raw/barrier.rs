@@ -60,13 +60,18 @@ impl BarrierWaitResult {
 pub(crate) struct BarrierCore {
     /// `generation << 32 | history << 24 | BROKEN | arrived`: see the constants.
     state: AtomicU64,
-    /// Bumped by every transition that releases waiters; waiters sleep on it.
+    /// Bumped by every transition that releases waiters; waiters sleep on it. Its top
+    /// bit ([`SLEEPING`]) says that a waiter may sleep on the futex: only then does a
+    /// release make the wake-up system call (a round nobody sleeps through costs none).
     seq: AtomicU32,
     parties: AtomicU32,
 }
 
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<BarrierCore>() == 16);
+
+/// Top bit of `seq`: a waiter announced that it sleeps on the futex.
+const SLEEPING: u32 = 1 << 31;
 
 /// Parties arrived in the current round: bits 0..23.
 const ARRIVED: u64 = (1 << 23) - 1;
@@ -161,8 +166,23 @@ impl BarrierCore {
     }
 
     fn release(&self) {
-        self.seq.fetch_add(1, Ordering::Release);
-        sys::futex_wake_all(&self.seq);
+        // A read-modify-write of `seq` after the state change: a waiter that set
+        // SLEEPING before it is woken; one that sets it after sees the new state (its
+        // CAS on `seq` fails against this one and it looks again).
+        let mut old = self.seq.load(Ordering::Relaxed);
+        loop {
+            let new = (old & !SLEEPING).wrapping_add(1) & !SLEEPING;
+            match self
+                .seq
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(v) => old = v,
+            }
+        }
+        if old & SLEEPING != 0 {
+            sys::futex_wake_all(&self.seq);
+        }
     }
 
     fn outcome(s: u64, released: BarrierWaitResult) -> Option<Result<BarrierWaitResult, RawError>> {
@@ -316,6 +336,17 @@ impl BarrierCore {
             let Some(sleep) = mode.sleep_for(slice) else {
                 return self.break_on_timeout(released);
             };
+            if seq & SLEEPING == 0 {
+                // Announce the sleep, then look at the state once more (a release in
+                // between makes this CAS fail, and the loop sees its new state).
+                let _ = self.seq.compare_exchange(
+                    seq,
+                    seq | SLEEPING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                continue;
+            }
             if sys::futex_wait(&self.seq, seq, Some(sleep)) == sys::Wake::TimedOut {
                 // A slice without news: is every registered party still alive?
                 slice = SLICE;
