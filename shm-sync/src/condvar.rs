@@ -103,7 +103,7 @@ impl Condvar {
     /// ```
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let r = self.shared.raw().wait(guard.raw());
-        Self::relocked(guard, r.map(|a| (a, false)))
+        self.relocked(guard, r.map(|a| (a, false)))
             .map(|(g, _)| g)
             .map_err(|e| e.map(|(g, _)| g))
     }
@@ -126,12 +126,13 @@ impl Condvar {
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
         let r = self.shared.raw().wait_timeout(guard.raw(), timeout);
-        Self::relocked(guard, r)
+        self.relocked(guard, r)
             .map(|(g, t)| (g, WaitTimeoutResult(t)))
             .map_err(|e| e.map(|(g, t)| (g, WaitTimeoutResult(t))))
     }
 
     fn relocked<'a, T: ?Sized>(
+        &self,
         guard: MutexGuard<'a, T>,
         r: Result<(Acquired, bool), crate::RawError>,
     ) -> LockResult<(MutexGuard<'a, T>, bool)> {
@@ -139,10 +140,7 @@ impl Condvar {
             Ok((Acquired::Clean, t)) => Ok((guard, t)),
             Ok((Acquired::OwnerDied, t)) => Err(LockError::OwnerDied((guard, t))),
             Ok((Acquired::Inconsistent, t)) => Err(LockError::Inconsistent((guard, t))),
-            Err(e) => {
-                let label = guard.label().clone();
-                Err(LockError::from_raw(e, &label, Duration::ZERO))
-            }
+            Err(e) => Err(LockError::from_raw(e, self.shared.label(), Duration::ZERO)),
         }
     }
 

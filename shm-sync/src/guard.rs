@@ -68,7 +68,6 @@ impl Wait {
 pub struct MutexGuard<'a, T: ?Sized> {
     raw: &'a RawMutex,
     data: NonNull<T>,
-    label: &'a Arc<str>,
     /// Borrows the data mutably for `'a`; not `Send` (the lock belongs to this thread).
     _marker: PhantomData<(&'a mut T, *const ())>,
 }
@@ -105,11 +104,11 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
         label: &'a Arc<str>,
     ) -> LockResult<Self> {
         let r = raw.lock_mode(wait.mode());
+        // SAFETY: `data` is non-null (this function's contract).
+        let data = unsafe { NonNull::new_unchecked(data) };
         let guard = || MutexGuard {
             raw,
-            // A null pointer breaks the contract; fail loudly rather than UB.
-            data: NonNull::new(data).expect("MutexGuard::lock_raw: null data pointer"),
-            label,
+            data,
             _marker: PhantomData,
         };
         match r {
@@ -147,12 +146,11 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// ```
     pub fn map<U: ?Sized>(mut this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MutexGuard<'a, U> {
         let data = NonNull::from(f(&mut *this));
-        let (raw, label) = (this.raw, this.label);
+        let raw = this.raw;
         std::mem::forget(this);
         MutexGuard {
             raw,
             data,
-            label,
             _marker: PhantomData,
         }
     }
@@ -161,9 +159,6 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
         self.raw
     }
 
-    pub(crate) fn label(&self) -> &'a Arc<str> {
-        self.label
-    }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
