@@ -468,7 +468,7 @@ impl ShareableList {
             } else {
                 return self.get_slow(index, slot, raw_fmt, code);
             };
-            let v = read_array::<8>(self.seg(), slot.start)?;
+            let v = read_array::<8>(&self.obj, slot.start)?;
             return Ok(match kind {
                 Format::Int => Item::Int(i64::from_ne_bytes(v)),
                 Format::Float => Item::Float(f64::from_ne_bytes(v)),
@@ -502,7 +502,7 @@ impl ShareableList {
                 }
             }
             Some(format) => {
-                let v = read_array::<8>(self.seg(), slot.start)?;
+                let v = read_array::<8>(&self.obj, slot.start)?;
                 match (code, format) {
                     (CODE_NONE, _) => Ok(Item::None),
                     (CODE_PLAIN, Format::Int) => Ok(Item::Int(i64::from_ne_bytes(v))),
@@ -799,8 +799,8 @@ impl ShareableList {
     /// The stored format and code of item `index` (`index < len`).
     #[inline]
     fn read_meta(&self, index: usize) -> Result<([u8; 8], i8)> {
-        let fmt = read_array::<8>(self.seg(), self.fmt_start + ALIGN * index)?;
-        let [code] = read_array::<1>(self.seg(), self.code_start + index)?;
+        let fmt = read_array::<8>(&self.obj, self.fmt_start + ALIGN * index)?;
+        let [code] = read_array::<1>(&self.obj, self.code_start + index)?;
         Ok((fmt, code as i8))
     }
 
@@ -820,7 +820,7 @@ impl ShareableList {
     fn read_blob(&self, slot: Slot, n: usize, strip: bool, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
         buf.resize(n, 0);
-        self.seg().read_at(slot.start, buf)?;
+        self.obj.read_at(slot.start, buf)?;
         if strip {
             let keep = buf.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             buf.truncate(keep);
@@ -857,14 +857,18 @@ impl ShareableList {
     #[inline]
     fn write(&self, index: usize, value: ItemRef<'_>) -> Result<()> {
         let slot = self.slot(index)?;
-        let current = self.read_meta(index)?;
         if let Some((format, code, data)) = layout::encode_fixed(value) {
             // CPython's order: format and code first, then the value (8 bytes, one
-            // copy; the rest of a larger slot keeps its bytes, as in CPython).
-            self.write_meta(index, current, format, code)?;
-            self.seg().write_at(slot.start, &data)?;
+            // copy; the rest of a larger slot keeps its bytes, as in CPython). Format
+            // and code are written without looking at them first: rewriting the same
+            // bytes changes nothing a reader can see, and saves two reads.
+            let obj = &self.obj;
+            obj.write_at(self.fmt_start + ALIGN * index, &format)?;
+            obj.write_at(self.code_start + index, &[code as u8])?;
+            obj.write_at(slot.start, &data)?;
             return Ok(());
         }
+        let current = self.read_meta(index)?;
         let Some((bytes, kind)) = value.as_blob() else {
             return Ok(());
         };
@@ -894,7 +898,7 @@ impl ShareableList {
         };
         padded[..bytes.len()].copy_from_slice(bytes);
         self.write_meta(index, current, format, code)?;
-        Ok(self.seg().write_at(slot.start, padded)?)
+        Ok(self.obj.write_at(slot.start, padded)?)
     }
 
     /// Writes item `index`'s format and code, each only if it changes: a same-type
@@ -1045,7 +1049,7 @@ impl fmt::Debug for ShareableList {
 
 /// Copies `N` bytes at `offset` out of the segment (bounds-checked).
 #[inline(always)]
-fn read_array<const N: usize>(seg: &Segment, offset: usize) -> Result<[u8; N]> {
+fn read_array<const N: usize>(seg: &Object, offset: usize) -> Result<[u8; N]> {
     let mut out = [0u8; N];
     seg.read_at(offset, &mut out)?;
     Ok(out)

@@ -28,7 +28,9 @@
 //! known at compile time, and these copies have a length known only at run time.
 
 use std::mem::size_of;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+};
 
 const WORD: usize = size_of::<usize>();
 
@@ -81,6 +83,13 @@ unsafe fn store16(dst: *mut u8, bytes: [u8; 16]) {
     }
 }
 
+/// One naturally aligned access of `len` bytes (1, 2, 4 or 8) at `addr`, if it is one:
+/// the common small copies (a length word, a format code) then cost one move.
+#[inline(always)]
+fn single_word(addr: usize, len: usize) -> bool {
+    matches!(len, 1 | 2 | 4 | 8) && addr % len == 0
+}
+
 #[inline(always)]
 fn head_len(addr: *const u8, len: usize) -> usize {
     addr.align_offset(WORD).min(len)
@@ -110,6 +119,19 @@ fn head_len(addr: *const u8, len: usize) -> usize {
 #[inline]
 pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
+    if single_word(src as usize, len) {
+        // SAFETY: `src` is aligned for the atomic of `len` bytes (checked) and valid for
+        // `len` reads (the caller's contract).
+        unsafe {
+            match len {
+                1 => dst[0] = (*src.cast::<AtomicU8>()).load(Relaxed),
+                2 => dst.copy_from_slice(&(*src.cast::<AtomicU16>()).load(Relaxed).to_ne_bytes()),
+                4 => dst.copy_from_slice(&(*src.cast::<AtomicU32>()).load(Relaxed).to_ne_bytes()),
+                _ => dst.copy_from_slice(&(*src.cast::<AtomicU64>()).load(Relaxed).to_ne_bytes()),
+            }
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if whole16(src, len) {
         // SAFETY: `src..src + 16` is readable (the caller's contract, len == 16).
@@ -168,6 +190,28 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 #[inline]
 pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     let len = src.len();
+    if single_word(dst as usize, len) {
+        // SAFETY: `dst` is aligned for the atomic of `len` bytes (checked) and valid for
+        // `len` writes (the caller's contract); `src` has exactly `len` bytes.
+        unsafe {
+            match len {
+                1 => (*dst.cast::<AtomicU8>()).store(src[0], Relaxed),
+                2 => {
+                    (*dst.cast::<AtomicU16>()).store(u16::from_ne_bytes([src[0], src[1]]), Relaxed)
+                }
+                4 => (*dst.cast::<AtomicU32>()).store(
+                    u32::from_ne_bytes([src[0], src[1], src[2], src[3]]),
+                    Relaxed,
+                ),
+                _ => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(src);
+                    (*dst.cast::<AtomicU64>()).store(u64::from_ne_bytes(b), Relaxed)
+                }
+            }
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Ok(bytes) = <[u8; 16]>::try_from(src) {
         if whole16(dst, len) {

@@ -108,6 +108,9 @@ impl std::fmt::Display for ObjectName {
 /// ```
 #[derive(Debug)]
 pub struct Object {
+    /// Start of the payload in this process's mapping (kept beside the `Arc` so that a
+    /// copy costs no pointer chase: the hot path of every collection).
+    payload: std::ptr::NonNull<u8>,
     segment: Arc<Segment>,
     /// Offset of the header (of the payload, for a foreign object) in the segment.
     offset: usize,
@@ -299,7 +302,13 @@ impl Object {
                 n.into()
             }
         });
+        // SAFETY: the constructors check offset + payload_start <= segment length (and
+        // the mapping is non-null); `add` stays inside the mapping or one past its end.
+        let payload = unsafe {
+            std::ptr::NonNull::new_unchecked(segment.as_ptr().add(offset + payload_start))
+        };
         Object {
+            payload,
             segment,
             offset,
             payload_start,
@@ -791,28 +800,25 @@ impl Object {
     /// ```
     pub fn into_segment(self) -> std::result::Result<Segment, Object> {
         let Object {
+            payload,
             segment,
             offset,
             payload_start,
             payload_len,
             name,
         } = self;
-        if offset != 0 {
-            return Err(Object {
-                segment,
-                offset,
-                payload_start,
-                payload_len,
-                name,
-            });
-        }
-        Arc::try_unwrap(segment).map_err(|segment| Object {
+        let back = |segment| Object {
+            payload,
             segment,
             offset,
             payload_start,
             payload_len,
             name,
-        })
+        };
+        if offset != 0 {
+            return Err(back(segment));
+        }
+        Arc::try_unwrap(segment).map_err(back)
     }
 
     /// The payload: 64-byte aligned, [`payload_len`](Self::payload_len) bytes. Build on
@@ -826,9 +832,7 @@ impl Object {
     /// ```
     #[inline]
     pub fn payload_ptr(&self) -> *mut u8 {
-        // SAFETY: offset + payload_start + payload_len <= segment length, checked by
-        // every constructor.
-        unsafe { self.segment.as_ptr().add(self.offset + self.payload_start) }
+        self.payload.as_ptr()
     }
 
     /// Length of the payload in bytes.
@@ -857,8 +861,10 @@ impl Object {
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_payload_range(offset, buf.len())?;
-        self.segment
-            .read_at(self.offset + self.payload_start + offset, buf)
+        // SAFETY: the range lies in the payload (checked above), which lies in the
+        // mapping that `self.segment` keeps alive; `buf` is local memory.
+        unsafe { crate::copy::copy_from_shared(self.payload.as_ptr().add(offset), buf) };
+        Ok(())
     }
 
     /// Copies `data` into the payload at `offset`; [`Error::OutOfBounds`] past it.
@@ -872,23 +878,36 @@ impl Object {
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_payload_range(offset, data.len())?;
-        self.segment
-            .write_at(self.offset + self.payload_start + offset, data)
+        // SAFETY: as in `read_at`.
+        unsafe { crate::copy::copy_to_shared(data, self.payload.as_ptr().add(offset)) };
+        Ok(())
     }
 
     #[inline]
     fn check_payload_range(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.payload_len => Ok(()),
-            _ => Err(Error::OutOfBounds {
-                name: self.label(),
-                offset,
-                len,
-                segment_len: self.payload_len,
-            }),
+            _ => Err(self.out_of_bounds(offset, len)),
+        }
+    }
+
+    #[cold]
+    fn out_of_bounds(&self, offset: usize, len: usize) -> Error {
+        Error::OutOfBounds {
+            name: self.label(),
+            offset,
+            len,
+            segment_len: self.payload_len,
         }
     }
 }
+
+// SAFETY: `payload` points into the mapping owned by `segment` (an `Arc<Segment>`, itself
+// Send and Sync); the pointer is only used for racing copies and atomics, which any
+// thread may do, exactly as through the `Segment`.
+unsafe impl Send for Object {}
+// SAFETY: as for `Send`: shared access goes through racing copies and atomics only.
+unsafe impl Sync for Object {}
 
 use std::sync::atomic::Ordering;
 

@@ -158,7 +158,6 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     pub(crate) fn raw(&self) -> &'a RawMutex {
         self.raw
     }
-
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
