@@ -17,7 +17,8 @@ fn readme_examples_run() -> Result {
     segments()?;
     values_and_lists()?;
     handing_objects_to_a_child()?;
-    condition()
+    condition()?;
+    queue_and_dict()
 }
 
 fn segments() -> Result {
@@ -96,5 +97,20 @@ fn condition() -> Result {
             .unwrap();
         assert!(ok && *guard == 7);
     });
+    Ok(())
+}
+
+fn queue_and_dict() -> Result {
+    use shm_collections::{Queue, ShareableDict};
+    // Work out, results back: Python's Queue and Manager().dict(), in shared memory.
+    let jobs: Queue<(u32, String)> = Queue::create(1024, 1 << 20)?; // messages, bytes
+    let counts = ShareableDict::<String, u64>::create()?;
+    jobs.put(&(1, "the cat the hat".into()))?;
+    // A worker process: Queue::<(u32, String)>::open(name), ShareableDict::open(name)
+    let (_, text) = jobs.get_timeout(Duration::from_secs(10))?;
+    for word in text.split_whitespace() {
+        counts.update(word.into(), |n| n.unwrap_or(0) + 1)?; // atomic across processes
+    }
+    assert_eq!(counts.get("the")?, Some(2));
     Ok(())
 }
