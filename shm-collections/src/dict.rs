@@ -7,13 +7,12 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shm_core::{Layout, Object, ObjectSpec, SharedObject};
+use shm_core::ObjectSpec;
 
 use crate::codec::{self, type_fingerprint};
 use crate::kinds;
 use crate::region::{
-    CTRL_LEN, IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult,
-    RegionStats,
+    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats,
 };
 
 /// A hash map in shared memory, keys and values of any serde types (encoded by
@@ -91,56 +90,22 @@ pub(crate) fn decode<T: DeserializeOwned>(
     })
 }
 
-impl<K: DictKey, V: DictValue> SharedObject for ShareableDict<K, V> {
-    type Error = RegionError;
-    type Init = Limits;
-
-    fn layout() -> Layout {
-        Layout::Header(typed_spec::<(K, V)>(
-            kinds::DICT,
-            &format!(
-                "Dict<{},{}>",
-                std::any::type_name::<K>(),
-                std::any::type_name::<V>()
-            ),
-        ))
+crate::region::region_object!(
+    impl[K: DictKey, V: DictValue] ShareableDict<K, V>,
+    spec: typed_spec::<(K, V)>(
+        kinds::DICT,
+        &format!(
+            "Dict<{},{}>",
+            std::any::type_name::<K>(),
+            std::any::type_name::<V>()
+        ),
+    ),
+    index: IndexKind::Hash,
+    build: |region| ShareableDict {
+        region,
+        _t: PhantomData,
     }
-
-    fn payload_len(_: &Limits) -> RegionResult<usize> {
-        Ok(CTRL_LEN)
-    }
-
-    fn init_payload(object: &Object, limits: Limits) -> RegionResult<()> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a dict has a header")
-        };
-        Region::init(object, &spec, limits)
-    }
-
-    fn attach(object: Object) -> RegionResult<Self> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a dict has a header")
-        };
-        Ok(ShareableDict {
-            region: Region::attach(object, &spec, IndexKind::Hash)?,
-            _t: PhantomData,
-        })
-    }
-
-    fn object(&self) -> &Object {
-        self.region.object()
-    }
-
-    fn object_mut(&mut self) -> &mut Object {
-        self.region.object_mut()
-    }
-
-    /// Removes the control object's name and the current data segment's.
-    fn unlink(&self) -> RegionResult<()> {
-        self.region.unlink_data()?;
-        Ok(self.region.object().unlink()?)
-    }
-}
+);
 
 growable_methods!(
     ShareableDict<K: DictKey, V: DictValue>,

@@ -3,12 +3,12 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shm_core::{Layout, Object, SharedObject};
+use shm_core::SharedObject;
 
 use crate::codec::type_fingerprint;
 use crate::dict::{decode, encode_key, encode_value, typed_spec};
 use crate::kinds;
-use crate::region::{CTRL_LEN, IndexKind, Limits, Region, RegionError, RegionResult, RegionStats};
+use crate::region::{IndexKind, Limits, Region, RegionError, RegionResult, RegionStats};
 
 /// Attributes by name, each of its own serde type: Python's `Manager().Namespace()`
 /// (`ns.count = 5` is `ns.set("count", &5u64)`), shared by any number of processes.
@@ -37,48 +37,12 @@ pub struct Namespace {
 /// One stored attribute: type fingerprint, type name (for messages), encoded value.
 type Stored = (u64, String, Vec<u8>);
 
-impl SharedObject for Namespace {
-    type Error = RegionError;
-    type Init = Limits;
-
-    fn layout() -> Layout {
-        Layout::Header(typed_spec::<Namespace>(kinds::NAMESPACE, "Namespace"))
-    }
-
-    fn payload_len(_: &Limits) -> RegionResult<usize> {
-        Ok(CTRL_LEN)
-    }
-
-    fn init_payload(object: &Object, limits: Limits) -> RegionResult<()> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a namespace has a header")
-        };
-        Region::init(object, &spec, limits)
-    }
-
-    fn attach(object: Object) -> RegionResult<Self> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a namespace has a header")
-        };
-        Ok(Namespace {
-            region: Region::attach(object, &spec, IndexKind::Hash)?,
-        })
-    }
-
-    fn object(&self) -> &Object {
-        self.region.object()
-    }
-
-    fn object_mut(&mut self) -> &mut Object {
-        self.region.object_mut()
-    }
-
-    /// Removes the control object's name and the current data segment's.
-    fn unlink(&self) -> RegionResult<()> {
-        self.region.unlink_data()?;
-        Ok(self.region.object().unlink()?)
-    }
-}
+crate::region::region_object!(
+    impl[] Namespace,
+    spec: typed_spec::<Namespace>(kinds::NAMESPACE, "Namespace"),
+    index: IndexKind::Hash,
+    build: |region| Namespace { region }
+);
 
 impl Namespace {
     /// Creates a namespace under a fresh random `psm_` name (default [`Limits`]).

@@ -1262,6 +1262,54 @@ impl Writer<'_> {
     }
 }
 
+/// Implements [`SharedObject`](shm_core::SharedObject) for a growable collection whose
+/// `region` field is a [`Region`]: the control object is created with `limits`, checked
+/// against `$spec` on open, and `unlink` removes the current data segment too.
+macro_rules! region_object {
+    (impl[$($gen:tt)*] $ty:ty, spec: $spec:expr, index: $index:expr, build: |$r:ident| $build:expr) => {
+        impl<$($gen)*> shm_core::SharedObject for $ty {
+            type Error = $crate::region::RegionError;
+            type Init = $crate::region::Limits;
+
+            fn layout() -> shm_core::Layout {
+                shm_core::Layout::Header($spec)
+            }
+
+            fn payload_len(_: &$crate::region::Limits) -> $crate::region::RegionResult<usize> {
+                Ok($crate::region::CTRL_LEN)
+            }
+
+            fn init_payload(
+                object: &shm_core::Object,
+                limits: $crate::region::Limits,
+            ) -> $crate::region::RegionResult<()> {
+                $crate::region::Region::init(object, &$spec, limits)
+            }
+
+            fn attach(object: shm_core::Object) -> $crate::region::RegionResult<Self> {
+                let $r = $crate::region::Region::attach(object, &$spec, $index)?;
+                Ok($build)
+            }
+
+            fn object(&self) -> &shm_core::Object {
+                self.region.object()
+            }
+
+            fn object_mut(&mut self) -> &mut shm_core::Object {
+                self.region.object_mut()
+            }
+
+            /// Removes the control object's name and the current data segment's.
+            fn unlink(&self) -> $crate::region::RegionResult<()> {
+                self.region.unlink_data()?;
+                Ok(self.region.object().unlink()?)
+            }
+        }
+    };
+}
+
+pub(crate) use region_object;
+
 /// The [`SharedObject`](shm_core::SharedObject) lifecycle as inherent methods of a
 /// growable collection (`object_methods!` of shm-core takes one generic parameter;
 /// these types have up to two). `$make` creates one, `$path` names the type.

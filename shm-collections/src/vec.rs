@@ -5,13 +5,10 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shm_core::{Layout, Object, SharedObject};
 
 use crate::dict::{decode, encode_value, typed_spec};
 use crate::kinds;
-use crate::region::{
-    CTRL_LEN, IndexKind, Limits, Rec, Region, RegionError, RegionResult, RegionStats,
-};
+use crate::region::{IndexKind, Limits, Rec, Region, RegionError, RegionResult, RegionStats};
 
 /// A growable list in shared memory, elements of any serde type, read without locks
 /// and written under a robust lock by any number of processes: Python's
@@ -45,52 +42,15 @@ pub struct ShareableVec<T> {
 pub trait VecItem: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> VecItem for T {}
 
-impl<T: VecItem> SharedObject for ShareableVec<T> {
-    type Error = RegionError;
-    type Init = Limits;
-
-    fn layout() -> Layout {
-        Layout::Header(typed_spec::<T>(
-            kinds::VEC,
-            &format!("Vec<{}>", std::any::type_name::<T>()),
-        ))
+crate::region::region_object!(
+    impl[T: VecItem] ShareableVec<T>,
+    spec: typed_spec::<T>(kinds::VEC, &format!("Vec<{}>", std::any::type_name::<T>())),
+    index: IndexKind::List,
+    build: |region| ShareableVec {
+        region,
+        _t: PhantomData,
     }
-
-    fn payload_len(_: &Limits) -> RegionResult<usize> {
-        Ok(CTRL_LEN)
-    }
-
-    fn init_payload(object: &Object, limits: Limits) -> RegionResult<()> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a vec has a header")
-        };
-        Region::init(object, &spec, limits)
-    }
-
-    fn attach(object: Object) -> RegionResult<Self> {
-        let Layout::Header(spec) = Self::layout() else {
-            unreachable!("a vec has a header")
-        };
-        Ok(ShareableVec {
-            region: Region::attach(object, &spec, IndexKind::List)?,
-            _t: PhantomData,
-        })
-    }
-
-    fn object(&self) -> &Object {
-        self.region.object()
-    }
-
-    fn object_mut(&mut self) -> &mut Object {
-        self.region.object_mut()
-    }
-
-    /// Removes the control object's name and the current data segment's.
-    fn unlink(&self) -> RegionResult<()> {
-        self.region.unlink_data()?;
-        Ok(self.region.object().unlink()?)
-    }
-}
+);
 
 growable_methods!(
     ShareableVec<T: VecItem>,
