@@ -13,8 +13,9 @@ use crate::raw::{
 };
 
 /// Layout version: 2 since the permit table (slot count after the semaphore words,
-/// the table after it).
-const VERSION: u32 = 2;
+/// the table after it); 3 since changes are applied to the table lazily (the state
+/// word's `APPLYING` bit), which version-2 code would not honour.
+const VERSION: u32 = 3;
 
 /// Where the permit table starts in the payload.
 const TABLE: usize = size_of::<SemNamedHead>();

@@ -526,6 +526,58 @@ fn semaphore_concurrent_reclaimers_give_back_once() {
     });
 }
 
+#[test]
+fn semaphore_cancelled_pairs_race_an_evicting_process() {
+    check(3, || {
+        // Each process's release cancels its own pending acquire unless the other
+        // evicted (applied) it first: either way the table ends empty and the count whole.
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(2, 2));
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                sem.release().unwrap();
+                sem.held_by_me()
+            })
+        };
+        sem.acquire().unwrap();
+        sem.release().unwrap();
+        assert_eq!(other.join().unwrap(), 0);
+        assert_eq!(sem.held_by_me(), 0);
+        assert_eq!(sem.value(), 2);
+        assert_eq!(sem.reclaim_dead(), 0);
+        assert_eq!(sem.release(), Err(RawError::OverRelease));
+    });
+}
+
+#[test]
+fn semaphore_dead_holders_pending_acquire_races_an_acquirer() {
+    check(3, || {
+        // The holder dies with its acquire committed but not applied to its slot (the
+        // lazy fast path); another process replaces that marker concurrently.
+        let sem = Arc::new(RawSemaphore::<2>::with_slots(2, 2));
+        let holder = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                loom_model::die();
+            })
+        };
+        let other = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.acquire().unwrap();
+                sem.release().unwrap();
+            })
+        };
+        holder.join().unwrap();
+        other.join().unwrap();
+        assert_eq!(sem.reclaim_dead(), 1, "the dead permit comes back once");
+        assert_eq!(sem.value(), 2);
+        assert_eq!(sem.reclaim_dead(), 0);
+    });
+}
+
 // ---- RawRwLock ----
 
 #[test]

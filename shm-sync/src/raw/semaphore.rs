@@ -4,21 +4,29 @@
 //! The count and the table must agree at every instruction, also when a process dies
 //! between two of them. The state word carries, beside the count, a *marker*: which
 //! slot the last change of the count was for, what it does to that slot (one permit
-//! more, one less, or all given back) and a 16-bit sequence number. The change is
-//! committed by the one CAS on the state word; the slot's `held` word, which carries
-//! the slot's own sequence number, is updated after it (`apply`). Before committing
-//! its own change, everyone applies the marker it finds (helping), so at most the last
-//! committed change is unapplied, and whoever comes next finishes it: a change to a
-//! slot with sequence `s` is applied exactly when the slot's sequence is `s - 1`, so
-//! the owner, helpers and reclaimers apply it once between them.
+//! more, one less, or all given back), a 16-bit sequence number and an `APPLYING` bit.
+//! The change is committed by the one CAS on the state word; the slot's `held` word,
+//! which carries the slot's own sequence number, is brought up to date later
+//! (`apply`): a change to a slot with sequence `s` is applied exactly when the slot's
+//! sequence is `s - 1`, so whoever applies it, it is applied once.
 //!
-//! A permit taken by a process is counted in its slot; released by a process holding
-//! some, it leaves the slot; released by a process holding none (a semaphore used as a
-//! signal), only the count changes. A waiter whose sleep slice ends (and `try_acquire`
-//! on an empty semaphore) checks the owners of slots with permits as the mutex checks
-//! its holder ([`sys::is_alive`]): a dead one's permits go back to the count (never
-//! above the bound) in one committed change, its slot is freed, and the next acquirer
-//! is told how many were reclaimed.
+//! Markers are applied lazily, which makes the common case one CAS per operation:
+//! - whoever replaces a marker in the state word first sets `APPLYING` on it (a CAS),
+//!   then applies it, then commits its own change from that word, so a replaced marker
+//!   is always applied, and a process killed anywhere in between leaves a marker the
+//!   next one finishes;
+//! - a process whose own marker is still in the state word, unapplied and not
+//!   `APPLYING`, may *cancel* it with the opposite operation (a release after its
+//!   acquire, or the other way round): one CAS sets the new count and clears the
+//!   marker; the slot never sees either change, and the pair costs two CASes in all;
+//! - a release by a process holding no permit (a semaphore used as a signal) changes
+//!   only the count and keeps the marker.
+//!
+//! A permit taken by a process is counted in its slot (or in its pending marker).
+//! A waiter whose sleep slice ends (and `try_acquire` on an empty semaphore) checks
+//! the owners of slots with permits as the mutex checks its holder ([`sys::is_alive`]):
+//! a dead one's permits go back to the count (never above the bound) in one committed
+//! change, its slot is freed, and the next acquirer is told how many were reclaimed.
 
 use std::time::Duration;
 
@@ -31,8 +39,10 @@ use crate::sys;
 /// Most permits a semaphore holds.
 pub(crate) const MAX_PERMITS: u32 = i32::MAX as u32;
 
-/// Marker (high half of the state word): slot + 1 in bits 0..14 (0: none).
-const MARK_SLOT: u32 = (1 << 14) - 1;
+/// Marker (high half of the state word): slot + 1 in bits 0..13 (0: none).
+const MARK_SLOT: u32 = (1 << 13) - 1;
+/// Marker bit 13: somebody is applying the marker; it may no longer be cancelled.
+const APPLYING: u64 = 1 << (32 + 13);
 const OP_SHIFT: u32 = 14;
 /// One permit more for the slot.
 const OP_TAKE: u32 = 1;
@@ -399,17 +409,72 @@ impl SemHead {
         }
     }
 
-    /// Finishes the change the state word `s` names, if it is unfinished. A marker
+    /// The marker of the state word `s`, if it names a slot of the table: the slot,
+    /// the operation, the sequence number and whether it is being applied. A marker
     /// naming no slot of the table (garbage) names nothing.
     #[inline]
-    fn help(slots: &[SemSlot], s: u64) {
+    fn marker(slots: &[SemSlot], s: u64) -> Option<(usize, u32, u16, bool)> {
         let m = (s >> 32) as u32;
         let slot = (m & MARK_SLOT) as usize;
         if slot == 0 || slot > slots.len() {
-            return;
+            return None;
         }
-        let op = (m >> OP_SHIFT) & 3;
-        Self::apply(&slots[slot - 1], op, (m >> SEQ_SHIFT) as u16);
+        Some((
+            slot - 1,
+            (m >> OP_SHIFT) & 3,
+            (m >> SEQ_SHIFT) as u16,
+            s & APPLYING != 0,
+        ))
+    }
+
+    /// Whether the change with sequence `seq` is not yet applied to `slot`.
+    #[inline]
+    fn pending(slot: &SemSlot, seq: u16) -> bool {
+        seq_of(slot.held.load(Ordering::Acquire)) == seq.wrapping_sub(1)
+    }
+
+    /// The marker of `s` if it is ours (slot `mine`), unapplied and not being applied:
+    /// its operation, which we may cancel.
+    #[inline]
+    fn own_pending(slots: &[SemSlot], s: u64, mine: usize) -> Option<u32> {
+        match Self::marker(slots, s) {
+            Some((i, op, seq, false)) if i == mine && Self::pending(&slots[i], seq) => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Makes sure the change the state word `s` names is applied, so that `s` may be
+    /// replaced: `Ok` with the word to replace (`s`, or `s` with `APPLYING` set), `Err`
+    /// with the new state word if it changed meanwhile.
+    #[inline]
+    fn settle(&self, slots: &[SemSlot], s: u64) -> Result<u64, u64> {
+        match Self::marker(slots, s) {
+            Some((i, op, seq, applying)) if Self::pending(&slots[i], seq) => {
+                self.settle_pending(&slots[i], s, op, seq, applying)
+            }
+            _ => Ok(s),
+        }
+    }
+
+    #[cold]
+    fn settle_pending(
+        &self,
+        slot: &SemSlot,
+        s: u64,
+        op: u32,
+        seq: u16,
+        applying: bool,
+    ) -> Result<u64, u64> {
+        let s = if applying {
+            s
+        } else {
+            // From here on the owner can no longer cancel it.
+            self.state
+                .compare_exchange(s, s | APPLYING, Ordering::SeqCst, Ordering::Acquire)?;
+            s | APPLYING
+        };
+        Self::apply(slot, op, seq);
+        Ok(s)
     }
 
     /// The calling process's slot, if it has one.
@@ -431,6 +496,7 @@ impl SemHead {
     /// The calling process's slot, claimed if it has none (after giving back dead
     /// processes' slots when the table is full). `None` for a semaphore without a
     /// table.
+    #[inline]
     fn claim(&self, slots: &[SemSlot], me: u64) -> Result<Option<usize>, RawError> {
         if slots.is_empty() {
             return Ok(None);
@@ -438,6 +504,11 @@ impl SemHead {
         if let Some(i) = Self::my_slot(slots, me) {
             return Ok(Some(i));
         }
+        self.claim_new(slots, me).map(Some)
+    }
+
+    #[cold]
+    fn claim_new(&self, slots: &[SemSlot], me: u64) -> Result<usize, RawError> {
         let n = slots.len();
         let start = probe_start(me, n);
         for round in 0..2 {
@@ -448,7 +519,7 @@ impl SemHead {
                     .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Ok(Some(i));
+                    return Ok(i);
                 }
             }
             if round == 0 {
@@ -458,36 +529,43 @@ impl SemHead {
         Err(RawError::TooManyParticipants)
     }
 
-    /// One attempt to take a permit: `Ok(true)` taken, `Ok(false)` none free.
+    /// One attempt to take a permit: `true` taken, `false` none free.
+    #[inline]
     fn try_take(&self, slots: &[SemSlot], mine: Option<usize>) -> bool {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
-            if count_of(s) == 0 {
+            let v = count_of(s);
+            if v == 0 {
                 return false;
             }
-            Self::help(slots, s);
-            let (new, seq) = match mine {
-                Some(i) => {
-                    let seq = seq_of(slots[i].held.load(Ordering::Acquire)).wrapping_add(1);
-                    (with_marker(count_of(s) - 1, i, OP_TAKE, seq), seq)
-                }
-                None => (u64::from(count_of(s) - 1), 0),
+            let new = match mine {
+                // Without a table only the count changes; a marker stays as it is.
+                None => s & !u64::from(u32::MAX) | u64::from(v - 1),
+                // Our own unapplied release: the two cancel out.
+                Some(i) if Self::own_pending(slots, s, i) == Some(OP_GIVE) => u64::from(v - 1),
+                Some(i) => match self.settle(slots, s) {
+                    Ok(from) => {
+                        s = from;
+                        let seq = seq_of(slots[i].held.load(Ordering::Acquire)).wrapping_add(1);
+                        with_marker(v - 1, i, OP_TAKE, seq)
+                    }
+                    Err(now) => {
+                        s = now;
+                        continue;
+                    }
+                },
             };
             match self
                 .state
                 .compare_exchange(s, new, Ordering::SeqCst, Ordering::Acquire)
             {
-                Ok(_) => {
-                    if let Some(i) = mine {
-                        Self::apply(&slots[i], OP_TAKE, seq);
-                    }
-                    return true;
-                }
-                Err(v) => s = v,
+                Ok(_) => return true,
+                Err(now) => s = now,
             }
         }
     }
 
+    #[inline]
     fn taken(&self) -> PermitAcquired {
         let reclaimed = if self.reclaimed.load(Ordering::Relaxed) != 0 {
             self.reclaimed.swap(0, Ordering::Relaxed)
@@ -497,6 +575,7 @@ impl SemHead {
         PermitAcquired { reclaimed }
     }
 
+    #[inline]
     pub(crate) fn acquire_mode(
         &self,
         slots: &[SemSlot],
@@ -506,6 +585,16 @@ impl SemHead {
         if self.try_take(slots, mine) {
             return Ok(self.taken());
         }
+        self.acquire_slow(slots, mine, mode)
+    }
+
+    #[cold]
+    fn acquire_slow(
+        &self,
+        slots: &[SemSlot],
+        mine: Option<usize>,
+        mode: Mode,
+    ) -> Result<PermitAcquired, RawError> {
         if mode == Mode::Try {
             return if self.reclaim_dead(slots) != 0 && self.try_take(slots, mine) {
                 Ok(self.taken())
@@ -548,14 +637,42 @@ impl SemHead {
         result
     }
 
+    #[cold]
     fn wake_one(&self) {
         self.wake.fetch_add(1, Ordering::SeqCst);
         sys::futex_wake(&self.wake, 1);
     }
 
+    #[inline]
     pub(crate) fn release(&self, slots: &[SemSlot]) -> Result<(), RawError> {
-        let max = self.max.load(Ordering::Relaxed);
         let mine = Self::my_slot(slots, sys::me_process());
+        let s = self.state.load(Ordering::Acquire);
+        // The common case: giving back the permit we just took, whose change is still
+        // pending in the state word.
+        if let Some(i) = mine {
+            let v = count_of(s);
+            let max = self.max.load(Ordering::Relaxed);
+            if (max == 0 || v < max)
+                && v < MAX_PERMITS
+                && Self::own_pending(slots, s, i) == Some(OP_TAKE)
+                && self
+                    .state
+                    .compare_exchange(s, u64::from(v + 1), Ordering::SeqCst, Ordering::Acquire)
+                    .is_ok()
+            {
+                crate::atomic::seqcst_for_model();
+                if self.waiters.load(Ordering::SeqCst) != 0 {
+                    self.wake_one();
+                }
+                return Ok(());
+            }
+        }
+        self.release_slow(slots, mine)
+    }
+
+    #[cold]
+    fn release_slow(&self, slots: &[SemSlot], mine: Option<usize>) -> Result<(), RawError> {
+        let max = self.max.load(Ordering::Relaxed);
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let v = count_of(s);
@@ -565,27 +682,41 @@ impl SemHead {
             if v >= MAX_PERMITS {
                 return Err(RawError::Overflow);
             }
-            Self::help(slots, s);
-            // One of ours if we hold any; otherwise a release that only counts.
-            let held = mine.map(|i| (i, slots[i].held.load(Ordering::Acquire)));
-            let (new, apply) = match held {
-                Some((i, h)) if held_of(h) != 0 => {
-                    let seq = seq_of(h).wrapping_add(1);
-                    (with_marker(v + 1, i, OP_GIVE, seq), Some((i, seq)))
+            // A release that only counts: we hold no permit. The marker stays.
+            let signal = s & !u64::from(u32::MAX) | u64::from(v + 1);
+            let new = match mine {
+                None => signal,
+                // Our own unapplied acquire: the two cancel out.
+                Some(i) if Self::own_pending(slots, s, i) == Some(OP_TAKE) => u64::from(v + 1),
+                Some(i) => {
+                    if Self::held_in(slots, s, i) == 0 {
+                        signal
+                    } else {
+                        match self.settle(slots, s) {
+                            Ok(from) => {
+                                s = from;
+                                let h = slots[i].held.load(Ordering::Acquire);
+                                if held_of(h) == 0 {
+                                    // Gone meanwhile (reclaimed as if we were dead).
+                                    from & !u64::from(u32::MAX) | u64::from(v + 1)
+                                } else {
+                                    with_marker(v + 1, i, OP_GIVE, seq_of(h).wrapping_add(1))
+                                }
+                            }
+                            Err(now) => {
+                                s = now;
+                                continue;
+                            }
+                        }
+                    }
                 }
-                _ => (u64::from(v + 1), None),
             };
             match self
                 .state
                 .compare_exchange(s, new, Ordering::SeqCst, Ordering::Acquire)
             {
-                Ok(_) => {
-                    if let Some((i, seq)) = apply {
-                        Self::apply(&slots[i], OP_GIVE, seq);
-                    }
-                    break;
-                }
-                Err(x) => s = x,
+                Ok(_) => break,
+                Err(now) => s = now,
             }
         }
         crate::atomic::seqcst_for_model();
@@ -595,9 +726,26 @@ impl SemHead {
         Ok(())
     }
 
+    /// Permits slot `i` holds, counting the change the state word `s` names if it is
+    /// for that slot and not yet applied.
+    fn held_in(slots: &[SemSlot], s: u64, i: usize) -> u32 {
+        // One load: the count and the sequence must be of the same moment.
+        let h = slots[i].held.load(Ordering::Acquire);
+        let held = held_of(h);
+        match Self::marker(slots, s) {
+            Some((j, op, seq, _)) if j == i && seq_of(h) == seq.wrapping_sub(1) => match op {
+                OP_TAKE => held.wrapping_add(1),
+                OP_GIVE => held.saturating_sub(1),
+                _ => 0,
+            },
+            _ => held,
+        }
+    }
+
     pub(crate) fn held_by_me(&self, slots: &[SemSlot]) -> u32 {
-        Self::my_slot(slots, sys::me_process())
-            .map_or(0, |i| held_of(slots[i].held.load(Ordering::Relaxed)))
+        Self::my_slot(slots, sys::me_process()).map_or(0, |i| {
+            Self::held_in(slots, self.state.load(Ordering::Acquire), i)
+        })
     }
 
     /// Gives back the permits of every dead owner and frees their slots; returns the
@@ -627,7 +775,14 @@ impl SemHead {
         let slot = &slots[i];
         let mut s = self.state.load(Ordering::Acquire);
         let given = loop {
-            Self::help(slots, s);
+            // The change in the state word may be the dead owner's last (unapplied).
+            s = match self.settle(slots, s) {
+                Ok(from) => from,
+                Err(now) => {
+                    s = now;
+                    continue;
+                }
+            };
             let h = slot.held.load(Ordering::Acquire);
             let held = held_of(h);
             if held == 0 {
@@ -737,18 +892,60 @@ mod tests {
 
     #[test]
     fn unfinished_change_is_finished_by_the_next_one() {
-        // A process that died between its commit and its apply: the marker names its
-        // slot with the next sequence; the next operation applies it, exactly once.
+        // A process that died after its commit: the marker names its slot with the
+        // next sequence. Whoever replaces the marker applies it first, exactly once.
         let sem = RawSemaphore::<4>::with_slots(0, 0);
         let slot = &sem.table()[3];
         slot.owner.store(dead_word(), Ordering::Relaxed);
         slot.held.store(1 | 9 << 32, Ordering::Relaxed);
         sem.set_state(with_marker(5, 3, OP_TAKE, 10));
-        sem.release().unwrap();
+        sem.release().unwrap(); // a signal (we hold none): only the count changes
+        assert_eq!(slot.held.load(Ordering::Relaxed), 1 | 9 << 32);
+        sem.acquire().unwrap(); // our marker replaces theirs: theirs is applied
         assert_eq!(slot.held.load(Ordering::Relaxed), 2 | 10 << 32);
         sem.release().unwrap();
         assert_eq!(slot.held.load(Ordering::Relaxed), 2 | 10 << 32);
-        assert_eq!(sem.value(), 7);
+        assert_eq!((sem.value(), sem.held_by_me()), (6, 0));
+    }
+
+    #[test]
+    fn acquire_release_pairs_cancel_without_touching_the_slot() {
+        let sem = RawSemaphore::<4>::with_slots(2, 2);
+        sem.acquire().unwrap();
+        let i = SemHead::my_slot(sem.table(), sys::me_process()).expect("our slot");
+        let before = sem.table()[i].held.load(Ordering::Relaxed);
+        assert_eq!(sem.held_by_me(), 1, "the pending change counts");
+        sem.release().unwrap();
+        sem.acquire().unwrap();
+        sem.release().unwrap();
+        assert_eq!(sem.table()[i].held.load(Ordering::Relaxed), before);
+        assert_eq!((sem.value(), sem.held_by_me()), (2, 0));
+        // Two in a row: the first is applied when the second replaces it.
+        sem.acquire().unwrap();
+        sem.acquire().unwrap();
+        assert_eq!(held_of(sem.table()[i].held.load(Ordering::Relaxed)), 1);
+        assert_eq!(sem.held_by_me(), 2);
+        sem.release().unwrap();
+        sem.release().unwrap();
+        assert_eq!((sem.value(), sem.held_by_me()), (2, 0));
+        assert_eq!(sem.release(), Err(RawError::OverRelease));
+    }
+
+    #[test]
+    fn a_dead_owners_unapplied_acquire_is_reclaimed() {
+        if shm_core::identity::pidns_index() == 0 {
+            return;
+        }
+        // The dead process took a permit (committed, lazily never applied) and died.
+        let sem = RawSemaphore::<4>::with_slots(0, 1);
+        let slot = &sem.table()[1];
+        slot.owner.store(dead_word(), Ordering::Relaxed);
+        slot.held.store(4 << 32, Ordering::Relaxed);
+        sem.set_state(with_marker(0, 1, OP_TAKE, 5));
+        assert_eq!(sem.reclaim_dead(), 1);
+        assert_eq!(sem.value(), 1);
+        assert_eq!(sem.acquire().unwrap().reclaimed(), 1);
+        assert_eq!(sem.reclaim_dead(), 0, "never twice");
     }
 
     #[test]
