@@ -538,9 +538,8 @@ pub fn render(r: &Report) -> String {
         }
         None => kv("kind", r.kind.clone()),
     }
-    match &r.contents {
-        Some(c) => render_contents(&mut o, c),
-        None => {}
+    if let Some(c) = &r.contents {
+        render_contents(&mut o, c);
     }
     if let Some(e) = &r.error {
         let _ = writeln!(o, "error:        {e}");

@@ -90,6 +90,9 @@ enum Command {
         /// Only print what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Only consider names starting with this (e.g. one manager's `shm-rs.m.NAME`).
+        #[arg(long, default_value = "")]
+        prefix: String,
         /// Print JSON (see `shm --help`).
         #[arg(long)]
         json: bool,
@@ -167,9 +170,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Gc {
             dry_run,
+            prefix,
             json: as_json,
         } => {
-            let report = ops::gc(dry_run).map_err(|e| format!("reading {}: {e}", scan::SHM_DIR))?;
+            let report =
+                ops::gc(dry_run, &prefix).map_err(|e| format!("reading {}: {e}", scan::SHM_DIR))?;
             if as_json {
                 emit(&json(&report)?);
             } else {

@@ -146,18 +146,11 @@ pub struct GcReport {
 
 /// Whether to remove `e` (`Ok(reason)`) or keep it (`Err(reason)`).
 fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, String> {
-    match e.class {
-        Class::Object => {}
-        Class::ShareableList | Class::Cpython => {
-            return Err("CPython segment: no creator recorded".into());
-        }
-        Class::PidnsRegistry => return Err("PID-namespace registry".into()),
-        Class::Foreign => return Err("foreign segment".into()),
-        Class::Error => return Err("unreadable".into()),
-    }
     if e.is_keep() {
         return Err("KEEP: outlives its creator on purpose".into());
     }
+    // Everything under a manager's prefix is the manager's, whatever its format: the
+    // root's creator (the owner) decides, never the segment's own header.
     if let Some(m) = scan::manager_of(&e.name).filter(|_| e.name.starts_with(MANAGER_PREFIX)) {
         let root = scan::manager_root(m);
         match all.get(root.as_str()) {
@@ -169,6 +162,15 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
             // No root (being created, or already half removed): judged as any object.
             None => {}
         }
+    }
+    match e.class {
+        Class::Object => {}
+        Class::ShareableList | Class::Cpython => {
+            return Err("CPython segment: no creator recorded".into());
+        }
+        Class::PidnsRegistry => return Err("PID-namespace registry".into()),
+        Class::Foreign => return Err("foreign segment".into()),
+        Class::Error => return Err("unreadable".into()),
     }
     if e.kind_id == Some(scan::GROWTH_DATA) {
         if let Some(ctrl) = e.data_of.as_deref() {
@@ -197,8 +199,10 @@ fn owner_verdict(who: &str, alive: &str) -> Result<String, String> {
     }
 }
 
-/// Removes (or with `dry_run` lists) the objects whose owner is provably dead.
-pub fn gc(dry_run: bool) -> std::io::Result<GcReport> {
+/// Removes (or with `dry_run` lists) the objects whose owner is provably dead, among
+/// the names that start with `prefix` (all with `""`; objects outside it still count
+/// as controls and roots of those inside).
+pub fn gc(dry_run: bool, prefix: &str) -> std::io::Result<GcReport> {
     let entries = scan::scan()?;
     let all: HashMap<&str, &Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
     let mut report = GcReport {
@@ -206,7 +210,7 @@ pub fn gc(dry_run: bool) -> std::io::Result<GcReport> {
         ..GcReport::default()
     };
     let mut doomed = Vec::new();
-    for e in &entries {
+    for e in entries.iter().filter(|e| e.name.starts_with(prefix)) {
         match judge(e, &all, 0) {
             Ok(reason) => doomed.push((e, reason)),
             Err(reason) if e.class == Class::Object => report.kept.push(Verdict {
@@ -242,10 +246,18 @@ pub fn gc(dry_run: bool) -> std::io::Result<GcReport> {
 
 /// Unlinks `e` unless its header changed since the scan (a new object under the name).
 fn remove_checked(e: &Entry) -> Result<(), String> {
-    let info = Object::inspect(&e.name).map_err(|err| format!("re-reading the header: {err}"))?;
-    let same = e.creator.is_some_and(|c| {
-        (c.pid, c.token, c.pidns) == (info.creator.id, info.creator.token, info.creator.pidns)
-    }) && e.created == Some(info.created);
+    let same = match Object::inspect(&e.name) {
+        Ok(info) => {
+            e.creator.is_some_and(|c| {
+                (c.pid, c.token, c.pidns)
+                    == (info.creator.id, info.creator.token, info.creator.pidns)
+            }) && e.created == Some(info.created)
+        }
+        Err(shm_core::Error::NotFound { .. }) => return Ok(()),
+        // A segment without our header (under a manager's prefix): it had none at the
+        // scan either.
+        Err(_) => e.creator.is_none(),
+    };
     if !same {
         return Err("a new object took the name since the scan: left alone".into());
     }
