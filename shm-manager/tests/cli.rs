@@ -408,3 +408,99 @@ fn gc_removes_a_dead_managers_segments_together() {
         assert!(!exists(n), "gc left {n}");
     }
 }
+
+#[test]
+fn sync_objects_and_an_arena_object() {
+    use shm_sync::{Barrier, Event, RLock, Semaphore};
+    let ev_name = unique_name("cli-event");
+    let ev = Event::create_named(&ev_name).unwrap();
+    ev.set();
+    let c = shm_json(&["inspect", &ev_name, "--json"])["contents"].clone();
+    assert_eq!(
+        (c["view"].as_str(), c["set"].as_bool()),
+        (Some("event"), Some(true))
+    );
+
+    let sem_name = unique_name("cli-sem");
+    let _sem = Semaphore::create_named(&sem_name, 3).unwrap();
+    let c = shm_json(&["inspect", &sem_name, "--json"])["contents"].clone();
+    assert_eq!(
+        (c["view"].as_str(), c["value"].as_u64()),
+        (Some("semaphore"), Some(3))
+    );
+
+    let bar_name = unique_name("cli-barrier");
+    let _bar = Barrier::create_named(&bar_name, 4).unwrap();
+    let c = shm_json(&["inspect", &bar_name, "--json"])["contents"].clone();
+    assert_eq!(
+        (c["parties"].as_u64(), c["broken"].as_bool()),
+        (Some(4), Some(false))
+    );
+
+    let rl_name = unique_name("cli-rlock");
+    let rl = RLock::create_named(&rl_name).unwrap();
+    let _held = rl.acquire().unwrap();
+    let c = shm_json(&["inspect", &rl_name, "--json"])["contents"].clone();
+    assert_eq!(c["locked"], true);
+    assert_eq!(c["holder"]["pid"], std::process::id());
+
+    // An object inside an arena is named segment@offset.
+    let arena = unique_name("cli-arena");
+    let seg = std::sync::Arc::new(SegmentOptions::new().name(&arena).create(4096).unwrap());
+    // SAFETY: a fresh arena; this range is handed out once and nothing else uses it.
+    let _v = unsafe { Value::<u64>::create_at(seg.clone(), 512, 99) }.unwrap();
+    let at = format!("{arena}@512");
+    let r = shm_json(&["inspect", &at, "--json"]);
+    assert_eq!(r["header"]["kind"], "Value");
+    assert_eq!(r["contents"]["values"][0], 99);
+    let o = shm(&["rm", &at]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inside an arena"));
+    assert!(exists(&arena));
+}
+
+#[test]
+fn corrupted_collection_is_an_error_not_a_panic() {
+    let name = unique_name("cli-corrupt");
+    let d = ShareableDict::<u64, u64>::create_named(&name).unwrap();
+    d.insert(1, 2).unwrap();
+    let data = Segment::open(&format!("{name}.g0")).unwrap();
+    data.fill_at(128, data.len() - 128, 0xff).unwrap();
+    let o = shm(&["inspect", &name, "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["header"]["kind"], "Dict");
+    assert!(r["error"].is_string(), "{r}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&name));
+    // ls still lists everything, this one included.
+    assert_eq!(ls_entry(&name)["class"], "object");
+}
+
+#[test]
+fn rm_of_a_manager_root_removes_its_prefix() {
+    let manager = unique_name("cli-rm-mgr");
+    let root = format!("shm-rs.m.{manager}");
+    let names = [
+        root.clone(),
+        format!("{root}.g0"),
+        format!("{root}.a0"),
+        format!("{root}.o1"),
+    ];
+    let _g = names.clone().map(UnlinkGuard::new);
+    let mut d = ShareableDict::<String, String>::create_named(&root).unwrap();
+    d.set_unlink_on_drop(false);
+    let mut a = Segment::create_named(&names[2], 4096).unwrap();
+    a.set_unlink_on_drop(false);
+    let mut o = Value::create_named(&names[3], 1u8).unwrap();
+    o.set_unlink_on_drop(false);
+    let out = shm_ok(&["rm", &root]);
+    for n in &names {
+        assert!(out.contains(&format!("removed {n}")), "{out}");
+        assert!(!exists(n), "{n} left");
+    }
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use shm_collections::{JoinableQueue, Queue, ShareableList, Value, inspect as coll};
 use shm_core::{Layout, Object, ObjectInfo, ObjectName, Segment, SharedObject};
-use shm_sync::{Barrier, Event, Mutex, Semaphore, inspect as sync};
+use shm_sync::{Barrier, Event, Mutex, RLock, Semaphore, inspect as sync};
 
 use crate::decode::{decode_bincode, decode_pod, generic_args, hex, show};
 use crate::scan::{self, Class, Creator, PIDNS_PREFIX};
@@ -297,6 +297,10 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
     let k = info.kind;
     Ok(if k == sk::MUTEX.id() {
         check_version::<Mutex<()>>(info)?;
+        Contents::Lock(lock_view(&open()?, 0)?)
+    } else if k == sk::RLOCK.id() {
+        // An RLock starts with its mutex (the recursion count is not shown).
+        let _: RLock = attach(open()?, info)?;
         Contents::Lock(lock_view(&open()?, 0)?)
     } else if k == sk::EVENT.id() {
         let ev: Event = attach(open()?, info)?;

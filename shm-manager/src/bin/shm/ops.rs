@@ -81,7 +81,9 @@ fn rm_one(
         extra.extend(
             listing
                 .iter()
-                .filter(|e| scan::data_control(&e.name) == Some(seg))
+                .filter(|e| {
+                    e.kind_id == Some(scan::GROWTH_DATA) && scan::data_control(&e.name) == Some(seg)
+                })
                 .map(|e| e.name.as_str()),
         );
     }

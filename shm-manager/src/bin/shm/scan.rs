@@ -183,7 +183,8 @@ pub fn data_control(name: &str) -> Option<&str> {
 pub fn scan() -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for dirent in std::fs::read_dir(SHM_DIR)? {
-        let dirent = dirent?;
+        // An entry that vanished or cannot be read mid-listing has no name to show.
+        let Ok(dirent) = dirent else { continue };
         let name = dirent.file_name().to_string_lossy().into_owned();
         // DirEntry::metadata does not follow a symlink planted in /dev/shm.
         let size = dirent.metadata().map_or(0, |m| m.len());
