@@ -1,5 +1,5 @@
 //! Read-only views of lock state for tools (the `shm` command of shm-manager): who
-//! holds a [`RawMutex`](crate::RawMutex) that lives in an object, and whether that
+//! holds a [`RawMutex`] that lives in an object, and whether that
 //! holder is alive.
 //!
 //! Nothing here writes to the mapping or takes a lock; every value is a snapshot that
