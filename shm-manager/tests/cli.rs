@@ -88,6 +88,11 @@ fn child_work(role: &str) {
             let mut v = Value::create_named(&name, 7u64).unwrap();
             v.set_unlink_on_drop(false);
         }
+        "create_kept_value_and_exit" => {
+            let mut v = Value::create_named(&name, 8u64).unwrap();
+            v.object().set_flags(shm_core::Flags::KEEP, true);
+            v.set_unlink_on_drop(false);
+        }
         "create_manager_root_and_exit" => {
             let mut d = ShareableDict::<String, String>::create_named(&name).unwrap();
             d.insert("counter".into(), "o1".into()).unwrap();
@@ -314,12 +319,21 @@ fn gc_removes_only_what_a_dead_creator_left() {
     let prefix = unique_name("cli-gc");
     let dead = format!("{prefix}-dead");
     let live = format!("{prefix}-live");
-    let _g = [dead.as_str(), live.as_str()].map(UnlinkGuard::new);
+    let kept = format!("{prefix}-kept");
+    let _g = [dead.as_str(), live.as_str(), kept.as_str()].map(UnlinkGuard::new);
     run_child(
         "gc_removes_only_what_a_dead_creator_left",
         "create_value_and_exit",
         &[(NAME_VAR, &dead)],
     );
+    run_child(
+        "gc_removes_only_what_a_dead_creator_left",
+        "create_kept_value_and_exit",
+        &[(NAME_VAR, &kept)],
+    );
+    let k = ls_entry(&kept);
+    assert_eq!(k["flags"], serde_json::json!(["keep"]));
+    assert_eq!(k["creator"]["alive"], "dead");
     let _live = Value::create_named(&live, 1u8).unwrap();
     assert_eq!(ls_entry(&dead)["creator"]["alive"], "dead");
 
@@ -347,6 +361,10 @@ fn gc_removes_only_what_a_dead_creator_left() {
     assert!(text.contains(&format!("removed {dead}")), "{text}");
     assert!(!exists(&dead));
     assert!(exists(&live), "a live creator's object stays");
+    assert!(
+        exists(&kept),
+        "a KEEP object stays although its creator died"
+    );
 }
 
 #[test]
