@@ -272,6 +272,9 @@ sl.shm.close()
     raw.write_at(0, &[0xff; 64]).unwrap();
     let raw_name = raw.name().unwrap().to_owned();
     assert_eq!(ls_entry(&raw_name)["class"], "cpython");
+    // All zeros would parse as an empty list: still a raw segment.
+    let zeros = Segment::create(64).unwrap();
+    assert_eq!(ls_entry(zeros.name().unwrap())["class"], "cpython");
     let foreign = unique_name("cli-foreign");
     let seg = Segment::create_named(&foreign, 64).unwrap();
     seg.write_at(0, &[0xff; 64]).unwrap();

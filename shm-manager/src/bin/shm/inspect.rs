@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::Value as Json;
-use shm_collections::{JoinableQueue, Queue, ShareableList, Value, inspect as coll};
+use shm_collections::{JoinableQueue, Queue, Value, inspect as coll};
 use shm_core::{Layout, Object, ObjectInfo, ObjectName, Segment, SharedObject};
 use shm_sync::{Barrier, Event, Mutex, RLock, Semaphore, inspect as sync};
 
@@ -192,7 +192,7 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
         Err(magic @ (shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }))
             if parsed.offset.is_none() =>
         {
-            match ShareableList::open(name) {
+            match scan::open_list(name) {
                 Ok(list) => {
                     report.class = Class::ShareableList;
                     report.kind = format!("ShareableList (CPython), {} items", list.len());

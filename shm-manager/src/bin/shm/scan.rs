@@ -232,7 +232,7 @@ fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
 }
 
 fn not_ours(name: &str, size: u64) -> Entry {
-    match ShareableList::open(name) {
+    match open_list(name) {
         Ok(list) => {
             let mut e = Entry::bare(name, size, Class::ShareableList, "");
             e.items = Some(list.len());
@@ -244,6 +244,16 @@ fn not_ours(name: &str, size: u64) -> Entry {
         }
         Err(_) => Entry::bare(name, size, Class::Foreign, "foreign"),
     }
+}
+
+/// Opens `name` as a CPython-format ShareableList with at least one item: zero bytes
+/// parse as an empty list, too weak a sign to call a segment a list.
+pub fn open_list(name: &str) -> Result<ShareableList, String> {
+    let list = ShareableList::open(name).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("no items (an all-zero segment reads as an empty list)".into());
+    }
+    Ok(list)
 }
 
 #[cfg(test)]
