@@ -201,6 +201,29 @@ fn dict_with_entries() {
     assert!(text.contains("\"b\" => 2"), "{text}");
     let limited = shm_json(&["inspect", &name, "--json", "--max", "1"]);
     assert_eq!(limited["contents"]["shown"].as_array().unwrap().len(), 1);
+    // A namespace's attributes carry their type names: values decode by them.
+    let ns_name = unique_name("cli-ns");
+    let ns = shm_collections::Namespace::create_named(&ns_name).unwrap();
+    ns.set("answer", &42u64).unwrap();
+    ns.set("greeting", &"hi").unwrap();
+    let shown = shm_json(&["inspect", &ns_name, "--json"])["contents"]["shown"].clone();
+    let answer = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "answer")
+        .unwrap();
+    assert_eq!(
+        (answer["value"].as_u64(), answer["value_type"].as_str()),
+        (Some(42), Some("u64"))
+    );
+    let greeting = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "greeting")
+        .unwrap();
+    assert_eq!(greeting["value"], "hi");
     // Its data segment is listed as belonging to it.
     let data = ls_entry(&format!("{name}.g0"));
     assert_eq!(data["data_of"], name.as_str());

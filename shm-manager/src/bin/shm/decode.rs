@@ -46,7 +46,7 @@ pub fn decode_bincode(ty: Option<&str>, bytes: &[u8]) -> Option<Json> {
     macro_rules! num {
         ($($t:ty),*) => {
             match ty? {
-                "alloc::string::String" | "String" | "&str" => {
+                "alloc::string::String" | "String" | "&str" | "str" => {
                     codec::decode::<String>(bytes).ok().map(Json::from)
                 }
                 "bool" => codec::decode::<bool>(bytes).ok().map(Json::from),
