@@ -111,6 +111,17 @@ fn value_in_text_and_json() {
     assert!(row.contains("Value") && row.contains("alive"), "{row}");
     assert!(text.lines().next().unwrap().starts_with("NAME"));
 
+    // This process used a lock (the Value's), so the namespace registry exists.
+    let all = shm_json(&["ls", "--json"]);
+    let registry = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str().unwrap().starts_with("shm-rs-pidns-"));
+    if shm_core::identity::pidns_index() != 0 {
+        assert_eq!(registry.expect("the registry")["class"], "pidns_registry");
+    }
+
     let e = ls_entry(&name);
     assert_eq!(e["class"], "object");
     assert_eq!(e["kind"], "Value");
