@@ -40,6 +40,7 @@ mod value;
 pub mod region;
 pub mod codec;
 mod dict;
+pub mod inspect;
 mod namespace;
 mod vec;
 

@@ -1,0 +1,277 @@
+//! What is in `/dev/shm`: one [`Entry`] per name, classified without ever failing the
+//! whole listing (an unreadable entry carries its error).
+
+use serde::Serialize;
+use shm_collections::ShareableList;
+use shm_core::identity::{Identity, Liveness};
+use shm_core::{Flags, Object, ObjectInfo};
+
+/// Where POSIX shared memory lives on Linux.
+pub const SHM_DIR: &str = "/dev/shm";
+/// Prefix of a manager's segments (see the naming convention of shm-manager).
+pub const MANAGER_PREFIX: &str = "shm-rs.m.";
+/// Prefix of objects kept past their manager (`Flags::KEEP`).
+pub const KEEP_PREFIX: &str = "shm-rs.k.";
+/// Prefix of the PID-namespace registry of shm-core.
+pub const PIDNS_PREFIX: &str = "shm-rs-pidns-";
+/// Kind number of a growable collection's data segment (shm-collections).
+pub const GROWTH_DATA: u32 = shm_collections::kinds::GROWTH_DATA.id();
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// An object of this workspace (checked header).
+    Object,
+    /// A CPython-format `ShareableList` (made by CPython or by shm-collections).
+    ShareableList,
+    /// A `psm_*` segment without our header that is no `ShareableList`.
+    Cpython,
+    /// The PID-namespace registry of shm-core.
+    PidnsRegistry,
+    /// Anything else.
+    Foreign,
+    /// The entry could not be read (see `error`).
+    Error,
+}
+
+/// Creator of an object and whether it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Creator {
+    /// Process id in the creator's own PID namespace.
+    pub pid: u32,
+    /// Start-time token.
+    pub token: u32,
+    /// PID namespace inode (0 = unknown).
+    pub pidns: u32,
+    /// `alive`, `dead` or `unknown`.
+    pub alive: &'static str,
+}
+
+impl Creator {
+    /// The creator recorded in a header, with its liveness now.
+    pub fn of(id: Identity) -> Creator {
+        Creator {
+            pid: id.id,
+            token: id.token,
+            pidns: id.pidns,
+            alive: liveness_word(id.liveness()),
+        }
+    }
+}
+
+/// `alive`, `dead` or `unknown`.
+pub fn liveness_word(l: Liveness) -> &'static str {
+    match l {
+        Liveness::Alive => "alive",
+        Liveness::Dead => "dead",
+        Liveness::Unknown => "unknown",
+    }
+}
+
+/// The names of the flags set.
+pub fn flag_names(f: Flags) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (flag, name) in [
+        (Flags::TRACKED, "tracked"),
+        (Flags::KEEP, "keep"),
+        (Flags::IN_ARENA, "in_arena"),
+    ] {
+        if f.contains(flag) {
+            v.push(name);
+        }
+    }
+    v
+}
+
+/// One entry of `/dev/shm` (the `shm ls --json` row; field names are stable).
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The segment's name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What it is.
+    pub class: Class,
+    /// Kind name from the header (objects), or a description.
+    pub kind: String,
+    /// Kind number (objects).
+    pub kind_id: Option<u32>,
+    /// Element type name from the header (objects).
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// Layout version (objects).
+    pub version: Option<u32>,
+    /// Whether the creator published the object (objects).
+    pub initialised: Option<bool>,
+    /// Who created it (objects).
+    pub creator: Option<Creator>,
+    /// Header flags: `tracked`, `keep`, `in_arena`.
+    pub flags: Vec<&'static str>,
+    /// Generation of a growable object.
+    pub generation: Option<u64>,
+    /// Creation time, seconds since the Unix epoch (objects).
+    pub created: Option<u64>,
+    /// The manager NAME for `shm-rs.m.NAME[...]` and `shm-rs.k.NAME.*` names.
+    pub manager: Option<String>,
+    /// For a growable's data segment `X.g<hex>`: its control object `X`.
+    pub data_of: Option<String>,
+    /// Items of a `ShareableList`.
+    pub items: Option<usize>,
+    /// Why the entry could not be read.
+    pub error: Option<String>,
+}
+
+impl Entry {
+    fn bare(name: &str, size: u64, class: Class, kind: &str) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            size,
+            class,
+            kind: kind.to_owned(),
+            kind_id: None,
+            type_name: None,
+            version: None,
+            initialised: None,
+            creator: None,
+            flags: Vec::new(),
+            generation: None,
+            created: None,
+            manager: manager_of(name).map(str::to_owned),
+            data_of: None,
+            items: None,
+            error: None,
+        }
+    }
+
+    /// Whether the header carries `Flags::KEEP` or the name is a kept object's.
+    pub fn is_keep(&self) -> bool {
+        self.flags.contains(&"keep") || self.name.starts_with(KEEP_PREFIX)
+    }
+}
+
+/// The manager NAME of `shm-rs.m.NAME`, `shm-rs.m.NAME.<suffix>` or
+/// `shm-rs.k.NAME.<suffix>`; `None` otherwise (or for an invalid NAME).
+pub fn manager_of(name: &str) -> Option<&str> {
+    let rest = name
+        .strip_prefix(MANAGER_PREFIX)
+        .or_else(|| name.strip_prefix(KEEP_PREFIX))?;
+    let m = rest.split('.').next()?;
+    let valid = (1..=64).contains(&m.len())
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then_some(m)
+}
+
+/// The manager root's name `shm-rs.m.NAME`.
+pub fn manager_root(manager: &str) -> String {
+    format!("{MANAGER_PREFIX}{manager}")
+}
+
+/// `X` for a name `X.g<hex>` (a growable collection's data segment name).
+pub fn data_control(name: &str) -> Option<&str> {
+    let (ctrl, gen_hex) = name.rsplit_once(".g")?;
+    let hex = !gen_hex.is_empty()
+        && gen_hex.len() <= 16
+        && gen_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex && !ctrl.is_empty()).then_some(ctrl)
+}
+
+/// Every entry of `/dev/shm`, sorted by name.
+pub fn scan() -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for dirent in std::fs::read_dir(SHM_DIR)? {
+        // An entry that vanished or cannot be read mid-listing has no name to show.
+        let Ok(dirent) = dirent else { continue };
+        let name = dirent.file_name().to_string_lossy().into_owned();
+        // DirEntry::metadata does not follow a symlink planted in /dev/shm.
+        let size = dirent.metadata().map_or(0, |m| m.len());
+        out.push(classify(&name, size));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Classifies one name of `/dev/shm` (never fails: errors go into the entry).
+pub fn classify(name: &str, size: u64) -> Entry {
+    if name.starts_with(PIDNS_PREFIX) {
+        return Entry::bare(name, size, Class::PidnsRegistry, "pidns registry");
+    }
+    match Object::inspect(name) {
+        Ok(info) => from_info(name, size, info),
+        Err(shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }) => {
+            not_ours(name, size)
+        }
+        Err(e) => {
+            let mut en = Entry::bare(name, size, Class::Error, "unreadable");
+            en.error = Some(e.to_string());
+            en
+        }
+    }
+}
+
+fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
+    let mut e = Entry::bare(name, size, Class::Object, &info.kind_name);
+    if e.kind.is_empty() {
+        e.kind = format!("kind {:#x}", info.kind);
+    }
+    e.kind_id = Some(info.kind);
+    e.type_name = Some(info.type_name.clone());
+    e.version = Some(info.version);
+    e.initialised = Some(info.initialised);
+    e.creator = Some(Creator::of(info.creator));
+    e.flags = flag_names(info.flags);
+    e.generation = Some(info.generation);
+    e.created = Some(info.created);
+    if info.kind == GROWTH_DATA {
+        e.data_of = data_control(name).map(str::to_owned);
+    }
+    e
+}
+
+fn not_ours(name: &str, size: u64) -> Entry {
+    match open_list(name) {
+        Ok(list) => {
+            let mut e = Entry::bare(name, size, Class::ShareableList, "");
+            e.items = Some(list.len());
+            e.kind = format!("ShareableList (CPython), {} items", list.len());
+            e
+        }
+        Err(_) if name.starts_with(shm_core::RANDOM_NAME_PREFIX) => {
+            Entry::bare(name, size, Class::Cpython, "cpython segment")
+        }
+        Err(_) => Entry::bare(name, size, Class::Foreign, "foreign"),
+    }
+}
+
+/// Opens `name` as a CPython-format ShareableList with at least one item: zero bytes
+/// parse as an empty list, too weak a sign to call a segment a list.
+pub fn open_list(name: &str) -> Result<ShareableList, String> {
+    let list = ShareableList::open(name).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("no items (an all-zero segment reads as an empty list)".into());
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(manager_of("shm-rs.m.abc"), Some("abc"));
+        assert_eq!(manager_of("shm-rs.m.abc.a0.g1f"), Some("abc"));
+        assert_eq!(manager_of("shm-rs.k.x-y.o12"), Some("x-y"));
+        assert_eq!(manager_of("shm-rs.m."), None);
+        assert_eq!(manager_of("shm-rs.m.a b"), None);
+        assert_eq!(manager_of("psm_12"), None);
+        assert_eq!(data_control("d.g1a"), Some("d"));
+        assert_eq!(data_control("shm-rs.m.x.g0"), Some("shm-rs.m.x"));
+        assert_eq!(data_control("d.gx"), None);
+        assert_eq!(data_control("d.g"), None);
+        assert_eq!(data_control(".g0"), None);
+    }
+}
