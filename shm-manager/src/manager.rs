@@ -95,7 +95,7 @@ impl ObjectOptions {
 /// use shm_manager::ManagerOptions;
 /// let m = ManagerOptions::new().tracker(false).create()?;
 /// assert!(m.is_owner());
-/// # Ok::<(), shm_manager::ManagerError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagerOptions {
@@ -118,7 +118,7 @@ impl ManagerOptions {
     /// ```
     /// let m = shm_manager::ManagerOptions::new().create()?;
     /// assert_eq!(m.name().len(), 16);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -130,7 +130,7 @@ impl ManagerOptions {
     /// let name = format!("doc-opt-{}", std::process::id());
     /// let m = shm_manager::ManagerOptions::new().name(&name).create()?;
     /// assert_eq!(m.name(), name);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -143,7 +143,7 @@ impl ManagerOptions {
     /// ```
     /// let m = shm_manager::ManagerOptions::new().tracker(false).create()?;
     /// assert!(!m.has_tracker());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tracker(mut self, yes: bool) -> Self {
         self.tracker = yes;
@@ -155,7 +155,7 @@ impl ManagerOptions {
     /// ```
     /// let m = shm_manager::ManagerOptions::new().create()?;
     /// assert!(m.keys()?.is_empty());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create(&self) -> Result<SharedMemoryManager> {
         let name = match &self.name {
@@ -185,7 +185,7 @@ impl ManagerOptions {
 /// assert!(peer.value("hits", 0u32).is_err()); // another element type
 /// drop(peer); // attachers remove nothing
 /// assert_eq!(hits.get()?, 1);
-/// # Ok::<(), shm_manager::ManagerError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct SharedMemoryManager {
@@ -206,7 +206,7 @@ impl SharedMemoryManager {
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// assert!(m.is_owner() && m.has_tracker());
     /// assert_eq!(m.root_name(), format!("shm-rs.m.{}", m.name()));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> Result<Self> {
         ManagerOptions::new().create()
@@ -220,7 +220,7 @@ impl SharedMemoryManager {
     /// let name = format!("doc-named-{}", std::process::id());
     /// let m = shm_manager::SharedMemoryManager::named(&name)?;
     /// assert!(shm_manager::SharedMemoryManager::named(&name).is_err());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn named(name: &str) -> Result<Self> {
         ManagerOptions::new().name(name).create()
@@ -286,7 +286,7 @@ impl SharedMemoryManager {
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let peer = shm_manager::SharedMemoryManager::connect(m.name())?;
     /// assert!(!peer.is_owner() && !peer.has_tracker());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(name: &str) -> Result<Self> {
         Self::connect_inner(name, None)
@@ -298,7 +298,7 @@ impl SharedMemoryManager {
     /// use std::time::Duration;
     /// let r = shm_manager::SharedMemoryManager::connect_timeout("doc-never", Duration::from_millis(5));
     /// assert!(matches!(r, Err(shm_manager::ManagerError::NotFound { .. })));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect_timeout(name: &str, wait: Duration) -> Result<Self> {
         Self::connect_inner(name, Some(wait))
@@ -351,7 +351,7 @@ impl SharedMemoryManager {
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// assert!(m.name().bytes().all(|b| b.is_ascii_hexdigit()));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -362,7 +362,7 @@ impl SharedMemoryManager {
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// assert!(m.root_name().starts_with("shm-rs.m."));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn root_name(&self) -> &str {
         &self.root_name
@@ -372,7 +372,7 @@ impl SharedMemoryManager {
     ///
     /// ```
     /// assert!(shm_manager::SharedMemoryManager::new()?.is_owner());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_owner(&self) -> bool {
         self.owner
@@ -382,7 +382,7 @@ impl SharedMemoryManager {
     ///
     /// ```
     /// assert!(shm_manager::SharedMemoryManager::new()?.has_tracker());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn has_tracker(&self) -> bool {
         self.tracker.is_some()
@@ -394,7 +394,7 @@ impl SharedMemoryManager {
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let _e = m.event("go")?;
     /// assert_eq!(m.registry().len()?, 1);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn registry(&self) -> &Registry {
         &self.root
@@ -422,7 +422,7 @@ impl SharedMemoryManager {
     /// let s: Semaphore = m.get_or_create("slots", 2)?;
     /// let again: Semaphore = m.get_or_create("slots", 99)?; // exists: init unused
     /// assert_eq!((s.value(), again.value()), (2, 2));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_or_create<O>(&self, key: &str, init: O::Init) -> Result<O>
     where
@@ -491,7 +491,7 @@ impl SharedMemoryManager {
     /// let e = m.event("go")?;
     /// e.set();
     /// assert!(m.open::<shm_sync::Event>("go")?.is_set());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open<O>(&self, key: &str) -> Result<O>
     where
@@ -657,7 +657,7 @@ impl SharedMemoryManager {
     /// assert!(shm_core::Segment::open(&name).is_ok());
     /// m.shutdown()?; // ...the manager does
     /// assert!(shm_core::Segment::open(&name).is_err());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn segment(&self, len: usize) -> Result<Segment> {
         self.live()?;
@@ -677,7 +677,7 @@ impl SharedMemoryManager {
     /// let mut k = m.keys()?;
     /// k.sort();
     /// assert_eq!(k, ["a", "b"]);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn keys(&self) -> Result<Vec<String>> {
         Ok(self.root.keys()?)
@@ -690,7 +690,7 @@ impl SharedMemoryManager {
     /// m.array::<f64>("xs", 4)?;
     /// let e = m.entries()?;
     /// assert_eq!((e[0].0.as_str(), e[0].1.kind_name.as_str()), ("xs", "Array"));
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn entries(&self) -> Result<Vec<(String, Entry)>> {
         Ok(self.root.iter()?.collect())
@@ -701,7 +701,7 @@ impl SharedMemoryManager {
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// assert!(m.entry("x")?.is_none());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn entry(&self, key: &str) -> Result<Option<Entry>> {
         Ok(self.root.get(key)?)
@@ -712,7 +712,7 @@ impl SharedMemoryManager {
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// assert_eq!(m.arena_stats()?.arenas, 0);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn arena_stats(&self) -> Result<ArenaStats> {
         self.arenas().stats(&self.name, &self.root_name)
@@ -729,7 +729,7 @@ impl SharedMemoryManager {
     /// let _q = m.queue::<String>("jobs", 8, 1024)?;
     /// assert!(m.shutdown()? >= 3); // root, arena, queue
     /// assert_eq!(v.get()?, 5); // the mapping lives on
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(mut self) -> Result<usize> {
         Ok(self.end())
@@ -773,7 +773,7 @@ impl SharedMemoryManager {
     /// let v = m.value("count", 0i64)?;
     /// v.update(|x| *x += 2)?;
     /// assert_eq!(m.value("count", 0i64)?.get()?, 2);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn value<T: Pod>(&self, key: &str, init: T) -> Result<Value<T>> {
         self.get_or_create(key, init)
@@ -786,7 +786,7 @@ impl SharedMemoryManager {
     /// let a = m.array::<u32>("xs", 3)?;
     /// a.set(1, 7)?;
     /// assert_eq!(m.array::<u32>("xs", 3)?.to_vec()?, [0, 7, 0]);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn array<T: Pod>(&self, key: &str, len: usize) -> Result<Array<T>> {
         self.get_or_create(key, len)
@@ -800,7 +800,7 @@ impl SharedMemoryManager {
     /// let g = l.lock().unwrap();
     /// assert!(m.lock("db")?.is_locked());
     /// drop(g);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock(&self, key: &str) -> Result<Lock> {
         self.get_or_create(key, ())
@@ -813,7 +813,7 @@ impl SharedMemoryManager {
     /// let r = m.rlock("re")?;
     /// let _a = r.lock().unwrap();
     /// let _b = r.lock().unwrap(); // same thread: reentrant
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rlock(&self, key: &str) -> Result<RLock> {
         self.get_or_create(key, ())
@@ -826,7 +826,7 @@ impl SharedMemoryManager {
     /// let mx = m.mutex("total", 1u64)?;
     /// *mx.lock().unwrap() += 1;
     /// assert_eq!(*m.mutex("total", 0u64)?.lock().unwrap(), 2);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn mutex<T: Pod>(&self, key: &str, init: T) -> Result<ShmMutex<T>> {
         self.get_or_create(key, init)
@@ -838,7 +838,7 @@ impl SharedMemoryManager {
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// m.event("go")?.set();
     /// assert!(m.event("go")?.is_set());
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn event(&self, key: &str) -> Result<Event> {
         self.get_or_create(key, ())
@@ -851,7 +851,7 @@ impl SharedMemoryManager {
     /// let s = m.semaphore("slots", 1)?;
     /// assert!(s.try_acquire().is_ok());
     /// assert!(m.semaphore("slots", 1)?.try_acquire().is_err()); // the one permit is taken
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn semaphore(&self, key: &str, value: u32) -> Result<Semaphore> {
         self.get_or_create(key, value)
@@ -863,7 +863,7 @@ impl SharedMemoryManager {
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let b = m.barrier("sync", 1)?;
     /// assert!(b.wait().is_ok()); // one party: passes at once
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn barrier(&self, key: &str, parties: u32) -> Result<Barrier> {
         self.get_or_create(key, parties)
@@ -877,7 +877,7 @@ impl SharedMemoryManager {
     /// *c.lock().unwrap() = 1;
     /// c.notify_all();
     /// assert_eq!(*m.condition("ready", 0u32)?.lock().unwrap(), 1);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn condition<T: Pod>(&self, key: &str, init: T) -> Result<Condition<T>> {
         self.get_or_create(key, init)
@@ -890,7 +890,7 @@ impl SharedMemoryManager {
     /// let rw = m.rwlock("cfg", 3u16)?;
     /// *rw.write().unwrap() = 4;
     /// assert_eq!(*m.rwlock("cfg", 0u16)?.read().unwrap(), 4);
-    /// # Ok::<(), shm_manager::ManagerError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rwlock<T: Pod>(&self, key: &str, init: T) -> Result<RwLock<T>> {
         self.get_or_create(key, init)

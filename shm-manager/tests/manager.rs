@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::{PrefixGuard, tracked, unique_manager};
 use shm_collections::{Item, ShareableDict, Value};
-use shm_core::SharedObject;
 use shm_core::testing::{child_command, child_role, run_child};
 use shm_manager::{ManagerError, ManagerOptions, SharedMemoryManager};
 
@@ -107,7 +106,7 @@ fn attacher_works_until_owner_shuts_down() {
     let v = m.value("n", 0u64).unwrap();
     let ready = m.event("ready").unwrap();
     let go = m.event("go").unwrap();
-    let mut child = child_command(&format!("{TEST}"), "attacher")
+    let mut child = child_command(TEST, "attacher")
         .env(MANAGER_VAR, &name)
         .stdout(Stdio::null())
         .spawn()
