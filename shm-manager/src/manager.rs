@@ -1,7 +1,7 @@
 //! [`SharedMemoryManager`]: the scoped owner, its registry accessors and its shutdown.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use shm_collections::{
@@ -10,7 +10,8 @@ use shm_collections::{
 };
 use shm_core::identity::Liveness;
 use shm_core::{
-    Flags, HEADER_LEN, Kind, Layout, ObjectName, Segment, SegmentOptions, SharedObject,
+    DEFAULT_OPEN_WAIT, Flags, HEADER_LEN, Kind, Layout, Object, ObjectName, Segment,
+    SegmentOptions, SharedObject,
 };
 use shm_sync::{Barrier, Condition, Event, Lock, Mutex as ShmMutex, RLock, RwLock, Semaphore};
 
@@ -229,27 +230,15 @@ impl SharedMemoryManager {
     fn create(name: String, tracker: bool) -> Result<Self> {
         let root_name = root_name(&name)?;
         let opts = SegmentOptions::new().name(&root_name).unlink_on_drop(false);
-        let mut retried = false;
+        let mut attempts = 0;
         let root = loop {
             match Registry::create_with(&opts, Limits::default()) {
                 Ok(r) => break r,
                 Err(shm_collections::RegionError::Shm(shm_core::Error::AlreadyExists {
                     ..
-                })) if !retried => {
-                    retried = true;
-                    match shm_core::Object::inspect(&root_name) {
-                        Ok(info) if info.creator.liveness() != Liveness::Dead => {
-                            return Err(ManagerError::AlreadyExists {
-                                name,
-                                pid: info.creator.id,
-                            });
-                        }
-                        // A dead owner's root (or one too damaged to name an owner):
-                        // its segments are garbage.
-                        _ => {
-                            remove_tracked(&root_name);
-                        }
-                    }
+                })) if attempts < 3 => {
+                    attempts += 1;
+                    clear_stale_root(&name, &root_name)?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -295,7 +284,7 @@ impl SharedMemoryManager {
     /// As [`connect`](Self::connect), waiting up to `wait` for the manager to appear.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// let r = shm_manager::SharedMemoryManager::connect_timeout("doc-never", Duration::from_millis(5));
     /// assert!(matches!(r, Err(shm_manager::ManagerError::NotFound { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -753,6 +742,33 @@ impl SharedMemoryManager {
 impl Drop for SharedMemoryManager {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+/// Makes way for a new owner of `name` if the existing root's owner is provably dead
+/// (removing its segments) or the root vanished; [`ManagerError::AlreadyExists`]
+/// otherwise. A root still being initialised is waited for (up to
+/// [`DEFAULT_OPEN_WAIT`]) before its owner is judged.
+fn clear_stale_root(name: &str, root: &str) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let waited = start.elapsed() >= DEFAULT_OPEN_WAIT;
+        match Object::inspect(root) {
+            Err(shm_core::Error::NotFound { .. }) => return Ok(()),
+            Ok(info) if info.initialised || waited => {
+                if info.creator.liveness() == Liveness::Dead {
+                    remove_tracked(root);
+                    return Ok(());
+                }
+                return Err(ManagerError::AlreadyExists {
+                    name: name.to_owned(),
+                    pid: info.creator.id,
+                });
+            }
+            // Not a root of ours (foreign or damaged): left to `shm rm`.
+            Err(e) if waited => return Err(e.into()),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 

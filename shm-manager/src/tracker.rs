@@ -12,7 +12,14 @@
 //! everything the tracker needs is prepared before the fork: the /dev/shm directory
 //! descriptor, the root name's bytes and a `getdents64` buffer. The child then calls
 //! only raw syscalls: `setsid`, `fork`, `close_range` (or `close` in a loop),
-//! `read`, `lseek`, `getdents64`, `unlinkat`, `nanosleep` and `_exit`.
+//! `signal`/`sigprocmask` (default dispositions, nothing blocked), `open`/`read` of
+//! `/proc/self/maps` and `munmap` of every shared mapping (so the tracker does not keep
+//! the owner's segments' memory alive after the owner unmaps them), then `read` on the
+//! pipe, `lseek`, `getdents64`, `unlinkat`, `nanosleep` and `_exit`.
+//!
+//! Cost: the tracker shares the owner's private pages as they were at the fork
+//! (copy-on-write); pages the owner rewrites afterwards are duplicated, and the
+//! tracker keeps the originals. Create managers early, while the heap is small.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -86,8 +93,14 @@ impl Tracker {
                 break;
             }
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINTR) {
-                return Err(os_err(err));
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                // SIGCHLD ignored by the program: the kernel reaped it already.
+                Some(libc::ECHILD) => {
+                    status = 0;
+                    break;
+                }
+                _ => return Err(os_err(err)),
             }
         }
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
@@ -114,6 +127,10 @@ unsafe fn child(read: RawFd, dir: RawFd, prefix: &[u8], buf: *mut u8, len: usize
             libc::_exit(if pid < 0 { 1 } else { 0 });
         }
         close_all_except(read, dir);
+        default_signals();
+        // Mappings of shared segments would keep their memory alive as long as the
+        // tracker lives, after the owner unmapped and unlinked them.
+        unmap_shared(buf, len);
         wait_for_eof(read);
         sweep(dir, prefix, buf, len);
         // A writer of the dead manager that was growing a dict may create one more
@@ -164,6 +181,102 @@ unsafe fn close_all_except(a: RawFd, b: RawFd) {
             }
         }
     }
+}
+
+/// Default dispositions and an empty signal mask: the owner's handlers (code that may
+/// allocate) must never run here.
+///
+/// # Safety
+/// Only in the forked child.
+unsafe fn default_signals() {
+    // 1..=64: every signal number of Linux (_NSIG is 65).
+    for sig in 1..65 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: sets a disposition; no memory is involved.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: `set` is a local sigset_t that sigemptyset initialises.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Unmaps every shared mapping the fork copied (lines of `/proc/self/maps` whose
+/// permissions end in `s`), streaming the file through `buf`.
+///
+/// # Safety
+/// Only in the forked child, which touches no shared mapping; `buf` points to `len`
+/// writable bytes.
+unsafe fn unmap_shared(buf: *mut u8, len: usize) {
+    // SAFETY: a NUL-terminated path; open is async-signal-safe.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut have = 0;
+    loop {
+        // SAFETY: reads into the unfilled tail of `buf`.
+        let n = unsafe { libc::read(fd, buf.add(have).cast(), len - have) };
+        if n < 0 {
+            // SAFETY: as in `wait_for_eof`.
+            if unsafe { *libc::__errno_location() } == libc::EINTR {
+                continue;
+            }
+            break;
+        }
+        if n == 0 {
+            break;
+        }
+        have += n as usize;
+        // SAFETY: the first `have` bytes of `buf` are filled.
+        let filled = unsafe { std::slice::from_raw_parts(buf, have) };
+        let mut start = 0;
+        while let Some(nl) = filled[start..].iter().position(|&b| b == b'\n') {
+            if let Some((addr, size)) = shared_mapping(&filled[start..start + nl]) {
+                // SAFETY: the range is a whole mapping the child never uses.
+                unsafe { libc::munmap(addr as *mut libc::c_void, size) };
+            }
+            start += nl + 1;
+        }
+        // Keep the partial last line; a line longer than the buffer is dropped.
+        have -= start;
+        // SAFETY: moves `have` bytes inside `buf` (overlap allowed by `copy`).
+        unsafe { std::ptr::copy(buf.add(start), buf, have) };
+        if have == len {
+            have = 0;
+        }
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+}
+
+/// `(start, length)` of a `/proc/self/maps` line whose permissions end in `s`.
+fn shared_mapping(line: &[u8]) -> Option<(usize, usize)> {
+    fn hex(s: &[u8]) -> Option<usize> {
+        if s.is_empty() || s.len() > 16 {
+            return None;
+        }
+        s.iter().try_fold(0usize, |acc, &c| {
+            let d = (c as char).to_digit(16)?;
+            Some(acc << 4 | d as usize)
+        })
+    }
+    let dash = line.iter().position(|&b| b == b'-')?;
+    let space = dash + 1 + line[dash + 1..].iter().position(|&b| b == b' ')?;
+    let perms = line.get(space + 1..space + 5)?;
+    if perms[3] != b's' {
+        return None;
+    }
+    let (start, end) = (hex(&line[..dash])?, hex(&line[dash + 1..space])?);
+    (end > start).then(|| (start, end - start))
 }
 
 /// Blocks until the pipe's write end is closed everywhere (the owner is gone).
@@ -249,5 +362,17 @@ mod tests {
         assert!(super::tracked(b"shm-rs.m.a.o1", b"shm-rs.m.a"));
         assert!(!super::tracked(b"shm-rs.m.ab", b"shm-rs.m.a"));
         assert!(!super::tracked(b"shm-rs.m.", b"shm-rs.m.a"));
+    }
+
+    #[test]
+    fn shared_mappings_are_recognised() {
+        let line = b"7f00a000-7f00c000 rw-s 00000000 00:1a 42   /dev/shm/x";
+        assert_eq!(super::shared_mapping(line), Some((0x7f00a000, 0x2000)));
+        assert_eq!(
+            super::shared_mapping(b"7f00a000-7f00c000 rw-p 0 0:0 0"),
+            None
+        );
+        assert_eq!(super::shared_mapping(b"garbage"), None);
+        assert_eq!(super::shared_mapping(b"10-5 rw-s"), None);
     }
 }

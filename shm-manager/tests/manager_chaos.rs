@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{PrefixGuard, tracked, unique_manager, wait_gone};
 use shm_collections::{Item, Value};
-use shm_core::testing::{UnlinkGuard, child_command, child_role};
 use shm_core::Flags;
+use shm_core::testing::{UnlinkGuard, child_command, child_role};
 use shm_manager::{ObjectOptions, SharedMemoryManager};
 
 const MANAGER_VAR: &str = "SHM_TEST_MANAGER";
@@ -151,4 +151,40 @@ fn shutdown_stops_the_tracker_and_leaves_kept_objects() {
         3
     );
     assert!(!tracked(other.root_name()).is_empty());
+}
+
+/// Processes other than this one that map `/dev/shm/<segment>`.
+fn mappers(segment: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let needle = format!("/dev/shm/{segment}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .is_ok_and(|m| m.lines().any(|l| l.ends_with(&needle)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_tracker_keeps_no_mapping_of_the_owners_segments() {
+    if child_role().is_some() {
+        return;
+    }
+    // Mapped before the fork: the tracker must unmap its copy.
+    let seg = shm_core::Segment::create(4096).unwrap();
+    let m = SharedMemoryManager::new().unwrap();
+    let _g = PrefixGuard(m.root_name().to_owned());
+    let name = seg.name().unwrap().to_owned();
+    let start = Instant::now();
+    let mut found = mappers(&name);
+    while !found.is_empty() && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+        found = mappers(&name);
+    }
+    assert!(found.is_empty(), "processes {found:?} still map {name}");
+    // The root too (mapped by this process when the tracker forked).
+    assert!(mappers(m.root_name()).is_empty());
 }
