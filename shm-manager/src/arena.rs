@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shm_core::{HEADER_LEN, OBJECT_ALIGN, Object, ObjectSpec, Segment, SegmentOptions};
+use shm_core::{Flags, HEADER_LEN, OBJECT_ALIGN, Object, ObjectSpec, Segment, SegmentOptions};
 
 use crate::error::{ManagerError, Result};
 use crate::kinds;
@@ -166,6 +166,7 @@ impl Arenas {
         let obj = if create {
             let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
             let made = Object::create(&opts, &spec, ARENA_LEN - HEADER_LEN, |o| {
+                o.set_flags(Flags::TRACKED, true);
                 o.write_at(0, &(FIRST_OFFSET as u64).to_ne_bytes())
             });
             match made {

@@ -76,7 +76,8 @@
 //!   the whole cgroup), leaves the segments: `shm gc` removes them, judging the root's
 //!   owner dead;
 //! - a process the owner forks *without* `exec` inherits the pipe's write end, so the
-//!   tracker waits for it too (an `exec` closes it: spawned commands are fine);
+//!   tracker waits for it too (an `exec` closes it: spawned commands are fine); its
+//!   copy of the manager removes nothing when dropped (only the creating pid sweeps);
 //! - the owner killed between creating its root and forking the tracker (microseconds)
 //!   leaks the root;
 //! - an attacher that keeps creating objects after the owner died adds segments the

@@ -195,6 +195,9 @@ pub struct SharedMemoryManager {
     root: Registry,
     arenas: Mutex<Arenas>,
     owner: bool,
+    /// The owner's pid: a child forked without `exec` that drops its copy of the
+    /// manager must not sweep the parent's segments.
+    pid: u32,
     tracker: Option<Tracker>,
     shut_down: bool,
 }
@@ -243,6 +246,7 @@ impl SharedMemoryManager {
                 Err(e) => return Err(e.into()),
             }
         };
+        root.object().set_flags(Flags::TRACKED, true);
         // The root is ours (O_EXCL) before a tracker that would sweep its name starts.
         let tracker = if tracker {
             match Tracker::spawn(&name, &root_name) {
@@ -261,6 +265,7 @@ impl SharedMemoryManager {
             root,
             arenas: Mutex::default(),
             owner: true,
+            pid: std::process::id(),
             tracker,
             shut_down: false,
         })
@@ -315,6 +320,7 @@ impl SharedMemoryManager {
             root,
             arenas: Mutex::default(),
             owner: false,
+            pid: std::process::id(),
             tracker: None,
             shut_down: false,
         };
@@ -729,7 +735,7 @@ impl SharedMemoryManager {
             return 0;
         }
         self.shut_down = true;
-        if !self.owner {
+        if !self.owner || self.pid != std::process::id() {
             return 0;
         }
         let removed = remove_tracked(&self.root_name);
