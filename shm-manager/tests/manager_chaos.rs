@@ -153,6 +153,41 @@ fn shutdown_stops_the_tracker_and_leaves_kept_objects() {
     assert!(!tracked(other.root_name()).is_empty());
 }
 
+#[test]
+fn sigkill_to_the_owners_process_group_spares_the_tracker() {
+    const TEST: &str = "sigkill_to_the_owners_process_group_spares_the_tracker";
+    if child_role().as_deref() == Some("group-owner") {
+        owner_role(false);
+        return;
+    }
+    if child_role().is_some() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let name = unique_manager("pgrp");
+    let root = shm_manager::root_name(&name).unwrap();
+    let _g = PrefixGuard(root.clone());
+    // The owner leads a process group of its own, as a shell job would (Ctrl-C
+    // signals the whole group).
+    let mut child = child_command(TEST, "group-owner")
+        .env(MANAGER_VAR, &name)
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    assert!(
+        out.lines().any(|l| l.unwrap().starts_with("ready ")),
+        "the owner never got ready"
+    );
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: sends a signal to the process group we just created; no memory involved.
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
+    child.wait().unwrap();
+    let left = wait_gone(&root, Duration::from_secs(1));
+    assert!(left.is_empty(), "left after 1 s: {left:?}");
+}
+
 /// Processes other than this one that map `/dev/shm/<segment>`.
 fn mappers(segment: &str) -> Vec<u32> {
     let me = std::process::id();
