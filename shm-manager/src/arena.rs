@@ -21,12 +21,37 @@ use crate::error::{ManagerError, Result};
 use crate::kinds;
 
 /// Bytes of one arena segment (header included).
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// m.lock("l")?;
+/// let arena = shm_core::Segment::open(&format!("{}.a0", m.root_name()))?;
+/// assert_eq!(arena.len(), shm_manager::ARENA_LEN);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const ARENA_LEN: usize = 1 << 20;
 
 /// Segment offset of the first object in an arena (after the header and the bump line).
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// m.event("first")?;
+/// let loc = m.entry("first")?.unwrap().location;
+/// assert!(loc.ends_with(&format!("@{}", shm_manager::FIRST_OFFSET)));
+/// # Ok::<(), shm_manager::ManagerError>(())
+/// ```
 pub const FIRST_OFFSET: usize = HEADER_LEN + OBJECT_ALIGN;
 
 /// Objects of at most this many bytes (header included) go into arenas.
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// m.array::<u8>("small", 1000)?;
+/// m.array::<u8>("large", shm_manager::SMALL_OBJECT_MAX)?;
+/// assert!(m.entry("small")?.unwrap().in_arena());
+/// assert!(!m.entry("large")?.unwrap().in_arena());
+/// # Ok::<(), shm_manager::ManagerError>(())
+/// ```
 pub const SMALL_OBJECT_MAX: usize = 4096;
 
 /// Most arenas one manager may have (1 GiB of arenas).

@@ -133,4 +133,11 @@ pub enum ManagerError {
 }
 
 /// `Result` with [`ManagerError`].
+///
+/// ```
+/// fn open_jobs(name: &str) -> shm_manager::Result<shm_manager::SharedMemoryManager> {
+///     shm_manager::SharedMemoryManager::connect(name)
+/// }
+/// assert!(open_jobs("doc-result-none").is_err());
+/// ```
 pub type Result<T, E = ManagerError> = std::result::Result<T, E>;

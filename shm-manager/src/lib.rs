@@ -139,7 +139,19 @@ pub use registry::{Entry, Registry};
 pub mod kinds {
     use shm_core::Kind;
     /// The registry's entry type (used only as the root dict's value type).
+    ///
+    /// ```
+    /// assert_eq!(shm_manager::kinds::REGISTRY_ENTRY.id(), 0x3001);
+    /// ```
     pub const REGISTRY_ENTRY: Kind = Kind::new(0x3001, "RegistryEntry");
     /// An arena segment packing small objects.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.event("e")?;
+    /// let info = shm_core::Object::inspect(&format!("{}.a0", m.root_name()))?;
+    /// assert_eq!(info.kind, shm_manager::kinds::ARENA.id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const ARENA: Kind = Kind::new(0x3002, "Arena");
 }

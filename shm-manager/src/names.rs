@@ -5,12 +5,34 @@
 use crate::error::{ManagerError, Result};
 
 /// Prefix of every segment a manager owns (its root and `.`-suffixed segments).
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// assert_eq!(m.root_name(), format!("{}{}", shm_manager::MANAGED_PREFIX, m.name()));
+/// # Ok::<(), shm_manager::ManagerError>(())
+/// ```
 pub const MANAGED_PREFIX: &str = "shm-rs.m.";
 
 /// Prefix of the objects a manager keeps past its lifetime (`track = false`).
+///
+/// ```
+/// use shm_manager::{ObjectOptions, SharedMemoryManager, KEPT_PREFIX};
+/// let m = SharedMemoryManager::new()?;
+/// let _e: shm_sync::Event = m.get_or_create_with("kept", (), ObjectOptions::new().keep(true))?;
+/// let name = m.entry("kept")?.unwrap().location;
+/// assert!(name.starts_with(&format!("{KEPT_PREFIX}{}.o", m.name())));
+/// shm_core::unlink(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KEPT_PREFIX: &str = "shm-rs.k.";
 
 /// Longest manager name.
+///
+/// ```
+/// use shm_manager::{check_name, MAX_MANAGER_NAME};
+/// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME)).is_ok());
+/// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME + 1)).is_err());
+/// ```
 pub const MAX_MANAGER_NAME: usize = 64;
 
 /// Checks a manager name: 1..=64 characters of `[A-Za-z0-9_-]`.

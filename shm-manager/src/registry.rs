@@ -119,5 +119,14 @@ impl Expected {
     }
 }
 
-/// The registry type: the root segment holds a dict of this type.
+/// The registry type: the root segment holds a dict of this type (tools such as the
+/// `shm` command open it by the root's name).
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// m.lock("db")?;
+/// let reg = shm_manager::Registry::open(m.root_name())?;
+/// assert_eq!(reg.keys()?, ["db"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Registry = shm_collections::ShareableDict<String, Entry>;
