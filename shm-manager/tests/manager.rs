@@ -388,3 +388,37 @@ fn generic_path_places_by_kind() {
         assert!(!e[k].in_arena(), "{k}: {:?}", e[k]);
     }
 }
+
+#[test]
+fn connect_timeout_waits_for_the_manager_to_appear() {
+    if child_role().is_some() {
+        return;
+    }
+    let name = unique_manager("later");
+    let _g = PrefixGuard(shm_manager::root_name(&name).unwrap());
+    let maker = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let m = SharedMemoryManager::named(&name).unwrap();
+            m.value("x", 11u16).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            drop(m);
+        })
+    };
+    let c = SharedMemoryManager::connect_timeout(&name, Duration::from_secs(5)).unwrap();
+    let mut got = None;
+    for _ in 0..200 {
+        if let Ok(v) = c.open::<Value<u16>>("x") {
+            got = Some(v.get().unwrap());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(got, Some(11));
+    maker.join().unwrap();
+    assert!(matches!(
+        SharedMemoryManager::connect_timeout(&name, Duration::from_millis(20)),
+        Err(ManagerError::NotFound { .. })
+    ));
+}
