@@ -64,7 +64,11 @@
 //! any reason, `kill -9` included, the kernel closes that end; `read` returns 0 and the
 //! tracker unlinks every `/dev/shm` entry named `shm-rs.m.NAME` or `shm-rs.m.NAME.*`
 //! (again 100 ms later, for a segment a dying writer created behind the first sweep),
-//! then exits. Measured: a killed owner's segments are gone within a few milliseconds.
+//! then exits. Measured: a killed owner's segments are gone within a few milliseconds
+//! (the slowest of 100 trials: 15 ms). Creating an owner costs the fork and the reaping
+//! of the intermediate child: 0.3 to 18 ms on a loaded 2-core VM (0.1 ms without a
+//! tracker). The tracker unmaps every shared mapping it inherited, so it never keeps a
+//! segment's memory alive.
 //! The owner's own shutdown unlinks first and then closes the pipe, so the tracker
 //! finds nothing left. Between `fork` and `_exit` the child makes only raw
 //! async-signal-safe syscalls on memory prepared before the fork (the owner may be
@@ -82,7 +86,10 @@
 //!   leaks the root;
 //! - an attacher that keeps creating objects after the owner died adds segments the
 //!   tracker may not see; attachers check the owner before each creation, which
-//!   narrows this to a race.
+//!   narrows this to a race;
+//! - the tracker shares the owner's private memory as it was at the fork
+//!   (copy-on-write): pages the owner rewrites later are duplicated and the tracker
+//!   keeps the originals. Create managers early, while the heap is small.
 //!
 //! [`ManagerOptions::tracker`] turns the tracker off.
 //!
