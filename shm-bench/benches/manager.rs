@@ -1,6 +1,7 @@
 //! Benchmarks of shm-manager: creating and opening many small `Value`s through a
 //! manager (packed in arenas, found by key) against one segment per object (what
-//! `multiprocessing.Value` does; ~100 us each with CPython on this machine).
+//! `multiprocessing.Value` does), and CPython's `multiprocessing.Value` from
+//! `python/manager.py` (see `comparisons/manager.json`).
 //!
 //! IDs: `manager/value_create` (create a `Value<u64>` under a new key),
 //! `manager/value_open` (open one by key from a connected manager, among 10^5),
@@ -10,7 +11,8 @@
 //!
 //! One run on the 2-core VM (loaded by other builds): value_create 3.96 us, value_open
 //! 3.28 us, segment_value_create_open 68 us, create_and_shutdown 12.2 ms (the fork and
-//! reaping of the tracker's intermediate child: 0.3-18 ms from run to run).
+//! reaping of the tracker's intermediate child: 0.3-18 ms from run to run); CPython's
+//! `multiprocessing.Value('Q', 0)` 76 us.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
