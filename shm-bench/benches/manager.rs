@@ -1,6 +1,6 @@
 //! Benchmarks of shm-manager: creating and opening many small `Value`s through a
 //! manager (packed in arenas, found by key) against one segment per object (what
-//! `multiprocessing.Value` does), and CPython's `multiprocessing.Value` from
+//! `Value::create` does), and CPython's `multiprocessing.Value` from
 //! `python/manager.py` (see `comparisons/manager.json`).
 //!
 //! IDs: `manager/value_create` (create a `Value<u64>` under a new key),
