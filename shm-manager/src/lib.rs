@@ -84,9 +84,11 @@
 //!   copy of the manager removes nothing when dropped (only the creating pid sweeps);
 //! - the owner killed between creating its root and forking the tracker (microseconds)
 //!   leaks the root;
-//! - an attacher that keeps creating objects after the owner died adds segments the
-//!   tracker may not see; attachers check the owner before each creation, which
-//!   narrows this to a race;
+//! - sweeps remove the root first, and an attacher that created an object checks
+//!   afterwards that the root still exists (if not, it removes the manager's leftovers
+//!   and reports [`ManagerError::ShutDown`]); but a dict an attacher keeps growing
+//!   after the owner died can add a data segment after the tracker's last sweep
+//!   (100 ms after the first): `shm gc` removes it;
 //! - the tracker shares the owner's private memory as it was at the fork
 //!   (copy-on-write): pages the owner rewrites later are duplicated and the tracker
 //!   keeps the originals. Create managers early, while the heap is small.

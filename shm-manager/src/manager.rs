@@ -17,7 +17,7 @@ use shm_sync::{Barrier, Condition, Event, Lock, Mutex as ShmMutex, RLock, RwLock
 
 use crate::arena::{ArenaStats, Arenas, SMALL_OBJECT_MAX};
 use crate::error::{ManagerError, Result};
-use crate::names::{KEPT_PREFIX, random_hex, remove_tracked, root_name};
+use crate::names::{KEPT_PREFIX, random_hex, remove_tracked, root_exists, root_name};
 use crate::registry::{Entry, Expected, Registry};
 use crate::tracker::Tracker;
 
@@ -467,6 +467,15 @@ impl SharedMemoryManager {
             .root
             .get_or_insert_with(key.to_owned(), || entry.clone())?;
         if won == entry {
+            if !self.owner && !root_exists(&self.root_name) {
+                // The owner shut down or died while we created: its sweep may have
+                // missed what we just made, so we remove the leftovers ourselves.
+                drop(ours);
+                remove_tracked(&self.root_name);
+                return Err(ManagerError::ShutDown {
+                    name: self.name.clone(),
+                });
+            }
             return Ok(ours);
         }
         // Another process registered the key first: ours goes (an arena range stays

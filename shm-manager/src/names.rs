@@ -115,6 +115,15 @@ pub(crate) fn random_hex() -> Result<String> {
     Ok(format!("{:016x}", u64::from_ne_bytes(b)))
 }
 
+/// Whether the root segment `root` exists (its name, not its contents).
+pub(crate) fn root_exists(root: &str) -> bool {
+    rustix::fs::access(
+        format!("/dev/shm/{root}").as_str(),
+        rustix::fs::Access::EXISTS,
+    )
+    .is_ok()
+}
+
 /// Every entry of /dev/shm tracked by `root` (see [`is_tracked_by`]).
 pub(crate) fn tracked_segments(root: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/dev/shm") else {
@@ -125,10 +134,12 @@ pub(crate) fn tracked_segments(root: &str) -> Vec<String> {
         .collect()
 }
 
-/// Unlinks every segment tracked by `root`; returns how many it removed. Repeats
-/// while it finds some (a dict growing concurrently may add one behind the scan).
+/// Unlinks every segment tracked by `root`, the root first (an attacher that created
+/// something checks afterwards that the root still exists, and sweeps itself if not);
+/// returns how many it removed. Repeats while it finds some (a dict growing
+/// concurrently may add one behind the scan).
 pub(crate) fn remove_tracked(root: &str) -> usize {
-    let mut removed = 0;
+    let mut removed = usize::from(shm_core::unlink(root).is_ok());
     for _ in 0..8 {
         let mut this_pass = 0;
         for name in tracked_segments(root) {

@@ -58,7 +58,8 @@ impl Tracker {
         }
         // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let prefix: Vec<u8> = root.as_bytes().to_vec();
+        // NUL-terminated, so that the root can be unlinked by name first.
+        let prefix: Vec<u8> = root.bytes().chain([0]).collect();
         let mut buf = vec![0u8; DIRENT_BUF];
 
         // SAFETY: fork has no memory-safety preconditions; the child below only makes
@@ -304,7 +305,12 @@ unsafe fn wait_for_eof(read: RawFd) {
 ///
 /// # Safety
 /// Only in the forked child; `buf` points to `len` writable bytes.
-unsafe fn sweep(dir: RawFd, prefix: &[u8], buf: *mut u8, len: usize) {
+unsafe fn sweep(dir: RawFd, prefix_nul: &[u8], buf: *mut u8, len: usize) {
+    // The root goes first: an attacher that created something checks afterwards that
+    // the root still exists (and removes what it made if not).
+    // SAFETY: `prefix_nul` ends with the NUL byte added before the fork.
+    unsafe { libc::unlinkat(dir, prefix_nul.as_ptr().cast(), 0) };
+    let prefix = &prefix_nul[..prefix_nul.len() - 1];
     for _ in 0..16 {
         let mut removed = 0;
         // SAFETY: raw syscalls on our descriptor and buffer.

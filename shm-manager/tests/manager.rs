@@ -422,3 +422,24 @@ fn connect_timeout_waits_for_the_manager_to_appear() {
         Err(ManagerError::NotFound { .. })
     ));
 }
+
+#[test]
+fn an_attacher_creating_after_shutdown_leaves_nothing() {
+    if child_role().is_some() {
+        return;
+    }
+    let m = SharedMemoryManager::new().unwrap();
+    let root = m.root_name().to_owned();
+    let _g = PrefixGuard(root.clone());
+    let c = SharedMemoryManager::connect(m.name()).unwrap();
+    m.shutdown().unwrap();
+    // Its registry handle is still mapped, so the creation itself succeeds...
+    for r in [
+        c.value("late", 1u8).map(drop),
+        c.dict::<u8, u8>("late-dict").map(drop),
+    ] {
+        // ...but the root is gone: what it made is removed and the call fails.
+        assert!(matches!(r, Err(ManagerError::ShutDown { .. })), "{r:?}");
+        assert_eq!(tracked(&root), Vec::<String>::new());
+    }
+}
