@@ -65,12 +65,11 @@
 //! tracker unlinks every `/dev/shm` entry named `shm-rs.m.NAME` or `shm-rs.m.NAME.*`
 //! (again 100 ms later, for a segment a dying writer created behind the first sweep),
 //! then exits. Measured: a killed owner's segments are gone within a few milliseconds
-//! (the slowest of 100 trials: 15 to 26 ms from run to run). Creating an owner costs the fork and the reaping
-//! of the intermediate child: 0.3 to 18 ms on a loaded 2-core VM (0.1 ms without a
-//! tracker). The tracker unmaps every shared mapping it inherited, so it never keeps a
-//! segment's memory alive.
-//! The owner's own shutdown unlinks first and then closes the pipe, so the tracker
-//! finds nothing left. Between `fork` and `_exit` the child makes only raw
+//! (the slowest of 100 trials: 15 to 26 ms from run to run). Creating an owner costs
+//! the fork and the reaping of the intermediate child: 0.3 to 18 ms on a loaded 2-core
+//! VM (0.1 ms without a tracker). The tracker unmaps every shared mapping it
+//! inherited, so it never keeps a segment's memory alive. The owner's own shutdown
+//! unlinks first and then closes the pipe, so the tracker finds nothing left. Between `fork` and `_exit` the child makes only raw
 //! async-signal-safe syscalls on memory prepared before the fork (the owner may be
 //! multi-threaded).
 //!
