@@ -215,4 +215,5 @@ const CHAOS_TESTS: &[(&str, &str)] = &[
     ("shm-collections", "queue_chaos"),
     ("shm-collections", "dict_chaos"),
     ("shm-collections", "vec"),
+    ("shm-manager", "manager_chaos"),
 ];

@@ -1,0 +1,156 @@
+//! The naming convention shared by the manager and the `shm` command: a manager `NAME`
+//! owns the root segment `shm-rs.m.NAME` and every segment `shm-rs.m.NAME.<suffix>`;
+//! objects kept past the manager are `shm-rs.k.NAME.<suffix>`.
+
+use crate::error::{ManagerError, Result};
+
+/// Prefix of every segment a manager owns (its root and `.`-suffixed segments).
+///
+/// ```
+/// let m = shm_manager::SharedMemoryManager::new()?;
+/// assert_eq!(m.root_name(), format!("{}{}", shm_manager::MANAGED_PREFIX, m.name()));
+/// # Ok::<(), shm_manager::ManagerError>(())
+/// ```
+pub const MANAGED_PREFIX: &str = "shm-rs.m.";
+
+/// Prefix of the objects a manager keeps past its lifetime (`track = false`).
+///
+/// ```
+/// use shm_manager::{ObjectOptions, SharedMemoryManager, KEPT_PREFIX};
+/// let m = SharedMemoryManager::new()?;
+/// let _e: shm_sync::Event = m.get_or_create_with("kept", (), ObjectOptions::new().keep(true))?;
+/// let name = m.entry("kept")?.unwrap().location;
+/// assert!(name.starts_with(&format!("{KEPT_PREFIX}{}.o", m.name())));
+/// shm_core::unlink(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const KEPT_PREFIX: &str = "shm-rs.k.";
+
+/// Longest manager name.
+///
+/// ```
+/// use shm_manager::{check_name, MAX_MANAGER_NAME};
+/// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME)).is_ok());
+/// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME + 1)).is_err());
+/// ```
+pub const MAX_MANAGER_NAME: usize = 64;
+
+/// Checks a manager name: 1..=64 characters of `[A-Za-z0-9_-]`.
+///
+/// ```
+/// use shm_manager::check_name;
+/// assert!(check_name("jobs_1-a").is_ok());
+/// assert!(check_name("").is_err());
+/// assert!(check_name("a.b").is_err());
+/// assert!(check_name(&"x".repeat(65)).is_err());
+/// ```
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(ManagerError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("expected 1 to 64 characters, found none");
+    }
+    if name.len() > MAX_MANAGER_NAME {
+        return bad("expected at most 64 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return bad("expected only ASCII letters, digits, '_' and '-'");
+    }
+    Ok(())
+}
+
+/// The root (registry) segment of manager `name`: `shm-rs.m.NAME`.
+///
+/// ```
+/// assert_eq!(shm_manager::root_name("jobs")?, "shm-rs.m.jobs");
+/// assert!(shm_manager::root_name("../x").is_err());
+/// # Ok::<(), shm_manager::ManagerError>(())
+/// ```
+pub fn root_name(name: &str) -> Result<String> {
+    check_name(name)?;
+    Ok(format!("{MANAGED_PREFIX}{name}"))
+}
+
+/// Whether `segment` (a name in /dev/shm) belongs to the tracked objects of the
+/// manager whose root is `root`: the root itself or `root.<suffix>`.
+///
+/// ```
+/// use shm_manager::is_tracked_by;
+/// assert!(is_tracked_by("shm-rs.m.jobs", "shm-rs.m.jobs"));
+/// assert!(is_tracked_by("shm-rs.m.jobs.a0", "shm-rs.m.jobs"));
+/// assert!(!is_tracked_by("shm-rs.m.jobs2", "shm-rs.m.jobs"));
+/// ```
+pub fn is_tracked_by(segment: &str, root: &str) -> bool {
+    segment
+        .strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// 16 random hex digits (64 bits from the OS): anonymous manager names and object
+/// suffixes, unguessable from the names already in /dev/shm.
+pub(crate) fn random_hex() -> Result<String> {
+    let mut b = [0u8; 8];
+    let mut filled = 0;
+    while filled < b.len() {
+        match rustix::rand::getrandom(&mut b[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(shm_core::Error::Os {
+                    op: "getrandom",
+                    name: "<manager name>".into(),
+                    source: e.into(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(format!("{:016x}", u64::from_ne_bytes(b)))
+}
+
+/// Whether the root segment `root` exists (its name, not its contents).
+pub(crate) fn root_exists(root: &str) -> bool {
+    rustix::fs::access(
+        format!("/dev/shm/{root}").as_str(),
+        rustix::fs::Access::EXISTS,
+    )
+    .is_ok()
+}
+
+/// Every entry of /dev/shm tracked by `root` (see [`is_tracked_by`]).
+pub(crate) fn tracked_segments(root: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_tracked_by(n, root))
+        .collect()
+}
+
+/// Unlinks every segment tracked by `root`, the root first (an attacher that created
+/// something checks afterwards that the root still exists, and sweeps itself if not);
+/// returns how many it removed. Repeats while it finds some (a dict growing
+/// concurrently may add one behind the scan).
+pub(crate) fn remove_tracked(root: &str) -> usize {
+    let mut removed = usize::from(shm_core::unlink(root).is_ok());
+    for _ in 0..8 {
+        let mut this_pass = 0;
+        for name in tracked_segments(root) {
+            if shm_core::unlink(&name).is_ok() {
+                this_pass += 1;
+            }
+        }
+        removed += this_pass;
+        if this_pass == 0 {
+            break;
+        }
+    }
+    removed
+}

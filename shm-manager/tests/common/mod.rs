@@ -1,0 +1,43 @@
+//! Helpers shared by the manager tests.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// Segments in /dev/shm that manager `root` tracks (the root and `root.*`).
+pub fn tracked(root: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm is readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| shm_manager::is_tracked_by(n, root))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Polls until no segment of `root` is left or `limit` passes; returns what is left.
+pub fn wait_gone(root: &str, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let left = tracked(root);
+        if left.is_empty() || start.elapsed() >= limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A manager name no other test uses.
+pub fn unique_manager(tag: &str) -> String {
+    shm_core::testing::unique_name(tag)
+}
+
+/// Removes what a test left under `root` even when it fails.
+pub struct PrefixGuard(pub String);
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        for n in tracked(&self.0) {
+            let _ = shm_core::unlink(&n);
+        }
+    }
+}
