@@ -1,66 +1,181 @@
-//! `cargo xtask demo`: a parent creates shared memory, worker processes fill their
-//! share, the parent verifies, CPython reads the same bytes and a ShareableList the
-//! workers wrote, a worker killed holding a lock blocks nobody, nothing is left behind.
+//! `cargo xtask demo`: the tour. A `SharedMemoryManager` owns every object; worker
+//! processes connect to it by name and find, by key, a job `Queue` and a results
+//! `Queue`, a `Value` counter, an `Array` histogram, a `ShareableDict` of word counts, a
+//! `ShareableVec` log, a `Namespace` of settings, an `Event` and a `Lock`, and a
+//! `ShareableList` that CPython reads too. `shm ls` shows them while the workers run;
+//! one worker is killed with SIGKILL while it holds the histogram's lock, the others
+//! take the lock over and finish its job; every count is checked against a count made
+//! in this process; after the manager shuts down nothing is left in `/dev/shm`.
 
-use std::process::Command;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
-use shm_collections::{Item, ShareableList, Value};
-use shm_core::Segment;
+use serde::{Deserialize, Serialize};
+use shm_collections::{Item, Namespace, Queue, ShareableDict, ShareableVec};
+use shm_manager::SharedMemoryManager;
 use shm_sync::LockError;
 
-use crate::Result;
+use crate::{Result, target_dir};
 
-/// Bytes each worker fills.
-const SHARE: usize = 1 << 20;
+/// Jobs in the tour: chunks of the generated text.
+const JOBS: u32 = 96;
+/// Lines per job.
+const LINES_PER_JOB: usize = 12;
+/// Longest word length counted in the histogram (longer ones count in the last bin).
+const BINS: usize = 16;
+/// How long anyone waits for anything in the tour before giving up with an error.
+const PATIENCE: Duration = Duration::from_secs(30);
 
-fn byte_at(index: usize, offset: usize) -> u8 {
-    (offset as u8)
-        .wrapping_mul(7)
-        .wrapping_add(index as u8 * 31 + 1)
+/// What the job queue carries.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+enum Job {
+    /// Count the words of these lines.
+    Count { id: u32, text: String },
+    /// No more work: exit.
+    Stop,
 }
 
-/// FNV-1a, computed the same way in Python below.
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+/// What the results queue carries.
+#[derive(Serialize, Deserialize, Debug)]
+struct Done {
+    id: u32,
+    worker: u32,
+    words: u64,
 }
 
-const PY_READ: &str = r#"
+const VOCABULARY: &[&str] = &[
+    "shared",
+    "memory",
+    "process",
+    "lock",
+    "queue",
+    "value",
+    "array",
+    "list",
+    "dict",
+    "namespace",
+    "event",
+    "segment",
+    "worker",
+    "crash",
+    "kill",
+    "python",
+    "rust",
+    "fast",
+    "copy",
+    "zero",
+    "futex",
+    "atomic",
+    "owner",
+    "recovered",
+    "manager",
+    "tracker",
+    "arena",
+    "registry",
+    "key",
+    "grow",
+    "read",
+    "write",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "never",
+    "leaks",
+    "nothing",
+];
+
+/// The text of job `id`: deterministic pseudo-random lines over the vocabulary.
+fn job_text(id: u32) -> String {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(id).wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut text = String::new();
+    for _ in 0..LINES_PER_JOB {
+        let words = 6 + next() % 10;
+        for w in 0..words {
+            if w > 0 {
+                text.push(' ');
+            }
+            text.push_str(VOCABULARY[(next() % VOCABULARY.len() as u64) as usize]);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn count_words(text: &str) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for w in text.split_whitespace() {
+        *counts.entry(w.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+const PY_LIST: &str = r#"
 import sys
 from multiprocessing import shared_memory, resource_tracker
-if sys.version_info >= (3, 13):
-    shm = shared_memory.SharedMemory(name=sys.argv[1], track=False)
-else:
-    shm = shared_memory.SharedMemory(name=sys.argv[1])
-    resource_tracker.unregister(shm._name, "shared_memory")
-h = 0xcbf29ce484222325
-for b in bytes(shm.buf):
-    h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-print(shm.size, h)
-shm.close()
+sl = shared_memory.ShareableList(name=sys.argv[1])
+# Attached, not created: keep CPython's resource tracker from unlinking it (gh-82300).
+resource_tracker.unregister(sl.shm._name, "shared_memory")
+print(repr(list(sl)))
+sl[0] = "read by CPython %d.%d" % sys.version_info[:2]
+sl.shm.close()
 "#;
 
 pub fn run(workers: usize) -> Result {
-    if workers == 0 || workers > 64 {
-        return Err(format!("--workers must be 1..=64, got {workers}").into());
+    if !(2..=32).contains(&workers) {
+        return Err(
+            format!("--workers must be 2..=32 (one of them is killed), got {workers}").into(),
+        );
     }
     let started = Instant::now();
-    let seg = Segment::create(SHARE * workers)?;
-    let name = seg.name().expect("named").to_owned();
+    let shm_cli = build_shm_cli()?;
+
+    let mgr = SharedMemoryManager::new()?;
+    let name = mgr.name().to_owned();
     println!(
-        "created segment {name} ({} bytes), unlinked when the demo ends",
-        seg.len()
+        "manager {name}: owns every segment named {}*; a tracker process removes them if this process dies",
+        mgr.root_name()
+    );
+    let jobs = mgr.queue::<Job>("jobs", 256, 1 << 20)?;
+    let results = mgr.queue::<Done>("results", 256, 1 << 16)?;
+    let processed = mgr.value("processed", 0u64)?;
+    let takeovers = mgr.value("lock-takeovers", 0u64)?;
+    let histogram = mgr.array::<u64>("word-lengths", BINS)?;
+    let counts: ShareableDict<String, u64> = mgr.dict("word-counts")?;
+    let log: ShareableVec<String> = mgr.vec("log")?;
+    let config: Namespace = mgr.namespace("config")?;
+    let go = mgr.event("go")?;
+    let _stdout = mgr.lock("stdout")?;
+    let mut summary_items = vec![Item::from(
+        "written by Rust workers, not yet read by CPython",
+    )];
+    summary_items.extend((0..workers).map(|_| Item::Int(0)));
+    let summary = mgr.list("summary", summary_items)?;
+    config.set("workers", &(workers as u64))?;
+    config.set("jobs", &JOBS)?;
+    config.set("vocabulary", &(VOCABULARY.len() as u64))?;
+    println!(
+        "created by key: 2 queues, 2 Values, an Array, a ShareableDict, a ShareableVec, a Namespace, an Event, a Lock, a ShareableList"
     );
 
     let exe = std::env::current_exe()?;
-    let children: Vec<_> = (0..workers)
+    let mut children: Vec<Child> = (0..workers)
         .map(|i| {
             Command::new(&exe)
                 .args([
                     "demo-worker",
-                    "segment",
+                    "tour",
                     &name,
                     &i.to_string(),
                     &workers.to_string(),
@@ -68,224 +183,288 @@ pub fn run(workers: usize) -> Result {
                 .spawn()
         })
         .collect::<std::io::Result<_>>()?;
-    for (i, mut child) in children.into_iter().enumerate() {
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(format!("worker {i} failed: {status}").into());
+    let outcome = tour(
+        &mgr,
+        &shm_cli,
+        &mut children,
+        workers,
+        &jobs,
+        &results,
+        &config,
+        &go,
+    );
+    if outcome.is_err() {
+        for c in &mut children {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
-    let mut all = vec![0u8; seg.len()];
-    seg.read_at(0, &mut all)?;
-    for (i, share) in all.chunks(SHARE).enumerate() {
-        if let Some(off) = share
-            .iter()
-            .enumerate()
-            .position(|(o, b)| *b != byte_at(i, o))
-        {
-            return Err(format!("worker {i}'s share is wrong at offset {off}").into());
+    outcome?;
+
+    // Every count, checked against a count made here.
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    let mut lengths = [0u64; BINS];
+    for id in 0..JOBS {
+        for (w, c) in count_words(&job_text(id)) {
+            lengths[w.len().min(BINS - 1)] += c;
+            *expected.entry(w).or_insert(0) += c;
         }
     }
-    let ours = checksum(&all);
+    let total: u64 = expected.values().sum();
+    let shared: HashMap<String, u64> = counts.iter()?.collect();
+    if shared != expected {
+        return Err(format!(
+            "the shared dict has {} words, expected {}",
+            shared.len(),
+            expected.len()
+        )
+        .into());
+    }
+    let hist = histogram.lock().map_err(|e| e.to_string())?.to_vec();
+    if hist != lengths {
+        return Err(format!("histogram {hist:?}, expected {lengths:?}").into());
+    }
+    if processed.get()? != u64::from(JOBS) || log.len()? != JOBS as usize {
+        return Err(format!(
+            "{} jobs counted and {} logged, expected {JOBS}",
+            processed.get()?,
+            log.len()?
+        )
+        .into());
+    }
+    let mut top: Vec<_> = shared.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     println!(
-        "{workers} worker processes filled their shares; verified in the parent (fnv1a {ours:#018x})"
+        "verified: {total} words in {JOBS} jobs, {} distinct; the dict, the histogram, the counter and the log agree with a count made here",
+        top.len()
     );
-
-    let out = Command::new("python3")
-        .args(["-c", PY_READ, &name])
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("python3 failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    let text = String::from_utf8(out.stdout)?;
-    let mut fields = text.split_whitespace();
-    let (size, theirs): (usize, u64) = (
-        fields.next().ok_or("python printed nothing")?.parse()?,
-        fields.next().ok_or("python printed no checksum")?.parse()?,
-    );
-    if size != seg.len() || theirs != ours {
-        return Err(format!("CPython saw {size} bytes with fnv1a {theirs:#018x}").into());
-    }
-    println!("CPython attached to {name} and read the same {size} bytes (fnv1a {theirs:#018x})");
-
-    let list_name = shareable_list(&exe, &name, workers)?;
-    let value_name = crash_safety(&exe)?;
-
-    drop(seg);
-    for gone in [&name, &list_name, &value_name] {
-        if std::path::Path::new("/dev/shm").join(gone).exists() {
-            return Err(format!("{gone} was left in /dev/shm").into());
-        }
-    }
     println!(
-        "segments unlinked; /dev/shm holds nothing of the demo ({:.1?})",
-        started.elapsed()
-    );
-    Ok(())
-}
-
-/// Slot text before a worker writes: sized for the worker's report.
-const PENDING: &str = "pending: no report from this worker yet";
-
-const PY_LIST: &str = r#"
-import sys
-from multiprocessing import shared_memory, resource_tracker
-sl = shared_memory.ShareableList(name=sys.argv[1])
-resource_tracker.unregister(sl.shm._name, "shared_memory")
-print(repr(list(sl)))
-sl[0] = "read by CPython %d.%d" % sys.version_info[:2]
-sl.shm.close()
-"#;
-
-/// Workers write a report and their share's fnv1a checksum into a ShareableList; CPython
-/// prints it and writes an item back. Returns the list's name.
-fn shareable_list(exe: &std::path::Path, segment: &str, workers: usize) -> Result<String> {
-    let mut items = vec![Item::from(
-        "written by Rust workers, not yet read by CPython",
-    )];
-    for _ in 0..workers {
-        items.push(Item::from(PENDING));
-        items.push(Item::Int(0));
-    }
-    let list = ShareableList::create(items)?;
-    let list_name = list.name().expect("named").to_owned();
-    let children: Vec<_> = (0..workers)
-        .map(|i| {
-            Command::new(exe)
-                .args([
-                    "demo-worker",
-                    "list",
-                    &list_name,
-                    &i.to_string(),
-                    &workers.to_string(),
-                ])
-                .env("SHM_DEMO_SEGMENT", segment)
-                .spawn()
-        })
-        .collect::<std::io::Result<_>>()?;
-    for (i, mut child) in children.into_iter().enumerate() {
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(format!("list worker {i} failed: {status}").into());
-        }
-    }
-    let out = Command::new("python3")
-        .args(["-c", PY_LIST, &list_name])
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("python3 failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    let python_repr = String::from_utf8(out.stdout)?.trim().to_owned();
-    println!("CPython read ShareableList {list_name}:\n  {python_repr}");
-    let ours = format!(
-        "[{}]",
-        list.iter()
-            .map(|r| r.map(|i| i.to_string()))
-            .collect::<std::result::Result<Vec<_>, _>>()?
+        "  top words: {}",
+        top.iter()
+            .take(5)
+            .map(|(w, c)| format!("{w}={c}"))
+            .collect::<Vec<_>>()
             .join(", ")
     );
-    let back = list.get(0)?;
+    println!("  word lengths: {hist:?}");
+    println!("  log[0]: {}", log.get(0)?.unwrap_or_default());
+    println!(
+        "  lock takeovers after the kill: {} (the next locker of the dead worker's lock was told, and went on)",
+        takeovers.get()?
+    );
+
+    let summary_name = summary.name().expect("named").to_owned();
+    let out = Command::new("python3")
+        .args(["-c", PY_LIST, &summary_name])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("python3 failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    println!(
+        "CPython read the ShareableList {summary_name} (jobs per worker):\n  {}",
+        String::from_utf8(out.stdout)?.trim()
+    );
+    let back = summary.get(0)?;
     if !back
         .as_str()
         .is_some_and(|s| s.starts_with("read by CPython"))
     {
         return Err(format!("CPython's write did not arrive: item 0 is {back}").into());
     }
-    let ours_before = ours.replacen(
-        &back.to_string(),
-        "'written by Rust workers, not yet read by CPython'",
-        1,
-    );
-    if ours_before != python_repr {
-        return Err(format!("CPython saw {python_repr}, Rust sees {ours_before}").into());
+    let per_worker: i64 = (1..=workers)
+        .map(|i| summary.get(i).map(|v| v.as_int().unwrap_or(0)))
+        .sum::<std::result::Result<i64, _>>()?;
+    if per_worker != i64::from(JOBS) {
+        return Err(format!("workers report {per_worker} jobs, expected {JOBS}").into());
     }
     println!("Rust reads CPython's write back: item 0 = {back}");
-    Ok(list_name)
+
+    let prefix = mgr.root_name().to_owned();
+    drop((
+        jobs, results, processed, takeovers, histogram, counts, log, config, go, summary,
+    ));
+    let removed = mgr.shutdown()?;
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("left in /dev/shm after shutdown: {left:?}").into());
+    }
+    println!(
+        "manager shut down: {removed} segments unlinked; /dev/shm holds nothing of the demo ({:.1?})",
+        started.elapsed()
+    );
+    Ok(())
 }
 
-/// A worker takes a Value's lock, writes half an update and is killed with SIGKILL;
-/// the parent's next lock reports the dead holder at once instead of hanging.
-fn crash_safety(exe: &std::path::Path) -> Result<String> {
-    let value = Value::create([0u64; 2])?; // invariant: both halves equal
-    let name = value.name().expect("named").to_owned();
-    let mut victim = Command::new(exe)
-        .args(["demo-worker", "victim", &name, "0", "1"])
-        .spawn()?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    // The victim holds the lock once it has written the first half.
-    loop {
-        match value.try_lock() {
-            Err(LockError::WouldBlock { .. }) => break,
-            Ok(g) if g[0] != 0 => return Err("the victim wrote without holding the lock".into()),
-            _ if Instant::now() > deadline => return Err("the victim never took the lock".into()),
-            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+/// Starts the workers, kills one mid-job, collects every job's result once.
+#[allow(clippy::too_many_arguments)]
+fn tour(
+    mgr: &SharedMemoryManager,
+    shm_cli: &Path,
+    children: &mut [Child],
+    workers: usize,
+    jobs: &Queue<Job>,
+    results: &Queue<Done>,
+    config: &Namespace,
+    go: &shm_sync::Event,
+) -> Result {
+    for id in 0..JOBS {
+        jobs.put(&Job::Count {
+            id,
+            text: job_text(id),
+        })?;
+    }
+    go.set();
+    println!("{JOBS} jobs queued; {workers} worker processes connected by name and started");
+
+    // Worker 0 takes a job, then the histogram's lock, and stalls: kill it there.
+    let deadline = Instant::now() + PATIENCE;
+    let victim_job = loop {
+        if let Some(id) = config.get::<u32>("victim-job")? {
+            break id;
+        }
+        if Instant::now() > deadline {
+            return Err("worker 0 never took a job".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+
+    let listing = Command::new(shm_cli).arg("ls").output()?;
+    println!("`shm ls` while the workers run (this manager's rows):");
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        if line.starts_with("NAME") || line.contains(mgr.name()) {
+            println!("  {line}");
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(20)); // let it write half
-    victim.kill()?; // SIGKILL while it holds the lock
+
+    children[0].kill()?; // SIGKILL, holding the histogram's lock mid-job
     let killed = Instant::now();
-    match value.lock() {
-        Err(LockError::OwnerDied(mut g)) => {
-            println!(
-                "a worker was killed (SIGKILL) holding a Value's lock mid-update: the next lock reported it after {:.1?}, data {:?}",
-                killed.elapsed(),
-                *g
-            );
-            let repaired = g[0].max(g[1]);
-            *g = [repaired; 2];
-            g.mark_consistent();
-            println!(
-                "repaired to {:?} and marked consistent; later lockers get a clean lock",
-                *g
-            );
+    children[0].wait()?;
+    println!(
+        "worker 0 (pid {}) killed with SIGKILL holding the histogram's lock mid-job {victim_job}; the job goes back on the queue",
+        children[0].id()
+    );
+    jobs.put(&Job::Count {
+        id: victim_job,
+        text: job_text(victim_job),
+    })?;
+
+    let mut seen = vec![false; JOBS as usize];
+    let mut first_after_kill = None;
+    let mut by_worker = vec![0u32; workers];
+    while seen.iter().any(|s| !s) {
+        let done = results.get_timeout(PATIENCE)?;
+        let slot = seen
+            .get_mut(done.id as usize)
+            .ok_or_else(|| format!("a result for job {} of {JOBS}", done.id))?;
+        if *slot {
+            return Err(format!("job {} was reported twice", done.id).into());
         }
-        Ok(_) => return Err("the lock came back clean although its holder was killed".into()),
-        Err(e) => return Err(format!("expected OwnerDied, got {e}").into()),
+        *slot = true;
+        if let Some(n) = by_worker.get_mut(done.worker as usize) {
+            *n += 1;
+        }
+        first_after_kill.get_or_insert_with(|| killed.elapsed());
     }
-    victim.wait()?;
-    if value.lock().is_err() {
-        return Err("the lock is still inconsistent after the repair".into());
+    println!(
+        "all {JOBS} results collected once each (jobs per worker {by_worker:?}); work resumed {:.1?} after the kill",
+        first_after_kill.unwrap_or_default()
+    );
+    for _ in 1..workers {
+        jobs.put(&Job::Stop)?;
     }
-    Ok(name)
+    for (i, c) in children.iter_mut().enumerate().skip(1) {
+        let status = c.wait()?;
+        if !status.success() {
+            return Err(format!("worker {i} failed: {status}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Builds the `shm` command of shm-manager (once) and returns its path.
+fn build_shm_cli() -> Result<std::path::PathBuf> {
+    crate::cargo(
+        &["build", "--quiet", "-p", "shm-manager", "--bin", "shm"],
+        &[],
+    )?;
+    Ok(target_dir().join("debug").join("shm"))
 }
 
 pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
-    match kind {
-        "segment" => {
-            let seg = Segment::open(name)?;
-            if seg.len() != SHARE * workers {
-                return Err(format!(
-                    "segment has {} bytes, expected {}",
-                    seg.len(),
-                    SHARE * workers
-                )
-                .into());
-            }
-            let share: Vec<u8> = (0..SHARE).map(|o| byte_at(index, o)).collect();
-            seg.write_at(index * SHARE, &share)?;
-            Ok(())
-        }
-        "list" => {
-            let list = ShareableList::open(name)?;
-            let seg = Segment::open(&std::env::var("SHM_DEMO_SEGMENT")?)?;
-            let mut share = vec![0u8; SHARE];
-            seg.read_at(index * SHARE, &mut share)?;
-            // The share's checksum as a signed 64-bit int, the width of a list slot.
-            let sum = checksum(&share) as i64;
-            list.set(
-                1 + 2 * index,
-                format!("worker {index} of {workers}, pid {}", std::process::id()),
-            )?;
-            list.set(2 + 2 * index, sum)?;
-            Ok(())
-        }
-        "victim" => {
-            let value: Value<[u64; 2]> = Value::open(name)?;
-            let mut g = value.lock().map_err(|e| e.to_string())?;
-            g[0] = 42; // the first half of an update that never completes
-            std::thread::sleep(std::time::Duration::from_secs(30));
-            g[1] = 42;
-            Ok(())
-        }
-        other => Err(format!("unknown worker kind {other:?}").into()),
+    if kind != "tour" {
+        return Err(format!("unknown worker kind {kind:?}").into());
     }
+    let mgr = SharedMemoryManager::connect_timeout(name, PATIENCE)?;
+    let jobs = mgr.queue::<Job>("jobs", 256, 1 << 20)?;
+    let results = mgr.queue::<Done>("results", 256, 1 << 16)?;
+    let processed = mgr.value("processed", 0u64)?;
+    let takeovers = mgr.value("lock-takeovers", 0u64)?;
+    let histogram = mgr.array::<u64>("word-lengths", BINS)?;
+    let counts: ShareableDict<String, u64> = mgr.dict("word-counts")?;
+    let log: ShareableVec<String> = mgr.vec("log")?;
+    let config: Namespace = mgr.namespace("config")?;
+    let go = mgr.event("go")?;
+    let stdout = mgr.lock("stdout")?;
+    let summary = mgr.list("summary", Vec::new())?;
+    if config.get::<u64>("workers")? != Some(workers as u64) {
+        return Err("the config names another worker count".into());
+    }
+    go.wait_timeout(PATIENCE)?;
+
+    let mut done_here = 0i64;
+    loop {
+        let (id, text) = match jobs.get_timeout(PATIENCE)? {
+            Job::Stop => break,
+            Job::Count { id, text } => (id, text),
+        };
+        let words = count_words(&text);
+        if index == 0 {
+            // The victim: hold the histogram's lock and stall until killed.
+            let _held = histogram.lock().map_err(|e| e.to_string())?;
+            config.set("victim-job", &id)?;
+            std::thread::sleep(PATIENCE * 2);
+            return Err("worker 0 was not killed".into());
+        }
+        for (w, c) in &words {
+            counts.update(w.clone(), |old| old.unwrap_or(0) + c)?;
+        }
+        {
+            let mut hist = match histogram.lock() {
+                Ok(g) => g,
+                Err(LockError::OwnerDied(g)) => {
+                    // The dead worker changed nothing under this lock: consistent.
+                    g.mark_consistent();
+                    takeovers.update(|n| *n += 1)?;
+                    let _out = stdout.lock().map_err(|e| e.to_string())?;
+                    println!(
+                        "  worker {index} (pid {}): took over the histogram's lock from the killed worker",
+                        std::process::id()
+                    );
+                    g
+                }
+                Err(e) => return Err(e.to_string().into()),
+            };
+            for (w, c) in &words {
+                hist[w.len().min(BINS - 1)] += c;
+            }
+        }
+        let n: u64 = words.values().sum();
+        processed.update(|p| *p += 1)?;
+        log.push(format!(
+            "job {id}: {n} words, by worker {index} (pid {})",
+            std::process::id()
+        ))?;
+        done_here += 1;
+        summary.set(1 + index, done_here)?;
+        results.put(&Done {
+            id,
+            worker: index as u32,
+            words: n,
+        })?;
+    }
+    Ok(())
 }

@@ -75,7 +75,7 @@ enum Cmd {
     /// Internal: one demo worker process.
     #[command(hide = true)]
     DemoWorker {
-        /// What the worker fills: `segment` or `list`.
+        /// The worker's role (`tour`).
         kind: String,
         /// Name of the shared object.
         name: String,
