@@ -18,7 +18,8 @@ fn readme_examples_run() -> Result {
     values_and_lists()?;
     handing_objects_to_a_child()?;
     condition()?;
-    queue_and_dict()
+    queue_and_dict()?;
+    vec_namespace_and_pipe()
 }
 
 fn segments() -> Result {
@@ -112,5 +113,26 @@ fn queue_and_dict() -> Result {
         counts.update(word.into(), |n| n.unwrap_or(0) + 1)?; // atomic across processes
     }
     assert_eq!(counts.get("the")?, Some(2));
+    Ok(())
+}
+
+fn vec_namespace_and_pipe() -> Result {
+    use shm_collections::{Namespace, Pipe, ShareableVec};
+
+    let results = ShareableVec::<String>::create()?;
+    results.push("job 1: ok".into())?;
+    results.update(0, |s| s + " (checked)")?;
+    assert_eq!(results.get(0)?.as_deref(), Some("job 1: ok (checked)"));
+
+    let cfg = Namespace::create()?;
+    cfg.set("threshold", &0.75f64)?;
+    cfg.set("model", &"small")?;
+    assert_eq!(cfg.get::<f64>("threshold")?, Some(0.75));
+    assert!(cfg.get::<u64>("model").is_err()); // a type mismatch is a typed error
+
+    let (parent_end, child_end) = Pipe::new()?; // duplex
+    child_end.send(&("ready", 7u32))?;
+    assert!(parent_end.poll(Duration::from_secs(1))?);
+    assert_eq!(parent_end.recv::<(String, u32)>()?, ("ready".into(), 7));
     Ok(())
 }
