@@ -144,7 +144,9 @@ fn venv_python() -> String {
     if made
         && step(
             &format!("{} -m pip install {}", python.display(), pip.join(" ")),
-            Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(pip),
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(pip),
         )
         && has_all()
     {
