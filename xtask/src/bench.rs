@@ -209,13 +209,19 @@ fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
         {
             let v: Value = serde_json::from_str(line)?;
             if let (Some(id), Some(ns)) = (v["id"].as_str(), v["ns"].as_f64()) {
-                if filter.is_none_or(|f| id.contains(f)) {
+                if filter.is_none_or(|f| matches_filter(f, id)) {
                     found.insert(id.to_owned(), ns);
                 }
             }
         }
     }
     Ok(found)
+}
+
+/// Whether a CPython id passes the filter: criterion reads the filter as a regex, so
+/// `a|b` (any alternative contained in the id) is honoured here too.
+fn matches_filter(filter: &str, id: &str) -> bool {
+    filter.split('|').any(|part| id.contains(part))
 }
 
 fn comparisons() -> Result<Vec<Comparison>> {
