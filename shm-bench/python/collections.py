@@ -1,5 +1,6 @@
 """CPython's figures for the shm-collections benchmarks: one JSON object per line,
-{"id": "py/collections/<name>", "ns": <ns per operation>}.
+{"id": "py/collections/<name>", "ns": <ns per operation>}. The shared dicts
+(`Manager().dict()`, UltraDict, shared-memory-dict) are in `dict.py`.
 
 Timed with timeit: many iterations per run, the fastest of several runs, nothing
 subtracted (the loop's own overhead is part of each figure, as it is for any caller).
@@ -51,24 +52,9 @@ def value_and_array():
     emit("raw_array_copy_in_64m", best / 3 * 1e9)
 
 
-def manager_dict():
-    """Manager().dict() with int keys and values at 10^3 and 10^5 entries: get,
-    set (an existing key) and a read-modify-write, each a round trip to the manager."""
-    import multiprocessing
-    with multiprocessing.Manager() as manager:
-        for n, tag in ((1000, "1e3"), (100_000, "1e5")):
-            d = manager.dict({i: i for i in range(n)})
-            env = {"d": d, "k": n // 2}
-            emit(f"dict_get_u64_{tag}", per_op_ns("d[k]", env))
-            emit(f"dict_insert_u64_{tag}", per_op_ns("d[k] = 5", env))
-            # Manager().dict() has no atomic update: get + set is what callers write.
-            emit(f"dict_update_u64_{tag}", per_op_ns("d[k] = d[k] + 1", env))
-
-
 def main():
     shareable_list()
     value_and_array()
-    manager_dict()
 
 
 if __name__ == "__main__":

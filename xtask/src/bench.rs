@@ -20,7 +20,18 @@ struct Comparison {
 
 pub fn run(filter: Option<&str>, python: bool) -> Result {
     let started = SystemTime::now();
-    let mut args = vec!["bench", "-p", "shm-bench", "--benches", "--", "--noplot"];
+    // `peers` builds benches/peers.rs (iceoryx2, ipc-channel, raw_sync, shared_hashmap),
+    // which CI never compiles.
+    let mut args = vec![
+        "bench",
+        "-p",
+        "shm-bench",
+        "--benches",
+        "--features",
+        "peers",
+        "--",
+        "--noplot",
+    ];
     if let Some(f) = filter {
         args.push(f);
     }
@@ -83,7 +94,75 @@ fn criterion_results(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f
     Ok(found)
 }
 
-/// Runs every `shm-bench/python/*.py` with `python3`; each prints `{"id", "ns"}` lines.
+/// The packages `dict.py` measures, as pip names them and as Python imports them.
+const VENV_PACKAGES: [(&str, &str); 3] = [
+    ("UltraDict", "UltraDict"),
+    ("atomics", "atomics"),
+    ("shared-memory-dict", "shared_memory_dict"),
+];
+
+/// The python of `target/shm-bench/venv`, created and given [`VENV_PACKAGES`] when it
+/// lacks them. On failure (offline, no venv module) prints why and returns `python3`,
+/// with which `dict.py` skips the anchors whose package does not import.
+fn venv_python() -> String {
+    let venv = target_dir().join("shm-bench/venv");
+    let python = venv.join("bin/python");
+    let imports = VENV_PACKAGES.map(|(_, m)| format!("import {m}")).join("; ");
+    let has_all = || {
+        Command::new(&python)
+            .args(["-c", &imports])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has_all() {
+        return python.display().to_string();
+    }
+    let step = |what: &str, cmd: &mut Command| -> bool {
+        eprintln!("$ {what}");
+        match cmd.output() {
+            Ok(o) if o.status.success() => true,
+            Ok(o) => {
+                eprintln!(
+                    "note: `{what}` failed ({}):\n{}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim_end()
+                );
+                false
+            }
+            Err(e) => {
+                eprintln!("note: `{what}` could not run: {e}");
+                false
+            }
+        }
+    };
+    let made = python.exists()
+        || step(
+            &format!("python3 -m venv {}", venv.display()),
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        );
+    let pip = VENV_PACKAGES.map(|(p, _)| p);
+    if made
+        && step(
+            &format!("{} -m pip install {}", python.display(), pip.join(" ")),
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(pip),
+        )
+        && has_all()
+    {
+        return python.display().to_string();
+    }
+    eprintln!(
+        "note: no venv with {}: the UltraDict and shared-memory-dict anchors are skipped \
+         (Manager().dict() is still measured)",
+        pip.join(", ")
+    );
+    "python3".to_owned()
+}
+
+/// Runs every `shm-bench/python/*.py` with `python3` (`dict.py` with the venv's python,
+/// see [`venv_python`]); each prints `{"id", "ns"}` lines and may print `note: ` lines
+/// on stderr, which are passed on.
 fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
     let mut found = BTreeMap::new();
     let dir = workspace_root().join("shm-bench/python");
@@ -96,10 +175,18 @@ fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "py"))
     {
-        eprintln!("$ python3 {}", script.display());
-        let out = Command::new("python3")
+        let python = if script.file_name().is_some_and(|n| n == "dict.py") {
+            venv_python()
+        } else {
+            "python3".to_owned()
+        };
+        eprintln!("$ {python} {}", script.display());
+        let out = Command::new(&python)
             .arg(&script)
             .env("SHM_BENCH_FILTER", filter.unwrap_or(""))
+            // The script's own directory must not shadow the standard library:
+            // `collections.py` there would replace `collections` (Python >= 3.11).
+            .env("PYTHONSAFEPATH", "1")
             .output()?;
         if !out.status.success() {
             return Err(format!(
@@ -110,19 +197,31 @@ fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
             )
             .into());
         }
+        for line in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("note: "))
+        {
+            eprintln!("{line}");
+        }
         for line in String::from_utf8(out.stdout)?
             .lines()
             .filter(|l| l.starts_with('{'))
         {
             let v: Value = serde_json::from_str(line)?;
             if let (Some(id), Some(ns)) = (v["id"].as_str(), v["ns"].as_f64()) {
-                if filter.is_none_or(|f| id.contains(f)) {
+                if filter.is_none_or(|f| matches_filter(f, id)) {
                     found.insert(id.to_owned(), ns);
                 }
             }
         }
     }
     Ok(found)
+}
+
+/// Whether a CPython id passes the filter: criterion reads the filter as a regex, so
+/// `a|b` (any alternative contained in the id) is honoured here too.
+fn matches_filter(filter: &str, id: &str) -> bool {
+    filter.split('|').any(|part| id.contains(part))
 }
 
 fn comparisons() -> Result<Vec<Comparison>> {
