@@ -431,7 +431,10 @@ fn one_line(c: &Contents) -> String {
             if *broken { ", broken" } else { "" }
         ),
         Contents::Queue {
-            depth, capacity, closed, ..
+            depth,
+            capacity,
+            closed,
+            ..
         } => format!(
             "{depth} of {capacity} messages{}",
             if *closed { ", closed" } else { "" }
@@ -839,12 +842,12 @@ fn render_contents(o: &mut String, c: &Contents) {
                 .unwrap_or_else(|| "(name does not follow X.g<hex>)".into()),
         ),
         Contents::Registry {
-            manager,
             owner,
             keys,
             entries,
+            ..
         } => {
-            kv("manager", manager.clone());
+            // The header's lines already name the manager.
             kv("owner", format!("pid {} ({})", owner.pid, owner.alive));
             kv("keys", keys.to_string());
             for k in entries {

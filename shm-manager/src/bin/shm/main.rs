@@ -191,7 +191,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 emit(&json(&report)?);
             } else {
                 let verb = if dry_run { "would remove" } else { "removed" };
-                let in_unit = |n: &str| report.managers.iter().any(|m| m.segments.iter().any(|s| s == n));
+                let in_unit = |n: &str| {
+                    report
+                        .managers
+                        .iter()
+                        .any(|m| m.segments.iter().any(|s| s == n))
+                };
                 for v in report.removed.iter().filter(|v| !in_unit(&v.name)) {
                     emit(&format!("{verb} {}  ({})", v.name, v.reason));
                 }
