@@ -334,3 +334,68 @@ fn gc_removes_a_killed_owners_manager_as_one_unit() {
     );
     drop(live);
 }
+
+#[test]
+fn corrupted_registries_are_errors_in_their_rows() {
+    // A forged entry naming a segment outside the manager.
+    let m = ManagerOptions::new()
+        .name(unique_name("cli-forged"))
+        .tracker(false)
+        .create()
+        .unwrap();
+    m.value("ok", 1u32).unwrap();
+    let mut forged = m.entry("ok").unwrap().unwrap();
+    forged.location = "psm_not_ours".into();
+    m.registry().insert("evil".into(), forged).unwrap();
+    let rows = ls_rows(m.root_name());
+    let root = rows.iter().find(|e| e["name"] == m.root_name()).unwrap();
+    assert!(
+        root["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the manager"),
+        "{root}"
+    );
+    assert!(rows.iter().any(|e| e["key"] == "ok"), "{rows:#?}");
+    let v = shm_json(&["inspect", m.root_name(), "--json"]);
+    let evil = v["contents"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "evil")
+        .unwrap()
+        .clone();
+    assert!(
+        evil["state"].is_null() && evil["error"].is_string(),
+        "{evil}"
+    );
+
+    // Random bytes over the registry's data segment: ls still lists everything.
+    let other = ManagerOptions::new()
+        .name(unique_name("cli-garbled"))
+        .tracker(false)
+        .create()
+        .unwrap();
+    other.lock("l").unwrap();
+    let data = shm_core::Segment::open(&format!("{}.g0", other.root_name())).unwrap();
+    data.fill_at(128, data.len() - 128, 0xa5).unwrap();
+    let rows = ls_rows(other.root_name());
+    let root = rows
+        .iter()
+        .find(|e| e["name"] == other.root_name())
+        .unwrap();
+    assert!(root["error"].is_string(), "{root}");
+    assert!(root["keys"].is_null(), "{root}");
+    assert!(
+        rows.iter()
+            .any(|e| e["name"] == format!("{}.a0", other.root_name()))
+    );
+    let text = shm_ok(&["ls"]);
+    assert!(text.contains(other.root_name()), "{text}");
+    let o = shm(&["inspect", other.root_name(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["error"].is_string(), "{r}");
+    drop(other);
+    drop(m);
+}
