@@ -95,7 +95,8 @@ enum Command {
         force: bool,
     },
     /// Removes objects whose owner is provably dead (never KEEP ones, never when the
-    /// owner's liveness is unknown, never CPython's or foreign segments).
+    /// owner's liveness is unknown, never CPython's or foreign segments). A manager whose
+    /// owner is dead goes as one unit: its root and every `shm-rs.m.NAME.*` segment.
     Gc {
         /// Only print what would be removed.
         #[arg(long)]

@@ -165,7 +165,9 @@ pub struct DeadManager {
 
 /// Whether to remove `e` (`Ok(reason)`) or keep it (`Err(reason)`).
 fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, String> {
-    if e.is_keep() {
+    // Kept objects are named shm-rs.k.*: under a manager's shm-rs.m. prefix a KEEP flag
+    // is damage or a mistake, and the manager and its tracker remove the segment anyway.
+    if e.is_keep() && !e.name.starts_with(MANAGER_PREFIX) {
         return Err("KEEP: outlives its creator on purpose".into());
     }
     // Everything under a manager's prefix is the manager's, whatever its format: the
@@ -307,11 +309,11 @@ fn dead_manager<'a>(e: &'a Entry, all: &HashMap<&str, &'a Entry>) -> Option<(&'a
     (root.class == Class::Object).then_some((m, *root))
 }
 
-/// The segments of the unit of root `root` in a listing (never KEEP ones), root last.
+/// The segments of the unit of root `root` in a listing, root last.
 fn unit_members(root: &str, entries: &[Entry]) -> Vec<String> {
     let mut v: Vec<String> = entries
         .iter()
-        .filter(|e| e.name != root && is_tracked_by(&e.name, root) && !e.is_keep())
+        .filter(|e| e.name != root && is_tracked_by(&e.name, root))
         .map(|e| e.name.clone())
         .collect();
     v.push(root.to_owned());
@@ -340,7 +342,7 @@ fn remove_manager(root: &Entry) -> Result<Vec<String>, String> {
     let sweep = |removed: &mut Vec<String>, while_root_absent: bool| -> Result<usize, String> {
         let mut n = 0;
         for e in scan::scan().map_err(|e| e.to_string())? {
-            if e.name == root.name || !is_tracked_by(&e.name, &root.name) || e.is_keep() {
+            if e.name == root.name || !is_tracked_by(&e.name, &root.name) {
                 continue;
             }
             if while_root_absent && Segment::open(&root.name).is_ok() {
