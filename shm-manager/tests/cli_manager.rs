@@ -283,6 +283,12 @@ fn gc_removes_a_killed_owners_manager_as_one_unit() {
     // Root, arena, the dict and its data segment: all survive (no tracker).
     assert!(dead_segments.len() >= 4, "{dead_segments:?}");
     let live_segments = segments(&live.root);
+    // A KEEP flag under the shm-rs.m. prefix (kept objects are shm-rs.k.*) does not hold
+    // a segment of the unit back.
+    let spec = shm_core::ObjectSpec::new(shm_manager::kinds::ARENA, 1);
+    shm_core::Object::open(&format!("{}.a0", dead.root), &spec)
+        .unwrap()
+        .set_flags(shm_core::Flags::KEEP, true);
     let r = ls_rows(&dead.root);
     assert!(r.iter().all(|e| e["owner"]["alive"] == "dead"), "{r:#?}");
 

@@ -67,7 +67,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Lists every entry of /dev/shm: kind, size, type, creator and whether it lives,
-    /// flags, generation, manager.
+    /// flags, generation, manager and registry key (objects inside a manager's arenas
+    /// as rows ARENA@OFFSET after their arena).
     Ls {
         /// Print JSON (see `shm --help`).
         #[arg(long)]
