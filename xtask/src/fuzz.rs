@@ -634,6 +634,19 @@ mod manager_kinds {
         Ok(())
     }
 
+    /// A header made unpublished is waited for ([`shm_core::DEFAULT_OPEN_WAIT`], a
+    /// bounded wait for its creator, not a parse of hostile bytes): reported at once
+    /// so that the 1 s waits do not dominate the run.
+    fn unpublished(name: &str) -> Outcome {
+        match shm_core::Object::inspect(name) {
+            Ok(info) if !info.initialised => Err(format!(
+                "{name} is not initialised (opening waits {:?} for its creator)",
+                shm_core::DEFAULT_OPEN_WAIT
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn damaged(s: &Segment) -> Result<Vec<u8>, String> {
         let mut bytes = vec![0u8; s.len()];
         s.read_at(0, &mut bytes).map_err(e)?;
@@ -672,7 +685,9 @@ mod manager_kinds {
         let bytes = damaged(&s)?;
         with(|f| {
             reset(f)?;
-            put(&format!("{}.g0", f.manager.root_name()), &bytes)?;
+            let data = format!("{}.g0", f.manager.root_name());
+            put(&data, &bytes)?;
+            unpublished(&data)?;
             use_registry(f.manager.name())
         })
     }
@@ -730,6 +745,7 @@ mod manager_kinds {
             let seg = Segment::open(&name).map_err(e)?;
             let n = bytes.len().min(seg.len());
             seg.write_at(0, &bytes[..n]).map_err(e)?;
+            unpublished(&name)?;
             let w = SharedMemoryManager::connect(f.manager.name()).map_err(e)?;
             // Maps the arena once (an unpublished header is waited for, 1 s, once).
             let _ = w.arena_stats().map_err(e)?;
