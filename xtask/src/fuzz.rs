@@ -710,12 +710,15 @@ mod manager_kinds {
                         u64::from_le_bytes(w)
                     };
                     let mut entry: Entry = shm_collections::codec::decode(&f.entry).map_err(e)?;
-                    entry.location = format!(
-                        "{}.a{}@{}",
-                        f.manager.root_name(),
-                        word(0) % 3,
-                        (word(1) % (1 << 21)) * 64
-                    );
+                    // Mostly the existing arena, at any 64-byte offset in it or just
+                    // past it; sometimes a missing arena or a far offset.
+                    let lines = (shm_manager::ARENA_LEN / 64) as u64;
+                    let (index, offset) = match word(0) % 8 {
+                        0 => (1 + word(0) % 2, word(1) % (1 << 21)),
+                        1 => (0, word(1) % (1 << 21)),
+                        _ => (0, word(1) % (lines + 4)),
+                    };
+                    entry.location = format!("{}.a{index}@{}", f.manager.root_name(), offset * 64);
                     if word(2) % 4 == 0 {
                         entry.kind = word(3) as u32;
                     }
