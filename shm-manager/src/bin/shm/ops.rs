@@ -341,20 +341,23 @@ fn remove_manager(root: &Entry) -> Result<Vec<String>, String> {
     let mut removed = Vec::new();
     let sweep = |removed: &mut Vec<String>, while_root_absent: bool| -> Result<usize, String> {
         let mut n = 0;
-        for e in scan::scan().map_err(|e| e.to_string())? {
-            if e.name == root.name || !is_tracked_by(&e.name, &root.name) {
+        // Names only: every segment under the prefix goes, whatever its header says.
+        let dir = std::fs::read_dir(scan::SHM_DIR).map_err(|e| e.to_string())?;
+        for name in dir.filter_map(|d| d.ok()?.file_name().into_string().ok()) {
+            if name == root.name || !is_tracked_by(&name, &root.name) {
                 continue;
             }
-            if while_root_absent && Segment::open(&root.name).is_ok() {
+            let root_path = std::path::Path::new(scan::SHM_DIR).join(&root.name);
+            if while_root_absent && root_path.symlink_metadata().is_ok() {
                 break;
             }
-            match shm_core::unlink(&e.name) {
+            match shm_core::unlink(&name) {
                 Ok(()) => {
-                    removed.push(e.name);
+                    removed.push(name);
                     n += 1;
                 }
                 Err(shm_core::Error::NotFound { .. }) => {}
-                Err(err) => return Err(format!("{}: {err}", e.name)),
+                Err(err) => return Err(format!("{name}: {err}")),
             }
         }
         Ok(n)
