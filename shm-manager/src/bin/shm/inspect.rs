@@ -9,6 +9,7 @@ use shm_core::{Layout, Object, ObjectInfo, ObjectName, Segment, SharedObject};
 use shm_sync::{Barrier, Event, Mutex, RLock, Semaphore, inspect as sync};
 
 use crate::decode::{decode_bincode, decode_pod, generic_args, hex, show};
+use crate::managers::{self, KeyView};
 use crate::scan::{self, Class, Creator, PIDNS_PREFIX};
 
 /// What `shm inspect --json` prints (field names are stable).
@@ -146,6 +147,26 @@ pub enum Contents {
     ShareableList { items: Vec<ItemView> },
     /// A growable collection's data segment.
     Data { control: Option<String> },
+    /// A manager's root: its owner and registered keys.
+    Registry {
+        /// The manager NAME.
+        manager: String,
+        /// The owner (the root's creator) and whether it lives.
+        owner: Creator,
+        /// Number of keys.
+        keys: usize,
+        /// Every key with its kind, type, location and state.
+        entries: Vec<KeyView>,
+    },
+    /// A manager's arena: bytes handed out and the registered objects in it.
+    Arena {
+        /// Bytes handed out to objects (headers and padding included).
+        used: u64,
+        /// Bytes the arena can hand out in all.
+        capacity: u64,
+        /// The registered objects in this arena, by offset.
+        objects: Vec<KeyView>,
+    },
     /// Nothing more to show.
     None { reason: String },
 }
@@ -293,6 +314,9 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
             control: scan::data_control(name).map(str::to_owned),
         });
     }
+    if let Some(c) = manager_view(name, info)? {
+        return Ok(c);
+    }
     let open = || Object::open(name, &spec_of(info)).map_err(|e| e.to_string());
     let k = info.kind;
     Ok(if k == sk::MUTEX.id() {
@@ -333,6 +357,134 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
             ),
         }
     })
+}
+
+/// A manager root's registry, or an arena's figures and objects; `None` for other
+/// objects (and for a root that is no registry: it shows as a plain dict).
+fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, String> {
+    let Some(manager) = scan::manager_of(name).filter(|_| name.starts_with(scan::MANAGER_PREFIX))
+    else {
+        return Ok(None);
+    };
+    let root = scan::manager_root(manager);
+    if name == root && info.kind == shm_collections::kinds::DICT.id() {
+        if <shm_manager::Registry as SharedObject>::open(&root).is_err_and(|e| {
+            matches!(
+                e,
+                shm_collections::RegionError::Shm(
+                    shm_core::Error::WrongKind { .. } | shm_core::Error::TypeMismatch { .. }
+                )
+            )
+        }) {
+            return Ok(None);
+        }
+        let entries = managers::key_views(&root, |_| true)?;
+        return Ok(Some(Contents::Registry {
+            manager: manager.to_owned(),
+            owner: Creator::of(info.creator),
+            keys: entries.len(),
+            entries,
+        }));
+    }
+    if info.kind == shm_manager::kinds::ARENA.id() && !name.contains(shm_core::OFFSET_SEPARATOR) {
+        let (used, capacity) = managers::arena_usage(name, &spec_of(info))?;
+        let mut objects = match Object::inspect(&root) {
+            Ok(_) => managers::key_views(&root, |e| {
+                managers::arena_location(&root, &e.location).is_some_and(|(a, _)| a == name)
+            })?,
+            // The root is gone (a manager half removed): the arena's objects have no keys.
+            Err(shm_core::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(format!("its manager root {root}: {e}")),
+        };
+        objects.sort_by_key(|k| managers::arena_location(&root, &k.location).map(|(_, o)| o));
+        return Ok(Some(Contents::Arena {
+            used,
+            capacity,
+            objects,
+        }));
+    }
+    Ok(None)
+}
+
+/// One line of state of the object at `location` (`segment` or `segment@offset`).
+pub fn state_line(location: &str) -> Result<String, String> {
+    let info = Object::inspect(location).map_err(|e| e.to_string())?;
+    let c = contents(location, &info, 3)?;
+    Ok(one_line(&c))
+}
+
+/// A one-line summary of contents (for the keys of a registry).
+fn one_line(c: &Contents) -> String {
+    match c {
+        Contents::Lock(l) => lock_line(l),
+        Contents::Event { set } => if *set { "set" } else { "clear" }.into(),
+        Contents::Semaphore { value, max } => match max {
+            Some(m) => format!("value {value} (bound {m})"),
+            None => format!("value {value}"),
+        },
+        Contents::Barrier {
+            parties,
+            waiting,
+            broken,
+        } => format!(
+            "{waiting} of {parties} waiting{}",
+            if *broken { ", broken" } else { "" }
+        ),
+        Contents::Queue {
+            depth,
+            capacity,
+            closed,
+            ..
+        } => format!(
+            "{depth} of {capacity} messages{}",
+            if *closed { ", closed" } else { "" }
+        ),
+        Contents::Collection { entries, .. } => format!("{entries} entries"),
+        Contents::Cell {
+            len,
+            values,
+            data_hex,
+            lock,
+            ..
+        } => {
+            let v = match values {
+                Some(v) if *len == 1 => v.first().map_or_else(String::new, show),
+                Some(v) => {
+                    let shown: Vec<String> = v.iter().map(show).collect();
+                    let more = if (v.len() as u64) < *len { ", ..." } else { "" };
+                    format!("[{}{more}] ({len} elements)", shown.join(", "))
+                }
+                None => format!("0x{data_hex}"),
+            };
+            match lock {
+                Some(l) => format!("{v}, lock {}", lock_line(l)),
+                None => v,
+            }
+        }
+        Contents::ShareableList { items } => format!("{} items", items.len()),
+        Contents::Data { .. } => "data segment".into(),
+        Contents::Registry { keys, .. } => format!("{keys} keys"),
+        Contents::Arena { used, capacity, .. } => format!("{used} of {capacity} bytes used"),
+        Contents::None { reason } => reason.clone(),
+    }
+}
+
+fn key_line(k: &KeyView) -> String {
+    let state = match (&k.state, &k.error) {
+        (_, Some(e)) => format!("error: {e}"),
+        (Some(s), None) => s.clone(),
+        (None, None) => String::new(),
+    };
+    let ty = if k.type_name.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", k.type_name)
+    };
+    let keep = if k.keep { " (keep)" } else { "" };
+    format!(
+        "  {:?}: {}{ty} at {}{keep}: {state}",
+        k.key, k.kind, k.location
+    )
 }
 
 fn lock_view(object: &Object, offset: usize) -> Result<LockView, String> {
@@ -689,6 +841,30 @@ fn render_contents(o: &mut String, c: &Contents) {
                 .clone()
                 .unwrap_or_else(|| "(name does not follow X.g<hex>)".into()),
         ),
+        Contents::Registry {
+            owner,
+            keys,
+            entries,
+            ..
+        } => {
+            // The header's lines already name the manager.
+            kv("owner", format!("pid {} ({})", owner.pid, owner.alive));
+            kv("keys", keys.to_string());
+            for k in entries {
+                let _ = writeln!(o, "{}", key_line(k));
+            }
+        }
+        Contents::Arena {
+            used,
+            capacity,
+            objects,
+        } => {
+            kv("used", format!("{used} of {capacity} bytes"));
+            kv("objects", format!("{} registered", objects.len()));
+            for k in objects {
+                let _ = writeln!(o, "{}", key_line(k));
+            }
+        }
         Contents::None { reason } => kv("contents", reason.clone()),
     }
 }

@@ -6,6 +6,7 @@
 
 mod decode;
 mod inspect;
+mod managers;
 mod ops;
 mod scan;
 
@@ -22,7 +23,11 @@ shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
   initialised, creator: {pid, token, pidns, alive: alive | dead | unknown},
   flags: [tracked | keep | in_arena], generation, created (Unix seconds),
   manager (NAME of shm-rs.m.NAME / shm-rs.k.NAME names), data_of (control X of a data
-  segment X.g<hex>), items (ShareableList length), error (why the entry is unreadable)}
+  segment X.g<hex>), items (ShareableList length), key (the registry key it is
+  registered under), keys (a manager root: number of registry keys), owner (segments
+  under shm-rs.m.NAME: the manager's owner {pid, token, pidns, alive}, who decides gc),
+  arena and offset (rows ARENA@OFFSET: objects inside a manager's arena, listed right
+  after their arena), error (why the entry, or a root's registry, is unreadable)}
 
 shm inspect NAME --json: {name, class, kind, size, header, contents, error}
   header = {kind, kind_id, version, type, type_tag, elem_size, elem_align, total_len,
@@ -37,11 +42,16 @@ shm inspect NAME --json: {name, class, kind, size, header, contents, error}
            | {view: cell, len, elem_size, values, data_hex, lock}
            | {view: shareable_list, items: [{type, value, repr}]}
            | {view: data, control} | {view: none, reason}
+           | {view: registry, manager, owner, keys, entries: [KEY...]}
+           | {view: arena, used, capacity, objects: [KEY...]}
+  KEY = {key, kind, kind_id, type, location, keep, in_arena, state (one line), error}
   (keys and values decode when the header's type name is String or a primitive number;
    otherwise they are null and only the *_hex fields carry the bytes)
 
 shm gc --json: {dry_run, removed: [{name, reason}], kept: [{name, reason}],
-                failed: [{name, error}]}
+                failed: [{name, error}],
+                managers: [{name, root, owner_pid, segments: [name...]}]}
+  (managers: dead managers removed as one unit, root and every shm-rs.m.NAME.* segment)
 
 Exit status: 0 on success, 1 on any error (unknown name, foreign or corrupted segment,
 a removal that failed).";
@@ -57,7 +67,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Lists every entry of /dev/shm: kind, size, type, creator and whether it lives,
-    /// flags, generation, manager.
+    /// flags, generation, manager and registry key (objects inside a manager's arenas
+    /// as rows ARENA@OFFSET after their arena).
     Ls {
         /// Print JSON (see `shm --help`).
         #[arg(long)]
@@ -85,7 +96,8 @@ enum Command {
         force: bool,
     },
     /// Removes objects whose owner is provably dead (never KEEP ones, never when the
-    /// owner's liveness is unknown, never CPython's or foreign segments).
+    /// owner's liveness is unknown, never CPython's or foreign segments). A manager whose
+    /// owner is dead goes as one unit: its root and every `shm-rs.m.NAME.*` segment.
     Gc {
         /// Only print what would be removed.
         #[arg(long)]
@@ -127,7 +139,9 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Ls { json: as_json } => {
-            let entries = scan::scan().map_err(|e| format!("reading {}: {e}", scan::SHM_DIR))?;
+            let mut entries =
+                scan::scan().map_err(|e| format!("reading {}: {e}", scan::SHM_DIR))?;
+            managers::enrich(&mut entries);
             if as_json {
                 emit(&json(&serde_json::json!({ "entries": entries }))?);
             } else {
@@ -179,8 +193,25 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 emit(&json(&report)?);
             } else {
                 let verb = if dry_run { "would remove" } else { "removed" };
-                for v in &report.removed {
+                let in_unit = |n: &str| {
+                    report
+                        .managers
+                        .iter()
+                        .any(|m| m.segments.iter().any(|s| s == n))
+                };
+                for v in report.removed.iter().filter(|v| !in_unit(&v.name)) {
                     emit(&format!("{verb} {}  ({})", v.name, v.reason));
+                }
+                for m in &report.managers {
+                    emit(&format!(
+                        "{verb} manager {} (owner pid {} dead): {} segments",
+                        m.name,
+                        m.owner_pid,
+                        m.segments.len()
+                    ));
+                    for s in &m.segments {
+                        emit(&format!("  {s}"));
+                    }
                 }
                 if report.removed.is_empty() {
                     emit("nothing to remove");
@@ -201,17 +232,24 @@ fn run(command: Command) -> Result<ExitCode, String> {
 /// The listing as aligned columns.
 fn render_ls(entries: &[scan::Entry]) -> String {
     let header = [
-        "NAME", "SIZE", "KIND", "TYPE", "CREATOR", "ALIVE", "FLAGS", "GEN", "MANAGER", "NOTE",
+        "NAME", "SIZE", "KIND", "TYPE", "CREATOR", "ALIVE", "FLAGS", "GEN", "MANAGER", "KEY",
+        "NOTE",
     ];
-    let rows: Vec<[String; 10]> = entries
+    let rows: Vec<[String; 11]> = entries
         .iter()
         .map(|e| {
             let dash = || "-".to_owned();
             let note = match (&e.data_of, &e.error) {
                 (_, Some(err)) => format!("error: {err}"),
                 (Some(x), None) => format!("data of {x}"),
-                (None, None) => match e.initialised {
-                    Some(false) => "not initialised".into(),
+                (None, None) => match (e.keys, e.initialised) {
+                    (Some(n), _) => {
+                        let owner = e.creator.map_or_else(String::new, |c| {
+                            format!(", owner pid {} {}", c.pid, c.alive)
+                        });
+                        format!("manager root: {n} keys{owner}")
+                    }
+                    (None, Some(false)) => "not initialised".into(),
                     _ => String::new(),
                 },
             };
@@ -232,6 +270,7 @@ fn render_ls(entries: &[scan::Entry]) -> String {
                 },
                 e.generation.map_or_else(dash, |g| g.to_string()),
                 e.manager.clone().unwrap_or_else(dash),
+                e.key.clone().unwrap_or_else(dash),
                 note,
             ]
         })

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use shm_core::{Object, Segment};
+use shm_manager::is_tracked_by;
 
 use crate::scan::{self, Class, Entry, MANAGER_PREFIX};
 
@@ -144,11 +145,29 @@ pub struct GcReport {
     pub kept: Vec<Verdict>,
     /// Segments that should have gone but could not be removed.
     pub failed: Vec<Failure>,
+    /// Dead managers removed (or, with `dry_run`, that would be) as one unit.
+    pub managers: Vec<DeadManager>,
+}
+
+/// A manager whose owner is provably dead: its root and every segment under its
+/// prefix go together.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadManager {
+    /// The manager NAME.
+    pub name: String,
+    /// Its root segment `shm-rs.m.NAME`.
+    pub root: String,
+    /// The owner's pid (in the owner's PID namespace).
+    pub owner_pid: u32,
+    /// The segments removed (or that would be), the root last.
+    pub segments: Vec<String>,
 }
 
 /// Whether to remove `e` (`Ok(reason)`) or keep it (`Err(reason)`).
 fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, String> {
-    if e.is_keep() {
+    // Kept objects are named shm-rs.k.*: under a manager's shm-rs.m. prefix a KEEP flag
+    // is damage or a mistake, and the manager and its tracker remove the segment anyway.
+    if e.is_keep() && !e.name.starts_with(MANAGER_PREFIX) {
         return Err("KEEP: outlives its creator on purpose".into());
     }
     // Everything under a manager's prefix is the manager's, whatever its format: the
@@ -158,7 +177,10 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
         match all.get(root.as_str()) {
             Some(r) if r.class == Class::Object => {
                 let c = r.creator.expect("objects have creators");
-                return owner_verdict(&format!("manager {m}: owner pid {}", c.pid), c.alive);
+                return match c.alive {
+                    "dead" => Ok(format!("manager {m} (owner pid {} dead)", c.pid)),
+                    alive => owner_verdict(&format!("manager {m}: owner pid {}", c.pid), alive),
+                };
             }
             Some(_) => return Err(format!("manager {m}: its root {root} is unreadable")),
             // No root (being created, or already half removed): judged as any object.
@@ -203,7 +225,8 @@ fn owner_verdict(who: &str, alive: &str) -> Result<String, String> {
 
 /// Removes (or with `dry_run` lists) the objects whose owner is provably dead, among
 /// the names that start with `prefix` (all with `""`; objects outside it still count
-/// as controls and roots of those inside).
+/// as controls and roots of those inside). A dead manager is one unit: when any of its
+/// segments is among those names, its root and every segment under its prefix go.
 pub fn gc(dry_run: bool, prefix: &str) -> std::io::Result<GcReport> {
     let entries = scan::scan()?;
     let all: HashMap<&str, &Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
@@ -212,9 +235,18 @@ pub fn gc(dry_run: bool, prefix: &str) -> std::io::Result<GcReport> {
         ..GcReport::default()
     };
     let mut doomed = Vec::new();
+    // Dead managers by NAME: (root entry, reason), each removed once as a unit.
+    let mut dead: Vec<(&str, &Entry, String)> = Vec::new();
     for e in entries.iter().filter(|e| e.name.starts_with(prefix)) {
         match judge(e, &all, 0) {
-            Ok(reason) => doomed.push((e, reason)),
+            Ok(reason) => match dead_manager(e, &all) {
+                Some((m, root)) => {
+                    if !dead.iter().any(|(n, _, _)| *n == m) {
+                        dead.push((m, root, reason));
+                    }
+                }
+                None => doomed.push((e, reason)),
+            },
             Err(reason) if e.class == Class::Object => report.kept.push(Verdict {
                 name: e.name.clone(),
                 reason,
@@ -222,12 +254,9 @@ pub fn gc(dry_run: bool, prefix: &str) -> std::io::Result<GcReport> {
             Err(_) => {}
         }
     }
-    // Manager roots and control objects last: while they exist they keep judging the
-    // rest (for a gc running at the same time, or after this one is interrupted).
-    doomed.sort_by_key(|(e, _)| {
-        let is_root = scan::manager_of(&e.name).is_some_and(|m| scan::manager_root(m) == e.name);
-        (is_root, e.data_of.is_none(), e.name.clone())
-    });
+    // Control objects last: while they exist they keep judging their data segments
+    // (for a gc running at the same time, or after this one is interrupted).
+    doomed.sort_by_key(|(e, _)| (e.data_of.is_none(), e.name.clone()));
     for (e, reason) in doomed {
         if !dry_run {
             if let Err(error) = remove_checked(e) {
@@ -243,7 +272,113 @@ pub fn gc(dry_run: bool, prefix: &str) -> std::io::Result<GcReport> {
             reason,
         });
     }
+    for (m, root, reason) in dead {
+        let owner_pid = root.creator.map_or(0, |c| c.pid);
+        let result = if dry_run {
+            Ok(unit_members(&root.name, &entries))
+        } else {
+            remove_manager(root)
+        };
+        match result {
+            Ok(segments) => {
+                report.removed.extend(segments.iter().map(|n| Verdict {
+                    name: n.clone(),
+                    reason: reason.clone(),
+                }));
+                report.managers.push(DeadManager {
+                    name: m.to_owned(),
+                    root: root.name.clone(),
+                    owner_pid,
+                    segments,
+                });
+            }
+            Err(error) => report.failed.push(Failure {
+                name: root.name.clone(),
+                error: format!("manager {m}: {error}"),
+            }),
+        }
+    }
     Ok(report)
+}
+
+/// The manager `e` belongs to and its root, when `e` is under a manager's prefix
+/// whose root is an object (judged dead by the caller).
+fn dead_manager<'a>(e: &'a Entry, all: &HashMap<&str, &'a Entry>) -> Option<(&'a str, &'a Entry)> {
+    let m = scan::manager_of(&e.name).filter(|_| e.name.starts_with(MANAGER_PREFIX))?;
+    let root = all.get(scan::manager_root(m).as_str())?;
+    (root.class == Class::Object).then_some((m, *root))
+}
+
+/// The segments of the unit of root `root` in a listing, root last.
+fn unit_members(root: &str, entries: &[Entry]) -> Vec<String> {
+    let mut v: Vec<String> = entries
+        .iter()
+        .filter(|e| e.name != root && is_tracked_by(&e.name, root))
+        .map(|e| e.name.clone())
+        .collect();
+    v.push(root.to_owned());
+    v
+}
+
+/// Removes a dead manager as a unit: checks that its root is still the one judged
+/// dead, unlinks every segment under its prefix (also those made since the scan: they
+/// are the dead owner's too), then the root, then what a process still attached added
+/// behind the sweep (only while no new manager has taken the name).
+fn remove_manager(root: &Entry) -> Result<Vec<String>, String> {
+    let same_root = match Object::inspect(&root.name) {
+        Ok(info) => {
+            root.creator.is_some_and(|c| {
+                (c.pid, c.token, c.pidns)
+                    == (info.creator.id, info.creator.token, info.creator.pidns)
+            }) && root.created == Some(info.created)
+        }
+        Err(shm_core::Error::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !same_root {
+        return Err("a new manager took the name since the scan: left alone".into());
+    }
+    let mut removed = Vec::new();
+    let sweep = |removed: &mut Vec<String>, while_root_absent: bool| -> Result<usize, String> {
+        let mut n = 0;
+        // Names only: every segment under the prefix goes, whatever its header says.
+        let dir = std::fs::read_dir(scan::SHM_DIR).map_err(|e| e.to_string())?;
+        for name in dir.filter_map(|d| d.ok()?.file_name().into_string().ok()) {
+            if name == root.name || !is_tracked_by(&name, &root.name) {
+                continue;
+            }
+            let root_path = std::path::Path::new(scan::SHM_DIR).join(&root.name);
+            if while_root_absent && root_path.symlink_metadata().is_ok() {
+                break;
+            }
+            match shm_core::unlink(&name) {
+                Ok(()) => {
+                    removed.push(name);
+                    n += 1;
+                }
+                Err(shm_core::Error::NotFound { .. }) => {}
+                Err(err) => return Err(format!("{name}: {err}")),
+            }
+        }
+        Ok(n)
+    };
+    sweep(&mut removed, false)?;
+    match shm_core::unlink(&root.name) {
+        Ok(()) => removed.push(root.name.clone()),
+        Err(shm_core::Error::NotFound { .. }) => {}
+        Err(e) => return Err(format!("{}: {e}", root.name)),
+    }
+    for _ in 0..8 {
+        if sweep(&mut removed, true)? == 0 {
+            break;
+        }
+    }
+    // The root last in the report, as it was removed after its segments.
+    if let Some(i) = removed.iter().position(|n| *n == root.name) {
+        let r = removed.remove(i);
+        removed.push(r);
+    }
+    Ok(removed)
 }
 
 /// Unlinks `e` unless its header changed since the scan (a new object under the name).

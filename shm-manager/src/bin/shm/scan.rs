@@ -118,12 +118,24 @@ pub struct Entry {
     pub data_of: Option<String>,
     /// Items of a `ShareableList`.
     pub items: Option<usize>,
+    /// The registry key this object is registered under (from its manager's root).
+    pub key: Option<String>,
+    /// A manager root: how many keys its registry holds.
+    pub keys: Option<usize>,
+    /// Segments under a manager's prefix (`shm-rs.m.NAME*`): the manager's owner (the
+    /// root's creator), by whose liveness `shm gc` judges them.
+    pub owner: Option<Creator>,
+    /// An object inside an arena (`ARENA@OFFSET` rows): its arena segment.
+    pub arena: Option<String>,
+    /// An object inside an arena: its offset in the arena segment.
+    pub offset: Option<u64>,
     /// Why the entry could not be read.
     pub error: Option<String>,
 }
 
 impl Entry {
-    fn bare(name: &str, size: u64, class: Class, kind: &str) -> Entry {
+    /// A row with only a name, size, class and kind description.
+    pub fn bare(name: &str, size: u64, class: Class, kind: &str) -> Entry {
         Entry {
             name: name.to_owned(),
             size,
@@ -140,6 +152,11 @@ impl Entry {
             manager: manager_of(name).map(str::to_owned),
             data_of: None,
             items: None,
+            key: None,
+            keys: None,
+            owner: None,
+            arena: None,
+            offset: None,
             error: None,
         }
     }
@@ -212,7 +229,8 @@ pub fn classify(name: &str, size: u64) -> Entry {
     }
 }
 
-fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
+/// The row of an object whose header was read.
+pub fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
     let mut e = Entry::bare(name, size, Class::Object, &info.kind_name);
     if e.kind.is_empty() {
         e.kind = format!("kind {:#x}", info.kind);
