@@ -15,6 +15,12 @@ pub const HEADER_FORMAT: u32 = 2;
 /// Size of [`ObjectHeader`]; payloads start here, 64-byte aligned.
 pub const HEADER_LEN: usize = 128;
 
+/// Size of the compact header of an object inside an arena ([`Flags::COMPACT`]): the
+/// first 64 bytes of [`ObjectHeader`] (kind, version, lengths, type, flags, creator
+/// pid and token), without the names, creation time and PID namespace, which a tool
+/// finds in the registry that placed the object. Payloads start here.
+pub const COMPACT_HEADER_LEN: usize = 64;
+
 /// Objects start at offsets that are multiples of this (in an arena too).
 pub const OBJECT_ALIGN: usize = 64;
 
@@ -107,6 +113,9 @@ impl Flags {
     pub const KEEP: Flags = Flags(2);
     /// The object lives inside a larger segment (an arena), not alone in its own.
     pub const IN_ARENA: Flags = Flags(4);
+    /// The header is the 64-byte compact form ([`COMPACT_HEADER_LEN`]); only inside an
+    /// arena. Set at creation, never changed.
+    pub const COMPACT: Flags = Flags(8);
 
     /// Whether every flag of `other` is set.
     ///
@@ -125,11 +134,21 @@ impl std::ops::BitOr for Flags {
     }
 }
 
-/// The 128-byte header (format 2). Every field is an atomic because another process may
-/// write the mapping at any time; readers check every field before trusting the payload.
+/// The 128-byte header (format 2): a [`HeaderCore`] and a [`HeaderExt`]. Objects in
+/// an arena may have only the core ([`Flags::COMPACT`]). Every field is an atomic because
+/// another process may write the mapping at any time; readers check every field before
+/// trusting the payload.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct ObjectHeader {
+    pub(crate) core: HeaderCore,
+    pub(crate) ext: HeaderExt,
+}
+
+/// The first 64 bytes of every header, compact or not.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct HeaderCore {
     pub(crate) magic: AtomicU64,
     pub(crate) kind: AtomicU32,
     /// Layout version of the kind's payload.
@@ -146,6 +165,12 @@ pub struct ObjectHeader {
     pub(crate) generation: AtomicU64,
     pub(crate) creator_id: AtomicU32,
     pub(crate) creator_token: AtomicU32,
+}
+
+/// The second 64 bytes of a full header: what tools show.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HeaderExt {
     pub(crate) creator_pidns: AtomicU32,
     _reserved: AtomicU32,
     /// Seconds since the Unix epoch at creation.
@@ -157,11 +182,21 @@ pub struct ObjectHeader {
 }
 
 const _: () = assert!(size_of::<ObjectHeader>() == HEADER_LEN);
+const _: () = assert!(size_of::<HeaderCore>() == COMPACT_HEADER_LEN);
+const _: () = assert!(size_of::<HeaderExt>() == HEADER_LEN - COMPACT_HEADER_LEN);
 const _: () = assert!(align_of::<ObjectHeader>() == OBJECT_ALIGN);
+const _: () = assert!(align_of::<HeaderCore>() == OBJECT_ALIGN);
 
-impl ObjectHeader {
-    /// Writes every field but the initialised flag (the object is not yet visible).
-    pub(crate) fn write(&self, spec: &ObjectSpec, total_len: u64, flags: Flags) {
+impl HeaderCore {
+    /// Writes every core field but the initialised flag (the object is not yet
+    /// visible); `ext` too unless the header is compact.
+    pub(crate) fn write(
+        &self,
+        ext: Option<&HeaderExt>,
+        spec: &ObjectSpec,
+        total_len: u64,
+        flags: Flags,
+    ) {
         let creator = Identity::current_process();
         self.magic.store(MAGIC, Ordering::Relaxed);
         self.kind.store(spec.kind.id(), Ordering::Relaxed);
@@ -174,37 +209,40 @@ impl ObjectHeader {
         self.generation.store(0, Ordering::Relaxed);
         self.creator_id.store(creator.id, Ordering::Relaxed);
         self.creator_token.store(creator.token, Ordering::Relaxed);
-        self.creator_pidns.store(creator.pidns, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.created.store(now, Ordering::Relaxed);
-        store_str(&self.kind_name, spec.kind.name());
-        store_str(&self.type_name, &spec.type_name);
+        if let Some(ext) = ext {
+            ext.creator_pidns.store(creator.pidns, Ordering::Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            ext.created.store(now, Ordering::Relaxed);
+            store_str(&ext.kind_name, spec.kind.name());
+            store_str(&ext.type_name, &spec.type_name);
+        }
     }
 
-    /// A snapshot of every field (not checked: see [`Object`](crate::Object) for that).
-    pub(crate) fn info(&self) -> ObjectInfo {
+    /// A snapshot of every field (not checked: see [`Object`](crate::Object) for that);
+    /// a compact header (`ext` is `None`) has no names, creation time or namespace.
+    pub(crate) fn info(&self, ext: Option<&HeaderExt>) -> ObjectInfo {
         let r = Ordering::Relaxed;
         ObjectInfo {
             initialised: self.init.load(Ordering::Acquire) == INITIALISED,
             magic: self.magic.load(r),
             kind: self.kind.load(r),
-            kind_name: load_str(&self.kind_name),
+            kind_name: ext.map(|e| load_str(&e.kind_name)).unwrap_or_default(),
             version: self.version.load(r),
             total_len: self.total_len.load(r),
             type_tag: self.type_tag.load(r),
             elem_size: self.elem_size.load(r),
             elem_align: self.elem_align.load(r),
-            type_name: load_str(&self.type_name),
+            type_name: ext.map(|e| load_str(&e.type_name)).unwrap_or_default(),
             flags: Flags(self.flags.load(r)),
             generation: self.generation.load(r),
             creator: Identity {
                 id: self.creator_id.load(r),
                 token: self.creator_token.load(r),
-                pidns: self.creator_pidns.load(r),
+                pidns: ext.map_or(0, |e| e.creator_pidns.load(r)),
             },
-            created: self.created.load(r),
+            created: ext.map_or(0, |e| e.created.load(r)),
         }
     }
 }

@@ -81,8 +81,8 @@ pub mod testing;
 pub use copy::{copy_from_shared, copy_to_shared, fill_shared};
 pub use error::{Error, Result};
 pub use header::{
-    Flags, HEADER_FORMAT, HEADER_LEN, Kind, MAGIC, OBJECT_ALIGN, ObjectHeader, ObjectInfo,
-    ObjectSpec, fnv1a,
+    COMPACT_HEADER_LEN, Flags, HEADER_FORMAT, HEADER_LEN, HeaderCore, HeaderExt, Kind, MAGIC,
+    OBJECT_ALIGN, ObjectHeader, ObjectInfo, ObjectSpec, fnv1a,
 };
 pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
 pub use object::{DEFAULT_OPEN_WAIT, Layout, OFFSET_SEPARATOR, Object, ObjectName, SharedObject};

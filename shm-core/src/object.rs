@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{
-    Flags, HEADER_FORMAT, HEADER_LEN, INITIALISED, MAGIC, OBJECT_ALIGN, ObjectHeader, ObjectInfo,
-    ObjectSpec,
+    COMPACT_HEADER_LEN, Flags, HEADER_FORMAT, HEADER_LEN, HeaderCore, HeaderExt, INITIALISED,
+    MAGIC, OBJECT_ALIGN, ObjectHeader, ObjectInfo, ObjectSpec,
 };
 use crate::segment::{Segment, SegmentOptions};
 
@@ -182,7 +182,7 @@ impl Object {
     /// Refuses a range whose header is not all zero (an object may live there).
     ///
     /// # Safety
-    /// - the `HEADER_LEN + payload_len` bytes at `offset` are not used by any other
+    /// - the `COMPACT_HEADER_LEN + payload_len` bytes at `offset` are not used by any other
     ///   object, in this or another process, for as long as this object lives (the
     ///   caller's allocator hands each range out once);
     /// - nothing else initialises that range concurrently.
@@ -206,7 +206,7 @@ impl Object {
         payload_len: usize,
         init: impl FnOnce(&Object) -> std::result::Result<(), E>,
     ) -> std::result::Result<Object, E> {
-        let total = HEADER_LEN.saturating_add(payload_len);
+        let total = COMPACT_HEADER_LEN.saturating_add(payload_len);
         if offset % OBJECT_ALIGN != 0 || offset.checked_add(total).is_none_or(|e| e > segment.len())
         {
             return Err(Error::OutOfBounds {
@@ -217,7 +217,21 @@ impl Object {
             }
             .into());
         }
-        let obj = Object::unpublished(segment, offset, spec, total, Flags::IN_ARENA)?;
+        let mut head = [0u8; COMPACT_HEADER_LEN];
+        segment.read_at(offset, &mut head)?;
+        if head.iter().any(|b| *b != 0) {
+            return Err(Error::AlreadyInitialised {
+                name: format!("{}{OFFSET_SEPARATOR}{offset}", segment.display_name()),
+            }
+            .into());
+        }
+        let obj = Object::unpublished(
+            segment,
+            offset,
+            spec,
+            total,
+            Flags::IN_ARENA | Flags::COMPACT,
+        )?;
         init(&obj)?;
         obj.publish();
         Ok(obj)
@@ -269,22 +283,27 @@ impl Object {
         total: usize,
         flags: Flags,
     ) -> Result<Object> {
-        if total < HEADER_LEN || offset.checked_add(total).is_none_or(|e| e > segment.len()) {
+        let header_len = if flags.contains(Flags::COMPACT) {
+            COMPACT_HEADER_LEN
+        } else {
+            HEADER_LEN
+        };
+        if total < header_len || offset.checked_add(total).is_none_or(|e| e > segment.len()) {
             return Err(Error::Truncated {
                 name: segment.display_name().to_owned(),
                 what: "room for the object header",
-                expected: HEADER_LEN as u64,
+                expected: header_len as u64,
                 found: segment.len().saturating_sub(offset) as u64,
             });
         }
         let obj = Object::wrap(
             segment,
             offset,
-            HEADER_LEN,
-            total - HEADER_LEN,
+            header_len,
+            total - header_len,
             flags.contains(Flags::IN_ARENA),
         );
-        obj.header().write(spec, total as u64, flags);
+        obj.core().write(obj.ext(), spec, total as u64, flags);
         Ok(obj)
     }
 
@@ -318,7 +337,7 @@ impl Object {
     }
 
     fn publish(&self) {
-        self.header().init.store(INITIALISED, Ordering::Release);
+        self.core().init.store(INITIALISED, Ordering::Release);
     }
 
     /// Wraps a whole segment of a foreign format (no header): the type checks its own
@@ -445,24 +464,73 @@ impl Object {
     ) -> Result<Object> {
         let at = offset.unwrap_or(0);
         let room = segment.len().saturating_sub(at);
-        if at % OBJECT_ALIGN != 0 || at > segment.len() || room < HEADER_LEN {
+        // Only an object in an arena may have the compact header.
+        let least = if offset.is_some() {
+            COMPACT_HEADER_LEN
+        } else {
+            HEADER_LEN
+        };
+        if at % OBJECT_ALIGN != 0 || at > segment.len() || room < least {
             return Err(Error::Truncated {
                 name: segment.display_name().to_owned(),
                 what: "room for an object header at the given offset",
-                expected: HEADER_LEN as u64,
+                expected: least as u64,
                 found: room as u64,
             });
         }
-        let mut obj = Object::wrap(segment, at, HEADER_LEN, room - HEADER_LEN, offset.is_some());
-        obj.wait_initialised(wait)?;
+        // The core first: it says whether the header is compact.
+        let core = Object::wrap(
+            segment,
+            at,
+            COMPACT_HEADER_LEN,
+            room - COMPACT_HEADER_LEN,
+            offset.is_some(),
+        );
+        core.wait_initialised(wait)?;
+        let mut obj = core.with_header_len(offset.is_some())?;
         let total = obj.check(spec, offset.is_some())?;
-        obj.payload_len = total - HEADER_LEN;
+        obj.payload_len = total - obj.payload_start;
         Ok(obj)
+    }
+
+    /// `self` (wrapped with only the 64-byte core as its header) rewrapped with the
+    /// header length its flags give: compact only inside an arena, where the flag is
+    /// read once (a later change of the flag changes nothing for this handle).
+    fn with_header_len(self, in_arena: bool) -> Result<Object> {
+        let compact = Flags(self.core().flags.load(Ordering::Acquire)).contains(Flags::COMPACT);
+        let header_len = match (compact, in_arena) {
+            (true, true) => COMPACT_HEADER_LEN,
+            (false, _) => HEADER_LEN,
+            (true, false) => {
+                return Err(Error::Truncated {
+                    name: self.label(),
+                    what: "a full header (a compact header is only valid inside an arena)",
+                    expected: HEADER_LEN as u64,
+                    found: COMPACT_HEADER_LEN as u64,
+                });
+            }
+        };
+        let room = self.payload_start + self.payload_len;
+        if room < header_len {
+            return Err(Error::Truncated {
+                name: self.label(),
+                what: "room for an object header at the given offset",
+                expected: header_len as u64,
+                found: room as u64,
+            });
+        }
+        Ok(Object::wrap(
+            self.segment,
+            self.offset,
+            header_len,
+            room - header_len,
+            in_arena,
+        ))
     }
 
     fn wait_initialised(&self, wait: Duration) -> Result<()> {
         let start = Instant::now();
-        let h = self.header();
+        let h = self.core();
         loop {
             let init = h.init.load(Ordering::Acquire);
             let magic = h.magic.load(Ordering::Relaxed);
@@ -512,7 +580,7 @@ impl Object {
 
     /// Checks the header against `spec`; returns the object's total length.
     fn check(&self, spec: &ObjectSpec, in_arena: bool) -> Result<usize> {
-        let info = self.header().info();
+        let info = self.core().info(self.ext());
         self.check_magic(info.magic)?;
         if info.kind != spec.kind.id() {
             let found = if info.kind_name.is_empty() {
@@ -534,9 +602,9 @@ impl Object {
                 found: info.version,
             });
         }
-        let room = (self.payload_len + HEADER_LEN) as u64;
+        let room = (self.payload_len + self.payload_start) as u64;
         let total_ok = if in_arena {
-            (HEADER_LEN as u64..=room).contains(&info.total_len)
+            (self.payload_start as u64..=room).contains(&info.total_len)
         } else {
             info.total_len == room
         };
@@ -584,24 +652,29 @@ impl Object {
         let segment = Arc::new(Segment::open(&parsed.segment)?);
         let at = parsed.offset.unwrap_or(0);
         let room = segment.len().saturating_sub(at);
-        if room < HEADER_LEN {
+        let least = if parsed.offset.is_some() {
+            COMPACT_HEADER_LEN
+        } else {
+            HEADER_LEN
+        };
+        if at % OBJECT_ALIGN != 0 || room < least {
             return Err(Error::Truncated {
                 name: name.to_owned(),
                 what: "room for an object header",
-                expected: HEADER_LEN as u64,
+                expected: least as u64,
                 found: room as u64,
             });
         }
-        let obj = Object::wrap(
+        let core = Object::wrap(
             segment,
             at,
-            HEADER_LEN,
-            room - HEADER_LEN,
+            COMPACT_HEADER_LEN,
+            room - COMPACT_HEADER_LEN,
             parsed.offset.is_some(),
         );
-        let info = obj.header().info();
-        obj.check_magic(info.magic)?;
-        Ok(info)
+        core.check_magic(core.core().magic.load(Ordering::Relaxed))?;
+        let obj = core.with_header_len(parsed.offset.is_some())?;
+        Ok(obj.core().info(obj.ext()))
     }
 
     /// The header, read once; `None` for a foreign object (no header).
@@ -614,22 +687,36 @@ impl Object {
     /// # Ok::<(), shm_core::Error>(())
     /// ```
     pub fn info(&self) -> Option<ObjectInfo> {
-        (self.payload_start != 0).then(|| self.header().info())
+        (self.payload_start != 0).then(|| self.core().info(self.ext()))
     }
 
-    fn header(&self) -> &ObjectHeader {
-        debug_assert!(self.payload_start == HEADER_LEN);
-        // SAFETY: every constructor that sets `payload_start = HEADER_LEN` checked that
-        // HEADER_LEN bytes at `offset` lie in the mapping and that `offset` is a multiple
-        // of 64 (the mapping is page aligned); the mapping lives as long as `self.segment`;
-        // ObjectHeader consists of atomics, valid for any bit pattern and concurrent writes.
-        unsafe {
-            &*self
-                .segment
-                .as_ptr()
-                .add(self.offset)
-                .cast::<ObjectHeader>()
-        }
+    /// The header's first 64 bytes (every header has them).
+    fn core(&self) -> &HeaderCore {
+        debug_assert!(self.payload_start >= COMPACT_HEADER_LEN);
+        // SAFETY: every constructor that sets `payload_start` to COMPACT_HEADER_LEN or
+        // HEADER_LEN checked that many bytes at `offset` lie in the mapping and that
+        // `offset` is a multiple of 64 (the mapping is page aligned); the mapping lives as
+        // long as `self.segment`; HeaderCore consists of atomics, valid for any bit
+        // pattern and concurrent writes.
+        unsafe { &*self.segment.as_ptr().add(self.offset).cast::<HeaderCore>() }
+    }
+
+    /// The header's second 64 bytes, which a compact header has not (they are payload).
+    fn ext(&self) -> Option<&HeaderExt> {
+        (self.payload_start == HEADER_LEN).then(|| {
+            // SAFETY: `payload_start == HEADER_LEN` means the constructor checked that
+            // HEADER_LEN bytes at `offset` lie in the mapping: the full ObjectHeader,
+            // whose `ext` field is at a 64-aligned offset inside it; HeaderExt consists of
+            // atomics, valid for any bit pattern and concurrent writes.
+            let full = unsafe {
+                &*self
+                    .segment
+                    .as_ptr()
+                    .add(self.offset)
+                    .cast::<ObjectHeader>()
+            };
+            &full.ext
+        })
     }
 
     /// The generation counter of a growable object (header field, shared by all
@@ -645,7 +732,7 @@ impl Object {
     /// # Ok::<(), shm_core::Error>(())
     /// ```
     pub fn generation(&self) -> Option<&std::sync::atomic::AtomicU64> {
-        (self.payload_start != 0).then(|| &self.header().generation)
+        (self.payload_start != 0).then(|| &self.core().generation)
     }
 
     /// Sets or clears lifetime flags in the header (e.g. [`Flags::KEEP`]).
@@ -662,7 +749,9 @@ impl Object {
         if self.payload_start == 0 {
             return;
         }
-        let f = &self.header().flags;
+        // The flags that say where the header and payload are never change.
+        let flags = Flags(flags.0 & !(Flags::COMPACT.0 | Flags::IN_ARENA.0));
+        let f = &self.core().flags;
         if on {
             f.fetch_or(flags.0, Ordering::Relaxed);
         } else {

@@ -320,6 +320,68 @@ fn arena_objects_are_bounded_by_their_segment() {
 }
 
 #[test]
+fn arena_objects_have_compact_headers() {
+    use shm_core::{COMPACT_HEADER_LEN, Flags};
+    use std::sync::Arc;
+    let arena = Arc::new(Segment::create(4096).unwrap());
+    // SAFETY: a fresh arena; each range is handed out once.
+    let a = unsafe { Object::create_at(arena.clone(), 64, &spec(), 8, |_| Ok::<(), Error>(())) }
+        .unwrap();
+    // Header and payload in one 64 + 8 bytes: the next object fits at 192.
+    let info = a.info().unwrap();
+    assert_eq!(info.total_len, (COMPACT_HEADER_LEN + 8) as u64);
+    assert!(info.flags.contains(Flags::COMPACT | Flags::IN_ARENA));
+    assert_eq!(
+        (info.kind, info.version),
+        (spec().kind.id(), spec().version)
+    );
+    assert!(
+        info.kind_name.is_empty(),
+        "a compact header stores no names"
+    );
+    a.write_at(0, &7u64.to_ne_bytes()).unwrap();
+    assert_eq!(
+        arena.as_ptr() as usize + 64 + COMPACT_HEADER_LEN,
+        a.payload_ptr() as usize
+    );
+    let again = Object::open(a.name().unwrap(), &spec()).unwrap();
+    let mut v = [0u8; 8];
+    again.read_at(0, &mut v).unwrap();
+    assert_eq!(u64::from_ne_bytes(v), 7);
+    assert_eq!(
+        Object::inspect(a.name().unwrap()).unwrap().total_len,
+        info.total_len
+    );
+    // SAFETY: a disjoint range right after a's 72 bytes, rounded to 64.
+    unsafe { Object::create_at(arena.clone(), 192, &spec(), 8, |_| Ok::<(), Error>(())) }.unwrap();
+    // Over a live header: refused.
+    // SAFETY: the call reads the range first and refuses it (a's header is there).
+    let over = unsafe { Object::create_at(arena.clone(), 64, &spec(), 8, |_| Ok::<(), Error>(())) };
+    assert!(matches!(over, Err(Error::AlreadyInitialised { .. })));
+    // The layout flags cannot be changed through set_flags.
+    a.set_flags(Flags::COMPACT | Flags::IN_ARENA, false);
+    assert!(
+        a.info()
+            .unwrap()
+            .flags
+            .contains(Flags::COMPACT | Flags::IN_ARENA)
+    );
+    // A compact flag forged onto an object in its own segment is refused, not obeyed.
+    let (obj, name) = object();
+    header_u32(&obj, 40).fetch_or(Flags::COMPACT.0, Ordering::Relaxed);
+    assert!(matches!(
+        Object::open(&name, &spec()),
+        Err(Error::Truncated { .. })
+    ));
+    // A compact flag cleared in the arena makes the object a full-header one, whose
+    // length no longer matches: refused.
+    // SAFETY: offset 64 + 40 is a's flags word; atomics tolerate concurrent writers.
+    let flags = unsafe { &*arena.as_ptr().add(64 + 40).cast::<AtomicU32>() };
+    flags.fetch_and(!Flags::COMPACT.0, Ordering::Relaxed);
+    assert!(Object::open(a.name().unwrap(), &spec()).is_err());
+}
+
+#[test]
 fn an_unpublished_object_waits_then_times_out() {
     let seg = Segment::create(HEADER_LEN + 8).unwrap(); // all zero: being initialised
     let started = Instant::now();

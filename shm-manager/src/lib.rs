@@ -100,11 +100,13 @@
 //! locks, mutexes, events, semaphores, conditions, barriers, rwlocks; `Value`s and
 //! arrays of at most [`SMALL_OBJECT_MAX`] bytes) are packed into arena segments
 //! `shm-rs.m.NAME.a<N>` of [`ARENA_LEN`] bytes, with
-//! [`SharedObject::create_at`](shm_core::SharedObject::create_at). An object takes its
-//! 128-byte header plus its payload, rounded up to 64 bytes: a `Mutex<u64>`, `Lock`
-//! or `Event` 192 bytes, a `Value<u64>` 256 (its lock has a cache line of its own),
-//! instead of a 4 KiB page, a mapping and a descriptor each; a process maps each
-//! arena once (10^5 counters: 19 MB in 19 mappings). Allocation is a compare-and-swap on
+//! [`SharedObject::create_at`](shm_core::SharedObject::create_at). An object takes the
+//! 64-byte compact header of shm-core ([`COMPACT_HEADER_LEN`](shm_core::COMPACT_HEADER_LEN):
+//! kind, version, lengths, type fingerprint, flags, creator; the names are in the
+//! registry) plus its payload, rounded up to 64 bytes so that no two objects share a
+//! cache line: a `Mutex<u64>`, `Lock` or `Event` 128 bytes, a `Value<u64>` 192 (its lock
+//! has a cache line of its own), instead of a 4 KiB page, a mapping and a descriptor
+//! each; a process maps each arena once (10^5 counters: 12.8 MB in 13 mappings). Allocation is a compare-and-swap on
 //! the arena's bump offset, so processes allocate concurrently; a full arena makes the
 //! next one be created with `O_EXCL` (the loser of that race opens it). Arenas never
 //! free: an object created by a process that then lost the race for its key stays

@@ -10,7 +10,7 @@ use shm_collections::{
 };
 use shm_core::identity::Liveness;
 use shm_core::{
-    DEFAULT_OPEN_WAIT, Flags, HEADER_LEN, Kind, Layout, Object, ObjectName, Segment,
+    COMPACT_HEADER_LEN, DEFAULT_OPEN_WAIT, Flags, Kind, Layout, Object, ObjectName, Segment,
     SegmentOptions, SharedObject,
 };
 use shm_sync::{Barrier, Condition, Event, Lock, Mutex as ShmMutex, RLock, RwLock, Semaphore};
@@ -541,9 +541,9 @@ impl SharedMemoryManager {
         O::Error: std::error::Error + Send + Sync + 'static,
     {
         let header = matches!(O::layout(), Layout::Header(_));
-        let total = O::payload_len(&init)
-            .map_err(self.object_err(key))?
-            .saturating_add(HEADER_LEN);
+        let payload = O::payload_len(&init).map_err(self.object_err(key))?;
+        // In an arena the header is the compact 64-byte one.
+        let total = payload.saturating_add(COMPACT_HEADER_LEN);
         let small = header && total <= SMALL_OBJECT_MAX;
         let in_arena = !options.keep
             && match options.placement {

@@ -250,7 +250,7 @@ fn ls_and_inspect_show_registry_keys() {
     assert_eq!(c["view"], "arena");
     let used = c["used"].as_u64().unwrap();
     assert!(
-        used >= 3 * 192 && used <= c["capacity"].as_u64().unwrap(),
+        used >= 3 * 128 && used <= c["capacity"].as_u64().unwrap(),
         "{c}"
     );
     let in_arena: Vec<&str> = c["objects"]

@@ -10,7 +10,7 @@ fn readme_manager_example_runs() -> Result {
     let m = SharedMemoryManager::new()?; // the owner
     let jobs = m.queue::<String>("jobs", 64, 1 << 16)?; // created, or opened if it exists
     let scores = m.dict::<String, u64>("scores")?;
-    let done = m.value("done", 0u64)?; // packed in an arena: ~200 bytes
+    let done = m.value("done", 0u64)?; // packed in an arena: 192 bytes
     jobs.put(&"resize a.png".to_string())?;
 
     // A worker process, given m.name():

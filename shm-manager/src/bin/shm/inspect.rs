@@ -200,7 +200,7 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
         });
         return Ok(report);
     }
-    match Object::inspect(name) {
+    match crate::kinds::inspect(name) {
         Ok(info) => {
             report.kind = info.kind_name.clone();
             report.header = Some(header(&parsed.segment, &info));
@@ -388,7 +388,7 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
     }
     if info.kind == shm_manager::kinds::ARENA.id() && !name.contains(shm_core::OFFSET_SEPARATOR) {
         let (used, capacity) = managers::arena_usage(name, &spec_of(info))?;
-        let mut objects = match Object::inspect(&root) {
+        let mut objects = match crate::kinds::inspect(&root) {
             Ok(_) => managers::key_views(&root, |e| {
                 managers::arena_location(&root, &e.location).is_some_and(|(a, _)| a == name)
             })?,
@@ -408,7 +408,7 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
 
 /// One line of state of the object at `location` (`segment` or `segment@offset`).
 pub fn state_line(location: &str) -> Result<String, String> {
-    let info = Object::inspect(location).map_err(|e| e.to_string())?;
+    let info = crate::kinds::inspect(location).map_err(|e| e.to_string())?;
     let c = contents(location, &info, 3)?;
     Ok(one_line(&c))
 }

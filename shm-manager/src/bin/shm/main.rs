@@ -6,6 +6,7 @@
 
 mod decode;
 mod inspect;
+mod kinds;
 mod managers;
 mod ops;
 mod scan;

@@ -145,7 +145,7 @@ pub fn enrich(entries: &mut Vec<Entry>) {
 
 /// The row of an object inside an arena (never fails: errors go into the row).
 fn arena_row(location: &str, arena: &str, offset: usize, key: String) -> Entry {
-    let mut row = match Object::inspect(location) {
+    let mut row = match crate::kinds::inspect(location) {
         Ok(info) => {
             let size = info.total_len;
             scan::from_info(location, size, info)

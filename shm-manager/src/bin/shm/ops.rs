@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use shm_core::{Object, Segment};
+use shm_core::Segment;
 use shm_manager::is_tracked_by;
 
 use crate::scan::{self, Class, Entry, MANAGER_PREFIX};
@@ -325,7 +325,7 @@ fn unit_members(root: &str, entries: &[Entry]) -> Vec<String> {
 /// are the dead owner's too), then the root, then what a process still attached added
 /// behind the sweep (only while no new manager has taken the name).
 fn remove_manager(root: &Entry) -> Result<Vec<String>, String> {
-    let same_root = match Object::inspect(&root.name) {
+    let same_root = match crate::kinds::inspect(&root.name) {
         Ok(info) => {
             root.creator.is_some_and(|c| {
                 (c.pid, c.token, c.pidns)
@@ -383,7 +383,7 @@ fn remove_manager(root: &Entry) -> Result<Vec<String>, String> {
 
 /// Unlinks `e` unless its header changed since the scan (a new object under the name).
 fn remove_checked(e: &Entry) -> Result<(), String> {
-    let same = match Object::inspect(&e.name) {
+    let same = match crate::kinds::inspect(&e.name) {
         Ok(info) => {
             e.creator.is_some_and(|c| {
                 (c.pid, c.token, c.pidns)

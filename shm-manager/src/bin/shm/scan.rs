@@ -4,7 +4,7 @@
 use serde::Serialize;
 use shm_collections::ShareableList;
 use shm_core::identity::{Identity, Liveness};
-use shm_core::{Flags, Object, ObjectInfo};
+use shm_core::{Flags, ObjectInfo};
 
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -216,7 +216,7 @@ pub fn classify(name: &str, size: u64) -> Entry {
     if name.starts_with(PIDNS_PREFIX) {
         return Entry::bare(name, size, Class::PidnsRegistry, "pidns registry");
     }
-    match Object::inspect(name) {
+    match crate::kinds::inspect(name) {
         Ok(info) => from_info(name, size, info),
         Err(shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }) => {
             not_ours(name, size)

@@ -1,0 +1,73 @@
+//! Kind names for headers that do not store them: objects in an arena have the compact
+//! 64-byte header (kind number, no name), so the names of this workspace's kinds are
+//! looked up here.
+
+use shm_core::{Kind, Object, ObjectInfo};
+
+/// Every kind this workspace defines.
+const KNOWN: &[Kind] = &[
+    shm_sync::kinds::MUTEX,
+    shm_sync::kinds::RWLOCK,
+    shm_sync::kinds::CONDVAR,
+    shm_sync::kinds::EVENT,
+    shm_sync::kinds::SEMAPHORE,
+    shm_sync::kinds::BARRIER,
+    shm_sync::kinds::RLOCK,
+    shm_sync::kinds::CONDITION,
+    shm_collections::kinds::VALUE,
+    shm_collections::kinds::ARRAY,
+    shm_collections::kinds::QUEUE,
+    shm_collections::kinds::PIPE,
+    shm_collections::kinds::DICT,
+    shm_collections::kinds::VEC,
+    shm_collections::kinds::NAMESPACE,
+    shm_collections::kinds::GROWTH_DATA,
+    shm_manager::kinds::REGISTRY_ENTRY,
+    shm_manager::kinds::ARENA,
+];
+
+/// [`Object::inspect`], with the kind's name filled in when the header has none, and
+/// the element type's name from the manager's registry for an object in a manager's
+/// arena (`shm-rs.m.NAME.aN@OFFSET`) that the registry names.
+pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
+    let mut info = Object::inspect(name)?;
+    if info.kind_name.is_empty() {
+        if let Some(k) = KNOWN.iter().find(|k| k.id() == info.kind) {
+            info.kind_name = k.name().to_owned();
+        }
+    }
+    if info.type_name.is_empty() {
+        if let Some(entry) = registry_entry(name) {
+            if entry.kind == info.kind && entry.type_tag == info.type_tag {
+                info.type_name = entry.type_name;
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// The registry entry whose location is `name`, for an object in a manager's arena.
+fn registry_entry(name: &str) -> Option<shm_manager::Entry> {
+    use shm_core::SharedObject;
+    let (segment, _) = name.split_once(shm_core::OFFSET_SEPARATOR)?;
+    let rest = segment.strip_prefix(shm_manager::MANAGED_PREFIX)?;
+    let (manager, _arena) = rest.rsplit_once('.')?;
+    let root = shm_manager::root_name(manager).ok()?;
+    let registry = <shm_manager::Registry as SharedObject>::open(&root).ok()?;
+    registry
+        .iter()
+        .ok()?
+        .map(|(_, e)| e)
+        .find(|e| e.location == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_known_kind_has_its_own_number() {
+        let mut ids: Vec<u32> = super::KNOWN.iter().map(|k| k.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), super::KNOWN.len());
+    }
+}
