@@ -161,10 +161,8 @@ impl Namespace {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, attr: &str) -> RegionResult<Option<T>> {
         let k = self.attr_key(attr)?;
-        match self.region.get(&k)? {
-            Some(rec) => self.unpack(attr, rec.value()).map(Some),
-            None => Ok(None),
-        }
+        self.region
+            .get_with(&k, |v| self.unpack(attr, v))
     }
 
     /// Atomically replaces `attr` by `f(old)` (typed; a mismatch is an error and changes
@@ -183,10 +181,7 @@ impl Namespace {
     ) -> RegionResult<T> {
         let k = self.attr_key(attr)?;
         let mut w = self.region.lock()?;
-        let old = match w.get(&k)? {
-            Some(rec) => Some(self.unpack::<T>(attr, rec.value())?),
-            None => None,
-        };
+        let old = w.get_with(&k, |v| self.unpack::<T>(attr, v))?.transpose()?;
         let new = f(old);
         let v = self.pack(&k, &new)?;
         w.put(&k, &v)?;
@@ -203,7 +198,7 @@ impl Namespace {
     /// ```
     pub fn remove(&self, attr: &str) -> RegionResult<bool> {
         let k = self.attr_key(attr)?;
-        Ok(self.region.lock()?.remove(&k)?.is_some())
+        Ok(self.region.lock()?.remove_with(&k, |_| ())?.is_some())
     }
 
     /// Whether `attr` is set (no lock).
@@ -216,7 +211,7 @@ impl Namespace {
     /// ```
     pub fn contains(&self, attr: &str) -> RegionResult<bool> {
         let k = self.attr_key(attr)?;
-        Ok(self.region.get(&k)?.is_some())
+        Ok(self.region.get_with(&k, |_| Ok(()))?.is_some())
     }
 
     /// The names of the set attributes, sorted, from one snapshot.

@@ -336,6 +336,30 @@ pub(crate) struct Mapped {
     cap: u64,
 }
 
+#[cold]
+fn bad_offset(label: &str, off: u64, cap: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record offset {off} outside the record area of {cap} bytes"),
+    }
+}
+
+#[cold]
+fn bad_length(label: &str, off: u64, body: u64, cap: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record at {off} claims {body} bytes past the record area of {cap}"),
+    }
+}
+
+#[cold]
+fn bad_sum(label: &str, off: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record at {off} fails its checksum"),
+    }
+}
+
 impl Mapped {
     fn word(&self, at: usize) -> &AtomicU64 {
         debug_assert!(at < DATA_HDR && at % 8 == 0);
@@ -410,43 +434,58 @@ impl Mapped {
         })
     }
 
-    /// Copies the record at `off` out, checking bounds, lengths and checksum.
-    fn read(&self, off: u64, label: &str) -> RegionResult<Rec> {
-        let bad = |what: String| RegionError::Corrupted {
-            name: label.to_owned(),
-            what,
-        };
+    /// Checks the record header at `off` against the record area; returns the
+    /// record's payload position, key length, value length and checksum.
+    #[inline]
+    fn header(&self, off: u64, label: &str) -> RegionResult<(usize, u32, u32, u64)> {
         if off % 8 != 0
             || off < FIRST_REC
             || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
         {
-            return Err(bad(format!(
-                "record offset {off} outside the record area of {} bytes",
-                self.cap
-            )));
+            return Err(bad_offset(label, off, self.cap));
         }
         let at = self.rec_base() + off as usize;
         let mut hdr = [0u8; REC_HDR];
         self.obj.read_at(at, &mut hdr)?;
-        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
-        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
-        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
+        let [k0, k1, k2, k3, v0, v1, v2, v3, s @ ..] = hdr;
+        let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
+        let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
+        let sum = u64::from_ne_bytes(s);
         let body = u64::from(klen) + u64::from(vlen);
+        // off + REC_HDR <= cap (checked above), so this cannot overflow.
         if off + REC_HDR as u64 + body > self.cap {
-            return Err(bad(format!(
-                "record at {off} claims {body} bytes past the record area of {}",
-                self.cap
-            )));
+            return Err(bad_length(label, off, body, self.cap));
         }
-        let mut buf = vec![0u8; body as usize];
-        self.obj.read_at(at + REC_HDR, &mut buf)?;
-        if checksum(klen, vlen, &buf) != sum {
-            return Err(bad(format!("record at {off} fails its checksum")));
-        }
-        Ok(Rec {
-            body: buf,
-            klen: klen as usize,
+        Ok((at, klen, vlen, sum))
+    }
+
+    /// Copies the record at `off` out, checking bounds, lengths and checksum.
+    fn read(&self, off: u64, label: &str) -> RegionResult<Rec> {
+        self.with_record(off, label, |body, klen| Rec {
+            body: body.to_vec(),
+            klen,
         })
+    }
+
+    /// Copies the whole record at `off` (header and body) into `buf`, checking bounds,
+    /// lengths and checksum; returns the key length. For compaction: the copy keeps
+    /// its checksum, which covers lengths and bytes but not the record's place.
+    fn copy_raw(&self, off: u64, label: &str, buf: &mut Vec<u8>) -> RegionResult<usize> {
+        let (at, klen, vlen, sum) = self.header(off, label)?;
+        let body = klen as usize + vlen as usize;
+        buf.clear();
+        buf.resize(REC_HDR + body, 0);
+        self.obj.read_at(at, buf)?;
+        // The header was read twice: the second copy is the one checked and kept.
+        let (hdr, body) = buf.split_at(REC_HDR);
+        if hdr[0..4] != klen.to_ne_bytes()
+            || hdr[4..8] != vlen.to_ne_bytes()
+            || hdr[8..16] != sum.to_ne_bytes()
+            || checksum(klen, vlen, body) != sum
+        {
+            return Err(bad_sum(label, off));
+        }
+        Ok(klen as usize)
     }
 
     /// Writes a record at `off` (reserved by the caller, nobody reads it yet).
@@ -462,51 +501,30 @@ impl Mapped {
         Ok(())
     }
 
-    /// Checks the record at `off` and hands its body (key then value) to `f`, copied
-    /// onto the stack when small.
+    /// Checks the record at `off` and hands its body (key then value) and key length
+    /// to `f`, copied onto the stack when small (no allocation).
+    #[inline]
     fn with_record<R>(
         &self,
         off: u64,
         label: &str,
-        f: impl FnOnce(&[u8], usize) -> RegionResult<R>,
+        f: impl FnOnce(&[u8], usize) -> R,
     ) -> RegionResult<R> {
-        let bad = |what: String| RegionError::Corrupted {
-            name: label.to_owned(),
-            what,
+        let (at, klen, vlen, sum) = self.header(off, label)?;
+        let body = klen as usize + vlen as usize;
+        let mut small = [0u8; SMALL_BODY];
+        let mut large = Vec::new();
+        let buf = if body <= SMALL_BODY {
+            &mut small[..body]
+        } else {
+            large.resize(body, 0);
+            &mut large[..]
         };
-        if off % 8 != 0
-            || off < FIRST_REC
-            || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
-        {
-            return Err(bad(format!(
-                "record offset {off} outside the record area of {} bytes",
-                self.cap
-            )));
-        }
-        let at = self.rec_base() + off as usize;
-        let mut hdr = [0u8; REC_HDR];
-        self.obj.read_at(at, &mut hdr)?;
-        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
-        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
-        let body = (u64::from(klen) + u64::from(vlen)) as usize;
-        if body > SMALL_BODY {
-            let rec = self.read(off, label)?;
-            return f(&rec.body, rec.klen);
-        }
-        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
-        if off + (REC_HDR + body) as u64 > self.cap {
-            return Err(bad(format!(
-                "record at {off} claims {body} bytes past the record area of {}",
-                self.cap
-            )));
-        }
-        let mut buf = [0u8; SMALL_BODY];
-        let buf = &mut buf[..body];
         self.obj.read_at(at + REC_HDR, buf)?;
         if checksum(klen, vlen, buf) != sum {
-            return Err(bad(format!("record at {off} fails its checksum")));
+            return Err(bad_sum(label, off));
         }
-        f(buf, klen as usize)
+        Ok(f(buf, klen as usize))
     }
 
     /// The slot's record offset, `None` for empty or tombstone.
@@ -778,7 +796,7 @@ impl Region {
         Ok(())
     }
 
-    /// Looks `key` up in a hash index.
+    /// Looks `key` up in a hash index (the records compared are copied onto the stack).
     fn probe(&self, m: &Mapped, key: &[u8], hash: u64) -> RegionResult<Probe> {
         let mask = m.slots - 1;
         let tag = hash >> 48;
@@ -792,9 +810,12 @@ impl Region {
             if v == TOMB {
                 tomb.get_or_insert(i);
             } else if v >> 48 == tag {
-                let rec = m.read(v & OFF_MASK, &self.label)?;
-                if rec.key() == key {
-                    return Ok(Probe::Found(i, rec));
+                let off = v & OFF_MASK;
+                let hit = m.with_record(off, &self.label, |body, klen| {
+                    (&body[..klen] == key).then_some(body.len())
+                })?;
+                if let Some(body) = hit {
+                    return Ok(Probe::Found(i, off, rec_len(body)));
                 }
             }
             i = (i + 1) & mask;
@@ -805,17 +826,9 @@ impl Region {
         }
     }
 
-    /// A dict lookup without the lock: the value bytes.
-    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
-        let hash = key_hash(key);
-        self.read_stable(|m| match self.probe(m, key, hash)? {
-            Probe::Found(_, rec) => Ok(Some(rec)),
-            _ => Ok(None),
-        })
-    }
-
     /// A dict lookup without the lock, handing the value bytes to `f` (copied onto the
     /// stack when small: no allocation).
+    #[inline]
     pub(crate) fn get_with<R>(
         &self,
         key: &[u8],
@@ -833,7 +846,7 @@ impl Region {
                 }
                 if v != TOMB && v >> 48 == tag {
                     let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
-                        Ok((&body[..klen] == key).then(|| f(&body[klen..])))
+                        (&body[..klen] == key).then(|| f(&body[klen..]))
                     })?;
                     if let Some(r) = hit {
                         return r.map(Some);
@@ -850,8 +863,14 @@ impl Region {
         self.read_stable(|m| Ok(m.word(D_LIVE).load(Ordering::Acquire)))
     }
 
-    /// Element `i` of a list, with the length seen.
-    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Result<Rec, usize>> {
+    /// Element `i` of a list handed to `f` (copied onto the stack when small), or the
+    /// length seen when `i` is past the end.
+    #[inline]
+    pub(crate) fn list_get_with<R>(
+        &self,
+        i: usize,
+        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
+    ) -> RegionResult<Result<R, usize>> {
         self.read_stable(|m| {
             let len = m.word(D_LIVE).load(Ordering::Acquire);
             if i as u64 >= len {
@@ -863,7 +882,8 @@ impl Region {
             let v = m.slot(i).load(Ordering::Acquire);
             let off = Mapped::slot_off(v)
                 .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
-            Ok(Ok(m.read(off, &self.label)?))
+            m.with_record(off, &self.label, |body, klen| f(&body[klen..]))?
+                .map(Ok)
         })
     }
 
@@ -970,7 +990,8 @@ impl Drop for Region {
 }
 
 enum Probe {
-    Found(usize, Rec),
+    /// Slot, record offset, record length.
+    Found(usize, u64, u64),
     Vacant(usize),
     Full,
 }
@@ -1021,7 +1042,7 @@ impl Writer<'_> {
         if fits_bytes && fits_slot {
             return Ok(());
         }
-        self.rebuild(need.bytes, u64::from(need.new_slot), |_| Ok(()))
+        self.compact(need.bytes, u64::from(need.new_slot))
     }
 
     /// Copies the live records (after `edit`) into a fresh data segment of generation
@@ -1036,19 +1057,16 @@ impl Writer<'_> {
         let mut recs = self.region.collect(&self.m)?;
         edit(&mut recs)?;
         let live_bytes: u64 = recs.iter().map(|r| rec_len(r.body.len())).sum();
-        let want = live_bytes.saturating_add(extra_bytes).saturating_mul(2);
-        let cap = want.max(MIN_CAP as u64).next_power_of_two();
-        let entries = (recs.len() as u64).saturating_add(extra_entries);
-        let slots = entries
-            .saturating_mul(2)
-            .max(MIN_SLOTS as u64)
-            .next_power_of_two();
+        let (slots, cap) = Self::geometry(
+            live_bytes.saturating_add(extra_bytes),
+            (recs.len() as u64).saturating_add(extra_entries),
+        );
         let next = self.m.generation.wrapping_add(1);
         let m = create_data(
             &self.region.ctrl,
             &self.region.data_spec,
             next,
-            slots as usize,
+            slots,
             cap,
         )?;
         let mut used = FIRST_REC;
@@ -1070,16 +1088,106 @@ impl Writer<'_> {
         }
         m.store(D_USED, used);
         m.store(D_LIVE, recs.len() as u64);
+        self.publish(m);
+        Ok(())
+    }
+
+    /// Sizes a data segment for `live_bytes` of records and `entries` entries.
+    fn geometry(live_bytes: u64, entries: u64) -> (usize, u64) {
+        let cap = live_bytes
+            .saturating_mul(2)
+            .max(MIN_CAP as u64)
+            .next_power_of_two();
+        let slots = entries
+            .saturating_mul(2)
+            .max(MIN_SLOTS as u64)
+            .next_power_of_two();
+        (slots as usize, cap)
+    }
+
+    /// `rebuild` without an edit, streaming: the live records are copied straight
+    /// from the current segment into segment g + 1 (one reused buffer, each record's
+    /// checksum checked on the way), with room for `extra_bytes` and `extra_entries`.
+    fn compact(&mut self, extra_bytes: u64, extra_entries: u64) -> RegionResult<()> {
+        let n = match self.region.kind {
+            IndexKind::Hash => self.m.slots,
+            IndexKind::List => self.list_len()?,
+        };
+        // Pass 1: the live records' sizes (headers checked).
+        let (mut live, mut count) = (0u64, 0u64);
+        for i in 0..n {
+            match Mapped::slot_off(self.m.slot(i).load(Ordering::Acquire)) {
+                Some(off) => {
+                    let (_, k, v, _) = self.m.header(off, self.label())?;
+                    live += rec_len(k as usize + v as usize);
+                    count += 1;
+                }
+                None if self.region.kind == IndexKind::List => {
+                    return Err(self.corrupted(format!("element {i} has an empty slot")));
+                }
+                None => {}
+            }
+        }
+        let (slots, cap) = Self::geometry(
+            live.saturating_add(extra_bytes),
+            count.saturating_add(extra_entries),
+        );
+        let next = self.m.generation.wrapping_add(1);
+        let m = create_data(
+            &self.region.ctrl,
+            &self.region.data_spec,
+            next,
+            slots,
+            cap,
+        )?;
+        // Pass 2: copy. Records are immutable and we hold the lock, so only a foreign
+        // scribbler could change them in between: every copy is checked again, and
+        // the new segment's bounds are checked before each write.
+        let mask = m.slots - 1;
+        let mut used = FIRST_REC;
+        let mut buf = Vec::new();
+        let mut idx = 0;
+        for i in 0..n {
+            let Some(off) = Mapped::slot_off(self.m.slot(i).load(Ordering::Acquire)) else {
+                continue;
+            };
+            let klen = self.m.copy_raw(off, self.label(), &mut buf)?;
+            let len = rec_len(buf.len() - REC_HDR);
+            if used + len > m.cap || idx >= m.slots {
+                return Err(self.corrupted("the records changed during compaction".into()));
+            }
+            m.obj.write_at(m.rec_base() + used as usize, &buf)?;
+            match self.region.kind {
+                IndexKind::Hash => {
+                    let h = key_hash(&buf[REC_HDR..REC_HDR + klen]);
+                    let mut s = h as usize & mask;
+                    while m.slot(s).load(Ordering::Relaxed) != EMPTY {
+                        s = (s + 1) & mask;
+                    }
+                    m.slot(s).store((h >> 48) << 48 | used, Ordering::Relaxed);
+                }
+                IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
+            }
+            used += len;
+            idx += 1;
+        }
+        m.store(D_USED, used);
+        m.store(D_LIVE, idx as u64);
+        self.publish(m);
+        Ok(())
+    }
+
+    /// Publishes `m` as generation g + 1 and unlinks segment g.
+    fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
         let old = self.m.generation;
-        self.region.gen_word().store(next, Ordering::Release);
+        self.region.gen_word().store(m.generation, Ordering::Release);
         if let Ok(n) = ctrl_name(&self.region.ctrl) {
             let _ = shm_core::unlink(&data_name(n, old));
         }
         let m = Arc::new(m);
         *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
         self.m = m;
-        Ok(())
     }
 
     /// After a dead writer: removes its leftovers and rebuilds (see the module docs).
@@ -1090,7 +1198,7 @@ impl Writer<'_> {
         if generation > 0 {
             let _ = shm_core::unlink(&data_name(&name, generation - 1));
         }
-        self.rebuild(0, 0, |_| Ok(()))
+        self.compact(0, 0)
     }
 
     /// Reserves and writes a record; returns its offset.
@@ -1106,22 +1214,39 @@ impl Writer<'_> {
         Ok(used)
     }
 
-    fn add_garbage(&self, rec: &Rec) {
+    fn add_garbage(&self, len: u64) {
         let g = self.m.load(D_GARBAGE);
-        self.m
-            .store(D_GARBAGE, g.saturating_add(rec_len(rec.body.len())));
+        self.m.store(D_GARBAGE, g.saturating_add(len));
     }
 
-    /// A dict lookup under the lock.
-    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
+    /// A dict lookup under the lock, handing the value bytes to `f`.
+    pub(crate) fn get_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
         match self.region.probe(&self.m, key, key_hash(key))? {
-            Probe::Found(_, r) => Ok(Some(r)),
+            Probe::Found(_, off, _) => self
+                .m
+                .with_record(off, self.label(), |body, klen| f(&body[klen..]))
+                .map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Inserts or replaces; returns the old record.
-    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> RegionResult<Option<Rec>> {
+    /// Inserts or replaces; whether a value was replaced.
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> RegionResult<bool> {
+        Ok(self.put_with(key, value, |_| ())?.is_some())
+    }
+
+    /// Inserts or replaces: one record append and one slot store (after a growth when
+    /// it does not fit); hands the replaced value's bytes to `old`.
+    pub(crate) fn put_with<R>(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        old: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
         let hash = key_hash(key);
         let bytes = rec_len(key.len() + value.len());
         let mut probe = self.region.probe(&self.m, key, hash)?;
@@ -1139,10 +1264,10 @@ impl Writer<'_> {
             let off = self.append(key, value)?;
             let slot = (hash >> 48) << 48 | off;
             match probe {
-                Probe::Found(i, old) => {
+                Probe::Found(i, old_off, old_len) => {
                     self.m.slot(i).store(slot, Ordering::Release);
-                    self.add_garbage(&old);
-                    Ok(Some(old))
+                    self.add_garbage(old_len);
+                    Ok(Some(old_off))
                 }
                 Probe::Vacant(i) => {
                     let was = self.m.slot(i).load(Ordering::Relaxed);
@@ -1157,21 +1282,35 @@ impl Writer<'_> {
             }
         })();
         self.seq_end();
-        r
+        // The replaced record stays in this segment (garbage is only dropped by a
+        // rebuild, which takes this lock).
+        match r? {
+            Some(off) => self
+                .m
+                .with_record(off, self.label(), |body, klen| old(&body[klen..]))
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// Removes a key; returns the old record.
-    pub(crate) fn remove(&mut self, key: &[u8]) -> RegionResult<Option<Rec>> {
-        let Probe::Found(i, old) = self.region.probe(&self.m, key, key_hash(key))? else {
+    /// Removes a key; hands the removed value's bytes to `old`.
+    pub(crate) fn remove_with<R>(
+        &mut self,
+        key: &[u8],
+        old: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
+        let Probe::Found(i, off, len) = self.region.probe(&self.m, key, key_hash(key))? else {
             return Ok(None);
         };
         self.seq_begin();
         self.m.slot(i).store(TOMB, Ordering::Release);
         self.m.store(D_LIVE, self.m.load(D_LIVE).saturating_sub(1));
         self.m.store(D_DEAD, self.m.load(D_DEAD) + 1);
-        self.add_garbage(&old);
+        self.add_garbage(len);
         self.seq_end();
-        Ok(Some(old))
+        self.m
+            .with_record(off, self.label(), |body, klen| old(&body[klen..]))
+            .map(Some)
     }
 
     /// Empties the collection (a fresh, small data segment).
@@ -1191,19 +1330,30 @@ impl Writer<'_> {
         Ok(len as usize)
     }
 
-    fn list_rec(&self, i: usize) -> RegionResult<Rec> {
+    fn list_off(&self, i: usize) -> RegionResult<u64> {
         let v = self.m.slot(i).load(Ordering::Acquire);
-        let off = Mapped::slot_off(v)
-            .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
-        self.m.read(off, self.label())
+        Mapped::slot_off(v).ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))
     }
 
-    /// Element `i` under the lock.
-    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Option<Rec>> {
+    /// Element `i` (below the length, checked by the caller) handed to `f`, with the
+    /// record's length.
+    fn list_with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> RegionResult<(R, u64)> {
+        let off = self.list_off(i)?;
+        self.m.with_record(off, self.label(), |body, klen| {
+            (f(&body[klen..]), rec_len(body.len()))
+        })
+    }
+
+    /// Element `i` under the lock, handed to `f`; `None` past the end.
+    pub(crate) fn list_get_with<R>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
         if i >= self.list_len()? {
             return Ok(None);
         }
-        self.list_rec(i).map(Some)
+        Ok(Some(self.list_with(i, f)?.0))
     }
 
     /// Appends an element.
@@ -1222,33 +1372,38 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Removes the last element.
-    pub(crate) fn pop(&mut self) -> RegionResult<Option<Rec>> {
+    /// Removes the last element, handed to `f`.
+    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> RegionResult<Option<R>> {
         let len = self.list_len()?;
         if len == 0 {
             return Ok(None);
         }
-        let old = self.list_rec(len - 1)?;
+        let (r, old_len) = self.list_with(len - 1, f)?;
         self.seq_begin();
         self.m.word(D_LIVE).store(len as u64 - 1, Ordering::Release);
-        self.add_garbage(&old);
+        self.add_garbage(old_len);
         self.seq_end();
-        Ok(Some(old))
+        Ok(Some(r))
     }
 
-    /// Replaces element `i` (checked by the caller); returns the old one.
-    pub(crate) fn set(&mut self, i: usize, value: &[u8]) -> RegionResult<Rec> {
+    /// Replaces element `i` (checked by the caller); hands the old one to `f`.
+    pub(crate) fn set_with<R>(
+        &mut self,
+        i: usize,
+        value: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<R> {
         self.ensure(Need {
             bytes: rec_len(value.len()),
             new_slot: false,
         })?;
-        let old = self.list_rec(i)?;
+        let (r, old_len) = self.list_with(i, f)?;
         let off = self.append(&[], value)?;
         self.seq_begin();
         self.m.slot(i).store(off, Ordering::Release);
-        self.add_garbage(&old);
+        self.add_garbage(old_len);
         self.seq_end();
-        Ok(old)
+        Ok(r)
     }
 
     /// Inserts or removes in the middle of a list: a rebuild (as `Vec::insert` moves
