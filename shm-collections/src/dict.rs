@@ -233,7 +233,10 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// ```
     pub fn insert(&self, key: K, value: V) -> RegionResult<Option<V>> {
         self.with_pair(&key, &value, |k, v| {
-            let old = self.region.lock()?.put_with(k, v, |old| self.decode_value(old))?;
+            let old = self
+                .region
+                .lock()?
+                .put_with(k, v, |old| self.decode_value(old))?;
             old.transpose()
         })
     }
@@ -252,7 +255,10 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         K: Borrow<Q>,
     {
         self.with_key(key, |k| {
-            let old = self.region.lock()?.remove_with(k, |old| self.decode_value(old))?;
+            let old = self
+                .region
+                .lock()?
+                .remove_with(k, |old| self.decode_value(old))?;
             old.transpose()
         })
     }

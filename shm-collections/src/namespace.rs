@@ -161,8 +161,7 @@ impl Namespace {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, attr: &str) -> RegionResult<Option<T>> {
         let k = self.attr_key(attr)?;
-        self.region
-            .get_with(&k, |v| self.unpack(attr, v))
+        self.region.get_with(&k, |v| self.unpack(attr, v))
     }
 
     /// Atomically replaces `attr` by `f(old)` (typed; a mismatch is an error and changes

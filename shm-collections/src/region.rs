@@ -15,8 +15,8 @@
 //! A slot holds `tag << 48 | offset` of a record (offsets into the record area, never
 //! pointers; 0 is an empty slot, 1 a tombstone; the tag is 16 bits of the key's hash so
 //! probes rarely read a record that does not match). A record is `u32` key length,
-//! `u32` value length, a `u64` checksum over lengths, key and value, then the bytes,
-//! padded to 8. A dict's index is open-addressed (linear probing); a vec's index is the
+//! `u32` value length, a `u64` checksum over the lengths and the body, then the body
+//! (key bytes then value bytes), padded to 8. A dict's index is open-addressed (linear probing); a vec's index is the
 //! list itself, slot `i` holding element `i`, and the live-entries word is its length.
 //!
 //! # Writes (under the robust lock)
@@ -66,7 +66,7 @@ use crate::codec::{CodecError, hash64};
 use crate::kinds;
 
 /// Layout version of the growable collections (control and data segments).
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 const CTRL_LOCK: usize = 0;
 const CTRL_MAX_KEY: usize = 16;
@@ -308,23 +308,16 @@ fn key_hash(key: &[u8]) -> u64 {
     hash64(HASH_SEED, key)
 }
 
-/// Over the lengths, the key, then the value (chained, so a writer needs no
-/// contiguous copy). `klen` is at most `body.len()` (checked by callers).
+/// Over the lengths and the body (key then value, contiguous: one pass).
 #[inline]
 fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
-    let (k, v) = body.split_at((klen as usize).min(body.len()));
-    hash64(
-        hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), k),
-        v,
-    )
+    hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), body)
 }
 
-fn checksum_parts(key: &[u8], value: &[u8]) -> u64 {
-    let lens = (key.len() as u64) << 32 | value.len() as u64;
-    hash64(hash64(CHECK_SEED ^ lens, key), value)
-}
-
-/// Record bodies up to this size are read into a stack buffer on the `get` path.
+/// Bytes a reader copies at once: the record header and up to 32 body bytes (a u64
+/// key and value take at most 18), so a small record costs one copy.
+const FIRST_READ: usize = REC_HDR + 32;
+/// Larger bodies up to this size are copied into a stack buffer.
 const SMALL_BODY: usize = 240;
 
 /// One mapped data segment, with its geometry read and checked once.
@@ -379,6 +372,29 @@ impl Mapped {
                 .payload_ptr()
                 .add(DATA_HDR + i * 8)
                 .cast::<AtomicU64>()
+        }
+    }
+
+    /// Copies the aligned words at payload position `at` of the record area into
+    /// `out` (a multiple of 8 bytes) with one atomic load each: cheaper than a general
+    /// racing copy for the small reads of the `get` path.
+    #[inline]
+    fn load_words(&self, at: usize, out: &mut [u8]) {
+        assert!(
+            at % 8 == 0
+                && out.len() % 8 == 0
+                && at >= self.rec_base()
+                && at + out.len() <= self.rec_base() + self.cap as usize,
+            "record words checked by every caller"
+        );
+        let base = self.obj.payload_ptr();
+        for (j, chunk) in out.chunks_exact_mut(8).enumerate() {
+            // SAFETY: `check` made sure the record area (rec_base .. rec_base + cap)
+            // lies in the payload; `at + 8j + 8 <= at + out.len()` is inside it
+            // (asserted) and 8-aligned (the payload is 64-byte aligned); atomics are
+            // valid for any bits and for concurrent access from other processes.
+            let w = unsafe { &*base.add(at + j * 8).cast::<AtomicU64>() };
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
         }
     }
 
@@ -488,21 +504,32 @@ impl Mapped {
         Ok(klen as usize)
     }
 
-    /// Writes a record at `off` (reserved by the caller, nobody reads it yet).
+    /// Writes a record at `off` (reserved by the caller, nobody reads it yet): built
+    /// in one buffer (on the stack when small) and copied in once.
     fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
-        let mut hdr = [0u8; REC_HDR];
-        hdr[0..4].copy_from_slice(&(key.len() as u32).to_ne_bytes());
-        hdr[4..8].copy_from_slice(&(value.len() as u32).to_ne_bytes());
-        hdr[8..16].copy_from_slice(&checksum_parts(key, value).to_ne_bytes());
-        let at = self.rec_base() + off as usize;
-        self.obj.write_at(at, &hdr)?;
-        self.obj.write_at(at + REC_HDR, key)?;
-        self.obj.write_at(at + REC_HDR + key.len(), value)?;
+        let len = REC_HDR + key.len() + value.len();
+        let mut small = [0u8; REC_HDR + SMALL_BODY];
+        let mut large = Vec::new();
+        let rec = if len <= small.len() {
+            &mut small[..len]
+        } else {
+            large.resize(len, 0);
+            &mut large[..]
+        };
+        let (hdr, body) = rec.split_at_mut(REC_HDR);
+        body[..key.len()].copy_from_slice(key);
+        body[key.len()..].copy_from_slice(value);
+        let (klen, vlen) = (key.len() as u32, value.len() as u32);
+        hdr[0..4].copy_from_slice(&klen.to_ne_bytes());
+        hdr[4..8].copy_from_slice(&vlen.to_ne_bytes());
+        hdr[8..16].copy_from_slice(&checksum(klen, vlen, body).to_ne_bytes());
+        self.obj.write_at(self.rec_base() + off as usize, rec)?;
         Ok(())
     }
 
     /// Checks the record at `off` and hands its body (key then value) and key length
-    /// to `f`, copied onto the stack when small (no allocation).
+    /// to `f`. The header and a small body come in one racing copy onto the stack; a
+    /// larger body in a second (no allocation up to `SMALL_BODY` bytes).
     #[inline]
     fn with_record<R>(
         &self,
@@ -510,7 +537,70 @@ impl Mapped {
         label: &str,
         f: impl FnOnce(&[u8], usize) -> R,
     ) -> RegionResult<R> {
-        let (at, klen, vlen, sum) = self.header(off, label)?;
+        if off % 8 != 0
+            || off < FIRST_REC
+            || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
+        {
+            return Err(bad_offset(label, off, self.cap));
+        }
+        let at = self.rec_base() + off as usize;
+        // At least REC_HDR bytes remain (checked above).
+        // A multiple of 8 (cap and off are), at least REC_HDR (checked above).
+        let n = (self.cap - off).min(FIRST_READ as u64) as usize;
+        let mut first = [0u8; FIRST_READ];
+        self.load_words(at, &mut first[..n]);
+        let [
+            k0,
+            k1,
+            k2,
+            k3,
+            v0,
+            v1,
+            v2,
+            v3,
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+            s5,
+            s6,
+            s7,
+            ..,
+        ] = first;
+        let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
+        let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
+        let sum = u64::from_ne_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
+        let body = u64::from(klen) + u64::from(vlen);
+        if off + REC_HDR as u64 + body > self.cap {
+            return Err(bad_length(label, off, body, self.cap));
+        }
+        let body = body as usize;
+        if REC_HDR + body > n {
+            return self.with_long_record(at, klen, vlen, sum, off, label, f);
+        }
+        let buf = &first[REC_HDR..REC_HDR + body];
+        if checksum(klen, vlen, buf) != sum {
+            return Err(bad_sum(label, off));
+        }
+        Ok(f(buf, klen as usize))
+    }
+
+    /// `with_record` for a body longer than the first read: copied again in full
+    /// (onto the stack up to `SMALL_BODY` bytes). Out of line, so the short path
+    /// does not zero these buffers.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn with_long_record<R>(
+        &self,
+        at: usize,
+        klen: u32,
+        vlen: u32,
+        sum: u64,
+        off: u64,
+        label: &str,
+        f: impl FnOnce(&[u8], usize) -> R,
+    ) -> RegionResult<R> {
         let body = klen as usize + vlen as usize;
         let mut small = [0u8; SMALL_BODY];
         let mut large = Vec::new();
@@ -778,6 +868,7 @@ impl Region {
     }
 
     /// Checks encoded sizes against the limits.
+    #[inline]
     pub(crate) fn check_sizes(&self, key: usize, value: usize) -> RegionResult<()> {
         if key > self.limits.max_key as usize {
             return Err(RegionError::KeyTooLarge {
@@ -1062,13 +1153,7 @@ impl Writer<'_> {
             (recs.len() as u64).saturating_add(extra_entries),
         );
         let next = self.m.generation.wrapping_add(1);
-        let m = create_data(
-            &self.region.ctrl,
-            &self.region.data_spec,
-            next,
-            slots,
-            cap,
-        )?;
+        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
         let mut used = FIRST_REC;
         let mask = m.slots - 1;
         for (idx, r) in recs.iter().enumerate() {
@@ -1133,13 +1218,7 @@ impl Writer<'_> {
             count.saturating_add(extra_entries),
         );
         let next = self.m.generation.wrapping_add(1);
-        let m = create_data(
-            &self.region.ctrl,
-            &self.region.data_spec,
-            next,
-            slots,
-            cap,
-        )?;
+        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
         // Pass 2: copy. Records are immutable and we hold the lock, so only a foreign
         // scribbler could change them in between: every copy is checked again, and
         // the new segment's bounds are checked before each write.
@@ -1181,7 +1260,9 @@ impl Writer<'_> {
     fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
         let old = self.m.generation;
-        self.region.gen_word().store(m.generation, Ordering::Release);
+        self.region
+            .gen_word()
+            .store(m.generation, Ordering::Release);
         if let Ok(n) = ctrl_name(&self.region.ctrl) {
             let _ = shm_core::unlink(&data_name(n, old));
         }
