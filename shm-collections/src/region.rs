@@ -489,26 +489,81 @@ impl Mapped {
     fn copy_raw(&self, off: u64, label: &str, buf: &mut Vec<u8>) -> RegionResult<usize> {
         let (at, klen, vlen, sum) = self.header(off, label)?;
         let body = klen as usize + vlen as usize;
+        // The padded record ends inside the area: cap and off are multiples of 8.
         buf.clear();
-        buf.resize(REC_HDR + body, 0);
-        self.obj.read_at(at, buf)?;
+        buf.resize(rec_len(body) as usize, 0);
+        self.load_words(at, buf);
         // The header was read twice: the second copy is the one checked and kept.
-        let (hdr, body) = buf.split_at(REC_HDR);
+        let (hdr, rest) = buf.split_at(REC_HDR);
         if hdr[0..4] != klen.to_ne_bytes()
             || hdr[4..8] != vlen.to_ne_bytes()
             || hdr[8..16] != sum.to_ne_bytes()
-            || checksum(klen, vlen, body) != sum
+            || checksum(klen, vlen, &rest[..body]) != sum
         {
             return Err(bad_sum(label, off));
         }
         Ok(klen as usize)
     }
 
-    /// Writes a record at `off` (reserved by the caller, nobody reads it yet): built
-    /// in one buffer (on the stack when small) and copied in once.
+    /// Stores `bytes` (a padded record) at payload position `at` with one atomic store
+    /// per word when aligned and inside the record area, else by a checked racing copy
+    /// (which reports the bounds error).
+    #[inline]
+    fn store_words(&self, at: usize, bytes: &[u8]) -> RegionResult<()> {
+        let fits = at % 8 == 0
+            && bytes.len() % 8 == 0
+            && at >= self.rec_base()
+            && at
+                .checked_add(bytes.len())
+                .is_some_and(|e| e <= self.rec_base() + self.cap as usize);
+        if !fits {
+            self.obj.write_at(at, bytes)?;
+            return Ok(());
+        }
+        let base = self.obj.payload_ptr();
+        for (j, chunk) in bytes.chunks_exact(8).enumerate() {
+            // SAFETY: as in `load_words`: `at + 8j + 8 <= at + bytes.len()` lies in the
+            // record area inside the payload (checked above), 8-aligned; atomic.
+            let w = unsafe { &*base.add(at + j * 8).cast::<AtomicU64>() };
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Lays a record out in `rec` (header, key, value, zero padding).
+    fn fill(rec: &mut [u8], key: &[u8], value: &[u8]) {
+        let (hdr, body) = rec.split_at_mut(REC_HDR);
+        let (k, v) = body.split_at_mut(key.len());
+        k.copy_from_slice(key);
+        v[..value.len()].copy_from_slice(value);
+        let (klen, vlen) = (key.len() as u32, value.len() as u32);
+        let sum = checksum(klen, vlen, &body[..key.len() + value.len()]);
+        hdr[0..4].copy_from_slice(&klen.to_ne_bytes());
+        hdr[4..8].copy_from_slice(&vlen.to_ne_bytes());
+        hdr[8..16].copy_from_slice(&sum.to_ne_bytes());
+    }
+
+    /// Writes a record at `off` (reserved by the caller, nobody reads it yet): laid out
+    /// in one buffer (on the stack when small) and stored in once, padding included.
+    #[inline]
     fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
-        let len = REC_HDR + key.len() + value.len();
-        let mut small = [0u8; REC_HDR + SMALL_BODY];
+        let len = rec_len(key.len() + value.len()) as usize;
+        let at = self.rec_base() + off as usize;
+        if len <= 64 {
+            let mut small = [0u8; 64];
+            Self::fill(&mut small[..len], key, value);
+            self.store_words(at, &small[..len])
+        } else {
+            self.write_long(at, len, key, value)
+        }
+    }
+
+    /// `write` of a larger record, out of line (its buffers stay off the short path).
+    #[inline(never)]
+    fn write_long(&self, at: usize, len: usize, key: &[u8], value: &[u8]) -> RegionResult<()> {
+        let mut small = [0u8; REC_HDR + SMALL_BODY + 8];
         let mut large = Vec::new();
         let rec = if len <= small.len() {
             &mut small[..len]
@@ -516,15 +571,8 @@ impl Mapped {
             large.resize(len, 0);
             &mut large[..]
         };
-        let (hdr, body) = rec.split_at_mut(REC_HDR);
-        body[..key.len()].copy_from_slice(key);
-        body[key.len()..].copy_from_slice(value);
-        let (klen, vlen) = (key.len() as u32, value.len() as u32);
-        hdr[0..4].copy_from_slice(&klen.to_ne_bytes());
-        hdr[4..8].copy_from_slice(&vlen.to_ne_bytes());
-        hdr[8..16].copy_from_slice(&checksum(klen, vlen, body).to_ne_bytes());
-        self.obj.write_at(self.rec_base() + off as usize, rec)?;
-        Ok(())
+        Self::fill(rec, key, value);
+        self.store_words(at, rec)
     }
 
     /// Checks the record at `off` and hands its body (key then value) and key length
@@ -1231,11 +1279,11 @@ impl Writer<'_> {
                 continue;
             };
             let klen = self.m.copy_raw(off, self.label(), &mut buf)?;
-            let len = rec_len(buf.len() - REC_HDR);
+            let len = buf.len() as u64;
             if used + len > m.cap || idx >= m.slots {
                 return Err(self.corrupted("the records changed during compaction".into()));
             }
-            m.obj.write_at(m.rec_base() + used as usize, &buf)?;
+            m.store_words(m.rec_base() + used as usize, &buf)?;
             match self.region.kind {
                 IndexKind::Hash => {
                     let h = key_hash(&buf[REC_HDR..REC_HDR + klen]);
