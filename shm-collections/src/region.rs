@@ -679,8 +679,16 @@ pub(crate) struct Region {
     data_spec: ObjectSpec,
     kind: IndexKind,
     map: RwLock<Arc<Mapped>>,
+    /// The writer lock holder's mapping: only the thread holding the (cross-process)
+    /// writer lock reads or replaces it, so the lock is what synchronises it.
+    held: std::cell::UnsafeCell<Option<Arc<Mapped>>>,
     limits: Limits,
 }
+
+// SAFETY: every field but `held` is Sync; `held` is only accessed by the thread that
+// holds the writer lock (`lock` and the `Writer` it returns, which is not Send), and
+// that robust lock excludes every other thread of every process.
+unsafe impl Sync for Region {}
 
 impl std::fmt::Debug for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -770,7 +778,6 @@ fn create_data(
 /// Holds the writer lock; unlocks on drop. Not `Send`: the lock belongs to the thread.
 pub(crate) struct Writer<'a> {
     region: &'a Region,
-    m: Arc<Mapped>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -817,6 +824,7 @@ impl Region {
             data_spec,
             kind,
             map: RwLock::new(Arc::new(first)),
+            held: std::cell::UnsafeCell::new(None),
             limits,
         })
     }
@@ -905,7 +913,7 @@ impl Region {
         }
         // Writers grew the object 10^4 times during one read: read under the lock.
         let w = self.lock()?;
-        f(&w.m)
+        f(w.m())
     }
 
     fn corrupted(&self, what: String) -> RegionError {
@@ -1043,7 +1051,7 @@ impl Region {
             }
         }
         let w = self.lock()?;
-        self.collect(&w.m)
+        self.collect(w.m())
     }
 
     fn collect(&self, m: &Mapped) -> RegionResult<Vec<Rec>> {
@@ -1091,16 +1099,23 @@ impl Region {
             name: self.label.to_string(),
             source,
         })?;
-        let m = match self.current() {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = raw.unlock();
-                return Err(e);
+        let generation = self.gen_word().load(Ordering::Acquire);
+        // SAFETY: we hold the writer lock, so no other thread touches `held` (and no
+        // Writer of ours exists yet to borrow from it).
+        let held = unsafe { &mut *self.held.get() };
+        // The segment the last write in this process used, unless another process has
+        // grown it since: no reference-count or lock traffic on the write path.
+        if held.as_ref().is_none_or(|m| m.generation != generation) {
+            match self.current() {
+                Ok(m) => *held = Some(m),
+                Err(e) => {
+                    let _ = raw.unlock();
+                    return Err(e);
+                }
             }
-        };
+        }
         let mut w = Writer {
             region: self,
-            m,
             _not_send: std::marker::PhantomData,
         };
         if how != Acquired::Clean {
@@ -1142,6 +1157,16 @@ struct Need {
 }
 
 impl Writer<'_> {
+    /// The data segment this writer works on (current: the lock keeps it so).
+    #[inline]
+    fn m(&self) -> &Mapped {
+        // SAFETY: only the thread holding the writer lock touches `held` (see
+        // `Region::held`) and this Writer guards that lock; `lock` filled it and only
+        // `publish` (taking `&mut self`, so no borrow from here is alive) replaces it.
+        let held = unsafe { &*self.region.held.get() };
+        held.as_deref().expect("`lock` maps the current segment")
+    }
+
     fn label(&self) -> &str {
         &self.region.label
     }
@@ -1151,32 +1176,32 @@ impl Writer<'_> {
     }
 
     fn seq_begin(&self) {
-        let s = self.m.load(D_SEQ);
-        self.m.store(D_SEQ, s | 1);
+        let s = self.m().load(D_SEQ);
+        self.m().store(D_SEQ, s | 1);
         fence(Ordering::Release);
     }
 
     fn seq_end(&self) {
-        let s = self.m.load(D_SEQ);
-        self.m
+        let s = self.m().load(D_SEQ);
+        self.m()
             .word(D_SEQ)
             .store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
     /// Whether the current segment has room for `need`; grows (compacting) if not.
     fn ensure(&mut self, need: Need) -> RegionResult<()> {
-        let used = self.m.load(D_USED);
-        if used < FIRST_REC || used % 8 != 0 || used > self.m.cap {
-            return Err(self.corrupted(format!("{used} bytes used of {}", self.m.cap)));
+        let used = self.m().load(D_USED);
+        if used < FIRST_REC || used % 8 != 0 || used > self.m().cap {
+            return Err(self.corrupted(format!("{used} bytes used of {}", self.m().cap)));
         }
-        let fits_bytes = used + need.bytes <= self.m.cap;
+        let fits_bytes = used + need.bytes <= self.m().cap;
         let fits_slot = match self.region.kind {
             IndexKind::Hash => {
-                let taken = self.m.load(D_LIVE).saturating_add(self.m.load(D_DEAD));
+                let taken = self.m().load(D_LIVE).saturating_add(self.m().load(D_DEAD));
                 !need.new_slot
-                    || taken.saturating_add(1).saturating_mul(4) <= self.m.slots as u64 * 3
+                    || taken.saturating_add(1).saturating_mul(4) <= self.m().slots as u64 * 3
             }
-            IndexKind::List => !need.new_slot || self.m.load(D_LIVE) < self.m.slots as u64,
+            IndexKind::List => !need.new_slot || self.m().load(D_LIVE) < self.m().slots as u64,
         };
         if fits_bytes && fits_slot {
             return Ok(());
@@ -1193,14 +1218,14 @@ impl Writer<'_> {
         extra_entries: u64,
         edit: impl FnOnce(&mut Vec<Rec>) -> RegionResult<()>,
     ) -> RegionResult<()> {
-        let mut recs = self.region.collect(&self.m)?;
+        let mut recs = self.region.collect(self.m())?;
         edit(&mut recs)?;
         let live_bytes: u64 = recs.iter().map(|r| rec_len(r.body.len())).sum();
         let (slots, cap) = Self::geometry(
             live_bytes.saturating_add(extra_bytes),
             (recs.len() as u64).saturating_add(extra_entries),
         );
-        let next = self.m.generation.wrapping_add(1);
+        let next = self.m().generation.wrapping_add(1);
         let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
         let mut used = FIRST_REC;
         let mask = m.slots - 1;
@@ -1243,15 +1268,15 @@ impl Writer<'_> {
     /// checksum checked on the way), with room for `extra_bytes` and `extra_entries`.
     fn compact(&mut self, extra_bytes: u64, extra_entries: u64) -> RegionResult<()> {
         let n = match self.region.kind {
-            IndexKind::Hash => self.m.slots,
+            IndexKind::Hash => self.m().slots,
             IndexKind::List => self.list_len()?,
         };
         // Pass 1: the live records' sizes (headers checked).
         let (mut live, mut count) = (0u64, 0u64);
         for i in 0..n {
-            match Mapped::slot_off(self.m.slot(i).load(Ordering::Acquire)) {
+            match Mapped::slot_off(self.m().slot(i).load(Ordering::Acquire)) {
                 Some(off) => {
-                    let (_, k, v, _) = self.m.header(off, self.label())?;
+                    let (_, k, v, _) = self.m().header(off, self.label())?;
                     live += rec_len(k as usize + v as usize);
                     count += 1;
                 }
@@ -1265,7 +1290,7 @@ impl Writer<'_> {
             live.saturating_add(extra_bytes),
             count.saturating_add(extra_entries),
         );
-        let next = self.m.generation.wrapping_add(1);
+        let next = self.m().generation.wrapping_add(1);
         let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
         // Pass 2: copy. Records are immutable and we hold the lock, so only a foreign
         // scribbler could change them in between: every copy is checked again, and
@@ -1275,10 +1300,10 @@ impl Writer<'_> {
         let mut buf = Vec::new();
         let mut idx = 0;
         for i in 0..n {
-            let Some(off) = Mapped::slot_off(self.m.slot(i).load(Ordering::Acquire)) else {
+            let Some(off) = Mapped::slot_off(self.m().slot(i).load(Ordering::Acquire)) else {
                 continue;
             };
-            let klen = self.m.copy_raw(off, self.label(), &mut buf)?;
+            let klen = self.m().copy_raw(off, self.label(), &mut buf)?;
             let len = buf.len() as u64;
             if used + len > m.cap || idx >= m.slots {
                 return Err(self.corrupted("the records changed during compaction".into()));
@@ -1307,7 +1332,7 @@ impl Writer<'_> {
     /// Publishes `m` as generation g + 1 and unlinks segment g.
     fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
-        let old = self.m.generation;
+        let old = self.m().generation;
         self.region
             .gen_word()
             .store(m.generation, Ordering::Release);
@@ -1316,13 +1341,15 @@ impl Writer<'_> {
         }
         let m = Arc::new(m);
         *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
-        self.m = m;
+        // SAFETY: this Writer guards the writer lock, so no other thread touches
+        // `held`; `&mut self` keeps every `&Mapped` from `self.m()` out of scope.
+        unsafe { *self.region.held.get() = Some(m) };
     }
 
     /// After a dead writer: removes its leftovers and rebuilds (see the module docs).
     fn repair(&mut self) -> RegionResult<()> {
         let name = ctrl_name(&self.region.ctrl)?.to_owned();
-        let generation = self.m.generation;
+        let generation = self.m().generation;
         let _ = shm_core::unlink(&data_name(&name, generation.wrapping_add(1)));
         if generation > 0 {
             let _ = shm_core::unlink(&data_name(&name, generation - 1));
@@ -1332,20 +1359,20 @@ impl Writer<'_> {
 
     /// Reserves and writes a record; returns its offset.
     fn append(&self, key: &[u8], value: &[u8]) -> RegionResult<u64> {
-        let used = self.m.load(D_USED);
+        let used = self.m().load(D_USED);
         let len = rec_len(key.len() + value.len());
-        if used.checked_add(len).is_none_or(|e| e > self.m.cap) {
+        if used.checked_add(len).is_none_or(|e| e > self.m().cap) {
             return Err(self.corrupted("no room after growth".into()));
         }
         // Reserve first: a writer killed past this point never reuses these bytes.
-        self.m.store(D_USED, used + len);
-        self.m.write(used, key, value)?;
+        self.m().store(D_USED, used + len);
+        self.m().write(used, key, value)?;
         Ok(used)
     }
 
     fn add_garbage(&self, len: u64) {
-        let g = self.m.load(D_GARBAGE);
-        self.m.store(D_GARBAGE, g.saturating_add(len));
+        let g = self.m().load(D_GARBAGE);
+        self.m().store(D_GARBAGE, g.saturating_add(len));
     }
 
     /// A dict lookup under the lock, handing the value bytes to `f`.
@@ -1354,9 +1381,9 @@ impl Writer<'_> {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> R,
     ) -> RegionResult<Option<R>> {
-        match self.region.probe(&self.m, key, key_hash(key))? {
+        match self.region.probe(self.m(), key, key_hash(key))? {
             Probe::Found(_, off, _) => self
-                .m
+                .m()
                 .with_record(off, self.label(), |body, klen| f(&body[klen..]))
                 .map(Some),
             _ => Ok(None),
@@ -1378,15 +1405,15 @@ impl Writer<'_> {
     ) -> RegionResult<Option<R>> {
         let hash = key_hash(key);
         let bytes = rec_len(key.len() + value.len());
-        let mut probe = self.region.probe(&self.m, key, hash)?;
-        let before = self.m.generation;
+        let mut probe = self.region.probe(self.m(), key, hash)?;
+        let before = self.m().generation;
         self.ensure(Need {
             bytes,
             new_slot: !matches!(probe, Probe::Found(..)),
         })?;
-        if self.m.generation != before {
+        if self.m().generation != before {
             // A new index: probe it.
-            probe = self.region.probe(&self.m, key, hash)?;
+            probe = self.region.probe(self.m(), key, hash)?;
         }
         self.seq_begin();
         let r = (|| {
@@ -1394,17 +1421,17 @@ impl Writer<'_> {
             let slot = (hash >> 48) << 48 | off;
             match probe {
                 Probe::Found(i, old_off, old_len) => {
-                    self.m.slot(i).store(slot, Ordering::Release);
+                    self.m().slot(i).store(slot, Ordering::Release);
                     self.add_garbage(old_len);
                     Ok(Some(old_off))
                 }
                 Probe::Vacant(i) => {
-                    let was = self.m.slot(i).load(Ordering::Relaxed);
-                    self.m.slot(i).store(slot, Ordering::Release);
+                    let was = self.m().slot(i).load(Ordering::Relaxed);
+                    self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
-                        self.m.store(D_DEAD, self.m.load(D_DEAD).saturating_sub(1));
+                        self.m().store(D_DEAD, self.m().load(D_DEAD).saturating_sub(1));
                     }
-                    self.m.store(D_LIVE, self.m.load(D_LIVE) + 1);
+                    self.m().store(D_LIVE, self.m().load(D_LIVE) + 1);
                     Ok(None)
                 }
                 Probe::Full => Err(self.corrupted("no free slot after growth".into())),
@@ -1415,7 +1442,7 @@ impl Writer<'_> {
         // rebuild, which takes this lock).
         match r? {
             Some(off) => self
-                .m
+                .m()
                 .with_record(off, self.label(), |body, klen| old(&body[klen..]))
                 .map(Some),
             None => Ok(None),
@@ -1428,16 +1455,16 @@ impl Writer<'_> {
         key: &[u8],
         old: impl FnOnce(&[u8]) -> R,
     ) -> RegionResult<Option<R>> {
-        let Probe::Found(i, off, len) = self.region.probe(&self.m, key, key_hash(key))? else {
+        let Probe::Found(i, off, len) = self.region.probe(self.m(), key, key_hash(key))? else {
             return Ok(None);
         };
         self.seq_begin();
-        self.m.slot(i).store(TOMB, Ordering::Release);
-        self.m.store(D_LIVE, self.m.load(D_LIVE).saturating_sub(1));
-        self.m.store(D_DEAD, self.m.load(D_DEAD) + 1);
+        self.m().slot(i).store(TOMB, Ordering::Release);
+        self.m().store(D_LIVE, self.m().load(D_LIVE).saturating_sub(1));
+        self.m().store(D_DEAD, self.m().load(D_DEAD) + 1);
         self.add_garbage(len);
         self.seq_end();
-        self.m
+        self.m()
             .with_record(off, self.label(), |body, klen| old(&body[klen..]))
             .map(Some)
     }
@@ -1452,15 +1479,15 @@ impl Writer<'_> {
 
     /// The list's length under the lock, checked against the index.
     pub(crate) fn list_len(&self) -> RegionResult<usize> {
-        let len = self.m.load(D_LIVE);
-        if len > self.m.slots as u64 {
-            return Err(self.corrupted(format!("length {len} over {} slots", self.m.slots)));
+        let len = self.m().load(D_LIVE);
+        if len > self.m().slots as u64 {
+            return Err(self.corrupted(format!("length {len} over {} slots", self.m().slots)));
         }
         Ok(len as usize)
     }
 
     fn list_off(&self, i: usize) -> RegionResult<u64> {
-        let v = self.m.slot(i).load(Ordering::Acquire);
+        let v = self.m().slot(i).load(Ordering::Acquire);
         Mapped::slot_off(v).ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))
     }
 
@@ -1468,7 +1495,7 @@ impl Writer<'_> {
     /// record's length.
     fn list_with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> RegionResult<(R, u64)> {
         let off = self.list_off(i)?;
-        self.m.with_record(off, self.label(), |body, klen| {
+        self.m().with_record(off, self.label(), |body, klen| {
             (f(&body[klen..]), rec_len(body.len()))
         })
     }
@@ -1494,9 +1521,9 @@ impl Writer<'_> {
         let len = self.list_len()?;
         let off = self.append(&[], value)?;
         self.seq_begin();
-        self.m.slot(len).store(off, Ordering::Release);
+        self.m().slot(len).store(off, Ordering::Release);
         // The length publishes the element.
-        self.m.word(D_LIVE).store(len as u64 + 1, Ordering::Release);
+        self.m().word(D_LIVE).store(len as u64 + 1, Ordering::Release);
         self.seq_end();
         Ok(())
     }
@@ -1509,7 +1536,7 @@ impl Writer<'_> {
         }
         let (r, old_len) = self.list_with(len - 1, f)?;
         self.seq_begin();
-        self.m.word(D_LIVE).store(len as u64 - 1, Ordering::Release);
+        self.m().word(D_LIVE).store(len as u64 - 1, Ordering::Release);
         self.add_garbage(old_len);
         self.seq_end();
         Ok(Some(r))
@@ -1529,7 +1556,7 @@ impl Writer<'_> {
         let (r, old_len) = self.list_with(i, f)?;
         let off = self.append(&[], value)?;
         self.seq_begin();
-        self.m.slot(i).store(off, Ordering::Release);
+        self.m().slot(i).store(off, Ordering::Release);
         self.add_garbage(old_len);
         self.seq_end();
         Ok(r)
