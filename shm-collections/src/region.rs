@@ -30,11 +30,13 @@
 //! # Growth and compaction
 //!
 //! When a record or a new key does not fit, the writer builds a new data segment of
-//! generation `g + 1` (created with `O_EXCL`, sized for the live data, never
-//! `ftruncate`d while mapped), copies the live records into it (dropping garbage and
-//! tombstones), publishes it with one Release store of `g + 1` into the control
-//! header, and unlinks segment `g` (mappings of it stay valid until dropped). So growth
-//! compacts, and a dict that is mostly garbage shrinks back.
+//! generation `g + 1` (created with `O_EXCL`, sized for the live data: twice it,
+//! rounded up to a power of two, or four times when the old segment was mostly garbage,
+//! so that overwrite-heavy use compacts less often; never `ftruncate`d while mapped),
+//! copies the live records into it (dropping garbage and tombstones), publishes it
+//! with one Release store of `g + 1` into the control header, and unlinks segment `g`
+//! (mappings of it stay valid until dropped). So growth compacts, and a dict that is
+//! mostly garbage shrinks back.
 //!
 //! # Reads (no lock)
 //!
@@ -1224,6 +1226,7 @@ impl Writer<'_> {
         let (slots, cap) = Self::geometry(
             live_bytes.saturating_add(extra_bytes),
             (recs.len() as u64).saturating_add(extra_entries),
+            2,
         );
         let next = self.m().generation.wrapping_add(1);
         let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
@@ -1251,9 +1254,10 @@ impl Writer<'_> {
     }
 
     /// Sizes a data segment for `live_bytes` of records and `entries` entries.
-    fn geometry(live_bytes: u64, entries: u64) -> (usize, u64) {
+    /// `room`: record area per live byte (before rounding up to a power of two).
+    fn geometry(live_bytes: u64, entries: u64, room: u64) -> (usize, u64) {
         let cap = live_bytes
-            .saturating_mul(2)
+            .saturating_mul(room)
             .max(MIN_CAP as u64)
             .next_power_of_two();
         let slots = entries
@@ -1286,9 +1290,18 @@ impl Writer<'_> {
                 None => {}
             }
         }
+        // A segment that filled up mostly with garbage (overwrites and removals, not
+        // growth) gets twice the usual room: compactions (a new segment, every live
+        // record copied) then come after at least 3x the live bytes of writes, not 1x.
+        let room = if live.saturating_mul(2) <= self.m().load(D_USED) {
+            4
+        } else {
+            2
+        };
         let (slots, cap) = Self::geometry(
             live.saturating_add(extra_bytes),
             count.saturating_add(extra_entries),
+            room,
         );
         let next = self.m().generation.wrapping_add(1);
         let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
