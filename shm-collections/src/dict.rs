@@ -12,7 +12,7 @@ use shm_core::ObjectSpec;
 use crate::codec::{self, type_fingerprint};
 use crate::kinds;
 use crate::region::{
-    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats,
+    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats, unbox,
 };
 
 /// A hash map in shared memory, keys and values of any serde types (encoded by
@@ -75,6 +75,20 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(region: &Region, v: &T) -> Reg
         source,
     })?;
     Ok(buf)
+}
+
+#[cold]
+pub(crate) fn decode_failed<T>(
+    region: &Region,
+    what: &'static str,
+    source: codec::CodecError,
+) -> RegionError {
+    RegionError::Decode {
+        name: region.label().to_owned(),
+        what,
+        expected: std::any::type_name::<T>(),
+        source,
+    }
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(
@@ -204,7 +218,14 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.with_key(key, |k| self.region.get_with(k, |v| self.decode_value(v)))
+        self.with_key(key, |k| {
+            match self.region.get_with(k, |v| codec::decode::<V>(v)) {
+                Ok(Some(Ok(v))) => Ok(Some(v)),
+                Ok(None) => Ok(None),
+                Ok(Some(Err(e))) => Err(decode_failed::<V>(&self.region, "value", e)),
+                Err(e) => Err(*e),
+            }
+        })
     }
 
     /// Whether `key` is present (no lock).
@@ -219,7 +240,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.with_key(key, |k| Ok(self.region.get_with(k, |_| Ok(()))?.is_some()))
+        self.with_key(key, |k| {
+            Ok(self.region.get_with(k, |_| ()).map_err(unbox)?.is_some())
+        })
     }
 
     /// Inserts or replaces; returns the old value. A key or value over the limits is
@@ -354,8 +377,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// ```
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> RegionResult<V> {
         self.with_key(&key, |k| {
-            if let Some(v) = self.region.get_with(k, |old| self.decode_value(old))? {
-                return Ok(v);
+            let found = self.region.get_with(k, |old| self.decode_value(old));
+            if let Some(v) = found.map_err(unbox)? {
+                return v;
             }
             let mut w = self.region.lock()?;
             if let Some(v) = w.get_with(k, |old| self.decode_value(old))? {

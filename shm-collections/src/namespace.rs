@@ -8,7 +8,7 @@ use shm_core::SharedObject;
 use crate::codec::type_fingerprint;
 use crate::dict::{decode, encode_key, encode_value, typed_spec};
 use crate::kinds;
-use crate::region::{IndexKind, Limits, Region, RegionError, RegionResult, RegionStats};
+use crate::region::{IndexKind, Limits, Region, RegionError, RegionResult, RegionStats, unbox};
 
 /// Attributes by name, each of its own serde type: Python's `Manager().Namespace()`
 /// (`ns.count = 5` is `ns.set("count", &5u64)`), shared by any number of processes.
@@ -161,7 +161,10 @@ impl Namespace {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, attr: &str) -> RegionResult<Option<T>> {
         let k = self.attr_key(attr)?;
-        self.region.get_with(&k, |v| self.unpack(attr, v))
+        self.region
+            .get_with(&k, |v| self.unpack(attr, v))
+            .map_err(unbox)?
+            .transpose()
     }
 
     /// Atomically replaces `attr` by `f(old)` (typed; a mismatch is an error and changes
@@ -210,7 +213,7 @@ impl Namespace {
     /// ```
     pub fn contains(&self, attr: &str) -> RegionResult<bool> {
         let k = self.attr_key(attr)?;
-        Ok(self.region.get_with(&k, |_| Ok(()))?.is_some())
+        Ok(self.region.get_with(&k, |_| ()).map_err(unbox)?.is_some())
     }
 
     /// The names of the set attributes, sorted, from one snapshot.

@@ -249,6 +249,16 @@ pub enum RegionError {
 /// Result of the growable collections.
 pub type RegionResult<T> = Result<T, RegionError>;
 
+/// Result of the lock-free read path: the (large, rare) error boxed, so that results
+/// handed back through the probe loop and `read_stable` stay a few words.
+pub(crate) type Slim<T> = Result<T, Box<RegionError>>;
+
+/// Unboxes a read-path error.
+#[inline]
+pub(crate) fn unbox(e: Box<RegionError>) -> RegionError {
+    *e
+}
+
 /// What [`stats`](crate::ShareableDict::stats) reports.
 ///
 /// ```
@@ -483,6 +493,7 @@ impl Mapped {
             body: body.to_vec(),
             klen,
         })
+        .map_err(unbox)
     }
 
     /// Copies the whole record at `off` (header and body) into `buf`, checking bounds,
@@ -581,17 +592,12 @@ impl Mapped {
     /// to `f`. The header and a small body come in one racing copy onto the stack; a
     /// larger body in a second (no allocation up to `SMALL_BODY` bytes).
     #[inline]
-    fn with_record<R>(
-        &self,
-        off: u64,
-        label: &str,
-        f: impl FnOnce(&[u8], usize) -> R,
-    ) -> RegionResult<R> {
+    fn with_record<R>(&self, off: u64, label: &str, f: impl FnOnce(&[u8], usize) -> R) -> Slim<R> {
         if off % 8 != 0
             || off < FIRST_REC
             || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
         {
-            return Err(bad_offset(label, off, self.cap));
+            return Err(Box::new(bad_offset(label, off, self.cap)));
         }
         let at = self.rec_base() + off as usize;
         // At least REC_HDR bytes remain (checked above).
@@ -623,7 +629,7 @@ impl Mapped {
         let sum = u64::from_ne_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
         let body = u64::from(klen) + u64::from(vlen);
         if off + REC_HDR as u64 + body > self.cap {
-            return Err(bad_length(label, off, body, self.cap));
+            return Err(Box::new(bad_length(label, off, body, self.cap)));
         }
         let body = body as usize;
         if REC_HDR + body > n {
@@ -631,7 +637,7 @@ impl Mapped {
         }
         let buf = &first[REC_HDR..REC_HDR + body];
         if checksum(klen, vlen, buf) != sum {
-            return Err(bad_sum(label, off));
+            return Err(Box::new(bad_sum(label, off)));
         }
         Ok(f(buf, klen as usize))
     }
@@ -650,7 +656,7 @@ impl Mapped {
         off: u64,
         label: &str,
         f: impl FnOnce(&[u8], usize) -> R,
-    ) -> RegionResult<R> {
+    ) -> Slim<R> {
         let body = klen as usize + vlen as usize;
         let mut small = [0u8; SMALL_BODY];
         let mut large = Vec::new();
@@ -660,9 +666,11 @@ impl Mapped {
             large.resize(body, 0);
             &mut large[..]
         };
-        self.obj.read_at(at + REC_HDR, buf)?;
+        self.obj
+            .read_at(at + REC_HDR, buf)
+            .map_err(|e| Box::new(e.into()))?;
         if checksum(klen, vlen, buf) != sum {
-            return Err(bad_sum(label, off));
+            return Err(Box::new(bad_sum(label, off)));
         }
         Ok(f(buf, klen as usize))
     }
@@ -898,7 +906,7 @@ impl Region {
     }
 
     /// Runs `f` on the current mapping until the generation stayed the same across it.
-    fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> RegionResult<R>) -> RegionResult<R> {
+    fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> Slim<R>) -> Slim<R> {
         for _ in 0..READ_TRIES {
             let generation = self.gen_word().load(Ordering::Acquire);
             {
@@ -911,10 +919,10 @@ impl Region {
                     continue;
                 }
             }
-            self.current()?;
+            self.current().map_err(Box::new)?;
         }
         // Writers grew the object 10^4 times during one read: read under the lock.
-        let w = self.lock()?;
+        let w = self.lock().map_err(Box::new)?;
         f(w.m())
     }
 
@@ -960,9 +968,11 @@ impl Region {
                 tomb.get_or_insert(i);
             } else if v >> 48 == tag {
                 let off = v & OFF_MASK;
-                let hit = m.with_record(off, &self.label, |body, klen| {
-                    (&body[..klen] == key).then_some(body.len())
-                })?;
+                let hit = m
+                    .with_record(off, &self.label, |body, klen| {
+                        (&body[..klen] == key).then_some(body.len())
+                    })
+                    .map_err(unbox)?;
                 if let Some(body) = hit {
                     return Ok(Probe::Found(i, off, rec_len(body)));
                 }
@@ -978,11 +988,7 @@ impl Region {
     /// A dict lookup without the lock, handing the value bytes to `f` (copied onto the
     /// stack when small: no allocation).
     #[inline]
-    pub(crate) fn get_with<R>(
-        &self,
-        key: &[u8],
-        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
-    ) -> RegionResult<Option<R>> {
+    pub(crate) fn get_with<R>(&self, key: &[u8], mut f: impl FnMut(&[u8]) -> R) -> Slim<Option<R>> {
         let hash = key_hash(key);
         let tag = hash >> 48;
         self.read_stable(|m| {
@@ -997,8 +1003,8 @@ impl Region {
                     let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
                         (&body[..klen] == key).then(|| f(&body[klen..]))
                     })?;
-                    if let Some(r) = hit {
-                        return r.map(Some);
+                    if hit.is_some() {
+                        return Ok(hit);
                     }
                 }
                 i = (i + 1) & mask;
@@ -1010,6 +1016,7 @@ impl Region {
     /// Live entries (a vec's length).
     pub(crate) fn len(&self) -> RegionResult<u64> {
         self.read_stable(|m| Ok(m.word(D_LIVE).load(Ordering::Acquire)))
+            .map_err(unbox)
     }
 
     /// Element `i` of a list handed to `f` (copied onto the stack when small), or the
@@ -1018,21 +1025,23 @@ impl Region {
     pub(crate) fn list_get_with<R>(
         &self,
         i: usize,
-        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
-    ) -> RegionResult<Result<R, usize>> {
+        mut f: impl FnMut(&[u8]) -> R,
+    ) -> Slim<Result<R, usize>> {
         self.read_stable(|m| {
             let len = m.word(D_LIVE).load(Ordering::Acquire);
             if i as u64 >= len {
                 return Ok(Err(len as usize));
             }
             if len > m.slots as u64 {
-                return Err(self.corrupted(format!("length {len} over {} slots", m.slots)));
+                return Err(Box::new(
+                    self.corrupted(format!("length {len} over {} slots", m.slots)),
+                ));
             }
             let v = m.slot(i).load(Ordering::Acquire);
-            let off = Mapped::slot_off(v)
-                .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
-            m.with_record(off, &self.label, |body, klen| f(&body[klen..]))?
-                .map(Ok)
+            let off = Mapped::slot_off(v).ok_or_else(|| {
+                Box::new(self.corrupted(format!("element {i} has an empty slot")))
+            })?;
+            m.with_record(off, &self.label, |body, klen| Ok(f(&body[klen..])))
         })
     }
 
@@ -1092,6 +1101,7 @@ impl Region {
                 garbage: m.load(D_GARBAGE),
             })
         })
+        .map_err(unbox)
     }
 
     /// Takes the writer lock; after a dead holder, repairs first (see the module docs).
@@ -1398,7 +1408,8 @@ impl Writer<'_> {
             Probe::Found(_, off, _) => self
                 .m()
                 .with_record(off, self.label(), |body, klen| f(&body[klen..]))
-                .map(Some),
+                .map(Some)
+                .map_err(unbox),
             _ => Ok(None),
         }
     }
@@ -1442,7 +1453,8 @@ impl Writer<'_> {
                     let was = self.m().slot(i).load(Ordering::Relaxed);
                     self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
-                        self.m().store(D_DEAD, self.m().load(D_DEAD).saturating_sub(1));
+                        self.m()
+                            .store(D_DEAD, self.m().load(D_DEAD).saturating_sub(1));
                     }
                     self.m().store(D_LIVE, self.m().load(D_LIVE) + 1);
                     Ok(None)
@@ -1457,7 +1469,8 @@ impl Writer<'_> {
             Some(off) => self
                 .m()
                 .with_record(off, self.label(), |body, klen| old(&body[klen..]))
-                .map(Some),
+                .map(Some)
+                .map_err(unbox),
             None => Ok(None),
         }
     }
@@ -1473,13 +1486,15 @@ impl Writer<'_> {
         };
         self.seq_begin();
         self.m().slot(i).store(TOMB, Ordering::Release);
-        self.m().store(D_LIVE, self.m().load(D_LIVE).saturating_sub(1));
+        self.m()
+            .store(D_LIVE, self.m().load(D_LIVE).saturating_sub(1));
         self.m().store(D_DEAD, self.m().load(D_DEAD) + 1);
         self.add_garbage(len);
         self.seq_end();
         self.m()
             .with_record(off, self.label(), |body, klen| old(&body[klen..]))
             .map(Some)
+            .map_err(unbox)
     }
 
     /// Empties the collection (a fresh, small data segment).
@@ -1508,9 +1523,11 @@ impl Writer<'_> {
     /// record's length.
     fn list_with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> RegionResult<(R, u64)> {
         let off = self.list_off(i)?;
-        self.m().with_record(off, self.label(), |body, klen| {
-            (f(&body[klen..]), rec_len(body.len()))
-        })
+        self.m()
+            .with_record(off, self.label(), |body, klen| {
+                (f(&body[klen..]), rec_len(body.len()))
+            })
+            .map_err(unbox)
     }
 
     /// Element `i` under the lock, handed to `f`; `None` past the end.
@@ -1536,7 +1553,9 @@ impl Writer<'_> {
         self.seq_begin();
         self.m().slot(len).store(off, Ordering::Release);
         // The length publishes the element.
-        self.m().word(D_LIVE).store(len as u64 + 1, Ordering::Release);
+        self.m()
+            .word(D_LIVE)
+            .store(len as u64 + 1, Ordering::Release);
         self.seq_end();
         Ok(())
     }
@@ -1549,7 +1568,9 @@ impl Writer<'_> {
         }
         let (r, old_len) = self.list_with(len - 1, f)?;
         self.seq_begin();
-        self.m().word(D_LIVE).store(len as u64 - 1, Ordering::Release);
+        self.m()
+            .word(D_LIVE)
+            .store(len as u64 - 1, Ordering::Release);
         self.add_garbage(old_len);
         self.seq_end();
         Ok(Some(r))

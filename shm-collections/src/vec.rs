@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::dict::{decode, typed_spec, with_value};
+use crate::codec;
+use crate::dict::{decode, decode_failed, typed_spec, with_value};
 use crate::kinds;
 use crate::region::{IndexKind, Limits, Rec, Region, RegionError, RegionResult, RegionStats};
 
@@ -110,9 +111,11 @@ impl<T: VecItem> ShareableVec<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, index: usize) -> RegionResult<Option<T>> {
-        match self.region.list_get_with(index, |v| self.item(v))? {
-            Ok(item) => Ok(Some(item)),
-            Err(_) => Ok(None),
+        match self.region.list_get_with(index, |v| codec::decode::<T>(v)) {
+            Ok(Ok(Ok(item))) => Ok(Some(item)),
+            Ok(Ok(Err(e))) => Err(decode_failed::<T>(&self.region, "element", e)),
+            Ok(Err(_)) => Ok(None),
+            Err(e) => Err(*e),
         }
     }
 
