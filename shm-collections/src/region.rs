@@ -253,8 +253,9 @@ pub type RegionResult<T> = Result<T, RegionError>;
 /// handed back through the probe loop and `read_stable` stay a few words.
 pub(crate) type Slim<T> = Result<T, Box<RegionError>>;
 
-/// Unboxes a read-path error.
+/// Unboxes a read-path error (for `map_err`, which hands over the box).
 #[inline]
+#[allow(clippy::boxed_local)]
 pub(crate) fn unbox(e: Box<RegionError>) -> RegionError {
     *e
 }
