@@ -456,6 +456,12 @@ impl Mapped {
                 "{slots} slots and {cap} record bytes do not fill a payload of {len}"
             )));
         }
+        // Records are read and written in whole aligned words up to `cap`.
+        if cap % 8 != 0 {
+            return Err(bad(format!(
+                "a record area of {cap} bytes (not a multiple of 8)"
+            )));
+        }
         Ok(Mapped {
             slots: slots as usize,
             cap,
@@ -1325,6 +1331,9 @@ impl Writer<'_> {
         let mut idx = 0;
         for i in 0..n {
             let Some(off) = Mapped::slot_off(self.m().slot(i).load(Ordering::Acquire)) else {
+                if self.region.kind == IndexKind::List {
+                    return Err(self.corrupted(format!("element {i} has an empty slot")));
+                }
                 continue;
             };
             let klen = self.m().copy_raw(off, self.label(), &mut buf)?;
@@ -1820,4 +1829,30 @@ macro_rules! growable_methods {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data segment whose record area is not a whole number of words (a forged
+    /// segment: ours are powers of two) is refused, so word-wise record copies can
+    /// never run past it.
+    #[test]
+    fn data_segment_with_a_ragged_record_area_is_refused() {
+        let spec = ObjectSpec::new(kinds::GROWTH_DATA, LAYOUT_VERSION);
+        let (slots, cap) = (16u64, 4099u64);
+        let payload = DATA_HDR + slots as usize * 8 + cap as usize;
+        let obj = Object::create(&SegmentOptions::new(), &spec, payload, |o| {
+            o.write_at(D_GEN, &0u64.to_ne_bytes())?;
+            o.write_at(D_SLOTS, &slots.to_ne_bytes())?;
+            o.write_at(D_CAP, &cap.to_ne_bytes())
+        })
+        .unwrap();
+        let err = Mapped::check(obj, 0, "forged").unwrap_err();
+        assert!(
+            matches!(&err, RegionError::Corrupted { what, .. } if what.contains("multiple of 8")),
+            "{err}"
+        );
+    }
 }
