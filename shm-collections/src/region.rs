@@ -940,24 +940,32 @@ impl Region {
         }
     }
 
-    /// Checks encoded sizes against the limits.
+    /// Checks encoded sizes against the limits (two compares inline; the errors are
+    /// built out of line).
     #[inline]
     pub(crate) fn check_sizes(&self, key: usize, value: usize) -> RegionResult<()> {
+        if key > self.limits.max_key as usize || value > self.limits.max_value as usize {
+            return Err(self.too_large(key, value));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self, key: usize, value: usize) -> RegionError {
         if key > self.limits.max_key as usize {
-            return Err(RegionError::KeyTooLarge {
+            RegionError::KeyTooLarge {
                 name: self.label.to_string(),
                 len: key,
                 limit: self.limits.max_key as usize,
-            });
-        }
-        if value > self.limits.max_value as usize {
-            return Err(RegionError::ValueTooLarge {
+            }
+        } else {
+            RegionError::ValueTooLarge {
                 name: self.label.to_string(),
                 len: value,
                 limit: self.limits.max_value as usize,
-            });
+            }
         }
-        Ok(())
     }
 
     /// Looks `key` up in a hash index (the records compared are copied onto the stack).
