@@ -12,7 +12,7 @@ use shm_core::ObjectSpec;
 use crate::codec::{self, type_fingerprint};
 use crate::kinds;
 use crate::region::{
-    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats,
+    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats, unbox,
 };
 
 /// A hash map in shared memory, keys and values of any serde types (encoded by
@@ -77,6 +77,20 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(region: &Region, v: &T) -> Reg
     Ok(buf)
 }
 
+#[cold]
+pub(crate) fn decode_failed<T>(
+    region: &Region,
+    what: &'static str,
+    source: codec::CodecError,
+) -> RegionError {
+    RegionError::Decode {
+        name: region.label().to_owned(),
+        what,
+        expected: std::any::type_name::<T>(),
+        source,
+    }
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(
     region: &Region,
     what: &'static str,
@@ -88,6 +102,45 @@ pub(crate) fn decode<T: DeserializeOwned>(
         expected: std::any::type_name::<T>(),
         source,
     })
+}
+
+fn encode_error(region: &Region, what: &'static str, source: codec::CodecError) -> RegionError {
+    RegionError::Encode {
+        name: region.label().to_owned(),
+        what,
+        source,
+    }
+}
+
+/// Encodes a key (on the stack when small: no allocation), checks it against the
+/// limits and hands it to `f`.
+#[inline]
+pub(crate) fn with_key<Q: Serialize + ?Sized, R>(
+    region: &Region,
+    key: &Q,
+    f: impl FnOnce(&[u8]) -> RegionResult<R>,
+) -> RegionResult<R> {
+    codec::with_encoded(key, |k| {
+        region.check_sizes(k.len(), 0)?;
+        f(k)
+    })
+    .map_err(|e| encode_error(region, "key", e))?
+}
+
+/// Encodes a value (on the stack when small), checks key and value against the
+/// limits and hands it to `f`.
+#[inline]
+pub(crate) fn with_value<T: Serialize + ?Sized, R>(
+    region: &Region,
+    key: &[u8],
+    value: &T,
+    f: impl FnOnce(&[u8]) -> RegionResult<R>,
+) -> RegionResult<R> {
+    codec::with_encoded(value, |v| {
+        region.check_sizes(key.len(), v.len())?;
+        f(v)
+    })
+    .map_err(|e| encode_error(region, "value", e))?
 }
 
 crate::region::region_object!(
@@ -114,24 +167,41 @@ growable_methods!(
 );
 
 impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
-    fn decode_value(&self, rec: &Rec) -> RegionResult<V> {
-        decode(&self.region, "value", rec.value())
+    fn decode_value(&self, bytes: &[u8]) -> RegionResult<V> {
+        decode(&self.region, "value", bytes)
     }
 
     fn decode_key(&self, rec: &Rec) -> RegionResult<K> {
         decode(&self.region, "key", rec.key())
     }
 
+    /// Encodes `key` (on the stack when small) and checks it against the limits.
+    #[inline]
+    fn with_key<Q: Serialize + ?Sized, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&[u8]) -> RegionResult<R>,
+    ) -> RegionResult<R> {
+        with_key(&self.region, key, f)
+    }
+
+    /// Encodes `key` and `value` (on the stack when small) and checks both.
+    #[inline]
+    fn with_pair<R>(
+        &self,
+        key: &K,
+        value: &V,
+        f: impl FnOnce(&[u8], &[u8]) -> RegionResult<R>,
+    ) -> RegionResult<R> {
+        self.with_key(key, |k| with_value(&self.region, k, value, |v| f(k, v)))
+    }
+
     fn key_bytes<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<Vec<u8>> {
-        let k = encode_key(&self.region, key)?;
-        self.region.check_sizes(k.len(), 0)?;
-        Ok(k)
+        self.with_key(key, |k| Ok(k.to_vec()))
     }
 
     fn value_bytes(&self, key: &[u8], value: &V) -> RegionResult<Vec<u8>> {
-        let v = encode_value(&self.region, value)?;
-        self.region.check_sizes(key.len(), v.len())?;
-        Ok(v)
+        with_value(&self.region, key, value, |v| Ok(v.to_vec()))
     }
 
     /// The value for `key`, without taking the lock. `key` may be any borrowed form of
@@ -148,16 +218,14 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        codec::with_encoded(key, |k| {
-            self.region.check_sizes(k.len(), 0)?;
-            self.region
-                .get_with(k, |v| decode(&self.region, "value", v))
+        self.with_key(key, |k| {
+            match self.region.get_with(k, |v| codec::decode::<V>(v)) {
+                Ok(Some(Ok(v))) => Ok(Some(v)),
+                Ok(None) => Ok(None),
+                Ok(Some(Err(e))) => Err(decode_failed::<V>(&self.region, "value", e)),
+                Err(e) => Err(*e),
+            }
         })
-        .map_err(|source| RegionError::Encode {
-            name: self.region.label().to_owned(),
-            what: "key",
-            source,
-        })?
     }
 
     /// Whether `key` is present (no lock).
@@ -172,8 +240,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        let k = self.key_bytes(key)?;
-        Ok(self.region.get_with(&k, |_| Ok(()))?.is_some())
+        self.with_key(key, |k| {
+            Ok(self.region.get_with(k, |_| ()).map_err(unbox)?.is_some())
+        })
     }
 
     /// Inserts or replaces; returns the old value. A key or value over the limits is
@@ -186,10 +255,13 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn insert(&self, key: K, value: V) -> RegionResult<Option<V>> {
-        let k = self.key_bytes(&key)?;
-        let v = self.value_bytes(&k, &value)?;
-        let old = self.region.lock()?.put(&k, &v)?;
-        old.map(|r| self.decode_value(&r)).transpose()
+        self.with_pair(&key, &value, |k, v| {
+            let old = self
+                .region
+                .lock()?
+                .put_with(k, v, |old| self.decode_value(old))?;
+            old.transpose()
+        })
     }
 
     /// Removes `key`; returns its value.
@@ -205,9 +277,13 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        let k = self.key_bytes(key)?;
-        let old = self.region.lock()?.remove(&k)?;
-        old.map(|r| self.decode_value(&r)).transpose()
+        self.with_key(key, |k| {
+            let old = self
+                .region
+                .lock()?
+                .remove_with(k, |old| self.decode_value(old))?;
+            old.transpose()
+        })
     }
 
     /// Number of entries (no lock).
@@ -282,13 +358,13 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn update(&self, key: K, f: impl FnOnce(Option<V>) -> V) -> RegionResult<V> {
-        let k = self.key_bytes(&key)?;
-        let mut w = self.region.lock()?;
-        let old = w.get(&k)?.map(|r| self.decode_value(&r)).transpose()?;
-        let new = f(old);
-        let v = self.value_bytes(&k, &new)?;
-        w.put(&k, &v)?;
-        Ok(new)
+        self.with_key(&key, |k| {
+            let mut w = self.region.lock()?;
+            let old = w.get_with(k, |old| self.decode_value(old))?.transpose()?;
+            let new = f(old);
+            with_value(&self.region, k, &new, |v| w.put(k, v))?;
+            Ok(new)
+        })
     }
 
     /// The value of `key`, inserting `make()` first if it is absent (atomically).
@@ -300,18 +376,19 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> RegionResult<V> {
-        let k = self.key_bytes(&key)?;
-        if let Some(rec) = self.region.get(&k)? {
-            return self.decode_value(&rec);
-        }
-        let mut w = self.region.lock()?;
-        if let Some(rec) = w.get(&k)? {
-            return self.decode_value(&rec);
-        }
-        let value = make();
-        let v = self.value_bytes(&k, &value)?;
-        w.put(&k, &v)?;
-        Ok(value)
+        self.with_key(&key, |k| {
+            let found = self.region.get_with(k, |old| self.decode_value(old));
+            if let Some(v) = found.map_err(unbox)? {
+                return v;
+            }
+            let mut w = self.region.lock()?;
+            if let Some(v) = w.get_with(k, |old| self.decode_value(old))? {
+                return v;
+            }
+            let value = make();
+            with_value(&self.region, k, &value, |v| w.put(k, v))?;
+            Ok(value)
+        })
     }
 
     /// Every entry as of one moment (a consistent snapshot, taken without the lock
@@ -329,7 +406,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         let recs = self.region.snapshot()?;
         let pairs = recs
             .iter()
-            .map(|r| Ok((self.decode_key(r)?, self.decode_value(r)?)))
+            .map(|r| Ok((self.decode_key(r)?, self.decode_value(r.value())?)))
             .collect::<RegionResult<Vec<_>>>()?;
         Ok(pairs.into_iter())
     }
@@ -362,7 +439,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         self.region
             .snapshot()?
             .iter()
-            .map(|r| self.decode_value(r))
+            .map(|r| self.decode_value(r.value()))
             .collect()
     }
 

@@ -8,7 +8,7 @@ use shm_core::SharedObject;
 use crate::codec::type_fingerprint;
 use crate::dict::{decode, encode_key, encode_value, typed_spec};
 use crate::kinds;
-use crate::region::{IndexKind, Limits, Region, RegionError, RegionResult, RegionStats};
+use crate::region::{IndexKind, Limits, Region, RegionError, RegionResult, RegionStats, unbox};
 
 /// Attributes by name, each of its own serde type: Python's `Manager().Namespace()`
 /// (`ns.count = 5` is `ns.set("count", &5u64)`), shared by any number of processes.
@@ -161,10 +161,10 @@ impl Namespace {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, attr: &str) -> RegionResult<Option<T>> {
         let k = self.attr_key(attr)?;
-        match self.region.get(&k)? {
-            Some(rec) => self.unpack(attr, rec.value()).map(Some),
-            None => Ok(None),
-        }
+        self.region
+            .get_with(&k, |v| self.unpack(attr, v))
+            .map_err(unbox)?
+            .transpose()
     }
 
     /// Atomically replaces `attr` by `f(old)` (typed; a mismatch is an error and changes
@@ -183,10 +183,7 @@ impl Namespace {
     ) -> RegionResult<T> {
         let k = self.attr_key(attr)?;
         let mut w = self.region.lock()?;
-        let old = match w.get(&k)? {
-            Some(rec) => Some(self.unpack::<T>(attr, rec.value())?),
-            None => None,
-        };
+        let old = w.get_with(&k, |v| self.unpack::<T>(attr, v))?.transpose()?;
         let new = f(old);
         let v = self.pack(&k, &new)?;
         w.put(&k, &v)?;
@@ -203,7 +200,7 @@ impl Namespace {
     /// ```
     pub fn remove(&self, attr: &str) -> RegionResult<bool> {
         let k = self.attr_key(attr)?;
-        Ok(self.region.lock()?.remove(&k)?.is_some())
+        Ok(self.region.lock()?.remove_with(&k, |_| ())?.is_some())
     }
 
     /// Whether `attr` is set (no lock).
@@ -216,7 +213,7 @@ impl Namespace {
     /// ```
     pub fn contains(&self, attr: &str) -> RegionResult<bool> {
         let k = self.attr_key(attr)?;
-        Ok(self.region.get(&k)?.is_some())
+        Ok(self.region.get_with(&k, |_| ()).map_err(unbox)?.is_some())
     }
 
     /// The names of the set attributes, sorted, from one snapshot.

@@ -15,8 +15,8 @@
 //! A slot holds `tag << 48 | offset` of a record (offsets into the record area, never
 //! pointers; 0 is an empty slot, 1 a tombstone; the tag is 16 bits of the key's hash so
 //! probes rarely read a record that does not match). A record is `u32` key length,
-//! `u32` value length, a `u64` checksum over lengths, key and value, then the bytes,
-//! padded to 8. A dict's index is open-addressed (linear probing); a vec's index is the
+//! `u32` value length, a `u64` checksum over the lengths and the body, then the body
+//! (key bytes then value bytes), padded to 8. A dict's index is open-addressed (linear probing); a vec's index is the
 //! list itself, slot `i` holding element `i`, and the live-entries word is its length.
 //!
 //! # Writes (under the robust lock)
@@ -30,11 +30,13 @@
 //! # Growth and compaction
 //!
 //! When a record or a new key does not fit, the writer builds a new data segment of
-//! generation `g + 1` (created with `O_EXCL`, sized for the live data, never
-//! `ftruncate`d while mapped), copies the live records into it (dropping garbage and
-//! tombstones), publishes it with one Release store of `g + 1` into the control
-//! header, and unlinks segment `g` (mappings of it stay valid until dropped). So growth
-//! compacts, and a dict that is mostly garbage shrinks back.
+//! generation `g + 1` (created with `O_EXCL`, sized for the live data: twice it,
+//! rounded up to a power of two, or four times when the old segment was mostly garbage,
+//! so that overwrite-heavy use compacts less often; never `ftruncate`d while mapped),
+//! copies the live records into it (dropping garbage and tombstones), publishes it
+//! with one Release store of `g + 1` into the control header, and unlinks segment `g`
+//! (mappings of it stay valid until dropped). So growth compacts, and a dict that is
+//! mostly garbage shrinks back.
 //!
 //! # Reads (no lock)
 //!
@@ -66,7 +68,7 @@ use crate::codec::{CodecError, hash64};
 use crate::kinds;
 
 /// Layout version of the growable collections (control and data segments).
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 const CTRL_LOCK: usize = 0;
 const CTRL_MAX_KEY: usize = 16;
@@ -247,6 +249,17 @@ pub enum RegionError {
 /// Result of the growable collections.
 pub type RegionResult<T> = Result<T, RegionError>;
 
+/// Result of the lock-free read path: the (large, rare) error boxed, so that results
+/// handed back through the probe loop and `read_stable` stay a few words.
+pub(crate) type Slim<T> = Result<T, Box<RegionError>>;
+
+/// Unboxes a read-path error (for `map_err`, which hands over the box).
+#[inline]
+#[allow(clippy::boxed_local)]
+pub(crate) fn unbox(e: Box<RegionError>) -> RegionError {
+    *e
+}
+
 /// What [`stats`](crate::ShareableDict::stats) reports.
 ///
 /// ```
@@ -308,23 +321,16 @@ fn key_hash(key: &[u8]) -> u64 {
     hash64(HASH_SEED, key)
 }
 
-/// Over the lengths, the key, then the value (chained, so a writer needs no
-/// contiguous copy). `klen` is at most `body.len()` (checked by callers).
+/// Over the lengths and the body (key then value, contiguous: one pass).
 #[inline]
 fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
-    let (k, v) = body.split_at((klen as usize).min(body.len()));
-    hash64(
-        hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), k),
-        v,
-    )
+    hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), body)
 }
 
-fn checksum_parts(key: &[u8], value: &[u8]) -> u64 {
-    let lens = (key.len() as u64) << 32 | value.len() as u64;
-    hash64(hash64(CHECK_SEED ^ lens, key), value)
-}
-
-/// Record bodies up to this size are read into a stack buffer on the `get` path.
+/// Bytes a reader copies at once: the record header and up to 32 body bytes (a u64
+/// key and value take at most 18), so a small record costs one copy.
+const FIRST_READ: usize = REC_HDR + 32;
+/// Larger bodies up to this size are copied into a stack buffer.
 const SMALL_BODY: usize = 240;
 
 /// One mapped data segment, with its geometry read and checked once.
@@ -334,6 +340,30 @@ pub(crate) struct Mapped {
     obj: Object,
     slots: usize,
     cap: u64,
+}
+
+#[cold]
+fn bad_offset(label: &str, off: u64, cap: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record offset {off} outside the record area of {cap} bytes"),
+    }
+}
+
+#[cold]
+fn bad_length(label: &str, off: u64, body: u64, cap: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record at {off} claims {body} bytes past the record area of {cap}"),
+    }
+}
+
+#[cold]
+fn bad_sum(label: &str, off: u64) -> RegionError {
+    RegionError::Corrupted {
+        name: label.to_owned(),
+        what: format!("record at {off} fails its checksum"),
+    }
 }
 
 impl Mapped {
@@ -355,6 +385,29 @@ impl Mapped {
                 .payload_ptr()
                 .add(DATA_HDR + i * 8)
                 .cast::<AtomicU64>()
+        }
+    }
+
+    /// Copies the aligned words at payload position `at` of the record area into
+    /// `out` (a multiple of 8 bytes) with one atomic load each: cheaper than a general
+    /// racing copy for the small reads of the `get` path.
+    #[inline]
+    fn load_words(&self, at: usize, out: &mut [u8]) {
+        assert!(
+            at % 8 == 0
+                && out.len() % 8 == 0
+                && at >= self.rec_base()
+                && at + out.len() <= self.rec_base() + self.cap as usize,
+            "record words checked by every caller"
+        );
+        let base = self.obj.payload_ptr();
+        for (j, chunk) in out.chunks_exact_mut(8).enumerate() {
+            // SAFETY: `check` made sure the record area (rec_base .. rec_base + cap)
+            // lies in the payload; `at + 8j + 8 <= at + out.len()` is inside it
+            // (asserted) and 8-aligned (the payload is 64-byte aligned); atomics are
+            // valid for any bits and for concurrent access from other processes.
+            let w = unsafe { &*base.add(at + j * 8).cast::<AtomicU64>() };
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
         }
     }
 
@@ -403,6 +456,12 @@ impl Mapped {
                 "{slots} slots and {cap} record bytes do not fill a payload of {len}"
             )));
         }
+        // Records are read and written in whole aligned words up to `cap`.
+        if cap % 8 != 0 {
+            return Err(bad(format!(
+                "a record area of {cap} bytes (not a multiple of 8)"
+            )));
+        }
         Ok(Mapped {
             slots: slots as usize,
             cap,
@@ -410,103 +469,217 @@ impl Mapped {
         })
     }
 
-    /// Copies the record at `off` out, checking bounds, lengths and checksum.
-    fn read(&self, off: u64, label: &str) -> RegionResult<Rec> {
-        let bad = |what: String| RegionError::Corrupted {
-            name: label.to_owned(),
-            what,
-        };
+    /// Checks the record header at `off` against the record area; returns the
+    /// record's payload position, key length, value length and checksum.
+    #[inline]
+    fn header(&self, off: u64, label: &str) -> RegionResult<(usize, u32, u32, u64)> {
         if off % 8 != 0
             || off < FIRST_REC
             || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
         {
-            return Err(bad(format!(
-                "record offset {off} outside the record area of {} bytes",
-                self.cap
-            )));
+            return Err(bad_offset(label, off, self.cap));
         }
         let at = self.rec_base() + off as usize;
         let mut hdr = [0u8; REC_HDR];
         self.obj.read_at(at, &mut hdr)?;
-        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
-        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
-        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
+        let [k0, k1, k2, k3, v0, v1, v2, v3, s @ ..] = hdr;
+        let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
+        let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
+        let sum = u64::from_ne_bytes(s);
         let body = u64::from(klen) + u64::from(vlen);
+        // off + REC_HDR <= cap (checked above), so this cannot overflow.
         if off + REC_HDR as u64 + body > self.cap {
-            return Err(bad(format!(
-                "record at {off} claims {body} bytes past the record area of {}",
-                self.cap
-            )));
+            return Err(bad_length(label, off, body, self.cap));
         }
-        let mut buf = vec![0u8; body as usize];
-        self.obj.read_at(at + REC_HDR, &mut buf)?;
-        if checksum(klen, vlen, &buf) != sum {
-            return Err(bad(format!("record at {off} fails its checksum")));
-        }
-        Ok(Rec {
-            body: buf,
-            klen: klen as usize,
-        })
+        Ok((at, klen, vlen, sum))
     }
 
-    /// Writes a record at `off` (reserved by the caller, nobody reads it yet).
-    fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
-        let mut hdr = [0u8; REC_HDR];
-        hdr[0..4].copy_from_slice(&(key.len() as u32).to_ne_bytes());
-        hdr[4..8].copy_from_slice(&(value.len() as u32).to_ne_bytes());
-        hdr[8..16].copy_from_slice(&checksum_parts(key, value).to_ne_bytes());
-        let at = self.rec_base() + off as usize;
-        self.obj.write_at(at, &hdr)?;
-        self.obj.write_at(at + REC_HDR, key)?;
-        self.obj.write_at(at + REC_HDR + key.len(), value)?;
+    /// Copies the record at `off` out, checking bounds, lengths and checksum.
+    fn read(&self, off: u64, label: &str) -> RegionResult<Rec> {
+        self.with_record(off, label, |body, klen| Rec {
+            body: body.to_vec(),
+            klen,
+        })
+        .map_err(unbox)
+    }
+
+    /// Copies the whole record at `off` (header and body) into `buf`, checking bounds,
+    /// lengths and checksum; returns the key length. For compaction: the copy keeps
+    /// its checksum, which covers lengths and bytes but not the record's place.
+    fn copy_raw(&self, off: u64, label: &str, buf: &mut Vec<u8>) -> RegionResult<usize> {
+        let (at, klen, vlen, sum) = self.header(off, label)?;
+        let body = klen as usize + vlen as usize;
+        // The padded record ends inside the area: cap and off are multiples of 8.
+        buf.clear();
+        buf.resize(rec_len(body) as usize, 0);
+        self.load_words(at, buf);
+        // The header was read twice: the second copy is the one checked and kept.
+        let (hdr, rest) = buf.split_at(REC_HDR);
+        if hdr[0..4] != klen.to_ne_bytes()
+            || hdr[4..8] != vlen.to_ne_bytes()
+            || hdr[8..16] != sum.to_ne_bytes()
+            || checksum(klen, vlen, &rest[..body]) != sum
+        {
+            return Err(bad_sum(label, off));
+        }
+        Ok(klen as usize)
+    }
+
+    /// Stores `bytes` (a padded record) at payload position `at` with one atomic store
+    /// per word when aligned and inside the record area, else by a checked racing copy
+    /// (which reports the bounds error).
+    #[inline]
+    fn store_words(&self, at: usize, bytes: &[u8]) -> RegionResult<()> {
+        let fits = at % 8 == 0
+            && bytes.len() % 8 == 0
+            && at >= self.rec_base()
+            && at
+                .checked_add(bytes.len())
+                .is_some_and(|e| e <= self.rec_base() + self.cap as usize);
+        if !fits {
+            self.obj.write_at(at, bytes)?;
+            return Ok(());
+        }
+        let base = self.obj.payload_ptr();
+        for (j, chunk) in bytes.chunks_exact(8).enumerate() {
+            // SAFETY: as in `load_words`: `at + 8j + 8 <= at + bytes.len()` lies in the
+            // record area inside the payload (checked above), 8-aligned; atomic.
+            let w = unsafe { &*base.add(at + j * 8).cast::<AtomicU64>() };
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+        }
         Ok(())
     }
 
-    /// Checks the record at `off` and hands its body (key then value) to `f`, copied
-    /// onto the stack when small.
-    fn with_record<R>(
-        &self,
-        off: u64,
-        label: &str,
-        f: impl FnOnce(&[u8], usize) -> RegionResult<R>,
-    ) -> RegionResult<R> {
-        let bad = |what: String| RegionError::Corrupted {
-            name: label.to_owned(),
-            what,
+    /// Lays a record out in `rec` (header, key, value, zero padding).
+    fn fill(rec: &mut [u8], key: &[u8], value: &[u8]) {
+        let (hdr, body) = rec.split_at_mut(REC_HDR);
+        let (k, v) = body.split_at_mut(key.len());
+        k.copy_from_slice(key);
+        v[..value.len()].copy_from_slice(value);
+        let (klen, vlen) = (key.len() as u32, value.len() as u32);
+        let sum = checksum(klen, vlen, &body[..key.len() + value.len()]);
+        hdr[0..4].copy_from_slice(&klen.to_ne_bytes());
+        hdr[4..8].copy_from_slice(&vlen.to_ne_bytes());
+        hdr[8..16].copy_from_slice(&sum.to_ne_bytes());
+    }
+
+    /// Writes a record at `off` (reserved by the caller, nobody reads it yet): laid out
+    /// in one buffer (on the stack when small) and stored in once, padding included.
+    #[inline]
+    fn write(&self, off: u64, key: &[u8], value: &[u8]) -> RegionResult<()> {
+        let len = rec_len(key.len() + value.len()) as usize;
+        let at = self.rec_base() + off as usize;
+        if len <= 64 {
+            let mut small = [0u8; 64];
+            Self::fill(&mut small[..len], key, value);
+            self.store_words(at, &small[..len])
+        } else {
+            self.write_long(at, len, key, value)
+        }
+    }
+
+    /// `write` of a larger record, out of line (its buffers stay off the short path).
+    #[inline(never)]
+    fn write_long(&self, at: usize, len: usize, key: &[u8], value: &[u8]) -> RegionResult<()> {
+        let mut small = [0u8; REC_HDR + SMALL_BODY + 8];
+        let mut large = Vec::new();
+        let rec = if len <= small.len() {
+            &mut small[..len]
+        } else {
+            large.resize(len, 0);
+            &mut large[..]
         };
+        Self::fill(rec, key, value);
+        self.store_words(at, rec)
+    }
+
+    /// Checks the record at `off` and hands its body (key then value) and key length
+    /// to `f`. The header and a small body come in one racing copy onto the stack; a
+    /// larger body in a second (no allocation up to `SMALL_BODY` bytes).
+    #[inline]
+    fn with_record<R>(&self, off: u64, label: &str, f: impl FnOnce(&[u8], usize) -> R) -> Slim<R> {
         if off % 8 != 0
             || off < FIRST_REC
             || off.checked_add(REC_HDR as u64).is_none_or(|e| e > self.cap)
         {
-            return Err(bad(format!(
-                "record offset {off} outside the record area of {} bytes",
-                self.cap
-            )));
+            return Err(Box::new(bad_offset(label, off, self.cap)));
         }
         let at = self.rec_base() + off as usize;
-        let mut hdr = [0u8; REC_HDR];
-        self.obj.read_at(at, &mut hdr)?;
-        let klen = u32::from_ne_bytes(hdr[0..4].try_into().unwrap_or_default());
-        let vlen = u32::from_ne_bytes(hdr[4..8].try_into().unwrap_or_default());
-        let body = (u64::from(klen) + u64::from(vlen)) as usize;
-        if body > SMALL_BODY {
-            let rec = self.read(off, label)?;
-            return f(&rec.body, rec.klen);
+        // At least REC_HDR bytes remain (checked above).
+        // A multiple of 8 (cap and off are), at least REC_HDR (checked above).
+        let n = (self.cap - off).min(FIRST_READ as u64) as usize;
+        let mut first = [0u8; FIRST_READ];
+        self.load_words(at, &mut first[..n]);
+        let [
+            k0,
+            k1,
+            k2,
+            k3,
+            v0,
+            v1,
+            v2,
+            v3,
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+            s5,
+            s6,
+            s7,
+            ..,
+        ] = first;
+        let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
+        let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
+        let sum = u64::from_ne_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
+        let body = u64::from(klen) + u64::from(vlen);
+        if off + REC_HDR as u64 + body > self.cap {
+            return Err(Box::new(bad_length(label, off, body, self.cap)));
         }
-        let sum = u64::from_ne_bytes(hdr[8..16].try_into().unwrap_or_default());
-        if off + (REC_HDR + body) as u64 > self.cap {
-            return Err(bad(format!(
-                "record at {off} claims {body} bytes past the record area of {}",
-                self.cap
-            )));
+        let body = body as usize;
+        if REC_HDR + body > n {
+            return self.with_long_record(at, klen, vlen, sum, off, label, f);
         }
-        let mut buf = [0u8; SMALL_BODY];
-        let buf = &mut buf[..body];
-        self.obj.read_at(at + REC_HDR, buf)?;
+        let buf = &first[REC_HDR..REC_HDR + body];
         if checksum(klen, vlen, buf) != sum {
-            return Err(bad(format!("record at {off} fails its checksum")));
+            return Err(Box::new(bad_sum(label, off)));
         }
-        f(buf, klen as usize)
+        Ok(f(buf, klen as usize))
+    }
+
+    /// `with_record` for a body longer than the first read: copied again in full
+    /// (onto the stack up to `SMALL_BODY` bytes). Out of line, so the short path
+    /// does not zero these buffers.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn with_long_record<R>(
+        &self,
+        at: usize,
+        klen: u32,
+        vlen: u32,
+        sum: u64,
+        off: u64,
+        label: &str,
+        f: impl FnOnce(&[u8], usize) -> R,
+    ) -> Slim<R> {
+        let body = klen as usize + vlen as usize;
+        let mut small = [0u8; SMALL_BODY];
+        let mut large = Vec::new();
+        let buf = if body <= SMALL_BODY {
+            &mut small[..body]
+        } else {
+            large.resize(body, 0);
+            &mut large[..]
+        };
+        self.obj
+            .read_at(at + REC_HDR, buf)
+            .map_err(|e| Box::new(e.into()))?;
+        if checksum(klen, vlen, buf) != sum {
+            return Err(Box::new(bad_sum(label, off)));
+        }
+        Ok(f(buf, klen as usize))
     }
 
     /// The slot's record offset, `None` for empty or tombstone.
@@ -523,8 +696,16 @@ pub(crate) struct Region {
     data_spec: ObjectSpec,
     kind: IndexKind,
     map: RwLock<Arc<Mapped>>,
+    /// The writer lock holder's mapping: only the thread holding the (cross-process)
+    /// writer lock reads or replaces it, so the lock is what synchronises it.
+    held: std::cell::UnsafeCell<Option<Arc<Mapped>>>,
     limits: Limits,
 }
+
+// SAFETY: every field but `held` is Sync; `held` is only accessed by the thread that
+// holds the writer lock (`lock` and the `Writer` it returns, which is not Send), and
+// that robust lock excludes every other thread of every process.
+unsafe impl Sync for Region {}
 
 impl std::fmt::Debug for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -614,7 +795,6 @@ fn create_data(
 /// Holds the writer lock; unlocks on drop. Not `Send`: the lock belongs to the thread.
 pub(crate) struct Writer<'a> {
     region: &'a Region,
-    m: Arc<Mapped>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -661,6 +841,7 @@ impl Region {
             data_spec,
             kind,
             map: RwLock::new(Arc::new(first)),
+            held: std::cell::UnsafeCell::new(None),
             limits,
         })
     }
@@ -732,7 +913,7 @@ impl Region {
     }
 
     /// Runs `f` on the current mapping until the generation stayed the same across it.
-    fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> RegionResult<R>) -> RegionResult<R> {
+    fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> Slim<R>) -> Slim<R> {
         for _ in 0..READ_TRIES {
             let generation = self.gen_word().load(Ordering::Acquire);
             {
@@ -745,11 +926,11 @@ impl Region {
                     continue;
                 }
             }
-            self.current()?;
+            self.current().map_err(Box::new)?;
         }
         // Writers grew the object 10^4 times during one read: read under the lock.
-        let w = self.lock()?;
-        f(&w.m)
+        let w = self.lock().map_err(Box::new)?;
+        f(w.m())
     }
 
     fn corrupted(&self, what: String) -> RegionError {
@@ -759,26 +940,35 @@ impl Region {
         }
     }
 
-    /// Checks encoded sizes against the limits.
+    /// Checks encoded sizes against the limits (two compares inline; the errors are
+    /// built out of line).
+    #[inline]
     pub(crate) fn check_sizes(&self, key: usize, value: usize) -> RegionResult<()> {
-        if key > self.limits.max_key as usize {
-            return Err(RegionError::KeyTooLarge {
-                name: self.label.to_string(),
-                len: key,
-                limit: self.limits.max_key as usize,
-            });
-        }
-        if value > self.limits.max_value as usize {
-            return Err(RegionError::ValueTooLarge {
-                name: self.label.to_string(),
-                len: value,
-                limit: self.limits.max_value as usize,
-            });
+        if key > self.limits.max_key as usize || value > self.limits.max_value as usize {
+            return Err(self.too_large(key, value));
         }
         Ok(())
     }
 
-    /// Looks `key` up in a hash index.
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self, key: usize, value: usize) -> RegionError {
+        if key > self.limits.max_key as usize {
+            RegionError::KeyTooLarge {
+                name: self.label.to_string(),
+                len: key,
+                limit: self.limits.max_key as usize,
+            }
+        } else {
+            RegionError::ValueTooLarge {
+                name: self.label.to_string(),
+                len: value,
+                limit: self.limits.max_value as usize,
+            }
+        }
+    }
+
+    /// Looks `key` up in a hash index (the records compared are copied onto the stack).
     fn probe(&self, m: &Mapped, key: &[u8], hash: u64) -> RegionResult<Probe> {
         let mask = m.slots - 1;
         let tag = hash >> 48;
@@ -792,9 +982,14 @@ impl Region {
             if v == TOMB {
                 tomb.get_or_insert(i);
             } else if v >> 48 == tag {
-                let rec = m.read(v & OFF_MASK, &self.label)?;
-                if rec.key() == key {
-                    return Ok(Probe::Found(i, rec));
+                let off = v & OFF_MASK;
+                let hit = m
+                    .with_record(off, &self.label, |body, klen| {
+                        (&body[..klen] == key).then_some(body.len())
+                    })
+                    .map_err(unbox)?;
+                if let Some(body) = hit {
+                    return Ok(Probe::Found(i, off, rec_len(body)));
                 }
             }
             i = (i + 1) & mask;
@@ -805,22 +1000,10 @@ impl Region {
         }
     }
 
-    /// A dict lookup without the lock: the value bytes.
-    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
-        let hash = key_hash(key);
-        self.read_stable(|m| match self.probe(m, key, hash)? {
-            Probe::Found(_, rec) => Ok(Some(rec)),
-            _ => Ok(None),
-        })
-    }
-
     /// A dict lookup without the lock, handing the value bytes to `f` (copied onto the
     /// stack when small: no allocation).
-    pub(crate) fn get_with<R>(
-        &self,
-        key: &[u8],
-        mut f: impl FnMut(&[u8]) -> RegionResult<R>,
-    ) -> RegionResult<Option<R>> {
+    #[inline]
+    pub(crate) fn get_with<R>(&self, key: &[u8], mut f: impl FnMut(&[u8]) -> R) -> Slim<Option<R>> {
         let hash = key_hash(key);
         let tag = hash >> 48;
         self.read_stable(|m| {
@@ -833,10 +1016,10 @@ impl Region {
                 }
                 if v != TOMB && v >> 48 == tag {
                     let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
-                        Ok((&body[..klen] == key).then(|| f(&body[klen..])))
+                        (&body[..klen] == key).then(|| f(&body[klen..]))
                     })?;
-                    if let Some(r) = hit {
-                        return r.map(Some);
+                    if hit.is_some() {
+                        return Ok(hit);
                     }
                 }
                 i = (i + 1) & mask;
@@ -848,22 +1031,32 @@ impl Region {
     /// Live entries (a vec's length).
     pub(crate) fn len(&self) -> RegionResult<u64> {
         self.read_stable(|m| Ok(m.word(D_LIVE).load(Ordering::Acquire)))
+            .map_err(unbox)
     }
 
-    /// Element `i` of a list, with the length seen.
-    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Result<Rec, usize>> {
+    /// Element `i` of a list handed to `f` (copied onto the stack when small), or the
+    /// length seen when `i` is past the end.
+    #[inline]
+    pub(crate) fn list_get_with<R>(
+        &self,
+        i: usize,
+        mut f: impl FnMut(&[u8]) -> R,
+    ) -> Slim<Result<R, usize>> {
         self.read_stable(|m| {
             let len = m.word(D_LIVE).load(Ordering::Acquire);
             if i as u64 >= len {
                 return Ok(Err(len as usize));
             }
             if len > m.slots as u64 {
-                return Err(self.corrupted(format!("length {len} over {} slots", m.slots)));
+                return Err(Box::new(
+                    self.corrupted(format!("length {len} over {} slots", m.slots)),
+                ));
             }
             let v = m.slot(i).load(Ordering::Acquire);
-            let off = Mapped::slot_off(v)
-                .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
-            Ok(Ok(m.read(off, &self.label)?))
+            let off = Mapped::slot_off(v).ok_or_else(|| {
+                Box::new(self.corrupted(format!("element {i} has an empty slot")))
+            })?;
+            m.with_record(off, &self.label, |body, klen| Ok(f(&body[klen..])))
         })
     }
 
@@ -884,7 +1077,7 @@ impl Region {
             }
         }
         let w = self.lock()?;
-        self.collect(&w.m)
+        self.collect(w.m())
     }
 
     fn collect(&self, m: &Mapped) -> RegionResult<Vec<Rec>> {
@@ -923,6 +1116,7 @@ impl Region {
                 garbage: m.load(D_GARBAGE),
             })
         })
+        .map_err(unbox)
     }
 
     /// Takes the writer lock; after a dead holder, repairs first (see the module docs).
@@ -932,16 +1126,23 @@ impl Region {
             name: self.label.to_string(),
             source,
         })?;
-        let m = match self.current() {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = raw.unlock();
-                return Err(e);
+        let generation = self.gen_word().load(Ordering::Acquire);
+        // SAFETY: we hold the writer lock, so no other thread touches `held` (and no
+        // Writer of ours exists yet to borrow from it).
+        let held = unsafe { &mut *self.held.get() };
+        // The segment the last write in this process used, unless another process has
+        // grown it since: no reference-count or lock traffic on the write path.
+        if held.as_ref().is_none_or(|m| m.generation != generation) {
+            match self.current() {
+                Ok(m) => *held = Some(m),
+                Err(e) => {
+                    let _ = raw.unlock();
+                    return Err(e);
+                }
             }
-        };
+        }
         let mut w = Writer {
             region: self,
-            m,
             _not_send: std::marker::PhantomData,
         };
         if how != Acquired::Clean {
@@ -970,7 +1171,8 @@ impl Drop for Region {
 }
 
 enum Probe {
-    Found(usize, Rec),
+    /// Slot, record offset, record length.
+    Found(usize, u64, u64),
     Vacant(usize),
     Full,
 }
@@ -982,6 +1184,16 @@ struct Need {
 }
 
 impl Writer<'_> {
+    /// The data segment this writer works on (current: the lock keeps it so).
+    #[inline]
+    fn m(&self) -> &Mapped {
+        // SAFETY: only the thread holding the writer lock touches `held` (see
+        // `Region::held`) and this Writer guards that lock; `lock` filled it and only
+        // `publish` (taking `&mut self`, so no borrow from here is alive) replaces it.
+        let held = unsafe { &*self.region.held.get() };
+        held.as_deref().expect("`lock` maps the current segment")
+    }
+
     fn label(&self) -> &str {
         &self.region.label
     }
@@ -991,37 +1203,37 @@ impl Writer<'_> {
     }
 
     fn seq_begin(&self) {
-        let s = self.m.load(D_SEQ);
-        self.m.store(D_SEQ, s | 1);
+        let s = self.m().load(D_SEQ);
+        self.m().store(D_SEQ, s | 1);
         fence(Ordering::Release);
     }
 
     fn seq_end(&self) {
-        let s = self.m.load(D_SEQ);
-        self.m
+        let s = self.m().load(D_SEQ);
+        self.m()
             .word(D_SEQ)
             .store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
     /// Whether the current segment has room for `need`; grows (compacting) if not.
     fn ensure(&mut self, need: Need) -> RegionResult<()> {
-        let used = self.m.load(D_USED);
-        if used < FIRST_REC || used % 8 != 0 || used > self.m.cap {
-            return Err(self.corrupted(format!("{used} bytes used of {}", self.m.cap)));
+        let used = self.m().load(D_USED);
+        if used < FIRST_REC || used % 8 != 0 || used > self.m().cap {
+            return Err(self.corrupted(format!("{used} bytes used of {}", self.m().cap)));
         }
-        let fits_bytes = used + need.bytes <= self.m.cap;
+        let fits_bytes = used + need.bytes <= self.m().cap;
         let fits_slot = match self.region.kind {
             IndexKind::Hash => {
-                let taken = self.m.load(D_LIVE).saturating_add(self.m.load(D_DEAD));
+                let taken = self.m().load(D_LIVE).saturating_add(self.m().load(D_DEAD));
                 !need.new_slot
-                    || taken.saturating_add(1).saturating_mul(4) <= self.m.slots as u64 * 3
+                    || taken.saturating_add(1).saturating_mul(4) <= self.m().slots as u64 * 3
             }
-            IndexKind::List => !need.new_slot || self.m.load(D_LIVE) < self.m.slots as u64,
+            IndexKind::List => !need.new_slot || self.m().load(D_LIVE) < self.m().slots as u64,
         };
         if fits_bytes && fits_slot {
             return Ok(());
         }
-        self.rebuild(need.bytes, u64::from(need.new_slot), |_| Ok(()))
+        self.compact(need.bytes, u64::from(need.new_slot))
     }
 
     /// Copies the live records (after `edit`) into a fresh data segment of generation
@@ -1033,24 +1245,16 @@ impl Writer<'_> {
         extra_entries: u64,
         edit: impl FnOnce(&mut Vec<Rec>) -> RegionResult<()>,
     ) -> RegionResult<()> {
-        let mut recs = self.region.collect(&self.m)?;
+        let mut recs = self.region.collect(self.m())?;
         edit(&mut recs)?;
         let live_bytes: u64 = recs.iter().map(|r| rec_len(r.body.len())).sum();
-        let want = live_bytes.saturating_add(extra_bytes).saturating_mul(2);
-        let cap = want.max(MIN_CAP as u64).next_power_of_two();
-        let entries = (recs.len() as u64).saturating_add(extra_entries);
-        let slots = entries
-            .saturating_mul(2)
-            .max(MIN_SLOTS as u64)
-            .next_power_of_two();
-        let next = self.m.generation.wrapping_add(1);
-        let m = create_data(
-            &self.region.ctrl,
-            &self.region.data_spec,
-            next,
-            slots as usize,
-            cap,
-        )?;
+        let (slots, cap) = Self::geometry(
+            live_bytes.saturating_add(extra_bytes),
+            (recs.len() as u64).saturating_add(extra_entries),
+            2,
+        );
+        let next = self.m().generation.wrapping_add(1);
+        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
         let mut used = FIRST_REC;
         let mask = m.slots - 1;
         for (idx, r) in recs.iter().enumerate() {
@@ -1070,108 +1274,245 @@ impl Writer<'_> {
         }
         m.store(D_USED, used);
         m.store(D_LIVE, recs.len() as u64);
+        self.publish(m);
+        Ok(())
+    }
+
+    /// Sizes a data segment for `live_bytes` of records and `entries` entries.
+    /// `room`: record area per live byte (before rounding up to a power of two).
+    fn geometry(live_bytes: u64, entries: u64, room: u64) -> (usize, u64) {
+        let cap = live_bytes
+            .saturating_mul(room)
+            .max(MIN_CAP as u64)
+            .next_power_of_two();
+        let slots = entries
+            .saturating_mul(2)
+            .max(MIN_SLOTS as u64)
+            .next_power_of_two();
+        (slots as usize, cap)
+    }
+
+    /// `rebuild` without an edit, streaming: the live records are copied straight
+    /// from the current segment into segment g + 1 (one reused buffer, each record's
+    /// checksum checked on the way), with room for `extra_bytes` and `extra_entries`.
+    fn compact(&mut self, extra_bytes: u64, extra_entries: u64) -> RegionResult<()> {
+        let n = match self.region.kind {
+            IndexKind::Hash => self.m().slots,
+            IndexKind::List => self.list_len()?,
+        };
+        // Pass 1: the live records' sizes (headers checked).
+        let (mut live, mut count) = (0u64, 0u64);
+        for i in 0..n {
+            match Mapped::slot_off(self.m().slot(i).load(Ordering::Acquire)) {
+                Some(off) => {
+                    let (_, k, v, _) = self.m().header(off, self.label())?;
+                    live += rec_len(k as usize + v as usize);
+                    count += 1;
+                }
+                None if self.region.kind == IndexKind::List => {
+                    return Err(self.corrupted(format!("element {i} has an empty slot")));
+                }
+                None => {}
+            }
+        }
+        // A segment that filled up mostly with garbage (overwrites and removals, not
+        // growth) gets twice the usual room: compactions (a new segment, every live
+        // record copied) then come after at least 3x the live bytes of writes, not 1x.
+        let room = if live.saturating_mul(2) <= self.m().load(D_USED) {
+            4
+        } else {
+            2
+        };
+        let (slots, cap) = Self::geometry(
+            live.saturating_add(extra_bytes),
+            count.saturating_add(extra_entries),
+            room,
+        );
+        let next = self.m().generation.wrapping_add(1);
+        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
+        // Pass 2: copy. Records are immutable and we hold the lock, so only a foreign
+        // scribbler could change them in between: every copy is checked again, and
+        // the new segment's bounds are checked before each write.
+        let mask = m.slots - 1;
+        let mut used = FIRST_REC;
+        let mut buf = Vec::new();
+        let mut idx = 0;
+        for i in 0..n {
+            let Some(off) = Mapped::slot_off(self.m().slot(i).load(Ordering::Acquire)) else {
+                if self.region.kind == IndexKind::List {
+                    return Err(self.corrupted(format!("element {i} has an empty slot")));
+                }
+                continue;
+            };
+            let klen = self.m().copy_raw(off, self.label(), &mut buf)?;
+            let len = buf.len() as u64;
+            if used + len > m.cap || idx >= m.slots {
+                return Err(self.corrupted("the records changed during compaction".into()));
+            }
+            m.store_words(m.rec_base() + used as usize, &buf)?;
+            match self.region.kind {
+                IndexKind::Hash => {
+                    let h = key_hash(&buf[REC_HDR..REC_HDR + klen]);
+                    let mut s = h as usize & mask;
+                    while m.slot(s).load(Ordering::Relaxed) != EMPTY {
+                        s = (s + 1) & mask;
+                    }
+                    m.slot(s).store((h >> 48) << 48 | used, Ordering::Relaxed);
+                }
+                IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
+            }
+            used += len;
+            idx += 1;
+        }
+        m.store(D_USED, used);
+        m.store(D_LIVE, idx as u64);
+        self.publish(m);
+        Ok(())
+    }
+
+    /// Publishes `m` as generation g + 1 and unlinks segment g.
+    fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
-        let old = self.m.generation;
-        self.region.gen_word().store(next, Ordering::Release);
+        let old = self.m().generation;
+        self.region
+            .gen_word()
+            .store(m.generation, Ordering::Release);
         if let Ok(n) = ctrl_name(&self.region.ctrl) {
             let _ = shm_core::unlink(&data_name(n, old));
         }
         let m = Arc::new(m);
         *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
-        self.m = m;
-        Ok(())
+        // SAFETY: this Writer guards the writer lock, so no other thread touches
+        // `held`; `&mut self` keeps every `&Mapped` from `self.m()` out of scope.
+        unsafe { *self.region.held.get() = Some(m) };
     }
 
     /// After a dead writer: removes its leftovers and rebuilds (see the module docs).
     fn repair(&mut self) -> RegionResult<()> {
         let name = ctrl_name(&self.region.ctrl)?.to_owned();
-        let generation = self.m.generation;
+        let generation = self.m().generation;
         let _ = shm_core::unlink(&data_name(&name, generation.wrapping_add(1)));
         if generation > 0 {
             let _ = shm_core::unlink(&data_name(&name, generation - 1));
         }
-        self.rebuild(0, 0, |_| Ok(()))
+        self.compact(0, 0)
     }
 
     /// Reserves and writes a record; returns its offset.
     fn append(&self, key: &[u8], value: &[u8]) -> RegionResult<u64> {
-        let used = self.m.load(D_USED);
+        let used = self.m().load(D_USED);
         let len = rec_len(key.len() + value.len());
-        if used.checked_add(len).is_none_or(|e| e > self.m.cap) {
+        if used.checked_add(len).is_none_or(|e| e > self.m().cap) {
             return Err(self.corrupted("no room after growth".into()));
         }
         // Reserve first: a writer killed past this point never reuses these bytes.
-        self.m.store(D_USED, used + len);
-        self.m.write(used, key, value)?;
+        self.m().store(D_USED, used + len);
+        self.m().write(used, key, value)?;
         Ok(used)
     }
 
-    fn add_garbage(&self, rec: &Rec) {
-        let g = self.m.load(D_GARBAGE);
-        self.m
-            .store(D_GARBAGE, g.saturating_add(rec_len(rec.body.len())));
+    fn add_garbage(&self, len: u64) {
+        let g = self.m().load(D_GARBAGE);
+        self.m().store(D_GARBAGE, g.saturating_add(len));
     }
 
-    /// A dict lookup under the lock.
-    pub(crate) fn get(&self, key: &[u8]) -> RegionResult<Option<Rec>> {
-        match self.region.probe(&self.m, key, key_hash(key))? {
-            Probe::Found(_, r) => Ok(Some(r)),
+    /// A dict lookup under the lock, handing the value bytes to `f`.
+    pub(crate) fn get_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
+        match self.region.probe(self.m(), key, key_hash(key))? {
+            Probe::Found(_, off, _) => self
+                .m()
+                .with_record(off, self.label(), |body, klen| f(&body[klen..]))
+                .map(Some)
+                .map_err(unbox),
             _ => Ok(None),
         }
     }
 
-    /// Inserts or replaces; returns the old record.
-    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> RegionResult<Option<Rec>> {
+    /// Inserts or replaces; whether a value was replaced.
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> RegionResult<bool> {
+        Ok(self.put_with(key, value, |_| ())?.is_some())
+    }
+
+    /// Inserts or replaces: one record append and one slot store (after a growth when
+    /// it does not fit); hands the replaced value's bytes to `old`.
+    pub(crate) fn put_with<R>(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        old: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
         let hash = key_hash(key);
         let bytes = rec_len(key.len() + value.len());
-        let mut probe = self.region.probe(&self.m, key, hash)?;
-        let before = self.m.generation;
+        let mut probe = self.region.probe(self.m(), key, hash)?;
+        let before = self.m().generation;
         self.ensure(Need {
             bytes,
             new_slot: !matches!(probe, Probe::Found(..)),
         })?;
-        if self.m.generation != before {
+        if self.m().generation != before {
             // A new index: probe it.
-            probe = self.region.probe(&self.m, key, hash)?;
+            probe = self.region.probe(self.m(), key, hash)?;
         }
         self.seq_begin();
         let r = (|| {
             let off = self.append(key, value)?;
             let slot = (hash >> 48) << 48 | off;
             match probe {
-                Probe::Found(i, old) => {
-                    self.m.slot(i).store(slot, Ordering::Release);
-                    self.add_garbage(&old);
-                    Ok(Some(old))
+                Probe::Found(i, old_off, old_len) => {
+                    self.m().slot(i).store(slot, Ordering::Release);
+                    self.add_garbage(old_len);
+                    Ok(Some(old_off))
                 }
                 Probe::Vacant(i) => {
-                    let was = self.m.slot(i).load(Ordering::Relaxed);
-                    self.m.slot(i).store(slot, Ordering::Release);
+                    let was = self.m().slot(i).load(Ordering::Relaxed);
+                    self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
-                        self.m.store(D_DEAD, self.m.load(D_DEAD).saturating_sub(1));
+                        self.m()
+                            .store(D_DEAD, self.m().load(D_DEAD).saturating_sub(1));
                     }
-                    self.m.store(D_LIVE, self.m.load(D_LIVE) + 1);
+                    self.m().store(D_LIVE, self.m().load(D_LIVE) + 1);
                     Ok(None)
                 }
                 Probe::Full => Err(self.corrupted("no free slot after growth".into())),
             }
         })();
         self.seq_end();
-        r
+        // The replaced record stays in this segment (garbage is only dropped by a
+        // rebuild, which takes this lock).
+        match r? {
+            Some(off) => self
+                .m()
+                .with_record(off, self.label(), |body, klen| old(&body[klen..]))
+                .map(Some)
+                .map_err(unbox),
+            None => Ok(None),
+        }
     }
 
-    /// Removes a key; returns the old record.
-    pub(crate) fn remove(&mut self, key: &[u8]) -> RegionResult<Option<Rec>> {
-        let Probe::Found(i, old) = self.region.probe(&self.m, key, key_hash(key))? else {
+    /// Removes a key; hands the removed value's bytes to `old`.
+    pub(crate) fn remove_with<R>(
+        &mut self,
+        key: &[u8],
+        old: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
+        let Probe::Found(i, off, len) = self.region.probe(self.m(), key, key_hash(key))? else {
             return Ok(None);
         };
         self.seq_begin();
-        self.m.slot(i).store(TOMB, Ordering::Release);
-        self.m.store(D_LIVE, self.m.load(D_LIVE).saturating_sub(1));
-        self.m.store(D_DEAD, self.m.load(D_DEAD) + 1);
-        self.add_garbage(&old);
+        self.m().slot(i).store(TOMB, Ordering::Release);
+        self.m()
+            .store(D_LIVE, self.m().load(D_LIVE).saturating_sub(1));
+        self.m().store(D_DEAD, self.m().load(D_DEAD) + 1);
+        self.add_garbage(len);
         self.seq_end();
-        Ok(Some(old))
+        self.m()
+            .with_record(off, self.label(), |body, klen| old(&body[klen..]))
+            .map(Some)
+            .map_err(unbox)
     }
 
     /// Empties the collection (a fresh, small data segment).
@@ -1184,26 +1525,39 @@ impl Writer<'_> {
 
     /// The list's length under the lock, checked against the index.
     pub(crate) fn list_len(&self) -> RegionResult<usize> {
-        let len = self.m.load(D_LIVE);
-        if len > self.m.slots as u64 {
-            return Err(self.corrupted(format!("length {len} over {} slots", self.m.slots)));
+        let len = self.m().load(D_LIVE);
+        if len > self.m().slots as u64 {
+            return Err(self.corrupted(format!("length {len} over {} slots", self.m().slots)));
         }
         Ok(len as usize)
     }
 
-    fn list_rec(&self, i: usize) -> RegionResult<Rec> {
-        let v = self.m.slot(i).load(Ordering::Acquire);
-        let off = Mapped::slot_off(v)
-            .ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))?;
-        self.m.read(off, self.label())
+    fn list_off(&self, i: usize) -> RegionResult<u64> {
+        let v = self.m().slot(i).load(Ordering::Acquire);
+        Mapped::slot_off(v).ok_or_else(|| self.corrupted(format!("element {i} has an empty slot")))
     }
 
-    /// Element `i` under the lock.
-    pub(crate) fn list_get(&self, i: usize) -> RegionResult<Option<Rec>> {
+    /// Element `i` (below the length, checked by the caller) handed to `f`, with the
+    /// record's length.
+    fn list_with<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> RegionResult<(R, u64)> {
+        let off = self.list_off(i)?;
+        self.m()
+            .with_record(off, self.label(), |body, klen| {
+                (f(&body[klen..]), rec_len(body.len()))
+            })
+            .map_err(unbox)
+    }
+
+    /// Element `i` under the lock, handed to `f`; `None` past the end.
+    pub(crate) fn list_get_with<R>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<Option<R>> {
         if i >= self.list_len()? {
             return Ok(None);
         }
-        self.list_rec(i).map(Some)
+        Ok(Some(self.list_with(i, f)?.0))
     }
 
     /// Appends an element.
@@ -1215,40 +1569,49 @@ impl Writer<'_> {
         let len = self.list_len()?;
         let off = self.append(&[], value)?;
         self.seq_begin();
-        self.m.slot(len).store(off, Ordering::Release);
+        self.m().slot(len).store(off, Ordering::Release);
         // The length publishes the element.
-        self.m.word(D_LIVE).store(len as u64 + 1, Ordering::Release);
+        self.m()
+            .word(D_LIVE)
+            .store(len as u64 + 1, Ordering::Release);
         self.seq_end();
         Ok(())
     }
 
-    /// Removes the last element.
-    pub(crate) fn pop(&mut self) -> RegionResult<Option<Rec>> {
+    /// Removes the last element, handed to `f`.
+    pub(crate) fn pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> RegionResult<Option<R>> {
         let len = self.list_len()?;
         if len == 0 {
             return Ok(None);
         }
-        let old = self.list_rec(len - 1)?;
+        let (r, old_len) = self.list_with(len - 1, f)?;
         self.seq_begin();
-        self.m.word(D_LIVE).store(len as u64 - 1, Ordering::Release);
-        self.add_garbage(&old);
+        self.m()
+            .word(D_LIVE)
+            .store(len as u64 - 1, Ordering::Release);
+        self.add_garbage(old_len);
         self.seq_end();
-        Ok(Some(old))
+        Ok(Some(r))
     }
 
-    /// Replaces element `i` (checked by the caller); returns the old one.
-    pub(crate) fn set(&mut self, i: usize, value: &[u8]) -> RegionResult<Rec> {
+    /// Replaces element `i` (checked by the caller); hands the old one to `f`.
+    pub(crate) fn set_with<R>(
+        &mut self,
+        i: usize,
+        value: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> RegionResult<R> {
         self.ensure(Need {
             bytes: rec_len(value.len()),
             new_slot: false,
         })?;
-        let old = self.list_rec(i)?;
+        let (r, old_len) = self.list_with(i, f)?;
         let off = self.append(&[], value)?;
         self.seq_begin();
-        self.m.slot(i).store(off, Ordering::Release);
-        self.add_garbage(&old);
+        self.m().slot(i).store(off, Ordering::Release);
+        self.add_garbage(old_len);
         self.seq_end();
-        Ok(old)
+        Ok(r)
     }
 
     /// Inserts or removes in the middle of a list: a rebuild (as `Vec::insert` moves
@@ -1474,4 +1837,30 @@ macro_rules! growable_methods {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data segment whose record area is not a whole number of words (a forged
+    /// segment: ours are powers of two) is refused, so word-wise record copies can
+    /// never run past it.
+    #[test]
+    fn data_segment_with_a_ragged_record_area_is_refused() {
+        let spec = ObjectSpec::new(kinds::GROWTH_DATA, LAYOUT_VERSION);
+        let (slots, cap) = (16u64, 4099u64);
+        let payload = DATA_HDR + slots as usize * 8 + cap as usize;
+        let obj = Object::create(&SegmentOptions::new(), &spec, payload, |o| {
+            o.write_at(D_GEN, &0u64.to_ne_bytes())?;
+            o.write_at(D_SLOTS, &slots.to_ne_bytes())?;
+            o.write_at(D_CAP, &cap.to_ne_bytes())
+        })
+        .unwrap();
+        let err = Mapped::check(obj, 0, "forged").unwrap_err();
+        assert!(
+            matches!(&err, RegionError::Corrupted { what, .. } if what.contains("multiple of 8")),
+            "{err}"
+        );
+    }
 }

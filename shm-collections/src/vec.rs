@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::dict::{decode, encode_value, typed_spec};
+use crate::codec;
+use crate::dict::{decode, decode_failed, typed_spec, with_value};
 use crate::kinds;
 use crate::region::{IndexKind, Limits, Rec, Region, RegionError, RegionResult, RegionStats};
 
@@ -60,13 +61,11 @@ growable_methods!(
 
 impl<T: VecItem> ShareableVec<T> {
     fn bytes(&self, value: &T) -> RegionResult<Vec<u8>> {
-        let v = encode_value(&self.region, value)?;
-        self.region.check_sizes(0, v.len())?;
-        Ok(v)
+        with_value(&self.region, &[], value, |v| Ok(v.to_vec()))
     }
 
-    fn item(&self, rec: &Rec) -> RegionResult<T> {
-        decode(&self.region, "element", rec.value())
+    fn item(&self, bytes: &[u8]) -> RegionResult<T> {
+        decode(&self.region, "element", bytes)
     }
 
     fn out_of_range(&self, index: usize, len: usize) -> RegionError {
@@ -86,8 +85,7 @@ impl<T: VecItem> ShareableVec<T> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn push(&self, value: T) -> RegionResult<()> {
-        let b = self.bytes(&value)?;
-        self.region.lock()?.push(&b)
+        with_value(&self.region, &[], &value, |b| self.region.lock()?.push(b))
     }
 
     /// Removes and returns the last element.
@@ -99,8 +97,8 @@ impl<T: VecItem> ShareableVec<T> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn pop(&self) -> RegionResult<Option<T>> {
-        let old = self.region.lock()?.pop()?;
-        old.map(|r| self.item(&r)).transpose()
+        let old = self.region.lock()?.pop_with(|old| self.item(old))?;
+        old.transpose()
     }
 
     /// Element `index` (no lock), `None` past the end.
@@ -113,9 +111,11 @@ impl<T: VecItem> ShareableVec<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, index: usize) -> RegionResult<Option<T>> {
-        match self.region.list_get(index)? {
-            Ok(rec) => self.item(&rec).map(Some),
-            Err(_) => Ok(None),
+        match self.region.list_get_with(index, |v| codec::decode::<T>(v)) {
+            Ok(Ok(Ok(item))) => Ok(Some(item)),
+            Ok(Ok(Err(e))) => Err(decode_failed::<T>(&self.region, "element", e)),
+            Ok(Err(_)) => Ok(None),
+            Err(e) => Err(*e),
         }
     }
 
@@ -130,15 +130,14 @@ impl<T: VecItem> ShareableVec<T> {
     /// # Ok::<(), shm_collections::RegionError>(())
     /// ```
     pub fn set(&self, index: usize, value: T) -> RegionResult<T> {
-        let b = self.bytes(&value)?;
-        let mut w = self.region.lock()?;
-        let len = w.list_len()?;
-        if index >= len {
-            return Err(self.out_of_range(index, len));
-        }
-        let old = w.set(index, &b)?;
-        drop(w);
-        self.item(&old)
+        with_value(&self.region, &[], &value, |b| {
+            let mut w = self.region.lock()?;
+            let len = w.list_len()?;
+            if index >= len {
+                return Err(self.out_of_range(index, len));
+            }
+            w.set_with(index, b, |old| self.item(old))?
+        })
     }
 
     /// Atomically replaces element `index` by `f(old)`; returns the new value.
@@ -152,12 +151,11 @@ impl<T: VecItem> ShareableVec<T> {
     pub fn update(&self, index: usize, f: impl FnOnce(T) -> T) -> RegionResult<T> {
         let mut w = self.region.lock()?;
         let len = w.list_len()?;
-        let Some(old) = w.list_get(index)? else {
+        let Some(old) = w.list_get_with(index, |old| self.item(old))? else {
             return Err(self.out_of_range(index, len));
         };
-        let new = f(self.item(&old)?);
-        let b = self.bytes(&new)?;
-        w.set(index, &b)?;
+        let new = f(old?);
+        with_value(&self.region, &[], &new, |b| w.set_with(index, b, |_| ()))?;
         Ok(new)
     }
 
@@ -204,9 +202,10 @@ impl<T: VecItem> ShareableVec<T> {
             return Err(self.out_of_range(index, len));
         }
         if index + 1 == len {
-            let old = w.pop()?.ok_or_else(|| self.out_of_range(index, 0))?;
-            drop(w);
-            return self.item(&old);
+            let old = w
+                .pop_with(|old| self.item(old))?
+                .ok_or_else(|| self.out_of_range(index, 0))?;
+            return old;
         }
         let mut removed = None;
         w.list_edit(0, |recs| {
@@ -215,7 +214,7 @@ impl<T: VecItem> ShareableVec<T> {
         })?;
         drop(w);
         let rec = removed.ok_or_else(|| self.out_of_range(index, len))?;
-        self.item(&rec)
+        self.item(rec.value())
     }
 
     /// Appends every value under one lock; all are checked against the limits first.
@@ -284,7 +283,7 @@ impl<T: VecItem> ShareableVec<T> {
             .region
             .snapshot()?
             .iter()
-            .map(|r| self.item(r))
+            .map(|r| self.item(r.value()))
             .collect::<RegionResult<Vec<_>>>()?;
         Ok(items.into_iter())
     }

@@ -1,5 +1,6 @@
 //! ShareableDict: the model test (proptest against HashMap, growth and compaction
-//! included), concurrency across processes, limits and types.
+//! included; in one process and split across processes), concurrency across
+//! processes, limits and types.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use shm_core::testing::{child_role, run_child, unique_name};
 
 type D = ShareableDict<u64, Vec<u8>>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Op {
     Insert(u64, Vec<u8>),
     Remove(u64),
@@ -75,6 +76,147 @@ fn check(d: &D, model: &HashMap<u64, Vec<u8>>) {
     }
     let s = d.stats().unwrap();
     assert!(s.bytes_used <= s.capacity && s.garbage <= s.bytes_used);
+}
+
+/// What `apply` does to the model, without a dict (a child replays the ops before its
+/// share to learn the state it must find).
+fn apply_model(model: &mut HashMap<u64, Vec<u8>>, op: &Op) {
+    match op {
+        Op::Insert(k, v) => {
+            model.insert(*k, v.clone());
+        }
+        Op::Remove(k) => {
+            model.remove(k);
+        }
+        Op::Update(k, b) => model.entry(*k).or_default().push(*b),
+        Op::GetOrInsert(k, v) => {
+            model.entry(*k).or_insert_with(|| v.clone());
+        }
+        Op::Clear => model.clear(),
+        Op::Extend(pairs) => model.extend(pairs.clone()),
+    }
+}
+
+const SPLIT_TEST: &str = "dict_model_split_across_processes";
+
+/// A child's share of a split run: replays `ops[..start]` on a model, checks that the
+/// dict (written by the parent and earlier children) agrees, applies `ops[start..end]`
+/// to dict and model, checks again and reports `end` in the done segment.
+fn split_child() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let ops_seg = shm_core::Segment::open(&var("DICT_OPS")).unwrap();
+    let mut len = [0u8; 8];
+    ops_seg.read_at(0, &mut len).unwrap();
+    let mut bytes = vec![0u8; u64::from_ne_bytes(len) as usize];
+    ops_seg.read_at(8, &mut bytes).unwrap();
+    let ops: Vec<Op> = shm_collections::codec::decode(&bytes).unwrap();
+    let (start, end): (usize, usize) = (
+        var("DICT_START").parse().unwrap(),
+        var("DICT_END").parse().unwrap(),
+    );
+    let d = D::open(&var("DICT_NAME")).unwrap();
+    let mut model = HashMap::new();
+    for op in &ops[..start] {
+        apply_model(&mut model, op);
+    }
+    check(&d, &model);
+    for op in &ops[start..end] {
+        apply(&d, &mut model, op);
+    }
+    check(&d, &model);
+    let done = shm_core::Segment::open(&var("DICT_DONE")).unwrap();
+    done.write_at(0, &(end as u64).to_ne_bytes()).unwrap();
+}
+
+/// Runs `ops` on one dict in four quarters: parent, child, parent, child (each child a
+/// fresh process that maps whatever generation the previous writer left), then checks
+/// dict and model agree in the parent. Returns the dict's final stats.
+fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
+    let d = D::create_named(&unique_name("dict-split")).unwrap();
+    let mut encoded = Vec::new();
+    shm_collections::codec::encode(ops, &mut encoded).unwrap();
+    let ops_seg = shm_core::Segment::create(8 + encoded.len()).unwrap();
+    ops_seg
+        .write_at(0, &(encoded.len() as u64).to_ne_bytes())
+        .unwrap();
+    ops_seg.write_at(8, &encoded).unwrap();
+    let done = shm_core::Segment::create(8).unwrap();
+    let n = ops.len();
+    let cuts = [0, n / 4, n / 2, 3 * n / 4, n];
+    let mut model = HashMap::new();
+    for (part, w) in cuts.windows(2).enumerate() {
+        let (start, end) = (w[0], w[1]);
+        if part % 2 == 0 {
+            for op in &ops[start..end] {
+                apply(&d, &mut model, op);
+            }
+            continue;
+        }
+        let (s, e) = (start.to_string(), end.to_string());
+        run_child(
+            SPLIT_TEST,
+            "dict-split-child",
+            &[
+                ("DICT_NAME", d.name().unwrap()),
+                ("DICT_OPS", ops_seg.name().unwrap()),
+                ("DICT_DONE", done.name().unwrap()),
+                ("DICT_START", s.as_str()),
+                ("DICT_END", e.as_str()),
+            ],
+        );
+        let mut got = [0u8; 8];
+        done.read_at(0, &mut got).unwrap();
+        assert_eq!(
+            u64::from_ne_bytes(got),
+            end as u64,
+            "the child did not run its share"
+        );
+        for op in &ops[start..end] {
+            apply_model(&mut model, op);
+        }
+    }
+    check(&d, &model);
+    d.stats().unwrap()
+}
+
+#[test]
+fn dict_model_split_across_processes() {
+    if child_role().as_deref() == Some("dict-split-child") {
+        split_child();
+        return;
+    }
+    // A fixed sequence that surely grows and compacts in every share: 64 keys
+    // overwritten with 200-byte values (garbage), removals, a clear, refills.
+    let mut ops = Vec::new();
+    for round in 0..6u8 {
+        for k in 0..64u64 {
+            ops.push(Op::Insert(k, vec![round; 200]));
+        }
+        for k in (0..64u64).step_by(3) {
+            ops.push(Op::Remove(k));
+            ops.push(Op::Update(k + 1, round));
+        }
+        if round == 3 {
+            ops.push(Op::Clear);
+        }
+    }
+    let stats = run_split(&ops);
+    assert!(
+        stats.generation >= 8,
+        "expected growths and compactions: {stats:?}"
+    );
+
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 8..120), |ops| {
+            run_split(&ops);
+            Ok(())
+        })
+        .unwrap();
 }
 
 proptest! {

@@ -1,5 +1,6 @@
-//! ShareableVec: proptest against Vec (growth and rebuilds included, two handles),
-//! processes pushing and updating concurrently, kill -9 of a pusher, random bytes.
+//! ShareableVec: proptest against Vec (growth and rebuilds included; two handles, and
+//! split across processes), processes pushing and updating concurrently, kill -9 of a
+//! pusher, random bytes.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -12,7 +13,7 @@ use shm_core::testing::{child_command, child_role, run_child, unique_name};
 
 type V = ShareableVec<Vec<u16>>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Op {
     Push(Vec<u16>),
     Pop,
@@ -102,6 +103,156 @@ proptest! {
             prop_assert_eq!(h.get(model.len()).unwrap(), None);
         }
     }
+}
+
+/// What `apply` does to the model, without a vec (a child replays the ops before its
+/// share to learn the state it must find).
+fn apply_model(model: &mut Vec<Vec<u16>>, op: &Op) {
+    match op {
+        Op::Push(x) => model.push(x.clone()),
+        Op::Pop => {
+            model.pop();
+        }
+        Op::Insert(i, x) if *i <= model.len() => model.insert(*i, x.clone()),
+        Op::Remove(i) if *i < model.len() => {
+            model.remove(*i);
+        }
+        Op::Set(i, x) if *i < model.len() => model[*i] = x.clone(),
+        Op::Update(i, b) if *i < model.len() => model[*i].push(*b),
+        Op::Extend(xs) => model.extend(xs.clone()),
+        Op::Clear => model.clear(),
+        Op::Insert(..) | Op::Remove(_) | Op::Set(..) | Op::Update(..) => {}
+    }
+}
+
+fn check_vec(v: &V, model: &[Vec<u16>]) {
+    assert_eq!(v.len().unwrap(), model.len());
+    assert_eq!(v.iter().unwrap().collect::<Vec<_>>(), model);
+    for (i, x) in model.iter().enumerate() {
+        assert_eq!(v.get(i).unwrap().as_ref(), Some(x));
+    }
+    assert_eq!(v.get(model.len()).unwrap(), None);
+}
+
+const SPLIT_TEST: &str = "vec_model_split_across_processes";
+
+/// A child's share of a split run: replays `ops[..start]` on a model, checks that the
+/// vec agrees, applies `ops[start..end]` to vec and model, checks again and reports
+/// `end` in the done segment.
+fn split_child() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let ops_seg = Segment::open(&var("VEC_OPS")).unwrap();
+    let mut len = [0u8; 8];
+    ops_seg.read_at(0, &mut len).unwrap();
+    let mut bytes = vec![0u8; u64::from_ne_bytes(len) as usize];
+    ops_seg.read_at(8, &mut bytes).unwrap();
+    let ops: Vec<Op> = shm_collections::codec::decode(&bytes).unwrap();
+    let start: usize = var("VEC_START").parse().unwrap();
+    let end: usize = var("VEC_END").parse().unwrap();
+    let v = V::open(&var("VEC_NAME")).unwrap();
+    let mut model = Vec::new();
+    for op in &ops[..start] {
+        apply_model(&mut model, op);
+    }
+    check_vec(&v, &model);
+    for op in &ops[start..end] {
+        apply(&v, &mut model, op);
+    }
+    check_vec(&v, &model);
+    let done = Segment::open(&var("VEC_DONE")).unwrap();
+    done.write_at(0, &(end as u64).to_ne_bytes()).unwrap();
+}
+
+/// Runs `ops` on one vec in four quarters: parent, child, parent, child, then checks
+/// vec and model agree in the parent. Returns the final stats.
+fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
+    let v = V::create_named(&unique_name("vec-split")).unwrap();
+    let mut encoded = Vec::new();
+    shm_collections::codec::encode(ops, &mut encoded).unwrap();
+    let ops_seg = Segment::create(8 + encoded.len()).unwrap();
+    ops_seg
+        .write_at(0, &(encoded.len() as u64).to_ne_bytes())
+        .unwrap();
+    ops_seg.write_at(8, &encoded).unwrap();
+    let done = Segment::create(8).unwrap();
+    let n = ops.len();
+    let cuts = [0, n / 4, n / 2, 3 * n / 4, n];
+    let mut model = Vec::new();
+    for (part, w) in cuts.windows(2).enumerate() {
+        let (start, end) = (w[0], w[1]);
+        if part % 2 == 0 {
+            for op in &ops[start..end] {
+                apply(&v, &mut model, op);
+            }
+            continue;
+        }
+        let (s, e) = (start.to_string(), end.to_string());
+        run_child(
+            SPLIT_TEST,
+            "vec-split-child",
+            &[
+                ("VEC_NAME", v.name().unwrap()),
+                ("VEC_OPS", ops_seg.name().unwrap()),
+                ("VEC_DONE", done.name().unwrap()),
+                ("VEC_START", s.as_str()),
+                ("VEC_END", e.as_str()),
+            ],
+        );
+        let mut got = [0u8; 8];
+        done.read_at(0, &mut got).unwrap();
+        assert_eq!(
+            u64::from_ne_bytes(got),
+            end as u64,
+            "the child did not run its share"
+        );
+        for op in &ops[start..end] {
+            apply_model(&mut model, op);
+        }
+    }
+    check_vec(&v, &model);
+    v.stats().unwrap()
+}
+
+#[test]
+fn vec_model_split_across_processes() {
+    if child_role().as_deref() == Some("vec-split-child") {
+        split_child();
+        return;
+    }
+    // A fixed sequence that surely grows and compacts in every share: pushes of
+    // 100-element values, overwrites (garbage), middle inserts and removes, a clear.
+    let mut ops = Vec::new();
+    for round in 0..6u16 {
+        for _ in 0..40 {
+            ops.push(Op::Push(vec![round; 100]));
+        }
+        for i in (0..40).step_by(3) {
+            ops.push(Op::Set(i, vec![round + 1; 100]));
+            ops.push(Op::Update(i + 1, round));
+        }
+        ops.push(Op::Insert(5, vec![7; 10]));
+        ops.push(Op::Remove(9));
+        if round == 3 {
+            ops.push(Op::Clear);
+        }
+    }
+    let stats = run_split(&ops);
+    assert!(
+        stats.generation >= 8,
+        "expected growths and compactions: {stats:?}"
+    );
+
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 8..150), |ops| {
+            run_split(&ops);
+            Ok(())
+        })
+        .unwrap();
 }
 
 const PUSHES: u64 = 500;
