@@ -90,11 +90,11 @@ fn one_process(c: &mut Criterion) {
     g.bench_function("parking_lot_rwlock_read_unlock", |b| {
         b.iter(|| drop(black_box(pl_rw.read())))
     });
-    let old = before::Words::default();
+    let old = before::Mapped::new();
     g.bench_function("rwlock_read_unlock_before", |b| {
         b.iter(|| {
-            black_box(old.read());
-            old.read_unlock();
+            black_box(old.words().read());
+            old.words().read_unlock();
         })
     });
 
@@ -105,12 +105,12 @@ fn one_process(c: &mut Criterion) {
             sem.release().unwrap();
         })
     });
-    let old = before::Words::default();
-    old.count.store(1, Ordering::Relaxed);
+    let old = before::Mapped::new();
+    old.words().count.store(1, Ordering::Relaxed);
     g.bench_function("semaphore_acquire_release_before", |b| {
         b.iter(|| {
-            black_box(old.try_take());
-            old.sem_release();
+            black_box(old.words().try_take());
+            old.words().sem_release();
         })
     });
 
@@ -118,9 +118,9 @@ fn one_process(c: &mut Criterion) {
     g.bench_function("barrier_round", |b| {
         b.iter(|| black_box(bar.wait().unwrap()))
     });
-    let old = before::Words::default();
+    let old = before::Mapped::new();
     g.bench_function("barrier_round_before", |b| {
-        b.iter(|| black_box(old.round()))
+        b.iter(|| black_box(old.words().round()))
     });
 
     let ev = Event::create().expect("create Event");
@@ -382,9 +382,32 @@ fn main() {
 /// `RawSemaphore::acquire` / `release` and a one-party `RawBarrier::wait` as they were
 /// before the participant tables, replicated instruction for instruction (same
 /// atomics, same orderings) so that one run measures before and after. Only the
-/// uncontended paths: the benchmark never reaches the slow ones.
+/// uncontended paths: the benchmark never reaches the slow ones. The words live in a
+/// shared mapping reached through a handle, as the named objects' words did (and do):
+/// the same indirection on both sides of the comparison.
 mod before {
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    /// The old named object's handle: a mapping and the words in it.
+    pub struct Mapped {
+        segment: shm_core::Segment,
+    }
+
+    impl Mapped {
+        pub fn new() -> Mapped {
+            Mapped {
+                segment: shm_core::Segment::anonymous(4096).expect("anonymous segment"),
+            }
+        }
+
+        #[inline]
+        pub fn words(&self) -> &Words {
+            // SAFETY: the mapping is page aligned, 4096 bytes (more than `Words`), lives
+            // as long as `self`, and is only accessed through `Words` (atomics, valid for
+            // any bit pattern; a fresh mapping is zero, i.e. `Words::default()`).
+            unsafe { &*self.segment.as_ptr().cast::<Words>() }
+        }
+    }
 
     const WRITER: u32 = 1 << 31;
     const COUNT: u32 = (1 << 30) - 1;

@@ -89,6 +89,7 @@ impl SemObject {
         self.shared.table(TABLE, self.slots)
     }
 
+    #[cold]
     fn err(&self, e: crate::RawError, waited: Duration) -> Error {
         match e {
             crate::RawError::OverRelease => Error::OverRelease {
@@ -255,6 +256,7 @@ macro_rules! semaphore_ops {
             /// assert_eq!(sem.value(), 0);
             /// # Ok::<(), shm_sync::Error>(())
             /// ```
+            #[inline]
             pub fn acquire(&self) -> Result<PermitAcquired, Error> {
                 let s = &self.sem;
                 s.head()
@@ -271,6 +273,7 @@ macro_rules! semaphore_ops {
             /// assert!(sem.try_acquire().is_err());
             /// # Ok::<(), shm_sync::Error>(())
             /// ```
+            #[inline]
             pub fn try_acquire(&self) -> Result<PermitAcquired, Error> {
                 let s = &self.sem;
                 s.head()
@@ -302,6 +305,7 @@ macro_rules! semaphore_ops {
             /// sem.release()?;
             /// # Ok::<(), shm_sync::Error>(())
             /// ```
+            #[inline]
             pub fn release(&self) -> Result<(), Error> {
                 let s = &self.sem;
                 s.head()
