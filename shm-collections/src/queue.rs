@@ -61,12 +61,12 @@ use shm_core::{Layout, Object, ObjectSpec, SharedObject};
 
 pub use codec::Message;
 pub(crate) use codec::{decode, encode, with_scratch};
-use ring::{Geometry, Mode, Ring};
+use ring::{Dims, Geometry, Mode, Ring};
 
 use crate::kinds;
 
 /// Layout version of the queue objects.
-const QUEUE_LAYOUT_VERSION: u32 = 1;
+const QUEUE_LAYOUT_VERSION: u32 = 2;
 
 /// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).
 pub const DEFAULT_SPIN: u32 = 200;
@@ -184,6 +184,15 @@ pub enum QueueError {
         /// What was expected and what was found.
         what: String,
     },
+    /// Every entry of the queue's participant table is held by a live thread (see the
+    /// [module docs](crate::queue)): the calling thread cannot take part.
+    #[error("{name}: all {max} participant entries are held by live threads")]
+    TooManyParticipants {
+        /// The object.
+        name: String,
+        /// Entries per queue.
+        max: usize,
+    },
     /// Sizes asked for at creation that no queue can have.
     #[error("invalid queue size: {what}")]
     InvalidSize {
@@ -206,34 +215,43 @@ pub type QueueResult<T> = std::result::Result<T, QueueError>;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
-    /// Messages in the queue.
+    /// Messages in the queue (published and not yet taken).
     pub messages: u64,
-    /// Ring bytes they take (8-byte frame headers and padding included).
+    /// Payload bytes of the slots between head and tail (whole slots, messages being
+    /// written included).
     pub bytes_used: u64,
-    /// Messages ever put.
+    /// Messages ever put (summed over the participants; a put whose process was killed
+    /// right after publishing may be missing).
     pub puts: u64,
-    /// Messages ever taken.
+    /// Messages ever taken (the same way; messages counted in `lost` included).
     pub gets: u64,
-    /// Times a process found the lock's holder dead and repaired the ring.
+    /// Times a process found a participant dead mid-call and finished for it (a slot a
+    /// dead producer had claimed buried as a tombstone, a slot a dead consumer had
+    /// claimed freed).
     pub recovered: u64,
-    /// Messages dropped because their frames were found corrupted.
+    /// Messages dropped: a message a consumer was killed while copying out (its slot
+    /// freed by a producer), or a frame found corrupted.
     pub lost: u64,
 }
 
-/// Sizes of a new queue: most messages at once, and ring bytes. A message takes its
-/// length rounded up to 8 plus an 8-byte frame header, so the largest message is
-/// `bytes - 8` (bytes rounded up to a multiple of 8).
+/// Sizes of a new queue: `messages` slots, each with room for at least
+/// `bytes / messages` payload bytes. A slot is that room rounded up to 8 plus a 24-byte
+/// header, rounded up to 64 bytes (a cache line multiple, so that a producer and a
+/// consumer at neighbouring slots do not share a line); its payload is the rest. A
+/// message takes as many consecutive slots as its length needs (at least one), so the
+/// queue holds at most `messages` messages, and the largest message fills every slot.
 ///
 /// ```
 /// let q = shm_collections::ByteQueue::create_sized(shm_collections::QueueSize { messages: 4, bytes: 100 })?;
-/// assert_eq!(q.max_message_len(), 96);
+/// // 100 / 4 = 25, rounded up to 32, + 24 = 56, rounded up to a 64-byte slot: 40 bytes each.
+/// assert_eq!(q.max_message_len(), 4 * 40);
 /// # Ok::<(), shm_collections::QueueError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSize {
-    /// Most messages in the queue at once (at least 1).
+    /// Slots: most messages in the queue at once (at least 1).
     pub messages: usize,
-    /// Ring bytes (at least 16; rounded up to a multiple of 8).
+    /// Payload bytes in all (at least 16), spread over the slots.
     pub bytes: usize,
 }
 
@@ -243,6 +261,8 @@ struct Core {
     geo: Geometry,
     label: Arc<str>,
     spin: u32,
+    /// Puts count tasks (`JoinableQueue`).
+    tasks: bool,
 }
 
 impl Core {
@@ -252,13 +272,11 @@ impl Core {
     }
 
     fn payload_len(size: &QueueSize) -> QueueResult<usize> {
-        let (cap, _) = Geometry::check_new(size.messages, size.bytes)?;
-        Ok(Geometry::ring_len(cap))
+        Ok(Dims::new(size.messages, size.bytes)?.ring_len())
     }
 
     fn init(obj: &Object, size: QueueSize) -> QueueResult<()> {
-        let (cap, max) = Geometry::check_new(size.messages, size.bytes)?;
-        Geometry::init(obj, 0, cap, max);
+        Geometry::init(obj, 0, Dims::new(size.messages, size.bytes)?);
         Ok(())
     }
 
@@ -270,12 +288,13 @@ impl Core {
             geo,
             label,
             spin: DEFAULT_SPIN,
+            tasks: false,
         })
     }
 
     #[inline]
     fn ring(&self) -> Ring<'_> {
-        Ring::new(&self.obj, self.geo, &self.label)
+        Ring::new(&self.obj, self.geo, &self.label).counting_tasks(self.tasks)
     }
 
     fn spin_for(&self, mode: Mode) -> u32 {
@@ -613,7 +632,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn full(&self) -> bool {
-        self.core.qsize() as u64 >= self.core.geo.max_messages
+        !self.core.ring().would_fit(0)
     }
 
     /// Closes the queue for every process: blocked and later puts return
@@ -661,8 +680,8 @@ impl<T: Message> Queue<T> {
     ///
     /// ```
     /// let q = shm_collections::Queue::<Vec<u8>>::create(4, 64)?;
-    /// assert_eq!(q.max_message_len(), 56);
-    /// assert!(matches!(q.put(&vec![0; 100]), Err(shm_collections::QueueError::TooLarge { .. })));
+    /// assert_eq!(q.max_message_len(), 4 * 40); // 4 slots of 64 bytes, 24 of them header
+    /// assert!(matches!(q.put(&vec![0; 200]), Err(shm_collections::QueueError::TooLarge { .. })));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
@@ -676,7 +695,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_messages(&self) -> usize {
-        self.core.geo.max_messages as usize
+        self.core.geo.dims.slots as usize
     }
 
     /// How many times a blocked call of this handle re-checks the queue (a spin-loop
@@ -733,7 +752,8 @@ queue_object!(
 );
 
 impl<T: Message> JoinableQueue<T> {
-    fn from_core(core: Core) -> Self {
+    fn from_core(mut core: Core) -> Self {
+        core.tasks = true;
         JoinableQueue {
             queue: Queue::from_core(core),
         }
@@ -1119,7 +1139,7 @@ impl ByteQueue {
     /// The largest message this queue can ever hold.
     ///
     /// ```
-    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_message_len(), 248);
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_message_len(), 4 * 104);
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
@@ -1133,7 +1153,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_messages(&self) -> usize {
-        self.core.geo.max_messages as usize
+        self.core.geo.dims.slots as usize
     }
 
     /// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).
