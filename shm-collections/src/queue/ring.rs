@@ -301,7 +301,9 @@ thread_local! {
     /// This thread's entries in the last rings it used: (control block address, entry
     /// index, owner word). Checked against the entry on every use, so a stale one (a
     /// ring unmapped and another mapped there, a forked child) is only a cache miss.
-    static MINE: Cell<[(usize, u32, u64); 4]> = const { Cell::new([(0, 0, 0); 4]) };
+    static MINE: [Cell<(usize, u32, u64)>; 4] = const {
+        [const { Cell::new((0, 0, 0)) }; 4]
+    };
 }
 
 /// What a consumer found at the head.
@@ -316,7 +318,8 @@ enum Took {
 
 /// What a consumer claims at the head.
 enum Claim {
-    Message(usize),
+    /// Length and slots.
+    Message(usize, u64),
     /// A tombstone or a continuation slot of a message whose first slot was tombstoned.
     Skip,
     /// A frame header that cannot be right.
@@ -433,7 +436,12 @@ impl<'a> Ring<'a> {
     /// Slots a message of `len` bytes takes.
     #[inline]
     fn slots_for(&self, len: usize) -> u64 {
-        (len as u64).div_ceil(self.per_slot()).max(1)
+        let per = self.per_slot();
+        if len as u64 <= per {
+            1 // the common case, without a division
+        } else {
+            (len as u64).div_ceil(per)
+        }
     }
 
     /// Largest message (payload bytes) that fits at all.
@@ -447,20 +455,25 @@ impl<'a> Ring<'a> {
         let id = Identity::current_thread();
         let word = u64::from(id.id) | u64::from(id.token) << 32;
         let key = self.ctl as *const RingCtl as usize;
-        let cache = MINE.get();
-        for &(k, i, w) in &cache {
-            if k == key && w == word {
-                let e = self.entry(i as usize);
-                if e.owner.load(Ordering::Relaxed) == word {
-                    return Ok(e);
-                }
+        let hit = MINE.with(|cache| {
+            cache.iter().find_map(|c| {
+                let (k, i, w) = c.get();
+                (k == key && w == word).then_some(i as usize)
+            })
+        });
+        if let Some(i) = hit {
+            let e = self.entry(i);
+            if e.owner.load(Ordering::Relaxed) == word {
+                return Ok(e);
             }
         }
         let i = self.register(id, word)?;
-        let mut cache = cache;
-        cache.rotate_right(1);
-        cache[0] = (key, i as u32, word);
-        MINE.set(cache);
+        MINE.with(|cache| {
+            for j in (1..cache.len()).rev() {
+                cache[j].set(cache[j - 1].get());
+            }
+            cache[0].set((key, i as u32, word));
+        });
         Ok(self.entry(i))
     }
 
@@ -638,16 +651,22 @@ impl<'a> Ring<'a> {
             }
             let per = self.per_slot() as usize;
             let header = msg.len() as u64 | k << 32;
-            for (j, chunk) in (0..k).zip(msg.chunks(per).chain(std::iter::once(&[][..]))) {
+            let mut off = 0;
+            for j in 0..k {
                 let pos = t.wrapping_add(j);
+                let end = (off + per).min(msg.len());
                 self.word(pos, 1).store(t, Ordering::Relaxed);
                 self.word(pos, 2).store(header, Ordering::Relaxed);
                 // SAFETY: the payload area of a slot is `per` bytes right after its header,
-                // inside the ring (attach); chunk.len() <= per. The slot is ours (claimed);
+                // inside the ring (attach); end - off <= per. The slot is ours (claimed);
                 // others only read it with racing-safe copies.
                 unsafe {
-                    shm_core::copy_to_shared(chunk, self.slot(pos).add(SLOT_HEADER as usize))
+                    shm_core::copy_to_shared(
+                        &msg[off..end],
+                        self.slot(pos).add(SLOT_HEADER as usize),
+                    )
                 };
+                off = end;
             }
             // Continuations first: a published first slot means a whole message.
             for j in (0..k).rev() {
@@ -807,18 +826,19 @@ impl<'a> Ring<'a> {
             } else {
                 let lk = self.word(h, 2).load(Ordering::Relaxed);
                 let (len, k) = (lk & 0xffff_ffff, lk >> 32);
+                // k is exactly the slots len needs (no division on this path).
                 if k == 0
                     || k > self.slots
                     || len > k * self.per_slot()
-                    || self.slots_for(len as usize) != k
+                    || (k > 1 && len <= (k - 1) * self.per_slot())
                 {
                     Claim::Bad(h, lk)
                 } else {
-                    Claim::Message(len as usize)
+                    Claim::Message(len as usize, k)
                 }
             };
             let k = match claim {
-                Claim::Message(len) => self.slots_for(len),
+                Claim::Message(_, k) => k,
                 _ => 1,
             };
             me.cons_k.store(k, Ordering::Relaxed);
@@ -829,20 +849,23 @@ impl<'a> Ring<'a> {
             {
                 continue;
             }
-            if let Claim::Message(len) = claim {
+            if let Claim::Message(len, _) = claim {
                 Entry::bump(&me.gets);
                 out.resize(len, 0);
                 let per = self.per_slot() as usize;
-                for (j, chunk) in (0..k).zip(out.chunks_mut(per)) {
+                let mut off = 0;
+                for j in 0..k {
+                    let end = (off + per).min(len);
                     // SAFETY: the payload area of the slot (`per` bytes after its header)
-                    // lies in the ring; chunk.len() <= per; `out` is local memory. The slot
+                    // lies in the ring; end - off <= per; `out` is local memory. The slot
                     // is ours until released; a forged writer yields wrong bytes only.
                     unsafe {
                         shm_core::copy_from_shared(
                             self.slot(h.wrapping_add(j)).add(SLOT_HEADER as usize),
-                            chunk,
+                            &mut out[off..end],
                         )
                     };
+                    off = end;
                 }
             }
             // Release (the first slot last, so a producer freeing a dead consumer's slots
@@ -855,7 +878,7 @@ impl<'a> Ring<'a> {
             me.cons_pos.store(NONE, Ordering::Release);
             self.signal(&c.not_full, &c.put_waiters);
             match claim {
-                Claim::Message(_) => return Ok(Took::Message),
+                Claim::Message(..) => return Ok(Took::Message),
                 Claim::Skip => continue,
                 Claim::Bad(pos, lk) => {
                     c.lost.fetch_add(1, Ordering::Relaxed);
