@@ -79,8 +79,12 @@ pub(crate) struct RingCtl {
     put_waiters: AtomicU32,
     join_waiters: AtomicU32,
     high_water: AtomicU32,
+    /// A waker already woke the sleepers on `not_empty` / `not_full` since one of them
+    /// last went to sleep: later wakers skip the syscall.
+    get_wake_pending: AtomicU32,
+    put_wake_pending: AtomicU32,
     _p2: AtomicU32,
-    _p3: [AtomicU64; 3],
+    _p3: [AtomicU64; 2],
     // Rare.
     not_empty: AtomicU32,
     not_full: AtomicU32,
@@ -710,7 +714,11 @@ impl<'a> Ring<'a> {
                 n += 1;
             }
             if n > 0 {
-                self.signal(&self.ctl.not_empty, &self.ctl.get_waiters);
+                self.signal(
+                    &self.ctl.not_empty,
+                    &self.ctl.get_waiters,
+                    &self.ctl.get_wake_pending,
+                );
                 return Ok(n);
             }
             if spins > 0 {
@@ -721,7 +729,11 @@ impl<'a> Ring<'a> {
             if matches!(mode, Mode::Try) {
                 // One look for a dead consumer's slots, one more try, then `Full`.
                 if self.free_dead_consumers(k) && self.try_put(me, msgs[0])? {
-                    self.signal(&self.ctl.not_empty, &self.ctl.get_waiters);
+                    self.signal(
+                        &self.ctl.not_empty,
+                        &self.ctl.get_waiters,
+                        &self.ctl.get_wake_pending,
+                    );
                     return Ok(1);
                 }
                 return Err(QueueError::Full {
@@ -730,8 +742,10 @@ impl<'a> Ring<'a> {
             }
             // Register as a sleeper, then look again (the consumer side checks the
             // sleeper count after releasing, so one of us sees the other).
+            self.check_deadline(mode)?;
             let seq = self.ctl.not_full.load(Ordering::SeqCst);
             self.ctl.put_waiters.fetch_add(1, Ordering::SeqCst);
+            self.ctl.put_wake_pending.store(0, Ordering::SeqCst);
             let room = self.room_at_tail(k) || self.free_dead_consumers(k) || self.is_closed();
             let r = if room {
                 Ok(())
@@ -807,11 +821,18 @@ impl<'a> Ring<'a> {
             let s = self.seq(h).load(Ordering::Acquire);
             let d = (s & !TOMB).wrapping_sub(published(h)) as i64;
             if d < 0 {
-                return Ok(if before(h, c.tail.load(Ordering::Acquire)) {
-                    Took::InFlight(h)
-                } else {
-                    Took::Empty(h)
-                });
+                let tail = c.tail.load(Ordering::Acquire);
+                if !before(h, tail) {
+                    return Ok(Took::Empty(h));
+                }
+                // Producers claim only free slots: the tail is never more than a lap on.
+                if tail.wrapping_sub(h) > self.slots && c.head.load(Ordering::Relaxed) == h {
+                    return Err(self.corrupted(format!(
+                        "expected the tail at most {} positions past the head {h}, found {tail}",
+                        self.slots
+                    )));
+                }
+                return Ok(Took::InFlight(h));
             }
             if d > 0 {
                 if c.head.load(Ordering::Relaxed) == h {
@@ -876,7 +897,7 @@ impl<'a> Ring<'a> {
                     .store(free(pos.wrapping_add(self.slots)), Ordering::Release);
             }
             me.cons_pos.store(NONE, Ordering::Release);
-            self.signal(&c.not_full, &c.put_waiters);
+            self.signal(&c.not_full, &c.put_waiters, &c.put_wake_pending);
             match claim {
                 Claim::Message(..) => return Ok(Took::Message),
                 Claim::Skip => continue,
@@ -969,8 +990,10 @@ impl<'a> Ring<'a> {
                     name: self.label.to_owned(),
                 });
             }
+            self.check_deadline(mode)?;
             let seq = self.ctl.not_empty.load(Ordering::SeqCst);
             self.ctl.get_waiters.fetch_add(1, Ordering::SeqCst);
+            self.ctl.get_wake_pending.store(0, Ordering::SeqCst);
             let ready = (inflight && self.bury_dead_producer(h)) || self.moved_on(h, inflight);
             let r = if ready {
                 Ok(())
@@ -1071,6 +1094,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn wait_not_empty(&self, timeout: Duration) {
         let seq = self.ctl.not_empty.load(Ordering::SeqCst);
         self.ctl.get_waiters.fetch_add(1, Ordering::SeqCst);
+        self.ctl.get_wake_pending.store(0, Ordering::SeqCst);
         if !self.maybe_ready() && !self.is_closed() {
             futex::wait(&self.ctl.not_empty, seq, timeout);
         }
@@ -1092,13 +1116,28 @@ impl<'a> Ring<'a> {
 
     /// After a change another side may sleep for: wake it if it sleeps. The fence pairs
     /// with the sleeper's SeqCst increment of `waiters`: either it sees our change when
-    /// it looks again, or we see it registered.
+    /// it looks again, or we see it registered. Only the first waker since a sleeper
+    /// registered (and cleared `pending`) makes the syscall: a sleeper reads `word`
+    /// before it registers, so a wake it could miss bumped `word` after that read, and
+    /// its `futex` wait returns at once.
     #[inline]
-    fn signal(&self, word: &AtomicU32, waiters: &AtomicU32) {
+    fn signal(&self, word: &AtomicU32, waiters: &AtomicU32, pending: &AtomicU32) {
         fence(Ordering::SeqCst);
-        if waiters.load(Ordering::Relaxed) > 0 {
+        if waiters.load(Ordering::Relaxed) > 0 && pending.swap(1, Ordering::SeqCst) == 0 {
             word.fetch_add(1, Ordering::SeqCst);
             futex::wake_all(word);
+        }
+    }
+
+    /// `Timeout` once a timed call's deadline has passed, even while the state keeps
+    /// changing (a forged ring can make every look "progress").
+    fn check_deadline(&self, mode: Mode) -> QueueResult<()> {
+        match mode {
+            Mode::Until(t, d) if Instant::now() >= t => Err(QueueError::Timeout {
+                name: self.label.to_owned(),
+                waited: d,
+            }),
+            _ => Ok(()),
         }
     }
 
