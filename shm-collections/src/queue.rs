@@ -4,41 +4,53 @@
 //!
 //! # How it works
 //!
-//! One object holds a byte ring bounded by bytes and by message count (both chosen at
-//! creation), guarded by one robust process-shared lock ([`shm_sync::RawMutex`]). A put
-//! copies the message in under the lock, a get copies it out: critical sections are a
-//! few index updates and one `memcpy`. Sleepers wait on shared futex sequence words
-//! (`not_empty`, `not_full`, `all_done`), which every change bumps; a futex wake is
-//! issued only when someone sleeps. An idle queue burns no CPU: a blocked call spins a
-//! bounded number of times ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to
-//! sleep at once; more spins trade CPU for latency), then sleeps in slices of 50 ms
-//! (so that a producer killed between publishing a message and waking a consumer delays
-//! it by at most a slice).
+//! One object holds a lock-free ring of fixed-size slots (Dmitry Vyukov's bounded
+//! multi-producer multi-consumer queue), bounded by message count and bytes (both chosen
+//! at creation, see [`QueueSize`]). A producer claims the slots a message needs with one
+//! compare-and-swap on the tail, copies the message in and publishes it with one store
+//! per slot; a consumer claims a published message with one compare-and-swap on the
+//! head, copies it out and releases its slots. The tail and the head live on cache lines
+//! of their own, and slots are cache-line multiples, so a producer and a consumer only
+//! share the lines of the message they pass. A message longer than one slot takes
+//! consecutive slots, claimed together.
+//!
+//! Blocking: a call that finds no message (no room) spins a bounded number of times
+//! ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to sleep at once; more spins
+//! trade CPU for latency), then sleeps on a shared futex word (`not_empty`, `not_full`,
+//! `all_done`) after registering in a sleeper count. The other side checks that count
+//! after every change and makes the wake syscall only when someone sleeps, and then only
+//! the first waker since a sleeper went to sleep: the fast path makes no syscall. An
+//! idle queue burns no CPU; sleepers wake at least every 50 ms to look for dead peers.
 //!
 //! # Crash safety: what a `kill -9` does
 //!
-//! Every change is made under the lock after an *undo record* (the sizes before) is
-//! written, and the record is cleared as the change's last step. When a process dies
-//! holding the lock, the next locker is told so by the lock, puts the recorded sizes
-//! back and checks every frame. Hence, for a process killed at any instruction:
+//! There is no lock to be left held. Each thread that uses a queue has an entry in a
+//! small participant table in the object (64 threads at once, then
+//! [`QueueError::TooManyParticipants`]; an entry of a dead thread is taken over): its identity (thread
+//! id and start time) and its *intent*, the positions it is claiming, written before its
+//! compare-and-swap and cleared once its slots are published (released). A survivor that
+//! waits on a slot looks at the intents that cover it; once every thread that may have
+//! claimed it is provably dead, it finishes for them. Hence, for a process killed at any
+//! instruction:
 //!
-//! - a **producer** killed in `put` either published the whole message or nothing; a
-//!   half-written message is never delivered and the room it had taken is free again;
-//! - a **consumer** killed while copying a message out (holding the lock) leaves it in
-//!   the queue: the next consumer gets it, in order;
-//! - a consumer killed *after* its `get` released the lock had taken the message: it
-//!   was delivered to that process, which died before using it. Delivery is **at most
-//!   once**, and only such a message can go missing (at most one per killed consumer
-//!   thread); the queue cannot know whether the dead process had used it.
+//! - a **producer** killed in `put` either published the whole message or nothing: the
+//!   slots it had claimed are turned into tombstones that consumers skip, so a
+//!   half-written message is never delivered and its room is free again;
+//! - a **consumer** killed after it claimed a message and before it released the slots
+//!   (while copying it out) had taken it: a producer that needs those slots frees them
+//!   and counts the message in [`QueueStats::lost`]. A consumer killed after `get`
+//!   released the slots had the message too, and died before using it. Delivery is
+//!   **at most once**: at most one message per killed consumer thread goes missing, the
+//!   half-read ones counted in `lost`.
 //!
-//! [`QueueStats::recovered`] counts the repairs after dead lock holders and
-//! [`QueueStats::lost`] the messages dropped because a frame was found corrupted
-//! (only a process writing garbage into the mapping causes that). Sizes, offsets and
-//! frame headers read from the mapping are checked before use: garbage gives
-//! [`QueueError::Corrupted`], never undefined behaviour, a panic or a hang.
+//! [`QueueStats::recovered`] counts the slots finished for dead threads. Positions,
+//! sequence words, lengths and frame headers read from the mapping are checked before
+//! use: garbage gives [`QueueError::Corrupted`] (a bad frame is dropped and counted in
+//! `lost`, so the queue goes on), never undefined behaviour, a panic or a hang.
 //!
 //! A [`JoinableQueue`]'s consumer that dies between `get` and `task_done` leaves that
-//! task unfinished for ever (as in CPython): use [`JoinableQueue::join_timeout`].
+//! task unfinished for ever (as in CPython), and so does a producer killed in `put`
+//! after it counted the task: use [`JoinableQueue::join_timeout`].
 //!
 //! ```
 //! use shm_collections::Queue;
@@ -167,7 +179,8 @@ pub enum QueueError {
         #[source]
         source: crate::codec::CodecError,
     },
-    /// The lock failed (corrupted lock word, or a timeout waiting for it).
+    /// A lock failed (corrupted lock word, or a timeout waiting for it). The lock-free
+    /// queues and pipes of this version never return it.
     #[error("{name}: {source}")]
     Lock {
         /// The object.
@@ -354,7 +367,7 @@ impl Core {
     }
 
     fn get_values<T: Message>(&self, max: usize, mode: Mode) -> QueueResult<Vec<T>> {
-        // Copy the frames out under the lock, decode after it.
+        // Copy the frames out, decode after.
         let mut frames: Vec<Vec<u8>> = Vec::new();
         self.ring()
             .get_many(max, mode, self.spin_for(mode), &mut |b| {
@@ -510,8 +523,8 @@ impl<T: Message> Queue<T> {
         self.core.put_value(value, Mode::Try)
     }
 
-    /// Puts every value in order, as many per lock acquisition as there is room for,
-    /// waiting for room as long as it takes.
+    /// Puts every value in order (one wake-up of sleeping consumers per run of values
+    /// that found room), waiting for room as long as it takes.
     ///
     /// ```
     /// let q = shm_collections::Queue::<u16>::create(100, 4096)?;
@@ -559,8 +572,8 @@ impl<T: Message> Queue<T> {
         self.core.get_value(Mode::Try)
     }
 
-    /// Takes up to `max` values (oldest first) under one lock acquisition, waiting as
-    /// long as it takes for the first.
+    /// Takes up to `max` values (oldest first): those there now, waiting as long as it
+    /// takes for the first.
     ///
     /// ```
     /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
@@ -1012,8 +1025,8 @@ impl ByteQueue {
         self.core.put_bytes(msg, Mode::Try)
     }
 
-    /// Puts messages in order under as few lock acquisitions as room allows; waits for
-    /// room as long as it takes. Returns when all are in.
+    /// Puts messages in order (one wake-up of sleeping consumers per run that found
+    /// room); waits for room as long as it takes. Returns when all are in.
     ///
     /// ```
     /// let q = shm_collections::ByteQueue::create(8, 256)?;
@@ -1086,9 +1099,9 @@ impl ByteQueue {
         Ok(buf)
     }
 
-    /// Takes up to `max` messages under one lock acquisition, handing each to `each`
-    /// while the lock is held (keep it quick: copy or parse, no blocking calls); waits
-    /// as long as it takes for the first. Returns how many.
+    /// Takes up to `max` messages (those there now), handing each to `each` as a copy
+    /// (the slot is already released: `each` may take its time); waits as long as it
+    /// takes for the first. Returns how many.
     ///
     /// ```
     /// let q = shm_collections::ByteQueue::create(8, 256)?;

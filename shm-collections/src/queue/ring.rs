@@ -1315,7 +1315,7 @@ mod tests {
                 r.ctl.tail.store(t + k, Ordering::Release);
                 for j in 0..k {
                     r.word(t + j, 1).store(t, Ordering::Relaxed);
-                    r.word(t + j, 2).store(40 * k | k << 32, Ordering::Relaxed);
+                    r.word(t + j, 2).store((40 * k) | (k << 32), Ordering::Relaxed);
                 }
                 if continuations {
                     for j in 1..k {
