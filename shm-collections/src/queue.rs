@@ -16,7 +16,8 @@
 //!
 //! Blocking: a call that finds no message (no room) spins a bounded number of times
 //! ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to sleep at once; more spins
-//! trade CPU for latency), then sleeps on a shared futex word (`not_empty`, `not_full`,
+//! trade CPU for latency; every 64th spin yields the CPU, so that a peer waiting for
+//! this core runs), then sleeps on a shared futex word (`not_empty`, `not_full`,
 //! `all_done`) after registering in a sleeper count. The other side checks that count
 //! after every change and makes the wake syscall only when someone sleeps, and then only
 //! the first waker since a sleeper went to sleep: the fast path makes no syscall. An

@@ -59,6 +59,8 @@ const MAX_RING_BYTES: u64 = 1 << 40;
 /// and waking delays a sleeping consumer by at most this, and a dead participant is
 /// looked for at least this often.
 const SLICE: Duration = Duration::from_millis(50);
+/// Spin steps between two `sched_yield`s of a spinning call.
+const YIELD_EVERY: u32 = 64;
 /// Spins a `_nowait` call gives a message a live producer is writing right now.
 const INFLIGHT_SPIN: u32 = 256;
 
@@ -163,6 +165,18 @@ fn free(p: u64) -> u64 {
 #[inline]
 fn published(p: u64) -> u64 {
     free(p) | 1
+}
+
+/// One step of a spin-wait: a `pause`, and every [`YIELD_EVERY`] steps a
+/// `sched_yield`, so that a peer that shares this core (a busy machine) gets to run
+/// instead of waiting for our time slice to end.
+#[inline]
+fn pause(left: u32) {
+    if left % YIELD_EVERY == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
 }
 
 /// `a < b` for positions (which never get 2^63 apart unless forged).
@@ -314,10 +328,8 @@ thread_local! {
 enum Took {
     /// A message, copied into the buffer.
     Message,
-    /// Nothing published and nothing being written at this head position.
-    Empty(u64),
-    /// Nothing published, but the slot at this position is claimed by a producer.
-    InFlight(u64),
+    /// Nothing published at this head position (yet).
+    NotReady(u64),
 }
 
 /// What a consumer claims at the head.
@@ -723,7 +735,7 @@ impl<'a> Ring<'a> {
             }
             if spins > 0 {
                 spins -= 1;
-                std::hint::spin_loop();
+                pause(spins);
                 continue;
             }
             if matches!(mode, Mode::Try) {
@@ -821,18 +833,10 @@ impl<'a> Ring<'a> {
             let s = self.seq(h).load(Ordering::Acquire);
             let d = (s & !TOMB).wrapping_sub(published(h)) as i64;
             if d < 0 {
-                let tail = c.tail.load(Ordering::Acquire);
-                if !before(h, tail) {
-                    return Ok(Took::Empty(h));
-                }
-                // Producers claim only free slots: the tail is never more than a lap on.
-                if tail.wrapping_sub(h) > self.slots && c.head.load(Ordering::Relaxed) == h {
-                    return Err(self.corrupted(format!(
-                        "expected the tail at most {} positions past the head {h}, found {tail}",
-                        self.slots
-                    )));
-                }
-                return Ok(Took::InFlight(h));
+                // Not published: the caller tells "empty" from "being written" only when
+                // it must (`in_flight`), so that a spinning consumer reads no line but
+                // this slot's.
+                return Ok(Took::NotReady(h));
             }
             if d > 0 {
                 if c.head.load(Ordering::Relaxed) == h {
@@ -950,18 +954,34 @@ impl<'a> Ring<'a> {
         false
     }
 
+    /// Whether position `h`, not published, is claimed by a producer (below the tail).
+    fn in_flight(&self, h: u64) -> QueueResult<bool> {
+        let c = self.ctl;
+        let tail = c.tail.load(Ordering::Acquire);
+        if !before(h, tail) {
+            return Ok(false);
+        }
+        // Producers claim only free slots: the tail is never more than a lap on.
+        if tail.wrapping_sub(h) > self.slots && c.head.load(Ordering::Acquire) == h {
+            return Err(self.corrupted(format!(
+                "expected the tail at most {} positions past the head {h}, found {tail}",
+                self.slots
+            )));
+        }
+        Ok(true)
+    }
+
     /// Takes the oldest message into `out` (resized to it).
     pub(crate) fn get(&self, out: &mut Vec<u8>, mode: Mode, spin: u32) -> QueueResult<()> {
         let me = self.me()?;
         let mut spins = spin;
         let mut inflight_spins = 0;
         loop {
-            let (h, inflight) = match self.try_get(me, out)? {
+            let h = match self.try_get(me, out)? {
                 Took::Message => return Ok(()),
-                Took::Empty(h) => (h, false),
-                Took::InFlight(h) => (h, true),
+                Took::NotReady(h) => h,
             };
-            if !inflight && self.is_closed() {
+            if self.is_closed() && !self.in_flight(h)? {
                 // Drained and closed (a put racing with close may still land: look again).
                 if let Took::Message = self.try_get(me, out)? {
                     return Ok(());
@@ -969,10 +989,20 @@ impl<'a> Ring<'a> {
                 return Err(self.closed());
             }
             if spins > 0 {
-                spins -= 1;
-                std::hint::spin_loop();
+                // Spin on the head slot's sequence word alone: reading the tail here
+                // would pull the producers' line away from them on every put.
+                let seen = self.seq(h).load(Ordering::Relaxed);
+                while spins > 0
+                    && self.seq(h).load(Ordering::Relaxed) == seen
+                    && self.ctl.head.load(Ordering::Relaxed) == h
+                    && !self.is_closed()
+                {
+                    spins -= 1;
+                    pause(spins);
+                }
                 continue;
             }
+            let inflight = self.in_flight(h)?;
             if inflight && inflight_spins < INFLIGHT_SPIN {
                 // A live producer is writing it: give it a moment before the slow path.
                 inflight_spins += 1;
@@ -1315,7 +1345,8 @@ mod tests {
                 r.ctl.tail.store(t + k, Ordering::Release);
                 for j in 0..k {
                     r.word(t + j, 1).store(t, Ordering::Relaxed);
-                    r.word(t + j, 2).store((40 * k) | (k << 32), Ordering::Relaxed);
+                    r.word(t + j, 2)
+                        .store((40 * k) | (k << 32), Ordering::Relaxed);
                 }
                 if continuations {
                     for j in 1..k {
