@@ -19,13 +19,20 @@
 //!   `recv_bytes_into`);
 //! - `queue/crossbeam_64b_throughput`, `queue/crossbeam_roundtrip_spin`:
 //!   crossbeam-channel `bounded(1024)` between two threads of this process;
-//! - `queue/cacheline_roundtrip`: one cache line bounced between the two processes.
+//! - `queue/cacheline_roundtrip`: one cache line bounced between the two processes;
+//! - `queue/futex_roundtrip`: a bare futex wake and wait there and back between the two
+//!   processes (each side sleeps at once): the floor of `roundtrip_sleep`;
+//! - `queue/bytes_64b_same_thread`: `put` then `get` of 64 bytes in one thread: the
+//!   fixed cost of the two calls, without any cache line crossing cores;
+//! - `queue/memcpy_4k`: one 4 KiB `memcpy` through a 1 MiB buffer (the bandwidth
+//!   anchor of `bytes_4k_throughput`, which copies every message in and out).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use rustix::thread::futex;
 use shm_collections::{ByteQueue, Pipe, PipeEnd, Queue};
 use shm_core::Segment;
 
@@ -123,6 +130,29 @@ fn throughput(c: &mut Criterion) {
         q.close();
     }
     {
+        let q = ByteQueue::create(MESSAGES, BYTES).expect("create ByteQueue");
+        let msg = [7u8; 64];
+        let mut buf = Vec::with_capacity(64);
+        g.bench_function("bytes_64b_same_thread", |b| {
+            b.iter(|| {
+                q.put(std::hint::black_box(&msg)).unwrap();
+                q.get_into(&mut buf).unwrap();
+            })
+        });
+    }
+    {
+        let src = vec![7u8; BYTES];
+        let mut dst = vec![0u8; BYTES];
+        let mut at = 0;
+        g.bench_function("memcpy_4k", |b| {
+            b.iter(|| {
+                dst[at..at + 4096].copy_from_slice(std::hint::black_box(&src[at..at + 4096]));
+                at = (at + 4096) % BYTES;
+                std::hint::black_box(&dst[at]);
+            })
+        });
+    }
+    {
         let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -180,6 +210,31 @@ fn round_trips(c: &mut Criterion) {
                 t.elapsed()
             })
         });
+    }
+    {
+        let seg = Segment::create(4096).expect("create segment");
+        // SAFETY: page aligned, outlives the words, accessed only atomically by both sides.
+        let (ping, pong) = unsafe {
+            let p = seg.as_ptr().cast::<AtomicU32>();
+            (&*p, &*p.add(16))
+        };
+        let _kid = Kid::spawn("futex_echo", seg.name().unwrap(), "");
+        g.bench_function("futex_roundtrip", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let v = pong.load(Ordering::Acquire);
+                    ping.fetch_add(1, Ordering::Release);
+                    futex::wake(ping, futex::Flags::empty(), 1).ok();
+                    while pong.load(Ordering::Acquire) == v {
+                        let _ = futex::wait(pong, futex::Flags::empty(), v, None);
+                    }
+                }
+                t.elapsed()
+            })
+        });
+        ping.store(u32::MAX, Ordering::Release);
+        futex::wake(ping, futex::Flags::empty(), 1).ok();
     }
     for (id, spin) in [("roundtrip_spin", u32::MAX), ("roundtrip_sleep", 0)] {
         let mut ping = ByteQueue::create(16, 4096).expect("create");
@@ -314,6 +369,35 @@ fn child(role: &str) {
                 if end.send_bytes(&buf).is_err() {
                     return;
                 }
+            }
+        }
+        "futex_echo" => {
+            let seg = Segment::open(&a).expect("open segment");
+            // SAFETY: page aligned, mapped while `seg` lives, accessed only atomically.
+            let (ping, pong) = unsafe {
+                let p = seg.as_ptr().cast::<AtomicU32>();
+                (&*p, &*p.add(16))
+            };
+            let mut seen = 0;
+            let slice = futex::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            loop {
+                let v = ping.load(Ordering::Acquire);
+                if v == u32::MAX {
+                    return;
+                }
+                if v == seen {
+                    let _ = futex::wait(ping, futex::Flags::empty(), v, Some(&slice));
+                    if orphaned() {
+                        return;
+                    }
+                    continue;
+                }
+                seen = v;
+                pong.fetch_add(1, Ordering::Release);
+                futex::wake(pong, futex::Flags::empty(), 1).ok();
             }
         }
         "cacheline" => {

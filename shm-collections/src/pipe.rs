@@ -17,11 +17,11 @@ use shm_core::identity::{Identity, Liveness};
 use shm_core::{Layout, Object, ObjectSpec, SharedObject};
 
 use crate::kinds;
-use crate::queue::ring::{Geometry, Mode, Ring};
+use crate::queue::ring::{Dims, Geometry, Mode, Ring};
 use crate::queue::{DEFAULT_SPIN, Message, QueueError, QueueResult, decode, encode, with_scratch};
 
 /// Layout version of the pipe object.
-const PIPE_LAYOUT_VERSION: u32 = 1;
+const PIPE_LAYOUT_VERSION: u32 = 2;
 /// Bytes of the pipe's own control block, before the rings.
 const PIPE_CTL: usize = 64;
 /// How often a blocked `recv` checks that the peer lives.
@@ -55,7 +55,8 @@ pub struct PipeOptions {
     /// Both ends send and receive (`true`, CPython's default), or the first end only
     /// receives and the second only sends.
     pub duplex: bool,
-    /// Ring bytes per direction (the largest message is `bytes - 8`).
+    /// Ring bytes per direction: `messages` slots of at least `bytes / messages` payload
+    /// bytes each (see [`QueueSize`](crate::QueueSize)); a message may span every slot.
     pub bytes: usize,
     /// Most messages in flight per direction.
     pub messages: usize,
@@ -91,16 +92,16 @@ impl SharedObject for PipeObject {
     }
 
     fn payload_len(o: &PipeOptions) -> QueueResult<usize> {
-        let (cap, _) = Geometry::check_new(o.messages, o.bytes)?;
+        let dims = Dims::new(o.messages, o.bytes)?;
         let rings = if o.duplex { 2 } else { 1 };
-        Ok(PIPE_CTL + rings * Geometry::ring_len(cap))
+        Ok(PIPE_CTL + rings * dims.ring_len())
     }
 
     fn init_payload(object: &Object, o: PipeOptions) -> QueueResult<()> {
-        let (cap, max) = Geometry::check_new(o.messages, o.bytes)?;
-        Geometry::init(object, PIPE_CTL, cap, max);
+        let dims = Dims::new(o.messages, o.bytes)?;
+        Geometry::init(object, PIPE_CTL, dims);
         if o.duplex {
-            Geometry::init(object, PIPE_CTL + Geometry::ring_len(cap), cap, max);
+            Geometry::init(object, PIPE_CTL + dims.ring_len(), dims);
         }
         // SAFETY: the payload starts with the control block (payload_len above).
         let ctl = unsafe { ctl(object) };
@@ -123,7 +124,7 @@ impl SharedObject for PipeObject {
         let duplex = unsafe { ctl(&object) }.duplex.load(Ordering::Relaxed) != 0;
         let first = Geometry::attach(&object, PIPE_CTL, &label)?;
         let rings = if duplex {
-            let second = PIPE_CTL + Geometry::ring_len(first.capacity);
+            let second = PIPE_CTL + first.dims.ring_len();
             [
                 Some(first),
                 Some(Geometry::attach(&object, second, &label)?),
@@ -222,8 +223,8 @@ impl Pipe {
     ///
     /// ```
     /// use shm_collections::{Pipe, PipeOptions};
-    /// let (a, _b) = Pipe::with_options(&PipeOptions { bytes: 256, ..Default::default() })?;
-    /// assert_eq!(a.max_message_len(), 248);
+    /// let (a, _b) = Pipe::with_options(&PipeOptions { bytes: 160, messages: 4, ..Default::default() })?;
+    /// assert_eq!(a.max_message_len(), 160); // 4 slots of 40 bytes
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn with_options(options: &PipeOptions) -> QueueResult<(PipeEnd, PipeEnd)> {
@@ -485,7 +486,7 @@ impl PipeEnd {
     ///
     /// ```
     /// let (a, _b) = shm_collections::Pipe::new()?;
-    /// assert_eq!(a.max_message_len(), 64 * 1024 - 8);
+    /// assert_eq!(a.max_message_len(), 1024 * 104); // 1024 slots of 128 bytes, 104 of payload
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_message_len(&self) -> usize {

@@ -4,41 +4,54 @@
 //!
 //! # How it works
 //!
-//! One object holds a byte ring bounded by bytes and by message count (both chosen at
-//! creation), guarded by one robust process-shared lock ([`shm_sync::RawMutex`]). A put
-//! copies the message in under the lock, a get copies it out: critical sections are a
-//! few index updates and one `memcpy`. Sleepers wait on shared futex sequence words
-//! (`not_empty`, `not_full`, `all_done`), which every change bumps; a futex wake is
-//! issued only when someone sleeps. An idle queue burns no CPU: a blocked call spins a
-//! bounded number of times ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to
-//! sleep at once; more spins trade CPU for latency), then sleeps in slices of 50 ms
-//! (so that a producer killed between publishing a message and waking a consumer delays
-//! it by at most a slice).
+//! One object holds a lock-free ring of fixed-size slots (Dmitry Vyukov's bounded
+//! multi-producer multi-consumer queue), bounded by message count and bytes (both chosen
+//! at creation, see [`QueueSize`]). A producer claims the slots a message needs with one
+//! compare-and-swap on the tail, copies the message in and publishes it with one store
+//! per slot; a consumer claims a published message with one compare-and-swap on the
+//! head, copies it out and releases its slots. The tail and the head live on cache lines
+//! of their own, and slots are cache-line multiples, so a producer and a consumer only
+//! share the lines of the message they pass. A message longer than one slot takes
+//! consecutive slots, claimed together.
+//!
+//! Blocking: a call that finds no message (no room) spins a bounded number of times
+//! ([`Queue::set_spin`], [`DEFAULT_SPIN`] by default, 0 to sleep at once; more spins
+//! trade CPU for latency; every 64th spin yields the CPU, so that a peer waiting for
+//! this core runs), then sleeps on a shared futex word (`not_empty`, `not_full`,
+//! `all_done`) after registering in a sleeper count. The other side checks that count
+//! after every change and makes the wake syscall only when someone sleeps, and then only
+//! the first waker since a sleeper went to sleep: the fast path makes no syscall. An
+//! idle queue burns no CPU; sleepers wake at least every 50 ms to look for dead peers.
 //!
 //! # Crash safety: what a `kill -9` does
 //!
-//! Every change is made under the lock after an *undo record* (the sizes before) is
-//! written, and the record is cleared as the change's last step. When a process dies
-//! holding the lock, the next locker is told so by the lock, puts the recorded sizes
-//! back and checks every frame. Hence, for a process killed at any instruction:
+//! There is no lock to be left held. Each thread that uses a queue has an entry in a
+//! small participant table in the object (64 threads at once, then
+//! [`QueueError::TooManyParticipants`]; an entry of a dead thread is taken over): its identity (thread
+//! id and start time) and its *intent*, the positions it is claiming, written before its
+//! compare-and-swap and cleared once its slots are published (released). A survivor that
+//! waits on a slot looks at the intents that cover it; once every thread that may have
+//! claimed it is provably dead, it finishes for them. Hence, for a process killed at any
+//! instruction:
 //!
-//! - a **producer** killed in `put` either published the whole message or nothing; a
-//!   half-written message is never delivered and the room it had taken is free again;
-//! - a **consumer** killed while copying a message out (holding the lock) leaves it in
-//!   the queue: the next consumer gets it, in order;
-//! - a consumer killed *after* its `get` released the lock had taken the message: it
-//!   was delivered to that process, which died before using it. Delivery is **at most
-//!   once**, and only such a message can go missing (at most one per killed consumer
-//!   thread); the queue cannot know whether the dead process had used it.
+//! - a **producer** killed in `put` either published the whole message or nothing: the
+//!   slots it had claimed are turned into tombstones that consumers skip, so a
+//!   half-written message is never delivered and its room is free again;
+//! - a **consumer** killed after it claimed a message and before it released the slots
+//!   (while copying it out) had taken it: a producer that needs those slots frees them
+//!   and counts the message in [`QueueStats::lost`]. A consumer killed after `get`
+//!   released the slots had the message too, and died before using it. Delivery is
+//!   **at most once**: at most one message per killed consumer thread goes missing, the
+//!   half-read ones counted in `lost`.
 //!
-//! [`QueueStats::recovered`] counts the repairs after dead lock holders and
-//! [`QueueStats::lost`] the messages dropped because a frame was found corrupted
-//! (only a process writing garbage into the mapping causes that). Sizes, offsets and
-//! frame headers read from the mapping are checked before use: garbage gives
-//! [`QueueError::Corrupted`], never undefined behaviour, a panic or a hang.
+//! [`QueueStats::recovered`] counts the slots finished for dead threads. Positions,
+//! sequence words, lengths and frame headers read from the mapping are checked before
+//! use: garbage gives [`QueueError::Corrupted`] (a bad frame is dropped and counted in
+//! `lost`, so the queue goes on), never undefined behaviour, a panic or a hang.
 //!
 //! A [`JoinableQueue`]'s consumer that dies between `get` and `task_done` leaves that
-//! task unfinished for ever (as in CPython): use [`JoinableQueue::join_timeout`].
+//! task unfinished for ever (as in CPython), and so does a producer killed in `put`
+//! after it counted the task: use [`JoinableQueue::join_timeout`].
 //!
 //! ```
 //! use shm_collections::Queue;
@@ -61,12 +74,12 @@ use shm_core::{Layout, Object, ObjectSpec, SharedObject};
 
 pub use codec::Message;
 pub(crate) use codec::{decode, encode, with_scratch};
-use ring::{Geometry, Mode, Ring};
+use ring::{Dims, Geometry, Mode, Ring};
 
 use crate::kinds;
 
 /// Layout version of the queue objects.
-const QUEUE_LAYOUT_VERSION: u32 = 1;
+const QUEUE_LAYOUT_VERSION: u32 = 2;
 
 /// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).
 pub const DEFAULT_SPIN: u32 = 200;
@@ -167,7 +180,8 @@ pub enum QueueError {
         #[source]
         source: crate::codec::CodecError,
     },
-    /// The lock failed (corrupted lock word, or a timeout waiting for it).
+    /// A lock failed (corrupted lock word, or a timeout waiting for it). The lock-free
+    /// queues and pipes of this version never return it.
     #[error("{name}: {source}")]
     Lock {
         /// The object.
@@ -183,6 +197,15 @@ pub enum QueueError {
         name: String,
         /// What was expected and what was found.
         what: String,
+    },
+    /// Every entry of the queue's participant table is held by a live thread (see the
+    /// [module docs](crate::queue)): the calling thread cannot take part.
+    #[error("{name}: all {max} participant entries are held by live threads")]
+    TooManyParticipants {
+        /// The object.
+        name: String,
+        /// Entries per queue.
+        max: usize,
     },
     /// Sizes asked for at creation that no queue can have.
     #[error("invalid queue size: {what}")]
@@ -206,34 +229,43 @@ pub type QueueResult<T> = std::result::Result<T, QueueError>;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
-    /// Messages in the queue.
+    /// Messages in the queue (published and not yet taken).
     pub messages: u64,
-    /// Ring bytes they take (8-byte frame headers and padding included).
+    /// Payload bytes of the slots between head and tail (whole slots, messages being
+    /// written included).
     pub bytes_used: u64,
-    /// Messages ever put.
+    /// Messages ever put (summed over the participants; a put whose process was killed
+    /// right after publishing may be missing).
     pub puts: u64,
-    /// Messages ever taken.
+    /// Messages ever taken (the same way; messages counted in `lost` included).
     pub gets: u64,
-    /// Times a process found the lock's holder dead and repaired the ring.
+    /// Times a process found a participant dead mid-call and finished for it (a slot a
+    /// dead producer had claimed buried as a tombstone, a slot a dead consumer had
+    /// claimed freed).
     pub recovered: u64,
-    /// Messages dropped because their frames were found corrupted.
+    /// Messages dropped: a message a consumer was killed while copying out (its slot
+    /// freed by a producer), or a frame found corrupted.
     pub lost: u64,
 }
 
-/// Sizes of a new queue: most messages at once, and ring bytes. A message takes its
-/// length rounded up to 8 plus an 8-byte frame header, so the largest message is
-/// `bytes - 8` (bytes rounded up to a multiple of 8).
+/// Sizes of a new queue: `messages` slots, each with room for at least
+/// `bytes / messages` payload bytes. A slot is that room rounded up to 8 plus a 24-byte
+/// header, rounded up to 64 bytes (a cache line multiple, so that a producer and a
+/// consumer at neighbouring slots do not share a line); its payload is the rest. A
+/// message takes as many consecutive slots as its length needs (at least one), so the
+/// queue holds at most `messages` messages, and the largest message fills every slot.
 ///
 /// ```
 /// let q = shm_collections::ByteQueue::create_sized(shm_collections::QueueSize { messages: 4, bytes: 100 })?;
-/// assert_eq!(q.max_message_len(), 96);
+/// // 100 / 4 = 25, rounded up to 32, + 24 = 56, rounded up to a 64-byte slot: 40 bytes each.
+/// assert_eq!(q.max_message_len(), 4 * 40);
 /// # Ok::<(), shm_collections::QueueError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSize {
-    /// Most messages in the queue at once (at least 1).
+    /// Slots: most messages in the queue at once (at least 1).
     pub messages: usize,
-    /// Ring bytes (at least 16; rounded up to a multiple of 8).
+    /// Payload bytes in all (at least 16), spread over the slots.
     pub bytes: usize,
 }
 
@@ -243,6 +275,8 @@ struct Core {
     geo: Geometry,
     label: Arc<str>,
     spin: u32,
+    /// Puts count tasks (`JoinableQueue`).
+    tasks: bool,
 }
 
 impl Core {
@@ -252,13 +286,11 @@ impl Core {
     }
 
     fn payload_len(size: &QueueSize) -> QueueResult<usize> {
-        let (cap, _) = Geometry::check_new(size.messages, size.bytes)?;
-        Ok(Geometry::ring_len(cap))
+        Ok(Dims::new(size.messages, size.bytes)?.ring_len())
     }
 
     fn init(obj: &Object, size: QueueSize) -> QueueResult<()> {
-        let (cap, max) = Geometry::check_new(size.messages, size.bytes)?;
-        Geometry::init(obj, 0, cap, max);
+        Geometry::init(obj, 0, Dims::new(size.messages, size.bytes)?);
         Ok(())
     }
 
@@ -270,12 +302,13 @@ impl Core {
             geo,
             label,
             spin: DEFAULT_SPIN,
+            tasks: false,
         })
     }
 
     #[inline]
     fn ring(&self) -> Ring<'_> {
-        Ring::new(&self.obj, self.geo, &self.label)
+        Ring::new(&self.obj, self.geo, &self.label).counting_tasks(self.tasks)
     }
 
     fn spin_for(&self, mode: Mode) -> u32 {
@@ -335,7 +368,7 @@ impl Core {
     }
 
     fn get_values<T: Message>(&self, max: usize, mode: Mode) -> QueueResult<Vec<T>> {
-        // Copy the frames out under the lock, decode after it.
+        // Copy the frames out, decode after.
         let mut frames: Vec<Vec<u8>> = Vec::new();
         self.ring()
             .get_many(max, mode, self.spin_for(mode), &mut |b| {
@@ -491,8 +524,8 @@ impl<T: Message> Queue<T> {
         self.core.put_value(value, Mode::Try)
     }
 
-    /// Puts every value in order, as many per lock acquisition as there is room for,
-    /// waiting for room as long as it takes.
+    /// Puts every value in order (one wake-up of sleeping consumers per run of values
+    /// that found room), waiting for room as long as it takes.
     ///
     /// ```
     /// let q = shm_collections::Queue::<u16>::create(100, 4096)?;
@@ -540,8 +573,8 @@ impl<T: Message> Queue<T> {
         self.core.get_value(Mode::Try)
     }
 
-    /// Takes up to `max` values (oldest first) under one lock acquisition, waiting as
-    /// long as it takes for the first.
+    /// Takes up to `max` values (oldest first): those there now, waiting as long as it
+    /// takes for the first.
     ///
     /// ```
     /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
@@ -613,7 +646,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn full(&self) -> bool {
-        self.core.qsize() as u64 >= self.core.geo.max_messages
+        !self.core.ring().would_fit(0)
     }
 
     /// Closes the queue for every process: blocked and later puts return
@@ -661,8 +694,8 @@ impl<T: Message> Queue<T> {
     ///
     /// ```
     /// let q = shm_collections::Queue::<Vec<u8>>::create(4, 64)?;
-    /// assert_eq!(q.max_message_len(), 56);
-    /// assert!(matches!(q.put(&vec![0; 100]), Err(shm_collections::QueueError::TooLarge { .. })));
+    /// assert_eq!(q.max_message_len(), 4 * 40); // 4 slots of 64 bytes, 24 of them header
+    /// assert!(matches!(q.put(&vec![0; 200]), Err(shm_collections::QueueError::TooLarge { .. })));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
@@ -676,7 +709,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_messages(&self) -> usize {
-        self.core.geo.max_messages as usize
+        self.core.geo.dims.slots as usize
     }
 
     /// How many times a blocked call of this handle re-checks the queue (a spin-loop
@@ -733,7 +766,8 @@ queue_object!(
 );
 
 impl<T: Message> JoinableQueue<T> {
-    fn from_core(core: Core) -> Self {
+    fn from_core(mut core: Core) -> Self {
+        core.tasks = true;
         JoinableQueue {
             queue: Queue::from_core(core),
         }
@@ -992,8 +1026,8 @@ impl ByteQueue {
         self.core.put_bytes(msg, Mode::Try)
     }
 
-    /// Puts messages in order under as few lock acquisitions as room allows; waits for
-    /// room as long as it takes. Returns when all are in.
+    /// Puts messages in order (one wake-up of sleeping consumers per run that found
+    /// room); waits for room as long as it takes. Returns when all are in.
     ///
     /// ```
     /// let q = shm_collections::ByteQueue::create(8, 256)?;
@@ -1066,9 +1100,9 @@ impl ByteQueue {
         Ok(buf)
     }
 
-    /// Takes up to `max` messages under one lock acquisition, handing each to `each`
-    /// while the lock is held (keep it quick: copy or parse, no blocking calls); waits
-    /// as long as it takes for the first. Returns how many.
+    /// Takes up to `max` messages (those there now), handing each to `each` as a copy
+    /// (the slot is already released: `each` may take its time); waits as long as it
+    /// takes for the first. Returns how many.
     ///
     /// ```
     /// let q = shm_collections::ByteQueue::create(8, 256)?;
@@ -1119,7 +1153,7 @@ impl ByteQueue {
     /// The largest message this queue can ever hold.
     ///
     /// ```
-    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_message_len(), 248);
+    /// assert_eq!(shm_collections::ByteQueue::create(4, 256)?.max_message_len(), 4 * 104);
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
@@ -1133,7 +1167,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn max_messages(&self) -> usize {
-        self.core.geo.max_messages as usize
+        self.core.geo.dims.slots as usize
     }
 
     /// Spins of a blocked call before it sleeps (see [`Queue::set_spin`]).

@@ -146,17 +146,19 @@ fn too_large_and_closed() {
         messages: 4,
     })
     .unwrap();
+    // 4 slots of 40 payload bytes (16 asked for each, rounded up to a 64-byte slot).
+    assert_eq!(a.max_message_len(), 160);
     assert!(matches!(
-        a.send_bytes(&[0; 57]),
+        a.send_bytes(&[0; 161]),
         Err(QueueError::TooLarge {
-            len: 57,
-            max: 56,
+            len: 161,
+            max: 160,
             ..
         })
     ));
-    a.send_bytes(&[1; 56]).unwrap();
+    a.send_bytes(&[1; 160]).unwrap();
     b.close();
     assert!(matches!(a.send(&1u8), Err(QueueError::Closed { .. })));
-    assert_eq!(b.recv_bytes().unwrap(), [1; 56]);
+    assert_eq!(b.recv_bytes().unwrap(), [1; 160]);
     assert!(matches!(b.recv_bytes(), Err(QueueError::Closed { .. })));
 }

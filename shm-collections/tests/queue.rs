@@ -26,7 +26,13 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let msg = || proptest::collection::vec(any::<u8>(), 0..60);
+    // Mostly one slot (40 bytes), sometimes several, now and then too large (> 240).
+    let msg = || {
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..60),
+            1 => proptest::collection::vec(any::<u8>(), 0..260),
+        ]
+    };
     prop_oneof![
         3 => msg().prop_map(Op::Put),
         1 => proptest::collection::vec(msg(), 0..5).prop_map(Op::PutMany),
@@ -37,9 +43,13 @@ fn op() -> impl Strategy<Value = Op> {
 
 const MAX_MSGS: usize = 6;
 const BYTES: usize = 200;
+/// Payload bytes per slot of that queue: 200 / 6 rounded up to 8 is 40, plus the 24-byte
+/// slot header makes a 64-byte slot.
+const PER_SLOT: usize = 40;
 
-fn frame(len: usize) -> usize {
-    8 + len.next_multiple_of(8)
+/// Slots a message takes.
+fn slots(len: usize) -> usize {
+    len.div_ceil(PER_SLOT).max(1)
 }
 
 proptest! {
@@ -48,15 +58,15 @@ proptest! {
     #[test]
     fn byte_queue_matches_a_bounded_vecdeque(ops in proptest::collection::vec(op(), 1..80)) {
         let q = ByteQueue::create(MAX_MSGS, BYTES).unwrap();
+        prop_assert_eq!(q.max_message_len(), MAX_MSGS * PER_SLOT);
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-        let fits = |m: &VecDeque<Vec<u8>>, len: usize| {
-            m.len() < MAX_MSGS && m.iter().map(|x| frame(x.len())).sum::<usize>() + frame(len) <= BYTES
-        };
+        let used = |m: &VecDeque<Vec<u8>>| m.iter().map(|x| slots(x.len())).sum::<usize>();
+        let fits = |m: &VecDeque<Vec<u8>>, len: usize| used(m) + slots(len) <= MAX_MSGS;
         for op in ops {
             match op {
                 Op::Put(msg) => {
                     let r = q.put_nowait(&msg);
-                    if msg.len() > BYTES - 8 {
+                    if msg.len() > MAX_MSGS * PER_SLOT {
                         prop_assert!(matches!(r, Err(QueueError::TooLarge { .. })), "{r:?}");
                     } else if fits(&model, msg.len()) {
                         prop_assert!(r.is_ok(), "{r:?}");
@@ -96,7 +106,7 @@ proptest! {
             }
             prop_assert_eq!(q.qsize(), model.len());
             let s = q.stats();
-            prop_assert_eq!(s.bytes_used as usize, model.iter().map(|x| frame(x.len())).sum::<usize>());
+            prop_assert_eq!(s.bytes_used as usize, used(&model) * PER_SLOT);
         }
     }
 

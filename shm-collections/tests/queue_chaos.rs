@@ -1,8 +1,9 @@
 //! Chaos: two producer and two consumer processes share a small queue; one or two of
 //! them are SIGKILLed at random moments while the rest go on. Every message must be
 //! accounted for: delivered exactly once, except at most one per killed consumer (a
-//! message it had taken out of the queue, after `get` released the lock, before it
-//! recorded it: delivered to a process that died, see the `queue` module docs); a
+//! message it had claimed, either half-read and counted in `stats().lost`, or taken
+//! before it recorded it: delivered to a process that died, see the `queue` module
+//! docs); a
 //! killed producer's messages are delivered up to the last one its `put` returned for,
 //! plus possibly the one it was putting.
 //!
@@ -162,14 +163,19 @@ fn chaos_kill_producers_and_consumers_at_random() {
         }
         let st = q.stats();
         recovered += st.recovered;
-        if st.lost != 0 {
-            failures.push(format!("trial {trial}: stats().lost = {}", st.lost));
+        // A consumer killed between claiming a message and releasing its slot leaves it
+        // to the producers, which count it as lost: at most one per killed consumer.
+        if st.lost > u64::from(dead_consumers) {
+            failures.push(format!(
+                "trial {trial}: stats().lost = {} with {dead_consumers} consumers killed",
+                st.lost
+            ));
         }
         // The survivors emptied it: nothing wedged.
         assert_eq!(q.qsize(), 0, "trial {trial}");
     }
     println!(
-        "queue chaos: {trials} trials, {killed_p} producers and {killed_c} consumers killed, {recovered} lock repairs, {} failures",
+        "queue chaos: {trials} trials, {killed_p} producers and {killed_c} consumers killed, {recovered} repairs, {} failures",
         failures.len()
     );
     assert!(failures.is_empty(), "{failures:#?}");

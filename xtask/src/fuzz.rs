@@ -401,24 +401,32 @@ fn targets() -> Vec<Target> {
             },
             exercise: |s| {
                 let q = Queue::<u64>::from_segment(s).map_err(e)?;
-                let _ = (q.qsize(), q.stats());
+                let _ = (q.qsize(), q.stats(), q.empty(), q.full());
                 for _ in 0..3 {
                     let _ = q.get_timeout(T);
                 }
                 let _ = q.put_timeout(&7, T);
                 let _ = q.get_nowait();
                 let _ = q.put_nowait(&8);
+                let _ = q.get_many_timeout(4, T);
                 Ok(())
             },
         },
         Target {
+            // Messages of one and of three slots (40 payload bytes each), a wrapped ring
+            // (positions past the slot count), so that sequence words, frame headers and
+            // continuation slots are all in the bytes being damaged.
             kind: "ByteQueue",
             pristine: {
                 let size = QueueSize {
                     messages: 8,
-                    bytes: 512,
+                    bytes: 256,
                 };
                 let q = <ByteQueue as SharedObject>::anonymous(size).unwrap();
+                for _ in 0..6 {
+                    q.put(b"wrap").unwrap();
+                    q.get().unwrap();
+                }
                 q.put(b"hello").unwrap();
                 q.put(&[7u8; 100]).unwrap();
                 snapshot(&q)
@@ -427,10 +435,13 @@ fn targets() -> Vec<Target> {
                 // Timed calls only: a blocking get on a damaged, effectively empty
                 // queue rightly waits for a put.
                 let q = ByteQueue::from_segment(s).map_err(e)?;
+                let _ = (q.qsize(), q.stats());
                 for _ in 0..3 {
                     let _ = q.get_timeout(T);
                 }
                 let _ = q.put_timeout(b"again", T);
+                let _ = q.put_timeout(&[1u8; 90], T);
+                let _ = q.get_nowait();
                 let _ = q.get_nowait();
                 Ok(())
             },
