@@ -19,6 +19,19 @@ pub const HEADER_LEN: usize = 128;
 /// first 64 bytes of [`ObjectHeader`] (kind, version, lengths, type, flags, creator
 /// pid and token), without the names, creation time and PID namespace, which a tool
 /// finds in the registry that placed the object. Payloads start here.
+///
+/// ```
+/// use std::sync::Arc;
+/// use shm_core::{COMPACT_HEADER_LEN, Flags, Kind, Object, ObjectSpec, Segment};
+/// let arena = Arc::new(Segment::create(4096)?);
+/// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Small"), 1);
+/// // SAFETY: a fresh arena; this range is handed out once.
+/// let obj = unsafe { Object::create_at(arena, 0, &spec, 8, |_| Ok::<(), shm_core::Error>(()))? };
+/// let info = obj.info().unwrap();
+/// assert!(info.flags.contains(Flags::COMPACT));
+/// assert_eq!(info.total_len, (COMPACT_HEADER_LEN + 8) as u64);
+/// # Ok::<(), shm_core::Error>(())
+/// ```
 pub const COMPACT_HEADER_LEN: usize = 64;
 
 /// Objects start at offsets that are multiples of this (in an arena too).
@@ -138,6 +151,10 @@ impl std::ops::BitOr for Flags {
 /// an arena may have only the core ([`Flags::COMPACT`]). Every field is an atomic because
 /// another process may write the mapping at any time; readers check every field before
 /// trusting the payload.
+///
+/// ```
+/// assert_eq!(size_of::<shm_core::ObjectHeader>(), shm_core::HEADER_LEN);
+/// ```
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct ObjectHeader {
@@ -146,6 +163,10 @@ pub struct ObjectHeader {
 }
 
 /// The first 64 bytes of every header, compact or not.
+///
+/// ```
+/// assert_eq!(size_of::<shm_core::HeaderCore>(), shm_core::COMPACT_HEADER_LEN);
+/// ```
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct HeaderCore {
@@ -168,6 +189,11 @@ pub struct HeaderCore {
 }
 
 /// The second 64 bytes of a full header: what tools show.
+///
+/// ```
+/// use shm_core::{COMPACT_HEADER_LEN, HEADER_LEN, HeaderExt};
+/// assert_eq!(size_of::<HeaderExt>(), HEADER_LEN - COMPACT_HEADER_LEN);
+/// ```
 #[repr(C)]
 #[derive(Debug)]
 pub struct HeaderExt {
