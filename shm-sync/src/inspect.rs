@@ -19,16 +19,12 @@
 //! ```
 
 use shm_core::Object;
-use shm_core::identity::{Identity, IndexEntry, Liveness, index_entry};
+use shm_core::identity::Liveness;
 
 use crate::Error;
 use crate::RawMutex;
-use crate::sys::{NS_SHIFT, TID_BITS, TID_MASK};
-
-/// Bits of the owner word (see `RawMutex`): a thread may sleep on the lock.
-const WAITERS_BIT: u64 = 1 << 30;
-/// A holder died and nobody marked the lock consistent (the tests below pin this).
-const INCONSISTENT_BIT: u64 = 1 << 31;
+use crate::raw::mutex::{INCONSISTENT as INCONSISTENT_BIT, WAITERS as WAITERS_BIT};
+use crate::sys::{NS_SHIFT, TID_BITS, TID_MASK, word_liveness};
 
 /// Who holds a lock, as its owner word records it.
 ///
@@ -118,7 +114,7 @@ fn decode(word: u64) -> MutexState {
             tid,
             token,
             pidns_index,
-            liveness: holder_liveness(tid, token, pidns_index),
+            liveness: word_liveness(word),
         }
     });
     MutexState {
@@ -127,24 +123,6 @@ fn decode(word: u64) -> MutexState {
         waiters: word & WAITERS_BIT != 0,
         holder,
     }
-}
-
-/// The same judgement as the lock's own dead-holder check, as a [`Liveness`].
-fn holder_liveness(tid: u32, token: u32, index: u8) -> Liveness {
-    if tid == 0 || token == 0 {
-        return Liveness::Dead;
-    }
-    let pidns = match index_entry(index) {
-        IndexEntry::Unused => return Liveness::Dead,
-        IndexEntry::Unknown => 0,
-        IndexEntry::Namespace(ns) => ns,
-    };
-    Identity {
-        id: tid,
-        token,
-        pidns,
-    }
-    .liveness()
 }
 
 #[cfg(test)]

@@ -156,14 +156,20 @@ fn register_atfork() {
 /// holder of another or an unknown namespace counts as alive (waiters keep waiting
 /// until their timeout).
 pub(crate) fn is_alive(word: u64) -> bool {
+    word_liveness(word) != Liveness::Dead
+}
+
+#[cfg(not(loom))]
+/// The liveness of the holder that identity word `word` records (see [`is_alive`]).
+pub(crate) fn word_liveness(word: u64) -> Liveness {
     let tid = (word & TID_MASK) as u32;
     let index = ((word & TID_BITS) >> NS_SHIFT) as u8;
     let token = (word >> 32) as u32;
     if tid == 0 || token == 0 {
-        return false;
+        return Liveness::Dead;
     }
     let pidns = match index_entry(index) {
-        IndexEntry::Unused => return false,
+        IndexEntry::Unused => return Liveness::Dead,
         IndexEntry::Unknown => 0,
         IndexEntry::Namespace(ns) => ns,
     };
@@ -173,7 +179,6 @@ pub(crate) fn is_alive(word: u64) -> bool {
         pidns,
     }
     .liveness()
-        != Liveness::Dead
 }
 
 #[cfg(all(test, not(loom)))]

@@ -8,7 +8,7 @@ use crate::atomic::Instant;
 mod barrier;
 mod condvar;
 mod event;
-mod mutex;
+pub(crate) mod mutex;
 mod rlock;
 mod rwlock;
 mod semaphore;
