@@ -246,6 +246,7 @@ mod error;
 mod event;
 mod guard;
 mod inplace;
+#[cfg(not(loom))]
 pub mod inspect;
 mod lock;
 #[cfg(loom)]
