@@ -147,21 +147,23 @@ pub fn run(workers: usize) -> Result {
         "manager {name}: owns every segment named {}*; a tracker process removes them if this process dies",
         mgr.root_name()
     );
-    let jobs = mgr.queue::<Job>("jobs", 256, 1 << 20)?;
-    let results = mgr.queue::<Done>("results", 256, 1 << 16)?;
-    let processed = mgr.value("processed", 0u64)?;
-    let takeovers = mgr.value("lock-takeovers", 0u64)?;
-    let histogram = mgr.array::<u64>("word-lengths", BINS)?;
-    let counts: ShareableDict<String, u64> = mgr.dict("word-counts")?;
-    let log: ShareableVec<String> = mgr.vec("log")?;
-    let config: Namespace = mgr.namespace("config")?;
-    let go = mgr.event("go")?;
-    let _stdout = mgr.lock("stdout")?;
     let mut summary_items = vec![Item::from(
         "written by Rust workers, not yet read by CPython",
     )];
     summary_items.extend((0..workers).map(|_| Item::Int(0)));
-    let summary = mgr.list("summary", summary_items)?;
+    let Tour {
+        jobs,
+        results,
+        processed,
+        takeovers,
+        histogram,
+        counts,
+        log,
+        config,
+        go,
+        stdout: _stdout,
+        summary,
+    } = Tour::by_key(&mgr, summary_items)?;
     config.set("workers", &(workers as u64))?;
     config.set("jobs", &JOBS)?;
     config.set("vocabulary", &(VOCABULARY.len() as u64))?;
@@ -299,6 +301,40 @@ pub fn run(workers: usize) -> Result {
     Ok(())
 }
 
+/// The objects of the tour, found by key (created by the first to ask: the parent).
+struct Tour {
+    jobs: Queue<Job>,
+    results: Queue<Done>,
+    processed: shm_collections::Value<u64>,
+    takeovers: shm_collections::Value<u64>,
+    histogram: shm_collections::Array<u64>,
+    counts: ShareableDict<String, u64>,
+    log: ShareableVec<String>,
+    config: Namespace,
+    go: shm_sync::Event,
+    stdout: shm_sync::Lock,
+    summary: shm_collections::ShareableList,
+}
+
+impl Tour {
+    /// `summary_items`: the list's items if this call creates it.
+    fn by_key(mgr: &SharedMemoryManager, summary_items: Vec<Item>) -> Result<Tour> {
+        Ok(Tour {
+            jobs: mgr.queue("jobs", 256, 1 << 20)?,
+            results: mgr.queue("results", 256, 1 << 16)?,
+            processed: mgr.value("processed", 0u64)?,
+            takeovers: mgr.value("lock-takeovers", 0u64)?,
+            histogram: mgr.array("word-lengths", BINS)?,
+            counts: mgr.dict("word-counts")?,
+            log: mgr.vec("log")?,
+            config: mgr.namespace("config")?,
+            go: mgr.event("go")?,
+            stdout: mgr.lock("stdout")?,
+            summary: mgr.list("summary", summary_items)?,
+        })
+    }
+}
+
 /// Starts the workers, kills one mid-job, collects every job's result once.
 #[allow(clippy::too_many_arguments)]
 fn tour(
@@ -399,17 +435,19 @@ pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
         return Err(format!("unknown worker kind {kind:?}").into());
     }
     let mgr = SharedMemoryManager::connect_timeout(name, PATIENCE)?;
-    let jobs = mgr.queue::<Job>("jobs", 256, 1 << 20)?;
-    let results = mgr.queue::<Done>("results", 256, 1 << 16)?;
-    let processed = mgr.value("processed", 0u64)?;
-    let takeovers = mgr.value("lock-takeovers", 0u64)?;
-    let histogram = mgr.array::<u64>("word-lengths", BINS)?;
-    let counts: ShareableDict<String, u64> = mgr.dict("word-counts")?;
-    let log: ShareableVec<String> = mgr.vec("log")?;
-    let config: Namespace = mgr.namespace("config")?;
-    let go = mgr.event("go")?;
-    let stdout = mgr.lock("stdout")?;
-    let summary = mgr.list("summary", Vec::new())?;
+    let Tour {
+        jobs,
+        results,
+        processed,
+        takeovers,
+        histogram,
+        counts,
+        log,
+        config,
+        go,
+        stdout,
+        summary,
+    } = Tour::by_key(&mgr, Vec::new())?;
     if config.get::<u64>("workers")? != Some(workers as u64) {
         return Err("the config names another worker count".into());
     }
