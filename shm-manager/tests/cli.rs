@@ -2,8 +2,11 @@
 //! CPython, in text and JSON.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 
+mod common;
+
+use common::{shm, shm_json, shm_ok};
 use serde_json::Value as Json;
 use shm_collections::{Queue, ShareableDict, Value};
 use shm_core::testing::{UnlinkGuard, child_command, child_role, pythons, run_child, unique_name};
@@ -11,36 +14,6 @@ use shm_core::{Segment, SegmentOptions, SharedObject};
 use shm_sync::Lock;
 
 const NAME_VAR: &str = "SHM_CLI_TEST_NAME";
-
-fn shm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shm"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the shm binary")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("UTF-8 output")
-}
-
-/// Runs `shm args` and checks it succeeded.
-fn shm_ok(args: &[&str]) -> String {
-    let o = shm(args);
-    assert!(
-        o.status.success(),
-        "shm {args:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(&o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout(&o)
-}
-
-fn shm_json(args: &[&str]) -> Json {
-    let text = shm_ok(args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("shm {args:?}: not JSON ({e}):\n{text}"))
-}
 
 /// The `shm ls --json` row of `name`.
 fn ls_entry(name: &str) -> Json {

@@ -4,38 +4,16 @@
 //! tracker was off.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 
+mod common;
+
+use common::{shm, shm_json, shm_ok};
 use serde_json::Value as Json;
 use shm_core::testing::{child_command, child_role, unique_name};
 use shm_manager::ManagerOptions;
 
 const NAME_VAR: &str = "SHM_CLI_MANAGER_NAME";
-
-fn shm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shm"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the shm binary")
-}
-
-fn shm_ok(args: &[&str]) -> String {
-    let o = shm(args);
-    let out = String::from_utf8(o.stdout).expect("UTF-8 output");
-    assert!(
-        o.status.success(),
-        "shm {args:?} failed: {}\nstdout:\n{out}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-fn shm_json(args: &[&str]) -> Json {
-    let text = shm_ok(args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("shm {args:?}: not JSON ({e}):\n{text}"))
-}
 
 /// The `shm ls --json` rows whose name starts with `prefix`.
 fn ls_rows(prefix: &str) -> Vec<Json> {

@@ -41,3 +41,31 @@ impl Drop for PrefixGuard {
         }
     }
 }
+
+/// Runs the `shm` command with `args`.
+pub fn shm(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the shm binary")
+}
+
+/// Runs `shm args`, checks it succeeded and returns its standard output.
+pub fn shm_ok(args: &[&str]) -> String {
+    let o = shm(args);
+    let out = String::from_utf8(o.stdout).expect("UTF-8 output");
+    assert!(
+        o.status.success(),
+        "shm {args:?} failed: {}\nstdout:\n{out}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Runs `shm args` (which include `--json`) and parses its output.
+pub fn shm_json(args: &[&str]) -> serde_json::Value {
+    let text = shm_ok(args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("shm {args:?}: not JSON ({e}):\n{text}"))
+}
