@@ -369,6 +369,18 @@ fn child(role: &str) {
     }
 }
 
+/// The iceoryx2 files in /dev/shm.
+fn iox2_files() -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("iox2_"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         child(&role);
@@ -378,7 +390,13 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
+    // iceoryx2 leaves its node-management file in /dev/shm on purpose; remove the ones
+    // this run created (never one that another iceoryx2 program may be using).
+    let before = iox2_files();
     iceoryx2(&mut c);
+    for f in iox2_files().difference(&before) {
+        let _ = std::fs::remove_file(f);
+    }
     ipc_channel(&mut c);
     raw_sync(&mut c);
     shared_hashmap(&mut c);
