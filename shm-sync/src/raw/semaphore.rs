@@ -802,6 +802,8 @@ impl SemHead {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    // Applied at once without `APPLYING`: that bit only guards a
+                    // cancel, and a reclaim is never cancelled (its owner is dead).
                     Self::apply(slot, OP_RECLAIM, seq);
                     break back;
                 }
