@@ -324,12 +324,20 @@ thread_local! {
     };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Runs once between a consumer's failed look at the head and its spin loop: lets a
+    /// test publish a message in exactly that window.
+    static AFTER_NOT_READY: Cell<Option<fn(&Ring<'_>)>> = const { Cell::new(None) };
+}
+
 /// What a consumer found at the head.
 enum Took {
     /// A message, copied into the buffer.
     Message,
-    /// Nothing published at this head position (yet).
-    NotReady(u64),
+    /// Nothing published at this head position (yet): the position and the sequence
+    /// word seen there.
+    NotReady(u64, u64),
 }
 
 /// What a consumer claims at the head.
@@ -836,7 +844,7 @@ impl<'a> Ring<'a> {
                 // Not published: the caller tells "empty" from "being written" only when
                 // it must (`in_flight`), so that a spinning consumer reads no line but
                 // this slot's.
-                return Ok(Took::NotReady(h));
+                return Ok(Took::NotReady(h, s));
             }
             if d > 0 {
                 if c.head.load(Ordering::Relaxed) == h {
@@ -977,10 +985,14 @@ impl<'a> Ring<'a> {
         let mut spins = spin;
         let mut inflight_spins = 0;
         loop {
-            let h = match self.try_get(me, out)? {
+            let (h, seen) = match self.try_get(me, out)? {
                 Took::Message => return Ok(()),
-                Took::NotReady(h) => h,
+                Took::NotReady(h, s) => (h, s),
             };
+            #[cfg(test)]
+            if let Some(hook) = AFTER_NOT_READY.take() {
+                hook(self);
+            }
             if self.is_closed() && !self.in_flight(h)? {
                 // Drained and closed (a put racing with close may still land: look again).
                 if let Took::Message = self.try_get(me, out)? {
@@ -990,8 +1002,9 @@ impl<'a> Ring<'a> {
             }
             if spins > 0 {
                 // Spin on the head slot's sequence word alone: reading the tail here
-                // would pull the producers' line away from them on every put.
-                let seen = self.seq(h).load(Ordering::Relaxed);
+                // would pull the producers' line away from them on every put. Compare
+                // with the word `try_get` saw, not a fresh load: a publish between the
+                // two would otherwise go unnoticed until the spins run out.
                 while spins > 0
                     && self.seq(h).load(Ordering::Relaxed) == seen
                     && self.ctl.head.load(Ordering::Relaxed) == h
@@ -1218,6 +1231,30 @@ mod tests {
 
     fn is_empty(r: &QueueResult<()>) -> bool {
         matches!(r, Err(QueueError::Empty { .. }))
+    }
+
+    #[test]
+    fn a_spinner_sees_a_publish_made_right_after_its_look() {
+        let (obj, geo) = ring_object(4, 256);
+        let r = Ring::new(&obj, geo, "t");
+        AFTER_NOT_READY.set(Some(|r: &Ring<'_>| r.put(b"late", Mode::Try, 0).unwrap()));
+        // Without a message the spinner would spin ~forever: a watchdog closes the ring
+        // after 5 s, so a missed publish fails as `Closed` instead of hanging.
+        let mut out = Vec::new();
+        let o = &obj;
+        let got = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            s.spawn(move || {
+                if rx.recv_timeout(Duration::from_secs(5)).is_err() {
+                    Ring::new(o, geo, "t").close();
+                }
+            });
+            let got = r.get(&mut out, Mode::Forever, u32::MAX);
+            tx.send(()).unwrap();
+            got
+        });
+        assert!(got.is_ok(), "the spinner missed the publish: {got:?}");
+        assert_eq!(out, b"late");
     }
 
     #[test]
