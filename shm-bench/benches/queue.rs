@@ -20,6 +20,10 @@
 //! - `queue/crossbeam_64b_throughput`, `queue/crossbeam_roundtrip_spin`:
 //!   crossbeam-channel `bounded(1024)` between two threads of this process;
 //! - `queue/cacheline_roundtrip`: one cache line bounced between the two processes;
+//! - `queue/slot_spsc_roundtrip`: a 64-byte message there and back through two minimal
+//!   single-producer single-consumer slot rings ([`SlotRing`]: a sequence word and the
+//!   message in a 128-byte slot, no claim, no crash safety, no sleeping): the floor of
+//!   any queue that passes a 64-byte message with a header through shared slots;
 //! - `queue/futex_roundtrip`: a bare futex wake and wait there and back between the two
 //!   processes (each side sleeps at once): the floor of `roundtrip_sleep`;
 //! - `queue/bytes_64b_same_thread`: `put` then `get` of 64 bytes in one thread: the
@@ -49,6 +53,74 @@ const MESSAGES: usize = 1024;
 const BYTES: usize = 1 << 20;
 
 /// A child process running a role of this binary; killed on drop.
+/// The minimal slot ring of `slot_spsc_roundtrip`: 16 slots of 128 bytes, each a
+/// sequence word (`2p` free for position `p`, `2p + 1` published), 8 unused bytes and a
+/// 64-byte message; one producer and one consumer, each keeping its own position.
+struct SlotRing<'a> {
+    seg: &'a Segment,
+    base: usize,
+    pos: u64,
+}
+
+impl<'a> SlotRing<'a> {
+    const SLOTS: u64 = 16;
+
+    /// The ring at byte `base` of `seg` (which holds `base + 2048` bytes); `init` writes
+    /// the free sequence words (once, before the other side starts).
+    fn new(seg: &'a Segment, base: usize, init: bool) -> Self {
+        assert!(base % 128 == 0 && base + 2048 <= seg.len());
+        let r = SlotRing { seg, base, pos: 0 };
+        if init {
+            for p in 0..Self::SLOTS {
+                r.word(p, 0).store(2 * p, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn word(&self, p: u64, i: usize) -> &AtomicU64 {
+        assert!(i < 10);
+        let at = self.base + ((p % Self::SLOTS) * 128) as usize + i * 8;
+        // SAFETY: inside the ring (asserted in `new`, `at + 8 <= base + 2048`), 8-byte
+        // aligned (the mapping is page aligned); both processes use these words only
+        // atomically.
+        unsafe { &*self.seg.as_ptr().add(at).cast::<AtomicU64>() }
+    }
+
+    fn put(&mut self, msg: &[u8; 64]) {
+        let p = self.pos;
+        while self.word(p, 0).load(Ordering::Acquire) != 2 * p {
+            std::hint::spin_loop();
+        }
+        for (i, w) in msg.chunks_exact(8).enumerate() {
+            let w = u64::from_ne_bytes(w.try_into().unwrap());
+            self.word(p, 2 + i).store(w, Ordering::Relaxed);
+        }
+        self.word(p, 0).store(2 * p + 1, Ordering::Release);
+        self.pos += 1;
+    }
+
+    /// Takes the next message; `None` if nothing came within ~1 s (the other side left).
+    fn get(&mut self, out: &mut [u8; 64]) -> Option<()> {
+        let p = self.pos;
+        let mut spins = 0u64;
+        while self.word(p, 0).load(Ordering::Acquire) != 2 * p + 1 {
+            spins += 1;
+            if spins > 1 << 26 {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        for (i, w) in out.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&self.word(p, 2 + i).load(Ordering::Relaxed).to_ne_bytes());
+        }
+        self.word(p, 0)
+            .store(2 * (p + Self::SLOTS), Ordering::Release);
+        self.pos += 1;
+        Some(())
+    }
+}
+
 struct Kid(Child);
 
 impl Kid {
@@ -206,6 +278,24 @@ fn round_trips(c: &mut Criterion) {
                         std::hint::spin_loop();
                     }
                     v += 2;
+                }
+                t.elapsed()
+            })
+        });
+    }
+    {
+        let seg = Segment::create(4096).expect("create segment");
+        let mut ping = SlotRing::new(&seg, 0, true);
+        let mut pong = SlotRing::new(&seg, 2048, true);
+        let _kid = Kid::spawn("slot_echo", seg.name().unwrap(), "");
+        let msg = [5u8; 64];
+        let mut out = [0u8; 64];
+        g.bench_function("slot_spsc_roundtrip", |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    ping.put(&msg);
+                    pong.get(&mut out).expect("the echo child answers");
                 }
                 t.elapsed()
             })
@@ -398,6 +488,21 @@ fn child(role: &str) {
                 seen = v;
                 pong.fetch_add(1, Ordering::Release);
                 futex::wake(pong, futex::Flags::empty(), 1).ok();
+            }
+        }
+        "slot_echo" => {
+            let seg = Segment::open(&a).expect("open segment");
+            let mut ping = SlotRing::new(&seg, 0, false);
+            let mut pong = SlotRing::new(&seg, 2048, false);
+            let mut m = [0u8; 64];
+            loop {
+                if ping.get(&mut m).is_none() {
+                    if orphaned() {
+                        return;
+                    }
+                    continue;
+                }
+                pong.put(&m);
             }
         }
         "cacheline" => {
