@@ -168,6 +168,28 @@ impl Identity {
         }
     }
 
+    /// `id | token << 32` of the calling thread: what
+    /// [`current_thread`](Self::current_thread) gives without the namespace lookup, for
+    /// the key of a per-thread cache that must miss in a forked child (whose cache is
+    /// reset). A few instructions once computed.
+    ///
+    /// ```
+    /// use shm_core::identity::Identity;
+    /// let t = Identity::current_thread();
+    /// assert_eq!(Identity::current_thread_word(), u64::from(t.id) | u64::from(t.token) << 32);
+    /// ```
+    #[inline]
+    pub fn current_thread_word() -> u64 {
+        // Non-zero only after `current_thread` ran in this thread, which registered
+        // the fork handler that resets it.
+        let v = THREAD.get();
+        if v != 0 {
+            return v;
+        }
+        let t = Self::current_thread();
+        u64::from(t.id) | u64::from(t.token) << 32
+    }
+
     /// Whether this identity's task still lives: [`Liveness::Dead`] only when provably
     /// dead (see the module docs); another PID namespace is [`Liveness::Unknown`].
     ///

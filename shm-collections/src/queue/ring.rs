@@ -476,8 +476,7 @@ impl<'a> Ring<'a> {
     // ---- the calling thread's entry ----
 
     fn me(&self) -> QueueResult<&Entry> {
-        let id = Identity::current_thread();
-        let word = u64::from(id.id) | u64::from(id.token) << 32;
+        let word = Identity::current_thread_word();
         let key = self.ctl as *const RingCtl as usize;
         let hit = MINE.with(|cache| {
             cache.iter().find_map(|c| {
@@ -491,7 +490,7 @@ impl<'a> Ring<'a> {
                 return Ok(e);
             }
         }
-        let i = self.register(id, word)?;
+        let i = self.register(Identity::current_thread(), word)?;
         MINE.with(|cache| {
             for j in (1..cache.len()).rev() {
                 cache[j].set(cache[j - 1].get());
@@ -642,6 +641,9 @@ impl<'a> Ring<'a> {
     /// One attempt to put `msg`: `Ok(false)` if there is no room now.
     fn try_put(&self, me: &Entry, msg: &[u8]) -> QueueResult<bool> {
         let k = self.slots_for(msg.len());
+        if k == 1 {
+            return self.try_put_one(me, msg);
+        }
         let c = self.ctl;
         'claim: loop {
             let t = c.tail.load(Ordering::Relaxed);
@@ -655,9 +657,7 @@ impl<'a> Ring<'a> {
                 if d > 0 {
                     // Someone claimed it: our tail is stale, or the ring is forged.
                     if c.tail.load(Ordering::Relaxed) == t {
-                        return Err(self.corrupted(format!(
-                            "expected the slot of position {pos} (the tail) to be free, found sequence {s:#x}"
-                        )));
+                        return Err(self.tail_not_free(pos, s));
                     }
                     continue 'claim;
                 }
@@ -703,8 +703,71 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// `try_put` of a message that fits one slot (the common case), without the loops
+    /// over slots: the same steps for `k = 1`.
+    #[inline]
+    fn try_put_one(&self, me: &Entry, msg: &[u8]) -> QueueResult<bool> {
+        let c = self.ctl;
+        loop {
+            let t = c.tail.load(Ordering::Relaxed);
+            let seq = self.seq(t);
+            let s = seq.load(Ordering::Acquire) & !TOMB;
+            let d = s.wrapping_sub(free(t)) as i64;
+            if d < 0 {
+                return Ok(false); // the slot's previous lap is not released yet
+            }
+            if d > 0 {
+                // Someone claimed it: our tail is stale, or the ring is forged.
+                if c.tail.load(Ordering::Relaxed) == t {
+                    return Err(self.tail_not_free(t, s));
+                }
+                continue;
+            }
+            me.prod_k.store(1, Ordering::Relaxed);
+            me.prod_pos.store(t, Ordering::Release);
+            if c.tail
+                .compare_exchange_weak(t, t.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            if self.tasks {
+                c.unfinished.fetch_add(1, Ordering::AcqRel);
+            }
+            self.word(t, 1).store(t, Ordering::Relaxed);
+            self.word(t, 2)
+                .store(msg.len() as u64 | 1 << 32, Ordering::Relaxed);
+            // SAFETY: as in `try_put`: the slot's payload area (`per_slot` bytes after
+            // its header) lies in the ring and holds `msg` (k = 1); the slot is ours.
+            unsafe { shm_core::copy_to_shared(msg, self.slot(t).add(SLOT_HEADER as usize)) };
+            seq.store(published(t), Ordering::Release);
+            me.prod_pos.store(NONE, Ordering::Release);
+            Entry::bump(&me.puts);
+            return Ok(true);
+        }
+    }
+
+    #[cold]
+    fn tail_not_free(&self, pos: u64, s: u64) -> QueueError {
+        self.corrupted(format!(
+            "expected the slot of position {pos} (the tail) to be free, found sequence {s:#x}"
+        ))
+    }
+
     /// Appends one message; waits for room as `mode` says, spinning `spin` times first.
     pub(crate) fn put(&self, msg: &[u8], mode: Mode, spin: u32) -> QueueResult<()> {
+        // The common case first: a one-slot message and room at the tail.
+        if msg.len() as u64 <= self.per_slot() && !self.is_closed() {
+            let me = self.me()?;
+            if self.try_put_one(me, msg)? {
+                self.signal(
+                    &self.ctl.not_empty,
+                    &self.ctl.get_waiters,
+                    &self.ctl.get_wake_pending,
+                );
+                return Ok(());
+            }
+        }
         self.put_many(&[msg], mode, spin).map(|_| ())
     }
 
@@ -885,28 +948,41 @@ impl<'a> Ring<'a> {
             if let Claim::Message(len, _) = claim {
                 Entry::bump(&me.gets);
                 out.resize(len, 0);
-                let per = self.per_slot() as usize;
-                let mut off = 0;
-                for j in 0..k {
-                    let end = (off + per).min(len);
-                    // SAFETY: the payload area of the slot (`per` bytes after its header)
-                    // lies in the ring; end - off <= per; `out` is local memory. The slot
-                    // is ours until released; a forged writer yields wrong bytes only.
+                if k == 1 {
+                    // SAFETY: the payload area of the slot (`per_slot` bytes after its
+                    // header) lies in the ring and len <= per_slot (k = 1); `out` is
+                    // local memory. The slot is ours until released; a forged writer
+                    // yields wrong bytes only.
                     unsafe {
-                        shm_core::copy_from_shared(
-                            self.slot(h.wrapping_add(j)).add(SLOT_HEADER as usize),
-                            &mut out[off..end],
-                        )
+                        shm_core::copy_from_shared(self.slot(h).add(SLOT_HEADER as usize), out)
                     };
-                    off = end;
+                } else {
+                    let per = self.per_slot() as usize;
+                    let mut off = 0;
+                    for j in 0..k {
+                        let end = (off + per).min(len);
+                        // SAFETY: as above, for slot j of the message: end - off <= per.
+                        unsafe {
+                            shm_core::copy_from_shared(
+                                self.slot(h.wrapping_add(j)).add(SLOT_HEADER as usize),
+                                &mut out[off..end],
+                            )
+                        };
+                        off = end;
+                    }
                 }
             }
             // Release (the first slot last, so a producer freeing a dead consumer's slots
             // counts its message as lost only if it had not finished).
-            for j in (0..k).rev() {
-                let pos = h.wrapping_add(j);
-                self.seq(pos)
-                    .store(free(pos.wrapping_add(self.slots)), Ordering::Release);
+            if k == 1 {
+                self.seq(h)
+                    .store(free(h.wrapping_add(self.slots)), Ordering::Release);
+            } else {
+                for j in (0..k).rev() {
+                    let pos = h.wrapping_add(j);
+                    self.seq(pos)
+                        .store(free(pos.wrapping_add(self.slots)), Ordering::Release);
+                }
             }
             me.cons_pos.store(NONE, Ordering::Release);
             self.signal(&c.not_full, &c.put_waiters, &c.put_wake_pending);
