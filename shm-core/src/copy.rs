@@ -25,30 +25,35 @@
 //!
 //! ## Vector copies of long ranges (x86_64)
 //!
-//! The word loop moves 8 bytes per instruction, which costs about half of `memcpy`'s
-//! speed on ranges that fit in the cache (a 4 KiB queue message). So on x86_64 a copy
-//! of at least `VECTOR_MIN` (128) bytes, on a processor with AVX, copies the shared side
-//! in three parts: the bytes up to the first 16-byte aligned address with the word path
-//! above, then whole aligned 16-byte chunks with `movdqa` (four per loop iteration, one
-//! cache line), then the rest (under 16 bytes) with the word path again. The private
-//! side is accessed with `movdqu`, which has no alignment need. The vector moves are in
-//! `asm!` blocks, opaque to the compiler like the 16-byte move above: the compiler can
-//! neither split, merge nor reorder them, so each is one hardware access of the shared
-//! bytes, which is what another process sees.
+//! The word loop moves 8 bytes per instruction, about half of `memcpy`'s speed on
+//! ranges that fit in the cache (a 4 KiB queue message). So on x86_64 a copy of at
+//! least `VECTOR_MIN` (96) bytes, on a processor that reports AVX, copies the shared
+//! side in three parts: the bytes up to the first 16-byte aligned address with the word
+//! path above, then whole aligned 16-byte chunks with one `movdqa` (or `vmovdqa` with a
+//! 16-byte register) each, four per loop iteration (a cache line), then the rest (under
+//! 16 bytes) with the word path again. The private side may be unaligned and is
+//! accessed with `movdqu`; when reading, two chunks are joined in a 32-byte register
+//! and stored to the private side with one 32-byte `vmovdqu`, since stores bound these
+//! copies. The vector moves are in `asm!` blocks, opaque to the compiler like the
+//! 16-byte move above: it can neither split, merge nor reorder them, so each is one
+//! instruction accessing the shared bytes, which is what another process sees.
 //!
 //! What stays whole: Intel (SDM vol. 3A, "Guaranteed Atomic Operations") and AMD (APM
-//! vol. 2, "Access Atomicity") both document that on processors that report
-//! AVX (CPUID.01H:ECX bit 28), a 16-byte aligned `movdqa` load or store of cacheable
-//! memory is carried out as one atomic access. Hence the vector path runs only when
-//! AVX is reported (`is_x86_feature_detected!("avx")`, cached by `std`); without it
-//! the word path runs. So a racing reader or writer still finds every aligned 8-byte
-//! word of the shared side read or written whole, and in addition, in a vector copy,
-//! every aligned 16-byte chunk that lies entirely inside the copied range. Nothing
-//! larger is whole: a copy of more than 16 bytes can tear between words or chunks, as
-//! it can in CPython. 32-byte (AVX2) moves and `rep movsb` are not used: the vendors
-//! document no atomicity for 32-byte accesses nor for the elements of string
-//! instructions, and 16-byte moves already run at the speed of `memcpy` (measured in
-//! `shm-bench`: `core/shared_copy_4k_in_out` against `core/memcpy_4k_in_out`).
+//! vol. 2, "Access Atomicity") both document that on processors that report AVX
+//! (CPUID.01H:ECX bit 28), a 16-byte aligned `movdqa` / `vmovdqa` (128-bit form) load or
+//! store of cacheable memory is carried out as one atomic access. Hence the vector path
+//! runs only when AVX is reported (`is_x86_feature_detected!("avx")`, cached by `std`);
+//! without it the word path runs. So a racing reader or writer still finds every
+//! aligned 8-byte word of the shared side read or written whole, and in addition, in a
+//! vector copy, every aligned 16-byte chunk that lies entirely inside the copied range.
+//! Nothing larger is whole: a copy of more than 16 bytes can tear between words or
+//! chunks, as it can in CPython.
+//!
+//! Not used, on purpose: 32-byte (AVX2) moves of the shared side, although they copy
+//! 4 KiB in and out about as fast as `memcpy` where 16-byte moves take about 1.5 times
+//! as long (`shm-bench`: `core/shared_copy_4k_in_out` against `core/memcpy_4k_in_out`):
+//! neither vendor documents any atomicity for a 32-byte access, not even of its aligned
+//! words. Nor `rep movsb`: fast string operations promise no atomicity per element.
 //!
 //! The atomic-memcpy crate itself is not used: its API copies one value of a type
 //! known at compile time, and these copies have a length known only at run time.
@@ -121,8 +126,9 @@ fn head_len(addr: *const u8, len: usize) -> usize {
     addr.align_offset(WORD).min(len)
 }
 
-/// The shortest copy that takes the vector path (x86_64 with AVX); below it the word
-/// path is as fast (measured in `shm-bench`).
+/// The shortest copy that takes the vector path (x86_64 with AVX). Measured with a copy
+/// in and out (`shm-bench`, word-aligned shared side): 16-byte moves cost 1.4 times the
+/// word loop at 64 bytes and 0.7 times at 96 bytes, as the ends are copied apart.
 #[cfg(target_arch = "x86_64")]
 const VECTOR_MIN: usize = 96;
 
@@ -147,41 +153,52 @@ fn to_align16(addr: *const u8) -> usize {
 }
 
 /// Copies `chunks` 16-byte chunks from shared `src` to private `dst`, each chunk with
-/// one aligned `movdqa` load, a cache line per loop iteration.
+/// one aligned 16-byte `vmovdqa` load, a cache line per loop iteration. Two chunks
+/// are joined in a 32-byte register and stored with one `vmovdqu` to the private side:
+/// a 16-byte store per cycle is what bounds these copies, and the private side needs
+/// no atomicity.
 ///
 /// # Safety
 /// `src` is 16-byte aligned and valid for reads of `chunks * 16` bytes; `dst` is valid
-/// for writes of as many bytes and does not overlap them.
+/// for writes of as many bytes and does not overlap them; the processor has AVX.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn chunks_from(src: *const u8, dst: *mut u8, chunks: usize) {
     let lines = chunks / 4;
-    for i in 0..lines {
-        // SAFETY: bytes `i * 64..i * 64 + 64` lie inside both ranges (`i < chunks / 4`),
-        // and `src + i * 64` is 16-byte aligned as `movdqa` needs (the caller's
-        // contract); `movdqu` has no alignment need; SSE2 is part of the x86_64 baseline.
+    if lines > 0 {
+        // SAFETY: the loop runs `lines` times over bytes `0..lines * 64 <= chunks * 16`
+        // of both ranges, and `src` is 16-byte aligned as `vmovdqa` needs (the caller's
+        // contract); `vmovdqu` has no alignment need; AVX (`vmovdqa`, `vinsertf128`) is
+        // present (the caller's contract). `vzeroupper` avoids the penalty of later SSE
+        // code on some Intel cores; `clobber_abi("C")` tells the compiler that every
+        // vector register (their upper halves too) is overwritten.
         unsafe {
             std::arch::asm!(
-                "movdqa {a}, xmmword ptr [{s}]",
-                "movdqa {b}, xmmword ptr [{s} + 16]",
-                "movdqa {c}, xmmword ptr [{s} + 32]",
-                "movdqa {e}, xmmword ptr [{s} + 48]",
-                "movdqu xmmword ptr [{d}], {a}",
-                "movdqu xmmword ptr [{d} + 16], {b}",
-                "movdqu xmmword ptr [{d} + 32], {c}",
-                "movdqu xmmword ptr [{d} + 48], {e}",
-                s = in(reg) src.add(i * 64),
-                d = in(reg) dst.add(i * 64),
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                e = out(xmm_reg) _,
-                options(nostack, preserves_flags)
+                "2:",
+                "vmovdqa xmm0, xmmword ptr [rsi]",
+                "vmovdqa xmm1, xmmword ptr [rsi + 16]",
+                "vmovdqa xmm2, xmmword ptr [rsi + 32]",
+                "vmovdqa xmm3, xmmword ptr [rsi + 48]",
+                "vinsertf128 ymm0, ymm0, xmm1, 1",
+                "vinsertf128 ymm2, ymm2, xmm3, 1",
+                "vmovdqu ymmword ptr [rdi], ymm0",
+                "vmovdqu ymmword ptr [rdi + 32], ymm2",
+                "add rsi, 64",
+                "add rdi, 64",
+                "dec rcx",
+                "jnz 2b",
+                "vzeroupper",
+                inout("rsi") src => _,
+                inout("rdi") dst => _,
+                inout("rcx") lines => _,
+                clobber_abi("C"),
+                options(nostack)
             );
         }
     }
     for i in lines * 4..chunks {
-        // SAFETY: as above, for the 16 bytes at `i * 16`, `i < chunks`.
+        // SAFETY: the 16 bytes at `i * 16`, `i < chunks`, lie inside both ranges;
+        // `src + i * 16` is 16-byte aligned; SSE2 is part of the x86_64 baseline.
         unsafe {
             std::arch::asm!(
                 "movdqa {a}, xmmword ptr [{s}]",
@@ -367,7 +384,8 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         let tail = head + chunks * 16;
         // SAFETY: `head < 16 <= len` and `tail <= len`, so the three parts split
         // `0..len`, inside `src..src + len` (readable, by the caller) and `dst`, which
-        // do not overlap (the caller's contract); `src + head` is 16-byte aligned.
+        // do not overlap (the caller's contract); `src + head` is 16-byte aligned; the
+        // processor has AVX (checked).
         unsafe {
             words_from(src, d, head);
             chunks_from(src.add(head), d.add(head), chunks);
@@ -555,17 +573,31 @@ mod tests {
                     // SAFETY: `s_off + len <= 616` lies inside `shared`, a local buffer
                     // nothing else accesses; `src` is another buffer.
                     unsafe { copy_to_shared(src, shared.0.as_mut_ptr().add(s_off)) };
-                    assert_eq!(&shared.0[s_off..s_off + len], want, "to {s_off}/{p_off}+{len}");
+                    assert_eq!(
+                        &shared.0[s_off..s_off + len],
+                        want,
+                        "to {s_off}/{p_off}+{len}"
+                    );
                     assert!(shared.0[..s_off].iter().all(|&b| b == GUARD), "to {len}");
-                    assert!(shared.0[s_off + len..].iter().all(|&b| b == GUARD), "to {len}");
+                    assert!(
+                        shared.0[s_off + len..].iter().all(|&b| b == GUARD),
+                        "to {len}"
+                    );
 
                     private.0.fill(GUARD);
                     let dst = &mut private.0[p_off..p_off + len];
                     // SAFETY: as above, read only.
                     unsafe { copy_from_shared(shared.0.as_ptr().add(s_off), dst) };
-                    assert_eq!(&private.0[p_off..p_off + len], want, "from {s_off}/{p_off}+{len}");
+                    assert_eq!(
+                        &private.0[p_off..p_off + len],
+                        want,
+                        "from {s_off}/{p_off}+{len}"
+                    );
                     assert!(private.0[..p_off].iter().all(|&b| b == GUARD), "from {len}");
-                    assert!(private.0[p_off + len..].iter().all(|&b| b == GUARD), "from {len}");
+                    assert!(
+                        private.0[p_off + len..].iter().all(|&b| b == GUARD),
+                        "from {len}"
+                    );
                 }
             }
         }
@@ -618,7 +650,10 @@ mod tests {
                 // SAFETY: as above; the writer thread writes only with racing copies.
                 unsafe { copy_from_shared(base as *const u8, out) };
                 for word in out[first_word..].chunks_exact(8) {
-                    assert!(word == [0x11; 8] || word == [0x22; 8], "torn word {word:x?}");
+                    assert!(
+                        word == [0x11; 8] || word == [0x22; 8],
+                        "torn word {word:x?}"
+                    );
                 }
                 if whole16 {
                     for chunk in out[first_chunk..].chunks_exact(16) {
