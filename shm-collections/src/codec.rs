@@ -96,6 +96,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     with_limit!(4096, 262144, 16777216, 1073741824, 68719476736)
 }
 
+#[inline]
 fn finish<T>(
     r: Result<(T, usize), bincode::error::DecodeError>,
     len: usize,
