@@ -361,8 +361,8 @@ fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
     hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), body)
 }
 
-/// Bytes a reader copies at once: the record header and up to 32 body bytes (a u64
-/// key and value take at most 18), so a small record costs one copy.
+/// The record header and up to 32 body bytes (a u64 key and value take at most 18):
+/// a record this small is copied onto the stack word by word, no larger buffer.
 const FIRST_READ: usize = REC_HDR + 32;
 /// Larger bodies up to this size are copied into a stack buffer.
 const SMALL_BODY: usize = 240;
@@ -727,11 +727,10 @@ impl Mapped {
             return Err(Box::new(bad_offset(label, off, self.cap)));
         }
         let at = self.rec_base() + off as usize;
-        // At least REC_HDR bytes remain (checked above).
-        // A multiple of 8 (cap and off are), at least REC_HDR (checked above).
-        let n = (self.cap - off).min(FIRST_READ as u64) as usize;
-        let mut first = [0u8; FIRST_READ];
-        self.load_words(at, &mut first[..n]);
+        // The header first, then only the body words the record has (a u64 key and
+        // value take one), each one aligned atomic load onto the stack.
+        let mut hdr = [0u8; REC_HDR];
+        self.load_words(at, &mut hdr);
         let [
             k0,
             k1,
@@ -749,20 +748,24 @@ impl Mapped {
             s5,
             s6,
             s7,
-            ..,
-        ] = first;
+        ] = hdr;
         let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
         let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
         let sum = u64::from_ne_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
         let body = u64::from(klen) + u64::from(vlen);
+        // off + REC_HDR <= cap (checked above), so this cannot overflow.
         if off + REC_HDR as u64 + body > self.cap {
             return Err(Box::new(bad_length(label, off, body, self.cap)));
         }
         let body = body as usize;
-        if REC_HDR + body > n {
+        if body > FIRST_READ - REC_HDR {
             return self.with_long_record(at, klen, vlen, sum, off, label, f);
         }
-        let buf = &first[REC_HDR..REC_HDR + body];
+        let mut first = [0u8; FIRST_READ - REC_HDR];
+        // The padded body ends inside the area too: cap, off and REC_HDR are multiples
+        // of 8 and off + REC_HDR + body <= cap.
+        self.load_words(at + REC_HDR, &mut first[..body.next_multiple_of(8)]);
+        let buf = &first[..body];
         if checksum(klen, vlen, buf) != sum {
             return Err(Box::new(bad_sum(label, off)));
         }
