@@ -40,9 +40,9 @@
 //!
 //! # Reads (no lock)
 //!
-//! A reader loads the generation, maps that segment if its handle has an older one,
-//! (the mapping in use comes from a small per-thread cache, so a read takes no lock
-//! and writes no shared word, not even one of its own process: see [`ReadCache`]),
+//! A reader loads the generation, maps that segment if its handle has an older one
+//! (the mapping a read runs on comes from a small per-thread cache, `ReadCache`, so a
+//! read takes no lock and writes no shared word, not even one of its own process),
 //! loads a slot with Acquire and copies the record out with racing copies, checking
 //! its offset and lengths against the segment and its checksum. Records are never
 //! changed once published and an old segment is never written once published over, so
