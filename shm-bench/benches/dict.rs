@@ -31,10 +31,11 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use rustix::thread::futex;
 use shm_collections::{ShareableDict, ShareableVec};
 use shm_core::Segment;
 
@@ -42,6 +43,7 @@ const ROLE: &str = "SHM_DICT_BENCH_ROLE";
 const DICT_VAR: &str = "SHM_DICT_BENCH_DICT";
 const CTRL_VAR: &str = "SHM_DICT_BENCH_CTRL";
 const INDEX_VAR: &str = "SHM_DICT_BENCH_INDEX";
+const COUNT_VAR: &str = "SHM_DICT_BENCH_READERS";
 
 const SIZES: [(u64, &str); 3] = [(1_000, "1e3"), (100_000, "1e5"), (1_000_000, "1e6")];
 
@@ -350,8 +352,13 @@ fn vec(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reader processes sharing the gets of each batch: word 0 is the batch number, words
-/// 1 and 2 the gets of reader 0 and 1, word 3 the readers done, word 4 the stop flag.
+/// Reader processes sharing the gets of each batch: words 1 and 2 are the gets of
+/// reader 0 and 1, word 4 the stop flag; the `u32` at byte 64 (its own cache line)
+/// counts the readers done, the one at byte 128 is the batch number. Both are futexes:
+/// the parent sleeps until the last reader is done and readers sleep until the next
+/// batch, so that nothing polls (a poller takes cycles from the two cores the two
+/// readers need; the time to wake is the same for every batch, which criterion's slope
+/// over batch sizes leaves out).
 struct Readers {
     ctrl: Segment,
     kids: Vec<Child>,
@@ -365,6 +372,19 @@ impl Readers {
         unsafe { &*seg.as_ptr().cast::<AtomicU64>().add(i) }
     }
 
+    /// The done counter (a futex word).
+    fn done(seg: &Segment) -> &AtomicU32 {
+        // SAFETY: byte 64 of a page-aligned mapping of at least 4096 bytes, 4-aligned,
+        // living as long as `seg`; both processes touch it only atomically.
+        unsafe { &*seg.as_ptr().add(64).cast::<AtomicU32>() }
+    }
+
+    /// The batch number (a futex word).
+    fn batch(seg: &Segment) -> &AtomicU32 {
+        // SAFETY: as `done`, at byte 128.
+        unsafe { &*seg.as_ptr().add(128).cast::<AtomicU32>() }
+    }
+
     fn spawn(dict: &str, readers: usize) -> Readers {
         let ctrl = Segment::create(4096).expect("create control segment");
         let kids = (0..readers)
@@ -374,6 +394,7 @@ impl Readers {
                     .env(DICT_VAR, dict)
                     .env(CTRL_VAR, ctrl.name().unwrap())
                     .env(INDEX_VAR, i.to_string())
+                    .env(COUNT_VAR, readers.to_string())
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .spawn()
@@ -392,12 +413,26 @@ impl Readers {
         for i in 0..k {
             w(1 + i as usize).store(gets / k + u64::from(i < gets % k), Ordering::Relaxed);
         }
-        w(3).store(0, Ordering::Relaxed);
+        let done = Self::done(&self.ctrl);
+        done.store(0, Ordering::Relaxed);
         let t = Instant::now();
-        w(0).fetch_add(1, Ordering::Release);
-        while w(3).load(Ordering::Acquire) < k {
+        let batch = Self::batch(&self.ctrl);
+        batch.fetch_add(1, Ordering::Release);
+        // Every reader (the kernel reads the count as an `int`: `u32::MAX` would wake one).
+        let _ = futex::wake(batch, futex::Flags::empty(), i32::MAX as u32);
+        loop {
+            let seen = done.load(Ordering::Acquire);
+            if u64::from(seen) >= k {
+                break;
+            }
             assert!(t.elapsed() < Duration::from_secs(60), "readers stalled");
-            std::thread::sleep(Duration::from_micros(20));
+            // Shared (not private) futex: the readers are other processes. Returns at
+            // once if a reader counted itself done since the load.
+            let second = futex::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            let _ = futex::wait(done, futex::Flags::empty(), seen, Some(&second));
         }
         t.elapsed()
     }
@@ -406,6 +441,9 @@ impl Readers {
 impl Drop for Readers {
     fn drop(&mut self) {
         Self::word(&self.ctrl, 4).store(1, Ordering::Release);
+        let batch = Self::batch(&self.ctrl);
+        batch.fetch_add(1, Ordering::Release);
+        let _ = futex::wake(batch, futex::Flags::empty(), i32::MAX as u32);
         for kid in &mut self.kids {
             let t = Instant::now();
             while !matches!(kid.try_wait(), Ok(Some(_))) {
@@ -445,29 +483,38 @@ fn reader() {
         .expect("index")
         .parse()
         .expect("index");
+    let readers: u32 = std::env::var(COUNT_VAR)
+        .expect("reader count")
+        .parse()
+        .expect("reader count");
     let w = |i| Readers::word(&ctrl, i);
     let parent = std::os::unix::process::parent_id();
     let n = 100_000;
     let mut next = walker(n);
-    let mut seen = 0u64;
-    let mut idle = Instant::now();
+    let batch_word = Readers::batch(&ctrl);
+    let mut seen = 0u32;
     loop {
-        let batch = w(0).load(Ordering::Acquire);
+        let batch = batch_word.load(Ordering::Acquire);
+        if w(4).load(Ordering::Acquire) != 0 || std::os::unix::process::parent_id() != parent {
+            return;
+        }
         if batch != seen {
             seen = batch;
             for _ in 0..w(1 + me).load(Ordering::Relaxed) {
                 black_box(d.get(&next()).unwrap());
             }
-            w(3).fetch_add(1, Ordering::Release);
-            idle = Instant::now();
-        } else if w(4).load(Ordering::Acquire) != 0 || std::os::unix::process::parent_id() != parent
-        {
-            return;
-        } else if idle.elapsed() < Duration::from_millis(5) {
-            std::thread::yield_now();
+            let done = Readers::done(&ctrl);
+            if done.fetch_add(1, Ordering::Release) + 1 == readers {
+                let _ = futex::wake(done, futex::Flags::empty(), 1);
+            }
         } else {
-            // Between benchmarks: leave the cores to the others.
-            std::thread::sleep(Duration::from_micros(200));
+            // Until the next batch (or, every 100 ms, to see whether the parent is
+            // still there); returns at once if the batch moved since the load.
+            let tick = futex::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            let _ = futex::wait(batch_word, futex::Flags::empty(), seen, Some(&tick));
         }
     }
 }

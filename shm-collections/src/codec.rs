@@ -82,7 +82,24 @@ pub fn with_encoded<T: Serialize + ?Sized, R>(
 /// assert!(decode::<Vec<u8>>(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]).is_err()); // 2^60 elements
 /// assert!(decode::<u8>(&[1, 2]).is_err()); // trailing byte
 /// ```
+#[inline]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    // The common case (a small value) inline: the first limit class applies anyway.
+    if bytes.len() <= SMALL_LIMIT / 64 {
+        return finish(
+            bincode::serde::decode_from_slice(bytes, config().with_limit::<SMALL_LIMIT>()),
+            bytes.len(),
+        );
+    }
+    decode_large(bytes)
+}
+
+/// The limit of the smallest class (input up to 64 bytes).
+const SMALL_LIMIT: usize = 4096;
+
+/// `decode` of a larger input, out of line.
+#[inline(never)]
+fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     // bincode's limit is a const generic: pick the smallest class that fits the input,
     // so a forged length prefix can claim at most 64 times the input's length.
     macro_rules! with_limit {
@@ -93,21 +110,34 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
             finish(bincode::serde::decode_from_slice(bytes, config().with_limit::<{ 1usize << 46 }>()), bytes.len())
         }};
     }
-    with_limit!(4096, 262144, 16777216, 1073741824, 68719476736)
+    with_limit!(262144, 16777216, 1073741824, 68719476736)
 }
 
+#[inline(always)]
 fn finish<T>(
     r: Result<(T, usize), bincode::error::DecodeError>,
     len: usize,
 ) -> Result<T, CodecError> {
     match r {
         Ok((v, n)) if n == len => Ok(v),
-        Ok((_, n)) => Err(CodecError(format!(
-            "{} trailing bytes after the value ({n} of {len} used)",
-            len - n
-        ))),
-        Err(e) => Err(CodecError(e.to_string())),
+        Ok((_, n)) => Err(trailing(n, len)),
+        Err(e) => Err(decode_error(e)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn trailing(n: usize, len: usize) -> CodecError {
+    CodecError(format!(
+        "{} trailing bytes after the value ({n} of {len} used)",
+        len - n
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn decode_error(e: bincode::error::DecodeError) -> CodecError {
+    CodecError(e.to_string())
 }
 
 /// A stable 64-bit fingerprint of a type's name (the same in every process of one

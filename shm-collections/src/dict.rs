@@ -12,7 +12,8 @@ use shm_core::ObjectSpec;
 use crate::codec::{self, type_fingerprint};
 use crate::kinds;
 use crate::region::{
-    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats, unbox,
+    IndexKind, LAYOUT_VERSION, Limits, Rec, Region, RegionError, RegionResult, RegionStats, Slim,
+    unbox,
 };
 
 /// A hash map in shared memory, keys and values of any serde types (encoded by
@@ -218,14 +219,21 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.with_key(key, |k| {
-            match self.region.get_with(k, |v| codec::decode::<V>(v)) {
-                Ok(Some(Ok(v))) => Ok(Some(v)),
-                Ok(None) => Ok(None),
-                Ok(Some(Err(e))) => Err(decode_failed::<V>(&self.region, "value", e)),
-                Err(e) => Err(*e),
+        // The errors travel boxed (`Slim`) until the end: the results handed through
+        // the layers stay a few words.
+        let r = codec::with_encoded(key, |k| -> Slim<Option<V>> {
+            self.region.check_sizes(k.len(), 0).map_err(Box::new)?;
+            match self.region.get_with(k, |v| codec::decode::<V>(v))? {
+                Some(Ok(v)) => Ok(Some(v)),
+                None => Ok(None),
+                Some(Err(e)) => Err(Box::new(decode_failed::<V>(&self.region, "value", e))),
             }
-        })
+        });
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(*e),
+            Err(e) => Err(encode_error(&self.region, "key", e)),
+        }
     }
 
     /// Whether `key` is present (no lock).

@@ -40,7 +40,9 @@
 //!
 //! # Reads (no lock)
 //!
-//! A reader loads the generation, maps that segment if its handle has an older one,
+//! A reader loads the generation, maps that segment if its handle has an older one
+//! (the mapping a read runs on comes from a small per-thread cache, `ReadCache`, so a
+//! read takes no lock and writes no shared word, not even one of its own process),
 //! loads a slot with Acquire and copies the record out with racing copies, checking
 //! its offset and lengths against the segment and its checksum. Records are never
 //! changed once published and an old segment is never written once published over, so
@@ -58,6 +60,7 @@
 //! slots and drops what was half done, and marks the lock consistent. Every committed
 //! entry survives; the interrupted one is there exactly if its slot store happened.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, RwLock};
 
@@ -321,14 +324,45 @@ fn key_hash(key: &[u8]) -> u64 {
     hash64(HASH_SEED, key)
 }
 
+/// `a == b`, inline for short keys (a u64 key encodes in at most 9 bytes): the slice
+/// comparison calls `memcmp`, which costs more than the compare itself here.
+#[inline]
+fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Overlapping reads of both ends cover every byte, as in `hash64`.
+    let w4 = |s: &[u8], i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let w8 = |s: &[u8], i: usize| {
+        u64::from_ne_bytes([
+            s[i],
+            s[i + 1],
+            s[i + 2],
+            s[i + 3],
+            s[i + 4],
+            s[i + 5],
+            s[i + 6],
+            s[i + 7],
+        ])
+    };
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        9..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// Over the lengths and the body (key then value, contiguous: one pass).
 #[inline]
 fn checksum(klen: u32, vlen: u32, body: &[u8]) -> u64 {
     hash64(CHECK_SEED ^ (u64::from(klen) << 32 | u64::from(vlen)), body)
 }
 
-/// Bytes a reader copies at once: the record header and up to 32 body bytes (a u64
-/// key and value take at most 18), so a small record costs one copy.
+/// The record header and up to 32 body bytes (a u64 key and value take at most 18):
+/// a record this small is copied onto the stack word by word, no larger buffer.
 const FIRST_READ: usize = REC_HDR + 32;
 /// Larger bodies up to this size are copied into a stack buffer.
 const SMALL_BODY: usize = 240;
@@ -340,6 +374,75 @@ pub(crate) struct Mapped {
     obj: Object,
     slots: usize,
     cap: u64,
+}
+
+/// Handles met so far in this process: names a handle in the [`ReadCache`] (an
+/// address could be reused by the next handle).
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+/// Handles per thread whose mapping the [`ReadCache`] keeps.
+const CACHE_WAYS: usize = 4;
+
+/// Each thread's most recently used data-segment mappings, by handle id: the lock-free
+/// read path runs on one of these instead of taking the handle's `RwLock` and cloning
+/// its `Arc` (two read-modify-writes per read on a line every reading thread of the
+/// process shares).
+///
+/// Why this is sound: an entry holds an `Arc`, so the mapping it names lives while the
+/// entry does, whatever the handle or other threads do; a read borrows the entry
+/// (`RefCell`, this thread only) for the time it runs on it. An entry is used only
+/// when its generation is the one the control object names (the same check as with
+/// the handle's own mapping: id and generation name one segment). Replacing an entry
+/// needs the cell mutably; a read that finds it borrowed (a decoder re-entering a
+/// read on this thread) or the thread-local gone (thread exit) uses the handle's
+/// mapping directly, as before.
+///
+/// The cost: a thread keeps the last mapping it read of up to [`CACHE_WAYS`] handles
+/// alive until it reads through other handles or exits, even after the handle is
+/// dropped (the dropping thread's own entry goes with the handle). The memory of an
+/// unlinked, published-over segment is thus freed late, never leaked: each thread holds
+/// at most `CACHE_WAYS` mappings.
+struct ReadCache {
+    ways: [Option<(u64, Arc<Mapped>)>; CACHE_WAYS],
+    /// The way the next miss replaces (round robin).
+    next: usize,
+}
+
+impl ReadCache {
+    #[inline]
+    fn find(&self, id: u64) -> Option<&Arc<Mapped>> {
+        self.ways
+            .iter()
+            .flatten()
+            .find(|(h, _)| *h == id)
+            .map(|(_, m)| m)
+    }
+
+    fn put(&mut self, id: u64, m: Arc<Mapped>) {
+        if let Some(way) = self.ways.iter_mut().flatten().find(|(h, _)| *h == id) {
+            way.1 = m;
+            return;
+        }
+        self.ways[self.next % CACHE_WAYS] = Some((id, m));
+        self.next = self.next.wrapping_add(1);
+    }
+
+    fn forget(&mut self, id: u64) {
+        for way in &mut self.ways {
+            if way.as_ref().is_some_and(|(h, _)| *h == id) {
+                *way = None;
+            }
+        }
+    }
+}
+
+thread_local! {
+    static READ_CACHE: RefCell<ReadCache> = const {
+        RefCell::new(ReadCache {
+            ways: [None, None, None, None],
+            next: 0,
+        })
+    };
 }
 
 #[cold]
@@ -375,10 +478,27 @@ impl Mapped {
         unsafe { &*self.obj.payload_ptr().add(at).cast::<AtomicU64>() }
     }
 
+    #[inline]
     fn slot(&self, i: usize) -> &AtomicU64 {
         assert!(i < self.slots, "slot index checked by every caller");
         // SAFETY: `check` made sure DATA_HDR + slots * 8 bytes lie in the payload; i <
         // slots (asserted); 8-aligned; atomics as above.
+        unsafe {
+            &*self
+                .obj
+                .payload_ptr()
+                .add(DATA_HDR + i * 8)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    /// Slot `i` modulo the slot count (a probe's position: no bounds check to fail).
+    #[inline]
+    fn slot_wrapped(&self, i: usize) -> &AtomicU64 {
+        let i = i & (self.slots - 1);
+        // SAFETY: `check` made sure `slots` is a power of two (so at least 1) and that
+        // DATA_HDR + slots * 8 bytes lie in the payload; i & (slots - 1) < slots;
+        // 8-aligned; atomics are valid for any bits and for concurrent access.
         unsafe {
             &*self
                 .obj
@@ -607,11 +727,10 @@ impl Mapped {
             return Err(Box::new(bad_offset(label, off, self.cap)));
         }
         let at = self.rec_base() + off as usize;
-        // At least REC_HDR bytes remain (checked above).
-        // A multiple of 8 (cap and off are), at least REC_HDR (checked above).
-        let n = (self.cap - off).min(FIRST_READ as u64) as usize;
-        let mut first = [0u8; FIRST_READ];
-        self.load_words(at, &mut first[..n]);
+        // The header first, then only the body words the record has (a u64 key and
+        // value take one), each one aligned atomic load onto the stack.
+        let mut hdr = [0u8; REC_HDR];
+        self.load_words(at, &mut hdr);
         let [
             k0,
             k1,
@@ -629,20 +748,24 @@ impl Mapped {
             s5,
             s6,
             s7,
-            ..,
-        ] = first;
+        ] = hdr;
         let klen = u32::from_ne_bytes([k0, k1, k2, k3]);
         let vlen = u32::from_ne_bytes([v0, v1, v2, v3]);
         let sum = u64::from_ne_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
         let body = u64::from(klen) + u64::from(vlen);
+        // off + REC_HDR <= cap (checked above), so this cannot overflow.
         if off + REC_HDR as u64 + body > self.cap {
             return Err(Box::new(bad_length(label, off, body, self.cap)));
         }
         let body = body as usize;
-        if REC_HDR + body > n {
+        if body > FIRST_READ - REC_HDR {
             return self.with_long_record(at, klen, vlen, sum, off, label, f);
         }
-        let buf = &first[REC_HDR..REC_HDR + body];
+        let mut first = [0u8; FIRST_READ - REC_HDR];
+        // The padded body ends inside the area too: cap, off and REC_HDR are multiples
+        // of 8 and off + REC_HDR + body <= cap.
+        self.load_words(at + REC_HDR, &mut first[..body.next_multiple_of(8)]);
+        let buf = &first[..body];
         if checksum(klen, vlen, buf) != sum {
             return Err(Box::new(bad_sum(label, off)));
         }
@@ -695,6 +818,8 @@ pub(crate) struct Region {
     label: Arc<str>,
     data_spec: ObjectSpec,
     kind: IndexKind,
+    /// Names this handle in the per-thread [`ReadCache`].
+    id: u64,
     map: RwLock<Arc<Mapped>>,
     /// The writer lock holder's mapping: only the thread holding the (cross-process)
     /// writer lock reads or replaces it, so the lock is what synchronises it.
@@ -840,6 +965,7 @@ impl Region {
             label,
             data_spec,
             kind,
+            id: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
             map: RwLock::new(Arc::new(first)),
             held: std::cell::UnsafeCell::new(None),
             limits,
@@ -862,6 +988,7 @@ impl Region {
         self.limits
     }
 
+    #[inline]
     fn gen_word(&self) -> &AtomicU64 {
         // Every control object has a header (attach came through a checked spec).
         self.ctrl
@@ -913,20 +1040,40 @@ impl Region {
     }
 
     /// Runs `f` on the current mapping until the generation stayed the same across it.
+    #[inline]
     fn read_stable<R>(&self, mut f: impl FnMut(&Mapped) -> Slim<R>) -> Slim<R> {
+        let generation = self.gen_word().load(Ordering::Acquire);
+        // The common case: this thread's cached mapping is current.
+        let fast = READ_CACHE.try_with(|c| {
+            let c = c.try_borrow().ok()?;
+            let m = c.find(self.id).filter(|m| m.generation == generation)?;
+            let r = f(m);
+            (self.gen_word().load(Ordering::Acquire) == generation).then_some(r)
+        });
+        if let Ok(Some(r)) = fast {
+            return r;
+        }
+        self.read_stable_slow(f)
+    }
+
+    /// `read_stable` after a cache miss or a generation change: maps the current
+    /// segment, caches it for this thread and retries.
+    #[inline(never)]
+    fn read_stable_slow<R>(&self, mut f: impl FnMut(&Mapped) -> Slim<R>) -> Slim<R> {
         for _ in 0..READ_TRIES {
-            let generation = self.gen_word().load(Ordering::Acquire);
-            {
-                let m = self.map.read().unwrap_or_else(|p| p.into_inner());
-                if m.generation == generation {
-                    let r = f(&m);
-                    if self.gen_word().load(Ordering::Acquire) == generation {
-                        return r;
-                    }
-                    continue;
+            let m = self.current().map_err(Box::new)?;
+            // Replacing the entry drops the old mapping (unless another thread or the
+            // handle still has it): never one a read of this thread is using, since
+            // a borrowed cell refuses the replacement.
+            let _ = READ_CACHE.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    c.put(self.id, m.clone());
                 }
+            });
+            let r = f(&m);
+            if self.gen_word().load(Ordering::Acquire) == m.generation {
+                return r;
             }
-            self.current().map_err(Box::new)?;
         }
         // Writers grew the object 10^4 times during one read: read under the lock.
         let w = self.lock().map_err(Box::new)?;
@@ -985,7 +1132,7 @@ impl Region {
                 let off = v & OFF_MASK;
                 let hit = m
                     .with_record(off, &self.label, |body, klen| {
-                        (&body[..klen] == key).then_some(body.len())
+                        key_eq(&body[..klen], key).then_some(body.len())
                     })
                     .map_err(unbox)?;
                 if let Some(body) = hit {
@@ -1007,22 +1154,21 @@ impl Region {
         let hash = key_hash(key);
         let tag = hash >> 48;
         self.read_stable(|m| {
-            let mask = m.slots - 1;
-            let mut i = hash as usize & mask;
+            let mut i = hash as usize;
             for _ in 0..m.slots {
-                let v = m.slot(i).load(Ordering::Acquire);
+                let v = m.slot_wrapped(i).load(Ordering::Acquire);
                 if v == EMPTY {
                     return Ok(None);
                 }
                 if v != TOMB && v >> 48 == tag {
                     let hit = m.with_record(v & OFF_MASK, &self.label, |body, klen| {
-                        (&body[..klen] == key).then(|| f(&body[klen..]))
+                        key_eq(&body[..klen], key).then(|| f(&body[klen..]))
                     })?;
                     if hit.is_some() {
                         return Ok(hit);
                     }
                 }
-                i = (i + 1) & mask;
+                i = i.wrapping_add(1);
             }
             Ok(None)
         })
@@ -1164,6 +1310,13 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // This thread's cached mapping goes with the handle (other threads' entries go
+        // when they read through other handles or exit: see `ReadCache`).
+        let _ = READ_CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.forget(self.id);
+            }
+        });
         if self.ctrl.unlinks_on_drop() {
             let _ = self.unlink_data();
         }

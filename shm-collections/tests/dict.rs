@@ -401,3 +401,162 @@ fn four_writers_two_readers_and_exact_counters() {
     assert_eq!(total, 4 * ROUNDS);
     assert_eq!(c.get("c0").unwrap(), Some(4 * ROUNDS.div_ceil(3)));
 }
+
+/// Reads run on a per-thread cache of the current mapping: threads of one process
+/// that read while another thread grows and compacts the dict (each growth replacing
+/// the handle's mapping) always get the right value, never one of a dropped mapping.
+#[test]
+fn threads_read_while_another_thread_grows() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let d = ShareableDict::<u64, u64>::create_named(&unique_name("dict-tgrow")).unwrap();
+    for k in 0..100 {
+        d.insert(k, k * 3).unwrap();
+    }
+    let g0 = d.stats().unwrap().generation;
+    let (stop, published) = (AtomicBool::new(false), AtomicU64::new(0));
+    let reads = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut reads = 0u64;
+                    // At least one round, even if the writer is done first.
+                    loop {
+                        let last = stop.load(Ordering::Acquire);
+                        for k in 0..100 {
+                            assert_eq!(d.get(&k).unwrap(), Some(k * 3));
+                        }
+                        // Every key the writer said it inserted is there.
+                        let p = published.load(Ordering::Acquire);
+                        if p > 0 {
+                            assert_eq!(d.get(&(1_000_000 + p - 1)).unwrap(), Some(p - 1));
+                        }
+                        reads += 101;
+                        if last {
+                            break reads;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..20_000u64 {
+            d.insert(1_000_000 + i, i).unwrap();
+            published.store(i + 1, Ordering::Release);
+            // Overwrites make garbage: compactions as well as growths.
+            d.insert(i % 100, (i % 100) * 3).unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        readers.into_iter().map(|r| r.join().unwrap()).sum::<u64>()
+    });
+    let g1 = d.stats().unwrap().generation;
+    assert!(g1 >= g0 + 5, "only {} new generations", g1 - g0);
+    assert!(reads > 0);
+    assert_eq!(d.len().unwrap(), 20_100);
+}
+
+/// More handles than a thread caches, handles dropped and new ones made: every read
+/// goes to its own handle's data.
+#[test]
+fn many_handles_on_one_thread_read_their_own_data() {
+    let dicts: Vec<_> = (0..9u64)
+        .map(|j| {
+            let d = ShareableDict::<u64, u64>::create_named(&unique_name("dict-ways")).unwrap();
+            d.insert(1, j).unwrap();
+            d
+        })
+        .collect();
+    for round in 0..3 {
+        for (j, d) in dicts.iter().enumerate() {
+            assert_eq!(d.get(&1).unwrap(), Some(j as u64), "round {round}");
+        }
+    }
+    // A second handle on the same object sees what the first writes, growth included.
+    let other = ShareableDict::<u64, u64>::open(dicts[0].name().unwrap()).unwrap();
+    assert_eq!(other.get(&1).unwrap(), Some(0));
+    for k in 2..5_000 {
+        dicts[0].insert(k, k).unwrap();
+    }
+    assert_eq!(other.get(&4_999).unwrap(), Some(4_999));
+    drop(dicts);
+    let fresh = ShareableDict::<u64, u64>::create_named(&unique_name("dict-ways")).unwrap();
+    assert_eq!(fresh.get(&1).unwrap(), None);
+    fresh.insert(1, 77).unwrap();
+    assert_eq!(fresh.get(&1).unwrap(), Some(77));
+    assert_eq!(other.get(&1).unwrap(), Some(0));
+}
+
+static INNER: std::sync::OnceLock<ShareableDict<u64, u64>> = std::sync::OnceLock::new();
+
+/// A value whose decoding reads another dict on the same thread (a read inside a read).
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct Looked(u64);
+
+impl<'de> serde::Deserialize<'de> for Looked {
+    fn deserialize<De: serde::Deserializer<'de>>(de: De) -> Result<Self, De::Error> {
+        let k = u64::deserialize(de)?;
+        let inner = INNER.get().expect("set by the test");
+        // Growth of the inner dict here forces its slow path inside the outer read.
+        inner.insert(k + 10_000, k).unwrap();
+        Ok(Looked(inner.get(&k).unwrap().expect("inner key")))
+    }
+}
+
+#[test]
+fn a_read_inside_a_read_on_one_thread() {
+    let inner = INNER.get_or_init(|| {
+        ShareableDict::<u64, u64>::create_named(&unique_name("dict-inner")).unwrap()
+    });
+    let outer = ShareableDict::<u64, Looked>::create_named(&unique_name("dict-outer")).unwrap();
+    for k in 0..2_000 {
+        inner.insert(k, k * 5).unwrap();
+        outer.insert(k, Looked(k)).unwrap();
+    }
+    let g0 = inner.stats().unwrap().generation;
+    for k in 0..2_000 {
+        assert_eq!(outer.get(&k).unwrap(), Some(Looked(k * 5)));
+    }
+    assert!(
+        inner.stats().unwrap().generation > g0,
+        "the inner dict grew"
+    );
+    inner.unlink().unwrap();
+}
+
+const GROW_TEST: &str = "reads_while_another_process_grows";
+
+/// Another process grows and compacts the dict while this handle reads in a loop.
+#[test]
+fn reads_while_another_process_grows() {
+    if child_role().as_deref() == Some("grower") {
+        let d = ShareableDict::<u64, u64>::open(&std::env::var("DICT_NAME").unwrap()).unwrap();
+        for i in 0..20_000u64 {
+            d.insert(1_000_000 + i, i).unwrap();
+            d.insert(i % 100, (i % 100) * 3).unwrap();
+        }
+        return;
+    }
+    let d = ShareableDict::<u64, u64>::create_named(&unique_name("dict-pgrow")).unwrap();
+    for k in 0..100 {
+        d.insert(k, k * 3).unwrap();
+    }
+    let g0 = d.stats().unwrap().generation;
+    let mut child = shm_core::testing::child_command(GROW_TEST, "grower")
+        .env("DICT_NAME", d.name().unwrap())
+        .spawn()
+        .unwrap();
+    let mut rounds = 0u64;
+    let status = loop {
+        for k in 0..100 {
+            assert_eq!(d.get(&k).unwrap(), Some(k * 3));
+        }
+        rounds += 1;
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+    };
+    assert!(status.success(), "the grower failed: {status}");
+    assert!(rounds > 0);
+    assert!(d.stats().unwrap().generation >= g0 + 5);
+    for i in (0..20_000u64).step_by(97) {
+        assert_eq!(d.get(&(1_000_000 + i)).unwrap(), Some(i));
+    }
+}
