@@ -6,7 +6,8 @@
 //!
 //! IDs (one iteration is one message received, or one full round trip):
 //! - `queue/bytes_64b_throughput`, `queue/bytes_4k_throughput`: a child process puts
-//!   64-byte (4 KiB) messages into a `ByteQueue`, this process gets them one by one;
+//!   64-byte (4 KiB) messages into a `ByteQueue` (1 MiB: 1024 slots of 1 KiB, or 256
+//!   of 4 KiB), this process gets them one by one;
 //! - `queue/bytes_64b_throughput_spin`: the same, both sides spinning up to
 //!   `1 << 16` times before they sleep (`set_spin`);
 //! - `queue/bytes_64b_batched_throughput`: the same with `put_many` / `get_many_with`
@@ -29,7 +30,12 @@
 //! - `queue/bytes_64b_same_thread`: `put` then `get` of 64 bytes in one thread: the
 //!   fixed cost of the two calls, without any cache line crossing cores;
 //! - `queue/memcpy_4k`: one 4 KiB `memcpy` through a 1 MiB buffer (the bandwidth
-//!   anchor of `bytes_4k_throughput`, which copies every message in and out).
+//!   anchor of `bytes_4k_throughput`, which copies every message in and out);
+//! - `queue/slot_spsc_4k_throughput`: a child streams 4 KiB messages through a minimal
+//!   [`SlotRing`] (256 slots, the queue's racing copies, nothing else): the floor of
+//!   moving 4 KiB between the two cores through a slot ring;
+//! - `queue/bytes_4k_in_1k_slots_throughput`: `bytes_4k_throughput` through the
+//!   64-byte bench's queue (1024 slots of 1 KiB), so every message spans 4 slots.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -53,73 +59,88 @@ const MESSAGES: usize = 1024;
 const BYTES: usize = 1 << 20;
 
 /// A child process running a role of this binary; killed on drop.
-/// The minimal slot ring of `slot_spsc_roundtrip`: 16 slots of 128 bytes, each a
-/// sequence word (`2p` free for position `p`, `2p + 1` published), 8 unused bytes and a
-/// 64-byte message; one producer and one consumer, each keeping its own position.
+/// The minimal slot rings of `slot_spsc_roundtrip` and `slot_spsc_4k_throughput`:
+/// `slots` slots of `stride` bytes, each a sequence word (`2p` free for position `p`,
+/// `2p + 1` published), 8 unused bytes and the message from byte 16, copied with the
+/// same racing copies as the queue; one producer and one consumer, each keeping its
+/// own position. No claim, no crash safety, no sleeping.
 struct SlotRing<'a> {
     seg: &'a Segment,
     base: usize,
+    slots: u64,
+    stride: usize,
     pos: u64,
 }
 
 impl<'a> SlotRing<'a> {
-    const SLOTS: u64 = 16;
-
-    /// The ring at byte `base` of `seg` (which holds `base + 2048` bytes); `init` writes
-    /// the free sequence words (once, before the other side starts).
-    fn new(seg: &'a Segment, base: usize, init: bool) -> Self {
-        assert!(base % 128 == 0 && base + 2048 <= seg.len());
-        let r = SlotRing { seg, base, pos: 0 };
+    /// The ring at byte `base` of `seg`; `init` writes the free sequence words (once,
+    /// before the other side starts).
+    fn new(seg: &'a Segment, base: usize, slots: u64, stride: usize, init: bool) -> Self {
+        assert!(base % 64 == 0 && stride % 64 == 0 && stride > 16);
+        assert!(base + slots as usize * stride <= seg.len());
+        let r = SlotRing {
+            seg,
+            base,
+            slots,
+            stride,
+            pos: 0,
+        };
         if init {
-            for p in 0..Self::SLOTS {
-                r.word(p, 0).store(2 * p, Ordering::Relaxed);
+            for p in 0..slots {
+                r.seq(p).store(2 * p, Ordering::Relaxed);
             }
         }
         r
     }
 
-    fn word(&self, p: u64, i: usize) -> &AtomicU64 {
-        assert!(i < 10);
-        let at = self.base + ((p % Self::SLOTS) * 128) as usize + i * 8;
-        // SAFETY: inside the ring (asserted in `new`, `at + 8 <= base + 2048`), 8-byte
-        // aligned (the mapping is page aligned); both processes use these words only
-        // atomically.
-        unsafe { &*self.seg.as_ptr().add(at).cast::<AtomicU64>() }
+    fn at(&self, p: u64) -> usize {
+        self.base + (p % self.slots) as usize * self.stride
     }
 
-    fn put(&mut self, msg: &[u8; 64]) {
+    fn seq(&self, p: u64) -> &AtomicU64 {
+        // SAFETY: the slot lies in the mapping (asserted in `new`) and is 8-byte aligned
+        // (the mapping is page aligned, base and stride multiples of 64); both processes
+        // use this word only atomically.
+        unsafe { &*self.seg.as_ptr().add(self.at(p)).cast::<AtomicU64>() }
+    }
+
+    fn put(&mut self, msg: &[u8]) {
+        assert!(16 + msg.len() <= self.stride);
         let p = self.pos;
-        while self.word(p, 0).load(Ordering::Acquire) != 2 * p {
+        while self.seq(p).load(Ordering::Acquire) != 2 * p {
             std::hint::spin_loop();
         }
-        for (i, w) in msg.chunks_exact(8).enumerate() {
-            let w = u64::from_ne_bytes(w.try_into().unwrap());
-            self.word(p, 2 + i).store(w, Ordering::Relaxed);
-        }
-        self.word(p, 0).store(2 * p + 1, Ordering::Release);
+        // SAFETY: the message area of the slot lies in the mapping (asserted above and
+        // in `new`); the consumer reads it only after the publish below.
+        unsafe { shm_core::copy_to_shared(msg, self.seg.as_ptr().add(self.at(p) + 16)) };
+        self.seq(p).store(2 * p + 1, Ordering::Release);
         self.pos += 1;
     }
 
-    /// Takes the next message; `None` if nothing came within ~1 s (the other side left).
-    fn get(&mut self, out: &mut [u8; 64]) -> Option<()> {
+    /// Takes the next message into `out` (its length is the message's); `None` if
+    /// nothing came within ~1 s (the other side left).
+    fn get(&mut self, out: &mut [u8]) -> Option<()> {
+        assert!(16 + out.len() <= self.stride);
         let p = self.pos;
         let mut spins = 0u64;
-        while self.word(p, 0).load(Ordering::Acquire) != 2 * p + 1 {
+        while self.seq(p).load(Ordering::Acquire) != 2 * p + 1 {
             spins += 1;
             if spins > 1 << 26 {
                 return None;
             }
             std::hint::spin_loop();
         }
-        for (i, w) in out.chunks_exact_mut(8).enumerate() {
-            w.copy_from_slice(&self.word(p, 2 + i).load(Ordering::Relaxed).to_ne_bytes());
-        }
-        self.word(p, 0)
-            .store(2 * (p + Self::SLOTS), Ordering::Release);
+        // SAFETY: as in `put`; the producer writes the slot again only after the release.
+        unsafe { shm_core::copy_from_shared(self.seg.as_ptr().add(self.at(p) + 16), out) };
+        self.seq(p).store(2 * (p + self.slots), Ordering::Release);
         self.pos += 1;
         Some(())
     }
 }
+
+/// Slots and stride of the 4 KiB stream of `slot_spsc_4k_throughput` (1 MiB).
+const STREAM_SLOTS: u64 = 256;
+const STREAM_STRIDE: usize = 4096 + 64;
 
 struct Kid(Child);
 
@@ -150,13 +171,14 @@ impl Drop for Kid {
 
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue");
-    for (id, role, len) in [
-        ("bytes_64b_throughput", "put", 64usize),
-        ("bytes_64b_throughput_spin", "put_spin", 64usize),
-        ("bytes_4k_throughput", "put", 4096),
-        ("bytes_64b_batched_throughput", "put_many", 64),
+    for (id, role, len, messages) in [
+        ("bytes_64b_throughput", "put", 64usize, MESSAGES),
+        ("bytes_64b_throughput_spin", "put_spin", 64usize, MESSAGES),
+        ("bytes_4k_throughput", "put", 4096, 256),
+        ("bytes_4k_in_1k_slots_throughput", "put", 4096, MESSAGES),
+        ("bytes_64b_batched_throughput", "put_many", 64, MESSAGES),
     ] {
-        let mut q = ByteQueue::create(MESSAGES, BYTES).expect("create ByteQueue");
+        let mut q = ByteQueue::create(messages, BYTES).expect("create ByteQueue");
         if role == "put_spin" {
             q.set_spin(SPIN);
         }
@@ -225,6 +247,18 @@ fn throughput(c: &mut Criterion) {
         });
     }
     {
+        let seg = Segment::create(STREAM_SLOTS as usize * STREAM_STRIDE).expect("create segment");
+        let mut ring = SlotRing::new(&seg, 0, STREAM_SLOTS, STREAM_STRIDE, true);
+        let _kid = Kid::spawn("stream_put", seg.name().unwrap(), "");
+        let mut out = vec![0u8; 4096];
+        g.bench_function("slot_spsc_4k_throughput", |b| {
+            b.iter(|| {
+                ring.get(&mut out).expect("the producer child streams");
+                std::hint::black_box(&out);
+            })
+        });
+    }
+    {
         let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -285,8 +319,8 @@ fn round_trips(c: &mut Criterion) {
     }
     {
         let seg = Segment::create(4096).expect("create segment");
-        let mut ping = SlotRing::new(&seg, 0, true);
-        let mut pong = SlotRing::new(&seg, 2048, true);
+        let mut ping = SlotRing::new(&seg, 0, 16, 128, true);
+        let mut pong = SlotRing::new(&seg, 2048, 16, 128, true);
         let _kid = Kid::spawn("slot_echo", seg.name().unwrap(), "");
         let msg = [5u8; 64];
         let mut out = [0u8; 64];
@@ -490,10 +524,31 @@ fn child(role: &str) {
                 futex::wake(pong, futex::Flags::empty(), 1).ok();
             }
         }
+        "stream_put" => {
+            let seg = Segment::open(&a).expect("open segment");
+            let mut ring = SlotRing::new(&seg, 0, STREAM_SLOTS, STREAM_STRIDE, false);
+            let msg = vec![7u8; 4096];
+            loop {
+                // A full ring for ~1 s: the parent is done with this bench (or gone).
+                let p = ring.pos;
+                let mut spins = 0u64;
+                while ring.seq(p).load(Ordering::Acquire) != 2 * p {
+                    spins += 1;
+                    if spins > 1 << 26 {
+                        if orphaned() {
+                            return;
+                        }
+                        spins = 0;
+                    }
+                    std::hint::spin_loop();
+                }
+                ring.put(&msg);
+            }
+        }
         "slot_echo" => {
             let seg = Segment::open(&a).expect("open segment");
-            let mut ping = SlotRing::new(&seg, 0, false);
-            let mut pong = SlotRing::new(&seg, 2048, false);
+            let mut ping = SlotRing::new(&seg, 0, 16, 128, false);
+            let mut pong = SlotRing::new(&seg, 2048, 16, 128, false);
             let mut m = [0u8; 64];
             loop {
                 if ping.get(&mut m).is_none() {
