@@ -6,7 +6,7 @@
 //! These functions copy the shared side with *relaxed atomic* accesses instead, as the
 //! [`atomic-memcpy`](https://crates.io/crates/atomic-memcpy) crate does: the unaligned
 //! head and tail byte by byte as [`AtomicU8`], the aligned middle word by word as
-//! [`AtomicUsize`]. A concurrent writer then gives *some* mix of old and new bytes
+//! [`AtomicUsize`] (or, for long copies on x86_64, 16 bytes at a time: below). A concurrent writer then gives *some* mix of old and new bytes
 //! (each word or byte whole), never undefined behaviour; the layers above validate what
 //! they read (a seqlock, a checksum, a published length) and retry or reject.
 //!
