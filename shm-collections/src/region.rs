@@ -481,15 +481,7 @@ impl Mapped {
     #[inline]
     fn slot(&self, i: usize) -> &AtomicU64 {
         assert!(i < self.slots, "slot index checked by every caller");
-        // SAFETY: `check` made sure DATA_HDR + slots * 8 bytes lie in the payload; i <
-        // slots (asserted); 8-aligned; atomics as above.
-        unsafe {
-            &*self
-                .obj
-                .payload_ptr()
-                .add(DATA_HDR + i * 8)
-                .cast::<AtomicU64>()
-        }
+        self.slot_wrapped(i)
     }
 
     /// Slot `i` modulo the slot count (a probe's position: no bounds check to fail).

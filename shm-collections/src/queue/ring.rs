@@ -331,6 +331,16 @@ thread_local! {
     static AFTER_NOT_READY: Cell<Option<fn(&Ring<'_>)>> = const { Cell::new(None) };
 }
 
+/// What a producer finds at a slot it wants to claim.
+enum TailSlot {
+    /// Free for this lap.
+    Free,
+    /// The slot's previous lap is not released yet: no room.
+    NotReleased,
+    /// Claimed by another producer: the tail read is stale, read it again.
+    Stale,
+}
+
 /// What a consumer found at the head.
 enum Took {
     /// A message, copied into the buffer.
@@ -648,18 +658,10 @@ impl<'a> Ring<'a> {
         'claim: loop {
             let t = c.tail.load(Ordering::Relaxed);
             for j in 0..k {
-                let pos = t.wrapping_add(j);
-                let s = self.seq(pos).load(Ordering::Acquire) & !TOMB;
-                let d = s.wrapping_sub(free(pos)) as i64;
-                if d < 0 {
-                    return Ok(false); // the slot's previous lap is not released yet
-                }
-                if d > 0 {
-                    // Someone claimed it: our tail is stale, or the ring is forged.
-                    if c.tail.load(Ordering::Relaxed) == t {
-                        return Err(self.tail_not_free(pos, s));
-                    }
-                    continue 'claim;
+                match self.tail_slot(t, t.wrapping_add(j))? {
+                    TailSlot::Free => {}
+                    TailSlot::NotReleased => return Ok(false),
+                    TailSlot::Stale => continue 'claim,
                 }
             }
             me.prod_k.store(k, Ordering::Relaxed);
@@ -710,18 +712,10 @@ impl<'a> Ring<'a> {
         let c = self.ctl;
         loop {
             let t = c.tail.load(Ordering::Relaxed);
-            let seq = self.seq(t);
-            let s = seq.load(Ordering::Acquire) & !TOMB;
-            let d = s.wrapping_sub(free(t)) as i64;
-            if d < 0 {
-                return Ok(false); // the slot's previous lap is not released yet
-            }
-            if d > 0 {
-                // Someone claimed it: our tail is stale, or the ring is forged.
-                if c.tail.load(Ordering::Relaxed) == t {
-                    return Err(self.tail_not_free(t, s));
-                }
-                continue;
+            match self.tail_slot(t, t)? {
+                TailSlot::Free => {}
+                TailSlot::NotReleased => return Ok(false),
+                TailSlot::Stale => continue,
             }
             me.prod_k.store(1, Ordering::Relaxed);
             me.prod_pos.store(t, Ordering::Release);
@@ -740,11 +734,30 @@ impl<'a> Ring<'a> {
             // SAFETY: as in `try_put`: the slot's payload area (`per_slot` bytes after
             // its header) lies in the ring and holds `msg` (k = 1); the slot is ours.
             unsafe { shm_core::copy_to_shared(msg, self.slot(t).add(SLOT_HEADER as usize)) };
-            seq.store(published(t), Ordering::Release);
+            self.seq(t).store(published(t), Ordering::Release);
             me.prod_pos.store(NONE, Ordering::Release);
             Entry::bump(&me.puts);
             return Ok(true);
         }
+    }
+
+    /// What a producer that read tail `t` finds at the slot of position `pos` (`t` or a
+    /// continuation after it).
+    #[inline]
+    fn tail_slot(&self, t: u64, pos: u64) -> QueueResult<TailSlot> {
+        let s = self.seq(pos).load(Ordering::Acquire) & !TOMB;
+        let d = s.wrapping_sub(free(pos)) as i64;
+        if d < 0 {
+            return Ok(TailSlot::NotReleased);
+        }
+        if d > 0 {
+            // Someone claimed it: our tail is stale, or the ring is forged.
+            if self.ctl.tail.load(Ordering::Relaxed) == t {
+                return Err(self.tail_not_free(pos, s));
+            }
+            return Ok(TailSlot::Stale);
+        }
+        Ok(TailSlot::Free)
     }
 
     #[cold]
