@@ -331,6 +331,14 @@ thread_local! {
     static AFTER_NOT_READY: Cell<Option<fn(&Ring<'_>)>> = const { Cell::new(None) };
 }
 
+/// The two kinds of sleepers of a ring: consumers waiting for a message (`not_empty`)
+/// and producers waiting for room (`not_full`).
+#[derive(Clone, Copy)]
+enum Sleepers {
+    Getters,
+    Putters,
+}
+
 /// What a producer finds at a slot it wants to claim.
 enum TailSlot {
     /// Free for this lap.
@@ -773,11 +781,7 @@ impl<'a> Ring<'a> {
         if msg.len() as u64 <= self.per_slot() && !self.is_closed() {
             let me = self.me()?;
             if self.try_put_one(me, msg)? {
-                self.signal(
-                    &self.ctl.not_empty,
-                    &self.ctl.get_waiters,
-                    &self.ctl.get_wake_pending,
-                );
+                self.signal(Sleepers::Getters);
                 return Ok(());
             }
         }
@@ -810,11 +814,7 @@ impl<'a> Ring<'a> {
                 n += 1;
             }
             if n > 0 {
-                self.signal(
-                    &self.ctl.not_empty,
-                    &self.ctl.get_waiters,
-                    &self.ctl.get_wake_pending,
-                );
+                self.signal(Sleepers::Getters);
                 return Ok(n);
             }
             if spins > 0 {
@@ -825,11 +825,7 @@ impl<'a> Ring<'a> {
             if matches!(mode, Mode::Try) {
                 // One look for a dead consumer's slots, one more try, then `Full`.
                 if self.free_dead_consumers(k) && self.try_put(me, msgs[0])? {
-                    self.signal(
-                        &self.ctl.not_empty,
-                        &self.ctl.get_waiters,
-                        &self.ctl.get_wake_pending,
-                    );
+                    self.signal(Sleepers::Getters);
                     return Ok(1);
                 }
                 return Err(QueueError::Full {
@@ -839,19 +835,14 @@ impl<'a> Ring<'a> {
             // Register as a sleeper, then look again (the consumer side checks the
             // sleeper count after releasing, so one of us sees the other).
             self.check_deadline(mode)?;
-            let seq = self.ctl.not_full.load(Ordering::SeqCst);
-            self.ctl.put_waiters.fetch_add(1, Ordering::SeqCst);
-            self.ctl.put_wake_pending.store(0, Ordering::SeqCst);
-            let room = self.room_at_tail(k) || self.free_dead_consumers(k) || self.is_closed();
-            let r = if room {
-                Ok(())
-            } else {
-                self.sleep(&self.ctl.not_full, seq, mode, || QueueError::Full {
+            self.registered(Sleepers::Putters, |word, seq| {
+                if self.room_at_tail(k) || self.free_dead_consumers(k) || self.is_closed() {
+                    return Ok(());
+                }
+                self.sleep(word, seq, mode, || QueueError::Full {
                     name: self.label.to_owned(),
                 })
-            };
-            self.ctl.put_waiters.fetch_sub(1, Ordering::SeqCst);
-            r?;
+            })?;
         }
     }
 
@@ -998,7 +989,7 @@ impl<'a> Ring<'a> {
                 }
             }
             me.cons_pos.store(NONE, Ordering::Release);
-            self.signal(&c.not_full, &c.put_waiters, &c.put_wake_pending);
+            self.signal(Sleepers::Putters);
             match claim {
                 Claim::Message(..) => return Ok(Took::Message),
                 Claim::Skip => continue,
@@ -1123,19 +1114,14 @@ impl<'a> Ring<'a> {
                 });
             }
             self.check_deadline(mode)?;
-            let seq = self.ctl.not_empty.load(Ordering::SeqCst);
-            self.ctl.get_waiters.fetch_add(1, Ordering::SeqCst);
-            self.ctl.get_wake_pending.store(0, Ordering::SeqCst);
-            let ready = (inflight && self.bury_dead_producer(h)) || self.moved_on(h, inflight);
-            let r = if ready {
-                Ok(())
-            } else {
-                self.sleep(&self.ctl.not_empty, seq, mode, || QueueError::Empty {
+            self.registered(Sleepers::Getters, |word, seq| {
+                if (inflight && self.bury_dead_producer(h)) || self.moved_on(h, inflight) {
+                    return Ok(());
+                }
+                self.sleep(word, seq, mode, || QueueError::Empty {
                     name: self.label.to_owned(),
                 })
-            };
-            self.ctl.get_waiters.fetch_sub(1, Ordering::SeqCst);
-            r?;
+            })?;
         }
     }
 
@@ -1224,13 +1210,11 @@ impl<'a> Ring<'a> {
     /// Sleeps until a message may be there (or the ring is closed), at most `timeout`;
     /// takes nothing.
     pub(crate) fn wait_not_empty(&self, timeout: Duration) {
-        let seq = self.ctl.not_empty.load(Ordering::SeqCst);
-        self.ctl.get_waiters.fetch_add(1, Ordering::SeqCst);
-        self.ctl.get_wake_pending.store(0, Ordering::SeqCst);
-        if !self.maybe_ready() && !self.is_closed() {
-            futex::wait(&self.ctl.not_empty, seq, timeout);
-        }
-        self.ctl.get_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.registered(Sleepers::Getters, |word, seq| {
+            if !self.maybe_ready() && !self.is_closed() {
+                futex::wait(word, seq, timeout);
+            }
+        });
     }
 
     /// Marks the ring closed and wakes every sleeper.
@@ -1246,14 +1230,37 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// After a change another side may sleep for: wake it if it sleeps. The fence pairs
-    /// with the sleeper's SeqCst increment of `waiters`: either it sees our change when
-    /// it looks again, or we see it registered. Only the first waker since a sleeper
-    /// registered (and cleared `pending`) makes the syscall: a sleeper reads `word`
-    /// before it registers, so a wake it could miss bumped `word` after that read, and
-    /// its `futex` wait returns at once.
+    /// The futex word, sleeper count and "woken already" flag of one side.
+    fn sleepers(&self, side: Sleepers) -> (&AtomicU32, &AtomicU32, &AtomicU32) {
+        let c = self.ctl;
+        match side {
+            Sleepers::Getters => (&c.not_empty, &c.get_waiters, &c.get_wake_pending),
+            Sleepers::Putters => (&c.not_full, &c.put_waiters, &c.put_wake_pending),
+        }
+    }
+
+    /// Runs `f` (a last look, then maybe a sleep on the futex word while it still reads
+    /// the value handed over) registered as a sleeper of `side`. The word is read before
+    /// registering, so a wake `f` could miss bumped it since, and its wait returns at
+    /// once; the other side checks the sleeper count after every change (`signal`), so
+    /// either it sees us or our last look sees its change.
+    fn registered<R>(&self, side: Sleepers, f: impl FnOnce(&AtomicU32, u32) -> R) -> R {
+        let (word, waiters, pending) = self.sleepers(side);
+        let seq = word.load(Ordering::SeqCst);
+        waiters.fetch_add(1, Ordering::SeqCst);
+        pending.store(0, Ordering::SeqCst);
+        let r = f(word, seq);
+        waiters.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// After a change `side` may sleep for: wake it if it sleeps. The fence pairs
+    /// with the sleeper's SeqCst increment of its count (`registered`): either it sees
+    /// our change when it looks again, or we see it registered. Only the first waker
+    /// since a sleeper registered (and cleared `pending`) makes the syscall.
     #[inline]
-    fn signal(&self, word: &AtomicU32, waiters: &AtomicU32, pending: &AtomicU32) {
+    fn signal(&self, side: Sleepers) {
+        let (word, waiters, pending) = self.sleepers(side);
         fence(Ordering::SeqCst);
         if waiters.load(Ordering::Relaxed) > 0 && pending.swap(1, Ordering::SeqCst) == 0 {
             word.fetch_add(1, Ordering::SeqCst);
