@@ -525,10 +525,7 @@ fn main() {
         reader();
         return;
     }
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = shm_bench::criterion();
     u64_keys(&mut c);
     str_keys(&mut c);
     growth(&mut c);

@@ -386,10 +386,7 @@ fn main() {
         child(&role);
         return;
     }
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = shm_bench::criterion();
     // iceoryx2 leaves its node-management file in /dev/shm on purpose; remove the ones
     // this run created (never one that another iceoryx2 program may be using).
     let before = iox2_files();

@@ -588,10 +588,7 @@ fn main() {
         child(&role);
         return;
     }
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = shm_bench::criterion();
     throughput(&mut c);
     round_trips(&mut c);
     c.final_summary();

@@ -369,10 +369,7 @@ fn main() {
         child(&role);
         return;
     }
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let mut c = shm_bench::criterion();
     one_process(&mut c);
     two_process(&mut c);
     c.final_summary();
