@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+mod common;
+
 use proptest::prelude::*;
 use shm_collections::{Limits, RegionError, ShareableDict};
 use shm_core::SharedObject;
@@ -99,33 +101,22 @@ fn apply_model(model: &mut HashMap<u64, Vec<u8>>, op: &Op) {
 
 const SPLIT_TEST: &str = "dict_model_split_across_processes";
 
-/// A child's share of a split run: replays `ops[..start]` on a model, checks that the
-/// dict (written by the parent and earlier children) agrees, applies `ops[start..end]`
-/// to dict and model, checks again and reports `end` in the done segment.
+/// A child's share of a split run: replays the ops before its range on a model,
+/// checks that the dict (written by the parent and earlier children) agrees, applies
+/// its range to dict and model, checks again and reports back.
 fn split_child() {
-    let var = |k: &str| std::env::var(k).unwrap();
-    let ops_seg = shm_core::Segment::open(&var("DICT_OPS")).unwrap();
-    let mut len = [0u8; 8];
-    ops_seg.read_at(0, &mut len).unwrap();
-    let mut bytes = vec![0u8; u64::from_ne_bytes(len) as usize];
-    ops_seg.read_at(8, &mut bytes).unwrap();
-    let ops: Vec<Op> = shm_collections::codec::decode(&bytes).unwrap();
-    let (start, end): (usize, usize) = (
-        var("DICT_START").parse().unwrap(),
-        var("DICT_END").parse().unwrap(),
-    );
-    let d = D::open(&var("DICT_NAME")).unwrap();
+    let share = common::child_share::<Op>();
+    let d = D::open(&share.object).unwrap();
     let mut model = HashMap::new();
-    for op in &ops[..start] {
+    for op in &share.ops[..share.range.start] {
         apply_model(&mut model, op);
     }
     check(&d, &model);
-    for op in &ops[start..end] {
+    for op in &share.ops[share.range.clone()] {
         apply(&d, &mut model, op);
     }
     check(&d, &model);
-    let done = shm_core::Segment::open(&var("DICT_DONE")).unwrap();
-    done.write_at(0, &(end as u64).to_ne_bytes()).unwrap();
+    share.done();
 }
 
 /// Runs `ops` on one dict in four quarters: parent, child, parent, child (each child a
@@ -133,48 +124,22 @@ fn split_child() {
 /// dict and model agree in the parent. Returns the dict's final stats.
 fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
     let d = D::create_named(&unique_name("dict-split")).unwrap();
-    let mut encoded = Vec::new();
-    shm_collections::codec::encode(ops, &mut encoded).unwrap();
-    let ops_seg = shm_core::Segment::create(8 + encoded.len()).unwrap();
-    ops_seg
-        .write_at(0, &(encoded.len() as u64).to_ne_bytes())
-        .unwrap();
-    ops_seg.write_at(8, &encoded).unwrap();
-    let done = shm_core::Segment::create(8).unwrap();
-    let n = ops.len();
-    let cuts = [0, n / 4, n / 2, 3 * n / 4, n];
     let mut model = HashMap::new();
-    for (part, w) in cuts.windows(2).enumerate() {
-        let (start, end) = (w[0], w[1]);
-        if part % 2 == 0 {
-            for op in &ops[start..end] {
-                apply(&d, &mut model, op);
+    common::run_split(
+        SPLIT_TEST,
+        "dict-split-child",
+        d.name().unwrap(),
+        ops,
+        |range, by_child| {
+            for op in &ops[range] {
+                if by_child {
+                    apply_model(&mut model, op);
+                } else {
+                    apply(&d, &mut model, op);
+                }
             }
-            continue;
-        }
-        let (s, e) = (start.to_string(), end.to_string());
-        run_child(
-            SPLIT_TEST,
-            "dict-split-child",
-            &[
-                ("DICT_NAME", d.name().unwrap()),
-                ("DICT_OPS", ops_seg.name().unwrap()),
-                ("DICT_DONE", done.name().unwrap()),
-                ("DICT_START", s.as_str()),
-                ("DICT_END", e.as_str()),
-            ],
-        );
-        let mut got = [0u8; 8];
-        done.read_at(0, &mut got).unwrap();
-        assert_eq!(
-            u64::from_ne_bytes(got),
-            end as u64,
-            "the child did not run its share"
-        );
-        for op in &ops[start..end] {
-            apply_model(&mut model, op);
-        }
-    }
+        },
+    );
     check(&d, &model);
     d.stats().unwrap()
 }

@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
+mod common;
+
 use proptest::prelude::*;
 use shm_collections::{RegionError, ShareableVec};
 use shm_core::Segment;
@@ -136,79 +138,45 @@ fn check_vec(v: &V, model: &[Vec<u16>]) {
 
 const SPLIT_TEST: &str = "vec_model_split_across_processes";
 
-/// A child's share of a split run: replays `ops[..start]` on a model, checks that the
-/// vec agrees, applies `ops[start..end]` to vec and model, checks again and reports
-/// `end` in the done segment.
+/// A child's share of a split run: replays the ops before its range on a model,
+/// checks that the vec (written by the parent and earlier children) agrees, applies
+/// its range to vec and model, checks again and reports back.
 fn split_child() {
-    let var = |k: &str| std::env::var(k).unwrap();
-    let ops_seg = Segment::open(&var("VEC_OPS")).unwrap();
-    let mut len = [0u8; 8];
-    ops_seg.read_at(0, &mut len).unwrap();
-    let mut bytes = vec![0u8; u64::from_ne_bytes(len) as usize];
-    ops_seg.read_at(8, &mut bytes).unwrap();
-    let ops: Vec<Op> = shm_collections::codec::decode(&bytes).unwrap();
-    let start: usize = var("VEC_START").parse().unwrap();
-    let end: usize = var("VEC_END").parse().unwrap();
-    let v = V::open(&var("VEC_NAME")).unwrap();
+    let share = common::child_share::<Op>();
+    let v = V::open(&share.object).unwrap();
     let mut model = Vec::new();
-    for op in &ops[..start] {
+    for op in &share.ops[..share.range.start] {
         apply_model(&mut model, op);
     }
     check_vec(&v, &model);
-    for op in &ops[start..end] {
+    for op in &share.ops[share.range.clone()] {
         apply(&v, &mut model, op);
     }
     check_vec(&v, &model);
-    let done = Segment::open(&var("VEC_DONE")).unwrap();
-    done.write_at(0, &(end as u64).to_ne_bytes()).unwrap();
+    share.done();
 }
 
-/// Runs `ops` on one vec in four quarters: parent, child, parent, child, then checks
-/// vec and model agree in the parent. Returns the final stats.
+/// Runs `ops` on one vec in four quarters: parent, child, parent, child (each child a
+/// fresh process that maps whatever generation the previous writer left), then checks
+/// vec and model agree in the parent. Returns the vec's final stats.
 fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
     let v = V::create_named(&unique_name("vec-split")).unwrap();
-    let mut encoded = Vec::new();
-    shm_collections::codec::encode(ops, &mut encoded).unwrap();
-    let ops_seg = Segment::create(8 + encoded.len()).unwrap();
-    ops_seg
-        .write_at(0, &(encoded.len() as u64).to_ne_bytes())
-        .unwrap();
-    ops_seg.write_at(8, &encoded).unwrap();
-    let done = Segment::create(8).unwrap();
-    let n = ops.len();
-    let cuts = [0, n / 4, n / 2, 3 * n / 4, n];
     let mut model = Vec::new();
-    for (part, w) in cuts.windows(2).enumerate() {
-        let (start, end) = (w[0], w[1]);
-        if part % 2 == 0 {
-            for op in &ops[start..end] {
-                apply(&v, &mut model, op);
+    common::run_split(
+        SPLIT_TEST,
+        "vec-split-child",
+        v.name().unwrap(),
+        ops,
+        |range, by_child| {
+            for op in &ops[range] {
+                if by_child {
+                    apply_model(&mut model, op);
+                } else {
+                    apply(&v, &mut model, op);
+                }
             }
-            continue;
-        }
-        let (s, e) = (start.to_string(), end.to_string());
-        run_child(
-            SPLIT_TEST,
-            "vec-split-child",
-            &[
-                ("VEC_NAME", v.name().unwrap()),
-                ("VEC_OPS", ops_seg.name().unwrap()),
-                ("VEC_DONE", done.name().unwrap()),
-                ("VEC_START", s.as_str()),
-                ("VEC_END", e.as_str()),
-            ],
-        );
-        let mut got = [0u8; 8];
-        done.read_at(0, &mut got).unwrap();
-        assert_eq!(
-            u64::from_ne_bytes(got),
-            end as u64,
-            "the child did not run its share"
-        );
-        for op in &ops[start..end] {
-            apply_model(&mut model, op);
-        }
-    }
+        },
+    );
     check_vec(&v, &model);
     v.stats().unwrap()
 }
