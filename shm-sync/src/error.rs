@@ -229,6 +229,62 @@ pub enum LockError<G> {
     Other(Error),
 }
 
+/// One-liners for lock results in code whose errors are `Box<dyn Error>` (or
+/// `anyhow::Error`): a [`LockError`] that holds a guard borrows the lock, so `?` cannot
+/// turn it into a `'static` error; these give the guard back or drop it first.
+///
+/// - [`recover`](Self::recover): take the lock even from a dead holder (the data is
+///   used as it is; the lock stays *inconsistent* for the next locker until a guard's
+///   `mark_consistent`). Python's locks behave this way: they know no owner death.
+/// - [`detach`](Self::detach): owner death is an error like any other; its guard is
+///   dropped (the lock stays inconsistent), so the error is `'static`.
+///
+/// ```
+/// use shm_sync::{LockResultExt, Mutex};
+/// fn bump(m: &Mutex<u64>) -> Result<u64, Box<dyn std::error::Error>> {
+///     *m.lock().recover()? += 1;
+///     let n = *m.lock().detach()?;
+///     Ok(n)
+/// }
+/// let m = Mutex::create(41u64)?;
+/// assert_eq!(bump(&m).unwrap(), 42);
+/// # Ok::<(), shm_sync::Error>(())
+/// ```
+pub trait LockResultExt<G> {
+    /// The guard, also when the previous holder died ([`LockError::OwnerDied`] or
+    /// [`LockError::Inconsistent`]); every other error without a guard.
+    ///
+    /// ```
+    /// use shm_sync::{LockError, LockResultExt};
+    /// let died: Result<u8, LockError<u8>> = Err(LockError::OwnerDied(7));
+    /// assert_eq!(died.recover().unwrap(), 7);
+    /// ```
+    fn recover(self) -> Result<G, LockError<()>>;
+
+    /// The guard, or the error without its guard (an owner-death guard is dropped:
+    /// the lock is released and stays inconsistent).
+    ///
+    /// ```
+    /// use shm_sync::{LockError, LockResultExt};
+    /// let died: Result<u8, LockError<u8>> = Err(LockError::OwnerDied(7));
+    /// assert!(matches!(died.detach(), Err(LockError::OwnerDied(()))));
+    /// ```
+    fn detach(self) -> Result<G, LockError<()>>;
+}
+
+impl<G> LockResultExt<G> for Result<G, LockError<G>> {
+    fn recover(self) -> Result<G, LockError<()>> {
+        match self {
+            Ok(g) | Err(LockError::OwnerDied(g)) | Err(LockError::Inconsistent(g)) => Ok(g),
+            Err(e) => Err(e.map(drop)),
+        }
+    }
+
+    fn detach(self) -> Result<G, LockError<()>> {
+        self.map_err(|e| e.map(drop))
+    }
+}
+
 impl<G> std::fmt::Debug for LockError<G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -263,7 +263,7 @@ pub use barrier::Barrier;
 pub use common::kinds;
 pub use condition::{Condition, ConditionGuard};
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use error::{Error, LockError, RawError};
+pub use error::{Error, LockError, LockResultExt, RawError};
 pub use event::Event;
 pub use guard::{MutexGuard, Wait};
 pub use lock::{Lock, LockGuard};
