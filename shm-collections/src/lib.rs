@@ -15,6 +15,17 @@
 //!   guard derefs to `&mut [T]`, bulk copies are racing-safe
 //!   word copies (`shm_core::copy_from_shared`) or plain copies under the lock.
 //!
+//! - [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`ByteQueue`]: CPython's queues
+//!   (`put`/`get`/`put_nowait`/`get_nowait`/`qsize`, `task_done`/`join`) on a lock-free
+//!   ring of slots that any number of processes put into and take from; a producer or
+//!   consumer killed mid-call loses nothing and blocks nobody (module [`queue`]).
+//! - [`Pipe`]: CPython's `Pipe()`, two [`PipeEnd`]s (duplex or one-way) with
+//!   `send`/`recv`/`poll`/`close`.
+//! - [`ShareableDict`], [`ShareableVec`], [`Namespace`]: what `Manager().dict()`,
+//!   `Manager().list()` and `Manager().Namespace()` are used for, without a server
+//!   process: serde keys and values, lock-free reads, writes under a robust lock, and
+//!   growth without limit while other processes read (module [`region`]).
+//!
 //! Every object is opened by name with its element type checked: a `Value<u64>`
 //! opened as a `Value<f32>` is an error, not a reinterpretation. A process killed while
 //! holding a `Value`'s or `Array`'s lock is reported to the next locker

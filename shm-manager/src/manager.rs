@@ -274,12 +274,15 @@ impl SharedMemoryManager {
     /// Attaches to the manager `name` that another process (or this one) created. It
     /// starts no tracker and never unlinks anything. [`ManagerError::NotFound`] if
     /// there is no such manager, [`ManagerError::OwnerDead`] if its owner is provably
-    /// dead.
+    /// dead. `name` is the manager's name or its root segment's (`shm-rs.m.NAME`, what
+    /// `shm ls` shows).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let peer = shm_manager::SharedMemoryManager::connect(m.name())?;
     /// assert!(!peer.is_owner() && !peer.has_tracker());
+    /// let listed = shm_manager::SharedMemoryManager::connect(m.root_name())?;
+    /// assert_eq!(listed.name(), m.name());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(name: &str) -> Result<Self> {
@@ -299,6 +302,9 @@ impl SharedMemoryManager {
     }
 
     fn connect_inner(name: &str, wait: Option<Duration>) -> Result<Self> {
+        // `shm ls` shows the root segment's name: take it as well as the bare name.
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let name = name.strip_prefix(crate::MANAGED_PREFIX).unwrap_or(name);
         let root_name = root_name(name)?;
         let opened = match wait {
             None => <Registry as SharedObject>::open(&root_name),

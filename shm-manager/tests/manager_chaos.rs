@@ -1,6 +1,6 @@
 //! Crash cleanup: an owner killed with SIGKILL leaves nothing behind within a second
 //! (its tracker process sweeps), while kept objects (`track = false`) survive.
-//! `SHM_CHAOS_TRIALS` sets the number of kill trials (`cargo xtask chaos` runs 100).
+//! `SHM_CHAOS_TRIALS` sets the number of kill trials (default 20; `cargo xtask chaos` runs 1000, or `--trials N`).
 
 mod common;
 

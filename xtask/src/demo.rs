@@ -285,7 +285,9 @@ pub fn run(workers: usize) -> Result {
     drop((
         jobs, results, processed, takeovers, histogram, counts, log, config, go, summary,
     ));
+    let shutdown_started = Instant::now();
     let removed = mgr.shutdown()?;
+    let shutdown_took = shutdown_started.elapsed();
     let left: Vec<String> = std::fs::read_dir("/dev/shm")?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -295,9 +297,9 @@ pub fn run(workers: usize) -> Result {
         return Err(format!("left in /dev/shm after shutdown: {left:?}").into());
     }
     println!(
-        "manager shut down: {removed} segments unlinked; /dev/shm holds nothing of the demo ({:.1?})",
-        started.elapsed()
+        "manager shut down in {shutdown_took:.1?}: {removed} segments unlinked; /dev/shm holds nothing of the demo"
     );
+    println!("the whole tour took {:.1?}", started.elapsed());
     Ok(())
 }
 
