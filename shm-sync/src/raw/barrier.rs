@@ -769,11 +769,7 @@ mod tests {
         b.table()[3].store(sys::me_process() ^ (2 << 32), Ordering::Relaxed);
         let t = std::time::Instant::now();
         assert_eq!(b.wait(), Err(RawError::BrokenBarrier));
-        assert!(
-            t.elapsed() < Duration::from_millis(100),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert!(b.broken());
         assert_eq!(b.registered(), 1, "the dead one is forgotten, we stay");
         b.reset();
