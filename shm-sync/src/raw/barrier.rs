@@ -814,12 +814,17 @@ mod tests {
 
     #[test]
     fn timeout_breaks_and_wakes_the_other_waiters() {
-        let b = RawBarrier::new(3);
+        use shm_core::testing::{BlockedIn, Task, current_tid, wait_until_blocked};
+        let b = &RawBarrier::new(3);
         std::thread::scope(|s| {
-            let other = s.spawn(|| b.wait());
-            while b.n_waiting() == 0 {
-                std::thread::yield_now();
-            }
+            let (tx, tid) = std::sync::mpsc::channel();
+            let other = s.spawn(move || {
+                tx.send(current_tid()).unwrap();
+                b.wait()
+            });
+            // Asleep, not merely arrived: the break must wake a sleeper.
+            wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
+            assert_eq!(b.n_waiting(), 1);
             assert_eq!(
                 b.wait_timeout(Duration::from_millis(10)),
                 Err(RawError::Timeout)
