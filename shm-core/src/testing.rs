@@ -1,6 +1,8 @@
 //! Test support for crates built on shm-core (feature `test-support`): child processes
-//! that re-run the current test binary in a role, unique names, and guards that leave
-//! `/dev/shm` clean even when a test fails.
+//! that re-run the current test binary in a role, unique names, guards that leave
+//! `/dev/shm` clean even when a test fails, a handshake that waits until a peer is
+//! asleep ([`wait_until_blocked`], instead of sleeping "to let it block first"), and the
+//! crash trials' [`Tally`] (exact figures printed; tests assert only seconds).
 
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
