@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use shm_collections::{Pipe, PipeEnd, PipeOptions, QueueError};
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::{
+    BlockedIn, Task, child_command, child_role, current_tid, wait_until_blocked,
+};
 
 #[test]
 fn duplex_pipe_both_directions_across_processes() {
@@ -98,18 +100,22 @@ fn recv_returns_when_the_peer_process_is_killed() {
     let mut kid = cmd.spawn().unwrap();
     drop(theirs);
     assert_eq!(mine.recv::<String>().unwrap(), "ready");
+    let mine = &mine;
     std::thread::scope(|s| {
-        let blocked = s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+        let (tx, tid) = std::sync::mpsc::channel();
+        let blocked = s.spawn(move || {
             // Reads what the peer sent, then blocks until the peer dies.
             let first = mine.recv::<String>();
-            let t = Instant::now();
-            (first, mine.recv::<String>(), t.elapsed())
+            tx.send(current_tid()).unwrap();
+            (first, mine.recv::<String>(), Instant::now())
         });
-        std::thread::sleep(Duration::from_millis(200));
+        // Killed only once the reader sleeps in its second recv.
+        wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
+        let killed = Instant::now();
         kid.kill().unwrap();
         kid.wait().unwrap();
-        let (first, second, waited) = blocked.join().unwrap();
+        let (first, second, woke) = blocked.join().unwrap();
+        let waited = woke.saturating_duration_since(killed);
         assert_eq!(first.unwrap(), "last words");
         assert!(
             matches!(second, Err(QueueError::PeerDied { .. })),
@@ -123,14 +129,19 @@ fn recv_returns_when_the_peer_process_is_killed() {
 fn poll_waits_for_a_message_from_another_thread() {
     let (a, b) = Pipe::new().unwrap();
     assert!(!b.poll(Duration::ZERO).unwrap());
+    let poller = current_tid();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(30));
+        let sender = s.spawn(|| {
+            // Sent only once the poll below sleeps: it must be woken, not find it there.
+            wait_until_blocked(Task::Thread(poller), BlockedIn::SharedFutex);
+            let sent = Instant::now();
             a.send(&1u8).unwrap();
+            sent
         });
-        let t = Instant::now();
-        assert!(b.poll(Duration::from_secs(10)).unwrap());
-        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(b.poll(Duration::from_secs(60)).unwrap());
+        let woke = Instant::now();
+        let waited = woke.saturating_duration_since(sender.join().unwrap());
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     });
     assert_eq!(b.recv::<u8>().unwrap(), 1);
     let t = Instant::now();

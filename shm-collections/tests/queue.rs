@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use shm_collections::{ByteQueue, JoinableQueue, Queue, QueueError, SimpleQueue};
-use shm_core::testing::{UnlinkGuard, child_command, child_role, unique_name};
+use shm_core::testing::{
+    BlockedIn, Task, UnlinkGuard, child_command, child_role, current_tid, unique_name,
+    wait_until_blocked,
+};
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} not set"))
@@ -172,16 +175,27 @@ fn close_wakes_blocked_threads() {
     let q: Queue<u8> = Queue::create(1, 64).unwrap();
     let full: Queue<u8> = Queue::create(1, 64).unwrap();
     full.put(&0).unwrap();
+    let (q, full) = (&q, &full);
     std::thread::scope(|s| {
-        let getter = s.spawn(|| {
-            let t = Instant::now();
-            (q.get(), t.elapsed())
+        let (tx, tids) = std::sync::mpsc::channel();
+        let getter = s.spawn({
+            let tx = tx.clone();
+            move || {
+                tx.send(current_tid()).unwrap();
+                q.get()
+            }
         });
-        let putter = s.spawn(|| full.put(&1));
-        std::thread::sleep(Duration::from_millis(50));
+        let putter = s.spawn(move || {
+            tx.send(current_tid()).unwrap();
+            full.put(&1)
+        });
+        // Both asleep in the queue before the close, so that close must wake them.
+        for tid in tids.iter().take(2) {
+            wait_until_blocked(Task::Thread(tid), BlockedIn::SharedFutex);
+        }
         q.close();
         full.close();
-        let (r, _) = getter.join().unwrap();
+        let r = getter.join().unwrap();
         assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
         let r = putter.join().unwrap();
         assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
@@ -196,16 +210,21 @@ fn blocked_get_is_woken_by_a_put_from_another_thread() {
     let q: Queue<u32> = Queue::create(4, 256).unwrap();
     let mut q2: Queue<u32> = Queue::open(q.name().unwrap()).unwrap();
     q2.set_spin(0);
+    let q2 = &q2;
     std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            let t = Instant::now();
-            (q2.get().unwrap(), t.elapsed())
+        let (tx, tid) = std::sync::mpsc::channel();
+        let h = s.spawn(move || {
+            tx.send(current_tid()).unwrap();
+            (q2.get().unwrap(), Instant::now())
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // Asleep first: the put must wake a sleeper, not meet a getter still on its way.
+        wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
+        let put = Instant::now();
         q.put(&42).unwrap();
-        let (v, waited) = h.join().unwrap();
+        let (v, got) = h.join().unwrap();
         assert_eq!(v, 42);
-        assert!(waited < Duration::from_secs(2));
+        let waited = got.saturating_duration_since(put);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     });
 }
 
@@ -378,7 +397,7 @@ fn close_reaches_a_process_blocked_in_get() {
     cmd.env("SHM_Q", &name).stdout(Stdio::piped());
     let mut kid = cmd.spawn().unwrap();
     wait_line(&mut kid, "BLOCKING");
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until_blocked(Task::Process(kid.id()), BlockedIn::SharedFutex);
     let t = Instant::now();
     q.close();
     assert!(kid.wait().unwrap().success());
@@ -421,15 +440,20 @@ fn peers_killed_while_blocked_leave_the_queue_usable() {
         cmd.env("SHM_Q", &name).stdout(Stdio::piped());
         let mut kid = cmd.spawn().unwrap();
         wait_line(&mut kid, "BLOCKING");
-        std::thread::sleep(Duration::from_millis(30));
+        wait_until_blocked(Task::Process(kid.id()), BlockedIn::SharedFutex);
         kid
     };
     // A consumer killed while blocked in get: the queue goes on; another consumer (a
     // thread here) blocked at the same time still gets the next message.
     let mut getter = spawn("getter");
     std::thread::scope(|s| {
-        let waiting = s.spawn(|| q.get_timeout(Duration::from_secs(10)));
-        std::thread::sleep(Duration::from_millis(20));
+        let (tx, tid) = std::sync::mpsc::channel();
+        let q = &q;
+        let waiting = s.spawn(move || {
+            tx.send(current_tid()).unwrap();
+            q.get_timeout(Duration::from_secs(30))
+        });
+        wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
         getter.kill().unwrap();
         getter.wait().unwrap();
         let other: Queue<u32> = Queue::open(&name).unwrap();

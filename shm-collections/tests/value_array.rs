@@ -145,7 +145,7 @@ fn a_holder_killed_mid_write_is_reported_to_the_next_locker() {
             "trial {trial}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(5),
             "dead holder noticed late: {:?}",
             started.elapsed()
         );

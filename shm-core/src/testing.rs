@@ -1,6 +1,8 @@
 //! Test support for crates built on shm-core (feature `test-support`): child processes
-//! that re-run the current test binary in a role, unique names, and guards that leave
-//! `/dev/shm` clean even when a test fails.
+//! that re-run the current test binary in a role, unique names, guards that leave
+//! `/dev/shm` clean even when a test fails, a handshake that waits until a peer is
+//! asleep ([`wait_until_blocked`], instead of sleeping "to let it block first"), and the
+//! crash trials' [`Tally`] (exact figures printed; tests assert only seconds).
 
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
@@ -157,3 +159,363 @@ def attach(name):
     resource_tracker.unregister(shm._name, "shared_memory")
     return shm
 "#;
+
+/// Recovery times of a crash-trial test, summed up as the line `cargo xtask chaos`
+/// collects into its tally: `chaos tally: <what>: ...` with p50, p99, max and how many
+/// trials missed `target`.
+///
+/// Tests assert only a wide bound (seconds: machines running tests are busy); the exact
+/// figure against the design's target is this line's.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut t = shm_core::testing::Tally::new("barrier break", Duration::from_millis(100));
+/// t.record(Duration::from_millis(3));
+/// t.record(Duration::from_millis(120));
+/// let line = t.line();
+/// assert!(line.starts_with("chaos tally: barrier break: 2 trials"), "{line}");
+/// assert!(line.ends_with("1 over"), "{line}");
+/// assert_eq!(t.max(), Duration::from_millis(120));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tally {
+    what: String,
+    target: std::time::Duration,
+    times: Vec<std::time::Duration>,
+}
+
+impl Tally {
+    /// The prefix of [`Tally::line`], which `cargo xtask chaos` looks for.
+    pub const PREFIX: &'static str = "chaos tally: ";
+
+    /// An empty tally of `what`, against the design's `target`.
+    ///
+    /// ```
+    /// let t = shm_core::testing::Tally::new("x", std::time::Duration::from_millis(1));
+    /// assert_eq!(t.max(), std::time::Duration::ZERO);
+    /// ```
+    pub fn new(what: &str, target: std::time::Duration) -> Self {
+        Self {
+            what: what.to_owned(),
+            target,
+            times: Vec::new(),
+        }
+    }
+
+    /// Records one trial's time.
+    ///
+    /// ```
+    /// let mut t = shm_core::testing::Tally::new("x", std::time::Duration::from_millis(1));
+    /// t.record(std::time::Duration::from_millis(2));
+    /// assert_eq!(t.max(), std::time::Duration::from_millis(2));
+    /// ```
+    pub fn record(&mut self, took: std::time::Duration) {
+        self.times.push(took);
+    }
+
+    /// The longest recorded time (zero when none).
+    ///
+    /// ```
+    /// let t = shm_core::testing::Tally::new("x", std::time::Duration::from_millis(1));
+    /// assert!(t.max().is_zero());
+    /// ```
+    pub fn max(&self) -> std::time::Duration {
+        self.times.iter().copied().max().unwrap_or_default()
+    }
+
+    /// `chaos tally: <what>: <n> trials, p50 <d>, p99 <d>, max <d>; target <d>: <k> over`.
+    ///
+    /// ```
+    /// let t = shm_core::testing::Tally::new("x", std::time::Duration::from_millis(1));
+    /// assert!(t.line().contains("0 trials"));
+    /// ```
+    pub fn line(&self) -> String {
+        let mut v = self.times.clone();
+        v.sort();
+        // Nearest rank: the smallest time at or above a fraction `q` of the trials.
+        let pct = |q: f64| {
+            let rank = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1));
+            v.get(rank - 1).copied().unwrap_or_default()
+        };
+        let over = v.iter().filter(|&&t| t > self.target).count();
+        format!(
+            "{}{}: {} trials, p50 {:?}, p99 {:?}, max {:?}; target {:?}: {over} over",
+            Self::PREFIX,
+            self.what,
+            v.len(),
+            pct(0.5),
+            pct(0.99),
+            self.max(),
+            self.target
+        )
+    }
+}
+
+/// The calling thread's kernel thread id, for [`Task::Thread`]: a thread about to block
+/// hands it to the thread that waits for it to be asleep.
+///
+/// ```
+/// let tid = shm_core::testing::current_tid();
+/// assert!(std::path::Path::new(&format!("/proc/self/task/{tid}")).exists());
+/// ```
+pub fn current_tid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// Whose threads [`wait_until_blocked`] watches.
+///
+/// ```
+/// use shm_core::testing::{Task, current_tid};
+/// let me = Task::Thread(current_tid());
+/// let child = Task::Process(std::process::id()); // in a test: `child.id()`
+/// assert_ne!(me, child);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// One thread, by its [`current_tid`]: of this process, or of another one (its parent,
+    /// say) when that process's threads may be read (`/proc/<tid>`, same user).
+    Thread(u32),
+    /// Any thread of another process (a child running a role): only its test thread
+    /// sleeps where [`BlockedIn`] looks.
+    Process(u32),
+}
+
+/// Where a blocked thread sleeps, for [`wait_until_blocked`].
+///
+/// ```
+/// use shm_core::testing::BlockedIn;
+/// assert_ne!(BlockedIn::SharedFutex, BlockedIn::Sleep);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedIn {
+    /// A shared (not `FUTEX_PRIVATE_FLAG`) `FUTEX_WAIT` or `FUTEX_WAIT_BITSET`: where the
+    /// workspace's locks, conditions, events, barriers, queues and pipes sleep. std's
+    /// locks and channels (and glibc's) wait on private futexes, so they never count.
+    SharedFutex,
+    /// `nanosleep` or `clock_nanosleep`: the polling waits (opening an object that is
+    /// still being initialised, connecting to a manager that is not there yet).
+    Sleep,
+}
+
+/// How long [`wait_until_blocked`] waits for a peer to fall asleep before it fails the
+/// test: generous, for busy machines.
+pub const BLOCKED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits until `task` is asleep in `what` (read from `/proc/<pid>/task/<tid>/stat` and
+/// `.../syscall`), at most [`BLOCKED_PATIENCE`], and panics if it never is or if the task
+/// exits first.
+///
+/// Tests call this instead of sleeping "to let the other side block first": on a busy
+/// machine a sleep may end before the peer has blocked, and the test then passes without
+/// exercising the sleeping path it is about. A thread that waits in slices (to check a
+/// holder's liveness) is seen during one of its slices.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use shm_core::testing::{BlockedIn, Task, current_tid, wait_until_blocked};
+/// let stop = AtomicBool::new(false);
+/// std::thread::scope(|s| {
+///     let (tx, rx) = std::sync::mpsc::channel();
+///     let stop = &stop;
+///     s.spawn(move || {
+///         tx.send(current_tid()).unwrap();
+///         while !stop.load(Ordering::Relaxed) {
+///             std::thread::sleep(std::time::Duration::from_millis(1));
+///         }
+///     });
+///     wait_until_blocked(Task::Thread(rx.recv().unwrap()), BlockedIn::Sleep);
+///     stop.store(true, Ordering::Relaxed);
+/// });
+/// ```
+pub fn wait_until_blocked(task: Task, what: BlockedIn) {
+    let start = std::time::Instant::now();
+    let mut seen = String::new();
+    loop {
+        match blocked_now(task, what) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(why) => panic!("{task:?} did not block in {what:?}: {why}"),
+        }
+        if start.elapsed() >= BLOCKED_PATIENCE {
+            // One last look at what it does instead, for the message.
+            for dir in task_dirs(task).unwrap_or_default() {
+                let syscall = std::fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default();
+                seen.push_str(&format!("\n  {dir}: {}", syscall.trim()));
+            }
+            panic!("{task:?} not asleep in {what:?} within {BLOCKED_PATIENCE:?}; syscalls:{seen}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The `/proc` directories of the threads `task` names.
+fn task_dirs(task: Task) -> Result<Vec<String>, String> {
+    match task {
+        // /proc/<tid> exists for every thread, though only leaders are listed.
+        Task::Thread(tid) => Ok(vec![format!("/proc/{tid}")]),
+        Task::Process(pid) => {
+            let dir = format!("/proc/{pid}/task");
+            let entries = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+            Ok(entries
+                .flatten()
+                .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+                .collect())
+        }
+    }
+}
+
+/// Whether some thread of `task` sleeps in `what` right now.
+fn blocked_now(task: Task, what: BlockedIn) -> Result<bool, String> {
+    if let Task::Process(pid) = task {
+        // A zombie has no threads to look at: it exited before blocking.
+        if state(&format!("/proc/{pid}"))? == 'Z' {
+            return Err(format!("process {pid} exited"));
+        }
+    }
+    for dir in task_dirs(task)? {
+        let first = match std::fs::read_to_string(format!("{dir}/syscall")) {
+            Ok(line) => line,
+            // A thread of a process that just exited: the others may still block.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && matches!(task, Task::Process(_)) =>
+            {
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("{dir} exited"));
+            }
+            Err(e) => return Err(format!("{dir}/syscall: {e}")),
+        };
+        if !sleeps_in(&first, what) {
+            continue;
+        }
+        // Asleep (not merely preempted inside the call) and still in the same call.
+        let asleep = state(&dir).is_ok_and(|s| s == 'S');
+        if asleep && std::fs::read_to_string(format!("{dir}/syscall")).is_ok_and(|s| s == first) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The state letter of `/proc/.../stat` in `dir` (after the command's closing paren).
+fn state(dir: &str) -> Result<char, String> {
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).map_err(|e| format!("{dir}: {e}"))?;
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .and_then(|s| s.chars().next())
+        .ok_or_else(|| format!("{dir}/stat unreadable: {stat:?}"))
+}
+
+/// Syscall numbers: (futex, [nanosleep, clock_nanosleep]).
+#[cfg(target_arch = "x86_64")]
+const SYSCALLS: Option<(u64, [u64; 2])> = Some((202, [35, 230]));
+#[cfg(target_arch = "aarch64")]
+const SYSCALLS: Option<(u64, [u64; 2])> = Some((98, [101, 115]));
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const SYSCALLS: Option<(u64, [u64; 2])> = None;
+
+/// Whether a `/proc/.../syscall` line (`nr arg1 arg2 ...`, or `running`, or `-1 ...` when
+/// blocked outside a syscall) shows a sleep in `what`.
+fn sleeps_in(line: &str, what: BlockedIn) -> bool {
+    let mut fields = line.split_whitespace();
+    // The number is decimal; "running" and "-1" (blocked outside a syscall) fail here.
+    let Some(Ok(nr)) = fields.next().map(str::parse::<u64>) else {
+        return false;
+    };
+    let Some((futex, sleeps)) = SYSCALLS else {
+        return true; // unknown numbers here: a sleeping syscall is the best we can tell
+    };
+    match what {
+        BlockedIn::SharedFutex => {
+            // Arguments are hex: `0x<uaddr> 0x<op> ...`.
+            let op = fields
+                .nth(1)
+                .and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+            const PRIVATE: u64 = 128;
+            const WAIT: u64 = 0;
+            const WAIT_BITSET: u64 = 9;
+            nr == futex
+                && op.is_some_and(|op| op & PRIVATE == 0 && matches!(op & 127, WAIT | WAIT_BITSET))
+        }
+        BlockedIn::Sleep => sleeps.contains(&nr),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_lines_are_read_as_the_kernel_writes_them() {
+        let shared = "202 0x7f0000001000 0x0 0x5 0x7ffd0 0x0 0x0 0x7ffd8 0x7f12";
+        let private = "202 0x7f0000001000 0x80 0x5 0x0 0x0 0x0 0x7ffd8 0x7f12";
+        let bitset_private = "202 0x7f0000001000 0x189 0x0 0x0 0x0 0xffffffff 0x7ffd8 0x7f1";
+        let wake = "202 0x7f0000001000 0x1 0x7fffffff 0x0 0x0 0x0 0x7ffd8 0x7f12";
+        if cfg!(target_arch = "x86_64") {
+            assert!(sleeps_in(shared, BlockedIn::SharedFutex));
+            assert!(!sleeps_in(private, BlockedIn::SharedFutex));
+            assert!(!sleeps_in(bitset_private, BlockedIn::SharedFutex));
+            assert!(!sleeps_in(wake, BlockedIn::SharedFutex));
+            assert!(!sleeps_in(shared, BlockedIn::Sleep));
+            assert!(sleeps_in(
+                "230 0x1 0x0 0x7ffd 0x7ffd 0x0 0x0 0x7ff 0x7f",
+                BlockedIn::Sleep
+            ));
+        }
+        assert!(!sleeps_in("running", BlockedIn::SharedFutex));
+        assert!(!sleeps_in("-1 0x7ffd 0x7f12", BlockedIn::Sleep));
+    }
+
+    #[test]
+    #[should_panic(expected = "exited")]
+    fn a_thread_that_exits_instead_of_blocking_fails_the_wait() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(current_tid()).unwrap())
+            .join()
+            .unwrap();
+        wait_until_blocked(Task::Thread(rx.recv().unwrap()), BlockedIn::SharedFutex);
+    }
+
+    #[test]
+    fn a_shared_futex_sleeper_is_seen_and_a_private_one_is_not() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let word = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let word = &word;
+            s.spawn(move || {
+                tx.send(current_tid()).unwrap();
+                while word.load(Ordering::Acquire) == 0 {
+                    let _ = rustix::thread::futex::wait(
+                        word,
+                        rustix::thread::futex::Flags::empty(),
+                        0,
+                        None,
+                    );
+                }
+            });
+            let tid = rx.recv().unwrap();
+            wait_until_blocked(Task::Thread(tid), BlockedIn::SharedFutex);
+            assert_eq!(blocked_now(Task::Thread(tid), BlockedIn::Sleep), Ok(false));
+            word.store(1, Ordering::Release);
+            let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), 1);
+        });
+        // This thread waits on a private futex (std's channel) while a helper looks.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                tid_tx.send(current_tid()).unwrap();
+                let _ = rx.recv();
+            });
+            let tid = tid_rx.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(
+                blocked_now(Task::Thread(tid), BlockedIn::SharedFutex),
+                Ok(false)
+            );
+            drop(tx);
+        });
+    }
+}

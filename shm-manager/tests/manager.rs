@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{PrefixGuard, tracked, unique_manager};
 use shm_collections::{Item, ShareableDict, Value};
-use shm_core::testing::{child_command, child_role, run_child};
+use shm_core::testing::{
+    BlockedIn, Task, child_command, child_role, current_tid, run_child, wait_until_blocked,
+};
 use shm_manager::{ManagerError, ManagerOptions, SharedMemoryManager};
 
 const MANAGER_VAR: &str = "SHM_TEST_MANAGER";
@@ -403,25 +405,31 @@ fn connect_timeout_waits_for_the_manager_to_appear() {
     }
     let name = unique_manager("later");
     let _g = PrefixGuard(shm_manager::root_name(&name).unwrap());
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let maker = {
-        let name = name.clone();
+        let (name, connecting) = (name.clone(), current_tid());
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
+            // Made only once the connect below is waiting for it.
+            wait_until_blocked(Task::Thread(connecting), BlockedIn::Sleep);
             let m = SharedMemoryManager::named(&name).unwrap();
             m.value("x", 11u16).unwrap();
-            std::thread::sleep(Duration::from_millis(500));
+            // Kept until the client has read "x" (or given up).
+            let _ = finished.recv();
             drop(m);
         })
     };
-    let c = SharedMemoryManager::connect_timeout(&name, Duration::from_secs(5)).unwrap();
+    let c = SharedMemoryManager::connect_timeout(&name, Duration::from_secs(60)).unwrap();
+    // The root may be published before "x" is in it: poll, generously.
     let mut got = None;
-    for _ in 0..200 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
         if let Ok(v) = c.open::<Value<u16>>("x") {
             got = Some(v.get().unwrap());
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    drop(done);
     assert_eq!(got, Some(11));
     maker.join().unwrap();
     assert!(matches!(

@@ -99,6 +99,10 @@ fn waiting_kids(test: &str, b: &Barrier, go: &Event, kids: u32) -> Vec<Kid> {
         assert!(Instant::now() < deadline, "children never arrived");
         std::thread::sleep(Duration::from_millis(1));
     }
+    // Arrived and asleep: what comes next must wake sleepers.
+    for k in &kids {
+        k.wait_blocked();
+    }
     kids
 }
 

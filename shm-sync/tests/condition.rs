@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Kid, child_role, env, say};
+use common::{BlockedIn, Kid, Task, child_role, current_tid, env, say, wait_until_blocked};
 use shm_sync::{Condition, LockError, Mutex};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -15,8 +15,10 @@ fn consumer_wait_for_sees_data_set_by_a_producer_process() {
     if let Some(role) = child_role() {
         if role == "producer" {
             let c = Condition::<[u64; 2]>::open(&env("SHM_NAME")).unwrap();
-            // Let the consumer block first: the notification must reach a sleeper.
-            std::thread::sleep(Duration::from_millis(50));
+            // The consumer (a thread of the parent) asleep first: the notification must
+            // reach a sleeper.
+            let consumer = env("SHM_CONSUMER").parse().unwrap();
+            wait_until_blocked(Task::Thread(consumer), BlockedIn::SharedFutex);
             let mut g = c.lock().unwrap();
             g[0] = 42;
             g[1] = 43;
@@ -29,7 +31,10 @@ fn consumer_wait_for_sees_data_set_by_a_producer_process() {
     let kid = Kid::spawn(
         "consumer_wait_for_sees_data_set_by_a_producer_process",
         "producer",
-        &[("SHM_NAME", c.name().unwrap())],
+        &[
+            ("SHM_NAME", c.name().unwrap()),
+            ("SHM_CONSUMER", &current_tid().to_string()),
+        ],
     );
     let (g, ok) = c
         .wait_for(c.lock().unwrap(), |d| d[0] != 0, Some(LONG))
@@ -72,6 +77,10 @@ fn each_notify_wakes_a_waiting_process() {
             .1
     };
     assert!(registered(KIDS), "children never registered");
+    // All asleep: each token below must be taken by a sleeper that a notify woke.
+    for k in &kids {
+        k.wait_blocked();
+    }
     // One token and one `notify()` at a time: each must wake a sleeper (a lost wake-up
     // leaves the token untaken).
     for _ in 0..KIDS {
@@ -186,12 +195,14 @@ fn waiter_gets_owner_died_when_the_holder_is_killed() {
         "holder",
         &[("SHM_NAME", c.name().unwrap())],
     );
+    let waiter = current_tid();
     std::thread::scope(|s| {
         // The waiter below releases the lock; the child takes it, notifies and hangs;
         // the waiter, woken, blocks re-locking until the child is killed.
         s.spawn(|| {
             kid.wait_line("HOLDING", LONG);
-            std::thread::sleep(Duration::from_millis(20));
+            // Killed while the waiter sleeps (re-locking, or not yet woken).
+            wait_until_blocked(Task::Thread(waiter), BlockedIn::SharedFutex);
             kid.kill();
         });
         let r = c.wait_for(g, |d| d[1] == 1, Some(LONG));

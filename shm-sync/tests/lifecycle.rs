@@ -6,7 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use shm_core::SharedObject;
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::{
+    BlockedIn, Task, child_command, child_role, current_tid, wait_until_blocked,
+};
 use shm_sync::{
     Barrier, BoundedSemaphore, Condition, Condvar, Error, Event, Lock, Mutex, RLock, RwLock,
     Semaphore,
@@ -144,15 +146,17 @@ fn every_kind_is_handed_to_a_child_by_name_and_by_descriptor() {
 fn open_timeout_waits_for_a_late_creator() {
     let name = shm_core::testing::unique_name("late-event");
     let _guard = shm_core::testing::UnlinkGuard::new(&name);
+    let opener = current_tid();
     std::thread::scope(|s| {
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+            // Created only once the open below is waiting for the name.
+            wait_until_blocked(Task::Thread(opener), BlockedIn::Sleep);
             let mut ev = Event::create_named(&name).unwrap();
             ev.set();
             ev.set_unlink_on_drop(false);
         });
-        let ev = Event::open_timeout(&name, Duration::from_secs(10)).unwrap();
-        assert!(ev.wait_timeout(Duration::from_secs(10)).is_ok());
+        let ev = Event::open_timeout(&name, Duration::from_secs(60)).unwrap();
+        assert!(ev.wait_timeout(Duration::from_secs(60)).is_ok());
     });
     assert!(matches!(
         Event::open_timeout("shm-lifecycle-never", Duration::from_millis(20)),

@@ -206,7 +206,7 @@ fn recover_killed_holder(test: &str) {
         other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
     }
     assert!(
-        pidns_index() == 0 || t.elapsed() < Duration::from_secs(1),
+        pidns_index() == 0 || t.elapsed() < Duration::from_secs(5),
         "{:?}",
         t.elapsed()
     );

@@ -4,7 +4,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Kid, child_role, env, run_child, say};
+use common::{
+    BlockedIn, Kid, Task, child_role, current_tid, env, run_child, say, wait_until_blocked,
+};
 use shm_sync::{Barrier, Condvar, Event, LockError, Mutex, RLock, RwLock, Semaphore};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -190,8 +192,11 @@ fn blocked_waiter_notices_killed_holder_quickly() {
         );
         kid.wait_line("HOLDING", LONG);
         let latency = std::thread::scope(|s| {
-            let waiter = s.spawn(|| {
-                let r = m.lock_timeout(Duration::from_secs(10));
+            let (tx, tid) = std::sync::mpsc::channel();
+            let m = &m;
+            let waiter = s.spawn(move || {
+                tx.send(current_tid()).unwrap();
+                let r = m.lock_timeout(Duration::from_secs(30));
                 let at = Instant::now();
                 match r {
                     Err(LockError::OwnerDied(g)) => g.mark_consistent(),
@@ -199,8 +204,8 @@ fn blocked_waiter_notices_killed_holder_quickly() {
                 }
                 at
             });
-            // Let the waiter block and move past its first short slice.
-            std::thread::sleep(Duration::from_millis(50));
+            // The waiter asleep on the lock first: the death must reach a sleeper.
+            wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
             let killed = Instant::now();
             kid.kill();
             let _ = kid.child.wait();
@@ -211,7 +216,8 @@ fn blocked_waiter_notices_killed_holder_quickly() {
     println!(
         "blocked waiter: dead holder noticed after at most {worst:?} (5 trials, target 100 ms)"
     );
-    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    // Seconds, for busy machines; the figure against the target is `cargo xtask chaos`'s.
+    assert!(worst < Duration::from_secs(5), "{worst:?}");
 }
 
 #[test]
@@ -303,8 +309,9 @@ fn event_set_wakes_waiters_in_other_processes() {
         .collect();
     for k in &kids {
         k.wait_line("WAITING", LONG);
+        // Asleep, not merely about to wait: `set` must wake sleepers.
+        k.wait_blocked();
     }
-    std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     ev.set();
     for k in kids {
@@ -402,6 +409,7 @@ fn condvar_notify_all_and_one_across_processes() {
         .collect();
     for k in &kids {
         k.wait_line("WAITING", LONG);
+        k.wait_blocked();
     }
     m.lock().unwrap()[1] = 1;
     cv.notify_all();
@@ -414,11 +422,17 @@ fn condvar_notify_all_and_one_across_processes() {
         .collect();
     for k in &kids {
         k.wait_line("WAITING", LONG);
+        k.wait_blocked();
     }
+    // One token at a time, each taken before the next is offered.
     for _ in 0..3 {
         m.lock().unwrap()[2] += 1;
         cv.notify_one();
-        std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now() + LONG;
+        while m.lock().unwrap()[2] != 0 {
+            assert!(Instant::now() < deadline, "a token was never taken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     for k in kids {
         k.join_ok(LONG);
@@ -522,8 +536,11 @@ fn blocked_reader_notices_killed_writer() {
         );
         kid.wait_line("HOLDING", LONG);
         let latency = std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let r = l.read_timeout(Duration::from_secs(10));
+            let (tx, tid) = std::sync::mpsc::channel();
+            let l = &l;
+            let reader = s.spawn(move || {
+                tx.send(current_tid()).unwrap();
+                let r = l.read_timeout(Duration::from_secs(30));
                 let at = Instant::now();
                 assert!(
                     matches!(r, Err(LockError::OwnerDied(_))),
@@ -532,13 +549,13 @@ fn blocked_reader_notices_killed_writer() {
                 );
                 at
             });
-            std::thread::sleep(Duration::from_millis(50));
+            wait_until_blocked(Task::Thread(tid.recv().unwrap()), BlockedIn::SharedFutex);
             let killed = Instant::now();
             kid.kill();
             reader.join().unwrap().saturating_duration_since(killed)
         });
         println!("blocked reader: dead writer noticed after {latency:?}");
-        assert!(latency < Duration::from_secs(1), "{latency:?}");
+        assert!(latency < Duration::from_secs(5), "{latency:?}");
         l.write()
             .unwrap_err()
             .into_guard()

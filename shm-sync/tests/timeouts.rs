@@ -168,16 +168,24 @@ fn spurious_wakeups_are_absorbed() {
     // Notifications without the condition: the waiter re-checks and sleeps again.
     let m = Mutex::create(0u8).unwrap();
     let cv = Condvar::create().unwrap();
+    let (m, cv) = (&m, &cv);
     std::thread::scope(|s| {
-        let h = s.spawn(|| {
+        let (tx, tid) = std::sync::mpsc::channel();
+        let h = s.spawn(move || {
+            tx.send(shm_core::testing::current_tid()).unwrap();
             let mut g = m.lock().unwrap();
             while *g == 0 {
                 g = cv.wait(g).unwrap();
             }
         });
+        let waiter = shm_core::testing::Task::Thread(tid.recv().unwrap());
         for _ in 0..20 {
+            // Each notification finds the waiter asleep: a real wake-up to absorb.
+            shm_core::testing::wait_until_blocked(
+                waiter,
+                shm_core::testing::BlockedIn::SharedFutex,
+            );
             cv.notify_all();
-            std::thread::sleep(Duration::from_millis(1));
         }
         *m.lock().unwrap() = 1;
         cv.notify_all();

@@ -189,9 +189,10 @@ fn ci() -> Result {
 
 fn chaos(trials: u32) -> Result {
     let trials = trials.to_string();
+    let mut tally = Vec::new();
     // Every crash-trial test, each at `trials` per scenario (primitive, queue, ...).
     for (package, test) in CHAOS_TESTS {
-        cargo(
+        cargo_tally(
             &[
                 "test",
                 "-p",
@@ -204,10 +205,49 @@ fn chaos(trials: u32) -> Result {
                 "--test-threads=1",
             ],
             &[("SHM_CHAOS_TRIALS", &trials)],
+            &mut tally,
         )?;
+    }
+    // The recovery times against the design's targets, which the tests themselves only
+    // bound loosely (busy machines): the figures to read.
+    println!("\nchaos tally ({trials} trials per scenario):");
+    for line in &tally {
+        println!("  {line}");
     }
     Ok(())
 }
+
+/// Like [`cargo`], but echoes the command's stdout while collecting the lines the
+/// crash-trial tests print for the tally (`chaos tally: ...`, see
+/// `shm_core::testing::Tally`), without their prefix.
+fn cargo_tally(args: &[&str], envs: &[(&str, &str)], tally: &mut Vec<String>) -> Result {
+    use std::io::BufRead;
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = cmd.spawn()?;
+    let out = child.stdout.take().expect("stdout is piped");
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix(TALLY_PREFIX) {
+            tally.push(rest.to_owned());
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("cargo {} failed: {status}", args.join(" ")).into());
+    }
+    Ok(())
+}
+
+/// What a tally line starts with: `shm_core::testing::Tally::PREFIX` (a test checks).
+const TALLY_PREFIX: &str = "chaos tally: ";
 
 /// The kill -9 trial tests that `cargo xtask chaos` runs at full count.
 const CHAOS_TESTS: &[(&str, &str)] = &[
@@ -217,3 +257,14 @@ const CHAOS_TESTS: &[(&str, &str)] = &[
     ("shm-collections", "vec"),
     ("shm-manager", "manager_chaos"),
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_chaos_tally_looks_for_what_the_tests_print() {
+        assert_eq!(super::TALLY_PREFIX, shm_core::testing::Tally::PREFIX);
+        let mut t = shm_core::testing::Tally::new("x", std::time::Duration::from_millis(1));
+        t.record(std::time::Duration::from_millis(2));
+        assert!(t.line().strip_prefix(super::TALLY_PREFIX).is_some());
+    }
+}

@@ -709,11 +709,7 @@ mod tests {
         let t = std::time::Instant::now();
         // Untimed: must not wait for ever.
         assert_eq!(l.write(), Ok(Acquired::OwnerDied));
-        assert!(
-            t.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert_eq!(l.readers(), 0);
         // Readers change nothing: the lock stays consistent.
         assert!(l.is_consistent());

@@ -871,8 +871,8 @@ mod tests {
         slot.held.store(3 | 7 << 32, Ordering::Relaxed);
         sem.acquire().unwrap();
         let t = std::time::Instant::now();
-        let a = sem.acquire_timeout(Duration::from_secs(2)).unwrap();
-        assert!(t.elapsed() < Duration::from_millis(200));
+        let a = sem.acquire_timeout(Duration::from_secs(30)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(a.reclaimed(), 3);
         assert_eq!(sem.value(), 2);
         assert_eq!(slot.owner.load(Ordering::Relaxed), 0);

@@ -9,7 +9,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-pub use shm_core::testing::{child_role, run_child};
+pub use shm_core::testing::{
+    BlockedIn, Task, child_role, current_tid, run_child, wait_until_blocked,
+};
 
 /// A spawned child process; SIGKILLed and reaped on drop if still running.
 pub struct Kid {
@@ -54,6 +56,15 @@ impl Kid {
                 }
             }
         }
+    }
+
+    /// Waits until the child sleeps in a wait on shared memory (a lock, condition,
+    /// event, barrier...): see [`shm_core::testing::wait_until_blocked`].
+    pub fn wait_blocked(&self) {
+        shm_core::testing::wait_until_blocked(
+            shm_core::testing::Task::Process(self.child.id()),
+            shm_core::testing::BlockedIn::SharedFutex,
+        );
     }
 
     /// SIGKILL, without reaping.
