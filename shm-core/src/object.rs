@@ -72,6 +72,26 @@ impl ObjectName {
     }
 }
 
+/// Why a segment name cannot hold an object by itself.
+const AT_IN_OBJECT_NAME: &str = "an object's segment name must not contain '@': \
+     `open` reads `segment@offset` as an object inside an arena (raw segments and \
+     CPython ShareableLists may use '@')";
+
+/// The one check of the name an object alone in its segment is created under: what
+/// [`ObjectName::parse`] (and so every `open`) reads back as that same segment. A name
+/// with [`OFFSET_SEPARATOR`] is refused: `a@b` would not open at all and `x@64` would
+/// open segment `x` at offset 64. Raw segments ([`Segment::create_named`]) keep
+/// CPython's rules, which allow `@`.
+fn check_object_segment_name(name: &str) -> Result<()> {
+    if name.contains(OFFSET_SEPARATOR) {
+        return Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: AT_IN_OBJECT_NAME,
+        });
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for ObjectName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.offset {
@@ -126,6 +146,16 @@ impl Object {
     /// `init` on the zeroed payload and then publishes the object. If `init` fails the
     /// segment is removed again.
     ///
+    /// A given name containing [`OFFSET_SEPARATOR`] (`@`) is [`Error::InvalidName`]
+    /// before anything is created: [`Object::open`] would read it as `segment@offset`.
+    ///
+    /// ```
+    /// # use shm_core::{Error, Kind, Object, ObjectSpec, SegmentOptions};
+    /// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Doc"), 1);
+    /// let r = Object::create(&SegmentOptions::new().name("x@64"), &spec, 8, |_| Ok::<(), Error>(()));
+    /// assert!(matches!(r, Err(Error::InvalidName { name, .. }) if name == "x@64"));
+    /// ```
+    ///
     /// ```
     /// # use shm_core::{Kind, Object, ObjectSpec, SegmentOptions};
     /// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Doc"), 1);
@@ -147,6 +177,9 @@ impl Object {
                 len: payload_len as u64,
                 reason: "payload too large",
             })?;
+        if let Some(name) = options.given_name() {
+            check_object_segment_name(name)?;
+        }
         let segment = options.create(total)?;
         let obj = Object::unpublished(Arc::new(segment), 0, spec, total, Flags::NONE)?;
         init(&obj)?;
@@ -240,6 +273,8 @@ impl Object {
     /// Writes the header of a new object into a fresh segment (named or anonymous), runs
     /// `init` on the payload and publishes the object. A segment whose header bytes are
     /// not all zero is refused ([`Error::AlreadyInitialised`]): it may hold a live object.
+    /// So is a segment whose name contains [`OFFSET_SEPARATOR`] ([`Error::InvalidName`]):
+    /// nobody could open the object by that name.
     ///
     /// ```
     /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment};
@@ -258,6 +293,9 @@ impl Object {
         spec: &ObjectSpec,
         init: impl FnOnce(&Object) -> std::result::Result<(), E>,
     ) -> std::result::Result<Object, E> {
+        if let Some(name) = segment.name() {
+            check_object_segment_name(name)?;
+        }
         let total = segment.len();
         let mut head = [0u8; HEADER_LEN];
         if total >= HEADER_LEN {
@@ -1090,7 +1128,9 @@ pub trait SharedObject: Sized {
         Self::create_with(&SegmentOptions::new(), init)
     }
 
-    /// Creates the object under `name` ([`Error::AlreadyExists`] if taken).
+    /// Creates the object under `name` ([`Error::AlreadyExists`] if taken). A type
+    /// with a header refuses a name containing `@` ([`Error::InvalidName`]): `open`
+    /// reads `segment@offset` as an object inside an arena.
     fn create_named(name: &str, init: Self::Init) -> std::result::Result<Self, Self::Error> {
         Self::create_with(&SegmentOptions::new().name(name), init)
     }
