@@ -85,14 +85,13 @@ fn a_damaged_arena_header_is_an_error_at_once() {
     let mut header = [0u8; 64];
     arena.read_at(0, &mut header).unwrap();
 
-    let damages: [(&str, &[(usize, &[u8])]); 2] = [
-        ("initialised word cleared", &[(INIT, &[0; 4])]),
-        ("whole core zeroed", &[(0, &[0; 64])]),
+    // (what, offset, bytes zeroed)
+    let damages = [
+        ("initialised word cleared", INIT, 4),
+        ("whole core zeroed", 0, 64),
     ];
-    for (what, writes) in damages {
-        for (at, bytes) in writes {
-            arena.write_at(*at, bytes).unwrap();
-        }
+    for (what, at, len) in damages {
+        arena.fill_at(at, len, 0).unwrap();
         // A process that has not mapped the arena yet (a fresh attacher).
         let peer = SharedMemoryManager::connect(m.name()).unwrap();
         peer.set_patience(patience);
