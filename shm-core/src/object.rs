@@ -14,6 +14,13 @@ use crate::segment::{Segment, SegmentOptions};
 /// How long [`Object::open`] waits for a creator that is still initialising.
 pub const DEFAULT_OPEN_WAIT: Duration = Duration::from_secs(1);
 
+/// Offset of the creator's PID namespace in a full header.
+const CREATOR_PIDNS_AT: usize =
+    std::mem::offset_of!(ObjectHeader, ext) + std::mem::offset_of!(HeaderExt, creator_pidns);
+
+/// How often an open that waits for initialisation checks whether the creator died.
+const CREATOR_CHECK: Duration = Duration::from_millis(10);
+
 /// Separates a segment name from an object's offset in an object name: `arena@4096`.
 pub const OFFSET_SEPARATOR: char = '@';
 
@@ -411,7 +418,10 @@ impl Object {
     }
 
     /// Opens the named object, waiting up to `wait` for it to appear (a name that does
-    /// not exist yet is retried) and to be initialised.
+    /// not exist yet is retried) and to be initialised. A header that can never become
+    /// valid is an error at once, however long `wait` is: a foreign magic, an
+    /// impossible initialised word, or an unpublished header whose creator is provably
+    /// dead ([`Error::Abandoned`]).
     ///
     /// ```
     /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment};
@@ -524,7 +534,7 @@ impl Object {
             room - COMPACT_HEADER_LEN,
             offset.is_some(),
         );
-        core.wait_initialised(wait)?;
+        core.wait_initialised(wait, offset.is_none())?;
         let mut obj = core.with_header_len(offset.is_some())?;
         let total = obj.check(spec, offset.is_some())?;
         obj.payload_len = total - obj.payload_start;
@@ -566,9 +576,14 @@ impl Object {
         ))
     }
 
-    fn wait_initialised(&self, wait: Duration) -> Result<()> {
+    /// Waits up to `wait` for the creator to publish the header. Errors at once for a
+    /// header that can never become valid: a foreign magic, an impossible initialised
+    /// word, or (for a full header, which records the creator's PID namespace) a
+    /// creator that is provably dead ([`Error::Abandoned`]).
+    fn wait_initialised(&self, wait: Duration, full_header: bool) -> Result<()> {
         let start = Instant::now();
         let h = self.core();
+        let mut next_creator_check = start;
         loop {
             let init = h.init.load(Ordering::Acquire);
             let magic = h.magic.load(Ordering::Relaxed);
@@ -586,6 +601,16 @@ impl Object {
                     what: format!("initialised flag is {init}, expected 0 or {INITIALISED}"),
                 });
             }
+            if full_header && Instant::now() >= next_creator_check {
+                if let Some(pid) = self.dead_creator() {
+                    return Err(Error::Abandoned {
+                        name: self.label(),
+                        pid,
+                    });
+                }
+                // A /proc read each time: every 10 ms is plenty for a creator's death.
+                next_creator_check = Instant::now() + CREATOR_CHECK;
+            }
             if start.elapsed() >= wait {
                 return Err(Error::NotInitialised {
                     name: self.label(),
@@ -594,6 +619,29 @@ impl Object {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// The creator's pid if the header records one (id and token both written: each
+    /// field is 0 until its creator's single store) and it is provably dead. Only for
+    /// a full header, the one that records the creator's PID namespace.
+    fn dead_creator(&self) -> Option<u32> {
+        let h = self.core();
+        let id = h.creator_id.load(Ordering::Relaxed);
+        let token = h.creator_token.load(Ordering::Relaxed);
+        if id == 0 || token == 0 {
+            return None;
+        }
+        let mut ns = [0u8; 4];
+        // `checked` made sure HEADER_LEN bytes from `offset` are mapped.
+        self.segment
+            .read_at(self.offset + CREATOR_PIDNS_AT, &mut ns)
+            .ok()?;
+        let creator = crate::identity::Identity {
+            id,
+            token,
+            pidns: u32::from_ne_bytes(ns),
+        };
+        (creator.liveness() == crate::identity::Liveness::Dead).then_some(id)
     }
 
     fn check_magic(&self, magic: u64) -> Result<()> {
