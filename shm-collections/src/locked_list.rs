@@ -173,14 +173,18 @@ impl LockedShareableList {
                 .into(),
             });
         };
-        let lock = Mutex::create_with(
+        let lock = match Mutex::create_with(
             &SegmentOptions::new().name(format!("{name}{LOCK_SUFFIX}")),
             0u64,
-        )
-        .map_err(|source| LockedListError::Lock {
-            list: name.clone(),
-            source,
-        })?;
+        ) {
+            Ok(lock) => lock,
+            Err(source) => {
+                // The list was just made for this pair: without its lock it must not
+                // stay behind (it would whatever its unlink-on-drop choice says).
+                let _ = list.unlink();
+                return Err(LockedListError::Lock { list: name, source });
+            }
+        };
         Ok(Self {
             list,
             lock,

@@ -99,3 +99,47 @@ fn a_huge_patience_means_no_deadline() {
     assert_eq!(list.get(0).unwrap(), Item::Int(1));
     drop(list.lock_timeout(Duration::MAX).unwrap());
 }
+
+/// Issue 17 item 6 for the collections: every type with a header refuses a name that
+/// `open` would read as `segment@offset`; a refused LockedShareableList leaves nothing.
+#[test]
+fn names_with_an_at_sign_are_refused_and_leave_nothing() {
+    use shm_collections::{ShareableDict, Value};
+    use shm_core::SegmentOptions;
+    use shm_core::testing::{UnlinkGuard, unique_name};
+    if child_role().is_some() {
+        return;
+    }
+    let base = unique_name("at");
+    let name = format!("{base}@64");
+    let _g = [
+        UnlinkGuard::new(&name),
+        UnlinkGuard::new(format!("{name}.lock")),
+        UnlinkGuard::new(&base),
+    ];
+    let e = Value::<u64>::create_named(&name, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&name) && e.contains('@'), "{e}");
+    let e = ShareableDict::<u8, u8>::create_named(&name)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&name) && e.contains('@'), "{e}");
+    let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
+    match LockedShareableList::create_with(&opts, [1]) {
+        Err(LockedListError::Lock { source, .. }) => {
+            assert!(source.to_string().contains('@'), "{source}")
+        }
+        other => panic!("expected a Lock error, got {other:?}"),
+    }
+    for n in [name.clone(), format!("{name}.lock"), base.clone()] {
+        assert!(shm_core::Segment::open(&n).is_err(), "{n} was left behind");
+    }
+    // A plain ShareableList (CPython's format, no header) keeps CPython's names.
+    let list = ShareableList::create_named(&name, [Item::Int(3)]).unwrap();
+    assert_eq!(
+        ShareableList::open(&name).unwrap().get(0).unwrap(),
+        Item::Int(3)
+    );
+    drop(list);
+}
