@@ -35,7 +35,11 @@
 //! `.o<16 hex>`, and their growth segments `.g<hex>` appended by shm-collections.
 //! Objects kept past the manager are `shm-rs.k.NAME.o<16 hex>` and carry
 //! [`Flags::KEEP`](shm_core::Flags::KEEP). The root header's creator is the owner;
-//! tools judge every segment under the prefix by the owner's liveness.
+//! tools judge every segment under the prefix by the owner's liveness. A creator word
+//! that names no possible process (outside `1..pid_max`, see
+//! [`is_valid_pid`](shm_core::identity::is_valid_pid)) is a damaged header, not a dead
+//! owner: its liveness is unknown, so neither [`SharedMemoryManager::named`] nor
+//! `shm gc` removes that manager (`shm rm` does, on request).
 //!
 //! ## Lifetimes
 //!
