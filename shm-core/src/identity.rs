@@ -225,6 +225,12 @@ const PID_MAX_PATH: &str = "/proc/sys/kernel/pid_max";
 
 /// `pid_max` when [`PID_MAX_PATH`] cannot be read: the kernel's `PID_MAX_LIMIT` on
 /// 64-bit targets (2^22), the highest value `pid_max` may take there.
+///
+/// ```
+/// use shm_core::identity::{PID_MAX_FALLBACK, pid_max};
+/// assert_eq!(PID_MAX_FALLBACK, 4_194_304);
+/// assert!(pid_max() > 1); // the kernel's value, or this fallback
+/// ```
 pub const PID_MAX_FALLBACK: u32 = 1 << 22;
 
 /// The highest `pid_max` this process has read; 0 until first read.
