@@ -1,6 +1,9 @@
 //! [`LockedShareableList`]: a `ShareableList` paired with a robust process-shared lock,
 //! for lists that several processes write.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use shm_core::SegmentOptions;
 use shm_sync::{LockError, Mutex, MutexGuard};
 
@@ -34,7 +37,9 @@ pub enum LockedListError {
         /// The list's name.
         list: String,
     },
-    /// A timed or `try_` lock did not get the lock.
+    /// A timed or `try_` lock did not get the lock (the reason says which: a
+    /// [patience](LockedShareableList::set_patience) that ran out, would block, would
+    /// deadlock...).
     #[error("ShareableList {list:?}: the lock was not available: {reason}")]
     NotAcquired {
         /// The list's name.
@@ -52,6 +57,14 @@ pub enum LockedListError {
 /// lives in a companion segment named after it with [`LOCK_SUFFIX`]. CPython processes
 /// can read the list but do not see this lock: have them coordinate with a
 /// `multiprocessing.Lock`, or only read.
+///
+/// Every call but [`len`](Self::len), [`is_empty`](Self::is_empty) and
+/// [`name`](Self::name) waits for the lock while another thread or process holds it:
+/// [`lock`](Self::lock) for as long as that takes (a holder that dies is detected; a
+/// holder in another PID namespace counts as alive, so there it can be forever),
+/// [`lock_timeout`](Self::lock_timeout) and [`try_lock`](Self::try_lock) within their
+/// bound, and [`get`](Self::get), [`set`](Self::set), [`to_vec`](Self::to_vec) within
+/// the handle's [patience](Self::set_patience) (none by default: as long as `lock`).
 ///
 /// ```
 /// use shm_collections::{Item, LockedShareableList};
@@ -72,6 +85,8 @@ pub struct LockedShareableList {
     lock: Mutex<u64>,
     /// The list's name, for messages.
     label: String,
+    /// [`patience`](Self::patience) in nanoseconds; `u64::MAX` = none.
+    patience: AtomicU64,
 }
 
 impl std::fmt::Debug for LockedShareableList {
@@ -158,18 +173,23 @@ impl LockedShareableList {
                 .into(),
             });
         };
-        let lock = Mutex::create_with(
+        let lock = match Mutex::create_with(
             &SegmentOptions::new().name(format!("{name}{LOCK_SUFFIX}")),
             0u64,
-        )
-        .map_err(|source| LockedListError::Lock {
-            list: name.clone(),
-            source,
-        })?;
+        ) {
+            Ok(lock) => lock,
+            Err(source) => {
+                // The list was just made for this pair: without its lock it must not
+                // stay behind (it would whatever its unlink-on-drop choice says).
+                let _ = list.unlink();
+                return Err(LockedListError::Lock { list: name, source });
+            }
+        };
         Ok(Self {
             list,
             lock,
             label: name,
+            patience: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -195,6 +215,7 @@ impl LockedShareableList {
             list,
             lock,
             label: name,
+            patience: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -247,6 +268,8 @@ impl LockedShareableList {
 
     /// Takes the lock: the guard gives the list for any number of gets and sets.
     /// A holder that died is reported as [`LockError::OwnerDied`] with the guard inside.
+    /// Waits as long as the holder keeps the lock (forever for a holder in another PID
+    /// namespace that never lets go): see [`lock_timeout`](Self::lock_timeout).
     ///
     /// ```
     /// use shm_collections::{Item, LockedShareableList};
@@ -264,12 +287,110 @@ impl LockedShareableList {
         }
     }
 
+    /// Takes the lock if it is free now: [`LockError::WouldBlock`] otherwise (a dead
+    /// holder is recovered as in [`lock`](Self::lock)).
+    ///
+    /// ```
+    /// use shm_collections::LockedShareableList;
+    /// let l = LockedShareableList::create([0])?;
+    /// let g = l.try_lock().unwrap();
+    /// let name = l.name().unwrap().to_owned();
+    /// std::thread::spawn(move || {
+    ///     let peer = LockedShareableList::open(&name).unwrap();
+    ///     assert!(matches!(peer.try_lock(), Err(shm_sync::LockError::WouldBlock { .. })));
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// drop(g);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn try_lock(&self) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
+        let list = &self.list;
+        match self.lock.try_lock() {
+            Ok(guard) => Ok(ListGuard { list, guard }),
+            Err(e) => Err(e.map(|guard| ListGuard { list, guard })),
+        }
+    }
+
+    /// Takes the lock, waiting at most `timeout` ([`LockError::Timeout`] then; a huge
+    /// timeout such as `Duration::MAX` means no deadline).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shm_collections::LockedShareableList;
+    /// let l = LockedShareableList::create([0])?;
+    /// let g = l.lock_timeout(Duration::from_secs(1)).unwrap();
+    /// let name = l.name().unwrap().to_owned();
+    /// std::thread::spawn(move || {
+    ///     let peer = LockedShareableList::open(&name).unwrap();
+    ///     let r = peer.lock_timeout(Duration::from_millis(10));
+    ///     assert!(matches!(r, Err(shm_sync::LockError::Timeout { .. })));
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// drop(g);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<ListGuard<'_>, LockError<ListGuard<'_>>> {
+        let list = &self.list;
+        match self.lock.lock_timeout(timeout) {
+            Ok(guard) => Ok(ListGuard { list, guard }),
+            Err(e) => Err(e.map(|guard| ListGuard { list, guard })),
+        }
+    }
+
+    /// Sets how long [`get`](Self::get), [`set`](Self::set) and
+    /// [`to_vec`](Self::to_vec) of this handle wait for the lock:
+    /// [`LockedListError::NotAcquired`] after that. `None` (the default) waits as long
+    /// as [`lock`](Self::lock) does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shm_collections::{LockedListError, LockedShareableList};
+    /// let l = LockedShareableList::create([0])?;
+    /// let peer = LockedShareableList::open(l.name().unwrap())?;
+    /// peer.set_patience(Some(Duration::from_millis(10)));
+    /// let g = l.lock().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(matches!(peer.get(0), Err(LockedListError::NotAcquired { .. }))));
+    /// });
+    /// drop(g);
+    /// assert_eq!(peer.get(0)?.as_int(), Some(0));
+    /// # Ok::<(), LockedListError>(())
+    /// ```
+    pub fn set_patience(&self, patience: Option<Duration>) {
+        let nanos = patience.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
+        });
+        self.patience.store(nanos, Ordering::Relaxed);
+    }
+
+    /// This handle's patience (see [`set_patience`](Self::set_patience)).
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::LockedShareableList::create([0])?.patience(), None);
+    /// # Ok::<(), shm_collections::LockedListError>(())
+    /// ```
+    pub fn patience(&self) -> Option<Duration> {
+        match self.patience.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
     fn locked<R>(
         &self,
         f: impl FnOnce(&ShareableList) -> Result<R, ListError>,
     ) -> Result<R, LockedListError> {
         let list = self.label.clone();
-        let g = self.lock().map_err(|e| match e {
+        let taken = match self.patience() {
+            None => self.lock(),
+            Some(d) => self.lock_timeout(d),
+        };
+        let g = taken.map_err(|e| match e {
             LockError::OwnerDied(_) | LockError::Inconsistent(_) => {
                 LockedListError::Inconsistent { list }
             }
@@ -281,7 +402,8 @@ impl LockedShareableList {
         Ok(f(&g)?)
     }
 
-    /// Item `index`, read under the lock.
+    /// Item `index`, read under the lock (waits for it at most the
+    /// [patience](Self::set_patience)).
     ///
     /// ```
     /// let mut l = shm_collections::LockedShareableList::create([1.5])?;
@@ -292,7 +414,8 @@ impl LockedShareableList {
         self.locked(|l| l.get(index))
     }
 
-    /// Sets item `index` under the lock (slot rules as [`ShareableList::set`]).
+    /// Sets item `index` under the lock (slot rules as [`ShareableList::set`]; waits for
+    /// the lock at most the [patience](Self::set_patience)).
     ///
     /// ```
     /// let mut l = shm_collections::LockedShareableList::create(["abc"])?;
@@ -310,7 +433,8 @@ impl LockedShareableList {
         self.locked(|l| l.set::<Item>(index, value))
     }
 
-    /// All items, read under the lock in one consistent snapshot.
+    /// All items, read under the lock in one consistent snapshot (waits for the lock at
+    /// most the [patience](Self::set_patience)).
     ///
     /// ```
     /// use shm_collections::{Item, LockedShareableList};

@@ -155,6 +155,16 @@ pub enum Error {
         /// How long the open waited.
         waited: Duration,
     },
+    /// The object's header was never published and its creator is provably dead (see
+    /// [`Liveness::Dead`](crate::identity::Liveness::Dead)): it never will be, so
+    /// opening does not wait for it.
+    #[error("segment {name:?} was never initialised: its creator (pid {pid}) died first")]
+    Abandoned {
+        /// The segment.
+        name: String,
+        /// The dead creator's pid, in its PID namespace.
+        pid: u32,
+    },
     /// The range already holds an object header: initialising it would overwrite a
     /// (possibly live) object.
     #[error("segment {name:?} already holds an object header; refusing to overwrite it")]

@@ -47,7 +47,7 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Once;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -88,7 +88,8 @@ pub enum Liveness {
     /// can have (id 0 or token 0).
     Dead,
     /// Cannot tell (another PID namespace, an unreadable `/proc`, an unknown start
-    /// time): treat as alive.
+    /// time, or an id outside `1..pid_max` that no task can have, i.e. a damaged word:
+    /// see [`is_valid_pid`]): treat as alive.
     Unknown,
 }
 
@@ -204,12 +205,100 @@ impl Identity {
         if self.id == 0 || self.token == 0 {
             return Liveness::Dead;
         }
+        // Before any syscall: an id from shared memory may be anything, and one of 2^31
+        // or more would turn `kill(id, 0)` into a process-group probe. An id no task can
+        // have says the word is damaged, not that its task died: `Unknown`, so that no
+        // tracker or `shm gc` removes a live object because of a forged creator.
+        if !is_valid_pid(self.id) {
+            return Liveness::Unknown;
+        }
         let ours = current_pidns();
         if self.pidns == 0 || ours == 0 || self.pidns != ours || !proc_is_own() {
             return Liveness::Unknown;
         }
         proc_liveness(self.id, self.token)
     }
+}
+
+/// Where the kernel publishes `pid_max`.
+const PID_MAX_PATH: &str = "/proc/sys/kernel/pid_max";
+
+/// `pid_max` when [`PID_MAX_PATH`] cannot be read: the kernel's `PID_MAX_LIMIT` on
+/// 64-bit targets (2^22), the highest value `pid_max` may take there.
+///
+/// ```
+/// use shm_core::identity::{PID_MAX_FALLBACK, pid_max};
+/// assert_eq!(PID_MAX_FALLBACK, 4_194_304);
+/// assert!(pid_max() > 1); // the kernel's value, or this fallback
+/// ```
+pub const PID_MAX_FALLBACK: u32 = 1 << 22;
+
+/// The highest `pid_max` this process has read; 0 until first read.
+static PID_MAX: AtomicU32 = AtomicU32::new(0);
+
+/// `pid_max` as the kernel says now, or [`PID_MAX_FALLBACK`]. Values beyond
+/// `i32::MAX` are not believed (ids must stay positive `pid_t`s).
+fn read_pid_max() -> u32 {
+    std::fs::read_to_string(PID_MAX_PATH)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|v| (1..=i32::MAX as u32).contains(v))
+        .unwrap_or(PID_MAX_FALLBACK)
+}
+
+/// The kernel's `pid_max` (`/proc/sys/kernel/pid_max`, read on first use, or
+/// [`PID_MAX_FALLBACK`] if unreadable): every pid and tid is below it.
+///
+/// ```
+/// let max = shm_core::identity::pid_max();
+/// assert!(std::process::id() < max);
+/// assert!(max <= i32::MAX as u32);
+/// ```
+pub fn pid_max() -> u32 {
+    match PID_MAX.load(Ordering::Relaxed) {
+        0 => {
+            PID_MAX.fetch_max(read_pid_max(), Ordering::Relaxed);
+            PID_MAX.load(Ordering::Relaxed)
+        }
+        v => v,
+    }
+}
+
+/// Whether `id`, read from shared memory as a pid or tid, can name a task at all:
+/// `1..pid_max` (the kernel hands out ids below `pid_max`). The one check every
+/// liveness test of the workspace makes before any syscall on such an id
+/// ([`Identity::liveness`], the lock words of shm-sync, the manager's owners): an id of
+/// 2^31 or more would otherwise become a negative `pid_t`, and `kill(-id, 0)` probes a
+/// process *group*.
+///
+/// `pid_max` is read once; an id at or above it makes this re-read the file (only
+/// damaged words and ids handed out after an administrator raised `pid_max` get
+/// there), and the highest value seen is kept, so that a live task never turns
+/// invalid because the limit moved.
+///
+/// What an invalid id means is the caller's to say: [`Identity::liveness`] answers
+/// [`Liveness::Unknown`] (a damaged header proves nobody dead, so nothing is removed
+/// because of it); a lock word holding one is recovered like the other values no
+/// holder writes (shm-sync).
+///
+/// ```
+/// use shm_core::identity::is_valid_pid;
+/// assert!(is_valid_pid(std::process::id()));
+/// assert!(!is_valid_pid(0));
+/// assert!(!is_valid_pid(1 << 31)); // would be a negative pid_t
+/// assert!(!is_valid_pid(u32::MAX)); // as a pid_t -1: kill(-1, 0) reaches every process
+/// ```
+pub fn is_valid_pid(id: u32) -> bool {
+    if id == 0 {
+        return false;
+    }
+    if id < pid_max() {
+        return true;
+    }
+    // Slow path: pid_max may have been raised since we read it.
+    let now = read_pid_max();
+    PID_MAX.fetch_max(now, Ordering::Relaxed);
+    id < PID_MAX.load(Ordering::Relaxed)
 }
 
 /// This process's PID namespace inode (0 if unknown), from `stat("/proc/self/ns/pid")`.
@@ -452,7 +541,8 @@ fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     })
 }
 
-/// Liveness of task `id` with `token` through our own `/proc`.
+/// Liveness of task `id` (checked by [`is_valid_pid`]) with `token` through our own
+/// `/proc`.
 fn proc_liveness(id: u32, token: u32) -> Liveness {
     match std::fs::read(format!("/proc/{id}/stat")) {
         Ok(bytes) => {
@@ -477,8 +567,12 @@ fn proc_liveness(id: u32, token: u32) -> Liveness {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(pid) = rustix::process::Pid::from_raw(id as i32) else {
-                return Liveness::Dead;
+            // `liveness` checked `is_valid_pid`: 1..pid_max, a positive i32.
+            let Some(pid) = i32::try_from(id)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            else {
+                return Liveness::Unknown;
             };
             // Gone from /proc, or hidden (hidepid): ask the kernel directly.
             match rustix::process::test_kill_process(pid) {

@@ -14,6 +14,13 @@ use crate::segment::{Segment, SegmentOptions};
 /// How long [`Object::open`] waits for a creator that is still initialising.
 pub const DEFAULT_OPEN_WAIT: Duration = Duration::from_secs(1);
 
+/// Offset of the creator's PID namespace in a full header.
+const CREATOR_PIDNS_AT: usize =
+    std::mem::offset_of!(ObjectHeader, ext) + std::mem::offset_of!(HeaderExt, creator_pidns);
+
+/// How often an open that waits for initialisation checks whether the creator died.
+const CREATOR_CHECK: Duration = Duration::from_millis(10);
+
 /// Separates a segment name from an object's offset in an object name: `arena@4096`.
 pub const OFFSET_SEPARATOR: char = '@';
 
@@ -72,6 +79,26 @@ impl ObjectName {
     }
 }
 
+/// Why a segment name cannot hold an object by itself.
+const AT_IN_OBJECT_NAME: &str = "an object's segment name must not contain '@': \
+     `open` reads `segment@offset` as an object inside an arena (raw segments and \
+     CPython ShareableLists may use '@')";
+
+/// The one check of the name an object alone in its segment is created under: what
+/// [`ObjectName::parse`] (and so every `open`) reads back as that same segment. A name
+/// with [`OFFSET_SEPARATOR`] is refused: `a@b` would not open at all and `x@64` would
+/// open segment `x` at offset 64. Raw segments ([`Segment::create_named`]) keep
+/// CPython's rules, which allow `@`.
+fn check_object_segment_name(name: &str) -> Result<()> {
+    if name.contains(OFFSET_SEPARATOR) {
+        return Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: AT_IN_OBJECT_NAME,
+        });
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for ObjectName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.offset {
@@ -126,6 +153,16 @@ impl Object {
     /// `init` on the zeroed payload and then publishes the object. If `init` fails the
     /// segment is removed again.
     ///
+    /// A given name containing [`OFFSET_SEPARATOR`] (`@`) is [`Error::InvalidName`]
+    /// before anything is created: [`Object::open`] would read it as `segment@offset`.
+    ///
+    /// ```
+    /// # use shm_core::{Error, Kind, Object, ObjectSpec, SegmentOptions};
+    /// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Doc"), 1);
+    /// let r = Object::create(&SegmentOptions::new().name("x@64"), &spec, 8, |_| Ok::<(), Error>(()));
+    /// assert!(matches!(r, Err(Error::InvalidName { name, .. }) if name == "x@64"));
+    /// ```
+    ///
     /// ```
     /// # use shm_core::{Kind, Object, ObjectSpec, SegmentOptions};
     /// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Doc"), 1);
@@ -147,6 +184,9 @@ impl Object {
                 len: payload_len as u64,
                 reason: "payload too large",
             })?;
+        if let Some(name) = options.given_name() {
+            check_object_segment_name(name)?;
+        }
         let segment = options.create(total)?;
         let obj = Object::unpublished(Arc::new(segment), 0, spec, total, Flags::NONE)?;
         init(&obj)?;
@@ -240,6 +280,8 @@ impl Object {
     /// Writes the header of a new object into a fresh segment (named or anonymous), runs
     /// `init` on the payload and publishes the object. A segment whose header bytes are
     /// not all zero is refused ([`Error::AlreadyInitialised`]): it may hold a live object.
+    /// So is a segment whose name contains [`OFFSET_SEPARATOR`] ([`Error::InvalidName`]):
+    /// nobody could open the object by that name.
     ///
     /// ```
     /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment};
@@ -258,6 +300,9 @@ impl Object {
         spec: &ObjectSpec,
         init: impl FnOnce(&Object) -> std::result::Result<(), E>,
     ) -> std::result::Result<Object, E> {
+        if let Some(name) = segment.name() {
+            check_object_segment_name(name)?;
+        }
         let total = segment.len();
         let mut head = [0u8; HEADER_LEN];
         if total >= HEADER_LEN {
@@ -373,7 +418,10 @@ impl Object {
     }
 
     /// Opens the named object, waiting up to `wait` for it to appear (a name that does
-    /// not exist yet is retried) and to be initialised.
+    /// not exist yet is retried) and to be initialised. A header that can never become
+    /// valid is an error at once, however long `wait` is: a foreign magic, an
+    /// impossible initialised word, or an unpublished header whose creator is provably
+    /// dead ([`Error::Abandoned`]).
     ///
     /// ```
     /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment};
@@ -486,7 +534,7 @@ impl Object {
             room - COMPACT_HEADER_LEN,
             offset.is_some(),
         );
-        core.wait_initialised(wait)?;
+        core.wait_initialised(wait, offset.is_none())?;
         let mut obj = core.with_header_len(offset.is_some())?;
         let total = obj.check(spec, offset.is_some())?;
         obj.payload_len = total - obj.payload_start;
@@ -528,9 +576,14 @@ impl Object {
         ))
     }
 
-    fn wait_initialised(&self, wait: Duration) -> Result<()> {
+    /// Waits up to `wait` for the creator to publish the header. Errors at once for a
+    /// header that can never become valid: a foreign magic, an impossible initialised
+    /// word, or (for a full header, which records the creator's PID namespace) a
+    /// creator that is provably dead ([`Error::Abandoned`]).
+    fn wait_initialised(&self, wait: Duration, full_header: bool) -> Result<()> {
         let start = Instant::now();
         let h = self.core();
+        let mut next_creator_check = start;
         loop {
             let init = h.init.load(Ordering::Acquire);
             let magic = h.magic.load(Ordering::Relaxed);
@@ -548,6 +601,16 @@ impl Object {
                     what: format!("initialised flag is {init}, expected 0 or {INITIALISED}"),
                 });
             }
+            if full_header && Instant::now() >= next_creator_check {
+                if let Some(pid) = self.dead_creator() {
+                    return Err(Error::Abandoned {
+                        name: self.label(),
+                        pid,
+                    });
+                }
+                // A /proc read each time: every 10 ms is plenty for a creator's death.
+                next_creator_check = Instant::now() + CREATOR_CHECK;
+            }
             if start.elapsed() >= wait {
                 return Err(Error::NotInitialised {
                     name: self.label(),
@@ -556,6 +619,29 @@ impl Object {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// The creator's pid if the header records one (id and token both written: each
+    /// field is 0 until its creator's single store) and it is provably dead. Only for
+    /// a full header, the one that records the creator's PID namespace.
+    fn dead_creator(&self) -> Option<u32> {
+        let h = self.core();
+        let id = h.creator_id.load(Ordering::Relaxed);
+        let token = h.creator_token.load(Ordering::Relaxed);
+        if id == 0 || token == 0 {
+            return None;
+        }
+        let mut ns = [0u8; 4];
+        // `checked` made sure HEADER_LEN bytes from `offset` are mapped.
+        self.segment
+            .read_at(self.offset + CREATOR_PIDNS_AT, &mut ns)
+            .ok()?;
+        let creator = crate::identity::Identity {
+            id,
+            token,
+            pidns: u32::from_ne_bytes(ns),
+        };
+        (creator.liveness() == crate::identity::Liveness::Dead).then_some(id)
     }
 
     fn check_magic(&self, magic: u64) -> Result<()> {
@@ -1090,7 +1176,9 @@ pub trait SharedObject: Sized {
         Self::create_with(&SegmentOptions::new(), init)
     }
 
-    /// Creates the object under `name` ([`Error::AlreadyExists`] if taken).
+    /// Creates the object under `name` ([`Error::AlreadyExists`] if taken). A type
+    /// with a header refuses a name containing `@` ([`Error::InvalidName`]): `open`
+    /// reads `segment@offset` as an object inside an arena.
     fn create_named(name: &str, init: Self::Init) -> std::result::Result<Self, Self::Error> {
         Self::create_with(&SegmentOptions::new().name(name), init)
     }

@@ -111,6 +111,11 @@ impl SegmentOptions {
         self
     }
 
+    /// The name given with [`name`](Self::name), as given (`None`: a random one).
+    pub(crate) fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// Reserve every page at creation (the default), so that a full `/dev/shm` is an
     /// [`Error::NoSpace`] now and never a SIGBUS later. `false` defers the cost of
     /// zeroing pages to their first touch.
@@ -309,7 +314,9 @@ impl Segment {
     }
 
     /// Creates a segment under `name` (unlinked when this value drops); fails with
-    /// [`Error::AlreadyExists`] if the name is taken.
+    /// [`Error::AlreadyExists`] if the name is taken. CPython's rules apply, so `@` is
+    /// allowed in a raw segment's name (an object with a header refuses it: see
+    /// [`Object::create`](crate::Object::create)).
     ///
     /// ```
     /// let name = format!("shm-doc-create-named-{}", std::process::id());

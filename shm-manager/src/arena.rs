@@ -181,8 +181,17 @@ pub(crate) struct Arenas {
 
 impl Arenas {
     /// Arena `index` of the manager whose root is `root`: mapped already, opened, or
-    /// (with `create`) created.
-    fn get(&mut self, manager: &str, root: &str, index: u32, create: bool) -> Result<Arc<Arena>> {
+    /// (with `create`) created. `wait` bounds how long an arena that another process
+    /// is still initialising is waited for (the patience; zero when the arena is known
+    /// to be published).
+    fn get(
+        &mut self,
+        manager: &str,
+        root: &str,
+        index: u32,
+        create: bool,
+        wait: Duration,
+    ) -> Result<Arc<Arena>> {
         if let Some(a) = self.mapped.get(&index) {
             return Ok(a.clone());
         }
@@ -195,13 +204,14 @@ impl Arenas {
                 o.write_at(0, &(FIRST_OFFSET as u64).to_ne_bytes())
             });
             match made {
+                // Another process won the O_EXCL race: it may still be initialising.
                 Err(shm_core::Error::AlreadyExists { .. }) => {
-                    Object::open_timeout(&name, &spec, Duration::from_secs(1))?
+                    Object::open_timeout(&name, &spec, wait)?
                 }
                 other => other?,
             }
         } else {
-            Object::open(&name, &spec)?
+            Object::open_timeout(&name, &spec, wait)?
         };
         let arena = Arc::new(Arena::attach(obj, manager)?);
         self.mapped.insert(index, arena.clone());
@@ -214,9 +224,10 @@ impl Arenas {
         manager: &str,
         root: &str,
         total: usize,
+        wait: Duration,
     ) -> Result<(Arc<Arena>, usize)> {
         while self.current < MAX_ARENAS {
-            let arena = self.get(manager, root, self.current, true)?;
+            let arena = self.get(manager, root, self.current, true, wait)?;
             if let Some(at) = arena.alloc(manager, total)? {
                 return Ok((arena, at));
             }
@@ -229,6 +240,12 @@ impl Arenas {
     }
 
     /// The arena a registry entry names (`segment` without the offset), mapped once.
+    ///
+    /// Never waits: an object was placed in the arena, and registered, only after the
+    /// arena was published, so a header that is not initialised now is damage
+    /// ([`ManagerError::Corrupted`] at once), not a creator still at work. Waiting the
+    /// patience for it would repeat on every open by key (the failed arena is not
+    /// mapped).
     pub(crate) fn by_name(
         &mut self,
         manager: &str,
@@ -247,14 +264,31 @@ impl Arenas {
                     "expected an arena {root}.a<N> in a registry entry, found {segment:?}"
                 ),
             })?;
-        self.get(manager, root, index, false)
+        self.get(manager, root, index, false, Duration::ZERO)
+            .map_err(|e| match e {
+                ManagerError::Shm(shm_core::Error::NotInitialised { name, .. }) => {
+                    ManagerError::Corrupted {
+                        manager: manager.to_owned(),
+                        what: format!(
+                            "arena {name}: its header says it is not initialised, yet the \
+                             registry places an object in it (a damaged header)"
+                        ),
+                    }
+                }
+                other => other,
+            })
     }
 
     /// Totals over every arena that exists (opening those not yet mapped).
-    pub(crate) fn stats(&mut self, manager: &str, root: &str) -> Result<ArenaStats> {
+    pub(crate) fn stats(
+        &mut self,
+        manager: &str,
+        root: &str,
+        wait: Duration,
+    ) -> Result<ArenaStats> {
         let mut s = ArenaStats::default();
         for index in 0..MAX_ARENAS {
-            let arena = match self.get(manager, root, index, false) {
+            let arena = match self.get(manager, root, index, false, wait) {
                 Ok(a) => a,
                 Err(ManagerError::Shm(shm_core::Error::NotFound { .. })) => break,
                 Err(e) => return Err(e),

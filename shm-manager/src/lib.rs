@@ -35,7 +35,11 @@
 //! `.o<16 hex>`, and their growth segments `.g<hex>` appended by shm-collections.
 //! Objects kept past the manager are `shm-rs.k.NAME.o<16 hex>` and carry
 //! [`Flags::KEEP`](shm_core::Flags::KEEP). The root header's creator is the owner;
-//! tools judge every segment under the prefix by the owner's liveness.
+//! tools judge every segment under the prefix by the owner's liveness. A creator word
+//! that names no possible process (outside `1..pid_max`, see
+//! [`is_valid_pid`](shm_core::identity::is_valid_pid)) is a damaged header, not a dead
+//! owner: its liveness is unknown, so neither [`SharedMemoryManager::named`] nor
+//! `shm gc` removes that manager (`shm rm` does, on request).
 //!
 //! ## Lifetimes
 //!
@@ -125,6 +129,22 @@
 //! key gets the same one. The [`Entry`] records kind, layout version, type fingerprint
 //! and location; a mismatch is [`ManagerError::WrongKind`] or
 //! [`ManagerError::WrongType`], naming the key, what was expected and what was found.
+//!
+//! Because a key is registered only once its object (and its arena) is published,
+//! opening a key never waits for initialisation: an uninitialised header there is
+//! damage, reported at once ([`ManagerError::Corrupted`] for an arena,
+//! [`ManagerError::Object`] for an object in its own segment).
+//!
+//! ## Waiting
+//!
+//! A manager handle waits for other processes in two places: for an arena that a
+//! racing process is still creating (at most the handle's
+//! [patience](SharedMemoryManager::set_patience), [`DEFAULT_OPEN_WAIT`](shm_core::DEFAULT_OPEN_WAIT)
+//! by default), and for the registry's writer lock while another process writes the
+//! registry (creating or registering a key). A holder of that lock in another PID
+//! namespace counts as alive, so that wait is as long as the holder takes; see
+//! [`SharedMemoryManager::set_patience`] for the list of calls. The objects it hands
+//! out have their own timed forms (`lock_timeout`, `get_timeout`, ...).
 
 mod arena;
 mod error;

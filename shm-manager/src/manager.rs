@@ -1,6 +1,7 @@
 //! [`SharedMemoryManager`]: the scoped owner, its registry accessors and its shutdown.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
@@ -102,6 +103,7 @@ impl ObjectOptions {
 pub struct ManagerOptions {
     name: Option<String>,
     tracker: bool,
+    patience: Option<Duration>,
 }
 
 impl Default for ManagerOptions {
@@ -109,6 +111,7 @@ impl Default for ManagerOptions {
         Self {
             name: None,
             tracker: true,
+            patience: None,
         }
     }
 }
@@ -151,6 +154,21 @@ impl ManagerOptions {
         self
     }
 
+    /// The new manager's patience (see [`SharedMemoryManager::set_patience`]); it
+    /// also bounds the wait for a stale root that another process is still
+    /// initialising when the name is taken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = shm_manager::ManagerOptions::new().patience(Some(Duration::from_secs(2))).create()?;
+    /// assert_eq!(m.patience(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn patience(mut self, patience: Option<Duration>) -> Self {
+        self.patience = patience;
+        self
+    }
+
     /// Creates the manager (see [`SharedMemoryManager::named`]).
     ///
     /// ```
@@ -163,7 +181,7 @@ impl ManagerOptions {
             Some(n) => n.clone(),
             None => random_hex()?,
         };
-        SharedMemoryManager::create(name, self.tracker)
+        SharedMemoryManager::create(name, self.tracker, self.patience)
     }
 }
 
@@ -200,6 +218,15 @@ pub struct SharedMemoryManager {
     pid: u32,
     tracker: Option<Tracker>,
     shut_down: bool,
+    /// [`patience`](Self::patience) in nanoseconds; `u64::MAX` = `None`.
+    patience: AtomicU64,
+}
+
+/// Nanoseconds of a patience (`u64::MAX`: none).
+fn patience_nanos(p: Option<Duration>) -> u64 {
+    p.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
+    })
 }
 
 impl SharedMemoryManager {
@@ -230,7 +257,7 @@ impl SharedMemoryManager {
         ManagerOptions::new().name(name).create()
     }
 
-    fn create(name: String, tracker: bool) -> Result<Self> {
+    fn create(name: String, tracker: bool, patience: Option<Duration>) -> Result<Self> {
         let root_name = root_name(&name)?;
         let opts = SegmentOptions::new().name(&root_name).unlink_on_drop(false);
         let mut attempts = 0;
@@ -241,7 +268,7 @@ impl SharedMemoryManager {
                     ..
                 })) if attempts < 3 => {
                     attempts += 1;
-                    clear_stale_root(&name, &root_name)?;
+                    clear_stale_root(&name, &root_name, patience.unwrap_or(DEFAULT_OPEN_WAIT))?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -268,6 +295,7 @@ impl SharedMemoryManager {
             pid: std::process::id(),
             tracker,
             shut_down: false,
+            patience: AtomicU64::new(patience_nanos(patience)),
         })
     }
 
@@ -329,6 +357,7 @@ impl SharedMemoryManager {
             pid: std::process::id(),
             tracker: None,
             shut_down: false,
+            patience: AtomicU64::new(patience_nanos(None)),
         };
         m.check_owner()?;
         Ok(m)
@@ -399,6 +428,56 @@ impl SharedMemoryManager {
     /// ```
     pub fn registry(&self) -> &Registry {
         &self.root
+    }
+
+    /// Sets this handle's patience: the longest one wait of this handle may last when
+    /// it waits for another process, namely for an arena that another process is still
+    /// creating and initialising (the default, `None`, waits [`DEFAULT_OPEN_WAIT`]).
+    ///
+    /// Which calls can wait, and for what:
+    /// - every accessor ([`get_or_create`](Self::get_or_create),
+    ///   [`get_or_create_with`](Self::get_or_create_with), [`open`](Self::open), the
+    ///   typed ones such as [`value`](Self::value)) and [`arena_stats`](Self::arena_stats):
+    ///   for an arena that a racing process is creating (at most the patience);
+    /// - the same accessors when they create or register a key: for the registry's
+    ///   writer lock while another process writes the registry (the registry is a
+    ///   [`ShareableDict`]: a holder in another PID namespace counts as alive);
+    /// - [`connect`](Self::connect): for a root still being initialised
+    ///   ([`DEFAULT_OPEN_WAIT`]; [`connect_timeout`](Self::connect_timeout) chooses).
+    ///
+    /// Opening a registered key never waits for initialisation: a key is registered
+    /// only after its object (and its arena) were published, so an uninitialised
+    /// header there is damage and an error at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// assert_eq!(m.patience(), None);
+    /// m.set_patience(Some(Duration::from_millis(250)));
+    /// assert_eq!(m.patience(), Some(Duration::from_millis(250)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_patience(&self, patience: Option<Duration>) {
+        self.patience
+            .store(patience_nanos(patience), Ordering::Relaxed);
+    }
+
+    /// This handle's patience (see [`set_patience`](Self::set_patience)).
+    ///
+    /// ```
+    /// assert_eq!(shm_manager::SharedMemoryManager::new()?.patience(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn patience(&self) -> Option<Duration> {
+        match self.patience.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    /// How long to wait for something another process is still initialising.
+    fn init_wait(&self) -> Duration {
+        self.patience().unwrap_or(DEFAULT_OPEN_WAIT)
     }
 
     fn live(&self) -> Result<()> {
@@ -567,7 +646,10 @@ impl SharedMemoryManager {
                 Placement::Segment => false,
             };
         let obj = if in_arena {
-            let (arena, offset) = self.arenas().alloc(&self.name, &self.root_name, total)?;
+            let wait = self.init_wait();
+            let (arena, offset) = self
+                .arenas()
+                .alloc(&self.name, &self.root_name, total, wait)?;
             // SAFETY: the arena's compare-and-swap bump allocator handed the `total`
             // bytes at `offset` to this call only, in every process; nothing else
             // initialises or uses them.
@@ -651,7 +733,8 @@ impl SharedMemoryManager {
                     .by_name(&self.name, &self.root_name, &parsed.segment)?;
                 O::open_at(arena.segment(), offset).map_err(self.object_err(key))
             }
-            None => O::open(&entry.location).map_err(self.object_err(key)),
+            // Registered after it was published: nothing to wait for (see `set_patience`).
+            None => O::open_timeout(&entry.location, Duration::ZERO).map_err(self.object_err(key)),
         }
     }
 
@@ -725,7 +808,8 @@ impl SharedMemoryManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn arena_stats(&self) -> Result<ArenaStats> {
-        self.arenas().stats(&self.name, &self.root_name)
+        let wait = self.init_wait();
+        self.arenas().stats(&self.name, &self.root_name, wait)
     }
 
     /// Ends the manager. For the owner: removes every segment named `shm-rs.m.NAME`
@@ -768,12 +852,13 @@ impl Drop for SharedMemoryManager {
 
 /// Makes way for a new owner of `name` if the existing root's owner is provably dead
 /// (removing its segments) or the root vanished; [`ManagerError::AlreadyExists`]
-/// otherwise. A root still being initialised is waited for (up to
-/// [`DEFAULT_OPEN_WAIT`]) before its owner is judged.
-fn clear_stale_root(name: &str, root: &str) -> Result<()> {
+/// otherwise. A root still being initialised is waited for (up to `wait`, the
+/// patience) before its owner is judged. A root whose creator word names no possible
+/// process (`Liveness::Unknown`) is never removed.
+fn clear_stale_root(name: &str, root: &str, wait: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
-        let waited = start.elapsed() >= DEFAULT_OPEN_WAIT;
+        let waited = start.elapsed() >= wait;
         match Object::inspect(root) {
             Err(shm_core::Error::NotFound { .. }) => return Ok(()),
             Ok(info) if info.initialised || waited => {

@@ -85,8 +85,9 @@
 //! Values that no holder can produce are recovered as a dead holder's: bits without a
 //! TID, TID 0, token 0 (a real token has bit 0 set; a thread that cannot read its
 //! start time writes the reserved token [`shm_core::identity::TOKEN_UNKNOWN`], which
-//! is checked by TID alone), and a namespace index the registry never handed out (255,
-//! or a free entry). A word naming the calling thread itself is
+//! is checked by TID alone), a namespace index the registry never handed out (255,
+//! or a free entry), and a TID of our own namespace at or above `pid_max` (checked by
+//! [`shm_core::identity::is_valid_pid`] before any syscall). A word naming the calling thread itself is
 //! [`LockError::WouldDeadlock`]. Garbage written into any word gives an error or a
 //! recovery, never undefined behaviour or an endless loop.
 //!

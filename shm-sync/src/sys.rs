@@ -19,7 +19,9 @@ use rustix::io::Errno;
 #[cfg(not(loom))]
 use rustix::thread::futex;
 #[cfg(not(loom))]
-use shm_core::identity::{Identity, IndexEntry, Liveness, index_entry, pidns_index};
+use shm_core::identity::{
+    Identity, IndexEntry, Liveness, current_pidns, index_entry, is_valid_pid, pidns_index,
+};
 
 use crate::atomic::AtomicU32;
 /// Under the model every thread is a process of its own.
@@ -150,8 +152,9 @@ fn register_atfork() {
 /// Whether the holder recorded in identity word `word` (the holder field and token; the
 /// flag bits are ignored) may still be alive: `false` only when provably dead.
 ///
-/// Words that no real holder writes are dead: TID 0, token 0, or a namespace index
-/// that the registry never handed out. Otherwise the holder is checked through
+/// Words that no real holder writes are dead: TID 0, token 0, a namespace index
+/// that the registry never handed out, or (in our own namespace) a TID that
+/// [`shm_core::identity::is_valid_pid`] refuses. Otherwise the holder is checked through
 /// `/proc` only when it lives in our own PID namespace ([`Identity::liveness`]); a
 /// holder of another or an unknown namespace counts as alive (waiters keep waiting
 /// until their timeout).
@@ -173,6 +176,16 @@ pub(crate) fn word_liveness(word: u64) -> Liveness {
         IndexEntry::Unknown => 0,
         IndexEntry::Namespace(ns) => ns,
     };
+    // The one id check of shm-core, before any syscall: a TID at or above our pid_max
+    // is a value no holder of our namespace writes, recovered like TID 0. Another
+    // namespace's pid_max may differ (Linux 6.14+), so there we cannot tell.
+    if !is_valid_pid(tid) {
+        return if pidns != 0 && pidns == current_pidns() {
+            Liveness::Dead
+        } else {
+            Liveness::Unknown
+        };
+    }
     Identity {
         id: tid,
         token,
