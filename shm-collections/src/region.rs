@@ -5,12 +5,38 @@
 //! # Layout
 //!
 //! A small fixed **control object** (a checked [`Object`], kind of the collection) holds
-//! a robust [`RawMutex`] for writers and the configured size limits; its header's
-//! generation counter names the current **data segment**: `<control name>.g<generation>`
-//! (hex). A data segment is an object of kind [`kinds::GROWTH_DATA`] with the same type
-//! record as its control object; its payload is a 64-byte header of `u64` words
-//! (generation, slot count, record capacity, bytes used, live entries, garbage bytes,
-//! tombstones, write sequence), an index of `u64` slots, and an append-only record area.
+//! a robust [`RawMutex`] for writers, the configured size limits and the object's
+//! **incarnation id** (64 random bits drawn at create); its header's generation counter
+//! names the current **data segment** (see "Names" below). A data segment is an object
+//! of kind [`kinds::GROWTH_DATA`] with the same type record as its control object; its
+//! payload is a 128-byte header of `u64` words (generation, slot count, record capacity,
+//! bytes used, live entries, garbage bytes, tombstones, write sequence, incarnation id,
+//! then reserved words), an index of `u64` slots, and an append-only record area.
+//!
+//! # Names
+//!
+//! Data segment `g` of the incarnation `i` of the collection named `X` is
+//! `X.g<g in hex>.<i as 16 hex digits>` ([`data_segment_name`],
+//! [`parse_data_segment_name`]: the one place the grammar lives). Derived names belong
+//! to one incarnation of one object: a new collection under a reused name `X` draws a
+//! new incarnation id and never meets the old one's data segments, and the old one's
+//! handles never meet the new one's.
+//!
+//! Derived names and user names: names are not refused for looking like derived ones
+//! (any process can create any name in `/dev/shm` anyway). Instead a derived name
+//! carries 64 random bits no one else knows in advance, every data segment is created
+//! under its name only once it is complete (an `O_TMPFILE` file linked to the name,
+//! which never replaces an existing name; `O_EXCL` where the system has no
+//! `O_TMPFILE`), and nothing here ever unlinks a segment whose header does not say this
+//! incarnation made it (kind, type, incarnation id and generation checked). A name
+//! that is taken by anything else is skipped (the generation moves on, up to 8 names)
+//! and then [`RegionError::NameTaken`]: an object that happens to have a derived-looking
+//! name is never harmed, and the worst a squatter can do is make growth fail.
+//!
+//! Length: a data segment name adds at most 35 bytes to the control name, and segment
+//! names end at 253 bytes ([`shm_core::MAX_NAME_LEN`]), so a growable collection's name
+//! may be at most [`MAX_CONTROL_NAME_LEN`] (218) bytes: longer names are refused at
+//! create with `InvalidName`, never later at some growth.
 //!
 //! A slot holds `tag << 48 | offset` of a record (offsets into the record area, never
 //! pointers; 0 is an empty slot, 1 a tombstone; the tag is 16 bits of the key's hash so
@@ -30,13 +56,32 @@
 //! # Growth and compaction
 //!
 //! When a record or a new key does not fit, the writer builds a new data segment of
-//! generation `g + 1` (created with `O_EXCL`, sized for the live data: twice it,
+//! generation `g + 1` (complete before it gets its name, see "Names", sized for the live data: twice it,
 //! rounded up to a power of two, or four times when the old segment was mostly garbage,
 //! so that overwrite-heavy use compacts less often; never `ftruncate`d while mapped),
 //! copies the live records into it (dropping garbage and tombstones), publishes it
 //! with one Release store of `g + 1` into the control header, and unlinks segment `g`
 //! (mappings of it stay valid until dropped). So growth compacts, and a dict that is
-//! mostly garbage shrinks back.
+//! mostly garbage shrinks back. A growth that fails (a broken record found while
+//! copying, no room in `/dev/shm`) removes the segment it made and changes nothing;
+//! reads keep working, and `salvage` ([`SalvageReport`]) copies every intact record
+//! into a fresh generation when a broken record stops every growth.
+//!
+//! # Lifetime of the data segments
+//!
+//! Every handle holds a shared `flock` on the control object's file (its own open
+//! file description: the kernel counts handles in every process and drops the lock
+//! of a process that dies). When a handle drops and the control object is unlinked
+//! (`st_nlink == 0`), it releases its lock and tries an exclusive one without
+//! waiting: success means no other handle exists anywhere, so it removes the data
+//! segments (the current one and this incarnation's leftovers near it), which no one
+//! can reach any more. So writing after the creator dropped the object leaks nothing.
+//!
+//! # Waiting
+//!
+//! Writers wait for the writer lock while another writer holds it; each handle has a
+//! patience (`set_patience`, default: no limit) after which the write fails with
+//! [`RegionError::Lock`] and [`RawError::Timeout`]. Reads never wait.
 //!
 //! # Reads (no lock)
 //!
@@ -54,8 +99,9 @@
 //! # Crash recovery
 //!
 //! A writer that finds the lock's previous holder dead ([`Acquired::OwnerDied`]):
-//! removes a data segment of generation `g + 1` (an unpublished growth) and of `g - 1`
-//! (a published growth whose old segment was not yet unlinked), then rebuilds the
+//! removes this incarnation's data segments of generations after `g` (an unpublished
+//! growth) and before it (a published growth whose old segment was not yet unlinked),
+//! each only if its header proves it, then rebuilds the
 //! current data into a fresh segment `g + 1`, which recomputes every counter from the
 //! slots and drops what was half done, and marks the lock consistent. Every committed
 //! entry survives; the interrupted one is there exactly if its slot store happened.
@@ -1073,6 +1119,74 @@ fn unlink_own(name: &str, spec: &ObjectSpec, inc: u64, which: impl Fn(u64) -> bo
     is_own(name, spec, inc, which) && shm_core::unlink(name).is_ok()
 }
 
+/// Creates the object fully (header published, `init` run) in an unnamed file in
+/// `/dev/shm` (`O_TMPFILE`) and only then gives it `name` (`linkat`, which never
+/// replaces a name: `AlreadyExists` if it is taken). So a writer killed at any point
+/// leaves either nothing or a whole segment whose header proves whose it is.
+/// `None` when the system cannot (no `O_TMPFILE` on `/dev/shm`, no `/proc`).
+fn create_linked(
+    name: &str,
+    spec: &ObjectSpec,
+    payload: usize,
+    init: impl Fn(&Object) -> shm_core::Result<()>,
+) -> Option<shm_core::Result<Object>> {
+    use rustix::fs::{AtFlags, CWD, FallocateFlags, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::fd::AsRawFd;
+    let os = |op: &'static str, e: Errno| shm_core::Error::Os {
+        op,
+        name: name.to_owned(),
+        source: e.into(),
+    };
+    let fd = rustix::fs::openat(
+        CWD,
+        "/dev/shm",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )
+    .ok()?;
+    let Some(total) = shm_core::HEADER_LEN.checked_add(payload) else {
+        return Some(Err(shm_core::Error::InvalidSize {
+            name: name.to_owned(),
+            len: payload as u64,
+            reason: "payload too large",
+        }));
+    };
+    if let Err(e) = rustix::fs::ftruncate(&fd, total as u64) {
+        return Some(Err(os("ftruncate", e)));
+    }
+    // Pages reserved now: a full /dev/shm fails here, not with SIGBUS later.
+    match rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, total as u64) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => {}
+        Err(e) => return Some(Err(os("fallocate", e))),
+    }
+    let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let made = Segment::from_fd(fd).and_then(|seg| Object::init_in(seg, spec, |o| init(o)));
+    let made = match made {
+        Ok(o) => o,
+        Err(e) => return Some(Err(e)),
+    };
+    match rustix::fs::linkat(
+        CWD,
+        from.as_str(),
+        CWD,
+        format!("/dev/shm/{name}").as_str(),
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => {
+            return Some(Err(shm_core::Error::AlreadyExists {
+                name: name.to_owned(),
+            }));
+        }
+        Err(_) => return None,
+    }
+    // Map it again by name (a handle keeps no descriptor per data segment); a name
+    // replaced in between is caught by the caller's checks.
+    drop(made);
+    Some(Segment::open(name).and_then(|s| Object::from_segment(s, spec)))
+}
+
 /// Creates a data segment with the given geometry for a generation after
 /// `published` (the generation the control object names; `None` at create): the
 /// first of `published + 1 ..` whose name is free. A name taken by this incarnation's
@@ -1106,16 +1220,22 @@ fn create_data(
     let mut taken = Vec::new();
     for generation in (first..).take(SKIP_GENERATIONS as usize) {
         let name = data_segment_name(base, inc, generation);
-        let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
-        let make = || {
-            Object::create(&opts, spec, payload as usize, |o| {
-                let w = |at: usize, v: u64| o.write_at(at, &v.to_ne_bytes());
-                w(D_GEN, generation)?;
-                w(D_INC, inc)?;
-                w(D_SLOTS, slots as u64)?;
-                w(D_CAP, cap)?;
-                w(D_USED, FIRST_REC)
-            })
+        let init = |o: &Object| {
+            let w = |at: usize, v: u64| o.write_at(at, &v.to_ne_bytes());
+            w(D_GEN, generation)?;
+            w(D_INC, inc)?;
+            w(D_SLOTS, slots as u64)?;
+            w(D_CAP, cap)?;
+            w(D_USED, FIRST_REC)
+        };
+        let make = || match create_linked(&name, spec, payload as usize, init) {
+            Some(made) => made,
+            // No O_TMPFILE or no /proc: create in place (O_EXCL). A writer killed
+            // during that create leaves a half-made segment that is not provably ours.
+            None => {
+                let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
+                Object::create(&opts, spec, payload as usize, init)
+            }
         };
         let obj = match make() {
             Err(shm_core::Error::AlreadyExists { .. }) => {
