@@ -255,7 +255,10 @@ fn a_failed_growth_removes_its_half_made_segment() {
             Ok(_) => {}
             Err(RegionError::Corrupted { .. }) => {
                 failed += 1;
-                assert_eq!(names_with(&format!("{name}.")), [current.clone()]);
+                assert_eq!(
+                    names_with(&format!("{name}.")),
+                    std::slice::from_ref(&current)
+                );
                 if failed == 3 {
                     break;
                 }
