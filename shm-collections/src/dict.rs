@@ -414,6 +414,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// Every entry as of one moment (a consistent snapshot, taken without the lock
     /// unless writers keep changing the dict), in no particular order.
     ///
+    /// Takes no lock unless writers keep changing the collection during 64 attempts;
+    /// then it waits for the writer lock, at most this handle's patience (see
+    /// [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
     /// d.extend([(1, 10), (2, 20)])?;
@@ -433,6 +436,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// Every key, from one snapshot.
     ///
+    /// Takes no lock unless writers keep changing the collection during 64 attempts;
+    /// then it waits for the writer lock, at most this handle's patience (see
+    /// [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
     /// d.insert(7, 0)?;
@@ -449,6 +455,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// Every value, from one snapshot.
     ///
+    /// Takes no lock unless writers keep changing the collection during 64 attempts;
+    /// then it waits for the writer lock, at most this handle's patience (see
+    /// [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
     /// d.insert(7, 9)?;

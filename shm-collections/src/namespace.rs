@@ -265,6 +265,9 @@ impl Namespace {
 
     /// The names of the set attributes, sorted, from one snapshot.
     ///
+    /// Takes no lock unless writers keep changing the collection during 64 attempts;
+    /// then it waits for the writer lock, at most this handle's patience (see
+    /// [`set_patience`](Self::set_patience)).
     /// ```
     /// let ns = shm_collections::Namespace::create()?;
     /// ns.set("b", &1u8)?;

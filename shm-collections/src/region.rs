@@ -81,7 +81,10 @@
 //!
 //! Writers wait for the writer lock while another writer holds it; each handle has a
 //! patience (`set_patience`, default: no limit) after which the write fails with
-//! [`RegionError::Lock`] and [`RawError::Timeout`]. Reads never wait.
+//! [`RegionError::Lock`] and [`RawError::Timeout`]. Reads take no lock; only a read
+//! that saw the generation change 10^4 times, and a snapshot (`iter`, `keys`, ...)
+//! that saw writers change the slots 64 times, falls back to the writer lock, and
+//! then waits as writers do.
 //!
 //! # Reads (no lock)
 //!
@@ -2610,7 +2613,9 @@ macro_rules! growable_methods {
             /// `d` with [`RegionError::Lock`](crate::RegionError::Lock) whose source is
             /// [`RawError::Timeout`](shm_sync::RawError::Timeout). A holder in another
             /// PID namespace counts as alive, so without a patience such a wait can be
-            /// forever. Reads never wait. The uncontended write costs the same either way.
+            /// forever. Reads take no lock (a snapshot that writers keep disturbing falls
+            /// back to it, and then waits the same). The uncontended write costs the same
+            /// either way.
             ///
             /// ```
             #[doc = concat!("let obj = ", $make, "?;")]

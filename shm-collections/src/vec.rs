@@ -288,6 +288,9 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Every element as of one moment (a consistent snapshot), in order.
     ///
+    /// Takes no lock unless writers keep changing the collection during 64 attempts;
+    /// then it waits for the writer lock, at most this handle's patience (see
+    /// [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<i8>::create()?;
     /// v.extend([-1, 0, 1])?;
