@@ -27,8 +27,9 @@
 //! carries 64 random bits no one else knows in advance, every data segment is created
 //! under its name only once it is complete (an `O_TMPFILE` file linked to the name,
 //! which never replaces an existing name; `O_EXCL` where the system has no
-//! `O_TMPFILE`), and nothing here ever unlinks a segment whose header does not say this
-//! incarnation made it (kind, type, incarnation id and generation checked). A name
+//! `O_TMPFILE`), and nothing here ever unlinks a segment unless its header says this
+//! incarnation made it (kind, type, incarnation id and generation checked) or it is
+//! the very file this handle mapped and checked (same device and inode). A name
 //! that is taken by anything else is skipped (the generation moves on, up to 8 names)
 //! and then [`RegionError::NameTaken`]: an object that happens to have a derived-looking
 //! name is never harmed, and the worst a squatter can do is make growth fail.
@@ -616,6 +617,13 @@ impl Mapped {
 
     fn rec_base(&self) -> usize {
         DATA_HDR + self.slots * 8
+    }
+
+    /// Removes this segment's name if it still names the file mapped here (whose
+    /// header was checked when it was mapped or made: this incarnation's); never a
+    /// segment made since under the same name.
+    fn unlink_name(&self) -> bool {
+        self.obj.segment().unlink_if_still_named().unwrap_or(false)
     }
 
     fn load(&self, at: usize) -> u64 {
@@ -1773,6 +1781,13 @@ impl Region {
     /// is provably this incarnation's.
     pub(crate) fn unlink_data(&self) -> RegionResult<()> {
         let generation = self.gen_word().load(Ordering::Acquire);
+        // The mapping we hold (checked when mapped) names the file even when its
+        // header has been damaged since; else the header must prove it.
+        if let Ok(m) = self.current() {
+            if m.generation == generation && m.unlink_name() {
+                return Ok(());
+            }
+        }
         let name = data_segment_name(ctrl_name(&self.ctrl)?, self.inc, generation);
         unlink_own(&name, &self.data_spec, self.inc, |g| g == generation);
         Ok(())
@@ -1786,6 +1801,7 @@ impl Region {
             return;
         };
         let current = self.gen_word().load(Ordering::Acquire);
+        let _ = self.unlink_data();
         let lo = current.saturating_sub(SKIP_GENERATIONS);
         let hi = current.saturating_add(SKIP_GENERATIONS);
         for g in lo..=hi {
@@ -1971,14 +1987,7 @@ impl Writer<'_> {
                 Ok(())
             }
             Err(e) => {
-                let generation = m.generation;
-                drop(m);
-                if let Ok(base) = ctrl_name(&self.region.ctrl) {
-                    let name = data_segment_name(base, self.region.inc, generation);
-                    unlink_own(&name, &self.region.data_spec, self.region.inc, |g| {
-                        g == generation
-                    });
-                }
+                m.unlink_name();
                 Err(e)
             }
         }
@@ -2114,19 +2123,12 @@ impl Writer<'_> {
     /// header says this incarnation made it).
     fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
-        let old = self.m().generation;
         self.region
             .gen_word()
             .store(m.generation, Ordering::Release);
-        if let Ok(n) = ctrl_name(&self.region.ctrl) {
-            let inc = self.region.inc;
-            unlink_own(
-                &data_segment_name(n, inc, old),
-                &self.region.data_spec,
-                inc,
-                |g| g == old,
-            );
-        }
+        // The segment published over: the one this writer has mapped (checked when
+        // mapped), if the name still names it.
+        self.m().unlink_name();
         let m = Arc::new(m);
         *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
         // SAFETY: this Writer guards the writer lock, so no other thread touches

@@ -454,3 +454,20 @@ fn forged_counters_are_corrupted() {
         v.len()
     );
 }
+
+/// A creator whose data segment was overwritten still removes it when it drops: the
+/// handle has that very file mapped (same inode), whatever its header says now.
+#[test]
+fn a_damaged_data_segment_is_still_removed_by_its_creator() {
+    let name = unique_name("damaged-drop");
+    let _gd = DataGuard(name.clone());
+    let d = D::create_named(&name).unwrap();
+    d.insert(1, 2).unwrap();
+    let data = Segment::open(&current_data_segment(&name).unwrap()).unwrap();
+    data.fill_at(HEADER_LEN, data.len() - HEADER_LEN, 0xff)
+        .unwrap();
+    drop(data);
+    assert_ne!(d.get(&1).ok(), Some(Some(2)));
+    drop(d);
+    assert_eq!(names_with(&name), Vec::<String>::new(), "left in /dev/shm");
+}
