@@ -77,6 +77,9 @@
 //! waiting: success means no other handle exists anywhere, so it removes the data
 //! segments (the current one and this incarnation's leftovers near it), which no one
 //! can reach any more. So writing after the creator dropped the object leaks nothing.
+//! (The cost: each handle keeps one file descriptor open. A process killed while it
+//! holds the last handle leaves the segments, as any killed owner does, for the
+//! tracker or `shm gc`.)
 //!
 //! # Waiting
 //!
@@ -264,8 +267,10 @@ pub enum RegionError {
         /// What was found.
         what: String,
     },
-    /// The writer lock could not be taken (would deadlock: a closure passed to
-    /// `update` used the same collection; or a corrupted lock word).
+    /// The writer lock could not be taken: another writer held it longer than this
+    /// handle's patience ([`RawError::Timeout`], see `set_patience`), it would
+    /// deadlock (a closure passed to `update` used the same collection), or a
+    /// corrupted lock word.
     #[error("{name}: cannot take the writer lock: {source}")]
     Lock {
         /// The object.
