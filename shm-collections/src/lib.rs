@@ -99,7 +99,7 @@ pub use queue::{
     ByteQueue, DEFAULT_SPIN, JoinableQueue, Message, Queue, QueueError, QueueResult, QueueSize,
     QueueStats, SimpleQueue,
 };
-pub use region::{Limits, RegionError, RegionResult, RegionStats};
+pub use region::{Limits, RegionError, RegionResult, RegionStats, SalvageReport};
 pub use shareable_list::{IntOutOfRange, Item, ItemTypeError, Iter, ListError, ShareableList};
 pub use value::{AtomicValue, RawValue, Value};
 pub use vec::{ShareableVec, VecItem};

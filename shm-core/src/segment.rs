@@ -685,6 +685,34 @@ impl Segment {
         }
     }
 
+    /// Removes the name only if it still names this segment (same device and inode,
+    /// looked up without following a symlink): `Ok(true)` if removed, `Ok(false)` if
+    /// the name is gone or now names another segment (made since by someone else,
+    /// which must not be removed in our stead). A no-op (`Ok(false)`) for anonymous
+    /// segments. A successor made between the check and the unlink would still be
+    /// removed: no call unlinks by inode.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::create(16)?;
+    /// let name = seg.name().unwrap().to_owned();
+    /// seg.unlink()?;
+    /// let mut successor = shm_core::Segment::create_named(&name, 16)?;
+    /// assert!(!seg.unlink_if_still_named()?); // the successor keeps its name
+    /// assert!(successor.unlink_if_still_named()?);
+    /// successor.set_unlink_on_drop(false);
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn unlink_if_still_named(&self) -> Result<bool> {
+        match &self.name {
+            Some(name) if self.still_named(name) => match unlink(name) {
+                Ok(()) => Ok(true),
+                Err(Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(false),
+        }
+    }
+
     /// Whether the name still refers to this segment (same device and inode, looked up
     /// without following a symlink). Once unlinked (by anyone), the name may belong to
     /// a segment made since, which must not be removed in our stead.
