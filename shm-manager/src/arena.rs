@@ -211,6 +211,11 @@ impl Arenas {
                 other => other?,
             }
         } else {
+            // An arena that does not exist is not waited for (`stats` probes the index
+            // after the last one): only one being initialised is, up to `wait`.
+            if !crate::names::root_exists(&name) {
+                return Err(shm_core::Error::NotFound { name }.into());
+            }
             Object::open_timeout(&name, &spec, wait)?
         };
         let arena = Arc::new(Arena::attach(obj, manager)?);

@@ -170,3 +170,25 @@ fn patience_round_trips() {
     m.set_patience(None);
     assert_eq!(m.patience(), None);
 }
+
+/// `arena_stats` probes the arena after the last one: a name that does not exist is
+/// not waited for (it used to wait the whole patience on every call).
+#[test]
+fn arena_stats_does_not_wait_for_an_arena_that_does_not_exist() {
+    let m = shm_manager::ManagerOptions::new()
+        .tracker(false)
+        .patience(Some(std::time::Duration::from_secs(30)))
+        .create()
+        .unwrap();
+    m.value("one", 1u64).unwrap();
+    let t = std::time::Instant::now();
+    let stats = m.arena_stats().unwrap();
+    assert_eq!(stats.arenas, 1);
+    // The patience is 30 s: a probe that waits for the missing arena takes all of it.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    m.shutdown().unwrap();
+}
