@@ -499,7 +499,7 @@ mod manager_kinds {
     /// Which part of the fixture a target damages.
     #[derive(Clone, Copy)]
     pub(super) enum Part {
-        /// The registry dict's data segment `shm-rs.m.NAME.g0`.
+        /// The registry dict's data segment `shm-rs.m.NAME.g0.<incarnation>`.
         RegistryData,
         /// One encoded registry `Entry` (inserted under a key, then opened).
         Entry,
@@ -596,16 +596,30 @@ mod manager_kinds {
     pub(super) fn pristine(part: Part) -> Vec<u8> {
         with(|f| match part {
             Part::Entry => f.entry.clone(),
-            Part::RegistryData => segment_bytes(f, ".g0"),
-            Part::Arena => segment_bytes(f, ".a0"),
+            Part::RegistryData => segment_bytes(f, &registry_data_name(f)),
+            Part::Arena => segment_bytes(f, &format!("{}.a0", f.manager.root_name())),
         })
     }
 
-    fn segment_bytes(f: &Fixture, suffix: &str) -> Vec<u8> {
-        let name = format!("{}{suffix}", f.manager.root_name());
+    /// The registry dict's data segment (`<root>.g0.<incarnation>`) as the fixture
+    /// made it.
+    fn registry_data_name(f: &Fixture) -> String {
+        let root = f.manager.root_name();
         f.pristine
             .iter()
-            .find(|(n, _)| *n == name)
+            .map(|(n, _)| n.as_str())
+            .find(|n| {
+                shm_collections::region::parse_data_segment_name(n)
+                    .is_some_and(|p| p.control == root)
+            })
+            .expect("the fixture has the registry's data segment")
+            .to_owned()
+    }
+
+    fn segment_bytes(f: &Fixture, name: &str) -> Vec<u8> {
+        f.pristine
+            .iter()
+            .find(|(n, _)| n == name)
             .map(|(_, b)| b.clone())
             .expect("the fixture has the segment")
     }
@@ -696,7 +710,7 @@ mod manager_kinds {
         let bytes = damaged(&s)?;
         with(|f| {
             reset(f)?;
-            let data = format!("{}.g0", f.manager.root_name());
+            let data = registry_data_name(f);
             put(&data, &bytes)?;
             unpublished(&data)?;
             use_registry(f.manager.name())
