@@ -78,6 +78,7 @@ mod segment;
 mod share;
 mod spawn;
 mod sys;
+mod type_name;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -91,3 +92,4 @@ pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
 pub use object::{DEFAULT_OPEN_WAIT, Layout, OFFSET_SEPARATOR, Object, ObjectName, SharedObject};
 pub use segment::{Segment, SegmentOptions, unlink};
 pub use spawn::CommandExt;
+pub use type_name::short_type_name;

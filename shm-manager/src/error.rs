@@ -60,7 +60,11 @@ pub enum ManagerError {
         found: String,
     },
     /// The key names an object of the right kind but another element type.
-    #[error("key {key:?} of manager {manager:?}: expected element type {expected}, found {found}")]
+    #[error(
+        "key {key:?} of manager {manager:?}: expected element type {}, found {}",
+        shm_core::short_type_name(expected),
+        shm_core::short_type_name(found)
+    )]
     WrongType {
         /// The manager's name.
         manager: String,
