@@ -105,4 +105,17 @@ mod tests {
         assert_eq!(s("<a::T as b::Tr>::Out"), "<T as Tr>::Out");
         assert_eq!(s("é::ü<ß::x>"), "ü<x>");
     }
+
+    #[test]
+    fn errors_print_short_names() {
+        let e = crate::Error::TypeMismatch {
+            name: "x".into(),
+            expected: "Value<alloc::string::String>".into(),
+            found: "Value<core::option::Option<u64>>".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "segment \"x\" holds elements of type Value<Option<u64>>, expected Value<String>"
+        );
+    }
 }

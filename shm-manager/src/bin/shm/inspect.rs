@@ -406,9 +406,10 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
     Ok(None)
 }
 
-/// One line of state of the object at `location` (`segment` or `segment@offset`).
-pub fn state_line(location: &str) -> Result<String, String> {
-    let info = crate::kinds::inspect(location).map_err(|e| e.to_string())?;
+/// One line of state of the object at `location` (`segment` or `segment@offset`),
+/// whose registry entry is `entry` when the caller has it (then not read again).
+pub fn state_line(location: &str, entry: Option<&shm_manager::Entry>) -> Result<String, String> {
+    let info = crate::kinds::inspect_with(location, entry).map_err(|e| e.to_string())?;
     let c = contents(location, &info, 3)?;
     Ok(one_line(&c))
 }

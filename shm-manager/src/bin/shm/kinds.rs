@@ -30,6 +30,16 @@ const KNOWN: &[Kind] = &[
 /// the element type's name from the manager's registry for an object in a manager's
 /// arena (`shm-rs.m.NAME.aN@OFFSET`) that the registry names.
 pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
+    inspect_with(name, None)
+}
+
+/// [`inspect`] with the registry entry of `name` already at hand (`Some`): the
+/// registry is then not read again (a listing reads each registry once, so that it
+/// stays linear in the number of objects).
+pub fn inspect_with(
+    name: &str,
+    known: Option<&shm_manager::Entry>,
+) -> shm_core::Result<ObjectInfo> {
     let mut info = Object::inspect(name)?;
     if info.kind_name.is_empty() {
         if let Some(k) = KNOWN.iter().find(|k| k.id() == info.kind) {
@@ -37,8 +47,13 @@ pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
         }
     }
     if info.type_name.is_empty() {
-        if let Some(entry) = registry_entry(name) {
-            if entry.kind == info.kind && entry.type_tag == info.type_tag {
+        let entry = match known {
+            Some(e) => Some(e.clone()),
+            None => registry_entry(name),
+        };
+        if let Some(entry) = entry {
+            if entry.location == name && entry.kind == info.kind && entry.type_tag == info.type_tag
+            {
                 info.type_name = entry.type_name;
             }
         }
@@ -48,15 +63,13 @@ pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
 
 /// The registry entry whose location is `name`, for an object in a manager's arena.
 fn registry_entry(name: &str) -> Option<shm_manager::Entry> {
-    use shm_core::SharedObject;
     let (segment, _) = name.split_once(shm_core::OFFSET_SEPARATOR)?;
     let rest = segment.strip_prefix(shm_manager::MANAGED_PREFIX)?;
     let (manager, _arena) = rest.rsplit_once('.')?;
     let root = shm_manager::root_name(manager).ok()?;
-    let registry = <shm_manager::Registry as SharedObject>::open(&root).ok()?;
-    registry
-        .iter()
+    crate::managers::read_registry(&root)
         .ok()?
+        .into_iter()
         .map(|(_, e)| e)
         .find(|e| e.location == name)
 }

@@ -112,15 +112,26 @@ enum Command {
     },
 }
 
+/// Set (to anything) to print how many registry reads a command made, on stderr: the
+/// tests check that a listing reads each registry once.
+const REGISTRY_READS_VAR: &str = "SHM_DEBUG_REGISTRY_READS";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("shm: error: {e}");
             ExitCode::FAILURE
         }
+    };
+    if std::env::var_os(REGISTRY_READS_VAR).is_some() {
+        eprintln!(
+            "shm: registry reads: {}",
+            managers::REGISTRY_READS.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
+    code
 }
 
 /// Prints `text` and a newline; a closed stdout (`shm ls | head`) ends quietly, never

@@ -1,0 +1,91 @@
+//! The `shm` command's listings at scale and in what they say: `ls` and `inspect`
+//! read each manager's registry once (linear in arena objects), short type names
+//! that fit a terminal, arena rows judged by the manager's owner, and `rm` of a
+//! manager.
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{PrefixGuard, shm, shm_json, shm_ok};
+use serde_json::Value as Json;
+use shm_core::testing::unique_name;
+use shm_manager::{ManagerOptions, SharedMemoryManager};
+
+/// A manager of this process with its tracker off, and a guard that removes what it
+/// leaves even when the test fails.
+fn manager(tag: &str) -> (SharedMemoryManager, PrefixGuard) {
+    let m = ManagerOptions::new()
+        .name(unique_name(tag))
+        .tracker(false)
+        .create()
+        .unwrap();
+    let guard = PrefixGuard(m.root_name().to_owned());
+    (m, guard)
+}
+
+/// Runs `shm args` counting registry reads; returns its stdout and the count.
+fn shm_counting(args: &[&str]) -> (String, usize) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shm"))
+        .args(args)
+        .env("SHM_DEBUG_REGISTRY_READS", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8(o.stdout).unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "shm {args:?}: {err}\n{out}");
+    let reads = err
+        .lines()
+        .find_map(|l| l.strip_prefix("shm: registry reads: "))
+        .unwrap_or_else(|| panic!("no count on stderr: {err}"))
+        .parse()
+        .unwrap();
+    (out, reads)
+}
+
+/// Whether `name` is a manager root (`shm-rs.m.NAME`, no further dot).
+fn is_root(name: &str) -> bool {
+    name.strip_prefix("shm-rs.m.")
+        .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+}
+
+#[test]
+fn ls_and_inspect_read_each_registry_once_at_ten_thousand_objects() {
+    const N: usize = 10_000;
+    let (m, _guard) = manager("cli-scale");
+    let keep: Vec<_> = (0..N)
+        .map(|i| m.value(&format!("v{i}"), i as u64).unwrap())
+        .collect();
+
+    let start = Instant::now();
+    let (out, reads) = shm_counting(&["ls", "--json"]);
+    let took = start.elapsed();
+    let v: Json = serde_json::from_str(&out).unwrap();
+    let rows = v["entries"].as_array().unwrap();
+    let ours = rows
+        .iter()
+        .filter(|e| e["arena"].as_str().is_some_and(|a| a.starts_with(m.root_name())))
+        .count();
+    assert_eq!(ours, N, "one row per arena object");
+    // Other tests' managers may be listed too: one read per root listed, none per object.
+    let roots = rows
+        .iter()
+        .filter(|e| e["class"] == "object" && is_root(e["name"].as_str().unwrap()))
+        .count();
+    assert_eq!(reads, roots, "ls reads each registry once");
+    assert!(took < Duration::from_secs(20), "ls took {took:?}");
+
+    let start = Instant::now();
+    let (out, reads) = shm_counting(&["inspect", m.root_name(), "--json"]);
+    let took = start.elapsed();
+    let v: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["contents"]["keys"], N);
+    assert_eq!(reads, 1, "inspect of a root reads its registry once");
+    assert!(took < Duration::from_secs(20), "inspect took {took:?}");
+    let arena = format!("{}.a0", m.root_name());
+    let (_, reads) = shm_counting(&["inspect", &arena, "--json"]);
+    assert_eq!(reads, 1, "inspect of an arena reads the registry once");
+    drop(keep);
+    m.shutdown().unwrap();
+}
