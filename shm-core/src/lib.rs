@@ -78,9 +78,9 @@ mod segment;
 mod share;
 mod spawn;
 mod sys;
-mod type_name;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod type_name;
 
 pub use copy::{copy_from_shared, copy_to_shared, fill_shared};
 pub use error::{Error, Result};

@@ -95,10 +95,7 @@ mod tests {
 
     #[test]
     fn truncated_and_odd_names_do_not_panic() {
-        assert_eq!(
-            s("Dict<alloc::string::String,shm_m"),
-            "Dict<String, shm_m"
-        );
+        assert_eq!(s("Dict<alloc::string::String,shm_m"), "Dict<String, shm_m");
         assert_eq!(s("a::"), "");
         assert_eq!(s("::"), "");
         assert_eq!(s(":"), ":");

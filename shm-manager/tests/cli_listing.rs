@@ -65,7 +65,11 @@ fn ls_and_inspect_read_each_registry_once_at_ten_thousand_objects() {
     let rows = v["entries"].as_array().unwrap();
     let ours = rows
         .iter()
-        .filter(|e| e["arena"].as_str().is_some_and(|a| a.starts_with(m.root_name())))
+        .filter(|e| {
+            e["arena"]
+                .as_str()
+                .is_some_and(|a| a.starts_with(m.root_name()))
+        })
         .count();
     assert_eq!(ours, N, "one row per arena object");
     // Other tests' managers may be listed too: one read per root listed, none per object.
@@ -87,5 +91,78 @@ fn ls_and_inspect_read_each_registry_once_at_ten_thousand_objects() {
     let (_, reads) = shm_counting(&["inspect", &arena, "--json"]);
     assert_eq!(reads, 1, "inspect of an arena reads the registry once");
     drop(keep);
+    m.shutdown().unwrap();
+}
+
+/// A manager named as a user would (short), with one object of each common kind.
+fn typical_manager() -> (SharedMemoryManager, PrefixGuard) {
+    let name = format!("w{:08x}", rand_u32());
+    let m = ManagerOptions::new()
+        .name(&name)
+        .tracker(false)
+        .create()
+        .unwrap();
+    let guard = PrefixGuard(m.root_name().to_owned());
+    m.value("counter", 7u64).unwrap();
+    m.lock("db").unwrap();
+    m.rlock("re").unwrap();
+    m.mutex("guarded", 1u32).unwrap();
+    m.event("go").unwrap();
+    m.condition("cond", 0u32).unwrap();
+    m.rwlock("table", 0u64).unwrap();
+    let d = m.dict::<String, u64>("scores").unwrap();
+    d.insert("ann".into(), 3).unwrap();
+    m.vec::<String>("names")
+        .unwrap()
+        .push("bo".to_owned())
+        .unwrap();
+    m.queue::<String>("jobs", 64, 4096).unwrap();
+    (m, guard)
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).unwrap();
+    u32::from_ne_bytes(b)
+}
+
+#[test]
+fn ls_fits_a_terminal_with_short_type_names() {
+    let (m, _guard) = typical_manager();
+    let text = shm_ok(&["ls", m.root_name()]);
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "{widest} columns:\n{text}");
+    let row = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().any(|w| w == key))
+            .unwrap_or_else(|| panic!("no row for {key}:\n{text}"))
+            .to_owned()
+    };
+    assert!(row("scores").contains("Dict<String, u64>"), "{text}");
+    assert!(row("names").contains("Vec<String>"), "{text}");
+    assert!(row("counter").contains("Value<u64>"), "{text}");
+    assert!(row("db").contains("Lock "), "{text}");
+    assert!(!row("db").contains("Mutex"), "{text}");
+    assert!(row("guarded").contains("Mutex<u32>"), "{text}");
+    assert!(!text.contains("alloc::"), "{text}");
+    // Arena rows are judged by the manager's owner: this process, alive.
+    for key in ["counter", "db", "go", "cond"] {
+        let r = row(key);
+        assert!(r.contains(&std::process::id().to_string()), "{r}");
+        assert!(r.contains(" alive "), "{r}");
+    }
+    let v = shm_json(&["ls", m.root_name(), "--json"]);
+    let rows = v["entries"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .all(|e| e["name"].as_str().unwrap().starts_with(m.root_name()))
+    );
+    let scores = rows.iter().find(|e| e["key"] == "scores").unwrap();
+    assert_eq!(scores["type"], "Dict<String, u64>");
+    for e in rows.iter().filter(|e| e["arena"].is_string()) {
+        assert_eq!(e["creator"]["alive"], "alive", "{e}");
+    }
+    let r = shm_json(&["inspect", &scores["name"].as_str().unwrap(), "--json"]);
+    assert_eq!(r["header"]["type"], "Dict<String, u64>");
     m.shutdown().unwrap();
 }

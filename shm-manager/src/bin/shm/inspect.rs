@@ -252,7 +252,7 @@ fn header(segment: &str, info: &ObjectInfo) -> Header {
         kind: info.kind_name.clone(),
         kind_id: info.kind,
         version: info.version,
-        type_name: info.type_name.clone(),
+        type_name: shm_core::short_type_name(&info.type_name),
         type_tag: format!("{:#018x}", info.type_tag),
         elem_size: info.elem_size,
         elem_align: info.elem_align,
@@ -564,7 +564,10 @@ fn collection_view(object: Object, info: &ObjectInfo, max: usize) -> Result<Cont
             let (value, value_type) = if is_ns {
                 // A namespace stores (type fingerprint, type name, encoded value).
                 match shm_collections::codec::decode::<(u64, String, Vec<u8>)>(&r.value) {
-                    Ok((_, ty, bytes)) => (decode_bincode(Some(&ty), &bytes), Some(ty)),
+                    Ok((_, ty, bytes)) => (
+                        decode_bincode(Some(&ty), &bytes),
+                        Some(shm_core::short_type_name(&ty)),
+                    ),
                     Err(_) => (None, None),
                 }
             } else {

@@ -142,12 +142,17 @@ pub fn enrich(entries: &mut Vec<Entry>) {
             }
         }
     }
-    // An arena's objects right after it, by offset ("a1@64" would sort after "a10").
-    entries.sort_by(|a, b| {
-        let ka = (a.arena.as_deref().unwrap_or(&a.name), a.offset);
-        let kb = (b.arena.as_deref().unwrap_or(&b.name), b.offset);
-        ka.cmp(&kb)
-    });
+    // A manager's segments together right after its root ("shm-rs.m.x-y" would sort
+    // between "shm-rs.m.x" and "shm-rs.m.x.a0"), an arena's objects right after it, by
+    // offset ("a1@64" would sort after "a10").
+    fn key(e: &Entry) -> (&str, &str, Option<u64>) {
+        let name = e.arena.as_deref().unwrap_or(&e.name);
+        let group = scan::manager_of(name)
+            .filter(|_| name.starts_with(scan::MANAGER_PREFIX))
+            .map_or(name, |m| &name[..scan::MANAGER_PREFIX.len() + m.len()]);
+        (group, &name[group.len()..], e.offset)
+    }
+    entries.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// The row of the object of registry entry `entry` inside an arena (never fails:
@@ -229,7 +234,7 @@ pub fn key_views(
                 in_arena: e.in_arena(),
                 kind: e.kind_name,
                 kind_id: e.kind,
-                type_name: e.type_name,
+                type_name: shm_core::short_type_name(&e.type_name),
                 location: e.location,
                 keep: e.keep,
                 state,

@@ -231,7 +231,7 @@ pub fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
         e.kind = format!("kind {:#x}", info.kind);
     }
     e.kind_id = Some(info.kind);
-    e.type_name = Some(info.type_name.clone());
+    e.type_name = Some(shm_core::short_type_name(&info.type_name));
     e.version = Some(info.version);
     e.initialised = Some(info.initialised);
     e.creator = Some(Creator::of(info.creator));
