@@ -166,3 +166,70 @@ fn ls_fits_a_terminal_with_short_type_names() {
     assert_eq!(r["header"]["type"], "Dict<String, u64>");
     m.shutdown().unwrap();
 }
+
+const MANAGER_VAR: &str = "SHM_CLI_LISTING_MANAGER";
+
+/// Child role: makes a manager (tracker off) with a raw segment and a dict, then
+/// exits without shutting it down, leaving a manager whose owner is dead.
+fn leave_manager() {
+    let name = std::env::var(MANAGER_VAR).unwrap();
+    let m = ManagerOptions::new()
+        .name(&name)
+        .tracker(false)
+        .create()
+        .unwrap();
+    m.value("v", 1u8).unwrap();
+    let s = m.segment(4096).unwrap();
+    println!("{}", s.name().unwrap());
+    std::mem::forget(m);
+    std::process::exit(0);
+}
+
+#[test]
+fn rm_of_a_manager_needs_force_while_its_owner_lives() {
+    if shm_core::testing::child_role().is_some() {
+        return leave_manager();
+    }
+    let (m, _guard) = manager("cli-rm-live");
+    let root = m.root_name().to_owned();
+    let raw = m.segment(4096).unwrap();
+    let raw_name = raw.name().unwrap().to_owned();
+    let o = shm(&["rm", &root]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("alive") && err.contains("--force"), "{err}");
+    assert!(common::tracked(&root).contains(&root), "nothing removed");
+    // The root takes its segments first; naming one of them too is no failure.
+    let v = shm_json(&["rm", "--force", "--json", &root, &raw_name]);
+    let removed: Vec<&str> = v["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        removed.contains(&root.as_str()) && removed.contains(&raw_name.as_str()),
+        "{v}"
+    );
+    assert_eq!(v["failed"], serde_json::json!([]));
+    assert_eq!(common::tracked(&root), Vec::<String>::new());
+    drop(raw);
+    std::mem::forget(m);
+
+    // A dead owner's manager goes without --force.
+    let name = unique_name("cli-rm-dead");
+    let dead_root = format!("shm-rs.m.{name}");
+    let _dead_guard = PrefixGuard(dead_root.clone());
+    let out = shm_core::testing::child_command(
+        "rm_of_a_manager_needs_force_while_its_owner_lives",
+        "leave",
+    )
+    .env(MANAGER_VAR, &name)
+    .status()
+    .unwrap();
+    assert!(out.success());
+    assert!(common::tracked(&dead_root).len() >= 3);
+    let text = shm_ok(&["rm", &dead_root]);
+    assert!(text.contains(&format!("removed {dead_root}")), "{text}");
+    assert_eq!(common::tracked(&dead_root), Vec::<String>::new());
+}

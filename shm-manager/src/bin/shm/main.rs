@@ -50,6 +50,9 @@ shm inspect NAME --json: {name, class, kind, size, header, contents, error}
   (keys and values decode when the header's type name is String or a primitive number;
    otherwise they are null and only the *_hex fields carry the bytes)
 
+shm rm --json: {removed: [name...], failed: [{name, error}]}
+  (a name already removed by the same command, with its root or control, is no failure)
+
 shm gc --json: {dry_run, removed: [{name, reason}], kept: [{name, reason}],
                 failed: [{name, error}],
                 managers: [{name, root, owner_pid, segments: [name...]}]}
@@ -98,9 +101,13 @@ enum Command {
         /// Segment names.
         #[arg(required = true)]
         names: Vec<String>,
-        /// Also remove foreign or unreadable segments and the PID-namespace registry.
+        /// Also remove foreign or unreadable segments, the PID-namespace registry and
+        /// the root of a manager whose owner is alive (or whose liveness is unknown).
         #[arg(long)]
         force: bool,
+        /// Print JSON (see `shm --help`).
+        #[arg(long)]
+        json: bool,
     },
     /// Removes objects whose owner is provably dead (never KEEP ones, never when the
     /// owner's liveness is unknown, never CPython's or foreign segments). A manager whose
@@ -192,15 +199,23 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 None => ExitCode::SUCCESS,
             })
         }
-        Command::Rm { names, force } => {
+        Command::Rm {
+            names,
+            force,
+            json: as_json,
+        } => {
             let out = ops::rm(&names, force);
-            for n in &out.removed {
-                emit(&format!("removed {n}"));
+            if as_json {
+                emit(&json(&out)?);
+            } else {
+                for n in &out.removed {
+                    emit(&format!("removed {n}"));
+                }
             }
-            for e in &out.errors {
-                eprintln!("shm: error: {e}");
+            for f in &out.failed {
+                eprintln!("shm: error: {}", f.error);
             }
-            Ok(if out.errors.is_empty() {
+            Ok(if out.failed.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
