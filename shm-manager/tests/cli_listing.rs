@@ -233,3 +233,69 @@ fn rm_of_a_manager_needs_force_while_its_owner_lives() {
     assert!(text.contains(&format!("removed {dead_root}")), "{text}");
     assert_eq!(common::tracked(&dead_root), Vec::<String>::new());
 }
+
+#[test]
+fn lists_and_raw_segments_of_a_manager_are_recognised() {
+    use shm_collections::Item;
+    let (m, _guard) = manager("cli-lists");
+    let row = m
+        .list("row", (0..8).map(Item::Int).collect::<Vec<_>>())
+        .unwrap();
+    let empty = m.list("empty", Vec::new()).unwrap();
+    let raw = m.segment(4096).unwrap();
+    let raw_name = raw.name().unwrap().to_owned();
+    let row_name = row.name().unwrap().to_owned();
+    let empty_name = empty.name().unwrap().to_owned();
+
+    // inspect of the root: the lists' states, no error.
+    let v = shm_json(&["inspect", m.root_name(), "--json"]);
+    let entries = v["contents"]["entries"].as_array().unwrap();
+    let entry = |k: &str| entries.iter().find(|e| e["key"] == k).unwrap().clone();
+    assert!(entry("row")["error"].is_null(), "{v}");
+    assert_eq!(
+        entry("row")["state"],
+        "8 items (ShareableList, CPython format)"
+    );
+    assert_eq!(
+        entry("empty")["state"],
+        "0 items (ShareableList, CPython format)"
+    );
+    assert!(!shm_ok(&["inspect", m.root_name()]).contains("error"));
+
+    // ls: the empty list is a list, the raw segment the manager's.
+    let v = shm_json(&["ls", m.root_name(), "--json"]);
+    let rows = v["entries"].as_array().unwrap();
+    let by_name = |n: &str| rows.iter().find(|e| e["name"] == n).unwrap().clone();
+    assert_eq!(by_name(&row_name)["class"], "shareable_list");
+    assert_eq!(by_name(&empty_name)["class"], "shareable_list");
+    assert_eq!(by_name(&empty_name)["items"], 0);
+    assert_eq!(by_name(&raw_name)["class"], "raw");
+    assert_eq!(by_name(&raw_name)["owner"]["alive"], "alive");
+    // inspect succeeds on each.
+    for n in [&row_name, &empty_name, &raw_name] {
+        let o = shm(&["inspect", n]);
+        assert!(
+            o.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let r = shm_json(&["inspect", &raw_name, "--json"]);
+    assert_eq!(r["class"], "raw");
+    assert!(
+        r["contents"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("raw segment of manager"),
+        "{r}"
+    );
+    // An all-zero segment of another length is still no list.
+    let zeros = shm_core::SegmentOptions::new()
+        .name(unique_name("cli-zeros"))
+        .create(64)
+        .unwrap();
+    let o = shm(&["inspect", zeros.name().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    drop((row, empty, raw, zeros));
+    m.shutdown().unwrap();
+}

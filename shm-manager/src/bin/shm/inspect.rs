@@ -228,6 +228,20 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
                     }
                     Ok(report)
                 }
+                Err(_)
+                    if scan::manager_of(name).is_some()
+                        && name.starts_with(scan::MANAGER_PREFIX) =>
+                {
+                    report.class = Class::Raw;
+                    report.kind = "raw segment".into();
+                    report.contents = Some(Contents::None {
+                        reason: format!(
+                            "a raw segment of manager {} (m.segment()): no header, bytes of its program's own format",
+                            scan::manager_of(name).unwrap_or_default()
+                        ),
+                    });
+                    Ok(report)
+                }
                 Err(list_err) if name.starts_with(shm_core::RANDOM_NAME_PREFIX) => {
                     report.class = Class::Cpython;
                     report.kind = "cpython segment".into();
@@ -409,7 +423,21 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
 /// One line of state of the object at `location` (`segment` or `segment@offset`),
 /// whose registry entry is `entry` when the caller has it (then not read again).
 pub fn state_line(location: &str, entry: Option<&shm_manager::Entry>) -> Result<String, String> {
-    let info = crate::kinds::inspect_with(location, entry).map_err(|e| e.to_string())?;
+    let info = match crate::kinds::inspect_with(location, entry) {
+        Ok(info) => info,
+        // No header: a CPython-format list (`m.list()`) is registered in its own segment.
+        Err(e @ (shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }))
+            if !location.contains(shm_core::OFFSET_SEPARATOR) =>
+        {
+            return match shm_collections::ShareableList::open(location) {
+                Ok(list) => Ok(format!("{} items (ShareableList, CPython format)", list.len())),
+                Err(list_err) => Err(format!(
+                    "not an shm-rs object ({e}) and not a ShareableList ({list_err})"
+                )),
+            };
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let c = contents(location, &info, 3)?;
     Ok(one_line(&c))
 }

@@ -19,7 +19,8 @@ const JSON_HELP: &str = "\
 JSON output (--json; field names are stable, absent values are null):
 
 shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
-  name, size (bytes), class (object | shareable_list | cpython | pidns_registry | foreign | error),
+  name, size (bytes), class (object | shareable_list | cpython | raw (a segment without
+  header under a manager's prefix: m.segment()) | pidns_registry | foreign | error),
   kind (header kind name, or a description), kind_id, type (element type name, module
   paths dropped: Dict<String, u64>), version,
   initialised, creator: {pid, token, pidns, alive: alive | dead | unknown},

@@ -217,6 +217,7 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
         Class::ShareableList | Class::Cpython => {
             return Err("CPython segment: no creator recorded".into());
         }
+        Class::Raw => return Err("raw segment: no creator recorded".into()),
         Class::PidnsRegistry => return Err("PID-namespace registry".into()),
         Class::Foreign => return Err("foreign segment".into()),
         Class::Error => return Err("unreadable".into()),

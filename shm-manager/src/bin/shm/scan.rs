@@ -27,6 +27,8 @@ pub enum Class {
     ShareableList,
     /// A `psm_*` segment without our header that is no `ShareableList`.
     Cpython,
+    /// A segment without header under a manager's prefix (`m.segment()`): the manager's.
+    Raw,
     /// The PID-namespace registry of shm-core.
     PidnsRegistry,
     /// Anything else.
@@ -252,6 +254,9 @@ fn not_ours(name: &str, size: u64) -> Entry {
             e.kind = format!("ShareableList (CPython), {} items", list.len());
             e
         }
+        Err(_) if manager_of(name).is_some() && name.starts_with(MANAGER_PREFIX) => {
+            Entry::bare(name, size, Class::Raw, "raw segment")
+        }
         Err(_) if name.starts_with(shm_core::RANDOM_NAME_PREFIX) => {
             Entry::bare(name, size, Class::Cpython, "cpython segment")
         }
@@ -259,12 +264,22 @@ fn not_ours(name: &str, size: u64) -> Entry {
     }
 }
 
-/// Opens `name` as a CPython-format ShareableList with at least one item: zero bytes
-/// parse as an empty list, too weak a sign to call a segment a list.
+/// Length of an empty CPython-format ShareableList: its item count and the one offset
+/// word (CPython and shm-collections make it exactly this long).
+pub const EMPTY_LIST_LEN: u64 = 16;
+
+/// Opens `name` as a CPython-format ShareableList. Zero bytes parse as an empty list,
+/// too weak a sign to call any segment a list: an empty one only when the segment has
+/// exactly an empty list's length ([`EMPTY_LIST_LEN`]).
 pub fn open_list(name: &str) -> Result<ShareableList, String> {
     let list = ShareableList::open(name).map_err(|e| e.to_string())?;
     if list.is_empty() {
-        return Err("no items (an all-zero segment reads as an empty list)".into());
+        let len = shm_core::Segment::open(name).map_err(|e| e.to_string())?.len() as u64;
+        if len != EMPTY_LIST_LEN {
+            return Err(format!(
+                "no items in {len} bytes: an empty list has exactly {EMPTY_LIST_LEN} (an all-zero segment reads as an empty list)"
+            ));
+        }
     }
     Ok(list)
 }
