@@ -299,3 +299,49 @@ fn lists_and_raw_segments_of_a_manager_are_recognised() {
     drop((row, empty, raw, zeros));
     m.shutdown().unwrap();
 }
+
+#[test]
+fn condition_and_rwlock_show_their_state_and_data() {
+    let (m, _guard) = manager("cli-locks");
+    let cond = m.condition("cond", 41u32).unwrap();
+    let table = m.rwlock("table", 7u64).unwrap();
+    let lock = m.lock("db").unwrap();
+    let at = |key: &str| m.entry(key).unwrap().unwrap().location;
+
+    let c = shm_json(&["inspect", &at("cond"), "--json"])["contents"].clone();
+    assert_eq!(c["view"], "condition", "{c}");
+    assert_eq!(c["lock"]["locked"], false);
+    assert_eq!(c["waiters"], 0);
+    assert_eq!(c["value"], 41);
+    let held = cond.lock().unwrap();
+    let c = shm_json(&["inspect", &at("cond"), "--json"])["contents"].clone();
+    assert_eq!(c["lock"]["locked"], true, "{c}");
+    assert_eq!(c["lock"]["holder"]["pid"], std::process::id());
+    drop(held);
+
+    let r = shm_json(&["inspect", &at("table"), "--json"])["contents"].clone();
+    assert_eq!(r["view"], "rw_lock", "{r}");
+    assert_eq!(
+        (r["readers"].as_u64(), r["value"].as_u64()),
+        (Some(0), Some(7))
+    );
+    assert_eq!(r["slots"], 64);
+    let g1 = table.read().unwrap();
+    let g2 = table.read().unwrap();
+    let r = shm_json(&["inspect", &at("table"), "--json"])["contents"].clone();
+    assert_eq!(r["readers"], 2, "{r}");
+    drop((g1, g2));
+    let w = table.write().unwrap();
+    let text = shm_ok(&["inspect", &at("table")]);
+    assert!(text.contains("write-locked by tid"), "{text}");
+    drop(w);
+
+    // The root's keys: one line of state each, a Lock named Lock.
+    let text = shm_ok(&["inspect", m.root_name()]);
+    assert!(text.contains("Condition<u32> at"), "{text}");
+    assert!(text.contains("unlocked, 0 waiting, value 41"), "{text}");
+    assert!(text.contains("0 readers, value 7"), "{text}");
+    assert!(text.contains("\"db\": Lock at"), "{text}");
+    drop((cond, table, lock));
+    m.shutdown().unwrap();
+}

@@ -225,7 +225,7 @@ fn ls_and_inspect_show_registry_keys() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("\"counter\": Value Value<u64> at {counter}: 7")),
+        text.contains(&format!("\"counter\": Value<u64> at {counter}: 7")),
         "{text}"
     );
 

@@ -36,6 +36,10 @@ shm inspect NAME --json: {name, class, kind, size, header, contents, error}
   header = {kind, kind_id, version, type, type_tag, elem_size, elem_align, total_len,
             flags, generation, initialised, created, creator, manager, data_of}
   contents = {view: lock, locked, owner_died, waiters, holder: {tid, pid, alive}}
+           | {view: condition, lock: {locked, owner_died, waiters, holder}, waiters,
+              value, data_hex}
+           | {view: rw_lock, writer: {locked, owner_died, waiters, holder}, readers, slots,
+              value, data_hex}
            | {view: event, set} | {view: semaphore, value, max}
            | {view: barrier, parties, waiting, broken}
            | {view: queue, depth, capacity, max_message_len, closed, bytes_used, puts,
@@ -282,24 +286,7 @@ fn kind_cell(e: &scan::Entry) -> String {
     {
         return "Manager root".into();
     }
-    let ty = e.type_name.as_deref().unwrap_or_default();
-    let mut shown = if ty.is_empty() || ty == "()" {
-        if e.kind == "Mutex" && ty == "()" {
-            "Lock".to_owned()
-        } else {
-            e.kind.clone()
-        }
-    } else if ty.contains('<') && ty.starts_with(|c: char| c.is_ascii_uppercase()) {
-        // The type record names the whole object (`Value<u64>`, `Dict<K,V>`).
-        ty.to_owned()
-    } else {
-        format!("{}<{ty}>", e.kind)
-    };
-    // A type name cut short by its header's field (unbalanced brackets).
-    if shown.matches('<').count() > shown.matches('>').count() {
-        shown.push('…');
-    }
-    shown
+    scan::kind_with_type(&e.kind, e.type_name.as_deref().unwrap_or_default())
 }
 
 /// Bytes for people: exact below 10 000, else K/M/G (binary) with one decimal.

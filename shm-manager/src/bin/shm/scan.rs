@@ -193,6 +193,29 @@ pub fn data_control(name: &str) -> Option<&str> {
     shm_collections::region::parse_data_segment_name(name).map(|p| p.control)
 }
 
+/// An object's kind with its short element type `ty` for people: `Dict<String, u64>`,
+/// `Mutex<u32>`, `Lock` for a `Mutex<()>`, `Event`; `…` marks a type name cut short.
+pub fn kind_with_type(kind: &str, ty: &str) -> String {
+    let ty = shm_core::short_type_name(ty);
+    let mut shown = if ty.is_empty() || ty == "()" {
+        if kind == "Mutex" && ty == "()" {
+            "Lock".to_owned()
+        } else {
+            kind.to_owned()
+        }
+    } else if ty.contains('<') && ty.starts_with(|c: char| c.is_ascii_uppercase()) {
+        // The type record names the whole object (`Value<u64>`, `Dict<K,V>`).
+        ty
+    } else {
+        format!("{kind}<{ty}>")
+    };
+    // A type name cut short by its header's field (unbalanced brackets).
+    if shown.matches('<').count() > shown.matches('>').count() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Every entry of `/dev/shm`, sorted by name.
 pub fn scan() -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
@@ -274,7 +297,9 @@ pub const EMPTY_LIST_LEN: u64 = 16;
 pub fn open_list(name: &str) -> Result<ShareableList, String> {
     let list = ShareableList::open(name).map_err(|e| e.to_string())?;
     if list.is_empty() {
-        let len = shm_core::Segment::open(name).map_err(|e| e.to_string())?.len() as u64;
+        let len = shm_core::Segment::open(name)
+            .map_err(|e| e.to_string())?
+            .len() as u64;
         if len != EMPTY_LIST_LEN {
             return Err(format!(
                 "no items in {len} bytes: an empty list has exactly {EMPTY_LIST_LEN} (an all-zero segment reads as an empty list)"
