@@ -345,3 +345,65 @@ fn condition_and_rwlock_show_their_state_and_data() {
     drop((cond, table, lock));
     m.shutdown().unwrap();
 }
+
+#[test]
+fn a_listing_during_growth_shows_the_dicts_segments_as_its_own() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (m, _guard) = manager("cli-grow");
+    let d = m.dict::<String, u64>("big").unwrap();
+    let control = m.entry("big").unwrap().unwrap().location;
+    // A data segment being made under the O_EXCL fallback: named, no header yet.
+    let current = shm_collections::region::current_data_segment(&control).unwrap();
+    let parsed = shm_collections::region::parse_data_segment_name(&current).unwrap();
+    let pending_name = shm_collections::region::data_segment_name(
+        &control,
+        parsed.incarnation,
+        parsed.generation + 1000,
+    );
+    let pending = shm_core::SegmentOptions::new()
+        .name(pending_name.as_str())
+        .create(4096)
+        .unwrap();
+
+    let stop = AtomicBool::new(false);
+    let mut listings = 0;
+    let mut bad = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Keys grow the dict, overwrites make garbage: growth after growth.
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                d.insert(format!("k{}", i % 20_000), i).unwrap();
+                i += 1;
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline || listings < 10 {
+            let v = shm_json(&["ls", m.root_name(), "--json"]);
+            listings += 1;
+            for e in v["entries"].as_array().unwrap() {
+                let name = e["name"].as_str().unwrap();
+                if name.starts_with(&control) && name != control {
+                    let ok = e["data_of"] == control.as_str()
+                        && (e["class"] == "object" || e["class"] == "pending");
+                    if !ok {
+                        bad.push(e.clone());
+                    }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        bad.is_empty(),
+        "{} listings, not the dict's: {bad:#?}",
+        listings
+    );
+    assert!(d.len().unwrap() > 1000, "the dict grew");
+    let v = shm_json(&["ls", &pending_name, "--json"]);
+    assert_eq!(v["entries"][0]["class"], "pending", "{v}");
+    assert_eq!(v["entries"][0]["data_of"], control.as_str());
+    drop(pending);
+    drop(d);
+    m.shutdown().unwrap();
+}

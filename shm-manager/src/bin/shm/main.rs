@@ -20,7 +20,8 @@ JSON output (--json; field names are stable, absent values are null):
 
 shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
   name, size (bytes), class (object | shareable_list | cpython | raw (a segment without
-  header under a manager's prefix: m.segment()) | pidns_registry | foreign | error),
+  header under a manager's prefix: m.segment()) | pending (a growable collection's data
+  segment being made, no header yet) | pidns_registry | foreign | error),
   kind (header kind name, or a description), kind_id, type (element type name, module
   paths dropped: Dict<String, u64>), version,
   initialised, creator: {pid, token, pidns, alive: alive | dead | unknown},

@@ -108,7 +108,8 @@ fn rm_one(
             listing
                 .iter()
                 .filter(|e| {
-                    e.kind_id == Some(scan::GROWTH_DATA) && scan::data_control(&e.name) == Some(seg)
+                    (e.kind_id == Some(scan::GROWTH_DATA) || e.class == Class::Pending)
+                        && scan::data_control(&e.name) == Some(seg)
                 })
                 .map(|e| e.name.as_str()),
         );
@@ -218,6 +219,7 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
             return Err("CPython segment: no creator recorded".into());
         }
         Class::Raw => return Err("raw segment: no creator recorded".into()),
+        Class::Pending => return Err("data segment being made".into()),
         Class::PidnsRegistry => return Err("PID-namespace registry".into()),
         Class::Foreign => return Err("foreign segment".into()),
         Class::Error => return Err("unreadable".into()),

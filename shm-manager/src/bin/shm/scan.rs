@@ -29,6 +29,9 @@ pub enum Class {
     Cpython,
     /// A segment without header under a manager's prefix (`m.segment()`): the manager's.
     Raw,
+    /// A growable collection's data segment being made: named after a listed control
+    /// object, its header not written yet (`data_of` names the collection).
+    Pending,
     /// The PID-namespace registry of shm-core.
     PidnsRegistry,
     /// Anything else.
@@ -216,7 +219,9 @@ pub fn kind_with_type(kind: &str, ty: &str) -> String {
     shown
 }
 
-/// Every entry of `/dev/shm`, sorted by name.
+/// Every entry of `/dev/shm`, sorted by name. A segment removed between the directory
+/// read and its opening (a growable collection's old data segment, say) is left out:
+/// it no longer exists.
 pub fn scan() -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for dirent in std::fs::read_dir(SHM_DIR)? {
@@ -224,11 +229,47 @@ pub fn scan() -> std::io::Result<Vec<Entry>> {
         let Ok(dirent) = dirent else { continue };
         let name = dirent.file_name().to_string_lossy().into_owned();
         // DirEntry::metadata does not follow a symlink planted in /dev/shm.
-        let size = dirent.metadata().map_or(0, |m| m.len());
-        out.push(classify(&name, size));
+        let Ok(meta) = dirent.metadata() else {
+            continue;
+        };
+        let entry = classify(&name, meta.len());
+        if entry.error.as_deref() == Some(GONE) {
+            continue;
+        }
+        out.push(entry);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    mark_pending(&mut out);
     Ok(out)
+}
+
+/// The error of an entry that no longer exists (see [`classify`]).
+pub const GONE: &str = "removed while being listed";
+
+/// A growable collection's data segment that has no header yet (being made while the
+/// listing ran) is the collection's, not a foreign segment: marks the headerless
+/// segments named `X.g<hex>.<16 hex>` whose control object `X` is listed.
+fn mark_pending(entries: &mut [Entry]) {
+    let growable = [
+        shm_collections::kinds::DICT.id(),
+        shm_collections::kinds::VEC.id(),
+        shm_collections::kinds::NAMESPACE.id(),
+    ];
+    let controls: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|e| e.kind_id.is_some_and(|k| growable.contains(&k)))
+        .map(|e| e.name.clone())
+        .collect();
+    for e in entries.iter_mut() {
+        let headerless = matches!(e.class, Class::Foreign | Class::Cpython | Class::Raw);
+        let Some(control) = data_control(&e.name).filter(|c| headerless && controls.contains(*c))
+        else {
+            continue;
+        };
+        let mut pending = Entry::bare(&e.name, e.size, Class::Pending, "growth data (being made)");
+        pending.data_of = Some(control.to_owned());
+        *e = pending;
+    }
 }
 
 /// Classifies one name of `/dev/shm` (never fails: errors go into the entry).
@@ -238,6 +279,11 @@ pub fn classify(name: &str, size: u64) -> Entry {
     }
     match crate::kinds::inspect(name) {
         Ok(info) => from_info(name, size, info),
+        Err(shm_core::Error::NotFound { .. }) => {
+            let mut en = Entry::bare(name, size, Class::Error, "gone");
+            en.error = Some(GONE.into());
+            en
+        }
         Err(shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }) => {
             not_ours(name, size)
         }
