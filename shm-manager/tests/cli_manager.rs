@@ -181,6 +181,7 @@ fn ls_and_inspect_show_registry_keys() {
     let suffix = &counter[root.len()..];
     let counter_line = text
         .lines()
+        .skip_while(|l| l.split_whitespace().next() != Some(root.as_str()))
         .find(|l| l.trim_start().starts_with(suffix))
         .unwrap();
     assert!(counter_line.contains("counter"), "{counter_line}");
