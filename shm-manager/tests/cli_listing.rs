@@ -164,6 +164,10 @@ fn ls_fits_a_terminal_with_short_type_names() {
     }
     let r = shm_json(&["inspect", &scores["name"].as_str().unwrap(), "--json"]);
     assert_eq!(r["header"]["type"], "Dict<String, u64>");
+    let counter = rows.iter().find(|e| e["key"] == "counter").unwrap();
+    let r = shm_json(&["inspect", counter["name"].as_str().unwrap(), "--json"]);
+    assert_eq!(r["header"]["creator"]["alive"], "alive", "{r}");
+    assert_eq!(r["header"]["creator"]["pid"], std::process::id());
     m.shutdown().unwrap();
 }
 

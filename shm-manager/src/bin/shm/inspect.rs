@@ -223,7 +223,15 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
     match crate::kinds::inspect(name) {
         Ok(info) => {
             report.kind = info.kind_name.clone();
-            report.header = Some(header(&parsed.segment, &info));
+            let mut h = header(&parsed.segment, &info);
+            // An arena object's compact header records no creator to judge: its
+            // manager's owner (the root's creator) is who it lives by.
+            if parsed.offset.is_some() {
+                if let Some(owner) = arena_owner(&parsed.segment) {
+                    h.creator = owner;
+                }
+            }
+            report.header = Some(h);
             match contents(name, &info, max) {
                 Ok(c) => report.contents = Some(c),
                 Err(e) => report.error = Some(e),
@@ -279,6 +287,14 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The owner of the manager whose arena is `segment` (its root's creator).
+fn arena_owner(segment: &str) -> Option<Creator> {
+    let manager =
+        scan::manager_of(segment).filter(|_| segment.starts_with(scan::MANAGER_PREFIX))?;
+    let info = crate::kinds::inspect(&scan::manager_root(manager)).ok()?;
+    Some(Creator::of(info.creator))
 }
 
 fn header(segment: &str, info: &ObjectInfo) -> Header {
@@ -351,7 +367,7 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
     if let Some(c) = manager_view(name, info)? {
         return Ok(c);
     }
-    let open = || Object::open(name, &spec_of(info)).map_err(|e| e.to_string());
+    let open = || crate::kinds::open_object(name, &spec_of(info)).map_err(|e| e.to_string());
     let k = info.kind;
     Ok(if k == sk::MUTEX.id() {
         check_version::<Mutex<()>>(info)?;

@@ -2,7 +2,40 @@
 //! 64-byte header (kind number, no name), so the names of this workspace's kinds are
 //! looked up here.
 
-use shm_core::{Kind, Object, ObjectInfo};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shm_core::{Kind, Object, ObjectInfo, ObjectName, Segment};
+
+thread_local! {
+    /// Arena segments mapped so far: a listing of 10^5 arena objects maps each arena
+    /// once, not once per object (the command is short-lived; mappings stay valid
+    /// even if a segment is unlinked meanwhile).
+    static ARENAS: RefCell<HashMap<String, Arc<Segment>>> = RefCell::new(HashMap::new());
+}
+
+/// The arena segment `name`, mapped once per command.
+pub fn arena_segment(name: &str) -> shm_core::Result<Arc<Segment>> {
+    if let Some(seg) = ARENAS.with(|a| a.borrow().get(name).cloned()) {
+        return Ok(seg);
+    }
+    let seg = Arc::new(Segment::open(name)?);
+    ARENAS.with(|a| a.borrow_mut().insert(name.to_owned(), seg.clone()));
+    Ok(seg)
+}
+
+/// Opens the object `name` (`segment` or `segment@offset`, an arena's mapped once)
+/// with the header's own spec.
+pub fn open_object(name: &str, spec: &shm_core::ObjectSpec) -> shm_core::Result<Object> {
+    match ObjectName::parse(name)? {
+        ObjectName {
+            segment,
+            offset: Some(offset),
+        } => Object::from_segment_at(arena_segment(&segment)?, offset, spec),
+        _ => Object::open(name, spec),
+    }
+}
 
 /// Every kind this workspace defines.
 const KNOWN: &[Kind] = &[
@@ -40,7 +73,13 @@ pub fn inspect_with(
     name: &str,
     known: Option<&shm_manager::Entry>,
 ) -> shm_core::Result<ObjectInfo> {
-    let mut info = Object::inspect(name)?;
+    let mut info = match ObjectName::parse(name)? {
+        ObjectName {
+            segment,
+            offset: Some(offset),
+        } => Object::inspect_at(arena_segment(&segment)?, offset)?,
+        _ => Object::inspect(name)?,
+    };
     if info.kind_name.is_empty() {
         if let Some(k) = KNOWN.iter().find(|k| k.id() == info.kind) {
             info.kind_name = k.name().to_owned();
