@@ -162,7 +162,7 @@ fn ls_fits_a_terminal_with_short_type_names() {
     for e in rows.iter().filter(|e| e["arena"].is_string()) {
         assert_eq!(e["creator"]["alive"], "alive", "{e}");
     }
-    let r = shm_json(&["inspect", &scores["name"].as_str().unwrap(), "--json"]);
+    let r = shm_json(&["inspect", scores["name"].as_str().unwrap(), "--json"]);
     assert_eq!(r["header"]["type"], "Dict<String, u64>");
     let counter = rows.iter().find(|e| e["key"] == "counter").unwrap();
     let r = shm_json(&["inspect", counter["name"].as_str().unwrap(), "--json"]);
