@@ -16,6 +16,10 @@
 //! `shm ls` over them (the `shm` binary next to this bench, which `cargo xtask bench`
 //! builds, or the path in `SHM_BENCH_SHM_BIN`).
 //!
+//! `manager/footprint` on the 2-core VM (loaded): 556 bytes of /dev/shm per counter
+//! (55.6 MB in 21 segments, of which the registry 35.7 MB), RSS +538 bytes per counter,
+//! `shm ls` over the 10^5 arena objects 1.11 s.
+//!
 //! One run on the 2-core VM (loaded by other builds): value_create 3.96 us, value_open
 //! 3.28 us, segment_value_create_open 68 us, create_and_shutdown 12.2 ms (the fork and
 //! reaping of the tracker's intermediate child: 0.3-18 ms from run to run); CPython's

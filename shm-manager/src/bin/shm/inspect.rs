@@ -865,8 +865,17 @@ pub fn render(r: &Report) -> String {
             kv(
                 "type",
                 format!(
-                    "{} (size {}, align {}, tag {})",
-                    h.type_name, h.elem_size, h.elem_align, h.type_tag
+                    "{}{} (size {}, align {}, tag {})",
+                    h.type_name,
+                    // A name cut short by the header's field.
+                    if h.type_name.matches('<').count() > h.type_name.matches('>').count() {
+                        "…"
+                    } else {
+                        ""
+                    },
+                    h.elem_size,
+                    h.elem_align,
+                    h.type_tag
                 ),
             );
             kv(
