@@ -24,7 +24,8 @@ shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
   segment being made, no header yet) | pidns_registry | foreign | error),
   kind (header kind name, or a description), kind_id, type (element type name, module
   paths dropped: Dict<String, u64>), version,
-  initialised, creator: {pid, token, pidns, alive: alive | dead | unknown},
+  initialised, creator: {pid, token, pidns, alive: alive | dead | unknown} (an object
+  inside an arena: its manager's owner, as its compact header records no creator),
   flags: [tracked | keep | in_arena], generation, created (Unix seconds),
   manager (NAME of shm-rs.m.NAME / shm-rs.k.NAME names), data_of (control X of a data
   segment X.g<hex>.<16 hex>), items (ShareableList length), key (the registry key it is
@@ -34,6 +35,7 @@ shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
   after their arena), error (why the entry, or a root's registry, is unreadable)}
 
 shm inspect NAME --json: {name, class, kind, size, header, contents, error}
+  (types are short, as in ls; header.creator of an arena object is its manager's owner)
   header = {kind, kind_id, version, type, type_tag, elem_size, elem_align, total_len,
             flags, generation, initialised, created, creator, manager, data_of}
   contents = {view: lock, locked, owner_died, waiters, holder: {tid, pid, alive}}
