@@ -496,10 +496,8 @@ fn corrupted_collection_is_an_error_not_a_panic() {
     let name = unique_name("cli-corrupt");
     let d = ShareableDict::<u64, u64>::create_named(&name).unwrap();
     d.insert(1, 2).unwrap();
-    let data_name = shm_collections::region::current_data_segment(&name).unwrap();
-    // Garbled, the data segment no longer proves it is the dict's: removed here.
-    let _gd = UnlinkGuard::new(data_name.as_str());
-    let data = Segment::open(&data_name).unwrap();
+    let data =
+        Segment::open(&shm_collections::region::current_data_segment(&name).unwrap()).unwrap();
     data.fill_at(128, data.len() - 128, 0xff).unwrap();
     let o = shm(&["inspect", &name, "--json"]);
     assert_eq!(
