@@ -60,11 +60,7 @@ pub enum ManagerError {
         found: String,
     },
     /// The key names an object of the right kind but another element type.
-    #[error(
-        "key {key:?} of manager {manager:?}: expected element type {}, found {}",
-        shm_core::short_type_name(expected),
-        shm_core::short_type_name(found)
-    )]
+    #[error("key {key:?} of manager {manager:?}: expected element type {expected}, found {found}")]
     WrongType {
         /// The manager's name.
         manager: String,

@@ -414,14 +414,16 @@ fn a_listing_during_growth_shows_the_dicts_segments_as_its_own() {
 
 #[test]
 fn type_errors_print_short_type_names() {
-    let (m, _guard) = manager("cli-typeerr");
-    m.dict::<String, u64>("d").unwrap();
-    let e = m
-        .dict::<String, Option<Vec<u8>>>("d")
-        .unwrap_err()
+    use shm_collections::ShareableDict;
+    let name = unique_name("cli-typeerr");
+    let _guard = PrefixGuard(name.clone());
+    let d = ShareableDict::<String, u64>::create_named(&name).unwrap();
+    let e = ShareableDict::<String, Option<Vec<u8>>>::open(&name)
+        .err()
+        .expect("another type")
         .to_string();
     assert!(!e.contains("alloc::") && !e.contains("core::"), "{e}");
     assert!(e.contains("Dict<String, u64>"), "{e}");
     assert!(e.contains("Dict<String, Option<Vec<u8>>>"), "{e}");
-    m.shutdown().unwrap();
+    drop(d);
 }
