@@ -240,12 +240,13 @@ fn rm_of_a_manager_needs_force_while_its_owner_lives() {
 
 #[test]
 fn lists_and_raw_segments_of_a_manager_are_recognised() {
-    use shm_collections::Item;
+    use shm_collections::{Item, ShareableList};
     let (m, _guard) = manager("cli-lists");
-    let row = m
-        .list("row", (0..8).map(Item::Int).collect::<Vec<_>>())
+    // CPython-format lists (`m.list()`, to be named `m.shareable_list()`).
+    let row: ShareableList = m
+        .get_or_create("row", (0..8).map(Item::Int).collect::<Vec<_>>())
         .unwrap();
-    let empty = m.list("empty", Vec::new()).unwrap();
+    let empty: ShareableList = m.get_or_create("empty", Vec::new()).unwrap();
     let raw = m.segment(4096).unwrap();
     let raw_name = raw.name().unwrap().to_owned();
     let row_name = row.name().unwrap().to_owned();
