@@ -428,3 +428,49 @@ fn type_errors_print_short_type_names() {
     assert!(e.contains("Dict<String, Option<Vec<u8>>>"), "{e}");
     drop(d);
 }
+
+const DICT_VAR: &str = "SHM_CLI_LISTING_DICT";
+
+#[test]
+fn gc_removes_a_dead_dicts_half_made_data_segment() {
+    if shm_core::testing::child_role().is_some() {
+        // A dict whose creator exits without removing it.
+        let name = std::env::var(DICT_VAR).unwrap();
+        let mut d = shm_collections::ShareableDict::<u64, u64>::create_named(&name).unwrap();
+        d.set_unlink_on_drop(false);
+        std::mem::forget(d);
+        std::process::exit(0);
+    }
+    let name = unique_name("cli-halfmade");
+    let _guard = PrefixGuard(name.clone());
+    let out =
+        shm_core::testing::child_command("gc_removes_a_dead_dicts_half_made_data_segment", "dict")
+            .env(DICT_VAR, &name)
+            .status()
+            .unwrap();
+    assert!(out.success());
+    let current = shm_collections::region::current_data_segment(&name).unwrap();
+    let parsed = shm_collections::region::parse_data_segment_name(&current).unwrap();
+    // The next generation, created (O_EXCL) by a writer killed before its header.
+    let half = shm_collections::region::data_segment_name(
+        &name,
+        parsed.incarnation,
+        parsed.generation + 1,
+    );
+    let mut seg = shm_core::SegmentOptions::new()
+        .name(half.as_str())
+        .create(4096)
+        .unwrap();
+    seg.set_unlink_on_drop(false);
+    let v = shm_json(&["gc", "--dry-run", "--json", "--prefix", &name]);
+    let removed: Vec<&str> = v["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(removed.contains(&half.as_str()), "{v}");
+    assert!(removed.contains(&name.as_str()), "{v}");
+    shm_ok(&["gc", "--prefix", &name]);
+    assert_eq!(common::tracked(&name), Vec::<String>::new());
+}

@@ -219,7 +219,16 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
             return Err("CPython segment: no creator recorded".into());
         }
         Class::Raw => return Err("raw segment: no creator recorded".into()),
-        Class::Pending => return Err("data segment being made".into()),
+        // Being made for its control object, which decides (a growth whose writer died
+        // before writing the header leaves it behind).
+        Class::Pending => {
+            return match e.data_of.as_deref().map(|c| (c, all.get(c))) {
+                Some((ctrl, Some(c))) if depth < 2 => judge(c, all, depth + 1)
+                    .map(|r| format!("data segment being made for {ctrl}: {r}"))
+                    .map_err(|r| format!("data segment being made for {ctrl}: {r}")),
+                _ => Err("data segment being made".into()),
+            };
+        }
         Class::PidnsRegistry => return Err("PID-namespace registry".into()),
         Class::Foreign => return Err("foreign segment".into()),
         Class::Error => return Err("unreadable".into()),
