@@ -420,8 +420,8 @@ fn type_errors_print_short_type_names() {
     let _guard = PrefixGuard(name.clone());
     let d = ShareableDict::<String, u64>::create_named(&name).unwrap();
     let e = ShareableDict::<String, Option<Vec<u8>>>::open(&name)
-        .err()
-        .expect("another type")
+        .map(|_| ())
+        .expect_err("another type")
         .to_string();
     assert!(!e.contains("alloc::") && !e.contains("core::"), "{e}");
     assert!(e.contains("Dict<String, u64>"), "{e}");
