@@ -81,7 +81,10 @@ pub enum CellError {
         source: RawError,
     },
     /// An element type these layouts cannot hold.
-    #[error("element type {type_name} has alignment {align}, at most {MAX_ALIGN} is supported")]
+    #[error(
+        "element type {} has alignment {align}, at most {MAX_ALIGN} is supported",
+        shm_core::short_type_name(type_name)
+    )]
     UnsupportedType {
         /// The type.
         type_name: &'static str,

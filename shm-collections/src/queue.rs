@@ -170,7 +170,10 @@ pub enum QueueError {
         source: crate::codec::CodecError,
     },
     /// The message's bytes do not decode as the queue's type.
-    #[error("{name}: cannot decode a message as {type_name}: {source}")]
+    #[error(
+        "{name}: cannot decode a message as {}: {source}",
+        shm_core::short_type_name(type_name)
+    )]
     Decode {
         /// The object.
         name: String,

@@ -290,7 +290,11 @@ pub enum RegionError {
         len: usize,
     },
     /// A [`Namespace`](crate::Namespace) attribute holds another type.
-    #[error("{name}: attribute {attr:?} holds a {found}, not a {expected}")]
+    #[error(
+        "{name}: attribute {attr:?} holds a {}, not a {}",
+        shm_core::short_type_name(found),
+        shm_core::short_type_name(expected)
+    )]
     TypeMismatch {
         /// The object.
         name: String,

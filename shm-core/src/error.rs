@@ -116,7 +116,11 @@ pub enum Error {
         found: u32,
     },
     /// The object's element type differs from the one asked for.
-    #[error("segment {name:?} holds elements of type {found}, expected {expected}")]
+    #[error(
+        "segment {name:?} holds elements of type {}, expected {}",
+        crate::short_type_name(found),
+        crate::short_type_name(expected)
+    )]
     TypeMismatch {
         /// The segment.
         name: String,

@@ -80,6 +80,7 @@ mod spawn;
 mod sys;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod type_name;
 
 pub use copy::{copy_from_shared, copy_to_shared, fill_shared};
 pub use error::{Error, Result};
@@ -91,3 +92,4 @@ pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
 pub use object::{DEFAULT_OPEN_WAIT, Layout, OFFSET_SEPARATOR, Object, ObjectName, SharedObject};
 pub use segment::{Segment, SegmentOptions, unlink};
 pub use spawn::CommandExt;
+pub use type_name::short_type_name;

@@ -736,9 +736,35 @@ impl Object {
     pub fn inspect(name: &str) -> Result<ObjectInfo> {
         let parsed = ObjectName::parse(name)?;
         let segment = Arc::new(Segment::open(&parsed.segment)?);
-        let at = parsed.offset.unwrap_or(0);
+        Self::inspect_in(segment, parsed.offset, name)
+    }
+
+    /// [`inspect`](Self::inspect) of the object at `offset` of an arena segment already
+    /// mapped: a tool that lists many objects of one arena maps it once, not once per
+    /// object. Same errors as `inspect` (no room, wrong magic, unsupported format).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use shm_core::{Error, Kind, Object, ObjectSpec, Segment};
+    /// let arena = Arc::new(Segment::create(4096)?);
+    /// let spec = ObjectSpec::new(Kind::new(Kind::USER.start, "Small"), 2);
+    /// // SAFETY: a fresh arena; this range is handed out once.
+    /// let _a = unsafe { Object::create_at(arena.clone(), 512, &spec, 8, |_| Ok::<(), Error>(()))? };
+    /// assert_eq!(Object::inspect_at(arena.clone(), 512)?.version, 2);
+    /// assert!(Object::inspect_at(arena, 1024).is_err()); // nothing there
+    /// # Ok::<(), shm_core::Error>(())
+    /// ```
+    pub fn inspect_at(segment: Arc<Segment>, offset: usize) -> Result<ObjectInfo> {
+        let name = format!("{}{OFFSET_SEPARATOR}{offset}", segment.display_name());
+        Self::inspect_in(segment, Some(offset), &name)
+    }
+
+    /// The header at `offset` of `segment` (`None`: a whole-segment object), for
+    /// [`inspect`](Self::inspect) and [`inspect_at`](Self::inspect_at).
+    fn inspect_in(segment: Arc<Segment>, offset: Option<usize>, name: &str) -> Result<ObjectInfo> {
+        let at = offset.unwrap_or(0);
         let room = segment.len().saturating_sub(at);
-        let least = if parsed.offset.is_some() {
+        let least = if offset.is_some() {
             COMPACT_HEADER_LEN
         } else {
             HEADER_LEN
@@ -756,10 +782,10 @@ impl Object {
             at,
             COMPACT_HEADER_LEN,
             room - COMPACT_HEADER_LEN,
-            parsed.offset.is_some(),
+            offset.is_some(),
         );
         core.check_magic(core.core().magic.load(Ordering::Relaxed))?;
-        let obj = core.with_header_len(parsed.offset.is_some())?;
+        let obj = core.with_header_len(offset.is_some())?;
         Ok(obj.core().info(obj.ext()))
     }
 

@@ -534,7 +534,11 @@ fn rm_of_a_manager_root_removes_its_prefix() {
     a.set_unlink_on_drop(false);
     let mut o = Value::create_named(&names[3], 1u8).unwrap();
     o.set_unlink_on_drop(false);
-    let out = shm_ok(&["rm", &root]);
+    // Its owner (this process) lives: only with --force.
+    let o = shm(&["rm", &root]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let out = shm_ok(&["rm", "--force", &root]);
     for n in &names {
         assert!(out.contains(&format!("removed {n}")), "{out}");
         assert!(!exists(n), "{n} left");

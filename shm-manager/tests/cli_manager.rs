@@ -172,10 +172,18 @@ fn ls_and_inspect_show_registry_keys() {
         .find(|l| l.split_whitespace().next() == Some(root.as_str()))
         .expect("the root's row");
     assert!(
-        root_line.contains(&format!("manager root: 4 keys, owner pid {pid} alive")),
+        root_line.contains("Manager root")
+            && root_line.contains(&format!(" {pid}  alive "))
+            && root_line.ends_with("4 keys"),
         "{root_line}"
     );
-    let counter_line = text.lines().find(|l| l.starts_with(counter)).unwrap();
+    // Under its root, an arena object is named by its suffix.
+    let suffix = &counter[root.len()..];
+    let counter_line = text
+        .lines()
+        .skip_while(|l| l.split_whitespace().next() != Some(root.as_str()))
+        .find(|l| l.trim_start().starts_with(suffix))
+        .unwrap();
     assert!(counter_line.contains("counter"), "{counter_line}");
 
     // inspect of the root: its keys with kind, type, location and state.
@@ -218,7 +226,7 @@ fn ls_and_inspect_show_registry_keys() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("\"counter\": Value Value<u64> at {counter}: 7")),
+        text.contains(&format!("\"counter\": Value<u64> at {counter}: 7")),
         "{text}"
     );
 

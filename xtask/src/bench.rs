@@ -35,7 +35,21 @@ pub fn run(filter: Option<&str>, python: bool) -> Result {
     if let Some(f) = filter {
         args.push(f);
     }
-    cargo(&args, &[])?;
+    // `manager/footprint` times `shm ls` over 10^5 objects: the release `shm` binary.
+    let footprint = filter.is_none_or(|f| matches_filter(f, FOOTPRINT_ID));
+    let shm_bin = target_dir().join("release/shm");
+    let mut envs = Vec::new();
+    if footprint {
+        cargo(
+            &["build", "--release", "-p", "shm-manager", "--bin", "shm"],
+            &[],
+        )?;
+        envs.push((
+            "SHM_BENCH_SHM_BIN",
+            shm_bin.to_str().ok_or("target path is not UTF-8")?,
+        ));
+    }
+    cargo(&args, &envs)?;
     let mut results = criterion_results(&target_dir().join("criterion"), started)?;
     if python {
         results.extend(python_results(filter)?);
@@ -43,6 +57,9 @@ pub fn run(filter: Option<&str>, python: bool) -> Result {
     let comparisons = comparisons()?;
     let report = report(&results, &comparisons);
     print_tables(&results, &report);
+    if footprint {
+        print_footprint(started);
+    }
     let out = target_dir().join("shm-bench");
     std::fs::create_dir_all(&out)?;
     std::fs::write(
@@ -55,6 +72,32 @@ pub fn run(filter: Option<&str>, python: bool) -> Result {
         out.join("report.json").display()
     );
     Ok(())
+}
+
+/// The id of the manager's footprint measurement (shm-bench/benches/manager.rs).
+const FOOTPRINT_ID: &str = "manager/footprint";
+
+/// Prints `target/shm-bench/manager_footprint.json` when this run wrote it.
+fn print_footprint(since: SystemTime) {
+    let path = target_dir().join("shm-bench/manager_footprint.json");
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since);
+    let Some(v) = fresh
+        .then(|| std::fs::read_to_string(&path).ok())
+        .flatten()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+    else {
+        return;
+    };
+    println!(
+        "\n{FOOTPRINT_ID}: {} Value<u64> through one manager: {} bytes of /dev/shm per object ({} in the registry), RSS {} bytes per object; `shm ls` over them: {} s",
+        v["objects"],
+        v["bytes_per_object"],
+        v["registry_bytes"],
+        v["rss_bytes_per_object"],
+        v["shm_ls_seconds"]
+    );
 }
 
 /// Median ns/op of every criterion benchmark measured since `since`, by full id.

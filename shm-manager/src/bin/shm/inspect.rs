@@ -101,6 +101,26 @@ pub struct ItemView {
 pub enum Contents {
     /// Mutex / Lock.
     Lock(LockView),
+    /// Condition: its lock, how many wait on it, and the data it guards.
+    Condition {
+        lock: LockView,
+        /// Threads waiting for a notification (a snapshot).
+        waiters: u32,
+        /// The data, decoded when its type is a primitive.
+        value: Option<Json>,
+        data_hex: String,
+    },
+    /// RwLock: the writers' lock, the read shares held, and the data it guards.
+    RwLock {
+        writer: LockView,
+        /// Read shares held now (a snapshot).
+        readers: u32,
+        /// Reader slots: the most read shares at once.
+        slots: u32,
+        /// The data, decoded when its type is a primitive.
+        value: Option<Json>,
+        data_hex: String,
+    },
     /// Event.
     Event { set: bool },
     /// Semaphore / BoundedSemaphore.
@@ -203,7 +223,15 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
     match crate::kinds::inspect(name) {
         Ok(info) => {
             report.kind = info.kind_name.clone();
-            report.header = Some(header(&parsed.segment, &info));
+            let mut h = header(&parsed.segment, &info);
+            // An arena object's compact header records no creator to judge: its
+            // manager's owner (the root's creator) is who it lives by.
+            if parsed.offset.is_some() {
+                if let Some(owner) = arena_owner(&parsed.segment) {
+                    h.creator = owner;
+                }
+            }
+            report.header = Some(h);
             match contents(name, &info, max) {
                 Ok(c) => report.contents = Some(c),
                 Err(e) => report.error = Some(e),
@@ -228,6 +256,20 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
                     }
                     Ok(report)
                 }
+                Err(_)
+                    if scan::manager_of(name).is_some()
+                        && name.starts_with(scan::MANAGER_PREFIX) =>
+                {
+                    report.class = Class::Raw;
+                    report.kind = "raw segment".into();
+                    report.contents = Some(Contents::None {
+                        reason: format!(
+                            "a raw segment of manager {} (m.segment()): no header, bytes of its program's own format",
+                            scan::manager_of(name).unwrap_or_default()
+                        ),
+                    });
+                    Ok(report)
+                }
                 Err(list_err) if name.starts_with(shm_core::RANDOM_NAME_PREFIX) => {
                     report.class = Class::Cpython;
                     report.kind = "cpython segment".into();
@@ -247,12 +289,20 @@ pub fn inspect(name: &str, max: usize) -> Result<Report, String> {
     }
 }
 
+/// The owner of the manager whose arena is `segment` (its root's creator).
+fn arena_owner(segment: &str) -> Option<Creator> {
+    let manager =
+        scan::manager_of(segment).filter(|_| segment.starts_with(scan::MANAGER_PREFIX))?;
+    let info = crate::kinds::inspect(&scan::manager_root(manager)).ok()?;
+    Some(Creator::of(info.creator))
+}
+
 fn header(segment: &str, info: &ObjectInfo) -> Header {
     Header {
         kind: info.kind_name.clone(),
         kind_id: info.kind,
         version: info.version,
-        type_name: info.type_name.clone(),
+        type_name: shm_core::short_type_name(&info.type_name),
         type_tag: format!("{:#018x}", info.type_tag),
         elem_size: info.elem_size,
         elem_align: info.elem_align,
@@ -317,7 +367,7 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
     if let Some(c) = manager_view(name, info)? {
         return Ok(c);
     }
-    let open = || Object::open(name, &spec_of(info)).map_err(|e| e.to_string());
+    let open = || crate::kinds::open_object(name, &spec_of(info)).map_err(|e| e.to_string());
     let k = info.kind;
     Ok(if k == sk::MUTEX.id() {
         check_version::<Mutex<()>>(info)?;
@@ -326,6 +376,10 @@ fn contents(name: &str, info: &ObjectInfo, max: usize) -> Result<Contents, Strin
         // An RLock starts with its mutex (the recursion count is not shown).
         let _: RLock = attach(open()?, info)?;
         Contents::Lock(lock_view(&open()?, 0)?)
+    } else if k == sk::CONDITION.id() {
+        condition_view(&open()?, info)?
+    } else if k == sk::RWLOCK.id() {
+        rwlock_view(&open()?, info)?
     } else if k == sk::EVENT.id() {
         let ev: Event = attach(open()?, info)?;
         Contents::Event { set: ev.is_set() }
@@ -406,9 +460,27 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
     Ok(None)
 }
 
-/// One line of state of the object at `location` (`segment` or `segment@offset`).
-pub fn state_line(location: &str) -> Result<String, String> {
-    let info = crate::kinds::inspect(location).map_err(|e| e.to_string())?;
+/// One line of state of the object at `location` (`segment` or `segment@offset`),
+/// whose registry entry is `entry` when the caller has it (then not read again).
+pub fn state_line(location: &str, entry: Option<&shm_manager::Entry>) -> Result<String, String> {
+    let info = match crate::kinds::inspect_with(location, entry) {
+        Ok(info) => info,
+        // No header: a CPython-format list (`m.list()`) is registered in its own segment.
+        Err(e @ (shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }))
+            if !location.contains(shm_core::OFFSET_SEPARATOR) =>
+        {
+            return match shm_collections::ShareableList::open(location) {
+                Ok(list) => Ok(format!(
+                    "{} items (ShareableList, CPython format)",
+                    list.len()
+                )),
+                Err(list_err) => Err(format!(
+                    "not an shm-rs object ({e}) and not a ShareableList ({list_err})"
+                )),
+            };
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let c = contents(location, &info, 3)?;
     Ok(one_line(&c))
 }
@@ -417,6 +489,27 @@ pub fn state_line(location: &str) -> Result<String, String> {
 fn one_line(c: &Contents) -> String {
     match c {
         Contents::Lock(l) => lock_line(l),
+        Contents::Condition {
+            lock,
+            waiters,
+            value,
+            data_hex,
+        } => format!(
+            "{}, {waiters} waiting{}",
+            lock_line(lock),
+            data_part(value.as_ref(), data_hex)
+        ),
+        Contents::RwLock {
+            writer,
+            readers,
+            value,
+            data_hex,
+            ..
+        } => format!(
+            "{}{}",
+            rw_line(writer, *readers),
+            data_part(value.as_ref(), data_hex)
+        ),
         Contents::Event { set } => if *set { "set" } else { "clear" }.into(),
         Contents::Semaphore { value, max } => match max {
             Some(m) => format!("value {value} (bound {m})"),
@@ -469,21 +562,42 @@ fn one_line(c: &Contents) -> String {
     }
 }
 
+/// `, value V` (or the bytes) of a lock's data; nothing for no data.
+fn data_part(value: Option<&Json>, data_hex: &str) -> String {
+    match value {
+        Some(v) => format!(", value {}", show(v)),
+        None if data_hex.is_empty() => String::new(),
+        None => format!(", data 0x{data_hex}"),
+    }
+}
+
+/// An RwLock's state in words.
+fn rw_line(writer: &LockView, readers: u32) -> String {
+    if writer.locked && readers == 0 {
+        format!("write-{}", lock_line(writer))
+    } else if writer.locked {
+        // The writers' mutex is held by a writer waiting for the readers to leave.
+        format!(
+            "{readers} readers, a writer waiting ({})",
+            lock_line(writer)
+        )
+    } else {
+        format!("{readers} readers")
+    }
+}
+
 fn key_line(k: &KeyView) -> String {
     let state = match (&k.state, &k.error) {
         (_, Some(e)) => format!("error: {e}"),
         (Some(s), None) => s.clone(),
         (None, None) => String::new(),
     };
-    let ty = if k.type_name.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", k.type_name)
-    };
     let keep = if k.keep { " (keep)" } else { "" };
     format!(
-        "  {:?}: {}{ty} at {}{keep}: {state}",
-        k.key, k.kind, k.location
+        "  {:?}: {} at {}{keep}: {state}",
+        k.key,
+        scan::kind_with_type(&k.kind, &k.type_name),
+        k.location
     )
 }
 
@@ -510,6 +624,95 @@ fn pid_of_tid(tid: u32) -> Option<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The `elem_size` bytes of data at `offset` of a lock object's payload (its last
+/// bytes: anything else is a layout this build does not know), decoded when the type is
+/// a primitive.
+fn guarded_data(
+    object: &Object,
+    info: &ObjectInfo,
+    offset: usize,
+) -> Result<(Option<Json>, String), String> {
+    let size = info.elem_size as usize;
+    if offset.checked_add(size) != Some(object.payload_len()) {
+        return Err(format!(
+            "{} payload of {} bytes does not end with its {size}-byte data at {offset} (corrupted, or another layout)",
+            info.kind_name,
+            object.payload_len()
+        ));
+    }
+    let mut data = vec![0u8; size];
+    object
+        .read_at(offset, &mut data)
+        .map_err(|e| e.to_string())?;
+    let value = (size > 0)
+        .then(|| decode_pod(&info.type_name, &data))
+        .flatten();
+    Ok((value, hex(&data)))
+}
+
+/// The offset of data of alignment `align` after `after` bytes (as shm-sync lays it).
+fn aligned(after: usize, align: u32) -> usize {
+    after.div_ceil(align.max(1) as usize) * align.max(1) as usize
+}
+
+fn condition_view(object: &Object, info: &ObjectInfo) -> Result<Contents, String> {
+    check_version::<shm_sync::Condition<u8>>(info)?;
+    // A Condition's payload: its RawMutex (16 bytes), its RawCondvar (sequence and
+    // waiter count, 4 bytes each), then the data.
+    const CONDVAR_WAITERS: usize = 20;
+    const WORDS: usize = 24;
+    let lock = lock_view(object, 0)?;
+    let mut w = [0u8; 4];
+    object
+        .read_at(CONDVAR_WAITERS, &mut w)
+        .map_err(|e| e.to_string())?;
+    let (value, data_hex) = guarded_data(object, info, aligned(WORDS, info.elem_align))?;
+    Ok(Contents::Condition {
+        lock,
+        waiters: u32::from_ne_bytes(w),
+        value,
+        data_hex,
+    })
+}
+
+fn rwlock_view(object: &Object, info: &ObjectInfo) -> Result<Contents, String> {
+    check_version::<shm_sync::RwLock<u8>>(info)?;
+    // The payload: the writers' RawMutex, state and drain words (24 bytes), the slot
+    // count (u32 at 24), padding to 32, a table of u64 reader slots (a share held is a
+    // non-zero slot), then the data.
+    const SLOT_COUNT: usize = 24;
+    const HEAD: usize = 32;
+    let writer = lock_view(object, 0)?;
+    let mut w = [0u8; 4];
+    object
+        .read_at(SLOT_COUNT, &mut w)
+        .map_err(|e| e.to_string())?;
+    let slots = u32::from_ne_bytes(w);
+    if !(1..=shm_sync::MAX_SLOTS).contains(&slots) {
+        return Err(format!(
+            "RwLock reader slots: expected 1 to {}, found {slots} (corrupted)",
+            shm_sync::MAX_SLOTS
+        ));
+    }
+    let table_end = HEAD + 8 * slots as usize;
+    let (value, data_hex) = guarded_data(object, info, aligned(table_end, info.elem_align))?;
+    let mut table = vec![0u8; 8 * slots as usize];
+    object
+        .read_at(HEAD, &mut table)
+        .map_err(|e| e.to_string())?;
+    let readers = table
+        .chunks_exact(8)
+        .filter(|s| s.iter().any(|b| *b != 0))
+        .count() as u32;
+    Ok(Contents::RwLock {
+        writer,
+        readers,
+        slots,
+        value,
+        data_hex,
+    })
 }
 
 fn queue_view(object: Object, info: &ObjectInfo) -> Result<Contents, String> {
@@ -563,7 +766,10 @@ fn collection_view(object: Object, info: &ObjectInfo, max: usize) -> Result<Cont
             let (value, value_type) = if is_ns {
                 // A namespace stores (type fingerprint, type name, encoded value).
                 match shm_collections::codec::decode::<(u64, String, Vec<u8>)>(&r.value) {
-                    Ok((_, ty, bytes)) => (decode_bincode(Some(&ty), &bytes), Some(ty)),
+                    Ok((_, ty, bytes)) => (
+                        decode_bincode(Some(&ty), &bytes),
+                        Some(shm_core::short_type_name(&ty)),
+                    ),
                     Err(_) => (None, None),
                 }
             } else {
@@ -659,8 +865,17 @@ pub fn render(r: &Report) -> String {
             kv(
                 "type",
                 format!(
-                    "{} (size {}, align {}, tag {})",
-                    h.type_name, h.elem_size, h.elem_align, h.type_tag
+                    "{}{} (size {}, align {}, tag {})",
+                    h.type_name,
+                    // A name cut short by the header's field.
+                    if h.type_name.matches('<').count() > h.type_name.matches('>').count() {
+                        "…"
+                    } else {
+                        ""
+                    },
+                    h.elem_size,
+                    h.elem_align,
+                    h.type_tag
                 ),
             );
             kv(
@@ -728,6 +943,31 @@ fn render_contents(o: &mut String, c: &Contents) {
     };
     match c {
         Contents::Lock(l) => kv("state", lock_line(l)),
+        Contents::Condition {
+            lock,
+            waiters,
+            value,
+            data_hex,
+        } => {
+            kv("lock", lock_line(lock));
+            kv("waiting", waiters.to_string());
+            if let Some(d) = data_part(value.as_ref(), data_hex).strip_prefix(", ") {
+                kv("data", d.to_owned());
+            }
+        }
+        Contents::RwLock {
+            writer,
+            readers,
+            slots,
+            value,
+            data_hex,
+        } => {
+            kv("state", rw_line(writer, *readers));
+            kv("slots", format!("{readers} of {slots} reader slots held"));
+            if let Some(d) = data_part(value.as_ref(), data_hex).strip_prefix(", ") {
+                kv("data", d.to_owned());
+            }
+        }
         Contents::Event { set } => kv("state", if *set { "set".into() } else { "clear".into() }),
         Contents::Semaphore { value, max } => kv(
             "value",

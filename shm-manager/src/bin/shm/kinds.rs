@@ -2,7 +2,40 @@
 //! 64-byte header (kind number, no name), so the names of this workspace's kinds are
 //! looked up here.
 
-use shm_core::{Kind, Object, ObjectInfo};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shm_core::{Kind, Object, ObjectInfo, ObjectName, Segment};
+
+thread_local! {
+    /// Arena segments mapped so far: a listing of 10^5 arena objects maps each arena
+    /// once, not once per object (the command is short-lived; mappings stay valid
+    /// even if a segment is unlinked meanwhile).
+    static ARENAS: RefCell<HashMap<String, Arc<Segment>>> = RefCell::new(HashMap::new());
+}
+
+/// The arena segment `name`, mapped once per command.
+pub fn arena_segment(name: &str) -> shm_core::Result<Arc<Segment>> {
+    if let Some(seg) = ARENAS.with(|a| a.borrow().get(name).cloned()) {
+        return Ok(seg);
+    }
+    let seg = Arc::new(Segment::open(name)?);
+    ARENAS.with(|a| a.borrow_mut().insert(name.to_owned(), seg.clone()));
+    Ok(seg)
+}
+
+/// Opens the object `name` (`segment` or `segment@offset`, an arena's mapped once)
+/// with the header's own spec.
+pub fn open_object(name: &str, spec: &shm_core::ObjectSpec) -> shm_core::Result<Object> {
+    match ObjectName::parse(name)? {
+        ObjectName {
+            segment,
+            offset: Some(offset),
+        } => Object::from_segment_at(arena_segment(&segment)?, offset, spec),
+        _ => Object::open(name, spec),
+    }
+}
 
 /// Every kind this workspace defines.
 const KNOWN: &[Kind] = &[
@@ -30,15 +63,36 @@ const KNOWN: &[Kind] = &[
 /// the element type's name from the manager's registry for an object in a manager's
 /// arena (`shm-rs.m.NAME.aN@OFFSET`) that the registry names.
 pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
-    let mut info = Object::inspect(name)?;
+    inspect_with(name, None)
+}
+
+/// [`inspect`] with the registry entry of `name` already at hand (`Some`): the
+/// registry is then not read again (a listing reads each registry once, so that it
+/// stays linear in the number of objects).
+pub fn inspect_with(
+    name: &str,
+    known: Option<&shm_manager::Entry>,
+) -> shm_core::Result<ObjectInfo> {
+    let mut info = match ObjectName::parse(name)? {
+        ObjectName {
+            segment,
+            offset: Some(offset),
+        } => Object::inspect_at(arena_segment(&segment)?, offset)?,
+        _ => Object::inspect(name)?,
+    };
     if info.kind_name.is_empty() {
         if let Some(k) = KNOWN.iter().find(|k| k.id() == info.kind) {
             info.kind_name = k.name().to_owned();
         }
     }
     if info.type_name.is_empty() {
-        if let Some(entry) = registry_entry(name) {
-            if entry.kind == info.kind && entry.type_tag == info.type_tag {
+        let entry = match known {
+            Some(e) => Some(e.clone()),
+            None => registry_entry(name),
+        };
+        if let Some(entry) = entry {
+            if entry.location == name && entry.kind == info.kind && entry.type_tag == info.type_tag
+            {
                 info.type_name = entry.type_name;
             }
         }
@@ -48,15 +102,13 @@ pub fn inspect(name: &str) -> shm_core::Result<ObjectInfo> {
 
 /// The registry entry whose location is `name`, for an object in a manager's arena.
 fn registry_entry(name: &str) -> Option<shm_manager::Entry> {
-    use shm_core::SharedObject;
     let (segment, _) = name.split_once(shm_core::OFFSET_SEPARATOR)?;
     let rest = segment.strip_prefix(shm_manager::MANAGED_PREFIX)?;
     let (manager, _arena) = rest.rsplit_once('.')?;
     let root = shm_manager::root_name(manager).ok()?;
-    let registry = <shm_manager::Registry as SharedObject>::open(&root).ok()?;
-    registry
-        .iter()
+    crate::managers::read_registry(&root)
         .ok()?
+        .into_iter()
         .map(|(_, e)| e)
         .find(|e| e.location == name)
 }

@@ -5,6 +5,7 @@
 //! listing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use shm_core::{Object, ObjectName, SharedObject};
@@ -36,8 +37,13 @@ pub struct KeyView {
     pub error: Option<String>,
 }
 
+/// How many times a registry was read by this process (see [`read_registry`]): a
+/// listing reads each manager's registry once, whatever the number of its objects.
+pub static REGISTRY_READS: AtomicUsize = AtomicUsize::new(0);
+
 /// The registry of the root `root`: `(key, entry)` pairs sorted by key.
 pub fn read_registry(root: &str) -> Result<Vec<(String, shm_manager::Entry)>, String> {
+    REGISTRY_READS.fetch_add(1, Ordering::Relaxed);
     let reg = <Registry as SharedObject>::open(root)
         .map_err(|e| format!("not a readable manager registry: {e}"))?;
     let mut pairs: Vec<_> = reg
@@ -92,7 +98,8 @@ pub fn enrich(entries: &mut Vec<Entry>) {
         if entries[idx].class != Class::Object {
             continue;
         }
-        if let Some(c) = entries[idx].creator {
+        let owner = entries[idx].creator;
+        if let Some(c) = owner {
             owners.insert(manager.clone(), c);
         }
         match read_registry(&root) {
@@ -106,7 +113,7 @@ pub fn enrich(entries: &mut Vec<Entry>) {
                     }
                     match arena_location(&root, &entry.location) {
                         Some((arena, offset)) => {
-                            added.push(arena_row(&entry.location, &arena, offset, key));
+                            added.push(arena_row(&entry, &arena, offset, key, owner));
                         }
                         None => {
                             keys.insert(entry.location, key);
@@ -135,20 +142,38 @@ pub fn enrich(entries: &mut Vec<Entry>) {
             }
         }
     }
-    // An arena's objects right after it, by offset ("a1@64" would sort after "a10").
-    entries.sort_by(|a, b| {
-        let ka = (a.arena.as_deref().unwrap_or(&a.name), a.offset);
-        let kb = (b.arena.as_deref().unwrap_or(&b.name), b.offset);
-        ka.cmp(&kb)
-    });
+    // A manager's segments together right after its root ("shm-rs.m.x-y" would sort
+    // between "shm-rs.m.x" and "shm-rs.m.x.a0"), an arena's objects right after it, by
+    // offset ("a1@64" would sort after "a10").
+    fn key(e: &Entry) -> (&str, &str, Option<u64>) {
+        let name = e.arena.as_deref().unwrap_or(&e.name);
+        let group = scan::manager_of(name)
+            .filter(|_| name.starts_with(scan::MANAGER_PREFIX))
+            .map_or(name, |m| &name[..scan::MANAGER_PREFIX.len() + m.len()]);
+        (group, &name[group.len()..], e.offset)
+    }
+    entries.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
-/// The row of an object inside an arena (never fails: errors go into the row).
-fn arena_row(location: &str, arena: &str, offset: usize, key: String) -> Entry {
-    let mut row = match crate::kinds::inspect(location) {
+/// The row of the object of registry entry `entry` inside an arena (never fails:
+/// errors go into the row). Its creator is the manager's owner (`owner`, the root's
+/// creator): an arena object's compact header records no creator to judge.
+fn arena_row(
+    entry: &shm_manager::Entry,
+    arena: &str,
+    offset: usize,
+    key: String,
+    owner: Option<Creator>,
+) -> Entry {
+    let location = entry.location.as_str();
+    let mut row = match crate::kinds::inspect_with(location, Some(entry)) {
         Ok(info) => {
             let size = info.total_len;
-            scan::from_info(location, size, info)
+            let mut row = scan::from_info(location, size, info);
+            if owner.is_some() {
+                row.creator = owner;
+            }
+            row
         }
         Err(e) => {
             let mut row = Entry::bare(location, 0, Class::Error, "unreadable");
@@ -191,7 +216,7 @@ pub fn key_views(
         .filter(|(_, e)| filter(e))
         .map(|(key, e)| {
             let (state, error) = if owned_location(root, &manager, &e.location) {
-                match crate::inspect::state_line(&e.location) {
+                match crate::inspect::state_line(&e.location, Some(&e)) {
                     Ok(s) => (Some(s), None),
                     Err(err) => (None, Some(err)),
                 }
@@ -209,7 +234,7 @@ pub fn key_views(
                 in_arena: e.in_arena(),
                 kind: e.kind_name,
                 kind_id: e.kind,
-                type_name: e.type_name,
+                type_name: shm_core::short_type_name(&e.type_name),
                 location: e.location,
                 keep: e.keep,
                 state,

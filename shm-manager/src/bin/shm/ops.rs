@@ -9,25 +9,30 @@ use shm_manager::is_tracked_by;
 
 use crate::scan::{self, Class, Entry, MANAGER_PREFIX};
 
-/// What `rm` did: the names removed, and one message per failure.
-#[derive(Debug, Default)]
+/// What `rm` did (what `shm rm --json` prints; field names are stable): the names
+/// removed, and one failure per name that could not be removed.
+#[derive(Debug, Default, Serialize)]
 pub struct RmOutcome {
     /// Names unlinked.
     pub removed: Vec<String>,
-    /// Clear messages for names that could not be removed.
-    pub errors: Vec<String>,
+    /// Names that could not be removed, with a clear message each.
+    pub failed: Vec<Failure>,
 }
 
 /// Removes each name: a segment of ours or CPython's; for a growable collection also
 /// its `NAME.g<hex>.<16 hex>` data segments; for a manager root `shm-rs.m.NAME` everything under
-/// `shm-rs.m.NAME.`. Foreign, unreadable segments and the PID-namespace registry only
-/// with `force`.
+/// `shm-rs.m.NAME.`. Foreign, unreadable segments, the PID-namespace registry and a
+/// manager root whose owner is not provably dead only with `force`. A name this same
+/// command already removed (a manager's segment named after its root) is no failure.
 pub fn rm(names: &[String], force: bool) -> RmOutcome {
     let mut out = RmOutcome::default();
     let listing = scan::scan().unwrap_or_default();
     for name in names {
-        if let Err(e) = rm_one(name, force, &listing, &mut out.removed) {
-            out.errors.push(e);
+        if let Err(error) = rm_one(name, force, &listing, &mut out.removed) {
+            out.failed.push(Failure {
+                name: name.clone(),
+                error,
+            });
         }
     }
     out
@@ -47,6 +52,10 @@ fn rm_one(
     let seg = shm_core::normalize_name(name).map_err(|e| e.to_string())?;
     let size = match Segment::open(seg) {
         Ok(s) => s.len() as u64,
+        // Gone because this command removed it already (with its root or control).
+        Err(shm_core::Error::NotFound { .. }) if removed.iter().any(|r| r == seg) => {
+            return Ok(());
+        }
         Err(shm_core::Error::NotFound { .. }) => {
             return Err(format!("no segment named {seg:?} in /dev/shm"));
         }
@@ -77,18 +86,35 @@ fn rm_one(
             _ => {}
         }
     }
+    let is_root = scan::manager_of(seg).is_some_and(|m| scan::manager_root(m) == seg);
+    if is_root && !force && entry.class == Class::Object {
+        // Removing a live manager's root takes every object of a running program.
+        let owner = entry.creator.expect("objects have creators");
+        if owner.alive != "dead" {
+            return Err(format!(
+                "{seg}: is the root of a manager whose owner pid {} is {} (shut the manager down, or use --force to remove it and all its segments anyway)",
+                owner.pid,
+                if owner.alive == "alive" {
+                    "alive"
+                } else {
+                    "not provably dead (liveness unknown)"
+                }
+            ));
+        }
+    }
     let mut extra: Vec<&str> = Vec::new();
     if entry.class == Class::Object {
         extra.extend(
             listing
                 .iter()
                 .filter(|e| {
-                    e.kind_id == Some(scan::GROWTH_DATA) && scan::data_control(&e.name) == Some(seg)
+                    (e.kind_id == Some(scan::GROWTH_DATA) || e.class == Class::Pending)
+                        && scan::data_control(&e.name) == Some(seg)
                 })
                 .map(|e| e.name.as_str()),
         );
     }
-    if scan::manager_of(seg).is_some_and(|m| scan::manager_root(m) == seg) {
+    if is_root {
         let prefix = format!("{seg}.");
         extra.extend(
             listing
@@ -191,6 +217,17 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
         Class::Object => {}
         Class::ShareableList | Class::Cpython => {
             return Err("CPython segment: no creator recorded".into());
+        }
+        Class::Raw => return Err("raw segment: no creator recorded".into()),
+        // Being made for its control object, which decides (a growth whose writer died
+        // before writing the header leaves it behind).
+        Class::Pending => {
+            return match e.data_of.as_deref().map(|c| (c, all.get(c))) {
+                Some((ctrl, Some(c))) if depth < 2 => judge(c, all, depth + 1)
+                    .map(|r| format!("data segment being made for {ctrl}: {r}"))
+                    .map_err(|r| format!("data segment being made for {ctrl}: {r}")),
+                _ => Err("data segment being made".into()),
+            };
         }
         Class::PidnsRegistry => return Err("PID-namespace registry".into()),
         Class::Foreign => return Err("foreign segment".into()),

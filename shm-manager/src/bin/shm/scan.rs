@@ -27,6 +27,11 @@ pub enum Class {
     ShareableList,
     /// A `psm_*` segment without our header that is no `ShareableList`.
     Cpython,
+    /// A segment without header under a manager's prefix (`m.segment()`): the manager's.
+    Raw,
+    /// A growable collection's data segment being made: named after a listed control
+    /// object, its header not written yet (`data_of` names the collection).
+    Pending,
     /// The PID-namespace registry of shm-core.
     PidnsRegistry,
     /// Anything else.
@@ -191,7 +196,32 @@ pub fn data_control(name: &str) -> Option<&str> {
     shm_collections::region::parse_data_segment_name(name).map(|p| p.control)
 }
 
-/// Every entry of `/dev/shm`, sorted by name.
+/// An object's kind with its short element type `ty` for people: `Dict<String, u64>`,
+/// `Mutex<u32>`, `Lock` for a `Mutex<()>`, `Event`; `…` marks a type name cut short.
+pub fn kind_with_type(kind: &str, ty: &str) -> String {
+    let ty = shm_core::short_type_name(ty);
+    let mut shown = if ty.is_empty() || ty == "()" {
+        if kind == "Mutex" && ty == "()" {
+            "Lock".to_owned()
+        } else {
+            kind.to_owned()
+        }
+    } else if ty.contains('<') && ty.starts_with(|c: char| c.is_ascii_uppercase()) {
+        // The type record names the whole object (`Value<u64>`, `Dict<K,V>`).
+        ty
+    } else {
+        format!("{kind}<{ty}>")
+    };
+    // A type name cut short by its header's field (unbalanced brackets).
+    if shown.matches('<').count() > shown.matches('>').count() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// Every entry of `/dev/shm`, sorted by name. A segment removed between the directory
+/// read and its opening (a growable collection's old data segment, say) is left out:
+/// it no longer exists.
 pub fn scan() -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for dirent in std::fs::read_dir(SHM_DIR)? {
@@ -199,11 +229,47 @@ pub fn scan() -> std::io::Result<Vec<Entry>> {
         let Ok(dirent) = dirent else { continue };
         let name = dirent.file_name().to_string_lossy().into_owned();
         // DirEntry::metadata does not follow a symlink planted in /dev/shm.
-        let size = dirent.metadata().map_or(0, |m| m.len());
-        out.push(classify(&name, size));
+        let Ok(meta) = dirent.metadata() else {
+            continue;
+        };
+        let entry = classify(&name, meta.len());
+        if entry.error.as_deref() == Some(GONE) {
+            continue;
+        }
+        out.push(entry);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    mark_pending(&mut out);
     Ok(out)
+}
+
+/// The error of an entry that no longer exists (see [`classify`]).
+pub const GONE: &str = "removed while being listed";
+
+/// A growable collection's data segment that has no header yet (being made while the
+/// listing ran) is the collection's, not a foreign segment: marks the headerless
+/// segments named `X.g<hex>.<16 hex>` whose control object `X` is listed.
+fn mark_pending(entries: &mut [Entry]) {
+    let growable = [
+        shm_collections::kinds::DICT.id(),
+        shm_collections::kinds::VEC.id(),
+        shm_collections::kinds::NAMESPACE.id(),
+    ];
+    let controls: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|e| e.kind_id.is_some_and(|k| growable.contains(&k)))
+        .map(|e| e.name.clone())
+        .collect();
+    for e in entries.iter_mut() {
+        let headerless = matches!(e.class, Class::Foreign | Class::Cpython | Class::Raw);
+        let Some(control) = data_control(&e.name).filter(|c| headerless && controls.contains(*c))
+        else {
+            continue;
+        };
+        let mut pending = Entry::bare(&e.name, e.size, Class::Pending, "growth data (being made)");
+        pending.data_of = Some(control.to_owned());
+        *e = pending;
+    }
 }
 
 /// Classifies one name of `/dev/shm` (never fails: errors go into the entry).
@@ -213,6 +279,11 @@ pub fn classify(name: &str, size: u64) -> Entry {
     }
     match crate::kinds::inspect(name) {
         Ok(info) => from_info(name, size, info),
+        Err(shm_core::Error::NotFound { .. }) => {
+            let mut en = Entry::bare(name, size, Class::Error, "gone");
+            en.error = Some(GONE.into());
+            en
+        }
         Err(shm_core::Error::WrongMagic { .. } | shm_core::Error::Truncated { .. }) => {
             not_ours(name, size)
         }
@@ -231,7 +302,7 @@ pub fn from_info(name: &str, size: u64, info: ObjectInfo) -> Entry {
         e.kind = format!("kind {:#x}", info.kind);
     }
     e.kind_id = Some(info.kind);
-    e.type_name = Some(info.type_name.clone());
+    e.type_name = Some(shm_core::short_type_name(&info.type_name));
     e.version = Some(info.version);
     e.initialised = Some(info.initialised);
     e.creator = Some(Creator::of(info.creator));
@@ -252,6 +323,9 @@ fn not_ours(name: &str, size: u64) -> Entry {
             e.kind = format!("ShareableList (CPython), {} items", list.len());
             e
         }
+        Err(_) if manager_of(name).is_some() && name.starts_with(MANAGER_PREFIX) => {
+            Entry::bare(name, size, Class::Raw, "raw segment")
+        }
         Err(_) if name.starts_with(shm_core::RANDOM_NAME_PREFIX) => {
             Entry::bare(name, size, Class::Cpython, "cpython segment")
         }
@@ -259,12 +333,24 @@ fn not_ours(name: &str, size: u64) -> Entry {
     }
 }
 
-/// Opens `name` as a CPython-format ShareableList with at least one item: zero bytes
-/// parse as an empty list, too weak a sign to call a segment a list.
+/// Length of an empty CPython-format ShareableList: its item count and the one offset
+/// word (CPython and shm-collections make it exactly this long).
+pub const EMPTY_LIST_LEN: u64 = 16;
+
+/// Opens `name` as a CPython-format ShareableList. Zero bytes parse as an empty list,
+/// too weak a sign to call any segment a list: an empty one only when the segment has
+/// exactly an empty list's length ([`EMPTY_LIST_LEN`]).
 pub fn open_list(name: &str) -> Result<ShareableList, String> {
     let list = ShareableList::open(name).map_err(|e| e.to_string())?;
     if list.is_empty() {
-        return Err("no items (an all-zero segment reads as an empty list)".into());
+        let len = shm_core::Segment::open(name)
+            .map_err(|e| e.to_string())?
+            .len() as u64;
+        if len != EMPTY_LIST_LEN {
+            return Err(format!(
+                "no items in {len} bytes: an empty list has exactly {EMPTY_LIST_LEN} (an all-zero segment reads as an empty list)"
+            ));
+        }
     }
     Ok(list)
 }
