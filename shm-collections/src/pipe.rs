@@ -177,16 +177,42 @@ impl PipeObject {
         );
     }
 
-    fn holder(&self, end: usize) -> Identity {
+    /// The recorded holder of `end`, checked before anyone probes it: a pid outside
+    /// `1..=pid_max` (which `kill(2)` would read as a process group or every process)
+    /// is `Corrupted`.
+    fn holder(&self, end: usize) -> QueueResult<Identity> {
         let c = self.ctl();
         let w = c.owner[end].load(Ordering::Acquire);
-        Identity {
-            id: w as u32,
+        let id = w as u32;
+        let max = pid_max();
+        if id == 0 || id > max {
+            return Err(QueueError::Corrupted {
+                name: self.label.to_string(),
+                what: format!("expected the pid holding end {end} in 1..={max}, found {id}"),
+            });
+        }
+        Ok(Identity {
+            id,
             token: (w >> 32) as u32,
             pidns: c.pidns[end].load(Ordering::Relaxed),
-        }
+        })
     }
 }
+
+/// The largest pid the kernel hands out (`/proc/sys/kernel/pid_max`, read once), never
+/// above `i32::MAX` (a `pid_t`); 2^22, the kernel's own ceiling, if it cannot be read.
+fn pid_max() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1 << 22)
+            .min(i32::MAX as u32)
+    })
+}
+
+impl PipeObject {}
 
 /// CPython's `multiprocessing.Pipe()`: creates a pipe and returns its two ends.
 ///
@@ -345,10 +371,10 @@ impl PipeEnd {
                 None => PEER_CHECK,
             };
             match inbox.get(buf, Mode::timeout(slice), self.spin) {
-                Err(QueueError::Timeout { .. }) => {}
+                Err(QueueError::Empty { .. }) => {}
                 other => return other,
             }
-            let peer = self.obj.holder(self.peer());
+            let peer = self.obj.holder(self.peer())?;
             if peer.liveness() == Liveness::Dead {
                 // What it sent before dying is still delivered.
                 return match inbox.get(buf, Mode::Try, 0) {
@@ -361,7 +387,7 @@ impl PipeEnd {
             }
             if let (Some(d), Some(t)) = (deadline, timeout) {
                 if Instant::now() >= d {
-                    return Err(QueueError::Timeout {
+                    return Err(QueueError::Empty {
                         name: self.obj.label.to_string(),
                         waited: t,
                     });
@@ -416,12 +442,14 @@ impl PipeEnd {
         self.recv_value(None)
     }
 
-    /// Receives and decodes the next value, waiting at most `timeout`.
+    /// Receives and decodes the next value, waiting at most `timeout`:
+    /// [`QueueError::Empty`] after (as a queue's `get_timeout`; its `waited` is the
+    /// timeout). A huge timeout (`Duration::MAX`) waits as long as it takes.
     ///
     /// ```
     /// let (a, _b) = shm_collections::Pipe::new()?;
     /// let r = a.recv_timeout::<u8>(std::time::Duration::from_millis(5));
-    /// assert!(matches!(r, Err(shm_collections::QueueError::Timeout { .. })));
+    /// assert!(matches!(r, Err(shm_collections::QueueError::Empty { .. })));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn recv_timeout<T: Message>(&self, timeout: Duration) -> QueueResult<T> {
@@ -440,8 +468,9 @@ impl PipeEnd {
     }
 
     /// Whether a message can be received, waiting up to `timeout` for one
-    /// (`Duration::ZERO`: a snapshot). Also `true` when `recv` would return at once
-    /// with an error (the peer closed its end).
+    /// (`Duration::ZERO`: a snapshot; a timeout too large for a deadline, such as
+    /// `Duration::MAX`, waits as long as it takes: Python's `poll(None)`). Also `true`
+    /// when `recv` would return at once with an error (the peer closed its end).
     ///
     /// ```
     /// use std::time::Duration;
@@ -453,12 +482,13 @@ impl PipeEnd {
     /// ```
     pub fn poll(&self, timeout: Duration) -> QueueResult<bool> {
         let inbox = self.inbox()?;
-        let deadline = Instant::now() + timeout;
+        // `None`: no deadline (the sum overflows `Instant`).
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if inbox.len() > 0 || inbox.is_closed() {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return Ok(false);
             }
