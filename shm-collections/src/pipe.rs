@@ -8,7 +8,17 @@
 //! a `recv` blocked on a peer that died returns [`QueueError::PeerDied`] instead of
 //! hanging (CPython's gh-87971), once the messages the peer sent are read. A peer in
 //! another PID namespace cannot be proved dead and counts as alive.
+//!
+//! An end is closed when its last handle anywhere goes (Python's `EOFError` at the
+//! other end): every [`PipeEnd`] holds a kernel lock for its end (see `holders`), which
+//! the kernel drops with the handle or with its process, `kill -9` included. Dropping the
+//! last handle of an end closes the pipe at once; a blocked `recv` (or `poll`) at the
+//! other end notices a killed last holder within 100 ms, and then returns
+//! [`QueueError::Closed`] once it has read what was sent.
 
+mod holders;
+
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +30,10 @@ use crate::kinds;
 use crate::queue::ring::{Dims, Geometry, Mode, Ring};
 use crate::queue::{DEFAULT_SPIN, Message, QueueError, QueueResult, decode, encode, with_scratch};
 
-/// Layout version of the pipe object.
-const PIPE_LAYOUT_VERSION: u32 = 2;
+/// Layout version of the pipe object. 3: the ends' handles hold kernel locks on bytes 0
+/// and 1 of the memfd, and an end without one counts as closed (a version-2 process
+/// holds none: the two must not share a pipe).
+const PIPE_LAYOUT_VERSION: u32 = 3;
 /// Bytes of the pipe's own control block, before the rings.
 const PIPE_CTL: usize = 64;
 /// How often a blocked `recv` checks that the peer lives.
@@ -162,6 +174,30 @@ impl PipeObject {
         unsafe { ctl(&self.obj) }
     }
 
+    /// The memfd's own descriptor: it holds no end, so it can ask who does.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.obj.segment().fd()
+    }
+
+    /// A new hold of `end` (`None` where the kernel offers none, e.g. without `/proc`:
+    /// the end is then closed only by `close`).
+    fn hold(&self, end: usize) -> Option<holders::Hold> {
+        holders::Hold::take(self.fd()?, end).ok()
+    }
+
+    /// Whether no handle of `end` is left anywhere (`false` when it cannot be told).
+    fn abandoned(&self, end: usize) -> bool {
+        self.fd()
+            .is_some_and(|fd| holders::end_held(fd, end).is_ok_and(|held| !held))
+    }
+
+    /// Closes both directions.
+    fn close(&self) {
+        for r in [self.ring(0), self.ring(1)].into_iter().flatten() {
+            r.close();
+        }
+    }
+
     fn ring(&self, to_end: usize) -> Option<Ring<'_>> {
         self.rings[to_end].map(|g| Ring::new(&self.obj, g, &self.label))
     }
@@ -257,7 +293,8 @@ impl Pipe {
         let obj = Arc::new(PipeObject::anonymous(*options)?);
         obj.claim(0);
         obj.claim(1);
-        Ok((PipeEnd::new(obj.clone(), 0), PipeEnd::new(obj, 1)))
+        let (h0, h1) = (obj.hold(0), obj.hold(1));
+        Ok((PipeEnd::new(obj.clone(), 0, h0), PipeEnd::new(obj, 1, h1)))
     }
 }
 
@@ -266,16 +303,34 @@ impl Pipe {
 /// read. Usable from any thread; hand it to a child process with
 /// [`share`](Self::share) and take it there with [`from_env`](Self::from_env).
 ///
+/// Dropping the last handle of an end (in every process: a child's copy counts, a
+/// killed holder's does not) closes the pipe: the other end's `recv` returns
+/// [`QueueError::Closed`] once it has read what was sent (Python's `EOFError`).
+///
 /// ```
 /// let (a, b) = shm_collections::Pipe::new()?;
 /// a.send(&vec![1u16, 2])?;
 /// assert_eq!(b.recv::<Vec<u16>>()?, [1, 2]);
+/// drop(a); // its last handle
+/// assert!(matches!(b.recv::<u8>(), Err(shm_collections::QueueError::Closed { .. })));
 /// # Ok::<(), shm_collections::QueueError>(())
 /// ```
 pub struct PipeEnd {
     obj: Arc<PipeObject>,
     end: usize,
     spin: u32,
+    /// This handle's kernel lock on its end (dropped with it).
+    hold: Option<holders::Hold>,
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        // Let go of the end, then close the pipe if no handle of it is left anywhere: a
+        // blocked peer wakes at once instead of at its next check.
+        if self.hold.take().is_some() && self.obj.abandoned(self.end) {
+            self.obj.close();
+        }
+    }
 }
 
 impl std::fmt::Debug for PipeEnd {
@@ -288,12 +343,23 @@ impl std::fmt::Debug for PipeEnd {
 }
 
 impl PipeEnd {
-    fn new(obj: Arc<PipeObject>, end: usize) -> PipeEnd {
+    fn new(obj: Arc<PipeObject>, end: usize, hold: Option<holders::Hold>) -> PipeEnd {
         PipeEnd {
             obj,
             end,
             spin: DEFAULT_SPIN,
+            hold,
         }
+    }
+
+    /// Whether the other end's last handle is gone (then the pipe is closed, for the
+    /// sends of this end too). Asked only while waiting.
+    fn peer_gone(&self) -> bool {
+        if self.obj.abandoned(self.peer()) {
+            self.obj.close();
+            return true;
+        }
+        false
     }
 
     fn peer(&self) -> usize {
@@ -329,7 +395,8 @@ impl PipeEnd {
         self.end
     }
 
-    /// Sends a copy of `msg`, waiting as long as it takes for room.
+    /// Sends a copy of `msg`, waiting as long as it takes for room: [`QueueError::Closed`]
+    /// once the pipe is closed or the other end's last handle is gone.
     ///
     /// ```
     /// let (a, b) = shm_collections::Pipe::new()?;
@@ -338,10 +405,28 @@ impl PipeEnd {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn send_bytes(&self, msg: &[u8]) -> QueueResult<()> {
-        self.outbox()?.put(msg, Mode::Forever, self.spin)
+        self.send_raw(&self.outbox()?, msg)
     }
 
-    /// Sends `value` (encoded with bincode), waiting as long as it takes for room.
+    /// Puts `msg` into `out`, waiting for room as long as the other end has a handle
+    /// somewhere ([`QueueError::Closed`] once it has none).
+    fn send_raw(&self, out: &Ring<'_>, msg: &[u8]) -> QueueResult<()> {
+        match out.put(msg, Mode::Try, 0) {
+            Err(QueueError::Full { .. }) => {}
+            other => return other,
+        }
+        loop {
+            match out.put(msg, Mode::timeout(PEER_CHECK), self.spin) {
+                Err(QueueError::Full { .. }) => {}
+                other => return other,
+            }
+            // Gone: the pipe is closed now, and the next put says so.
+            self.peer_gone();
+        }
+    }
+
+    /// Sends `value` (encoded with bincode), waiting as long as it takes for room (see
+    /// [`send_bytes`](Self::send_bytes) for the errors).
     ///
     /// ```
     /// let (a, b) = shm_collections::Pipe::new()?;
@@ -356,7 +441,7 @@ impl PipeEnd {
                 name: self.obj.label.to_string(),
                 source,
             })?;
-            out.put(buf, Mode::Forever, self.spin)
+            self.send_raw(&out, buf)
         })
     }
 
@@ -384,6 +469,10 @@ impl PipeEnd {
                     }),
                     other => other,
                 };
+            }
+            if self.peer_gone() {
+                // Closed now: what was sent is still delivered, then `Closed`.
+                return inbox.get(buf, Mode::Try, 0);
             }
             if let (Some(d), Some(t)) = (deadline, timeout) {
                 if Instant::now() >= d {
@@ -485,7 +574,7 @@ impl PipeEnd {
         // `None`: no deadline (the sum overflows `Instant`).
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if inbox.len() > 0 || inbox.is_closed() {
+            if inbox.len() > 0 || inbox.is_closed() || self.peer_gone() {
                 return Ok(true);
             }
             let left = deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now()));
@@ -507,9 +596,7 @@ impl PipeEnd {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn close(&self) {
-        for r in [self.obj.ring(0), self.obj.ring(1)].into_iter().flatten() {
-            r.close();
-        }
+        self.obj.close();
     }
 
     /// The largest message (encoded) this end can send.
@@ -555,6 +642,12 @@ impl PipeEnd {
         var: &str,
     ) -> QueueResult<&'c mut std::process::Command> {
         let cmd = self.obj.share(command, var)?;
+        // The child's hold, taken now: the end stays held from here on, whatever this
+        // handle does before the child takes it over.
+        if let Some(hold) = self.obj.hold(self.end) {
+            let fd = holders::inherit(cmd, hold);
+            cmd.env(format!("{var}_HOLD"), fd.to_string());
+        }
         Ok(cmd.env(format!("{var}_END"), self.end.to_string()))
     }
 
@@ -584,7 +677,26 @@ impl PipeEnd {
                 });
             }
         };
+        let hold = match (std::env::var(format!("{var}_HOLD")), obj.fd()) {
+            (Ok(v), Some(fd)) => {
+                let bad = |what: String| QueueError::Corrupted {
+                    name: obj.label.to_string(),
+                    what,
+                };
+                let raw = v.parse::<i32>().map_err(|_| {
+                    bad(format!(
+                        "expected {var}_HOLD to be a descriptor number, found {v:?}"
+                    ))
+                })?;
+                Some(holders::Hold::adopt(raw, fd, end).map_err(|e| {
+                    bad(format!(
+                        "expected {var}_HOLD ({raw}) to hold end {end} of this pipe: {e}"
+                    ))
+                })?)
+            }
+            _ => obj.hold(end),
+        };
         obj.claim(end);
-        Ok(PipeEnd::new(Arc::new(obj), end))
+        Ok(PipeEnd::new(Arc::new(obj), end, hold))
     }
 }

@@ -116,7 +116,8 @@ fn closed_ring_with_a_killed_producers_claim_ends_timed_gets() {
     );
     cmd.env("SHM_Q", q.name().unwrap())
         .stdout(std::process::Stdio::piped());
-    let mut kid = cmd.spawn().unwrap();
+    let mut kid = Kid(cmd.spawn().unwrap());
+    let kid = &mut kid.0;
     // The child's harness prints its own lines first: read up to ours.
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(kid.stdout.take().unwrap()));
     let claimed = lines.any(|l| l.is_ok_and(|l| l.contains("claimed")));
@@ -143,6 +144,16 @@ fn closed_ring_with_a_killed_producers_claim_ends_timed_gets() {
     });
     assert!(matches!(r, Err(QueueError::Closed { .. })), "{r:?}");
     assert_eq!(q.stats().recovered, 1);
+}
+
+/// A child killed when the test ends, passed or failed (it sleeps long).
+struct Kid(std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 // ---- item 8: forged positions and sequence words ----
