@@ -8,7 +8,17 @@
 //! a `recv` blocked on a peer that died returns [`QueueError::PeerDied`] instead of
 //! hanging (CPython's gh-87971), once the messages the peer sent are read. A peer in
 //! another PID namespace cannot be proved dead and counts as alive.
+//!
+//! An end is closed when its last handle anywhere goes (Python's `EOFError` at the
+//! other end): every [`PipeEnd`] holds a kernel lock for its end (see `holders`), which
+//! the kernel drops with the handle or with its process, `kill -9` included. Dropping the
+//! last handle of an end closes the pipe at once; a blocked `recv` (or `poll`) at the
+//! other end notices a killed last holder within 100 ms, and then returns
+//! [`QueueError::Closed`] once it has read what was sent.
 
+mod holders;
+
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +30,10 @@ use crate::kinds;
 use crate::queue::ring::{Dims, Geometry, Mode, Ring};
 use crate::queue::{DEFAULT_SPIN, Message, QueueError, QueueResult, decode, encode, with_scratch};
 
-/// Layout version of the pipe object.
-const PIPE_LAYOUT_VERSION: u32 = 2;
+/// Layout version of the pipe object. 3: the ends' handles hold kernel locks on bytes 0
+/// and 1 of the memfd, and an end without one counts as closed (a version-2 process
+/// holds none: the two must not share a pipe).
+const PIPE_LAYOUT_VERSION: u32 = 3;
 /// Bytes of the pipe's own control block, before the rings.
 const PIPE_CTL: usize = 64;
 /// How often a blocked `recv` checks that the peer lives.
@@ -162,6 +174,30 @@ impl PipeObject {
         unsafe { ctl(&self.obj) }
     }
 
+    /// The memfd's own descriptor: it holds no end, so it can ask who does.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.obj.segment().fd()
+    }
+
+    /// A new hold of `end` (`None` where the kernel offers none, e.g. without `/proc`:
+    /// the end is then closed only by `close`).
+    fn hold(&self, end: usize) -> Option<holders::Hold> {
+        holders::Hold::take(self.fd()?, end).ok()
+    }
+
+    /// Whether no handle of `end` is left anywhere (`false` when it cannot be told).
+    fn abandoned(&self, end: usize) -> bool {
+        self.fd()
+            .is_some_and(|fd| holders::end_held(fd, end).is_ok_and(|held| !held))
+    }
+
+    /// Closes both directions.
+    fn close(&self) {
+        for r in [self.ring(0), self.ring(1)].into_iter().flatten() {
+            r.close();
+        }
+    }
+
     fn ring(&self, to_end: usize) -> Option<Ring<'_>> {
         self.rings[to_end].map(|g| Ring::new(&self.obj, g, &self.label))
     }
@@ -177,14 +213,27 @@ impl PipeObject {
         );
     }
 
-    fn holder(&self, end: usize) -> Identity {
+    /// The recorded holder of `end`, checked before anyone probes it: a pid outside
+    /// `1..pid_max` (which `kill(2)` would read as a process group or every process)
+    /// is `Corrupted` (shm-core's one validator, [`shm_core::identity::is_valid_pid`]).
+    fn holder(&self, end: usize) -> QueueResult<Identity> {
         let c = self.ctl();
         let w = c.owner[end].load(Ordering::Acquire);
-        Identity {
-            id: w as u32,
+        let id = w as u32;
+        if !shm_core::identity::is_valid_pid(id) {
+            return Err(QueueError::Corrupted {
+                name: self.label.to_string(),
+                what: format!(
+                    "expected the pid holding end {end} in 1..{}, found {id}",
+                    shm_core::identity::pid_max()
+                ),
+            });
+        }
+        Ok(Identity {
+            id,
             token: (w >> 32) as u32,
             pidns: c.pidns[end].load(Ordering::Relaxed),
-        }
+        })
     }
 }
 
@@ -231,7 +280,8 @@ impl Pipe {
         let obj = Arc::new(PipeObject::anonymous(*options)?);
         obj.claim(0);
         obj.claim(1);
-        Ok((PipeEnd::new(obj.clone(), 0), PipeEnd::new(obj, 1)))
+        let (h0, h1) = (obj.hold(0), obj.hold(1));
+        Ok((PipeEnd::new(obj.clone(), 0, h0), PipeEnd::new(obj, 1, h1)))
     }
 }
 
@@ -240,16 +290,34 @@ impl Pipe {
 /// read. Usable from any thread; hand it to a child process with
 /// [`share`](Self::share) and take it there with [`from_env`](Self::from_env).
 ///
+/// Dropping the last handle of an end (in every process: a child's copy counts, a
+/// killed holder's does not) closes the pipe: the other end's `recv` returns
+/// [`QueueError::Closed`] once it has read what was sent (Python's `EOFError`).
+///
 /// ```
 /// let (a, b) = shm_collections::Pipe::new()?;
 /// a.send(&vec![1u16, 2])?;
 /// assert_eq!(b.recv::<Vec<u16>>()?, [1, 2]);
+/// drop(a); // its last handle
+/// assert!(matches!(b.recv::<u8>(), Err(shm_collections::QueueError::Closed { .. })));
 /// # Ok::<(), shm_collections::QueueError>(())
 /// ```
 pub struct PipeEnd {
     obj: Arc<PipeObject>,
     end: usize,
     spin: u32,
+    /// This handle's kernel lock on its end (dropped with it).
+    hold: Option<holders::Hold>,
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        // Let go of the end, then close the pipe if no handle of it is left anywhere: a
+        // blocked peer wakes at once instead of at its next check.
+        if self.hold.take().is_some() && self.obj.abandoned(self.end) {
+            self.obj.close();
+        }
+    }
 }
 
 impl std::fmt::Debug for PipeEnd {
@@ -262,12 +330,23 @@ impl std::fmt::Debug for PipeEnd {
 }
 
 impl PipeEnd {
-    fn new(obj: Arc<PipeObject>, end: usize) -> PipeEnd {
+    fn new(obj: Arc<PipeObject>, end: usize, hold: Option<holders::Hold>) -> PipeEnd {
         PipeEnd {
             obj,
             end,
             spin: DEFAULT_SPIN,
+            hold,
         }
+    }
+
+    /// Whether the other end's last handle is gone (then the pipe is closed, for the
+    /// sends of this end too). Asked only while waiting.
+    fn peer_gone(&self) -> bool {
+        if self.obj.abandoned(self.peer()) {
+            self.obj.close();
+            return true;
+        }
+        false
     }
 
     fn peer(&self) -> usize {
@@ -303,7 +382,8 @@ impl PipeEnd {
         self.end
     }
 
-    /// Sends a copy of `msg`, waiting as long as it takes for room.
+    /// Sends a copy of `msg`, waiting as long as it takes for room: [`QueueError::Closed`]
+    /// once the pipe is closed or the other end's last handle is gone.
     ///
     /// ```
     /// let (a, b) = shm_collections::Pipe::new()?;
@@ -312,10 +392,28 @@ impl PipeEnd {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn send_bytes(&self, msg: &[u8]) -> QueueResult<()> {
-        self.outbox()?.put(msg, Mode::Forever, self.spin)
+        self.send_raw(&self.outbox()?, msg)
     }
 
-    /// Sends `value` (encoded with bincode), waiting as long as it takes for room.
+    /// Puts `msg` into `out`, waiting for room as long as the other end has a handle
+    /// somewhere ([`QueueError::Closed`] once it has none).
+    fn send_raw(&self, out: &Ring<'_>, msg: &[u8]) -> QueueResult<()> {
+        match out.put(msg, Mode::Try, 0) {
+            Err(QueueError::Full { .. }) => {}
+            other => return other,
+        }
+        loop {
+            match out.put(msg, Mode::timeout(PEER_CHECK), self.spin) {
+                Err(QueueError::Full { .. }) => {}
+                other => return other,
+            }
+            // Gone: the pipe is closed now, and the next put says so.
+            self.peer_gone();
+        }
+    }
+
+    /// Sends `value` (encoded with bincode), waiting as long as it takes for room (see
+    /// [`send_bytes`](Self::send_bytes) for the errors).
     ///
     /// ```
     /// let (a, b) = shm_collections::Pipe::new()?;
@@ -330,7 +428,7 @@ impl PipeEnd {
                 name: self.obj.label.to_string(),
                 source,
             })?;
-            out.put(buf, Mode::Forever, self.spin)
+            self.send_raw(&out, buf)
         })
     }
 
@@ -345,10 +443,10 @@ impl PipeEnd {
                 None => PEER_CHECK,
             };
             match inbox.get(buf, Mode::timeout(slice), self.spin) {
-                Err(QueueError::Timeout { .. }) => {}
+                Err(QueueError::Empty { .. }) => {}
                 other => return other,
             }
-            let peer = self.obj.holder(self.peer());
+            let peer = self.obj.holder(self.peer())?;
             if peer.liveness() == Liveness::Dead {
                 // What it sent before dying is still delivered.
                 return match inbox.get(buf, Mode::Try, 0) {
@@ -359,9 +457,13 @@ impl PipeEnd {
                     other => other,
                 };
             }
+            if self.peer_gone() {
+                // Closed now: what was sent is still delivered, then `Closed`.
+                return inbox.get(buf, Mode::Try, 0);
+            }
             if let (Some(d), Some(t)) = (deadline, timeout) {
                 if Instant::now() >= d {
-                    return Err(QueueError::Timeout {
+                    return Err(QueueError::Empty {
                         name: self.obj.label.to_string(),
                         waited: t,
                     });
@@ -416,12 +518,14 @@ impl PipeEnd {
         self.recv_value(None)
     }
 
-    /// Receives and decodes the next value, waiting at most `timeout`.
+    /// Receives and decodes the next value, waiting at most `timeout`:
+    /// [`QueueError::Empty`] after (as a queue's `get_timeout`; its `waited` is the
+    /// timeout). A huge timeout (`Duration::MAX`) waits as long as it takes.
     ///
     /// ```
     /// let (a, _b) = shm_collections::Pipe::new()?;
     /// let r = a.recv_timeout::<u8>(std::time::Duration::from_millis(5));
-    /// assert!(matches!(r, Err(shm_collections::QueueError::Timeout { .. })));
+    /// assert!(matches!(r, Err(shm_collections::QueueError::Empty { .. })));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn recv_timeout<T: Message>(&self, timeout: Duration) -> QueueResult<T> {
@@ -440,8 +544,9 @@ impl PipeEnd {
     }
 
     /// Whether a message can be received, waiting up to `timeout` for one
-    /// (`Duration::ZERO`: a snapshot). Also `true` when `recv` would return at once
-    /// with an error (the peer closed its end).
+    /// (`Duration::ZERO`: a snapshot; a timeout too large for a deadline, such as
+    /// `Duration::MAX`, waits as long as it takes: Python's `poll(None)`). Also `true`
+    /// when `recv` would return at once with an error (the peer closed its end).
     ///
     /// ```
     /// use std::time::Duration;
@@ -453,12 +558,13 @@ impl PipeEnd {
     /// ```
     pub fn poll(&self, timeout: Duration) -> QueueResult<bool> {
         let inbox = self.inbox()?;
-        let deadline = Instant::now() + timeout;
+        // `None`: no deadline (the sum overflows `Instant`).
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            if inbox.len() > 0 || inbox.is_closed() {
+            if inbox.len() > 0 || inbox.is_closed() || self.peer_gone() {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(PEER_CHECK, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return Ok(false);
             }
@@ -477,9 +583,7 @@ impl PipeEnd {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn close(&self) {
-        for r in [self.obj.ring(0), self.obj.ring(1)].into_iter().flatten() {
-            r.close();
-        }
+        self.obj.close();
     }
 
     /// The largest message (encoded) this end can send.
@@ -525,6 +629,12 @@ impl PipeEnd {
         var: &str,
     ) -> QueueResult<&'c mut std::process::Command> {
         let cmd = self.obj.share(command, var)?;
+        // The child's hold, taken now: the end stays held from here on, whatever this
+        // handle does before the child takes it over.
+        if let Some(hold) = self.obj.hold(self.end) {
+            let fd = holders::inherit(cmd, hold);
+            cmd.env(format!("{var}_HOLD"), fd.to_string());
+        }
         Ok(cmd.env(format!("{var}_END"), self.end.to_string()))
     }
 
@@ -554,7 +664,26 @@ impl PipeEnd {
                 });
             }
         };
+        let hold = match (std::env::var(format!("{var}_HOLD")), obj.fd()) {
+            (Ok(v), Some(fd)) => {
+                let bad = |what: String| QueueError::Corrupted {
+                    name: obj.label.to_string(),
+                    what,
+                };
+                let raw = v.parse::<i32>().map_err(|_| {
+                    bad(format!(
+                        "expected {var}_HOLD to be a descriptor number, found {v:?}"
+                    ))
+                })?;
+                Some(holders::Hold::adopt(raw, fd, end).map_err(|e| {
+                    bad(format!(
+                        "expected {var}_HOLD ({raw}) to hold end {end} of this pipe: {e}"
+                    ))
+                })?)
+            }
+            _ => obj.hold(end),
+        };
         obj.claim(end);
-        Ok(PipeEnd::new(Arc::new(obj), end))
+        Ok(PipeEnd::new(Arc::new(obj), end, hold))
     }
 }

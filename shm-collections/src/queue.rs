@@ -99,17 +99,25 @@ pub enum QueueError {
     /// Creating or opening the object failed (not found, wrong kind or element type...).
     #[error(transparent)]
     Shm(#[from] shm_core::Error),
-    /// `put_nowait` found no room (Python's `queue.Full`).
-    #[error("{name} is full")]
+    /// A put found no room: `put_nowait` at once, `put_timeout` once its timeout ran out
+    /// (Python's `queue.Full` for both).
+    #[error("{name} is full{}", waited_note(*waited))]
     Full {
         /// The object.
         name: String,
+        /// How long the call waited for room: its timeout, `Duration::ZERO` for
+        /// `put_nowait`.
+        waited: Duration,
     },
-    /// `get_nowait` found no message (Python's `queue.Empty`).
-    #[error("{name} is empty")]
+    /// A get found no message: `get_nowait` at once, `get_timeout` (a pipe's
+    /// `recv_timeout`) once its timeout ran out (Python's `queue.Empty` for both).
+    #[error("{name} is empty{}", waited_note(*waited))]
     Empty {
         /// The object.
         name: String,
+        /// How long the call waited for a message: its timeout, `Duration::ZERO` for
+        /// `get_nowait`.
+        waited: Duration,
     },
     /// The queue was closed: no more puts, and gets once it is drained (for a pipe: the
     /// other end closed; Python's `EOFError`).
@@ -118,7 +126,8 @@ pub enum QueueError {
         /// The object.
         name: String,
     },
-    /// A timed call ran out of time.
+    /// A timed call other than a put or a get ran out of time (`join_timeout`); timed
+    /// puts and gets give [`Full`](Self::Full) and [`Empty`](Self::Empty).
     #[error("{name}: timed out after {waited:?}")]
     Timeout {
         /// The object.
@@ -218,6 +227,15 @@ pub enum QueueError {
     },
 }
 
+/// `" after waiting 5ms"` for a timed call, nothing for a `_nowait` one.
+fn waited_note(waited: Duration) -> String {
+    if waited.is_zero() {
+        String::new()
+    } else {
+        format!(" after waiting {waited:?}")
+    }
+}
+
 /// Result with [`QueueError`].
 pub type QueueResult<T> = std::result::Result<T, QueueError>;
 
@@ -270,6 +288,37 @@ pub struct QueueSize {
     pub messages: usize,
     /// Payload bytes in all (at least 16), spread over the slots.
     pub bytes: usize,
+}
+
+impl QueueSize {
+    /// Slots of [`QueueSize::DEFAULT`].
+    pub const DEFAULT_MESSAGES: usize = 4096;
+    /// Payload bytes of [`QueueSize::DEFAULT`].
+    pub const DEFAULT_BYTES: usize = 4 << 20;
+    /// The size of `Queue::new()` (Python's `Queue()`, whose default maxsize 0 means
+    /// unbounded): 4096 messages and 4 MiB, slots of 1 KiB, so a message of up to 4 MiB
+    /// fits. A ring in shared memory cannot grow under processes that map it, so this
+    /// queue is bounded, by a size a port rarely meets: a `put` past it waits for room
+    /// (`put_nowait` gives [`QueueError::Full`]) where Python's would not. The segment
+    /// takes about 4.3 MiB; size the queue yourself ([`Queue::create`]) for more or
+    /// less.
+    ///
+    /// ```
+    /// let s = shm_collections::QueueSize::DEFAULT;
+    /// assert_eq!((s.messages, s.bytes), (4096, 4 << 20));
+    /// assert_eq!(s, shm_collections::QueueSize::default());
+    /// ```
+    pub const DEFAULT: QueueSize = QueueSize {
+        messages: Self::DEFAULT_MESSAGES,
+        bytes: Self::DEFAULT_BYTES,
+    };
+}
+
+impl Default for QueueSize {
+    /// [`QueueSize::DEFAULT`].
+    fn default() -> Self {
+        QueueSize::DEFAULT
+    }
 }
 
 /// What every queue handle holds: the object, its ring's geometry and the spin setting.
@@ -438,6 +487,21 @@ macro_rules! queue_object {
             pub fn create_sized(size: QueueSize) -> QueueResult<Self> {
                 <Self as SharedObject>::create(size)
             }
+
+            /// Creates the queue without choosing sizes (Python's `Queue()`): the
+            /// [`QueueSize::DEFAULT`] of 4096 messages and 4 MiB, see there for why it
+            /// is bounded nonetheless.
+            ///
+            /// ```
+            #[doc = concat!("let q = ", $path, "::new()?;")]
+            /// q.put(&1)?;
+            /// # Ok::<(), shm_collections::QueueError>(())
+            /// ```
+            // Python's `Queue()`; it makes a segment, so it returns a `Result`.
+            #[allow(clippy::new_ret_no_self)]
+            pub fn new() -> QueueResult<Self> {
+                Self::create_sized(QueueSize::DEFAULT)
+            }
         }
     };
 }
@@ -501,14 +565,17 @@ impl<T: Message> Queue<T> {
         self.core.put_value(value, Mode::Forever)
     }
 
-    /// Puts `value`, waiting at most `timeout` for room ([`QueueError::Timeout`]).
+    /// Puts `value`, waiting at most `timeout` for room: [`QueueError::Full`] after
+    /// (as `put_nowait`; its `waited` is the timeout). A huge timeout
+    /// (`Duration::MAX`) waits as long as it takes.
     ///
     /// ```
     /// use std::time::Duration;
+    /// use shm_collections::QueueError;
     /// let q = shm_collections::Queue::<u32>::create(1, 256)?;
     /// q.put_timeout(&1, Duration::from_millis(5))?;
     /// let err = q.put_timeout(&2, Duration::from_millis(5)).unwrap_err();
-    /// assert!(matches!(err, shm_collections::QueueError::Timeout { .. }));
+    /// assert!(matches!(err, QueueError::Full { waited, .. } if waited == Duration::from_millis(5)));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> QueueResult<()> {
@@ -553,12 +620,14 @@ impl<T: Message> Queue<T> {
         self.core.get_value(Mode::Forever)
     }
 
-    /// Takes the oldest value, waiting at most `timeout` ([`QueueError::Timeout`]).
+    /// Takes the oldest value, waiting at most `timeout`: [`QueueError::Empty`] after
+    /// (as `get_nowait`; its `waited` is the timeout). A huge timeout
+    /// (`Duration::MAX`) waits as long as it takes.
     ///
     /// ```
     /// let q = shm_collections::Queue::<u8>::create(4, 256)?;
     /// let err = q.get_timeout(std::time::Duration::from_millis(5)).unwrap_err();
-    /// assert!(matches!(err, shm_collections::QueueError::Timeout { .. }));
+    /// assert!(matches!(err, shm_collections::QueueError::Empty { .. }));
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> QueueResult<T> {
@@ -590,7 +659,8 @@ impl<T: Message> Queue<T> {
         self.core.get_values(max, Mode::Forever)
     }
 
-    /// Takes up to `max` values, waiting at most `timeout` for the first.
+    /// Takes up to `max` values, waiting at most `timeout` for the first
+    /// ([`QueueError::Empty`] after).
     ///
     /// ```
     /// let q = shm_collections::Queue::<u8>::create(8, 256)?;
@@ -991,6 +1061,20 @@ impl ByteQueue {
     /// ```
     pub fn create_sized(size: QueueSize) -> QueueResult<Self> {
         <Self as SharedObject>::create(size)
+    }
+
+    /// Creates the queue with [`QueueSize::DEFAULT`] sizes (4096 messages, 4 MiB).
+    ///
+    /// ```
+    /// let q = shm_collections::ByteQueue::new()?;
+    /// assert_eq!(q.max_messages(), 4096);
+    /// assert!(q.max_message_len() >= 4 << 20);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    // Python's `Queue()`; it makes a segment, so it returns a `Result`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> QueueResult<Self> {
+        Self::create_sized(QueueSize::DEFAULT)
     }
 
     /// Puts a copy of `msg`, waiting as long as it takes for room.

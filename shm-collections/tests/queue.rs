@@ -156,7 +156,7 @@ fn timeouts_end_on_time() {
     let q: Queue<u8> = Queue::create(1, 64).unwrap();
     let t = Instant::now();
     let r = q.get_timeout(Duration::from_millis(30));
-    assert!(matches!(r, Err(QueueError::Timeout { .. })), "{r:?}");
+    assert!(matches!(r, Err(QueueError::Empty { .. })), "{r:?}");
     let e = t.elapsed();
     assert!(
         e >= Duration::from_millis(30) && e < Duration::from_secs(2),
@@ -165,7 +165,7 @@ fn timeouts_end_on_time() {
     q.put(&1).unwrap();
     let t = Instant::now();
     let r = q.put_timeout(&2, Duration::from_millis(30));
-    assert!(matches!(r, Err(QueueError::Timeout { .. })), "{r:?}");
+    assert!(matches!(r, Err(QueueError::Full { .. })), "{r:?}");
     assert!(t.elapsed() >= Duration::from_millis(30));
     assert_eq!(q.get_timeout(Duration::from_millis(30)).unwrap(), 1);
 }

@@ -189,7 +189,57 @@ type Outcome = Result<(), String>;
 struct Target {
     kind: &'static str,
     pristine: Vec<u8>,
+    /// Offsets (in the segment) of 8-byte words worth forging with values near their
+    /// own (a ring's head, tail, sequence words and intents): half of the damage goes
+    /// there when there are any, see [`forge_word`].
+    hot: Vec<usize>,
     exercise: fn(Segment) -> Outcome,
+}
+
+/// The ring words of a queue whose ring starts at payload offset 0: tail, head, the
+/// first entry's intents (producer and consumer position and count) and every slot's
+/// sequence word (slots from the control block, which these pristine objects own).
+fn ring_words<T: SharedObject>(obj: &T, slots: usize, stride: usize) -> Vec<usize> {
+    let o = obj.object();
+    let base = o.payload_ptr() as usize - o.segment().as_ptr() as usize;
+    let (table, slot0) = (base + 256, base + 256 + 64 * 64);
+    let mut hot = vec![
+        base,
+        base + 64,
+        table + 16,
+        table + 24,
+        table + 32,
+        table + 40,
+    ];
+    hot.extend((0..slots).map(|i| slot0 + i * stride));
+    hot
+}
+
+/// Sets the word at `at` to a value an attacker would pick for a ring position or a
+/// sequence word: the ends of the range, or its own value moved by a little, a lap or
+/// two laps (`tail < head`, `tail > head + slots`, sequence words of other laps), or
+/// with the tombstone bit flipped.
+fn forge_word(rng: &mut Rng, bytes: &mut [u8], at: usize) {
+    if at + 8 > bytes.len() {
+        return;
+    }
+    let v = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let lap = 8 + rng.below(3) as u64 * 8; // the pristine rings have 8 slots
+    let forged = match rng.below(12) {
+        0 => u64::MAX,
+        1 => 0,
+        2 => v.wrapping_sub(1),
+        3 => v.wrapping_add(1),
+        4 => v.wrapping_add(lap + 1),
+        5 => v.wrapping_sub(lap),
+        6 => v.wrapping_add(2 * lap),
+        7 => v.wrapping_sub(2 * lap),
+        8 => v ^ (1 << 63),
+        9 => i64::MAX as u64,
+        10 => u64::MAX - rng.below(16) as u64,
+        _ => v.wrapping_mul(2),
+    };
+    bytes[at..at + 8].copy_from_slice(&forged.to_le_bytes());
 }
 
 fn snapshot<T: SharedObject>(obj: &T) -> Vec<u8> {
@@ -220,6 +270,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Mutex<u64>",
             pristine: snapshot(&<Mutex<u64> as SharedObject>::anonymous(7).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let m = Mutex::<u64>::from_segment(s).map_err(e)?;
                 if let Ok(mut g) = m.lock_timeout(T).or_else(|err| err.into_guard().ok_or(())) {
@@ -232,6 +283,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "RwLock<u64>",
             pristine: snapshot(&<RwLock<u64> as SharedObject>::anonymous(7).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let l = RwLock::<u64>::from_segment(s).map_err(e)?;
                 if let Ok(g) = l.read_timeout(T) {
@@ -244,6 +296,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Event",
             pristine: snapshot(&<Event as SharedObject>::anonymous(()).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let ev = Event::from_segment(s).map_err(e)?;
                 let _ = ev.is_set();
@@ -256,6 +309,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Semaphore",
             pristine: snapshot(&<Semaphore as SharedObject>::anonymous(3).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let sem = Semaphore::from_segment(s).map_err(e)?;
                 if sem.acquire_timeout(T).is_ok() {
@@ -268,6 +322,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "BoundedSemaphore",
             pristine: snapshot(&<BoundedSemaphore as SharedObject>::anonymous(3).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let sem = BoundedSemaphore::from_segment(s).map_err(e)?;
                 if sem.try_acquire().is_ok() {
@@ -280,6 +335,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Barrier",
             pristine: snapshot(&<Barrier as SharedObject>::anonymous(2).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let b = Barrier::from_segment(s).map_err(e)?;
                 let _ = b.wait_timeout(T);
@@ -291,6 +347,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Condvar",
             pristine: snapshot(&<Condvar as SharedObject>::anonymous(()).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let cv = Condvar::from_segment(s).map_err(e)?;
                 cv.notify_one();
@@ -301,6 +358,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Condition<u32>",
             pristine: snapshot(&<Condition<u32> as SharedObject>::anonymous(1).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let c = Condition::<u32>::from_segment(s).map_err(e)?;
                 if let Ok(g) = c.lock_timeout(T) {
@@ -313,6 +371,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "RLock",
             pristine: snapshot(&<RLock as SharedObject>::anonymous(()).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let l = RLock::from_segment(s).map_err(e)?;
                 drop(l.lock_timeout(T));
@@ -322,6 +381,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Lock",
             pristine: snapshot(&<Lock as SharedObject>::anonymous(()).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let l = Lock::from_segment(s).map_err(e)?;
                 drop(l.lock_timeout(T));
@@ -331,6 +391,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Value<u64>",
             pristine: snapshot(&<Value<u64> as SharedObject>::anonymous(7).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 // Only timed waits: a forged word can name a live holder (or one in
                 // another PID namespace, which counts as live), and untimed calls such as
@@ -345,6 +406,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "RawValue<u64>",
             pristine: snapshot(&<RawValue<u64> as SharedObject>::anonymous(7).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let v = RawValue::<u64>::from_segment(s).map_err(e)?;
                 v.set(v.get().wrapping_add(1));
@@ -354,6 +416,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "AtomicValue<u64>",
             pristine: snapshot(&<AtomicValue<u64> as SharedObject>::anonymous(7).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let v = AtomicValue::<u64>::from_segment(s).map_err(e)?;
                 v.fetch_add(1);
@@ -363,6 +426,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "Array<u32>",
             pristine: snapshot(&<Array<u32> as SharedObject>::anonymous(5).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let a = Array::<u32>::from_segment(s).map_err(e)?;
                 if let Ok(g) = a.lock_timeout(T).or_else(|err| err.into_guard().ok_or(())) {
@@ -376,6 +440,7 @@ fn targets() -> Vec<Target> {
         Target {
             kind: "RawArray<u32>",
             pristine: snapshot(&<RawArray<u32> as SharedObject>::anonymous(5).unwrap()),
+            hot: Vec::new(),
             exercise: |s| {
                 let a = RawArray::<u32>::from_segment(s).map_err(e)?;
                 let n = a.len();
@@ -399,6 +464,7 @@ fn targets() -> Vec<Target> {
                 let _ = q.get();
                 snapshot(&q)
             },
+            hot: Vec::new(),
             exercise: |s| {
                 let q = Queue::<u64>::from_segment(s).map_err(e)?;
                 let _ = (q.qsize(), q.stats(), q.empty(), q.full());
@@ -431,6 +497,7 @@ fn targets() -> Vec<Target> {
                 q.put(&[7u8; 100]).unwrap();
                 snapshot(&q)
             },
+            hot: Vec::new(),
             exercise: |s| {
                 // Timed calls only: a blocking get on a damaged, effectively empty
                 // queue rightly waits for a put.
@@ -447,38 +514,82 @@ fn targets() -> Vec<Target> {
             },
         },
         Target {
+            // The ByteQueue above with its ring words forged (positions and sequence
+            // words out of range, see `forge_word`), blocking puts included: a forged
+            // ring must say `Corrupted` (or time out), never block for ever.
+            kind: "ByteQueue ring words",
+            pristine: snapshot(&ring_queue()),
+            hot: ring_words(&ring_queue(), 8, 64),
+            exercise: |s| {
+                let q = ByteQueue::from_segment(s).map_err(e)?;
+                let _ = (q.qsize(), q.stats());
+                let _ = q.get_timeout(T);
+                let _ = q.get_nowait();
+                let _ = q.put_nowait(b"x");
+                let _ = q.put_timeout(&[1u8; 90], T);
+                for _ in 0..3 {
+                    let _ = q.get_timeout(T);
+                }
+                let _ = q.get_nowait();
+                Ok(())
+            },
+        },
+        Target {
+            // A typed queue, drained and wrapped, forged the same way.
+            kind: "Queue<u64> ring words",
+            pristine: snapshot(&ring_typed_queue()),
+            hot: ring_words(&ring_typed_queue(), 8, 64),
+            exercise: |s| {
+                let q = Queue::<u64>::from_segment(s).map_err(e)?;
+                let _ = (q.qsize(), q.empty(), q.full());
+                let _ = q.put_timeout(&7, T);
+                let _ = q.put_nowait(&8);
+                let _ = q.get_nowait();
+                let _ = q.get_many_timeout(4, T);
+                let _ = q.drain();
+                Ok(())
+            },
+        },
+        Target {
             kind: "Registry data",
             pristine: manager_kinds::pristine(manager_kinds::Part::RegistryData),
+            hot: Vec::new(),
             exercise: manager_kinds::registry_data,
         },
         Target {
             kind: "Registry entry",
             pristine: manager_kinds::pristine(manager_kinds::Part::Entry),
+            hot: Vec::new(),
             exercise: manager_kinds::registry_entry,
         },
         Target {
             kind: "Arena",
             pristine: manager_kinds::pristine(manager_kinds::Part::Arena),
+            hot: Vec::new(),
             exercise: manager_kinds::arena,
         },
         Target {
             kind: "Growable control",
             pristine: growth_kinds::pristine(growth_kinds::Part::Control),
+            hot: Vec::new(),
             exercise: growth_kinds::control,
         },
         Target {
             kind: "Growable data",
             pristine: growth_kinds::pristine(growth_kinds::Part::Data),
+            hot: Vec::new(),
             exercise: growth_kinds::data,
         },
         Target {
             kind: "Growth names",
             pristine: growth_kinds::pristine(growth_kinds::Part::Control),
+            hot: Vec::new(),
             exercise: growth_kinds::names,
         },
         Target {
             kind: "ShareableList",
             pristine: snapshot(&list),
+            hot: Vec::new(),
             exercise: |s| {
                 let l = ShareableList::from_segment(s).map_err(e)?;
                 for i in 0..l.len().min(64) {
@@ -1039,6 +1150,53 @@ mod growth_kinds {
     }
 }
 
+/// The ByteQueue of the ring-word target: 8 slots of 40 bytes, wrapped (head and tail
+/// at 13), with a one-slot and a three-slot message queued.
+fn ring_queue() -> ByteQueue {
+    let size = QueueSize {
+        messages: 8,
+        bytes: 256,
+    };
+    let q = <ByteQueue as SharedObject>::anonymous(size).expect("a fresh queue");
+    for _ in 0..13 {
+        q.put(b"wrap").expect("room");
+        q.get().expect("a message");
+    }
+    q.put(b"hello").expect("room");
+    q.put(&[7u8; 100]).expect("room");
+    q
+}
+
+/// The typed queue of the ring-word target: wrapped, two values queued.
+fn ring_typed_queue() -> Queue<u64> {
+    let size = QueueSize {
+        messages: 8,
+        bytes: 256,
+    };
+    let q = <Queue<u64> as SharedObject>::anonymous(size).expect("a fresh queue");
+    for i in 0..21u64 {
+        q.put(&i).expect("room");
+        q.get().expect("a value");
+    }
+    q.put(&1).expect("room");
+    q.put(&2).expect("room");
+    q
+}
+
+/// Damages `bytes`: forges one to three of `hot`'s words (half of the cases, when
+/// there are any), or damages them in one to four ways.
+fn damage(rng: &mut Rng, pristine: &[u8], hot: &[usize]) -> Vec<u8> {
+    if !hot.is_empty() && rng.below(2) == 0 {
+        let mut bytes = pristine.to_vec();
+        for _ in 0..1 + rng.below(3) {
+            let at = hot[rng.below(hot.len())];
+            forge_word(rng, &mut bytes, at);
+        }
+        return bytes;
+    }
+    mutate(rng, pristine)
+}
+
 /// Damages `bytes` in one to four ways.
 fn mutate(rng: &mut Rng, pristine: &[u8]) -> Vec<u8> {
     let mut bytes = pristine.to_vec();
@@ -1139,7 +1297,7 @@ pub fn run_from(cases: u64, seed: u64, first: u64, trace: bool, progress: bool) 
         let mut rng = Rng::new(seed);
         for case in 0..cases {
             let target = &targets[(case % targets.len() as u64) as usize];
-            let bytes = mutate(&mut rng, &target.pristine);
+            let bytes = damage(&mut rng, &target.pristine, &target.hot);
             if case < first {
                 continue;
             }
@@ -1203,6 +1361,47 @@ mod tests {
         assert!(tally.clean(), "{tally}");
         // The mutations are not all fatal: some damaged objects still open and work.
         assert!(tally.opened > 0 && !tally.errors.is_empty(), "{tally}");
+    }
+
+    #[test]
+    fn ring_words_are_forged_and_forged_rings_give_errors_not_hangs() {
+        let targets = targets();
+        let ring: Vec<&Target> = targets
+            .iter()
+            .filter(|t| t.kind.ends_with("ring words"))
+            .collect();
+        assert_eq!(ring.len(), 2);
+        let mut rng = Rng::new(7);
+        for t in &ring {
+            // Tail, head, 4 intent words, 8 sequence words, all inside the bytes.
+            assert_eq!(t.hot.len(), 14);
+            assert!(t.hot.iter().all(|&at| at + 8 <= t.pristine.len()));
+            let forged = (0..100)
+                .filter(|_| damage(&mut rng, &t.pristine, &t.hot) != t.pristine)
+                .count();
+            assert!(forged > 80, "{forged}");
+        }
+        // The defects of issue 17 in particular: a tail at u64::MAX, a head at
+        // u64::MAX, a tail behind the head, a tail over a lap ahead.
+        for t in &ring {
+            let (tail, head) = (t.hot[0], t.hot[1]);
+            let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+            let h = word(&t.pristine, head);
+            for (at, v) in [
+                (tail, u64::MAX),
+                (head, u64::MAX),
+                (tail, h - 1),
+                (tail, h + 9),
+            ] {
+                let mut bytes = t.pristine.clone();
+                bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                let seg = Segment::anonymous(bytes.len()).unwrap();
+                seg.write_at(0, &bytes).unwrap();
+                let started = Instant::now();
+                (t.exercise)(seg).unwrap();
+                assert!(started.elapsed() < HANG, "{} {at} {v}", t.kind);
+            }
+        }
     }
 
     #[test]

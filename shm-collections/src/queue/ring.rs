@@ -190,7 +190,8 @@ fn before(a: u64, b: u64) -> bool {
 pub(crate) enum Mode {
     /// Not at all: `Full` / `Empty`.
     Try,
-    /// Until this instant: `Timeout` after.
+    /// Until this instant (the timeout asked for beside it): `Full` / `Empty` after,
+    /// with `waited` set to that timeout.
     Until(Instant, Duration),
     /// As long as it takes.
     Forever,
@@ -756,6 +757,13 @@ impl<'a> Ring<'a> {
         let s = self.seq(pos).load(Ordering::Acquire) & !TOMB;
         let d = s.wrapping_sub(free(pos)) as i64;
         if d < 0 {
+            // Not released: the slot can only still be in the previous lap (claimed or
+            // published for `pos - slots`); anything older is forged. Two compares on
+            // the word just loaded, off the fast path.
+            let q = pos.wrapping_sub(self.slots);
+            if s != free(q) && s != published(q) && self.ctl.tail.load(Ordering::Relaxed) == t {
+                return Err(self.tail_not_free(pos, s));
+            }
             return Ok(TailSlot::NotReleased);
         }
         if d > 0 {
@@ -771,8 +779,42 @@ impl<'a> Ring<'a> {
     #[cold]
     fn tail_not_free(&self, pos: u64, s: u64) -> QueueError {
         self.corrupted(format!(
-            "expected the slot of position {pos} (the tail) to be free, found sequence {s:#x}"
+            "expected the slot of position {pos} (at the tail) to be free or in the previous lap, found sequence {s:#x}"
         ))
+    }
+
+    /// Checks `head <= tail <= head + slots` on a snapshot in which the tail did not move
+    /// (read tail, head, tail): producers claim only released slots and consumers only
+    /// published ones, so any other state was forged. Called on slow paths only (a put
+    /// that finds no room).
+    fn check_positions(&self) -> QueueResult<()> {
+        let c = self.ctl;
+        let t = c.tail.load(Ordering::Acquire);
+        let h = c.head.load(Ordering::Acquire);
+        if (h > t || t - h > self.slots) && c.tail.load(Ordering::Acquire) == t {
+            return Err(self.bad_positions(h, t));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn bad_positions(&self, h: u64, t: u64) -> QueueError {
+        self.corrupted(format!(
+            "expected head <= tail <= head + {}, found head {h} and tail {t}",
+            self.slots
+        ))
+    }
+
+    /// What a call that ran out of time returns: `Full` for a producer, `Empty` for a
+    /// consumer (Python's `queue.Full` / `queue.Empty` for the timed and untimed forms
+    /// alike), with the time it was given.
+    #[cold]
+    fn gave_up(&self, side: Sleepers, waited: Duration) -> QueueError {
+        let name = self.label.to_owned();
+        match side {
+            Sleepers::Putters => QueueError::Full { name, waited },
+            Sleepers::Getters => QueueError::Empty { name, waited },
+        }
     }
 
     /// Appends one message; waits for room as `mode` says, spinning `spin` times first.
@@ -822,26 +864,24 @@ impl<'a> Ring<'a> {
                 pause(spins);
                 continue;
             }
+            // No room: a forged tail or head is `Corrupted`, not "full for ever".
+            self.check_positions()?;
             if matches!(mode, Mode::Try) {
                 // One look for a dead consumer's slots, one more try, then `Full`.
                 if self.free_dead_consumers(k) && self.try_put(me, msgs[0])? {
                     self.signal(Sleepers::Getters);
                     return Ok(1);
                 }
-                return Err(QueueError::Full {
-                    name: self.label.to_owned(),
-                });
+                return Err(self.gave_up(Sleepers::Putters, Duration::ZERO));
             }
             // Register as a sleeper, then look again (the consumer side checks the
             // sleeper count after releasing, so one of us sees the other).
-            self.check_deadline(mode)?;
+            self.check_deadline(mode, Sleepers::Putters)?;
             self.registered(Sleepers::Putters, |word, seq| {
                 if self.room_at_tail(k) || self.free_dead_consumers(k) || self.is_closed() {
                     return Ok(());
                 }
-                self.sleep(word, seq, mode, || QueueError::Full {
-                    name: self.label.to_owned(),
-                })
+                self.sleep(word, seq, mode, Sleepers::Putters)
             })?;
         }
     }
@@ -908,9 +948,20 @@ impl<'a> Ring<'a> {
             let s = self.seq(h).load(Ordering::Acquire);
             let d = (s & !TOMB).wrapping_sub(published(h)) as i64;
             if d < 0 {
-                // Not published: the caller tells "empty" from "being written" only when
-                // it must (`in_flight`), so that a spinning consumer reads no line but
-                // this slot's.
+                // Not published: free for lap `h` (empty, or being written), or still
+                // in the previous lap (its consumer releasing it); anything older is
+                // forged. Compares on the word just loaded.
+                if s != free(h)
+                    && s & !TOMB != published(h.wrapping_sub(self.slots))
+                    && c.head.load(Ordering::Relaxed) == h
+                {
+                    return Err(self.corrupted(format!(
+                        "expected the slot of position {h} (the head) to be free for lap {h} or in the previous lap, found sequence {s:#x}"
+                    )));
+                }
+                // The caller tells "empty" from "being written" only when it must
+                // (`in_flight`), so that a spinning consumer reads no line but this
+                // slot's.
                 return Ok(Took::NotReady(h, s));
             }
             if d > 0 {
@@ -1046,17 +1097,14 @@ impl<'a> Ring<'a> {
     fn in_flight(&self, h: u64) -> QueueResult<bool> {
         let c = self.ctl;
         let tail = c.tail.load(Ordering::Acquire);
-        if !before(h, tail) {
-            return Ok(false);
+        // `h` was the head before this read of the tail, and the tail never falls behind
+        // the head; producers claim only free slots, so the tail is never more than a
+        // lap on. Plain comparisons: positions never wrap (2^64 messages), so a wrapped
+        // difference is forged.
+        if tail < h || (tail - h > self.slots && c.head.load(Ordering::Acquire) == h) {
+            return Err(self.bad_positions(h, tail));
         }
-        // Producers claim only free slots: the tail is never more than a lap on.
-        if tail.wrapping_sub(h) > self.slots && c.head.load(Ordering::Acquire) == h {
-            return Err(self.corrupted(format!(
-                "expected the tail at most {} positions past the head {h}, found {tail}",
-                self.slots
-            )));
-        }
-        Ok(true)
+        Ok(tail != h)
     }
 
     /// Takes the oldest message into `out` (resized to it).
@@ -1081,6 +1129,13 @@ impl<'a> Ring<'a> {
                 return Err(self.closed());
             }
             if spins > 0 {
+                if self.is_closed() {
+                    // Closed with the head claimed and unpublished: nothing to spin for
+                    // (the spin loop below would end at once, for ever). The slow path
+                    // waits for the producer or buries it, and keeps the deadline.
+                    spins = 0;
+                    continue;
+                }
                 // Spin on the head slot's sequence word alone: reading the tail here
                 // would pull the producers' line away from them on every put. Compare
                 // with the word `try_get` saw, not a fresh load: a publish between the
@@ -1093,6 +1148,9 @@ impl<'a> Ring<'a> {
                     spins -= 1;
                     pause(spins);
                 }
+                // At least one step per round, whatever ended the loop: the spins always
+                // run out.
+                spins = spins.saturating_sub(1);
                 continue;
             }
             let inflight = self.in_flight(h)?;
@@ -1109,18 +1167,14 @@ impl<'a> Ring<'a> {
                         return Ok(());
                     }
                 }
-                return Err(QueueError::Empty {
-                    name: self.label.to_owned(),
-                });
+                return Err(self.gave_up(Sleepers::Getters, Duration::ZERO));
             }
-            self.check_deadline(mode)?;
+            self.check_deadline(mode, Sleepers::Getters)?;
             self.registered(Sleepers::Getters, |word, seq| {
                 if (inflight && self.bury_dead_producer(h)) || self.moved_on(h, inflight) {
                     return Ok(());
                 }
-                self.sleep(word, seq, mode, || QueueError::Empty {
-                    name: self.label.to_owned(),
-                })
+                self.sleep(word, seq, mode, Sleepers::Getters)
             })?;
         }
     }
@@ -1195,10 +1249,11 @@ impl<'a> Ring<'a> {
                 c.join_waiters.fetch_sub(1, Ordering::SeqCst);
                 return Ok(());
             } else {
-                self.sleep(&c.all_done, seq, mode, || QueueError::Timeout {
-                    name: self.label.to_owned(),
-                    waited: Duration::ZERO,
-                })
+                self.sleep_on(&c.all_done, seq, mode)
+                    .map_err(|waited| QueueError::Timeout {
+                        name: self.label.to_owned(),
+                        waited,
+                    })
             };
             c.join_waiters.fetch_sub(1, Ordering::SeqCst);
             r?;
@@ -1268,37 +1323,33 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// `Timeout` once a timed call's deadline has passed, even while the state keeps
-    /// changing (a forged ring can make every look "progress").
-    fn check_deadline(&self, mode: Mode) -> QueueResult<()> {
+    /// `Full` / `Empty` (for `side`) once a timed call's deadline has passed, even while
+    /// the state keeps changing (a forged ring can make every look "progress").
+    fn check_deadline(&self, mode: Mode, side: Sleepers) -> QueueResult<()> {
         match mode {
-            Mode::Until(t, d) if Instant::now() >= t => Err(QueueError::Timeout {
-                name: self.label.to_owned(),
-                waited: d,
-            }),
+            Mode::Until(t, d) if Instant::now() >= t => Err(self.gave_up(side, d)),
             _ => Ok(()),
         }
     }
 
     /// Sleeps on `word` while it still reads `seq`, for at most one slice or until the
-    /// deadline; `Try` gives `busy()` at once, a passed deadline `Timeout`.
-    fn sleep(
-        &self,
-        word: &AtomicU32,
-        seq: u32,
-        mode: Mode,
-        busy: impl FnOnce() -> QueueError,
-    ) -> QueueResult<()> {
+    /// deadline; `Try` or a passed deadline give up at once (`Full` / `Empty` for
+    /// `side`).
+    fn sleep(&self, word: &AtomicU32, seq: u32, mode: Mode, side: Sleepers) -> QueueResult<()> {
+        self.sleep_on(word, seq, mode)
+            .map_err(|waited| self.gave_up(side, waited))
+    }
+
+    /// [`sleep`](Self::sleep) without the error: `Err(timeout)` when there is no time
+    /// left (`Duration::ZERO` for `Try`).
+    fn sleep_on(&self, word: &AtomicU32, seq: u32, mode: Mode) -> Result<(), Duration> {
         let slice = match mode {
-            Mode::Try => return Err(busy()),
+            Mode::Try => return Err(Duration::ZERO),
             Mode::Forever => SLICE,
             Mode::Until(t, d) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(QueueError::Timeout {
-                        name: self.label.to_owned(),
-                        waited: d,
-                    });
+                    return Err(d);
                 }
                 left.min(SLICE)
             }
@@ -1440,7 +1491,7 @@ mod tests {
                                 assert_eq!(out.len(), 8 + (i as usize * 13) % 100);
                                 mine.push((p, i));
                             }
-                            Err(QueueError::Timeout { .. }) => break,
+                            Err(QueueError::Empty { .. }) => break,
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -1548,7 +1599,7 @@ mod tests {
             let r = Ring::new(obj, geo, "t");
             let mut out = Vec::new();
             let got = r.get(&mut out, Mode::timeout(Duration::from_millis(120)), 0);
-            assert!(matches!(got, Err(QueueError::Timeout { .. })), "{got:?}");
+            assert!(matches!(got, Err(QueueError::Empty { .. })), "{got:?}");
             assert_eq!(r.stats().recovered, 0);
             go_tx.send(()).unwrap();
             r.get(&mut out, Mode::timeout(Duration::from_secs(5)), 0)
