@@ -49,7 +49,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         trials: u32,
     },
-    /// Runs the hostile-memory fuzz harness at full count (release build) with a tally.
+    /// Runs the hostile-memory fuzz harness at full count with a tally: an optimised
+    /// build with debug assertions and overflow checks on (so an arithmetic overflow
+    /// on a hostile word is a panic that the tally counts), in `target/fuzz`.
     Fuzz {
         /// Cases (round-robin over every object kind).
         #[arg(long, default_value_t = 1_000_000)]
@@ -104,7 +106,14 @@ fn main() -> ExitCode {
                 &cases.to_string(),
                 &seed.to_string(),
             ],
-            &[],
+            &[
+                ("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true"),
+                ("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true"),
+                (
+                    "CARGO_TARGET_DIR",
+                    target_dir().join("fuzz").to_str().unwrap_or("target/fuzz"),
+                ),
+            ],
         ),
         Cmd::FuzzRun {
             cases,
