@@ -256,6 +256,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// Inserts or replaces; returns the old value. A key or value over the limits is
     /// refused before anything changes.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, String>::create()?;
     /// assert_eq!(d.insert(1, "a".into())?, None);
@@ -274,6 +276,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// Removes `key`; returns its value.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
     /// d.insert(1, 10)?;
@@ -318,6 +322,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// Removes every entry (moves to a fresh, small data segment).
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
     /// d.insert(1, 1)?;
@@ -332,6 +338,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// Inserts every pair under one lock (other processes' writes wait, readers do not).
     /// All pairs are checked against the limits first: on an error nothing is inserted.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u32, u32>::create()?;
     /// d.extend((0..100).map(|i| (i, i * i)))?;
@@ -359,6 +367,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// processes. `f` runs under the writer lock; it must not use this dict (that is a
     /// [`RegionError::Lock`] "would deadlock"). If `f` panics nothing changes.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<String, u64>::create()?;
     /// for _ in 0..3 { d.update("hits".into(), |n| n.unwrap_or(0) + 1)?; }
@@ -377,6 +387,8 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// The value of `key`, inserting `make()` first if it is absent (atomically).
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let d = shm_collections::ShareableDict::<u8, String>::create()?;
     /// assert_eq!(d.get_or_insert_with(1, || "first".into())?, "first");

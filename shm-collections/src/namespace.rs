@@ -102,6 +102,47 @@ impl Namespace {
         <Self as SharedObject>::unlink(self)
     }
 
+    /// How long this handle's writes (`set`, `update`, `remove`, `salvage`) wait for
+    /// the writer lock while another writer holds it: `None` (the default) waits as
+    /// long as it takes, `Some(d)` gives up after `d` with [`RegionError::Lock`]
+    /// (source [`shm_sync::RawError::Timeout`]). A holder in another PID namespace
+    /// counts as alive, so without a patience such a wait can be forever.
+    ///
+    /// ```
+    /// let ns = shm_collections::Namespace::create()?;
+    /// ns.set_patience(Some(std::time::Duration::from_secs(1)));
+    /// assert_eq!(ns.patience(), Some(std::time::Duration::from_secs(1)));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn set_patience(&self, patience: Option<std::time::Duration>) {
+        self.region.set_patience(patience)
+    }
+
+    /// This handle's patience for the writer lock (see [`set_patience`](Self::set_patience)).
+    ///
+    /// ```
+    /// assert_eq!(shm_collections::Namespace::create()?.patience(), None);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn patience(&self) -> Option<std::time::Duration> {
+        self.region.patience()
+    }
+
+    /// Copies every intact attribute into a fresh data segment and reports the
+    /// broken ones dropped (the way out when a record's checksum fails and growth
+    /// stops with `Corrupted`). Waits for the writer lock (see
+    /// [`set_patience`](Self::set_patience)).
+    ///
+    /// ```
+    /// let ns = shm_collections::Namespace::create()?;
+    /// ns.set("x", &1u8)?;
+    /// assert_eq!(ns.salvage()?.kept, 1);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn salvage(&self) -> RegionResult<crate::region::SalvageReport> {
+        self.region.salvage()
+    }
+
     fn attr_key(&self, attr: &str) -> RegionResult<Vec<u8>> {
         let k = encode_key(&self.region, attr)?;
         self.region.check_sizes(k.len(), 0)?;
@@ -134,6 +175,8 @@ impl Namespace {
 
     /// Sets `attr` to `value` (of any serde type, replacing whatever type it had).
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let ns = shm_collections::Namespace::create()?;
     /// ns.set("x", &1.5f64)?;
@@ -170,6 +213,8 @@ impl Namespace {
     /// Atomically replaces `attr` by `f(old)` (typed; a mismatch is an error and changes
     /// nothing) and returns the new value.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let ns = shm_collections::Namespace::create()?;
     /// ns.update("log", |v: Option<Vec<String>>| { let mut v = v.unwrap_or_default(); v.push("a".into()); v })?;
@@ -192,6 +237,8 @@ impl Namespace {
 
     /// Removes `attr`; whether it was set.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let ns = shm_collections::Namespace::create()?;
     /// ns.set("a", &())?;

@@ -5,12 +5,38 @@
 //! # Layout
 //!
 //! A small fixed **control object** (a checked [`Object`], kind of the collection) holds
-//! a robust [`RawMutex`] for writers and the configured size limits; its header's
-//! generation counter names the current **data segment**: `<control name>.g<generation>`
-//! (hex). A data segment is an object of kind [`kinds::GROWTH_DATA`] with the same type
-//! record as its control object; its payload is a 64-byte header of `u64` words
-//! (generation, slot count, record capacity, bytes used, live entries, garbage bytes,
-//! tombstones, write sequence), an index of `u64` slots, and an append-only record area.
+//! a robust [`RawMutex`] for writers, the configured size limits and the object's
+//! **incarnation id** (64 random bits drawn at create); its header's generation counter
+//! names the current **data segment** (see "Names" below). A data segment is an object
+//! of kind [`kinds::GROWTH_DATA`] with the same type record as its control object; its
+//! payload is a 128-byte header of `u64` words (generation, slot count, record capacity,
+//! bytes used, live entries, garbage bytes, tombstones, write sequence, incarnation id,
+//! then reserved words), an index of `u64` slots, and an append-only record area.
+//!
+//! # Names
+//!
+//! Data segment `g` of the incarnation `i` of the collection named `X` is
+//! `X.g<g in hex>.<i as 16 hex digits>` ([`data_segment_name`],
+//! [`parse_data_segment_name`]: the one place the grammar lives). Derived names belong
+//! to one incarnation of one object: a new collection under a reused name `X` draws a
+//! new incarnation id and never meets the old one's data segments, and the old one's
+//! handles never meet the new one's.
+//!
+//! Derived names and user names: names are not refused for looking like derived ones
+//! (any process can create any name in `/dev/shm` anyway). Instead a derived name
+//! carries 64 random bits no one else knows in advance, every data segment is created
+//! under its name only once it is complete (an `O_TMPFILE` file linked to the name,
+//! which never replaces an existing name; `O_EXCL` where the system has no
+//! `O_TMPFILE`), and nothing here ever unlinks a segment whose header does not say this
+//! incarnation made it (kind, type, incarnation id and generation checked). A name
+//! that is taken by anything else is skipped (the generation moves on, up to 8 names)
+//! and then [`RegionError::NameTaken`]: an object that happens to have a derived-looking
+//! name is never harmed, and the worst a squatter can do is make growth fail.
+//!
+//! Length: a data segment name adds at most 35 bytes to the control name, and segment
+//! names end at 253 bytes ([`shm_core::MAX_NAME_LEN`]), so a growable collection's name
+//! may be at most [`MAX_CONTROL_NAME_LEN`] (218) bytes: longer names are refused at
+//! create with `InvalidName`, never later at some growth.
 //!
 //! A slot holds `tag << 48 | offset` of a record (offsets into the record area, never
 //! pointers; 0 is an empty slot, 1 a tombstone; the tag is 16 bits of the key's hash so
@@ -30,13 +56,32 @@
 //! # Growth and compaction
 //!
 //! When a record or a new key does not fit, the writer builds a new data segment of
-//! generation `g + 1` (created with `O_EXCL`, sized for the live data: twice it,
+//! generation `g + 1` (complete before it gets its name, see "Names", sized for the live data: twice it,
 //! rounded up to a power of two, or four times when the old segment was mostly garbage,
 //! so that overwrite-heavy use compacts less often; never `ftruncate`d while mapped),
 //! copies the live records into it (dropping garbage and tombstones), publishes it
 //! with one Release store of `g + 1` into the control header, and unlinks segment `g`
 //! (mappings of it stay valid until dropped). So growth compacts, and a dict that is
-//! mostly garbage shrinks back.
+//! mostly garbage shrinks back. A growth that fails (a broken record found while
+//! copying, no room in `/dev/shm`) removes the segment it made and changes nothing;
+//! reads keep working, and `salvage` ([`SalvageReport`]) copies every intact record
+//! into a fresh generation when a broken record stops every growth.
+//!
+//! # Lifetime of the data segments
+//!
+//! Every handle holds a shared `flock` on the control object's file (its own open
+//! file description: the kernel counts handles in every process and drops the lock
+//! of a process that dies). When a handle drops and the control object is unlinked
+//! (`st_nlink == 0`), it releases its lock and tries an exclusive one without
+//! waiting: success means no other handle exists anywhere, so it removes the data
+//! segments (the current one and this incarnation's leftovers near it), which no one
+//! can reach any more. So writing after the creator dropped the object leaks nothing.
+//!
+//! # Waiting
+//!
+//! Writers wait for the writer lock while another writer holds it; each handle has a
+//! patience (`set_patience`, default: no limit) after which the write fails with
+//! [`RegionError::Lock`] and [`RawError::Timeout`]. Reads never wait.
 //!
 //! # Reads (no lock)
 //!
@@ -54,8 +99,9 @@
 //! # Crash recovery
 //!
 //! A writer that finds the lock's previous holder dead ([`Acquired::OwnerDied`]):
-//! removes a data segment of generation `g + 1` (an unpublished growth) and of `g - 1`
-//! (a published growth whose old segment was not yet unlinked), then rebuilds the
+//! removes this incarnation's data segments of generations after `g` (an unpublished
+//! growth) and before it (a published growth whose old segment was not yet unlinked),
+//! each only if its header proves it, then rebuilds the
 //! current data into a fresh segment `g + 1`, which recomputes every counter from the
 //! slots and drops what was half done, and marks the lock consistent. Every committed
 //! entry survives; the interrupted one is there exactly if its slot store happened.
@@ -71,11 +117,16 @@ use crate::codec::{CodecError, hash64};
 use crate::kinds;
 
 /// Layout version of the growable collections (control and data segments).
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+///
+/// 3: the control payload and every data segment carry the object's incarnation id,
+/// which data segment names include (`<control>.g<generation>.<incarnation>`).
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 const CTRL_LOCK: usize = 0;
 const CTRL_MAX_KEY: usize = 16;
 const CTRL_MAX_VALUE: usize = 24;
+/// The incarnation id: 64 random bits drawn at create, never 0.
+const CTRL_INC: usize = 32;
 /// Payload bytes of a control object.
 pub(crate) const CTRL_LEN: usize = 64;
 
@@ -87,7 +138,10 @@ const D_LIVE: usize = 32;
 const D_GARBAGE: usize = 40;
 const D_DEAD: usize = 48;
 const D_SEQ: usize = 56;
-const DATA_HDR: usize = 64;
+/// The incarnation id of the object that made this segment.
+const D_INC: usize = 64;
+/// The data header: the words above and reserved words up to 128 bytes.
+const DATA_HDR: usize = 128;
 
 const REC_HDR: usize = 16;
 const EMPTY: u64 = 0;
@@ -247,6 +301,40 @@ pub enum RegionError {
         /// What is not supported.
         what: &'static str,
     },
+    /// A growth found the names of its next data segments taken by segments that are
+    /// not provably this object's (another object's, or a half-made one of a writer
+    /// killed while creating it); nothing was removed. `shm ls` shows what they are.
+    #[error(
+        "{name}: cannot grow: the next data segment names are taken by segments this object did not provably make (left in place): {segments:?}"
+    )]
+    NameTaken {
+        /// The object.
+        name: String,
+        /// The names tried.
+        segments: Vec<String>,
+    },
+}
+
+/// What [`salvage`](crate::ShareableDict::salvage) did: the intact records were copied
+/// into a fresh data segment; these were not.
+///
+/// ```
+/// let d = shm_collections::ShareableDict::<u64, u64>::create()?;
+/// d.insert(1, 2)?;
+/// let report = d.salvage()?;
+/// assert_eq!((report.kept, report.dropped.len()), (1, 0));
+/// # Ok::<(), shm_collections::RegionError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SalvageReport {
+    /// Records copied (entries of a dict or namespace, elements of a vec).
+    pub kept: u64,
+    /// The records dropped: the slot of a dict or namespace entry, the index of a vec
+    /// element (in the old numbering: later elements move down), each with why.
+    pub dropped: Vec<(u64, String)>,
+    /// The generation the salvaged data was published as.
+    pub generation: u64,
 }
 
 /// Result of the growable collections.
@@ -536,7 +624,7 @@ impl Mapped {
     }
 
     /// Checks an opened data segment's geometry against its payload.
-    fn check(obj: Object, generation: u64, label: &str) -> RegionResult<Mapped> {
+    fn check(obj: Object, generation: u64, inc: u64, label: &str) -> RegionResult<Mapped> {
         let bad = |what: String| RegionError::Corrupted {
             name: label.to_owned(),
             what,
@@ -555,6 +643,12 @@ impl Mapped {
         if g != generation {
             return Err(bad(format!(
                 "data segment says generation {g}, expected {generation}"
+            )));
+        }
+        let found = m.load(D_INC);
+        if found != inc {
+            return Err(bad(format!(
+                "data segment of incarnation {found:016x}, expected {inc:016x}"
             )));
         }
         if !slots.is_power_of_two() || slots > MAX_SLOTS {
@@ -817,6 +911,16 @@ pub(crate) struct Region {
     /// writer lock reads or replaces it, so the lock is what synchronises it.
     held: std::cell::UnsafeCell<Option<Arc<Mapped>>>,
     limits: Limits,
+    /// The incarnation id (read once at attach: the names this handle derives).
+    inc: u64,
+    /// The control object's file, with a shared `flock` on it while this handle lives:
+    /// the kernel counts the handles of every process (and drops a dead process's
+    /// lock), so the last handle of an unlinked object can tell that it is the last.
+    /// `None` when the name was replaced before we could open it.
+    last_lock: Option<std::os::fd::OwnedFd>,
+    /// How long writers wait for the writer lock, in nanoseconds; `u64::MAX` for no
+    /// limit. Read only when the lock is taken already.
+    patience: AtomicU64,
 }
 
 // SAFETY: every field but `held` is Sync; `held` is only accessed by the thread that
@@ -842,9 +946,105 @@ fn data_spec(ctrl_spec: &ObjectSpec) -> ObjectSpec {
     s
 }
 
-fn data_name(ctrl: &str, generation: u64) -> String {
-    format!("{ctrl}.g{generation:x}")
+/// Longest suffix a data segment name adds to its control name:
+/// `.g` + 16 hex digits of generation + `.` + 16 hex digits of incarnation.
+const DATA_SUFFIX_MAX: usize = 2 + 16 + 1 + 16;
+
+/// Longest control name of a growable collection: every data segment name it can ever
+/// derive (generation up to `u64::MAX`) must fit [`shm_core::MAX_NAME_LEN`].
+///
+/// ```
+/// use shm_collections::{ShareableDict, region::MAX_CONTROL_NAME_LEN};
+/// let long = "d".repeat(MAX_CONTROL_NAME_LEN + 1);
+/// assert!(ShareableDict::<u64, u64>::create_named(&long).is_err());
+/// ```
+pub const MAX_CONTROL_NAME_LEN: usize = shm_core::MAX_NAME_LEN - DATA_SUFFIX_MAX;
+
+/// The name of data segment `generation` of the incarnation `incarnation` of the
+/// growable collection named `control`: `<control>.g<generation hex>.<incarnation, 16
+/// hex>`. The one place the grammar is written (see [`parse_data_segment_name`]).
+///
+/// ```
+/// use shm_collections::region::{data_segment_name, parse_data_segment_name};
+/// let n = data_segment_name("jobs", 0xab, 0x1a);
+/// assert_eq!(n, "jobs.g1a.00000000000000ab");
+/// let p = parse_data_segment_name(&n).unwrap();
+/// assert_eq!((p.control, p.generation, p.incarnation), ("jobs", 0x1a, 0xab));
+/// ```
+pub fn data_segment_name(control: &str, incarnation: u64, generation: u64) -> String {
+    format!("{control}.g{generation:x}.{incarnation:016x}")
 }
+
+/// The parts of a data segment name (see [`data_segment_name`]).
+///
+/// ```
+/// let p = shm_collections::region::parse_data_segment_name("x.g0.0123456789abcdef").unwrap();
+/// assert_eq!(p.control, "x");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSegmentName<'a> {
+    /// The control object's name.
+    pub control: &'a str,
+    /// The generation.
+    pub generation: u64,
+    /// The incarnation id of the object that made it.
+    pub incarnation: u64,
+}
+
+/// Parses a name made by [`data_segment_name`] (canonical form only: lower-case hex,
+/// no leading zeros in the generation, 16 digits of incarnation); `None` otherwise.
+///
+/// ```
+/// use shm_collections::region::parse_data_segment_name;
+/// assert!(parse_data_segment_name("x.g1").is_none()); // no incarnation: a user name
+/// assert!(parse_data_segment_name("x.g01.0123456789abcdef").is_none());
+/// ```
+pub fn parse_data_segment_name(name: &str) -> Option<DataSegmentName<'_>> {
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let (rest, inc) = name.rsplit_once('.')?;
+    let (control, generation) = rest.rsplit_once(".g")?;
+    let ok = inc.len() == 16
+        && lower_hex(inc)
+        && (1..=16).contains(&generation.len())
+        && lower_hex(generation)
+        && (generation == "0" || !generation.starts_with('0'))
+        && !control.is_empty();
+    ok.then(|| DataSegmentName {
+        control,
+        generation: u64::from_str_radix(generation, 16).unwrap_or(0),
+        incarnation: u64::from_str_radix(inc, 16).unwrap_or(0),
+    })
+}
+
+/// The name of the current data segment of the growable collection whose control
+/// object is named `control` (for tools and tests: it reads the control object's
+/// incarnation and generation without checking its kind).
+///
+/// ```
+/// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+/// let data = shm_collections::region::current_data_segment(d.name().unwrap())?;
+/// assert!(shm_core::Segment::open(&data).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn current_data_segment(control: &str) -> RegionResult<String> {
+    let seg = Segment::open(control)?;
+    let mut w = [0u8; 8];
+    seg.read_at(shm_core::HEADER_LEN + CTRL_INC, &mut w)?;
+    let inc = u64::from_ne_bytes(w);
+    let generation = Object::inspect(control)?.generation;
+    Ok(data_segment_name(
+        shm_core::normalize_name(control)?,
+        inc,
+        generation,
+    ))
+}
+
+/// Generation numbers a growth may skip when the next one's name is taken by a
+/// segment that is not provably this object's (a writer killed while creating it).
+const SKIP_GENERATIONS: u64 = 8;
 
 /// The control object's name, refusing anonymous and arena objects.
 fn ctrl_name(ctrl: &Object) -> RegionResult<&str> {
@@ -870,16 +1070,138 @@ fn ctrl_word(ctrl: &Object, at: usize) -> &AtomicU64 {
     unsafe { &*ctrl.payload_ptr().add(at).cast::<AtomicU64>() }
 }
 
-/// Creates the data segment `name` for generation `generation` with the given geometry
-/// (removing a leftover of a dead writer under that name once).
+/// A fresh incarnation id (never 0, which a zeroed control payload would say).
+fn new_incarnation(label: &str) -> RegionResult<u64> {
+    loop {
+        let mut b = [0u8; 8];
+        let mut filled = 0;
+        while filled < 8 {
+            match rustix::rand::getrandom(&mut b[filled..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    return Err(RegionError::Shm(shm_core::Error::Os {
+                        op: "getrandom",
+                        name: label.to_owned(),
+                        source: e.into(),
+                    }));
+                }
+            }
+        }
+        let v = u64::from_ne_bytes(b);
+        if v != 0 {
+            return Ok(v);
+        }
+    }
+}
+
+/// Whether the data segment `name` is provably this incarnation's: a checked object
+/// of the data kind and type whose header names incarnation `inc` and a generation
+/// that `which` accepts. Anything else (a user's object, another incarnation's
+/// segment, garbage, a half-made segment) is not.
+fn is_own(name: &str, spec: &ObjectSpec, inc: u64, which: impl Fn(u64) -> bool) -> bool {
+    let Ok(obj) = Segment::open(name).and_then(|s| Object::from_segment(s, spec)) else {
+        return false;
+    };
+    if obj.payload_len() < DATA_HDR {
+        return false;
+    }
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        obj.read_at(at, &mut b).map(|()| u64::from_ne_bytes(b))
+    };
+    matches!((word(D_INC), word(D_GEN)), (Ok(i), Ok(g)) if i == inc && which(g))
+}
+
+/// Unlinks the data segment `name` if it is provably this incarnation's (see
+/// [`is_own`]); nothing else is ever unlinked.
+fn unlink_own(name: &str, spec: &ObjectSpec, inc: u64, which: impl Fn(u64) -> bool) -> bool {
+    is_own(name, spec, inc, which) && shm_core::unlink(name).is_ok()
+}
+
+/// Creates the object fully (header published, `init` run) in an unnamed file in
+/// `/dev/shm` (`O_TMPFILE`) and only then gives it `name` (`linkat`, which never
+/// replaces a name: `AlreadyExists` if it is taken). So a writer killed at any point
+/// leaves either nothing or a whole segment whose header proves whose it is.
+/// `None` when the system cannot (no `O_TMPFILE` on `/dev/shm`, no `/proc`).
+fn create_linked(
+    name: &str,
+    spec: &ObjectSpec,
+    payload: usize,
+    init: impl Fn(&Object) -> shm_core::Result<()>,
+) -> Option<shm_core::Result<Object>> {
+    use rustix::fs::{AtFlags, CWD, FallocateFlags, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::fd::AsRawFd;
+    let os = |op: &'static str, e: Errno| shm_core::Error::Os {
+        op,
+        name: name.to_owned(),
+        source: e.into(),
+    };
+    let fd = rustix::fs::openat(
+        CWD,
+        "/dev/shm",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )
+    .ok()?;
+    let Some(total) = shm_core::HEADER_LEN.checked_add(payload) else {
+        return Some(Err(shm_core::Error::InvalidSize {
+            name: name.to_owned(),
+            len: payload as u64,
+            reason: "payload too large",
+        }));
+    };
+    if let Err(e) = rustix::fs::ftruncate(&fd, total as u64) {
+        return Some(Err(os("ftruncate", e)));
+    }
+    // Pages reserved now: a full /dev/shm fails here, not with SIGBUS later.
+    match rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, total as u64) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => {}
+        Err(e) => return Some(Err(os("fallocate", e))),
+    }
+    let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let made = Segment::from_fd(fd).and_then(|seg| Object::init_in(seg, spec, |o| init(o)));
+    let made = match made {
+        Ok(o) => o,
+        Err(e) => return Some(Err(e)),
+    };
+    match rustix::fs::linkat(
+        CWD,
+        from.as_str(),
+        CWD,
+        format!("/dev/shm/{name}").as_str(),
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => {
+            return Some(Err(shm_core::Error::AlreadyExists {
+                name: name.to_owned(),
+            }));
+        }
+        Err(_) => return None,
+    }
+    // Map it again by name (a handle keeps no descriptor per data segment); a name
+    // replaced in between is caught by the caller's checks.
+    drop(made);
+    Some(Segment::open(name).and_then(|s| Object::from_segment(s, spec)))
+}
+
+/// Creates a data segment with the given geometry for a generation after
+/// `published` (the generation the control object names; `None` at create): the
+/// first of `published + 1 ..` whose name is free. A name taken by this incarnation's
+/// own unpublished leftover (a writer that died mid-growth) is reused; a name taken by
+/// anything else is skipped, never removed, and after [`SKIP_GENERATIONS`] taken names
+/// the growth fails with [`RegionError::NameTaken`].
 fn create_data(
     ctrl: &Object,
+    inc: u64,
     spec: &ObjectSpec,
-    generation: u64,
+    published: Option<u64>,
     slots: usize,
     cap: u64,
 ) -> RegionResult<Mapped> {
-    let name = data_name(ctrl_name(ctrl)?, generation);
+    let base = ctrl_name(ctrl)?;
     let payload = (DATA_HDR as u64)
         .checked_add(slots as u64 * 8)
         .and_then(|n| n.checked_add(cap))
@@ -888,25 +1210,53 @@ fn create_data(
             name: ctrl.label(),
             what: format!("a data segment of {slots} slots and {cap} bytes is too large"),
         })?;
-    let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
-    let make = || {
-        Object::create(&opts, spec, payload as usize, |o| {
+    let first = match published {
+        None => 0,
+        Some(g) => g.checked_add(1).ok_or_else(|| RegionError::Corrupted {
+            name: ctrl.label(),
+            what: format!("generation {g} cannot grow further"),
+        })?,
+    };
+    let mut taken = Vec::new();
+    for generation in (first..).take(SKIP_GENERATIONS as usize) {
+        let name = data_segment_name(base, inc, generation);
+        let init = |o: &Object| {
             let w = |at: usize, v: u64| o.write_at(at, &v.to_ne_bytes());
             w(D_GEN, generation)?;
+            w(D_INC, inc)?;
             w(D_SLOTS, slots as u64)?;
             w(D_CAP, cap)?;
             w(D_USED, FIRST_REC)
-        })
-    };
-    let obj = match make() {
-        Err(shm_core::Error::AlreadyExists { .. }) => {
-            // An unpublished segment of a writer that died mid-growth.
-            let _ = shm_core::unlink(&name);
-            make()?
-        }
-        other => other?,
-    };
-    Mapped::check(obj, generation, &ctrl.label())
+        };
+        let make = || match create_linked(&name, spec, payload as usize, init) {
+            Some(made) => made,
+            // No O_TMPFILE or no /proc: create in place (O_EXCL). A writer killed
+            // during that create leaves a half-made segment that is not provably ours.
+            None => {
+                let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
+                Object::create(&opts, spec, payload as usize, init)
+            }
+        };
+        let obj = match make() {
+            Err(shm_core::Error::AlreadyExists { .. }) => {
+                // Ours and unpublished (a writer of this object died mid-growth): remove
+                // and make it again. Anything else keeps its name.
+                let leftover = |g: u64| g == generation && published.is_some_and(|p| g > p);
+                if unlink_own(&name, spec, inc, leftover) {
+                    make()?
+                } else {
+                    taken.push(name);
+                    continue;
+                }
+            }
+            other => other?,
+        };
+        return Mapped::check(obj, generation, inc, &ctrl.label());
+    }
+    Err(RegionError::NameTaken {
+        name: ctrl.label(),
+        segments: taken,
+    })
 }
 
 /// Holds the writer lock; unlocks on drop. Not `Send`: the lock belongs to the thread.
@@ -925,10 +1275,24 @@ impl Region {
     /// Writes the limits and creates data segment 0 (before the control object is
     /// published).
     pub(crate) fn init(ctrl: &Object, spec: &ObjectSpec, limits: Limits) -> RegionResult<()> {
-        ctrl_name(ctrl)?;
+        let name = ctrl_name(ctrl)?;
+        // Refuse now what could not grow later (see the module docs, "Names").
+        if name.len() > MAX_CONTROL_NAME_LEN {
+            return Err(shm_core::Error::InvalidName {
+                name: name.to_owned(),
+                reason: "a growable collection's name may be at most 218 bytes: its data \
+                         segment names add up to 35 bytes and segment names end at 253",
+            }
+            .into());
+        }
+        let inc = new_incarnation(name)?;
         ctrl_word(ctrl, CTRL_MAX_KEY).store(u64::from(limits.max_key), Ordering::Relaxed);
         ctrl_word(ctrl, CTRL_MAX_VALUE).store(u64::from(limits.max_value), Ordering::Relaxed);
-        create_data(ctrl, &data_spec(spec), 0, MIN_SLOTS, MIN_CAP as u64)?;
+        ctrl_word(ctrl, CTRL_INC).store(inc, Ordering::Relaxed);
+        let m = create_data(ctrl, inc, &data_spec(spec), None, MIN_SLOTS, MIN_CAP as u64)?;
+        ctrl.generation()
+            .expect("a control object always has a header")
+            .store(m.generation, Ordering::Release);
         Ok(())
     }
 
@@ -951,7 +1315,15 @@ impl Region {
         };
         let label: Arc<str> = ctrl.label().into();
         let data_spec = data_spec(spec);
-        let first = Self::map_current(&ctrl, &data_spec, &label)?;
+        let inc = ctrl_word(&ctrl, CTRL_INC).load(Ordering::Relaxed);
+        if inc == 0 {
+            return Err(RegionError::Corrupted {
+                name: label.to_string(),
+                what: "incarnation id 0 in the control object".into(),
+            });
+        }
+        let first = Self::map_current(&ctrl, inc, &data_spec, &label)?;
+        let last_lock = Self::hold_control(&ctrl, inc);
         Ok(Region {
             ctrl,
             label,
@@ -961,7 +1333,43 @@ impl Region {
             map: RwLock::new(Arc::new(first)),
             held: std::cell::UnsafeCell::new(None),
             limits,
+            inc,
+            last_lock,
+            patience: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Opens the control object's file again by name and takes a shared `flock` on
+    /// it, if the name still names this incarnation (its control payload says `inc`).
+    fn hold_control(ctrl: &Object, inc: u64) -> Option<std::os::fd::OwnedFd> {
+        use rustix::fs::{FlockOperation, flock};
+        let name = ctrl_name(ctrl).ok()?;
+        // As shm-core opens: never follow a symlink, never block on a FIFO.
+        let careful = rustix::shm::OFlags::from_bits_retain(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits(),
+        );
+        let fd = rustix::shm::open(
+            format!("/{name}").as_str(),
+            rustix::shm::OFlags::RDONLY | careful,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        if !rustix::fs::fstat(&fd).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        }) {
+            return None;
+        }
+        // The payload's place in the file: the mapping starts at file offset 0.
+        let at = (ctrl.payload_ptr() as usize).checked_sub(ctrl.segment().as_ptr() as usize)?;
+        let mut b = [0u8; 8];
+        let n = rustix::io::pread(&fd, &mut b, (at + CTRL_INC) as u64).ok()?;
+        if n != 8 || u64::from_ne_bytes(b) != inc {
+            return None;
+        }
+        // Non-blocking: an exclusive holder is the last handle of an unlinked object
+        // cleaning up, and a name that opened cannot be that object's.
+        flock(&fd, FlockOperation::NonBlockingLockShared).ok()?;
+        Some(fd)
     }
 
     pub(crate) fn object(&self) -> &Object {
@@ -988,17 +1396,22 @@ impl Region {
             .expect("a control object always has a header")
     }
 
-    fn map_current(ctrl: &Object, spec: &ObjectSpec, label: &str) -> RegionResult<Mapped> {
+    fn map_current(
+        ctrl: &Object,
+        inc: u64,
+        spec: &ObjectSpec,
+        label: &str,
+    ) -> RegionResult<Mapped> {
         let gen_word = ctrl
             .generation()
             .expect("a control object always has a header");
         let mut last = None;
         for _ in 0..100 {
             let generation = gen_word.load(Ordering::Acquire);
-            let name = data_name(ctrl_name(ctrl)?, generation);
+            let name = data_segment_name(ctrl_name(ctrl)?, inc, generation);
             let opened = Segment::open(&name).and_then(|s| Object::from_segment(s, spec));
             match opened {
-                Ok(obj) => return Mapped::check(obj, generation, label),
+                Ok(obj) => return Mapped::check(obj, generation, inc, label),
                 // Published over and unlinked between our load and open: load again.
                 Err(e @ shm_core::Error::NotFound { .. })
                     if gen_word.load(Ordering::Acquire) != generation =>
@@ -1026,7 +1439,12 @@ impl Region {
                 return Ok(m.clone());
             }
         }
-        let fresh = Arc::new(Self::map_current(&self.ctrl, &self.data_spec, &self.label)?);
+        let fresh = Arc::new(Self::map_current(
+            &self.ctrl,
+            self.inc,
+            &self.data_spec,
+            &self.label,
+        )?);
         *self.map.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
         Ok(fresh)
     }
@@ -1166,10 +1584,20 @@ impl Region {
         })
     }
 
-    /// Live entries (a vec's length).
+    /// Live entries (a vec's length), checked against the index: a forged count is
+    /// `Corrupted`, as every other call says.
     pub(crate) fn len(&self) -> RegionResult<u64> {
-        self.read_stable(|m| Ok(m.word(D_LIVE).load(Ordering::Acquire)))
-            .map_err(unbox)
+        self.read_stable(|m| {
+            let live = m.word(D_LIVE).load(Ordering::Acquire);
+            if live > m.slots as u64 {
+                return Err(Box::new(self.corrupted(format!(
+                    "{live} entries in an index of {} slots",
+                    m.slots
+                ))));
+            }
+            Ok(live)
+        })
+        .map_err(unbox)
     }
 
     /// Element `i` of a list handed to `f` (copied onto the stack when small), or the
@@ -1257,10 +1685,62 @@ impl Region {
         .map_err(unbox)
     }
 
+    /// How long writers of this handle wait for the writer lock (`None`: no limit).
+    pub(crate) fn set_patience(&self, patience: Option<std::time::Duration>) {
+        let nanos = patience.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.patience.store(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn patience(&self) -> Option<std::time::Duration> {
+        match self.patience.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(std::time::Duration::from_nanos(n)),
+        }
+    }
+
     /// Takes the writer lock; after a dead holder, repairs first (see the module docs).
+    /// Waits while another writer holds it, at most the handle's patience: then
+    /// [`RegionError::Lock`] with [`RawError::Timeout`].
     pub(crate) fn lock(&self) -> RegionResult<Writer<'_>> {
+        let (mut w, how) = self.lock_raw()?;
+        if how != Acquired::Clean {
+            w.repair()?;
+            let _ = ctrl_lock(&self.ctrl).mark_consistent();
+        }
+        Ok(w)
+    }
+
+    /// Copies every intact record into a fresh data segment (see
+    /// [`SalvageReport`]). Takes the writer lock (waiting as `lock` does); after a
+    /// dead holder it salvages instead of repairing, so it works when the repair's
+    /// compaction cannot (a broken record).
+    pub(crate) fn salvage(&self) -> RegionResult<SalvageReport> {
+        let (mut w, how) = self.lock_raw()?;
+        if how != Acquired::Clean {
+            w.remove_leftovers()?;
+        }
+        let report = w.salvage()?;
+        if how != Acquired::Clean {
+            let _ = ctrl_lock(&self.ctrl).mark_consistent();
+        }
+        Ok(report)
+    }
+
+    /// Takes the writer lock and maps the current segment for it; says how the lock
+    /// was acquired (after a dead holder, the caller repairs).
+    fn lock_raw(&self) -> RegionResult<(Writer<'_>, Acquired)> {
         let raw = ctrl_lock(&self.ctrl);
-        let how = raw.lock().map_err(|source| RegionError::Lock {
+        // The uncontended path: one CAS, no clock read.
+        let how = match raw.try_lock() {
+            Err(RawError::WouldBlock) => match self.patience() {
+                None => raw.lock(),
+                Some(d) => raw.lock_timeout(d),
+            },
+            other => other,
+        }
+        .map_err(|source| RegionError::Lock {
             name: self.label.to_string(),
             source,
         })?;
@@ -1279,23 +1759,54 @@ impl Region {
                 }
             }
         }
-        let mut w = Writer {
+        let w = Writer {
             region: self,
             _not_send: std::marker::PhantomData,
         };
-        if how != Acquired::Clean {
-            w.repair()?;
-            let _ = raw.mark_consistent();
-        }
-        Ok(w)
+        Ok((w, how))
     }
 
-    /// Removes the current data segment's name (with the control object's).
+    /// Removes the current data segment's name (with the control object's), if it
+    /// is provably this incarnation's.
     pub(crate) fn unlink_data(&self) -> RegionResult<()> {
         let generation = self.gen_word().load(Ordering::Acquire);
-        match shm_core::unlink(&data_name(ctrl_name(&self.ctrl)?, generation)) {
-            Ok(()) | Err(shm_core::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        let name = data_segment_name(ctrl_name(&self.ctrl)?, self.inc, generation);
+        unlink_own(&name, &self.data_spec, self.inc, |g| g == generation);
+        Ok(())
+    }
+
+    /// Removes every data segment of this incarnation near the current generation:
+    /// the current one, unpublished leftovers after it and published-over ones
+    /// before it (each only if its header says this incarnation made it).
+    fn unlink_all_data(&self) {
+        let Ok(base) = ctrl_name(&self.ctrl) else {
+            return;
+        };
+        let current = self.gen_word().load(Ordering::Acquire);
+        let lo = current.saturating_sub(SKIP_GENERATIONS);
+        let hi = current.saturating_add(SKIP_GENERATIONS);
+        for g in lo..=hi {
+            let name = data_segment_name(base, self.inc, g);
+            unlink_own(&name, &self.data_spec, self.inc, |h| h == g);
+        }
+    }
+
+    /// On drop: if the control object is unlinked and no handle of any process is
+    /// left (ours was the last shared `flock`), removes the data segments, which
+    /// nobody can reach any more.
+    fn clean_up_if_last(&mut self) {
+        use rustix::fs::{FlockOperation, flock, fstat};
+        let Some(fd) = self.last_lock.take() else {
+            return;
+        };
+        if !fstat(&fd).is_ok_and(|st| st.st_nlink == 0) {
+            return;
+        }
+        // Unlock, then try exclusive: of handles dropping at once, at least one
+        // succeeds (a failed attempt holds nothing), so the last one cleans up.
+        let _ = flock(&fd, FlockOperation::Unlock);
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            self.unlink_all_data();
         }
     }
 }
@@ -1312,6 +1823,7 @@ impl Drop for Region {
         if self.ctrl.unlinks_on_drop() {
             let _ = self.unlink_data();
         }
+        self.clean_up_if_last();
     }
 }
 
@@ -1392,35 +1904,81 @@ impl Writer<'_> {
     ) -> RegionResult<()> {
         let mut recs = self.region.collect(self.m())?;
         edit(&mut recs)?;
+        self.rebuild_from(&recs, extra_bytes, extra_entries)
+    }
+
+    /// Writes `recs` into a fresh data segment with room for `extra_bytes` and
+    /// `extra_entries` more and publishes it.
+    fn rebuild_from(
+        &mut self,
+        recs: &[Rec],
+        extra_bytes: u64,
+        extra_entries: u64,
+    ) -> RegionResult<()> {
         let live_bytes: u64 = recs.iter().map(|r| rec_len(r.body.len())).sum();
         let (slots, cap) = Self::geometry(
             live_bytes.saturating_add(extra_bytes),
             (recs.len() as u64).saturating_add(extra_entries),
             2,
         );
-        let next = self.m().generation.wrapping_add(1);
-        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
-        let mut used = FIRST_REC;
-        let mask = m.slots - 1;
-        for (idx, r) in recs.iter().enumerate() {
-            m.write(used, r.key(), r.value())?;
-            match self.region.kind {
-                IndexKind::Hash => {
-                    let h = key_hash(r.key());
-                    let mut i = h as usize & mask;
-                    while m.slot(i).load(Ordering::Relaxed) != EMPTY {
-                        i = (i + 1) & mask;
+        let m = self.create_next(slots, cap)?;
+        let filled = (|| {
+            let mut used = FIRST_REC;
+            let mask = m.slots - 1;
+            for (idx, r) in recs.iter().enumerate() {
+                m.write(used, r.key(), r.value())?;
+                match self.region.kind {
+                    IndexKind::Hash => {
+                        let h = key_hash(r.key());
+                        let mut i = h as usize & mask;
+                        while m.slot(i).load(Ordering::Relaxed) != EMPTY {
+                            i = (i + 1) & mask;
+                        }
+                        m.slot(i).store((h >> 48) << 48 | used, Ordering::Relaxed);
                     }
-                    m.slot(i).store((h >> 48) << 48 | used, Ordering::Relaxed);
+                    IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
                 }
-                IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
+                used += rec_len(r.body.len());
             }
-            used += rec_len(r.body.len());
+            m.store(D_USED, used);
+            m.store(D_LIVE, recs.len() as u64);
+            Ok(())
+        })();
+        self.finish(m, filled)
+    }
+
+    /// Creates the next data segment (after the current generation) of this geometry.
+    fn create_next(&self, slots: usize, cap: u64) -> RegionResult<Mapped> {
+        create_data(
+            &self.region.ctrl,
+            self.region.inc,
+            &self.region.data_spec,
+            Some(self.m().generation),
+            slots,
+            cap,
+        )
+    }
+
+    /// Publishes `m` if it was filled; else removes it again (this writer made it
+    /// moments ago and nobody else knows it), so a failed growth leaves nothing.
+    fn finish(&mut self, m: Mapped, filled: RegionResult<()>) -> RegionResult<()> {
+        match filled {
+            Ok(()) => {
+                self.publish(m);
+                Ok(())
+            }
+            Err(e) => {
+                let generation = m.generation;
+                drop(m);
+                if let Ok(base) = ctrl_name(&self.region.ctrl) {
+                    let name = data_segment_name(base, self.region.inc, generation);
+                    unlink_own(&name, &self.region.data_spec, self.region.inc, |g| {
+                        g == generation
+                    });
+                }
+                Err(e)
+            }
         }
-        m.store(D_USED, used);
-        m.store(D_LIVE, recs.len() as u64);
-        self.publish(m);
-        Ok(())
     }
 
     /// Sizes a data segment for `live_bytes` of records and `entries` entries.
@@ -1473,11 +2031,16 @@ impl Writer<'_> {
             count.saturating_add(extra_entries),
             room,
         );
-        let next = self.m().generation.wrapping_add(1);
-        let m = create_data(&self.region.ctrl, &self.region.data_spec, next, slots, cap)?;
-        // Pass 2: copy. Records are immutable and we hold the lock, so only a foreign
-        // scribbler could change them in between: every copy is checked again, and
-        // the new segment's bounds are checked before each write.
+        let m = self.create_next(slots, cap)?;
+        let filled = self.copy_into(&m, n);
+        self.finish(m, filled)
+    }
+
+    /// Pass 2 of `compact`: copies the live records of the first `n` slots into `m`.
+    fn copy_into(&self, m: &Mapped, n: usize) -> RegionResult<()> {
+        // Records are immutable and we hold the lock, so only a foreign scribbler
+        // could change them in between: every copy is checked again, and the new
+        // segment's bounds are checked before each write.
         let mask = m.slots - 1;
         let mut used = FIRST_REC;
         let mut buf = Vec::new();
@@ -1511,11 +2074,41 @@ impl Writer<'_> {
         }
         m.store(D_USED, used);
         m.store(D_LIVE, idx as u64);
-        self.publish(m);
         Ok(())
     }
 
-    /// Publishes `m` as generation g + 1 and unlinks segment g.
+    /// Copies every record that passes its checks into a fresh data segment and
+    /// publishes it; reports the ones dropped (see [`SalvageReport`]).
+    pub(crate) fn salvage(&mut self) -> RegionResult<SalvageReport> {
+        let n = match self.region.kind {
+            IndexKind::Hash => self.m().slots,
+            // A forged length is bounded by the index.
+            IndexKind::List => usize::try_from(self.m().load(D_LIVE))
+                .map_or(self.m().slots, |l| l.min(self.m().slots)),
+        };
+        let mut recs = Vec::new();
+        let mut report = SalvageReport::default();
+        for i in 0..n {
+            let v = self.m().slot(i).load(Ordering::Acquire);
+            let Some(off) = Mapped::slot_off(v) else {
+                if self.region.kind == IndexKind::List {
+                    report.dropped.push((i as u64, "empty slot".into()));
+                }
+                continue;
+            };
+            match self.m().read(off, self.label()) {
+                Ok(r) => recs.push(r),
+                Err(e) => report.dropped.push((i as u64, e.to_string())),
+            }
+        }
+        report.kept = recs.len() as u64;
+        self.rebuild_from(&recs, 0, 0)?;
+        report.generation = self.m().generation;
+        Ok(report)
+    }
+
+    /// Publishes `m` as the next generation and unlinks the current segment (if its
+    /// header says this incarnation made it).
     fn publish(&mut self, m: Mapped) {
         // Publish: everything above happens-before a reader's Acquire of the generation.
         let old = self.m().generation;
@@ -1523,7 +2116,13 @@ impl Writer<'_> {
             .gen_word()
             .store(m.generation, Ordering::Release);
         if let Ok(n) = ctrl_name(&self.region.ctrl) {
-            let _ = shm_core::unlink(&data_name(n, old));
+            let inc = self.region.inc;
+            unlink_own(
+                &data_segment_name(n, inc, old),
+                &self.region.data_spec,
+                inc,
+                |g| g == old,
+            );
         }
         let m = Arc::new(m);
         *self.region.map.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
@@ -1534,13 +2133,23 @@ impl Writer<'_> {
 
     /// After a dead writer: removes its leftovers and rebuilds (see the module docs).
     fn repair(&mut self) -> RegionResult<()> {
-        let name = ctrl_name(&self.region.ctrl)?.to_owned();
-        let generation = self.m().generation;
-        let _ = shm_core::unlink(&data_name(&name, generation.wrapping_add(1)));
-        if generation > 0 {
-            let _ = shm_core::unlink(&data_name(&name, generation - 1));
-        }
+        self.remove_leftovers()?;
         self.compact(0, 0)
+    }
+
+    /// Removes this incarnation's segments around the current generation that a
+    /// dead writer left: unpublished ones after it, published-over ones before it
+    /// (each only if its header says this incarnation made it).
+    fn remove_leftovers(&self) -> RegionResult<()> {
+        let name = ctrl_name(&self.region.ctrl)?;
+        let (generation, inc) = (self.m().generation, self.region.inc);
+        let lo = generation.saturating_sub(SKIP_GENERATIONS);
+        let hi = generation.saturating_add(SKIP_GENERATIONS);
+        for g in (lo..=hi).filter(|g| *g != generation) {
+            let leftover = data_segment_name(name, inc, g);
+            unlink_own(&leftover, &self.region.data_spec, inc, |h| h == g);
+        }
+        Ok(())
     }
 
     /// Reserves and writes a record; returns its offset.
@@ -1613,13 +2222,24 @@ impl Writer<'_> {
                     Ok(Some(old_off))
                 }
                 Probe::Vacant(i) => {
+                    // Counters are words another process could have forged: checked.
+                    let live = self.m().load(D_LIVE);
+                    let live = live
+                        .checked_add(1)
+                        .filter(|n| *n <= self.m().slots as u64)
+                        .ok_or_else(|| {
+                            self.corrupted(format!(
+                                "{live} live entries in an index of {} slots",
+                                self.m().slots
+                            ))
+                        })?;
                     let was = self.m().slot(i).load(Ordering::Relaxed);
                     self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
                         self.m()
                             .store(D_DEAD, self.m().load(D_DEAD).saturating_sub(1));
                     }
-                    self.m().store(D_LIVE, self.m().load(D_LIVE) + 1);
+                    self.m().store(D_LIVE, live);
                     Ok(None)
                 }
                 Probe::Full => Err(self.corrupted("no free slot after growth".into())),
@@ -1647,11 +2267,22 @@ impl Writer<'_> {
         let Probe::Found(i, off, len) = self.region.probe(self.m(), key, key_hash(key))? else {
             return Ok(None);
         };
+        // Counters are words another process could have forged: checked.
+        let dead = self.m().load(D_DEAD);
+        let dead = dead
+            .checked_add(1)
+            .filter(|n| *n <= self.m().slots as u64)
+            .ok_or_else(|| {
+                self.corrupted(format!(
+                    "{dead} tombstones in an index of {} slots",
+                    self.m().slots
+                ))
+            })?;
         self.seq_begin();
         self.m().slot(i).store(TOMB, Ordering::Release);
         self.m()
             .store(D_LIVE, self.m().load(D_LIVE).saturating_sub(1));
-        self.m().store(D_DEAD, self.m().load(D_DEAD) + 1);
+        self.m().store(D_DEAD, dead);
         self.add_garbage(len);
         self.seq_end();
         self.m()
@@ -1972,6 +2603,51 @@ macro_rules! growable_methods {
             pub fn object(&self) -> &shm_core::Object {
                 shm_core::SharedObject::object(self)
             }
+
+            /// How long this handle's writes (every call that changes the collection,
+            /// and `salvage`) wait for the writer lock while another writer holds it:
+            /// `None` (the default) waits as long as it takes, `Some(d)` gives up after
+            /// `d` with [`RegionError::Lock`](crate::RegionError::Lock) whose source is
+            /// [`RawError::Timeout`](shm_sync::RawError::Timeout). A holder in another
+            /// PID namespace counts as alive, so without a patience such a wait can be
+            /// forever. Reads never wait. The uncontended write costs the same either way.
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// obj.set_patience(Some(std::time::Duration::from_secs(2)));
+            /// assert_eq!(obj.patience(), Some(std::time::Duration::from_secs(2)));
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn set_patience(&self, patience: Option<std::time::Duration>) {
+                self.region.set_patience(patience)
+            }
+
+            /// This handle's patience for the writer lock (see `set_patience`).
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// assert_eq!(obj.patience(), None);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn patience(&self) -> Option<std::time::Duration> {
+                self.region.patience()
+            }
+
+            /// The way out when a record is broken (its checksum or bounds fail, so
+            /// growth and compaction stop with `Corrupted`): copies every intact record
+            /// into a fresh data segment, publishes it and reports what was dropped.
+            /// Reads and writes then work again. Waits for the writer lock (see
+            /// `set_patience`).
+            ///
+            /// ```
+            #[doc = concat!("let obj = ", $make, "?;")]
+            /// let report = obj.salvage()?;
+            /// assert!(report.dropped.is_empty());
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn salvage(&self) -> $crate::RegionResult<$crate::region::SalvageReport> {
+                self.region.salvage()
+            }
         }
 
         impl<$($g: $b),+> std::fmt::Debug for $ty<$($g),+> {
@@ -2002,7 +2678,7 @@ mod tests {
             o.write_at(D_CAP, &cap.to_ne_bytes())
         })
         .unwrap();
-        let err = Mapped::check(obj, 0, "forged").unwrap_err();
+        let err = Mapped::check(obj, 0, 0, "forged").unwrap_err();
         assert!(
             matches!(&err, RegionError::Corrupted { what, .. } if what.contains("multiple of 8")),
             "{err}"

@@ -78,6 +78,8 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Appends `value`.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.push(1)?;
@@ -90,6 +92,8 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Removes and returns the last element.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.push(1)?;
@@ -122,6 +126,8 @@ impl<T: VecItem> ShareableVec<T> {
     /// Replaces element `index`; returns the old one. Past the end:
     /// [`RegionError::IndexOutOfRange`].
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.push(1)?;
@@ -142,6 +148,8 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Atomically replaces element `index` by `f(old)`; returns the new value.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u64>::create()?;
     /// v.push(10)?;
@@ -162,6 +170,8 @@ impl<T: VecItem> ShareableVec<T> {
     /// Inserts `value` at `index` (`index == len` appends); past the end:
     /// [`RegionError::IndexOutOfRange`]. Rebuilds the index (O(n)).
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.extend([1, 3])?;
@@ -188,6 +198,8 @@ impl<T: VecItem> ShareableVec<T> {
     /// Removes and returns element `index`; past the end:
     /// [`RegionError::IndexOutOfRange`]. Rebuilds the index (O(n)) unless it is the last.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.extend([1, 2, 3])?;
@@ -219,6 +231,8 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Appends every value under one lock; all are checked against the limits first.
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u32>::create()?;
     /// v.extend(0..1000)?;
@@ -259,6 +273,8 @@ impl<T: VecItem> ShareableVec<T> {
 
     /// Removes every element (a fresh, small data segment).
     ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
     /// ```
     /// let v = shm_collections::ShareableVec::<u8>::create()?;
     /// v.extend([1, 2])?;

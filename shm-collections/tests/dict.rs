@@ -230,7 +230,16 @@ fn grows_compacts_and_unlinks_old_segments() {
         .filter(|n| n.starts_with(&format!("{name}.g")))
         .collect();
     found.sort();
-    assert_eq!(found, [format!("{name}.g{:x}", s.generation)]);
+    assert_eq!(
+        found,
+        [shm_collections::region::current_data_segment(&name).unwrap()]
+    );
+    assert_eq!(
+        shm_collections::region::parse_data_segment_name(&found[0])
+            .unwrap()
+            .generation,
+        s.generation
+    );
     drop(d);
     assert!(
         !std::path::Path::new(&format!("/dev/shm/{}", found[0])).exists(),

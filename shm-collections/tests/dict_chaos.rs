@@ -69,12 +69,12 @@ fn verify(d: &D, name: &str, ambiguous: &std::collections::HashSet<u64>, kills: 
         );
     }
     // Only the current data segment is left.
-    let generation = d.stats().unwrap().generation;
+    let current = shm_collections::region::current_data_segment(name).unwrap();
     let leftovers: Vec<String> = std::fs::read_dir("/dev/shm")
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{name}.g")) && *n != format!("{name}.g{generation:x}"))
+        .filter(|n| n.starts_with(&format!("{name}.g")) && *n != current)
         .collect();
     assert!(leftovers.is_empty(), "leftover data segments {leftovers:?}");
 }
@@ -129,7 +129,13 @@ fn chaos_kill_dict_writers() {
         child.kill().unwrap();
         child.wait().unwrap();
         let before = d.stats().unwrap().generation;
-        if std::path::Path::new(&format!("/dev/shm/{name}.g{:x}", before + 1)).exists() {
+        let inc = shm_collections::region::parse_data_segment_name(
+            &shm_collections::region::current_data_segment(&name).unwrap(),
+        )
+        .unwrap()
+        .incarnation;
+        let next = shm_collections::region::data_segment_name(&name, inc, before + 1);
+        if std::path::Path::new(&format!("/dev/shm/{next}")).exists() {
             mid_growth += 1;
         }
         // The next writer proceeds (and repairs if the child died holding the lock).

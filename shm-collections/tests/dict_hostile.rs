@@ -41,7 +41,11 @@ fn random_bytes_give_errors_only() {
         let name = d.name().unwrap().to_owned();
         let generation = d.stats().unwrap().generation;
         let ctrl = Segment::open(&name).unwrap();
-        let data = Segment::open(&format!("{name}.g{generation:x}")).unwrap();
+        let data_name = shm_collections::region::current_data_segment(&name).unwrap();
+        let inc = shm_collections::region::parse_data_segment_name(&data_name)
+            .unwrap()
+            .incarnation;
+        let data = Segment::open(&data_name).unwrap();
         let hits = 1 + next() % 8;
         for _ in 0..hits {
             let (seg, lo) = match round % 4 {
@@ -58,7 +62,7 @@ fn random_bytes_give_errors_only() {
             let span = match (round % 4, lo) {
                 (0, 64) => 8,
                 (0, _) => 48,
-                (1, _) => 192,
+                (1, _) => 256,
                 _ => seg.len() - lo,
             };
             let at = lo + (next() as usize % span);
@@ -73,9 +77,8 @@ fn random_bytes_give_errors_only() {
         }
         // Leave /dev/shm clean whatever the damage did to the generation.
         drop(d);
-        let _ = shm_core::unlink(&format!("{name}.g{generation:x}"));
         for g in generation..generation + 3 {
-            let _ = shm_core::unlink(&format!("{name}.g{g:x}"));
+            let _ = shm_core::unlink(&shm_collections::region::data_segment_name(&name, inc, g));
         }
     }
     assert!(errors > 0, "some damage was detected");

@@ -370,7 +370,11 @@ fn random_bytes_give_errors_only() {
         v.extend((0..50).map(|i| format!("item {i}"))).unwrap();
         let name = v.name().unwrap().to_owned();
         let generation = v.stats().unwrap().generation;
-        let data = Segment::open(&format!("{name}.g{generation:x}")).unwrap();
+        let data_name = shm_collections::region::current_data_segment(&name).unwrap();
+        let inc = shm_collections::region::parse_data_segment_name(&data_name)
+            .unwrap()
+            .incarnation;
+        let data = Segment::open(&data_name).unwrap();
         for _ in 0..1 + next() % 6 {
             let at = next() as usize % data.len();
             let bytes: Vec<u8> = (0..(1 + next() % 8).min((data.len() - at) as u64))
@@ -388,7 +392,7 @@ fn random_bytes_give_errors_only() {
         errors += usize::from(v.update(1, |s| s + "!").is_err());
         drop(v);
         for g in generation..generation + 3 {
-            let _ = shm_core::unlink(&format!("{name}.g{g:x}"));
+            let _ = shm_core::unlink(&shm_collections::region::data_segment_name(&name, inc, g));
         }
     }
     assert!(errors > 0);

@@ -32,7 +32,7 @@
 //! digits ([`SharedMemoryManager::new`]). It owns every segment named
 //! `shm-rs.m.NAME` (the root, a [`ShareableDict<String, Entry>`](Registry)) or
 //! `shm-rs.m.NAME.<suffix>`: arenas `.a<N>`, objects in their own segment
-//! `.o<16 hex>`, and their growth segments `.g<hex>` appended by shm-collections.
+//! `.o<16 hex>`, and their growth segments `.g<hex>.<16 hex incarnation>` appended by shm-collections.
 //! Objects kept past the manager are `shm-rs.k.NAME.o<16 hex>` and carry
 //! [`Flags::KEEP`](shm_core::Flags::KEEP). The root header's creator is the owner;
 //! tools judge every segment under the prefix by the owner's liveness. A creator word

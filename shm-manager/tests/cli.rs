@@ -209,7 +209,7 @@ fn dict_with_entries() {
         .unwrap();
     assert_eq!(greeting["value"], "hi");
     // Its data segment is listed as belonging to it.
-    let data = ls_entry(&format!("{name}.g0"));
+    let data = ls_entry(&shm_collections::region::current_data_segment(&name).unwrap());
     assert_eq!(data["data_of"], name.as_str());
 }
 
@@ -301,15 +301,16 @@ fn rm_removes_segments_and_data_segments() {
     let v = unique_name("cli-rm-value");
     let d = unique_name("cli-rm-dict");
     let _g = [v.as_str(), d.as_str()].map(UnlinkGuard::new);
-    let _gd = UnlinkGuard::new(format!("{d}.g0"));
     let mut value = Value::create_named(&v, 1u32).unwrap();
     value.set_unlink_on_drop(false);
     let mut dict = ShareableDict::<u64, u64>::create_named(&d).unwrap();
     dict.set_unlink_on_drop(false);
-    assert!(exists(&format!("{d}.g0")));
+    let data = shm_collections::region::current_data_segment(&d).unwrap();
+    let _gd = UnlinkGuard::new(data.as_str());
+    assert!(exists(&data));
     let out = shm_ok(&["rm", &v, &d]);
     assert!(out.contains(&format!("removed {v}")), "{out}");
-    assert!(!exists(&v) && !exists(&d) && !exists(&format!("{d}.g0")));
+    assert!(!exists(&v) && !exists(&d) && !exists(&data));
 
     let o = shm(&["rm", "shm-cli-test-no-such-segment"]);
     assert_eq!(o.status.code(), Some(1));
@@ -385,15 +386,16 @@ fn gc_removes_a_dead_managers_segments_together() {
     // A manager NAME is [A-Za-z0-9_-]: unique_name gives shmtest-<pid>-<n>-<tag>.
     let manager = unique_name("cli-mgr");
     let root = format!("shm-rs.m.{manager}");
-    let data = format!("{root}.g0");
     let arena = format!("{root}.a0");
     let object = format!("{root}.o1");
-    let _g = [&root, &data, &arena, &object].map(|n| UnlinkGuard::new(n.as_str()));
+    let _g = [&root, &arena, &object].map(|n| UnlinkGuard::new(n.as_str()));
     run_child(
         "gc_removes_a_dead_managers_segments_together",
         "create_manager_root_and_exit",
         &[(NAME_VAR, &root)],
     );
+    let data = shm_collections::region::current_data_segment(&root).unwrap();
+    let _gd = UnlinkGuard::new(data.as_str());
     // Made by this (live) process, yet judged by the dead owner of the root.
     let mut seg = Segment::create_named(&arena, 4096).unwrap();
     seg.set_unlink_on_drop(false);
@@ -494,7 +496,8 @@ fn corrupted_collection_is_an_error_not_a_panic() {
     let name = unique_name("cli-corrupt");
     let d = ShareableDict::<u64, u64>::create_named(&name).unwrap();
     d.insert(1, 2).unwrap();
-    let data = Segment::open(&format!("{name}.g0")).unwrap();
+    let data =
+        Segment::open(&shm_collections::region::current_data_segment(&name).unwrap()).unwrap();
     data.fill_at(128, data.len() - 128, 0xff).unwrap();
     let o = shm(&["inspect", &name, "--json"]);
     assert_eq!(
@@ -515,15 +518,16 @@ fn corrupted_collection_is_an_error_not_a_panic() {
 fn rm_of_a_manager_root_removes_its_prefix() {
     let manager = unique_name("cli-rm-mgr");
     let root = format!("shm-rs.m.{manager}");
+    let _gr = UnlinkGuard::new(root.as_str());
+    let mut d = ShareableDict::<String, String>::create_named(&root).unwrap();
+    d.set_unlink_on_drop(false);
     let names = [
         root.clone(),
-        format!("{root}.g0"),
+        shm_collections::region::current_data_segment(&root).unwrap(),
         format!("{root}.a0"),
         format!("{root}.o1"),
     ];
     let _g = names.clone().map(UnlinkGuard::new);
-    let mut d = ShareableDict::<String, String>::create_named(&root).unwrap();
-    d.set_unlink_on_drop(false);
     let mut a = Segment::create_named(&names[2], 4096).unwrap();
     a.set_unlink_on_drop(false);
     let mut o = Value::create_named(&names[3], 1u8).unwrap();

@@ -361,7 +361,10 @@ fn corrupted_registries_are_errors_in_their_rows() {
         .create()
         .unwrap();
     other.lock("l").unwrap();
-    let data = shm_core::Segment::open(&format!("{}.g0", other.root_name())).unwrap();
+    let data = shm_core::Segment::open(
+        &shm_collections::region::current_data_segment(other.root_name()).unwrap(),
+    )
+    .unwrap();
     data.fill_at(128, data.len() - 128, 0xa5).unwrap();
     let rows = ls_rows(other.root_name());
     let root = rows

@@ -839,7 +839,7 @@ fn render_contents(o: &mut String, c: &Contents) {
             "data of",
             control
                 .clone()
-                .unwrap_or_else(|| "(name does not follow X.g<hex>)".into()),
+                .unwrap_or_else(|| "(name does not follow X.g<hex>.<16 hex>)".into()),
         ),
         Contents::Registry {
             owner,

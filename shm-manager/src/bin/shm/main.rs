@@ -24,7 +24,7 @@ shm ls --json: {\"entries\": [ENTRY...]}, ENTRY = {
   initialised, creator: {pid, token, pidns, alive: alive | dead | unknown},
   flags: [tracked | keep | in_arena], generation, created (Unix seconds),
   manager (NAME of shm-rs.m.NAME / shm-rs.k.NAME names), data_of (control X of a data
-  segment X.g<hex>), items (ShareableList length), key (the registry key it is
+  segment X.g<hex>.<16 hex>), items (ShareableList length), key (the registry key it is
   registered under), keys (a manager root: number of registry keys), owner (segments
   under shm-rs.m.NAME: the manager's owner {pid, token, pidns, alive}, who decides gc),
   arena and offset (rows ARENA@OFFSET: objects inside a manager's arena, listed right

@@ -19,7 +19,7 @@ pub struct RmOutcome {
 }
 
 /// Removes each name: a segment of ours or CPython's; for a growable collection also
-/// its `NAME.g<hex>` data segments; for a manager root `shm-rs.m.NAME` everything under
+/// its `NAME.g<hex>.<16 hex>` data segments; for a manager root `shm-rs.m.NAME` everything under
 /// `shm-rs.m.NAME.`. Foreign, unreadable segments and the PID-namespace registry only
 /// with `force`.
 pub fn rm(names: &[String], force: bool) -> RmOutcome {

@@ -114,7 +114,7 @@ pub struct Entry {
     pub created: Option<u64>,
     /// The manager NAME for `shm-rs.m.NAME[...]` and `shm-rs.k.NAME.*` names.
     pub manager: Option<String>,
-    /// For a growable's data segment `X.g<hex>`: its control object `X`.
+    /// For a growable's data segment `X.g<hex>.<16 hex>`: its control object `X`.
     pub data_of: Option<String>,
     /// Items of a `ShareableList`.
     pub items: Option<usize>,
@@ -185,15 +185,10 @@ pub fn manager_root(manager: &str) -> String {
     format!("{MANAGER_PREFIX}{manager}")
 }
 
-/// `X` for a name `X.g<hex>` (a growable collection's data segment name).
+/// `X` for a name `X.g<hex>.<incarnation>` (a growable collection's data segment
+/// name; the grammar lives in `shm_collections::region`).
 pub fn data_control(name: &str) -> Option<&str> {
-    let (ctrl, gen_hex) = name.rsplit_once(".g")?;
-    let hex = !gen_hex.is_empty()
-        && gen_hex.len() <= 16
-        && gen_hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex && !ctrl.is_empty()).then_some(ctrl)
+    shm_collections::region::parse_data_segment_name(name).map(|p| p.control)
 }
 
 /// Every entry of `/dev/shm`, sorted by name.
@@ -286,10 +281,14 @@ mod tests {
         assert_eq!(manager_of("shm-rs.m."), None);
         assert_eq!(manager_of("shm-rs.m.a b"), None);
         assert_eq!(manager_of("psm_12"), None);
-        assert_eq!(data_control("d.g1a"), Some("d"));
-        assert_eq!(data_control("shm-rs.m.x.g0"), Some("shm-rs.m.x"));
-        assert_eq!(data_control("d.gx"), None);
-        assert_eq!(data_control("d.g"), None);
-        assert_eq!(data_control(".g0"), None);
+        assert_eq!(data_control("d.g1a.00000000000000ff"), Some("d"));
+        assert_eq!(
+            data_control("shm-rs.m.x.g0.0123456789abcdef"),
+            Some("shm-rs.m.x")
+        );
+        assert_eq!(data_control("d.g1a"), None);
+        assert_eq!(data_control("d.gx.0123456789abcdef"), None);
+        assert_eq!(data_control("d.g.0123456789abcdef"), None);
+        assert_eq!(data_control(".g0.0123456789abcdef"), None);
     }
 }
