@@ -40,7 +40,7 @@ fn scoped_manager_removes_everything_it_made_on_drop() {
     m.vec::<u32>("vec").unwrap().push(1).unwrap();
     m.namespace("ns").unwrap().set("a", &1u8).unwrap();
     m.queue::<String>("q", 4, 256).unwrap();
-    m.list("list", vec![Item::Int(3)]).unwrap();
+    m.shareable_list("list", vec![Item::Int(3)]).unwrap();
     let raw = m.segment(100).unwrap();
     let before = tracked(&root);
     // root + its data, arena, dict + data, vec + data, ns + data, queue, list, raw
@@ -254,7 +254,7 @@ fn kind_and_type_mismatches_are_typed_errors() {
         Err(ManagerError::WrongType { .. })
     ));
     assert!(matches!(
-        m.list("d", vec![]),
+        m.shareable_list("d", vec![]),
         Err(ManagerError::WrongKind { .. })
     ));
     assert!(matches!(
