@@ -554,10 +554,23 @@ impl SharedMemoryManager {
             // Creating under a dead owner's prefix would leak: its tracker has swept.
             self.check_owner()?;
         }
-        let (ours, entry) = self.create_object::<O>(key, init, &expected, options)?;
-        let won = self
+        let (ours, entry) = self
+            .create_object::<O>(key, init, &expected, options)
+            .map_err(|e| self.gone_or(e))?;
+        let won = match self
             .root
-            .get_or_insert_with(key.to_owned(), || entry.clone())?;
+            .get_or_insert_with(key.to_owned(), || entry.clone())
+        {
+            Ok(won) => won,
+            Err(e) => {
+                // Not registered: nobody will ever find ours.
+                if !entry.in_arena() {
+                    let _ = ours.unlink();
+                }
+                drop(ours);
+                return Err(self.gone_or(e.into()));
+            }
+        };
         if won == entry {
             if !self.owner && !root_exists(&self.root_name) {
                 // The owner shut down or died while we created: its sweep may have
@@ -601,6 +614,22 @@ impl SharedMemoryManager {
                 manager: self.name.clone(),
                 key: key.to_owned(),
             }),
+        }
+    }
+
+    /// `e`, or [`ManagerError::ShutDown`] when the root is gone: a creation that failed
+    /// because the manager's sweep removed what it was building (an arena, a data
+    /// segment). An attacher then removes the leftovers, as after a creation that
+    /// succeeded too late (see `get_or_create_with`).
+    fn gone_or(&self, e: ManagerError) -> ManagerError {
+        if root_exists(&self.root_name) {
+            return e;
+        }
+        if !self.owner {
+            remove_tracked(&self.root_name);
+        }
+        ManagerError::ShutDown {
+            name: self.name.clone(),
         }
     }
 

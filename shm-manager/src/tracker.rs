@@ -300,32 +300,34 @@ unsafe fn wait_for_eof(read: RawFd) {
     }
 }
 
-/// Unlinks every entry of the directory `dir` named `prefix.*`, then `prefix` (the
-/// root), then `prefix.*` again. The root goes last so that a tracker killed mid-sweep
-/// leaves the root, whose dead owner makes `shm gc` remove the rest. An attacher that
-/// created something checks afterwards that the root still exists (and removes what it
-/// made if not); what it made before its check saw the root is found by the pass after
-/// the root's unlink.
+/// Unlinks every entry of the directory `dir` named `prefix.*` but the registry's own
+/// data segments `prefix.g*`, then `prefix` (the root), then every `prefix.*`. The root
+/// goes last so that a tracker killed mid-sweep leaves the root, whose dead owner
+/// makes `shm gc` remove the rest; its data segments go with it, so that the registry
+/// stays readable while the root exists. An attacher that created something checks
+/// afterwards that the root still exists (and removes what it made if not); what it
+/// made before its check saw the root is found by the pass after the root's unlink.
 ///
 /// # Safety
 /// Only in the forked child; `buf` points to `len` writable bytes.
 unsafe fn sweep(dir: RawFd, prefix_nul: &[u8], buf: *mut u8, len: usize) {
     let prefix = &prefix_nul[..prefix_nul.len() - 1];
     // SAFETY: forwarded contract.
-    unsafe { sweep_children(dir, prefix, buf, len) };
+    unsafe { sweep_children(dir, prefix, false, buf, len) };
     // SAFETY: `prefix_nul` ends with the NUL byte added before the fork.
     unsafe { libc::unlinkat(dir, prefix_nul.as_ptr().cast(), 0) };
     // SAFETY: forwarded contract.
-    unsafe { sweep_children(dir, prefix, buf, len) };
+    unsafe { sweep_children(dir, prefix, true, buf, len) };
 }
 
-/// Unlinks every entry of `dir` named `prefix.*` (never `prefix` itself), scanning
-/// again until a pass removes nothing (removing entries while reading a directory may
-/// make the kernel skip some).
+/// Unlinks every entry of `dir` named `prefix.*` (never `prefix` itself; the root's
+/// data segments `prefix.g*` only with `root_data`), scanning again until a pass
+/// removes nothing (removing entries while reading a directory may make the kernel
+/// skip some).
 ///
 /// # Safety
 /// Only in the forked child; `buf` points to `len` writable bytes.
-unsafe fn sweep_children(dir: RawFd, prefix: &[u8], buf: *mut u8, len: usize) {
+unsafe fn sweep_children(dir: RawFd, prefix: &[u8], root_data: bool, buf: *mut u8, len: usize) {
     for _ in 0..16 {
         let mut removed = 0;
         // SAFETY: raw syscalls on our descriptor and buffer.
@@ -352,7 +354,7 @@ unsafe fn sweep_children(dir: RawFd, prefix: &[u8], buf: *mut u8, len: usize) {
                 let end = name.iter().position(|&c| c == 0);
                 if let Some(end) = end {
                     let name = &name[..end];
-                    if child_of(name, prefix) {
+                    if child_of(name, prefix) && (root_data || !root_data_of(name, prefix)) {
                         // SAFETY: `name` is NUL-terminated inside the buffer.
                         if unsafe { libc::unlinkat(dir, name.as_ptr().cast(), 0) } == 0 {
                             removed += 1;
@@ -374,6 +376,12 @@ fn child_of(name: &[u8], prefix: &[u8]) -> bool {
     name.len() > prefix.len() && name[..prefix.len()] == *prefix && name[prefix.len()] == b'.'
 }
 
+/// `name` is a data segment of the root's registry: `prefix.g<...>` (objects are
+/// `.o<hex>`, arenas `.a<N>`); no allocation.
+fn root_data_of(name: &[u8], prefix: &[u8]) -> bool {
+    child_of(name, prefix) && name.get(prefix.len() + 1) == Some(&b'g')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -382,6 +390,15 @@ mod tests {
         assert!(super::child_of(b"shm-rs.m.a.o1", b"shm-rs.m.a"));
         assert!(!super::child_of(b"shm-rs.m.ab", b"shm-rs.m.a"));
         assert!(!super::child_of(b"shm-rs.m.", b"shm-rs.m.a"));
+        assert!(super::root_data_of(
+            b"shm-rs.m.a.g1.0123456789abcdef",
+            b"shm-rs.m.a"
+        ));
+        assert!(!super::root_data_of(
+            b"shm-rs.m.a.o1.g1.0123456789abcdef",
+            b"shm-rs.m.a"
+        ));
+        assert!(!super::root_data_of(b"shm-rs.m.a.a0", b"shm-rs.m.a"));
     }
 
     #[test]

@@ -282,3 +282,106 @@ fn the_registrys_writer_lock_waits_at_most_the_patience() {
         m.event("new-key").unwrap();
     }
 }
+
+#[test]
+fn gc_removes_segments_whose_root_is_gone() {
+    if child_role().is_some() {
+        return;
+    }
+    let m = shm_manager::ManagerOptions::new()
+        .tracker(false)
+        .create()
+        .unwrap();
+    let root = m.root_name().to_owned();
+    let _g = PrefixGuard(root.clone());
+    let raw = m.segment(64).unwrap();
+    m.shareable_list("sl", vec![Item::Int(1)]).unwrap();
+    m.list::<u32>("l").unwrap().push(1).unwrap();
+    m.event("e").unwrap();
+    drop(raw);
+    // A sweep interrupted right after the root (or an attacher's late write): only
+    // the root is gone.
+    shm_core::unlink(&root).unwrap();
+    let left = common::tracked(&root);
+    assert!(left.len() >= 5, "{left:?}");
+    let dry = common::shm_json(&["gc", "--dry-run", "--json", "--prefix", &root]);
+    for n in &left {
+        let row = dry["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == n.as_str())
+            .unwrap_or_else(|| panic!("gc --dry-run does not list {n}: {dry}"));
+        assert!(row["reason"].as_str().unwrap().contains("orphan"), "{row}");
+    }
+    assert_eq!(
+        common::tracked(&root),
+        left,
+        "the dry run removed something"
+    );
+    common::shm_ok(&["gc", "--prefix", &root]);
+    assert!(common::tracked(&root).is_empty());
+    drop(m);
+}
+
+#[test]
+fn attachers_creating_while_the_owner_sweeps_leave_nothing() {
+    if child_role().is_some() {
+        return;
+    }
+    // The sweep removes the root last and then the children once more; an attacher
+    // checks the root after it created something. Whatever the interleaving, nothing
+    // is left once every call returned.
+    let trials: u64 = std::env::var("SHM_CHAOS_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    for trial in 0..trials {
+        let m = shm_manager::ManagerOptions::new()
+            .tracker(false)
+            .create()
+            .unwrap();
+        let root = m.root_name().to_owned();
+        let _g = PrefixGuard(root.clone());
+        for i in 0..50 {
+            m.segment(64).unwrap();
+            m.value(&format!("pre{i}"), 0u8).unwrap();
+        }
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let c = SharedMemoryManager::connect(m.name()).unwrap();
+                std::thread::spawn(move || {
+                    for i in 0.. {
+                        let key = format!("w{w}-{i}");
+                        let r = match i % 3 {
+                            0 => c.queue::<u8>(&key, 2, 64).map(drop),
+                            1 => c.value(&key, 1u32).map(drop),
+                            _ => c.list::<u8>(&key).map(drop),
+                        };
+                        match r {
+                            Err(e @ ManagerError::ShutDown { .. }) => return e,
+                            // While the sweep's first pass runs, the root still
+                            // exists: a creation whose segments it removed fails
+                            // with the object's own error. Go on until the root is gone.
+                            Err(ManagerError::Object { .. }) | Ok(()) => {}
+                            Err(e) => return e,
+                        }
+                        assert!(i < 1_000_000, "never shut down");
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(200 + trial % 7 * 300));
+        m.shutdown().unwrap();
+        for w in workers {
+            let e = w.join().unwrap();
+            assert!(
+                matches!(e, ManagerError::ShutDown { .. }),
+                "trial {trial}: {e}"
+            );
+        }
+        let left = common::tracked(&root);
+        assert!(left.is_empty(), "trial {trial}: left {left:?}");
+    }
+}
