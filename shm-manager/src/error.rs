@@ -47,16 +47,25 @@ pub enum ManagerError {
         /// The dead owner's pid (in its PID namespace).
         pid: u32,
     },
-    /// The key names an object of another kind.
-    #[error("key {key:?} of manager {manager:?}: expected a {expected}, found a {found}")]
+    /// The key names an object of another kind, both given in plain words:
+    /// `expected Queue<String>, found Dict<String, u64>`.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.dict::<String, u64>("jobs")?;
+    /// let err = m.queue::<String>("jobs", 8, 1024).unwrap_err();
+    /// assert!(err.to_string().ends_with("expected Queue<String>, found Dict<String, u64>"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("key {key:?} of manager {manager:?}: expected {expected}, found {found}")]
     WrongKind {
         /// The manager's name.
         manager: String,
         /// The key.
         key: String,
-        /// The kind asked for.
+        /// What was asked for (`Queue<String>`).
         expected: String,
-        /// The kind registered.
+        /// What is registered (`Dict<String, u64>`).
         found: String,
     },
     /// The key names an object of the right kind but another element type (or layout
@@ -81,7 +90,8 @@ pub enum ManagerError {
         found: String,
     },
     /// The key names an object of the right kind and type but another size (a queue's
-    /// messages and bytes, an array's length): opening by key needs no sizes (see
+    /// messages and bytes, an array's length, a barrier's parties): opening by key
+    /// needs no sizes (see
     /// [`SharedMemoryManager::open_queue`](crate::SharedMemoryManager::open_queue)).
     ///
     /// ```

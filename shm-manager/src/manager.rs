@@ -731,16 +731,23 @@ impl SharedMemoryManager {
             return Err(ManagerError::WrongKind {
                 manager: self.name.clone(),
                 key: key.to_owned(),
-                expected: expected.describe_kind(),
-                found: entry.describe(),
+                expected: expected.plain(),
+                found: entry.plain(),
             });
         }
         if entry.type_tag != expected.type_tag || entry.version != expected.version {
             let (mut want, mut found) = (expected.plain(), entry.plain());
-            if want == found || entry.version != expected.version {
-                // Same words (or another layout): the versions tell them apart.
+            if entry.version != expected.version {
                 want = format!("{want} (layout version {})", expected.version);
                 found = format!("{found} (layout version {})", entry.version);
+            } else if want == found {
+                // Short names alike (`a::Foo`, `b::Foo`): the full names, then the
+                // fingerprints, tell them apart.
+                want = format!(
+                    "{} (type tag {:#018x})",
+                    expected.type_name, expected.type_tag
+                );
+                found = format!("{} (type tag {:#018x})", entry.type_name, entry.type_tag);
             }
             return Err(ManagerError::WrongType {
                 manager: self.name.clone(),
@@ -1060,16 +1067,30 @@ impl SharedMemoryManager {
         self.get_or_create(key, value)
     }
 
-    /// A [`Barrier`] for `parties` processes, in an arena.
+    /// A [`Barrier`] for `parties` processes, in an arena. If the key exists for
+    /// another number of parties: [`ManagerError::WrongSize`] naming both (a party
+    /// counting differently would wait forever or pass early); open it by key with
+    /// [`open`](Self::open).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let b = m.barrier("sync", 1)?;
     /// assert!(b.wait().is_ok()); // one party: passes at once
+    /// assert!(m.barrier("sync", 2).is_err());
+    /// assert_eq!(m.open::<shm_sync::Barrier>("sync")?.parties(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn barrier(&self, key: &str, parties: u32) -> Result<Barrier> {
-        self.get_or_create(key, parties)
+        let b: Barrier = self.get_or_create(key, parties)?;
+        if b.parties() != parties {
+            return Err(ManagerError::WrongSize {
+                manager: self.name.clone(),
+                key: key.to_owned(),
+                expected: format!("a Barrier of {parties} parties"),
+                found: format!("one of {}", b.parties()),
+            });
+        }
+        Ok(b)
     }
 
     /// A [`Condition<T>`](shm_sync::Condition) guarding `init`, in an arena.

@@ -110,10 +110,6 @@ impl Expected {
         }
     }
 
-    pub(crate) fn describe_kind(&self) -> String {
-        describe(&self.kind_name, self.kind, "")
-    }
-
     /// What a key should hold, in plain words: `Value<u64>`, `Dict<String, u64>`.
     pub(crate) fn plain(&self) -> String {
         plain(&self.kind_name, &self.type_name)

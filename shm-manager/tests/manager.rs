@@ -37,7 +37,7 @@ fn scoped_manager_removes_everything_it_made_on_drop() {
         // Enough to grow the dict into new data segments.
         d.insert(format!("key-{i}"), "x".repeat(50)).unwrap();
     }
-    m.vec::<u32>("vec").unwrap().push(1).unwrap();
+    m.list::<u32>("vec").unwrap().push(1).unwrap();
     m.namespace("ns").unwrap().set("a", &1u8).unwrap();
     m.queue::<String>("q", 4, 256).unwrap();
     m.shareable_list("list", vec![Item::Int(3)]).unwrap();
@@ -386,7 +386,7 @@ fn generic_path_places_by_kind() {
     m.barrier("b", 2).unwrap();
     m.array::<u8>("small", 64).unwrap();
     m.array::<u8>("big", 1 << 16).unwrap();
-    m.vec::<String>("v").unwrap();
+    m.list::<String>("v").unwrap();
     let d: ShareableDict<u8, u8> = m.get_or_create("d", Default::default()).unwrap();
     drop(d);
     let e: std::collections::HashMap<_, _> = m.entries().unwrap().into_iter().collect();

@@ -128,6 +128,48 @@ fn an_array_opens_by_key_without_its_length_and_another_length_is_an_error() {
 }
 
 #[test]
+fn a_barrier_for_other_parties_is_an_error() {
+    if child_role().is_some() {
+        return;
+    }
+    let (m, _g) = owner();
+    m.barrier("sync", 3).unwrap();
+    let w = SharedMemoryManager::connect(m.name()).unwrap();
+    assert_eq!(w.barrier("sync", 3).unwrap().parties(), 3);
+    let err = w.barrier("sync", 2).unwrap_err();
+    assert!(matches!(err, ManagerError::WrongSize { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("expected a Barrier of 2 parties, found one of 3"),
+        "{err}"
+    );
+    assert_eq!(w.open::<shm_sync::Barrier>("sync").unwrap().parties(), 3);
+}
+
+#[test]
+fn kind_mismatches_read_in_plain_words() {
+    if child_role().is_some() {
+        return;
+    }
+    let (m, _g) = owner();
+    m.dict::<String, u64>("jobs").unwrap();
+    let err = m.queue::<String>("jobs", 8, 1024).unwrap_err();
+    assert!(matches!(err, ManagerError::WrongKind { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("expected Queue<String>, found Dict<String, u64>"),
+        "{err}"
+    );
+    m.value("v", 1u8).unwrap();
+    let err = m.lock("v").unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("expected Mutex<()>, found Value<u8>"),
+        "{err}"
+    );
+}
+
+#[test]
 fn type_mismatches_read_in_plain_words() {
     if child_role().is_some() {
         return;
@@ -384,4 +426,42 @@ fn attachers_creating_while_the_owner_sweeps_leave_nothing() {
         let left = common::tracked(&root);
         assert!(left.is_empty(), "trial {trial}: left {left:?}");
     }
+}
+
+mod a {
+    /// A `u32` newtype named like `b::Foo`.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(transparent)]
+    pub struct Foo(pub u32);
+    // SAFETY: a transparent u32: any bit pattern is valid, no padding.
+    unsafe impl bytemuck::Zeroable for Foo {}
+    // SAFETY: as above; Copy + 'static.
+    unsafe impl bytemuck::Pod for Foo {}
+}
+
+mod b {
+    /// A `u32` newtype named like `a::Foo`.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(transparent)]
+    pub struct Foo(pub u32);
+    // SAFETY: a transparent u32: any bit pattern is valid, no padding.
+    unsafe impl bytemuck::Zeroable for Foo {}
+    // SAFETY: as above; Copy + 'static.
+    unsafe impl bytemuck::Pod for Foo {}
+}
+
+#[test]
+fn types_with_the_same_short_name_are_told_apart_by_their_full_names() {
+    if child_role().is_some() {
+        return;
+    }
+    let (m, _g) = owner();
+    m.value("foo", a::Foo(1)).unwrap();
+    let err = m.value("foo", b::Foo(1)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ManagerError::WrongType { .. }), "{text}");
+    assert!(
+        text.contains("b::Foo") && text.contains("a::Foo") && text.contains("type tag"),
+        "{text}"
+    );
 }
