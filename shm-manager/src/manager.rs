@@ -951,11 +951,16 @@ fn arena_kind(kind: u32) -> bool {
 impl SharedMemoryManager {
     /// A [`Value<T>`] (a `T` behind a robust lock), in an arena.
     ///
+    /// Write the type of `init` out (`0u64`): a bare `0` is an `i32`, and a process
+    /// that opens the key as another type gets [`ManagerError::WrongType`]
+    /// (`expected Value<u64>, found Value<i32>`).
+    ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let v = m.value("count", 0i64)?;
     /// v.update(|x| *x += 2)?;
     /// assert_eq!(m.value("count", 0i64)?.get()?, 2);
+    /// assert!(m.value("count", 0u64).is_err()); // another type
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn value<T: Pod>(&self, key: &str, init: T) -> Result<Value<T>> {
