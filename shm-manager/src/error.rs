@@ -47,28 +47,70 @@ pub enum ManagerError {
         /// The dead owner's pid (in its PID namespace).
         pid: u32,
     },
-    /// The key names an object of another kind.
-    #[error("key {key:?} of manager {manager:?}: expected a {expected}, found a {found}")]
+    /// The key names an object of another kind, both given in plain words:
+    /// `expected Queue<String>, found Dict<String, u64>`.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.dict::<String, u64>("jobs")?;
+    /// let err = m.queue::<String>("jobs", 8, 1024).unwrap_err();
+    /// assert!(err.to_string().ends_with("expected Queue<String>, found Dict<String, u64>"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("key {key:?} of manager {manager:?}: expected {expected}, found {found}")]
     WrongKind {
         /// The manager's name.
         manager: String,
         /// The key.
         key: String,
-        /// The kind asked for.
+        /// What was asked for (`Queue<String>`).
         expected: String,
-        /// The kind registered.
+        /// What is registered (`Dict<String, u64>`).
         found: String,
     },
-    /// The key names an object of the right kind but another element type.
-    #[error("key {key:?} of manager {manager:?}: expected element type {expected}, found {found}")]
+    /// The key names an object of the right kind but another element type (or layout
+    /// version). Both are given in plain words: `expected Value<u64>, found Value<i32>`.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.value("done", 0)?; // an i32
+    /// let err = m.value("done", 0u64).unwrap_err();
+    /// assert!(err.to_string().ends_with("expected Value<u64>, found Value<i32>"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("key {key:?} of manager {manager:?}: expected {expected}, found {found}")]
     WrongType {
         /// The manager's name.
         manager: String,
         /// The key.
         key: String,
-        /// The type asked for.
+        /// The type asked for (`Value<u64>`).
         expected: String,
-        /// The type registered.
+        /// The type registered (`Value<i32>`).
+        found: String,
+    },
+    /// The key names an object of the right kind and type but another size (a queue's
+    /// messages and bytes, an array's length, a barrier's parties): opening by key
+    /// needs no sizes (see
+    /// [`SharedMemoryManager::open_queue`](crate::SharedMemoryManager::open_queue)).
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.queue::<String>("jobs", 16, 4096)?;
+    /// let err = m.queue::<String>("jobs", 64, 4096).unwrap_err();
+    /// assert!(matches!(err, shm_manager::ManagerError::WrongSize { .. }), "{err}");
+    /// assert!(err.to_string().contains("64 messages") && err.to_string().contains("16 messages"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("key {key:?} of manager {manager:?}: expected {expected}, found {found}")]
+    WrongSize {
+        /// The manager's name.
+        manager: String,
+        /// The key.
+        key: String,
+        /// The size asked for.
+        expected: String,
+        /// The size of the registered object.
         found: String,
     },
     /// Nothing is registered under the key (for the open-only accessors).

@@ -15,7 +15,7 @@
 //!
 //! // In a worker process (given the name `m.name()`):
 //! let w = SharedMemoryManager::connect(m.name())?;
-//! let job = w.queue::<String>("jobs", 64, 1 << 16)?.get()?;
+//! let job = w.open_queue::<String>("jobs")?.get()?;   // opened by key: no sizes
 //! w.value("done", 0u64)?.update(|n| *n += 1)?;
 //! assert_eq!((job.as_str(), done.get()?), ("resize a.png", 1));
 //! drop(w);                                            // attachers remove nothing
@@ -66,9 +66,9 @@
 //! group do not reach it), closes every descriptor but two, and blocks in `read` on a
 //! pipe whose write end (`O_CLOEXEC`) only the owner holds. When the owner exits for
 //! any reason, `kill -9` included, the kernel closes that end; `read` returns 0 and the
-//! tracker unlinks every `/dev/shm` entry named `shm-rs.m.NAME` or `shm-rs.m.NAME.*`
-//! (again 100 ms later, for a segment a dying writer created behind the first sweep),
-//! then exits. Measured: a killed owner's segments are gone within a few milliseconds
+//! tracker unlinks every `/dev/shm` entry named `shm-rs.m.NAME.*`, then the root
+//! `shm-rs.m.NAME`, then `shm-rs.m.NAME.*` once more (all again 100 ms later, for a
+//! segment a dying writer created behind the first sweep), then exits. Measured: a killed owner's segments are gone within a few milliseconds
 //! (the slowest of 100 trials: 15 to 26 ms from run to run). Creating an owner costs
 //! the fork and the reaping of the intermediate child: 0.3 to 18 ms on a loaded 2-core
 //! VM (0.1 ms without a tracker). The tracker unmaps every shared mapping it
@@ -87,11 +87,14 @@
 //!   copy of the manager removes nothing when dropped (only the creating pid sweeps);
 //! - the owner killed between creating its root and forking the tracker (microseconds)
 //!   leaks the root;
-//! - sweeps remove the root first, and an attacher that created an object checks
-//!   afterwards that the root still exists (if not, it removes the manager's leftovers
-//!   and reports [`ManagerError::ShutDown`]); but a dict an attacher keeps growing
-//!   after the owner died can add a data segment after the tracker's last sweep
-//!   (100 ms after the first): `shm gc` removes it;
+//! - sweeps remove the root last (a sweep killed half way leaves the root, whose dead
+//!   owner makes `shm gc` remove the rest), then pass over the children once more; an
+//!   attacher that created an object checks afterwards that the root still exists (if
+//!   not, it removes the manager's leftovers and reports [`ManagerError::ShutDown`]),
+//!   so what it made before that check is found by the pass after the root. A dict an
+//!   attacher keeps growing after the owner died can add a data segment after the
+//!   tracker's last sweep (100 ms after the first): `shm gc` removes segments under
+//!   `shm-rs.m.NAME.` whose root is gone (orphans);
 //! - the tracker shares the owner's private memory as it was at the fork
 //!   (copy-on-write): pages the owner rewrites later are duplicated and the tracker
 //!   keeps the originals. Create managers early, while the heap is small.

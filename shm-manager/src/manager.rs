@@ -274,6 +274,7 @@ impl SharedMemoryManager {
             }
         };
         root.object().set_flags(Flags::TRACKED, true);
+        root.set_patience(patience);
         // The root is ours (O_EXCL) before a tracker that would sweep its name starts.
         let tracker = if tracker {
             match Tracker::spawn(&name, &root_name) {
@@ -431,8 +432,11 @@ impl SharedMemoryManager {
     }
 
     /// Sets this handle's patience: the longest one wait of this handle may last when
-    /// it waits for another process, namely for an arena that another process is still
-    /// creating and initialising (the default, `None`, waits [`DEFAULT_OPEN_WAIT`]).
+    /// it waits for another process: for an arena that another process is still
+    /// creating and initialising (the default, `None`, waits [`DEFAULT_OPEN_WAIT`]),
+    /// and for the registry's writer lock (`None`: as long as the holder takes; with a
+    /// patience, a longer wait fails with [`ManagerError::Registry`] and a lock
+    /// timeout).
     ///
     /// Which calls can wait, and for what:
     /// - every accessor ([`get_or_create`](Self::get_or_create),
@@ -440,8 +444,9 @@ impl SharedMemoryManager {
     ///   typed ones such as [`value`](Self::value)) and [`arena_stats`](Self::arena_stats):
     ///   for an arena that a racing process is creating (at most the patience);
     /// - the same accessors when they create or register a key: for the registry's
-    ///   writer lock while another process writes the registry (the registry is a
-    ///   [`ShareableDict`]: a holder in another PID namespace counts as alive);
+    ///   writer lock while another process writes the registry (at most the patience;
+    ///   the registry is a [`ShareableDict`]: a holder in another PID namespace counts
+    ///   as alive, so without a patience that wait lasts as long as the holder);
     /// - [`connect`](Self::connect): for a root still being initialised
     ///   ([`DEFAULT_OPEN_WAIT`]; [`connect_timeout`](Self::connect_timeout) chooses).
     ///
@@ -460,6 +465,8 @@ impl SharedMemoryManager {
     pub fn set_patience(&self, patience: Option<Duration>) {
         self.patience
             .store(patience_nanos(patience), Ordering::Relaxed);
+        // The registry's writer lock waits as long (`None`: as long as the holder takes).
+        self.root.set_patience(patience);
     }
 
     /// This handle's patience (see [`set_patience`](Self::set_patience)).
@@ -547,10 +554,23 @@ impl SharedMemoryManager {
             // Creating under a dead owner's prefix would leak: its tracker has swept.
             self.check_owner()?;
         }
-        let (ours, entry) = self.create_object::<O>(key, init, &expected, options)?;
-        let won = self
+        let (ours, entry) = self
+            .create_object::<O>(key, init, &expected, options)
+            .map_err(|e| self.gone_or(e))?;
+        let won = match self
             .root
-            .get_or_insert_with(key.to_owned(), || entry.clone())?;
+            .get_or_insert_with(key.to_owned(), || entry.clone())
+        {
+            Ok(won) => won,
+            Err(e) => {
+                // Not registered: nobody will ever find ours.
+                if !entry.in_arena() {
+                    let _ = ours.unlink();
+                }
+                drop(ours);
+                return Err(self.gone_or(e.into()));
+            }
+        };
         if won == entry {
             if !self.owner && !root_exists(&self.root_name) {
                 // The owner shut down or died while we created: its sweep may have
@@ -594,6 +614,22 @@ impl SharedMemoryManager {
                 manager: self.name.clone(),
                 key: key.to_owned(),
             }),
+        }
+    }
+
+    /// `e`, or [`ManagerError::ShutDown`] when the root is gone: a creation that failed
+    /// because the manager's sweep removed what it was building (an arena, a data
+    /// segment). An attacher then removes the leftovers, as after a creation that
+    /// succeeded too late (see `get_or_create_with`).
+    fn gone_or(&self, e: ManagerError) -> ManagerError {
+        if root_exists(&self.root_name) {
+            return e;
+        }
+        if !self.owner {
+            remove_tracked(&self.root_name);
+        }
+        ManagerError::ShutDown {
+            name: self.name.clone(),
         }
     }
 
@@ -695,16 +731,29 @@ impl SharedMemoryManager {
             return Err(ManagerError::WrongKind {
                 manager: self.name.clone(),
                 key: key.to_owned(),
-                expected: expected.describe_kind(),
-                found: entry.describe(),
+                expected: expected.plain(),
+                found: entry.plain(),
             });
         }
         if entry.type_tag != expected.type_tag || entry.version != expected.version {
+            let (mut want, mut found) = (expected.plain(), entry.plain());
+            if entry.version != expected.version {
+                want = format!("{want} (layout version {})", expected.version);
+                found = format!("{found} (layout version {})", entry.version);
+            } else if want == found {
+                // Short names alike (`a::Foo`, `b::Foo`): the full names, then the
+                // fingerprints, tell them apart.
+                want = format!(
+                    "{} (type tag {:#018x})",
+                    expected.type_name, expected.type_tag
+                );
+                found = format!("{} (type tag {:#018x})", entry.type_name, entry.type_tag);
+            }
             return Err(ManagerError::WrongType {
                 manager: self.name.clone(),
                 key: key.to_owned(),
-                expected: expected.describe_type(),
-                found: format!("{} (version {})", entry.type_name, entry.version),
+                expected: want,
+                found,
             });
         }
         let parsed = ObjectName::parse(&entry.location)?;
@@ -726,16 +775,28 @@ impl SharedMemoryManager {
                 ),
             });
         }
-        match parsed.offset {
-            Some(offset) => {
-                let arena = self
-                    .arenas()
-                    .by_name(&self.name, &self.root_name, &parsed.segment)?;
-                O::open_at(arena.segment(), offset).map_err(self.object_err(key))
-            }
+        let opened = match parsed.offset {
+            Some(offset) => self
+                .arenas()
+                .by_name(&self.name, &self.root_name, &parsed.segment)
+                .and_then(|arena| {
+                    O::open_at(arena.segment(), offset).map_err(self.object_err(key))
+                }),
             // Registered after it was published: nothing to wait for (see `set_patience`).
             None => O::open_timeout(&entry.location, Duration::ZERO).map_err(self.object_err(key)),
-        }
+        };
+        // A registered object that cannot be opened while the root is gone was removed
+        // with the manager (our mapping of the root outlives its name): say so, not
+        // which segment is missing. Kept objects outlive the manager: their errors stand.
+        opened.map_err(|e| {
+            if !entry.keep && !root_exists(&self.root_name) {
+                ManagerError::ShutDown {
+                    name: self.name.clone(),
+                }
+            } else {
+                e
+            }
+        })
     }
 
     /// A raw segment of `len` bytes named `shm-rs.m.NAME.o<hex>`, removed with the
@@ -890,28 +951,60 @@ fn arena_kind(kind: u32) -> bool {
 impl SharedMemoryManager {
     /// A [`Value<T>`] (a `T` behind a robust lock), in an arena.
     ///
+    /// Write the type of `init` out (`0u64`): a bare `0` is an `i32`, and a process
+    /// that opens the key as another type gets [`ManagerError::WrongType`]
+    /// (`expected Value<u64>, found Value<i32>`).
+    ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let v = m.value("count", 0i64)?;
     /// v.update(|x| *x += 2)?;
     /// assert_eq!(m.value("count", 0i64)?.get()?, 2);
+    /// assert!(m.value("count", 0u64).is_err()); // another type
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn value<T: Pod>(&self, key: &str, init: T) -> Result<Value<T>> {
         self.get_or_create(key, init)
     }
 
-    /// An [`Array<T>`] of `len` zeroed elements (in an arena when small).
+    /// An [`Array<T>`] of `len` zeroed elements (in an arena when small). If the key
+    /// exists with another length: [`ManagerError::WrongSize`] naming both (open it
+    /// without a length with [`open_array`](Self::open_array)).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let a = m.array::<u32>("xs", 3)?;
     /// a.set(1, 7)?;
     /// assert_eq!(m.array::<u32>("xs", 3)?.to_vec()?, [0, 7, 0]);
+    /// assert!(m.array::<u32>("xs", 4).is_err()); // another length
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn array<T: Pod>(&self, key: &str, len: usize) -> Result<Array<T>> {
-        self.get_or_create(key, len)
+        let a: Array<T> = self.get_or_create(key, len)?;
+        if a.len() != len {
+            return Err(ManagerError::WrongSize {
+                manager: self.name.clone(),
+                key: key.to_owned(),
+                expected: format!("{} of {len} elements", Expected::of::<Array<T>>().plain()),
+                found: format!("{} elements", a.len()),
+            });
+        }
+        Ok(a)
+    }
+
+    /// The [`Array<T>`] registered under `key`, whatever its length;
+    /// [`ManagerError::NoSuchKey`] if there is none, [`ManagerError::WrongKind`] /
+    /// [`ManagerError::WrongType`] if the key holds something else.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.array::<f32>("xs", 5)?;
+    /// assert_eq!(m.open_array::<f32>("xs")?.len(), 5);
+    /// assert!(m.open_array::<f32>("ys").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_array<T: Pod>(&self, key: &str) -> Result<Array<T>> {
+        self.open(key)
     }
 
     /// A [`Lock`], in an arena.
@@ -979,16 +1072,30 @@ impl SharedMemoryManager {
         self.get_or_create(key, value)
     }
 
-    /// A [`Barrier`] for `parties` processes, in an arena.
+    /// A [`Barrier`] for `parties` processes, in an arena. If the key exists for
+    /// another number of parties: [`ManagerError::WrongSize`] naming both (a party
+    /// counting differently would wait forever or pass early); open it by key with
+    /// [`open`](Self::open).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// let b = m.barrier("sync", 1)?;
     /// assert!(b.wait().is_ok()); // one party: passes at once
+    /// assert!(m.barrier("sync", 2).is_err());
+    /// assert_eq!(m.open::<shm_sync::Barrier>("sync")?.parties(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn barrier(&self, key: &str, parties: u32) -> Result<Barrier> {
-        self.get_or_create(key, parties)
+        let b: Barrier = self.get_or_create(key, parties)?;
+        if b.parties() != parties {
+            return Err(ManagerError::WrongSize {
+                manager: self.name.clone(),
+                key: key.to_owned(),
+                expected: format!("a Barrier of {parties} parties"),
+                found: format!("one of {}", b.parties()),
+            });
+        }
+        Ok(b)
     }
 
     /// A [`Condition<T>`](shm_sync::Condition) guarding `init`, in an arena.
@@ -1031,16 +1138,30 @@ impl SharedMemoryManager {
         self.get_or_create(key, Limits::default())
     }
 
-    /// A [`ShareableVec<T>`] (its own segments), created empty.
+    /// A growable [`ShareableVec<T>`] (its own segments), created empty: what Python's
+    /// `Manager().list()` is used for. CPython's fixed-length `ShareableList` format is
+    /// [`shareable_list`](Self::shareable_list).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
-    /// m.vec::<String>("results")?.push("ok".into())?;
-    /// assert_eq!(m.vec::<String>("results")?.len()?, 1);
+    /// m.list::<String>("results")?.push("ok".into())?;
+    /// assert_eq!(m.list::<String>("results")?.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn list<T: VecItem>(&self, key: &str) -> Result<ShareableVec<T>> {
+        self.get_or_create(key, Limits::default())
+    }
+
+    /// The same as [`list`](Self::list) (the type is a [`ShareableVec`]).
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.vec::<u32>("xs")?.push(1)?;
+    /// assert_eq!(m.list::<u32>("xs")?.get(0)?, Some(1)); // one object, two names
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn vec<T: VecItem>(&self, key: &str) -> Result<ShareableVec<T>> {
-        self.get_or_create(key, Limits::default())
+        self.list(key)
     }
 
     /// A [`Namespace`] (its own segments), created empty.
@@ -1056,12 +1177,15 @@ impl SharedMemoryManager {
     }
 
     /// A [`Queue<T>`] (its own segment) of at most `max_messages` messages in
-    /// `max_bytes` ring bytes.
+    /// `max_bytes` ring bytes. If the key exists with other sizes (another ring):
+    /// [`ManagerError::WrongSize`] naming both. Workers that only use an existing queue
+    /// open it without sizes: [`open_queue`](Self::open_queue).
     ///
     /// ```
     /// let m = shm_manager::SharedMemoryManager::new()?;
     /// m.queue::<String>("jobs", 16, 4096)?.put(&"a".to_string())?;
     /// assert_eq!(m.queue::<String>("jobs", 16, 4096)?.get()?, "a");
+    /// assert!(m.queue::<String>("jobs", 32, 4096).is_err()); // other sizes
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn queue<T: Message>(
@@ -1070,26 +1194,70 @@ impl SharedMemoryManager {
         max_messages: usize,
         max_bytes: usize,
     ) -> Result<Queue<T>> {
-        self.get_or_create(
-            key,
-            QueueSize {
-                messages: max_messages,
-                bytes: max_bytes,
-            },
-        )
+        let size = QueueSize {
+            messages: max_messages,
+            bytes: max_bytes,
+        };
+        let q: Queue<T> = self.get_or_create(key, size)?;
+        // Same slot count and same ring (sizes that round to the same slots are one).
+        let want = <Queue<T> as SharedObject>::payload_len(&size).map_err(self.object_err(key))?;
+        if q.max_messages() != max_messages || q.object().payload_len() != want {
+            return Err(ManagerError::WrongSize {
+                manager: self.name.clone(),
+                key: key.to_owned(),
+                expected: format!(
+                    "{} of {max_messages} messages in {max_bytes} bytes",
+                    Expected::of::<Queue<T>>().plain()
+                ),
+                found: format!(
+                    "one of {} messages of at most {} bytes each (open it by key without \
+                     sizes: open_queue)",
+                    q.max_messages(),
+                    q.max_message_len()
+                ),
+            });
+        }
+        Ok(q)
     }
 
-    /// A [`ShareableList`] (CPython's format, its own segment) holding `items`.
+    /// The [`Queue<T>`] registered under `key`, whatever its sizes: how workers open
+    /// the queue their owner made. [`ManagerError::NoSuchKey`] if there is none,
+    /// [`ManagerError::WrongKind`] / [`ManagerError::WrongType`] if the key holds
+    /// something else.
+    ///
+    /// ```
+    /// let m = shm_manager::SharedMemoryManager::new()?;
+    /// m.queue::<String>("jobs", 4096, 1 << 16)?.put(&"a".to_string())?;
+    /// let w = shm_manager::SharedMemoryManager::connect(m.name())?; // a worker
+    /// assert_eq!(w.open_queue::<String>("jobs")?.get()?, "a");
+    /// assert!(matches!(
+    ///     w.open_queue::<String>("none"),
+    ///     Err(shm_manager::ManagerError::NoSuchKey { .. })
+    /// ));
+    /// assert!(matches!(
+    ///     w.open_queue::<u64>("jobs"),
+    ///     Err(shm_manager::ManagerError::WrongType { .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_queue<T: Message>(&self, key: &str) -> Result<Queue<T>> {
+        self.open(key)
+    }
+
+    /// A [`ShareableList`] holding `items`: CPython's fixed-length
+    /// `multiprocessing.shared_memory.ShareableList` format (its own segment, readable
+    /// by Python as `ShareableList(name=...)`). For a list that grows, Python's
+    /// `Manager().list()`, use [`list`](Self::list).
     ///
     /// ```
     /// use shm_collections::Item;
     /// let m = shm_manager::SharedMemoryManager::new()?;
-    /// let l = m.list("row", vec![Item::Int(1), Item::Str("a".into())])?;
-    /// assert_eq!(m.list("row", vec![])?.len(), 2);
+    /// let l = m.shareable_list("row", vec![Item::Int(1), Item::Str("a".into())])?;
+    /// assert_eq!(m.shareable_list("row", vec![])?.len(), 2); // exists: items unused
     /// # drop(l);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn list(&self, key: &str, items: Vec<Item>) -> Result<ShareableList> {
+    pub fn shareable_list(&self, key: &str, items: Vec<Item>) -> Result<ShareableList> {
         self.get_or_create(key, items)
     }
 }

@@ -134,23 +134,36 @@ pub(crate) fn tracked_segments(root: &str) -> Vec<String> {
         .collect()
 }
 
-/// Unlinks every segment tracked by `root`, the root first (an attacher that created
-/// something checks afterwards that the root still exists, and sweeps itself if not);
-/// returns how many it removed. Repeats while it finds some (a dict growing
-/// concurrently may add one behind the scan).
+/// Unlinks every segment tracked by `root`, the root (with its registry's data
+/// segments) LAST, and returns how many it
+/// removed. Root last: a sweep interrupted (its process killed) leaves the root, whose
+/// dead owner makes `shm gc` remove the rest; a root-first sweep left headerless
+/// segments that nothing judged. An attacher that created something checks afterwards
+/// that the root still exists and sweeps itself if not; so after unlinking the root the
+/// children are swept once more (whatever an attacher made before its check saw the root
+/// is found there). Repeats each phase while it finds some (a dict growing concurrently
+/// may add one behind the scan).
 pub(crate) fn remove_tracked(root: &str) -> usize {
-    let mut removed = usize::from(shm_core::unlink(root).is_ok());
-    for _ in 0..8 {
-        let mut this_pass = 0;
-        for name in tracked_segments(root) {
-            if shm_core::unlink(&name).is_ok() {
-                this_pass += 1;
+    // The registry's own data segments (`root.g*`) go with the root, so that the
+    // registry stays readable while the root exists.
+    let children = |root_data: bool| {
+        let mut removed = 0;
+        for _ in 0..8 {
+            let mut this_pass = 0;
+            for name in tracked_segments(root) {
+                let ours = name != root && (root_data || !name[root.len()..].starts_with(".g"));
+                if ours && shm_core::unlink(&name).is_ok() {
+                    this_pass += 1;
+                }
+            }
+            removed += this_pass;
+            if this_pass == 0 {
+                break;
             }
         }
-        removed += this_pass;
-        if this_pass == 0 {
-            break;
-        }
-    }
-    removed
+        removed
+    };
+    let mut removed = children(false);
+    removed += usize::from(shm_core::unlink(root).is_ok());
+    removed + children(true)
 }

@@ -110,13 +110,61 @@ impl Expected {
         }
     }
 
-    pub(crate) fn describe_kind(&self) -> String {
-        describe(&self.kind_name, self.kind, "")
+    /// What a key should hold, in plain words: `Value<u64>`, `Dict<String, u64>`.
+    pub(crate) fn plain(&self) -> String {
+        plain(&self.kind_name, &self.type_name)
     }
+}
 
-    pub(crate) fn describe_type(&self) -> String {
-        format!("{} (version {})", self.type_name, self.version)
+impl Entry {
+    /// What the key holds, in plain words: `Value<i32>`, `Mutex<u8>`.
+    pub(crate) fn plain(&self) -> String {
+        plain(&self.kind_name, &self.type_name)
     }
+}
+
+/// `Kind<Type>` with short type names; type names of the collections already read
+/// `Kind<..>` (`Value<u64>`), those of the sync kinds are the bare `T` (`u8`).
+fn plain(kind_name: &str, type_name: &str) -> String {
+    let short = short_type_name(type_name);
+    if short.is_empty() {
+        kind_name.to_owned()
+    } else if short
+        .strip_prefix(kind_name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('<'))
+    {
+        short
+    } else {
+        format!("{kind_name}<{short}>")
+    }
+}
+
+/// A type name without module paths: `alloc::string::String` -> `String`,
+/// `Dict<alloc::string::String,u64>` -> `Dict<String, u64>`.
+///
+/// Private stand-in for `shm_core::short_type_name` (added on the CLI's branch): the
+/// coordinator may replace it with that one.
+pub(crate) fn short_type_name(full: &str) -> String {
+    fn flush(tok: &mut String, out: &mut String) {
+        out.push_str(tok.rsplit("::").next().unwrap_or(""));
+        tok.clear();
+    }
+    let mut out = String::with_capacity(full.len());
+    let mut tok = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            tok.push(c);
+            continue;
+        }
+        flush(&mut tok, &mut out);
+        match c {
+            ',' => out.push_str(", "),
+            ' ' if out.ends_with(' ') => {}
+            c => out.push(c),
+        }
+    }
+    flush(&mut tok, &mut out);
+    out
 }
 
 /// The registry type: the root segment holds a dict of this type (tools such as the
@@ -130,3 +178,26 @@ impl Expected {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub type Registry = shm_collections::ShareableDict<String, Entry>;
+
+#[cfg(test)]
+mod tests {
+    use super::{plain, short_type_name};
+
+    #[test]
+    fn type_names_are_short_and_plain() {
+        assert_eq!(short_type_name("alloc::string::String"), "String");
+        assert_eq!(
+            short_type_name("Dict<alloc::string::String,u64>"),
+            "Dict<String, u64>"
+        );
+        assert_eq!(
+            short_type_name("core::option::Option<(u8, alloc::vec::Vec<i32>)>"),
+            "Option<(u8, Vec<i32>)>"
+        );
+        assert_eq!(plain("Value", "Value<i32>"), "Value<i32>");
+        assert_eq!(plain("Mutex", "u8"), "Mutex<u8>");
+        assert_eq!(plain("Namespace", "Namespace"), "Namespace");
+        assert_eq!(plain("CPython ShareableList", ""), "CPython ShareableList");
+        assert_eq!(plain("Vec", "Vector"), "Vec<Vector>");
+    }
+}

@@ -5,7 +5,8 @@
 //! do not inherit it); the tracker blocks in `read` on the read end. The kernel closes
 //! the write end when the owner exits for any reason, `kill -9` included, or when the
 //! manager drops it; `read` then returns 0 and the tracker unlinks every /dev/shm entry
-//! named `shm-rs.m.NAME` or `shm-rs.m.NAME.*` and exits.
+//! named `shm-rs.m.NAME.*`, then the root `shm-rs.m.NAME`, then `shm-rs.m.NAME.*` once
+//! more (see `sweep`), and exits.
 //!
 //! Between `fork` and `_exit` the child may only make async-signal-safe calls (the
 //! owner may be multi-threaded and another thread may hold the allocator's lock), so
@@ -299,18 +300,34 @@ unsafe fn wait_for_eof(read: RawFd) {
     }
 }
 
-/// Unlinks every entry of the directory `dir` named `prefix` or `prefix.*`, scanning
-/// again until a pass removes nothing (removing entries while reading a directory may
-/// make the kernel skip some).
+/// Unlinks every entry of the directory `dir` named `prefix.*` but the registry's own
+/// data segments `prefix.g*`, then `prefix` (the root), then every `prefix.*`. The root
+/// goes last so that a tracker killed mid-sweep leaves the root, whose dead owner
+/// makes `shm gc` remove the rest; its data segments go with it, so that the registry
+/// stays readable while the root exists. An attacher that created something checks
+/// afterwards that the root still exists (and removes what it made if not); what it
+/// made before its check saw the root is found by the pass after the root's unlink.
 ///
 /// # Safety
 /// Only in the forked child; `buf` points to `len` writable bytes.
 unsafe fn sweep(dir: RawFd, prefix_nul: &[u8], buf: *mut u8, len: usize) {
-    // The root goes first: an attacher that created something checks afterwards that
-    // the root still exists (and removes what it made if not).
+    let prefix = &prefix_nul[..prefix_nul.len() - 1];
+    // SAFETY: forwarded contract.
+    unsafe { sweep_children(dir, prefix, false, buf, len) };
     // SAFETY: `prefix_nul` ends with the NUL byte added before the fork.
     unsafe { libc::unlinkat(dir, prefix_nul.as_ptr().cast(), 0) };
-    let prefix = &prefix_nul[..prefix_nul.len() - 1];
+    // SAFETY: forwarded contract.
+    unsafe { sweep_children(dir, prefix, true, buf, len) };
+}
+
+/// Unlinks every entry of `dir` named `prefix.*` (never `prefix` itself; the root's
+/// data segments `prefix.g*` only with `root_data`), scanning again until a pass
+/// removes nothing (removing entries while reading a directory may make the kernel
+/// skip some).
+///
+/// # Safety
+/// Only in the forked child; `buf` points to `len` writable bytes.
+unsafe fn sweep_children(dir: RawFd, prefix: &[u8], root_data: bool, buf: *mut u8, len: usize) {
     for _ in 0..16 {
         let mut removed = 0;
         // SAFETY: raw syscalls on our descriptor and buffer.
@@ -337,7 +354,7 @@ unsafe fn sweep(dir: RawFd, prefix_nul: &[u8], buf: *mut u8, len: usize) {
                 let end = name.iter().position(|&c| c == 0);
                 if let Some(end) = end {
                     let name = &name[..end];
-                    if tracked(name, prefix) {
+                    if child_of(name, prefix) && (root_data || !root_data_of(name, prefix)) {
                         // SAFETY: `name` is NUL-terminated inside the buffer.
                         if unsafe { libc::unlinkat(dir, name.as_ptr().cast(), 0) } == 0 {
                             removed += 1;
@@ -353,21 +370,35 @@ unsafe fn sweep(dir: RawFd, prefix_nul: &[u8], buf: *mut u8, len: usize) {
     }
 }
 
-/// `name == prefix` or `name` starts with `prefix.`; no allocation.
-fn tracked(name: &[u8], prefix: &[u8]) -> bool {
-    name.len() >= prefix.len()
-        && name[..prefix.len()] == *prefix
-        && (name.len() == prefix.len() || name[prefix.len()] == b'.')
+/// `name` starts with `prefix.` (a segment under the root, not the root); no
+/// allocation.
+fn child_of(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() > prefix.len() && name[..prefix.len()] == *prefix && name[prefix.len()] == b'.'
+}
+
+/// `name` is a data segment of the root's registry: `prefix.g<...>` (objects are
+/// `.o<hex>`, arenas `.a<N>`); no allocation.
+fn root_data_of(name: &[u8], prefix: &[u8]) -> bool {
+    child_of(name, prefix) && name.get(prefix.len() + 1) == Some(&b'g')
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn tracked_matches_root_and_suffixes_only() {
-        assert!(super::tracked(b"shm-rs.m.a", b"shm-rs.m.a"));
-        assert!(super::tracked(b"shm-rs.m.a.o1", b"shm-rs.m.a"));
-        assert!(!super::tracked(b"shm-rs.m.ab", b"shm-rs.m.a"));
-        assert!(!super::tracked(b"shm-rs.m.", b"shm-rs.m.a"));
+    fn children_are_the_suffixed_names_only() {
+        assert!(!super::child_of(b"shm-rs.m.a", b"shm-rs.m.a"));
+        assert!(super::child_of(b"shm-rs.m.a.o1", b"shm-rs.m.a"));
+        assert!(!super::child_of(b"shm-rs.m.ab", b"shm-rs.m.a"));
+        assert!(!super::child_of(b"shm-rs.m.", b"shm-rs.m.a"));
+        assert!(super::root_data_of(
+            b"shm-rs.m.a.g1.0123456789abcdef",
+            b"shm-rs.m.a"
+        ));
+        assert!(!super::root_data_of(
+            b"shm-rs.m.a.o1.g1.0123456789abcdef",
+            b"shm-rs.m.a"
+        ));
+        assert!(!super::root_data_of(b"shm-rs.m.a.a0", b"shm-rs.m.a"));
     }
 
     #[test]

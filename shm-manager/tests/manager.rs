@@ -37,10 +37,10 @@ fn scoped_manager_removes_everything_it_made_on_drop() {
         // Enough to grow the dict into new data segments.
         d.insert(format!("key-{i}"), "x".repeat(50)).unwrap();
     }
-    m.vec::<u32>("vec").unwrap().push(1).unwrap();
+    m.list::<u32>("vec").unwrap().push(1).unwrap();
     m.namespace("ns").unwrap().set("a", &1u8).unwrap();
     m.queue::<String>("q", 4, 256).unwrap();
-    m.list("list", vec![Item::Int(3)]).unwrap();
+    m.shareable_list("list", vec![Item::Int(3)]).unwrap();
     let raw = m.segment(100).unwrap();
     let before = tracked(&root);
     // root + its data, arena, dict + data, vec + data, ns + data, queue, list, raw
@@ -254,7 +254,7 @@ fn kind_and_type_mismatches_are_typed_errors() {
         Err(ManagerError::WrongType { .. })
     ));
     assert!(matches!(
-        m.list("d", vec![]),
+        m.shareable_list("d", vec![]),
         Err(ManagerError::WrongKind { .. })
     ));
     assert!(matches!(
@@ -386,7 +386,7 @@ fn generic_path_places_by_kind() {
     m.barrier("b", 2).unwrap();
     m.array::<u8>("small", 64).unwrap();
     m.array::<u8>("big", 1 << 16).unwrap();
-    m.vec::<String>("v").unwrap();
+    m.list::<String>("v").unwrap();
     let d: ShareableDict<u8, u8> = m.get_or_create("d", Default::default()).unwrap();
     drop(d);
     let e: std::collections::HashMap<_, _> = m.entries().unwrap().into_iter().collect();

@@ -34,7 +34,7 @@ fn owner_role(keep: bool) {
         d.insert(i, "y".repeat(40)).unwrap();
     }
     m.queue::<u8>("q", 4, 128).unwrap();
-    m.list("list", vec![Item::Int(1)]).unwrap();
+    m.shareable_list("list", vec![Item::Int(1)]).unwrap();
     let _raw = m.segment(64).unwrap();
     let kept = if keep {
         let v: Value<u64> = m

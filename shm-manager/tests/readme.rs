@@ -15,7 +15,7 @@ fn readme_manager_example_runs() -> Result {
 
     // A worker process, given m.name():
     let w = SharedMemoryManager::connect(m.name())?;
-    let job = w.queue::<String>("jobs", 64, 1 << 16)?.get()?;
+    let job = w.open_queue::<String>("jobs")?.get()?; // by key: no sizes to repeat
     w.dict::<String, u64>("scores")?
         .update(job, |n| n.unwrap_or(0) + 1)?;
     w.value("done", 0u64)?.update(|n| *n += 1)?;

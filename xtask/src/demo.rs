@@ -328,11 +328,11 @@ impl Tour {
             takeovers: mgr.value("lock-takeovers", 0u64)?,
             histogram: mgr.array("word-lengths", BINS)?,
             counts: mgr.dict("word-counts")?,
-            log: mgr.vec("log")?,
+            log: mgr.list("log")?,
             config: mgr.namespace("config")?,
             go: mgr.event("go")?,
             stdout: mgr.lock("stdout")?,
-            summary: mgr.list("summary", summary_items)?,
+            summary: mgr.shareable_list("summary", summary_items)?,
         })
     }
 }

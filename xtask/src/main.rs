@@ -265,6 +265,7 @@ const CHAOS_TESTS: &[(&str, &str)] = &[
     ("shm-collections", "dict_chaos"),
     ("shm-collections", "vec"),
     ("shm-manager", "manager_chaos"),
+    ("shm-manager", "sweep_chaos"),
 ];
 
 #[cfg(test)]

@@ -209,7 +209,12 @@ fn judge(e: &Entry, all: &HashMap<&str, &Entry>, depth: u32) -> Result<String, S
                 };
             }
             Some(_) => return Err(format!("manager {m}: its root {root} is unreadable")),
-            // No root (being created, or already half removed): judged as any object.
+            // An orphan: its root is gone (a sweep interrupted after the root, or an
+            // attacher's late write). Roots are created before anything under them and
+            // removed last, so nothing legitimate lives under a missing root.
+            None if e.name != root => {
+                return Ok(format!("orphan of manager {m}: its root {root} is gone"));
+            }
             None => {}
         }
     }
