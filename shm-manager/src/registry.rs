@@ -126,7 +126,7 @@ impl Entry {
 /// `Kind<Type>` with short type names; type names of the collections already read
 /// `Kind<..>` (`Value<u64>`), those of the sync kinds are the bare `T` (`u8`).
 fn plain(kind_name: &str, type_name: &str) -> String {
-    let short = short_type_name(type_name);
+    let short = shm_core::short_type_name(type_name);
     if short.is_empty() {
         kind_name.to_owned()
     } else if short
@@ -142,31 +142,6 @@ fn plain(kind_name: &str, type_name: &str) -> String {
 /// A type name without module paths: `alloc::string::String` -> `String`,
 /// `Dict<alloc::string::String,u64>` -> `Dict<String, u64>`.
 ///
-/// Private stand-in for `shm_core::short_type_name` (added on the CLI's branch): the
-/// coordinator may replace it with that one.
-pub(crate) fn short_type_name(full: &str) -> String {
-    fn flush(tok: &mut String, out: &mut String) {
-        out.push_str(tok.rsplit("::").next().unwrap_or(""));
-        tok.clear();
-    }
-    let mut out = String::with_capacity(full.len());
-    let mut tok = String::new();
-    for c in full.chars() {
-        if c.is_alphanumeric() || c == '_' || c == ':' {
-            tok.push(c);
-            continue;
-        }
-        flush(&mut tok, &mut out);
-        match c {
-            ',' => out.push_str(", "),
-            ' ' if out.ends_with(' ') => {}
-            c => out.push(c),
-        }
-    }
-    flush(&mut tok, &mut out);
-    out
-}
-
 /// The registry type: the root segment holds a dict of this type (tools such as the
 /// `shm` command open it by the root's name).
 ///
@@ -181,7 +156,8 @@ pub type Registry = shm_collections::ShareableDict<String, Entry>;
 
 #[cfg(test)]
 mod tests {
-    use super::{plain, short_type_name};
+    use super::plain;
+    use shm_core::short_type_name;
 
     #[test]
     fn type_names_are_short_and_plain() {
