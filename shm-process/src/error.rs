@@ -73,6 +73,22 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A pool worker died (killed, out of memory) while it held this task.
+    #[error("pool worker {pid} running {function} died (exit code {exitcode}) before it answered")]
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// Its exit code (minus the signal that killed it).
+        exitcode: i32,
+        /// The task's function.
+        function: String,
+    },
+    /// A pool could not hand out or collect tasks (closed, queue error).
+    #[error("pool: {message}")]
+    Pool {
+        /// What failed.
+        message: String,
+    },
     /// Waiting for the child or signalling it failed.
     #[error("waiting for or signalling child {pid}: {source}")]
     Wait {

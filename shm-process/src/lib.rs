@@ -57,10 +57,12 @@
 //! `type_name`, and a child inherits exactly the descriptors its arguments name.
 
 mod error;
+mod pool;
 mod process;
 mod shared;
 
 pub use error::{Error, Result};
+pub use pool::Pool;
 pub use process::{Builder, Entry, Process, entry, init};
 pub use shared::{Handle, Shared};
 

@@ -36,8 +36,24 @@ const MAX_REPORT: usize = 4000;
 /// Set once [`init`] ran in this process (and returned: not a child, or done).
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
-/// Decodes the arguments and runs the function; `Err` names what did not decode.
-type Runner = dyn Fn(&[u8]) -> std::result::Result<(), String>;
+/// Decodes the arguments, runs the function and encodes its result; `Err` names what
+/// did not decode or encode.
+type Runner = dyn Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync;
+
+/// In a child: the functions its `main!` registered (pool workers find tasks here).
+static REGISTRY: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+
+/// The registered function named `name`, or a message naming what is registered.
+pub(crate) fn registered(name: &str) -> std::result::Result<&'static Entry, String> {
+    let entries = REGISTRY.get().map(Vec::as_slice).unwrap_or_default();
+    entries.iter().find(|e| e.name == name).ok_or_else(|| {
+        let known: Vec<_> = entries.iter().map(|e| e.name).collect();
+        format!(
+            "expected {name} among the functions registered with shm_process::main!, \
+             found only {known:?}"
+        )
+    })
+}
 
 /// A function a child may run, found by name: made by [`entry`], listed in
 /// [`main!`](crate::main).
@@ -49,7 +65,7 @@ type Runner = dyn Fn(&[u8]) -> std::result::Result<(), String>;
 /// ```
 pub struct Entry {
     name: &'static str,
-    run: Box<Runner>,
+    pub(crate) run: Box<Runner>,
 }
 
 impl Entry {
@@ -71,17 +87,19 @@ impl std::fmt::Debug for Entry {
 }
 
 /// Makes the [`Entry`] of a function (a `fn` item taking one argument: use a tuple for
-/// several). Usually written through [`main!`](crate::main).
+/// several; its result is what a [`Pool`](crate::Pool) returns). Usually written
+/// through [`main!`](crate::main).
 ///
 /// ```
 /// fn work(args: (u32, String)) { let _ = args; }
 /// let e = shm_process::entry(work);
 /// assert_eq!(e.name(), std::any::type_name_of_val(&work));
 /// ```
-pub fn entry<A, F>(f: F) -> Entry
+pub fn entry<A, R, F>(f: F) -> Entry
 where
     A: DeserializeOwned,
-    F: Fn(A) + Copy + 'static,
+    R: Serialize,
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
 {
     Entry {
         name: std::any::type_name::<F>(),
@@ -89,8 +107,9 @@ where
             let (args, _) =
                 bincode::serde::decode_from_slice::<A, _>(bytes, bincode::config::standard())
                     .map_err(|e| format!("cannot decode the arguments: {e}"))?;
-            f(args);
-            Ok(())
+            let r = f(args);
+            bincode::serde::encode_to_vec(&r, bincode::config::standard())
+                .map_err(|e| format!("cannot encode the result: {e}"))
         }),
     }
 }
@@ -103,7 +122,7 @@ where
 /// fn work(_: ()) {}
 /// shm_process::init(vec![shm_process::entry(work)]); // not a child: returns
 /// ```
-pub fn init(entries: Vec<Entry>) {
+pub fn init(mut entries: Vec<Entry>) {
     let Some(role) = std::env::var_os(ROLE_VAR) else {
         INIT_CALLED.store(true, Ordering::Relaxed);
         return;
@@ -130,15 +149,11 @@ pub fn init(entries: Vec<Entry>) {
         write_report(report, b'D', &message);
         std::process::exit(DISPATCH_EXIT)
     };
-    let Some(entry) = entries.iter().find(|e| e.name == role) else {
-        let known: Vec<_> = entries.iter().map(|e| e.name).collect();
-        fail(
-            report,
-            format!(
-                "expected {role} among the functions registered with shm_process::main!, \
-                 found only {known:?}"
-            ),
-        );
+    entries.push(entry(crate::pool::worker));
+    let _ = REGISTRY.set(entries);
+    let entry = match registered(&role) {
+        Ok(e) => e,
+        Err(message) => fail(report, message),
     };
     let args = match std::env::var(ARGS_VAR).ok().and_then(|h| from_hex(&h)) {
         Some(a) => a,
@@ -150,7 +165,7 @@ pub fn init(entries: Vec<Entry>) {
         close_inherited(fd);
     }
     match result {
-        Ok(Ok(())) => std::process::exit(0),
+        Ok(Ok(_)) => std::process::exit(0),
         Ok(Err(message)) => fail(report, message),
         Err(payload) => {
             write_report(report, b'P', &panic_message(&*payload));
@@ -185,7 +200,7 @@ fn write_report(fd: Option<OwnedFd>, tag: u8, message: &str) {
     let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), &bytes);
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
