@@ -17,8 +17,13 @@ use crate::shared::{INCOMING_FDS, OUTGOING_FDS, close_inherited};
 
 /// Names the function a child is started for (its `type_name`).
 const ROLE_VAR: &str = "SHM_PROCESS_ROLE";
-/// The bincode-encoded arguments, in hex.
+/// The bincode-encoded arguments, in hex (small arguments).
 const ARGS_VAR: &str = "SHM_PROCESS_ARGS";
+/// The descriptor of an anonymous segment holding the encoded arguments (large ones):
+/// an environment string is limited to 128 KiB.
+const ARGS_FD_VAR: &str = "SHM_PROCESS_ARGS_FD";
+/// Encoded arguments up to this many bytes travel in the environment.
+const ARGS_IN_ENV: usize = 16 * 1024;
 /// The descriptor the child reports a panic or a dispatch failure on.
 const RESULT_FD_VAR: &str = "SHM_PROCESS_RESULT_FD";
 /// The descriptors of anonymous objects among the arguments, comma-separated.
@@ -155,9 +160,9 @@ pub fn init(mut entries: Vec<Entry>) {
         Ok(e) => e,
         Err(message) => fail(report, message),
     };
-    let args = match std::env::var(ARGS_VAR).ok().and_then(|h| from_hex(&h)) {
-        Some(a) => a,
-        None => fail(report, format!("expected hex arguments in ${ARGS_VAR}")),
+    let args = match read_args() {
+        Ok(a) => a,
+        Err(message) => fail(report, message),
     };
     INIT_CALLED.store(true, Ordering::Relaxed);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (entry.run)(&args)));
@@ -172,6 +177,36 @@ pub fn init(mut entries: Vec<Entry>) {
             std::process::exit(PANIC_EXIT)
         }
     }
+}
+
+/// The encoded arguments: in the environment, or in an inherited anonymous segment
+/// (its length first, 8 bytes).
+fn read_args() -> std::result::Result<Vec<u8>, String> {
+    if let Some(hex) = std::env::var_os(ARGS_VAR) {
+        return hex
+            .to_str()
+            .and_then(from_hex)
+            .ok_or_else(|| format!("expected hex arguments in ${ARGS_VAR}"));
+    }
+    let seg = shm_core::Segment::from_inherited(ARGS_FD_VAR).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 8];
+    seg.read_at(0, &mut len).map_err(|e| e.to_string())?;
+    let len = usize::try_from(u64::from_le_bytes(len))
+        .ok()
+        .filter(|l| l.checked_add(8).is_some_and(|end| end <= seg.len()))
+        .ok_or_else(|| {
+            format!(
+                "expected an argument length that fits the {}-byte argument segment",
+                seg.len()
+            )
+        })?;
+    let mut bytes = vec![0u8; len];
+    seg.read_at(8, &mut bytes).map_err(|e| e.to_string())?;
+    // The inherited number itself (`from_inherited` took a duplicate).
+    if let Some(fd) = std::env::var(ARGS_FD_VAR).ok().and_then(|v| v.parse().ok()) {
+        close_inherited(fd);
+    }
+    Ok(bytes)
 }
 
 /// The report descriptor, made close-on-exec again so that grandchildren do not hold it.
@@ -360,6 +395,19 @@ impl Builder {
         let (read, write) = pipe().map_err(spawn_err)?;
 
         let mut cmd = Command::new(exe);
+        if encoded.len() <= ARGS_IN_ENV {
+            cmd.env(ARGS_VAR, to_hex(&encoded));
+        } else {
+            let seg = shm_core::Segment::anonymous(encoded.len().saturating_add(8))
+                .and_then(|seg| {
+                    seg.write_at(0, &(encoded.len() as u64).to_le_bytes())?;
+                    seg.write_at(8, &encoded)?;
+                    Ok(seg)
+                })
+                .map_err(|e| encode_err(e.to_string()))?;
+            // The command keeps a duplicate of the descriptor: `seg` may drop now.
+            shm_core::CommandExt::inherit_segment(&mut cmd, &seg, ARGS_FD_VAR);
+        }
         match (&self.args, std::thread::current().name()) {
             (Some(args), _) => {
                 cmd.args(args);
@@ -375,7 +423,6 @@ impl Builder {
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(ROLE_VAR, function)
-            .env(ARGS_VAR, to_hex(&encoded))
             .env(RESULT_FD_VAR, write.as_raw_fd().to_string())
             .env(
                 FDS_VAR,
@@ -385,6 +432,11 @@ impl Builder {
                     .join(","),
             )
             .env_remove(DAEMON_PARENT_VAR);
+        if encoded.len() <= ARGS_IN_ENV {
+            cmd.env_remove(ARGS_FD_VAR);
+        } else {
+            cmd.env_remove(ARGS_VAR);
+        }
         if self.daemon {
             cmd.env(DAEMON_PARENT_VAR, std::process::id().to_string());
         }

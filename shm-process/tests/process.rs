@@ -163,6 +163,19 @@ fn libc_sigterm() -> i32 {
     15
 }
 
+fn checks_big(bytes: Vec<u8>) {
+    assert_eq!(bytes.len(), 300_000);
+    assert!(bytes.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+}
+
+#[test]
+fn large_arguments_travel_in_a_segment() {
+    shm_process::main!(checks_big);
+    let big: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+    let mut p = Process::spawn(checks_big, big).unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+}
+
 #[test]
 fn builder_env_reaches_the_child() {
     shm_process::main!(checks_env);
