@@ -84,6 +84,13 @@ struct Worker {
 /// fails with [`Error::WorkerDied`] naming its exit, never a hang. Workers are daemons:
 /// they die with the thread that made the pool. Dropping the pool terminates them.
 ///
+/// Arguments and results are any serde values; shared objects travel by name
+/// ([`Shared`] of a named object: an anonymous one is refused with [`Error::Encode`],
+/// its descriptor cannot reach a running worker).
+///
+/// Not yet: `imap`, `imap_unordered`, `starmap`, `apply_async`, `chunksize`,
+/// `maxtasksperchild`, an initializer, retrying a task of a killed worker.
+///
 /// ```no_run
 /// fn square(x: u64) -> u64 { x * x }
 /// fn main() {

@@ -149,6 +149,11 @@ pub fn init(mut entries: Vec<Entry>) {
         .split(',')
         .filter_map(|s| s.parse().ok())
         .collect();
+    for fd in &fds {
+        // Close-on-exec again, so that processes the function starts do not inherit
+        // them. SAFETY: fcntl(F_SETFD) on a number; an unopened one is EBADF, ignored.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     let _ = INCOMING_FDS.set(fds.clone());
     let fail = |report: Option<OwnedFd>, message: String| -> ! {
         write_report(report, b'D', &message);

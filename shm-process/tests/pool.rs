@@ -18,6 +18,35 @@ fn nap(ms: u64) -> u64 {
     ms
 }
 
+fn adds(args: (shm_process::Shared<shm_collections::Value<u64>>, u64)) -> u64 {
+    let (v, n) = args;
+    v.update(|x| {
+        *x += n;
+        *x
+    })
+    .unwrap()
+}
+
+#[test]
+fn named_objects_travel_to_workers_anonymous_ones_are_refused() {
+    use shm_core::SharedObject;
+    use shm_process::Shared;
+    shm_process::main!(adds);
+    let mut pool = Pool::new(2).unwrap();
+    let v = shm_collections::Value::create(0u64).unwrap();
+    let args: Vec<_> = (1..=4).map(|n| (Shared::of(&v).unwrap(), n)).collect();
+    pool.map(adds, args).unwrap();
+    assert_eq!(v.get().unwrap(), 10);
+    let anon = shm_collections::Value::anonymous(0u64).unwrap();
+    let r = pool.apply(adds, (Shared::of(&anon).unwrap(), 1));
+    match r {
+        Err(Error::Encode { message, .. }) => {
+            assert!(message.contains("Process argument"), "{message}")
+        }
+        other => panic!("expected Encode, found {other:?}"),
+    }
+}
+
 fn pid(_: ()) -> u32 {
     std::process::id()
 }
