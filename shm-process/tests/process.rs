@@ -177,6 +177,16 @@ fn large_arguments_travel_in_a_segment() {
 }
 
 #[test]
+fn builder_args_replace_the_default() {
+    shm_process::main!(nothing);
+    let mut p = Builder::new()
+        .args(["builder_args_replace_the_default", "--exact", "-q"])
+        .spawn(nothing, ())
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+}
+
+#[test]
 fn builder_env_reaches_the_child() {
     shm_process::main!(checks_env);
     let mut p = Builder::new()
