@@ -128,9 +128,14 @@ where
 /// shm_process::init(vec![shm_process::entry(work)]); // not a child: returns
 /// ```
 pub fn init(mut entries: Vec<Entry>) {
-    let Some(role) = std::env::var_os(ROLE_VAR) else {
-        INIT_CALLED.store(true, Ordering::Relaxed);
-        return;
+    let role = match std::env::var_os(ROLE_VAR) {
+        Some(role) if started_by_spawn() => role,
+        // Not a child; or a process that merely inherited a child's environment (one
+        // the child started some other way): it runs its own `main`.
+        _ => {
+            INIT_CALLED.store(true, Ordering::Relaxed);
+            return;
+        }
     };
     if let Some(parent) = std::env::var_os(DAEMON_PARENT_VAR) {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; no memory is passed.
@@ -212,6 +217,25 @@ fn read_args() -> std::result::Result<Vec<u8>, String> {
         close_inherited(fd);
     }
     Ok(bytes)
+}
+
+/// Whether this process is one [`Builder::spawn`] started: it holds the report pipe
+/// named in its environment. A dispatching child makes that descriptor close-on-exec,
+/// so a process the child starts otherwise inherits the variables but not the pipe.
+fn started_by_spawn() -> bool {
+    let Some(raw) = std::env::var(RESULT_FD_VAR)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|fd| *fd >= 0)
+    else {
+        return false;
+    };
+    // SAFETY: fstat writes into a zeroed stat buffer we own; an unopened descriptor is
+    // EBADF.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(raw, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    }
 }
 
 /// The report descriptor, made close-on-exec again so that grandchildren do not hold it.
@@ -375,7 +399,7 @@ impl Builder {
                 reason: "expected a fn item (a closure has no name a child can find)",
             });
         }
-        if !INIT_CALLED.load(Ordering::Relaxed) {
+        if !INIT_CALLED.load(Ordering::Relaxed) && started_by_spawn() {
             if let Some(role) = std::env::var_os(ROLE_VAR) {
                 return Err(Error::NotDispatched {
                     role: role.to_string_lossy().into_owned(),

@@ -176,6 +176,30 @@ fn large_arguments_travel_in_a_segment() {
     assert_eq!(p.join().unwrap(), 0);
 }
 
+/// Starts this test binary again by hand (not with `Process`): the grandchild inherits
+/// the child's environment and must run its own `main`, not the child's function.
+fn starts_a_plain_grandchild(_: ()) {
+    if std::env::var_os("SHM_PROCESS_TEST_GRANDCHILD").is_some() {
+        std::process::exit(7); // dispatched again: wrong
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["a_plain_grandchild_runs_its_own_main", "--exact", "-q"])
+        .env("SHM_PROCESS_TEST_GRANDCHILD", "1")
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn a_plain_grandchild_runs_its_own_main() {
+    shm_process::main!(starts_a_plain_grandchild);
+    if std::env::var_os("SHM_PROCESS_TEST_GRANDCHILD").is_some() {
+        std::process::exit(42); // main! returned: right
+    }
+    let mut p = Process::spawn(starts_a_plain_grandchild, ()).unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+}
+
 #[test]
 fn builder_args_replace_the_default() {
     shm_process::main!(nothing);
