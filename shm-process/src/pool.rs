@@ -64,8 +64,14 @@ pub(crate) fn worker(args: (Shared<Queue<Task>>, Shared<Queue<Reply>>)) {
                 }
             }
         };
-        if replies.put(&Reply { id, pid, result }).is_err() {
-            std::process::exit(3);
+        if let Err(e) = replies.put(&Reply { id, pid, result }) {
+            // A result the queue cannot carry (too large) fails its task, not the worker.
+            let result = Err(Failure::Dispatch(format!(
+                "cannot send the result back: {e}"
+            )));
+            if replies.put(&Reply { id, pid, result }).is_err() {
+                std::process::exit(3);
+            }
         }
     }
 }

@@ -68,15 +68,26 @@ fn map_and_apply_give_results_in_order() {
     pool.join().unwrap();
 }
 
+fn too_big(n: usize) -> Vec<u8> {
+    vec![1; n]
+}
+
 #[test]
 fn a_panicking_task_is_an_error_and_the_pool_goes_on() {
-    shm_process::main!(fails_on_three);
+    shm_process::main!(fails_on_three, too_big);
     let mut pool = Pool::new(2).unwrap();
     match pool.map(fails_on_three, 0..6) {
         Err(Error::Panicked { message, .. }) => assert_eq!(message, "three is not allowed"),
         other => panic!("expected Panicked, found {other:?}"),
     }
     assert_eq!(pool.map(fails_on_three, [1, 2]).unwrap(), [1, 2]);
+    match pool.apply(too_big, 4 << 20) {
+        Err(Error::Dispatch { message, .. }) => {
+            assert!(message.contains("cannot send the result back"), "{message}")
+        }
+        other => panic!("expected Dispatch, found {other:?}"),
+    }
+    assert_eq!(pool.apply(too_big, 3).unwrap(), [1, 1, 1]);
     let r = pool.apply(square, 2); // not registered in this test
     assert!(matches!(r, Err(Error::Dispatch { .. })), "{r:?}");
 }
