@@ -1,0 +1,302 @@
+//! [`Shared`]: a shared object as a process argument, serialised as its handle.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shm_core::{Segment, SharedObject};
+
+use crate::error::Error;
+
+/// The serialisable form of a shared object: its kind, its Rust type, and where it is
+/// (a name, or the number of a descriptor the child inherits).
+///
+/// This is the one handle form of the design ("Handles: one serialisable form per
+/// object"); it lives here until it moves into shm-core.
+///
+/// ```
+/// use shm_core::SharedObject;
+/// let v = shm_collections::Value::create(1u64)?;
+/// let h = shm_process::Handle::of(&v).unwrap();
+/// assert_eq!(h.name.as_deref(), v.name());
+/// assert_eq!(h.kind, "Value");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handle {
+    /// The object's kind name (`Value`, `Queue`, ...).
+    pub kind: String,
+    /// The Rust type (`std::any::type_name`), checked before opening.
+    pub type_name: String,
+    /// The object's name (`segment` or `segment@offset`), `None` for an anonymous one.
+    pub name: Option<String>,
+    /// For an anonymous object: the descriptor number the child inherits.
+    pub fd: Option<i32>,
+}
+
+impl Handle {
+    /// The handle of a named object; `None` for an anonymous one (which travels only as a
+    /// [`Process`](crate::Process) argument, see [`Shared`]).
+    ///
+    /// ```
+    /// use shm_core::SharedObject;
+    /// let anon = shm_collections::Value::anonymous(1u64)?;
+    /// assert!(shm_process::Handle::of(&anon).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn of<T: SharedObject>(object: &T) -> Option<Handle> {
+        Some(Handle {
+            kind: T::layout().kind_name().to_owned(),
+            type_name: std::any::type_name::<T>().to_owned(),
+            name: Some(object.name()?.to_owned()),
+            fd: None,
+        })
+    }
+}
+
+thread_local! {
+    /// While a [`Process`](crate::Process) encodes its arguments: the duplicated
+    /// descriptors of anonymous objects, which the child inherits.
+    pub(crate) static OUTGOING_FDS: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+}
+
+/// In a child: the descriptor numbers the parent marked inheritable, so that a handle
+/// can name no other descriptor (stdin, the result pipe).
+pub(crate) static INCOMING_FDS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// A shared object passed to a child process: serialises as its [`Handle`] and
+/// deserialises by opening the object, with its kind and type checked (and then its
+/// header, as every `open`).
+///
+/// A named object travels as its name; an anonymous (memfd) one as a descriptor the
+/// child inherits, which works only inside [`Process`](crate::Process) arguments.
+///
+/// ```no_run
+/// use shm_core::SharedObject;
+/// use shm_collections::Value;
+/// use shm_process::{Process, Shared};
+///
+/// fn add(args: (Shared<Value<u64>>, u64)) {
+///     let (counter, n) = args;
+///     counter.update(|v| *v += n).unwrap();
+/// }
+///
+/// fn main() {
+///     shm_process::main!(add);
+///     let counter = Value::create(0u64).unwrap();
+///     let mut p = Process::spawn(add, (Shared::of(&counter).unwrap(), 5)).unwrap();
+///     p.join().unwrap();
+///     assert_eq!(counter.get().unwrap(), 5);
+/// }
+/// ```
+pub struct Shared<T: SharedObject> {
+    object: T,
+}
+
+impl<T: SharedObject> Shared<T> {
+    /// Wraps an object to pass it on.
+    ///
+    /// Keep the creator alive until the child has opened it: a creator that unlinks
+    /// its name on drop may remove it before the child looks. [`Process`](crate::Process)
+    /// keeps its arguments alive until `join`.
+    ///
+    /// ```
+    /// let s = shm_process::Shared::new(shm_collections::Value::create(3u8)?);
+    /// assert_eq!(s.get()?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(object: T) -> Shared<T> {
+        Shared { object }
+    }
+
+    /// Opens `object` a second time (by name, or by a duplicate of its descriptor), so
+    /// that the caller keeps the original.
+    ///
+    /// ```
+    /// use shm_core::SharedObject;
+    /// let v = shm_collections::Value::anonymous(3u8)?;
+    /// let s = shm_process::Shared::of(&v)?;
+    /// v.set(4)?;
+    /// assert_eq!(s.get()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn of(object: &T) -> Result<Shared<T>, T::Error> {
+        let obj = object.object();
+        let again = match obj.name() {
+            Some(name) => T::open(name)?,
+            None => {
+                let fd = obj
+                    .segment()
+                    .fd()
+                    .ok_or_else(|| shm_core::Error::Unsupported {
+                        name: obj.label(),
+                        what: "passing on an object inside an anonymous arena",
+                    })?;
+                let owned = fd
+                    .try_clone_to_owned()
+                    .map_err(|e| shm_core::Error::Corrupted {
+                        name: obj.label(),
+                        what: format!("cannot duplicate its descriptor: {e}"),
+                    })?;
+                if obj.offset() != 0 {
+                    return Err(shm_core::Error::Unsupported {
+                        name: obj.label(),
+                        what: "passing on an object inside an anonymous arena",
+                    }
+                    .into());
+                }
+                T::from_segment(Segment::from_fd(owned)?)?
+            }
+        };
+        Ok(Shared { object: again })
+    }
+
+    /// The object.
+    ///
+    /// ```
+    /// let v = shm_process::Shared::new(shm_collections::Value::create(3u8)?).into_inner();
+    /// assert_eq!(v.get()?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.object
+    }
+}
+
+impl<T: SharedObject> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.object
+    }
+}
+
+impl<T: SharedObject> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("type", &std::any::type_name::<T>())
+            .field("name", &self.object.name())
+            .finish()
+    }
+}
+
+impl<T: SharedObject> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let obj = self.object.object();
+        let mut handle = Handle {
+            kind: T::layout().kind_name().to_owned(),
+            type_name: std::any::type_name::<T>().to_owned(),
+            name: obj.name().map(str::to_owned),
+            fd: None,
+        };
+        if handle.name.is_none() {
+            let fd = match obj.segment().fd() {
+                Some(fd) if obj.offset() == 0 => fd,
+                _ => {
+                    return Err(S::Error::custom(format!(
+                        "{} is inside an anonymous arena: it has no name and no descriptor of its own",
+                        obj.label()
+                    )));
+                }
+            };
+            let dup = fd
+                .try_clone_to_owned()
+                .map_err(|e| S::Error::custom(format!("cannot duplicate a descriptor: {e}")))?;
+            handle.fd = Some(dup.as_raw_fd());
+            OUTGOING_FDS.with(|out| match out.borrow_mut().as_mut() {
+                Some(list) => {
+                    list.push(dup);
+                    Ok(())
+                }
+                None => Err(S::Error::custom(format!(
+                    "anonymous {} has no name: it can only be passed as a Process argument \
+                     (its descriptor is inherited)",
+                    handle.kind
+                ))),
+            })?;
+        }
+        handle.serialize(s)
+    }
+}
+
+impl Handle {
+    /// Opens the object this handle names as a `T`: checks kind and type first
+    /// ([`Error::WrongType`]), then opens it by name, or, in a child, by the descriptor
+    /// its parent handed over, checking its header ([`Error::Open`]).
+    ///
+    /// ```
+    /// use shm_core::SharedObject;
+    /// use shm_collections::Value;
+    /// let v = Value::create(5u64)?;
+    /// let h = shm_process::Handle::of(&v).unwrap();
+    /// assert_eq!(h.open::<Value<u64>>()?.get()?, 5);
+    /// assert!(matches!(h.open::<Value<u32>>(), Err(shm_process::Error::WrongType { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open<T: SharedObject>(&self) -> Result<Shared<T>, Error>
+    where
+        T::Error: fmt::Display,
+    {
+        let kind = T::layout().kind_name().to_owned();
+        let want = std::any::type_name::<T>();
+        if self.kind != kind || self.type_name != want {
+            return Err(Error::WrongType {
+                expected: format!("{want} (kind {kind})"),
+                found: format!("{} (kind {})", self.type_name, self.kind),
+            });
+        }
+        let fail = |message: String| Error::Open {
+            handle: match (&self.name, self.fd) {
+                (Some(n), _) => n.clone(),
+                (None, Some(fd)) => format!("descriptor {fd}"),
+                (None, None) => "(empty)".into(),
+            },
+            type_name: want.to_owned(),
+            message,
+        };
+        let object = match (&self.name, self.fd) {
+            (Some(name), _) => T::open(name).map_err(|e| fail(e.to_string()))?,
+            (None, Some(fd)) => {
+                let allowed = INCOMING_FDS.get().is_some_and(|l| l.contains(&fd));
+                if !allowed {
+                    return Err(fail(
+                        "expected a descriptor the parent handed over, found one it did not".into(),
+                    ));
+                }
+                // SAFETY: `fd` is one the parent marked inheritable for this child (listed
+                // in its environment) and that this process keeps open until dispatch is
+                // over; it is only borrowed to duplicate it.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+                let owned = borrowed
+                    .try_clone_to_owned()
+                    .map_err(|e| fail(format!("the inherited descriptor is not open: {e}")))?;
+                let seg = Segment::from_fd(owned).map_err(|e| fail(e.to_string()))?;
+                T::from_segment(seg).map_err(|e| fail(e.to_string()))?
+            }
+            (None, None) => {
+                return Err(fail(
+                    "expected a name or a descriptor, found neither".into(),
+                ));
+            }
+        };
+        Ok(Shared { object })
+    }
+}
+
+impl<'de, T: SharedObject> Deserialize<'de> for Shared<T>
+where
+    T::Error: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Shared<T>, D::Error> {
+        Handle::deserialize(d)?.open().map_err(D::Error::custom)
+    }
+}
+
+/// Takes ownership of an inherited descriptor number to close it (dispatch is over).
+pub(crate) fn close_inherited(fd: i32) {
+    // SAFETY: the parent handed `fd` to this process for the arguments only; every
+    // handle duplicated it, so nothing else owns this number.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
