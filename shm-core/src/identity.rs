@@ -223,7 +223,7 @@ impl Identity {
 /// Where the kernel publishes `pid_max`.
 const PID_MAX_PATH: &str = "/proc/sys/kernel/pid_max";
 
-/// `pid_max` when [`PID_MAX_PATH`] cannot be read: the kernel's `PID_MAX_LIMIT` on
+/// `pid_max` when `/proc/sys/kernel/pid_max` cannot be read: the kernel's `PID_MAX_LIMIT` on
 /// 64-bit targets (2^22), the highest value `pid_max` may take there.
 ///
 /// ```
