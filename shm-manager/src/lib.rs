@@ -85,8 +85,15 @@
 //! - a process the owner forks *without* `exec` inherits the pipe's write end, so the
 //!   tracker waits for it too (an `exec` closes it: spawned commands are fine); its
 //!   copy of the manager removes nothing when dropped (only the creating pid sweeps);
-//! - the owner killed between creating its root and forking the tracker (microseconds)
-//!   leaks the root;
+//! - the owner killed while it creates its root, before the tracker is forked (the
+//!   first 0.3 to 3 ms of [`new`](SharedMemoryManager::new) /
+//!   [`named`](SharedMemoryManager::named), mostly the fork itself) leaves no
+//!   tracker: the root is built complete in an unnamed `O_TMPFILE` file and linked to
+//!   its name (`linkat`, which never replaces a name) only then, so the name never
+//!   shows a half-made root; a root linked before the kill names its dead creator, so
+//!   `shm gc` and the next [`named`](SharedMemoryManager::named) remove it, and a
+//!   registry data segment made before the link is an orphan (its root never
+//!   appeared) that both remove too;
 //! - sweeps remove the root last (a sweep killed half way leaves the root, whose dead
 //!   owner makes `shm gc` remove the rest), then pass over the children once more; an
 //!   attacher that created an object checks afterwards that the root still exists (if
