@@ -176,3 +176,37 @@ fn kill_9_of_owner_while_it_creates_its_root_leaves_nothing() {
     );
     println!("{}", tally.line());
 }
+
+/// What an owner killed after its registry's first data segment was made but before
+/// its root was linked leaves: a data segment whose control object never appeared.
+fn orphan_data_segment(name: &str) -> (String, String) {
+    let root = shm_manager::root_name(name).unwrap();
+    let reg = shm_manager::Registry::create_named(&root).unwrap();
+    let data: Vec<String> = tracked(&root).into_iter().filter(|n| *n != root).collect();
+    assert_eq!(data.len(), 1, "{data:?}");
+    shm_core::unlink(&root).unwrap();
+    std::mem::forget(reg); // its drop would remove the data segment
+    (root, data[0].clone())
+}
+
+#[test]
+fn a_registry_data_segment_without_its_root_is_removed_by_gc() {
+    let (root, data) = orphan_data_segment(&unique_manager("orph-gc"));
+    let _g = PrefixGuard(root.clone());
+    assert_eq!(tracked(&root), [data.clone()]);
+    shm_ok(&["gc", "--prefix", &root]);
+    assert_eq!(tracked(&root), Vec::<String>::new());
+}
+
+#[test]
+fn a_registry_data_segment_without_its_root_is_removed_by_named() {
+    let name = unique_manager("orph-named");
+    let (root, data) = orphan_data_segment(&name);
+    let _g = PrefixGuard(root.clone());
+    let m = SharedMemoryManager::named(&name).unwrap();
+    let now = tracked(&root);
+    assert!(!now.contains(&data), "{now:?}");
+    assert!(now.contains(&root), "{now:?}");
+    m.shutdown().unwrap();
+    assert_eq!(tracked(&root), Vec::<String>::new());
+}
