@@ -58,7 +58,7 @@
 //!
 //! When a record or a new key does not fit, the writer builds a new data segment of
 //! generation `g + 1` (complete before it gets its name, see "Names", sized for the live data: twice it,
-//! rounded up to a power of two, or four times when the old segment was mostly garbage,
+//! rounded up to whole pages, or four times when the old segment was mostly garbage,
 //! so that overwrite-heavy use compacts less often; never `ftruncate`d while mapped),
 //! copies the live records into it (dropping garbage and tombstones), publishes it
 //! with one Release store of `g + 1` into the control header, and unlinks segment `g`
@@ -2110,12 +2110,17 @@ impl Writer<'_> {
     }
 
     /// Sizes a data segment for `live_bytes` of records and `entries` entries.
-    /// `room`: record area per live byte (before rounding up to a power of two).
+    /// `room`: record area per live byte (before rounding up to whole pages). The
+    /// record area is not rounded to a power of two (only the slots are, for the
+    /// probe mask): that cost up to twice the memory at every size (10^5 manager
+    /// registry entries: 16.8 MB of records where 11.2 MB do).
     fn geometry(live_bytes: u64, entries: u64, room: u64) -> (usize, u64) {
+        const PAGE: u64 = 4096;
         let cap = live_bytes
             .saturating_mul(room)
             .max(MIN_CAP as u64)
-            .next_power_of_two();
+            .checked_next_multiple_of(PAGE)
+            .unwrap_or(u64::MAX - PAGE + 1);
         let slots = entries
             .saturating_mul(2)
             .max(MIN_SLOTS as u64)

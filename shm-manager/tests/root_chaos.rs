@@ -193,7 +193,7 @@ fn orphan_data_segment(name: &str) -> (String, String) {
 fn a_registry_data_segment_without_its_root_is_removed_by_gc() {
     let (root, data) = orphan_data_segment(&unique_manager("orph-gc"));
     let _g = PrefixGuard(root.clone());
-    assert_eq!(tracked(&root), [data.clone()]);
+    assert_eq!(tracked(&root), std::slice::from_ref(&data));
     shm_ok(&["gc", "--prefix", &root]);
     assert_eq!(tracked(&root), Vec::<String>::new());
 }
