@@ -16,9 +16,10 @@
 //! `shm ls` over them (the `shm` binary next to this bench, which `cargo xtask bench`
 //! builds, or the path in `SHM_BENCH_SHM_BIN`).
 //!
-//! `manager/footprint` on the 2-core VM (loaded): 556 bytes of /dev/shm per counter
-//! (55.6 MB in 21 segments, of which the registry 35.7 MB), RSS +538 bytes per counter,
-//! `shm ls` over the 10^5 arena objects 1.11 s.
+//! `manager/footprint` on the 2-core VM (loaded): 332 bytes of /dev/shm per counter
+//! (33.2 MB in 21 segments, of which the registry 13.2 MB; 556 bytes and a 35.7 MB
+//! registry before registry layout 2), RSS +505 bytes per counter, `shm ls` over the
+//! 10^5 arena objects 1.11 to 2.32 s from run to run.
 //!
 //! One run on the 2-core VM (loaded by other builds): value_create 3.96 us, value_open
 //! 3.28 us, segment_value_create_open 68 us, create_and_shutdown 12.2 ms (the fork and

@@ -482,6 +482,40 @@ impl Segment {
         })
     }
 
+    /// As [`from_fd`](Self::from_fd), for a file that will be given `name` (or has it):
+    /// the segment reports `name`, so code that derives names from it (a growable
+    /// collection's data segments) works before the file is linked into `/dev/shm`.
+    /// This is how an object is built complete in an unnamed `O_TMPFILE` file and only
+    /// then linked to its name (`linkat`, which never replaces a name): a creator
+    /// killed half way leaves no half-made object under the name. The segment never
+    /// unlinks anything on drop; [`unlink_if_still_named`](Self::unlink_if_still_named)
+    /// knows its file by device and inode.
+    ///
+    /// ```
+    /// let seg = shm_core::Segment::anonymous(4096)?;
+    /// let fd = seg.fd().unwrap().try_clone_to_owned()?;
+    /// let named = shm_core::Segment::from_fd_named(fd, "shm-doc-to-be-linked")?;
+    /// assert_eq!(named.name(), Some("shm-doc-to-be-linked"));
+    /// assert!(shm_core::Segment::open("shm-doc-to-be-linked").is_err()); // not linked
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fd_named(fd: OwnedFd, name: &str) -> Result<Segment> {
+        let name = normalize_name(name)?.to_owned();
+        let info = sys::info(&fd).map_err(|e| Error::os("fstat", &name, e))?;
+        check_file(&name, &info)?;
+        if info.size == 0 {
+            return Err(Error::Empty { name });
+        }
+        let map = map(&fd, info.size, &name)?;
+        Ok(Segment {
+            map,
+            fd: Some(fd),
+            name: Some(name),
+            file_id: info.id,
+            unlink_on_drop: false,
+        })
+    }
+
     /// The name without its leading `/`; `None` for anonymous segments.
     ///
     /// ```

@@ -1,5 +1,6 @@
 //! Arenas: segments `shm-rs.m.NAME.a<N>` that pack many small objects, so that 10^5
-//! counters cost ~200 bytes each and one mapping per arena instead of a page, a
+//! counters cost ~200 bytes each here (~330 with their registry entries: see the
+//! crate docs) and one mapping per arena instead of a page, a
 //! mapping and a descriptor each.
 //!
 //! An arena is an object of kind [`ARENA`](crate::kinds::ARENA): after its 128-byte

@@ -18,7 +18,9 @@ use shm_sync::{Barrier, Condition, Event, Lock, Mutex as ShmMutex, RLock, RwLock
 
 use crate::arena::{ArenaStats, Arenas, SMALL_OBJECT_MAX};
 use crate::error::{ManagerError, Result};
-use crate::names::{KEPT_PREFIX, random_hex, remove_tracked, root_exists, root_name};
+use crate::names::{
+    KEPT_PREFIX, random_hex, remove_tracked, root_exists, root_name, tracked_segments,
+};
 use crate::registry::{Entry, Expected, Registry};
 use crate::tracker::Tracker;
 
@@ -259,11 +261,30 @@ impl SharedMemoryManager {
 
     fn create(name: String, tracker: bool, patience: Option<Duration>) -> Result<Self> {
         let root_name = root_name(&name)?;
-        let opts = SegmentOptions::new().name(&root_name).unlink_on_drop(false);
         let mut attempts = 0;
         let root = loop {
-            match Registry::create_with(&opts, Limits::default()) {
-                Ok(r) => break r,
+            // Segments under the prefix while the root is absent are orphans of an
+            // earlier creator (one killed before its root was linked leaves its
+            // registry's first data segment): removed once the name is ours.
+            let before: Vec<String> = tracked_segments(&root_name)
+                .into_iter()
+                .filter(|n| *n != root_name)
+                .collect();
+            // Built complete in an unnamed file and linked to the root's name only
+            // then (`linkat` never replaces a name): the name never shows a half-made
+            // root, and the header names its creator from the first moment.
+            let made = shm_collections::region::create_collection_linked::<Registry>(
+                &root_name,
+                Limits::default(),
+                |o| o.set_flags(Flags::TRACKED, true),
+            );
+            match made {
+                Ok(r) => {
+                    for n in before {
+                        let _ = shm_core::unlink(&n);
+                    }
+                    break r;
+                }
                 Err(shm_collections::RegionError::Shm(shm_core::Error::AlreadyExists {
                     ..
                 })) if attempts < 3 => {
@@ -273,7 +294,6 @@ impl SharedMemoryManager {
                 Err(e) => return Err(e.into()),
             }
         };
-        root.object().set_flags(Flags::TRACKED, true);
         root.set_patience(patience);
         // The root is ours (O_EXCL) before a tracker that would sweep its name starts.
         let tracker = if tracker {
