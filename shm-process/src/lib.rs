@@ -39,6 +39,13 @@
 //! the test), so only the calling test runs in the child, and its first line dispatches.
 //! [`Builder::args`] overrides those arguments.
 //!
+//! ## Examples: the ported material
+//!
+//! `examples/` holds a port of every program of the Python tutorials this project ports
+//! (Value, Array, ShareableList, ShareableDict, managers, Queue, Pipe, Lock, Event):
+//! `cargo run -p shm-process --example value_two_processes`. `tests/examples.rs` runs
+//! them all and checks their output against the originals'.
+//!
 //! ## Exit codes
 //!
 //! [`Process::exitcode`] follows Python: the exit code, or minus the signal number for

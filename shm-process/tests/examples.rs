@@ -3,7 +3,8 @@
 //! nothing in /dev/shm, and is at most twice its original's non-blank lines.
 //!
 //! The examples are built once with the `cargo` that runs this test (the `CARGO`
-//! variable), in this test's profile, then run from `target/<profile>/examples/`.
+//! variable), in this test's profile, then run from `target/<profile>/examples/`
+//! (`cargo run --example` would check the build once per example).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -264,7 +265,9 @@ fn every_port_prints_what_its_original_prints_and_leaves_nothing() {
     let profile = profile_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "shm-process", "--examples"]);
+    // `--workspace`: the features `cargo test --workspace` unifies, so that after it
+    // this build has nothing to do (`-p shm-process` would build the crates again).
+    build.args(["build", "--quiet", "--workspace", "--examples"]);
     if profile.file_name().is_some_and(|p| p == "release") {
         build.arg("--release");
     }
