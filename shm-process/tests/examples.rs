@@ -31,9 +31,9 @@ const PORTS: &[(&str, u32, usize, Expect)] = &[
         1,
         31,
         Expect::Exactly(&[
-            "Initial Data in Parent Process: [1, 2, 3, 4]",
-            "Child Process Modified Data: [2, 4, 6, 8]",
-            "Data in Parent Process After Child Modification: [2, 4, 6, 8]",
+            "Initial Data in Parent Process: [1 2 3 4]",
+            "Child Process Modified Data: [2 4 6 8]",
+            "Data in Parent Process After Child Modification: [2 4 6 8]",
         ]),
     ),
     (
