@@ -71,7 +71,7 @@ mod shared;
 pub use error::{Error, Result};
 pub use pool::Pool;
 pub use process::{Builder, Entry, Process, entry, init};
-pub use shared::{Handle, Shared};
+pub use shared::{Handle, Shared, SharedPipeEnd};
 
 /// Registers the functions children may run and dispatches when this process is such a
 /// child: the first line of `main` (or of each test that spawns). In a child it runs the
