@@ -371,6 +371,45 @@ impl PipeEnd {
             })
     }
 
+    /// The segment under this end's pipe (an anonymous memfd): with [`end`](Self::end),
+    /// what a process needs to take this end over with [`from_segment`](Self::from_segment)
+    /// (`shm_process` hands ends to its children this way).
+    ///
+    /// ```
+    /// let (a, _b) = shm_collections::Pipe::new()?;
+    /// assert!(a.segment().name().is_none() && a.segment().fd().is_some());
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn segment(&self) -> &shm_core::Segment {
+        self.obj.obj.segment()
+    }
+
+    /// Takes end `end` (0 or 1) of the pipe in `segment` (a descriptor of the segment
+    /// another process handed over, see [`segment`](Self::segment)), checking its
+    /// header, and records this process as a holder of the end.
+    ///
+    /// ```
+    /// use shm_collections::{Pipe, PipeEnd};
+    /// let (a, b) = Pipe::new()?;
+    /// let fd = b.segment().fd().unwrap().try_clone_to_owned().unwrap();
+    /// let b2 = PipeEnd::from_segment(shm_core::Segment::from_fd(fd)?, 1)?;
+    /// a.send(&7u8)?;
+    /// assert_eq!(b2.recv::<u8>()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_segment(segment: shm_core::Segment, end: usize) -> QueueResult<PipeEnd> {
+        let obj = PipeObject::from_segment(segment)?;
+        if end > 1 {
+            return Err(QueueError::Corrupted {
+                name: obj.label.to_string(),
+                what: format!("expected pipe end 0 or 1, found {end}"),
+            });
+        }
+        let hold = obj.hold(end);
+        obj.claim(end);
+        Ok(PipeEnd::new(Arc::new(obj), end, hold))
+    }
+
     /// Which end this is: 0 for the first of [`Pipe::new`]'s pair, 1 for the second.
     ///
     /// ```

@@ -63,7 +63,9 @@ fn handing_objects_to_a_child() -> Result {
     // inherited descriptor: the child does not care which.
     let done = Event::create()?;
     let jobs = <Value<u64> as shm_core::SharedObject>::anonymous(41)?;
-    // In the README: `Command::new("my-worker")`; here the worker is this test binary.
+    // The README's door for a child that is another program (`share`/`from_env`); its
+    // `Process` example runs in shm-process/tests/readme.rs. Here the child is this
+    // test binary.
     let mut child = shm_core::testing::child_command("readme_examples_run", "child");
     done.share(&mut child, "DONE")?;
     jobs.share(&mut child, "JOBS")?;

@@ -39,6 +39,13 @@
 //! the test), so only the calling test runs in the child, and its first line dispatches.
 //! [`Builder::args`] overrides those arguments.
 //!
+//! ## Examples: the ported material
+//!
+//! `examples/` holds a port of every program of the Python tutorials this project ports
+//! (Value, Array, ShareableList, ShareableDict, managers, Queue, Pipe, Lock, Event):
+//! `cargo run -p shm-process --example value_two_processes`. `tests/examples.rs` runs
+//! them all and checks their output against the originals'.
+//!
 //! ## Exit codes
 //!
 //! [`Process::exitcode`] follows Python: the exit code, or minus the signal number for
@@ -64,7 +71,7 @@ mod shared;
 pub use error::{Error, Result};
 pub use pool::Pool;
 pub use process::{Builder, Entry, Process, entry, init};
-pub use shared::{Handle, Shared};
+pub use shared::{Handle, Shared, SharedPipeEnd};
 
 /// Registers the functions children may run and dispatches when this process is such a
 /// child: the first line of `main` (or of each test that spawns). In a child it runs the

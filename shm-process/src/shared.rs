@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shm_collections::PipeEnd;
 use shm_core::{Segment, SharedObject};
 
 use crate::error::Error;
@@ -299,4 +300,155 @@ pub(crate) fn close_inherited(fd: i32) {
     // SAFETY: the parent handed `fd` to this process for the arguments only; every
     // handle duplicated it, so nothing else owns this number.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+/// A pipe end passed to a child process (Python's `Process(target=f, args=(conn,))`
+/// with a `Connection`): serialises as the pipe's [`Handle`] (kind `Pipe`, an inherited
+/// descriptor: pipes are anonymous) and the end's number, and deserialises by taking
+/// that end over ([`PipeEnd::from_segment`]), header checked.
+///
+/// The parent's handle moves into the [`Process`](crate::Process) arguments, which keep
+/// the end held until `join`; the child holds it from its start. So the other end sees
+/// the pipe closed (`QueueError::Closed`, Python's `EOFError`) once the child has exited
+/// and been joined.
+///
+/// ```no_run
+/// use shm_collections::Pipe;
+/// use shm_process::{Process, SharedPipeEnd};
+///
+/// fn child(conn: SharedPipeEnd) {
+///     conn.send(&"hello").unwrap();
+/// }
+///
+/// fn main() {
+///     shm_process::main!(child);
+///     let (parent_conn, child_conn) = Pipe::new().unwrap();
+///     let mut p = Process::spawn(child, SharedPipeEnd::new(child_conn)).unwrap();
+///     assert_eq!(parent_conn.recv::<String>().unwrap(), "hello");
+///     p.join().unwrap();
+/// }
+/// ```
+pub struct SharedPipeEnd {
+    end: PipeEnd,
+}
+
+/// The kind and type a pipe end's handle names.
+const PIPE_KIND: &str = "Pipe";
+
+impl SharedPipeEnd {
+    /// Wraps an end to pass it on.
+    ///
+    /// ```
+    /// let (a, b) = shm_collections::Pipe::new()?;
+    /// let b = shm_process::SharedPipeEnd::new(b);
+    /// a.send(&1u8)?;
+    /// assert_eq!(b.recv::<u8>()?, 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn new(end: PipeEnd) -> SharedPipeEnd {
+        SharedPipeEnd { end }
+    }
+
+    /// The end.
+    ///
+    /// ```
+    /// let (_a, b) = shm_collections::Pipe::new()?;
+    /// assert_eq!(shm_process::SharedPipeEnd::new(b).into_inner().end(), 1);
+    /// # Ok::<(), shm_collections::QueueError>(())
+    /// ```
+    pub fn into_inner(self) -> PipeEnd {
+        self.end
+    }
+}
+
+impl std::ops::Deref for SharedPipeEnd {
+    type Target = PipeEnd;
+    fn deref(&self) -> &PipeEnd {
+        &self.end
+    }
+}
+
+impl fmt::Debug for SharedPipeEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedPipeEnd").field(&self.end).finish()
+    }
+}
+
+impl Serialize for SharedPipeEnd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let seg = self.end.segment();
+        let mut handle = Handle {
+            kind: PIPE_KIND.to_owned(),
+            type_name: std::any::type_name::<PipeEnd>().to_owned(),
+            name: seg.name().map(str::to_owned),
+            fd: None,
+        };
+        if handle.name.is_none() {
+            let fd = seg
+                .fd()
+                .ok_or_else(|| S::Error::custom("a pipe with neither a name nor a descriptor"))?;
+            let dup = fd
+                .try_clone_to_owned()
+                .map_err(|e| S::Error::custom(format!("cannot duplicate a descriptor: {e}")))?;
+            handle.fd = Some(dup.as_raw_fd());
+            OUTGOING_FDS.with(|out| match out.borrow_mut().as_mut() {
+                Some(list) => {
+                    list.push(dup);
+                    Ok(())
+                }
+                None => Err(S::Error::custom(
+                    "a pipe end can only be passed as a Process argument (its descriptor is inherited)",
+                )),
+            })?;
+        }
+        (handle, self.end.end() as u8).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedPipeEnd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SharedPipeEnd, D::Error> {
+        let (handle, end) = <(Handle, u8)>::deserialize(d)?;
+        let want = std::any::type_name::<PipeEnd>();
+        if handle.kind != PIPE_KIND || handle.type_name != want {
+            return Err(D::Error::custom(Error::WrongType {
+                expected: format!("{want} (kind {PIPE_KIND})"),
+                found: format!("{} (kind {})", handle.type_name, handle.kind),
+            }));
+        }
+        let fail = |message: String| {
+            D::Error::custom(Error::Open {
+                handle: handle.name.clone().unwrap_or_else(|| match handle.fd {
+                    Some(fd) => format!("descriptor {fd}"),
+                    None => "(empty)".into(),
+                }),
+                type_name: want.to_owned(),
+                message,
+            })
+        };
+        let seg = match (&handle.name, handle.fd) {
+            (Some(name), _) => Segment::open(name).map_err(|e| fail(e.to_string()))?,
+            (None, Some(fd)) => {
+                if !INCOMING_FDS.get().is_some_and(|l| l.contains(&fd)) {
+                    return Err(fail(
+                        "expected a descriptor the parent handed over, found one it did not".into(),
+                    ));
+                }
+                // SAFETY: `fd` is one the parent marked inheritable for this child (listed
+                // in its environment) and that this process keeps open until dispatch is
+                // over; it is only borrowed to duplicate it.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+                let owned = borrowed
+                    .try_clone_to_owned()
+                    .map_err(|e| fail(format!("the inherited descriptor is not open: {e}")))?;
+                Segment::from_fd(owned).map_err(|e| fail(e.to_string()))?
+            }
+            (None, None) => {
+                return Err(fail(
+                    "expected a name or a descriptor, found neither".into(),
+                ));
+            }
+        };
+        let end = PipeEnd::from_segment(seg, usize::from(end)).map_err(|e| fail(e.to_string()))?;
+        Ok(SharedPipeEnd { end })
+    }
 }

@@ -1,20 +1,23 @@
 //! `cargo xtask demo`: the tour. A `SharedMemoryManager` owns every object; worker
-//! processes connect to it by name and find, by key, a job `Queue` and a results
-//! `Queue`, a `Value` counter, an `Array` histogram, a `ShareableDict` of word counts, a
-//! `ShareableVec` log, a `Namespace` of settings, an `Event` and a `Lock`, and a
-//! `ShareableList` that CPython reads too. `shm ls` shows them while the workers run;
-//! one worker is killed with SIGKILL while it holds the histogram's lock, the others
-//! take the lock over and finish its job; every count is checked against a count made
+//! processes, started with `shm_process::Process` (Python's `Process(target=f,
+//! args=(jobs, results))`), get the job `Queue` and the results `Queue` as arguments,
+//! connect to the manager by name and find by key a `Value` counter, an `Array`
+//! histogram, a `ShareableDict` of word counts, a `ShareableVec` log, a `Namespace` of
+//! settings, an `Event` and a `Lock`, and a `ShareableList` that CPython reads too.
+//! `shm ls` shows them while the workers run; one worker is killed with SIGKILL (its
+//! exit code -9) while it holds the histogram's lock, the others take the lock over and
+//! finish its job; every count is checked against a count made
 //! in this process; after the manager shuts down nothing is left in `/dev/shm`.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use shm_collections::{Item, Namespace, Queue, ShareableDict, ShareableVec};
 use shm_manager::SharedMemoryManager;
+use shm_process::{Builder, Process, Shared};
 use shm_sync::LockError;
 
 use crate::{Result, target_dir};
@@ -30,7 +33,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What the job queue carries.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-enum Job {
+pub(crate) enum Job {
     /// Count the words of these lines.
     Count { id: u32, text: String },
     /// No more work: exit.
@@ -39,7 +42,7 @@ enum Job {
 
 /// What the results queue carries.
 #[derive(Serialize, Deserialize, Debug)]
-struct Done {
+pub(crate) struct Done {
     id: u32,
     worker: u32,
     words: u64,
@@ -171,20 +174,23 @@ pub fn run(workers: usize) -> Result {
         "created by key: 2 queues, 2 Values, an Array, a ShareableDict, a ShareableVec, a Namespace, an Event, a Lock, a ShareableList"
     );
 
-    let exe = std::env::current_exe()?;
-    let mut children: Vec<Child> = (0..workers)
-        .map(|i| {
-            Command::new(&exe)
-                .args([
-                    "demo-worker",
-                    "tour",
-                    &name,
-                    &i.to_string(),
-                    &workers.to_string(),
-                ])
-                .spawn()
-        })
-        .collect::<std::io::Result<_>>()?;
+    // Daemons: should this process die, its workers die with it.
+    let mut children = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let args = (
+            name.clone(),
+            i,
+            workers,
+            Shared::of(&jobs)?,
+            Shared::of(&results)?,
+        );
+        children.push(
+            Builder::new()
+                .name(format!("worker {i}"))
+                .daemon(true)
+                .spawn(worker, args)?,
+        );
+    }
     let outcome = tour(
         &mgr,
         &shm_cli,
@@ -198,7 +204,7 @@ pub fn run(workers: usize) -> Result {
     if outcome.is_err() {
         for c in &mut children {
             let _ = c.kill();
-            let _ = c.wait();
+            let _ = c.join();
         }
     }
     outcome?;
@@ -342,7 +348,7 @@ impl Tour {
 fn tour(
     mgr: &SharedMemoryManager,
     shm_cli: &Path,
-    children: &mut [Child],
+    children: &mut [Process],
     workers: usize,
     jobs: &Queue<Job>,
     results: &Queue<Done>,
@@ -380,10 +386,13 @@ fn tour(
 
     children[0].kill()?; // SIGKILL, holding the histogram's lock mid-job
     let killed = Instant::now();
-    children[0].wait()?;
+    let code = children[0].join()?;
+    if code != -9 {
+        return Err(format!("worker 0 exit code {code}, expected -9 (SIGKILL)").into());
+    }
     println!(
-        "worker 0 (pid {}) killed with SIGKILL holding the histogram's lock mid-job {victim_job}; the job goes back on the queue",
-        children[0].id()
+        "worker 0 (pid {}) killed with SIGKILL holding the histogram's lock mid-job {victim_job} (exit code {code}); the job goes back on the queue",
+        children[0].pid()
     );
     jobs.put(&Job::Count {
         id: victim_job,
@@ -415,9 +424,10 @@ fn tour(
         jobs.put(&Job::Stop)?;
     }
     for (i, c) in children.iter_mut().enumerate().skip(1) {
-        let status = c.wait()?;
-        if !status.success() {
-            return Err(format!("worker {i} failed: {status}").into());
+        // A worker's error is a panic: `join` returns it with its message.
+        let code = c.join()?;
+        if code != 0 {
+            return Err(format!("worker {i} exited with code {code}").into());
         }
     }
     Ok(())
@@ -432,14 +442,31 @@ fn build_shm_cli() -> Result<std::path::PathBuf> {
     Ok(target_dir().join("debug").join("shm"))
 }
 
-pub fn worker(kind: &str, name: &str, index: usize, workers: usize) -> Result {
-    if kind != "tour" {
-        return Err(format!("unknown worker kind {kind:?}").into());
+/// A worker's arguments: the manager's name, its index, the worker count, and the two
+/// queues.
+pub(crate) type WorkerArgs = (
+    String,
+    usize,
+    usize,
+    Shared<Queue<Job>>,
+    Shared<Queue<Done>>,
+);
+
+/// A worker process's function (registered in `main` with `shm_process::main!`); an
+/// error ends it with a panic, whose message the parent's `join` returns.
+pub fn worker(args: WorkerArgs) {
+    let index = args.1;
+    if let Err(e) = work(args) {
+        panic!("demo worker {index}: {e}");
     }
-    let mgr = SharedMemoryManager::connect_timeout(name, PATIENCE)?;
+}
+
+fn work((name, index, workers, jobs, results): WorkerArgs) -> Result {
+    let mgr = SharedMemoryManager::connect_timeout(&name, PATIENCE)?;
     let Tour {
-        jobs,
-        results,
+        // The queues came as arguments (the same objects as by key).
+        jobs: _,
+        results: _,
         processed,
         takeovers,
         histogram,

@@ -74,21 +74,11 @@ enum Cmd {
         #[arg(long)]
         trace: bool,
     },
-    /// Internal: one demo worker process.
-    #[command(hide = true)]
-    DemoWorker {
-        /// The worker's role (`tour`).
-        kind: String,
-        /// Name of the shared object.
-        name: String,
-        /// This worker's index.
-        index: usize,
-        /// Number of workers.
-        workers: usize,
-    },
 }
 
 fn main() -> ExitCode {
+    // The demo's workers are this binary re-executed by `shm_process::Process`.
+    shm_process::main!(demo::worker);
     let result = match Cli::parse().command {
         Cmd::Ci => ci(),
         Cmd::Demo { workers } => demo::run(workers),
@@ -129,12 +119,6 @@ fn main() -> ExitCode {
                 Err("the fuzz harness found panics, hangs or oversized allocations".into())
             }
         }
-        Cmd::DemoWorker {
-            kind,
-            name,
-            index,
-            workers,
-        } => demo::worker(&kind, &name, index, workers),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
