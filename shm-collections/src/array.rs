@@ -444,6 +444,12 @@ array_object!(
 );
 
 impl<T: Pod> RawArray<T> {
+    /// The first element's address in this mapping (for module `nd`'s unchecked views).
+    #[cfg(feature = "ndarray")]
+    pub(crate) fn data_ptr(&self) -> *mut T {
+        self.core.data()
+    }
+
     /// Element `index`.
     ///
     /// ```

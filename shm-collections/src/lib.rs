@@ -25,6 +25,8 @@
 //!   `Manager().list()` and `Manager().Namespace()` are used for, without a server
 //!   process: serde keys and values, lock-free reads, writes under a robust lock, and
 //!   growth without limit while other processes read (module [`region`]).
+//! - With the `ndarray` feature, module `nd`: numpy-style `ArrayView`s of any shape
+//!   over an [`Array`]'s lock guard, and copies in and out of a [`RawArray`].
 //!
 //! Every object is opened by name with its element type checked: a `Value<u64>`
 //! opened as a `Value<f32>` is an error, not a reinterpretation. A process killed while
@@ -53,6 +55,8 @@ pub mod codec;
 mod dict;
 pub mod inspect;
 mod namespace;
+#[cfg(feature = "ndarray")]
+pub mod nd;
 mod vec;
 
 /// The object kinds of shm-collections (numbers in [`shm_core::Kind::COLLECTIONS`]).

@@ -138,19 +138,26 @@ fn criterion_results(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, f
 }
 
 /// The packages `dict.py` measures, as pip names them and as Python imports them.
-const VENV_PACKAGES: [(&str, &str); 3] = [
+const DICT_PACKAGES: [(&str, &str); 3] = [
     ("UltraDict", "UltraDict"),
     ("atomics", "atomics"),
     ("shared-memory-dict", "shared_memory_dict"),
 ];
 
-/// The python of `target/shm-bench/venv`, created and given [`VENV_PACKAGES`] when it
-/// lacks them. On failure (offline, no venv module) prints why and returns `python3`,
-/// with which `dict.py` skips the anchors whose package does not import.
-fn venv_python() -> String {
+/// The package `process.py` fills shared memory with (numpy over `SharedMemory.buf`).
+const PROCESS_PACKAGES: [(&str, &str); 1] = [("numpy", "numpy")];
+
+/// The python of `target/shm-bench/venv`, given `packages` (pip name, import name) when
+/// it lacks them. On failure (offline, no venv module) prints why, with `skipped` (what
+/// the script does without them), and returns `python3`.
+fn venv_python(packages: &[(&str, &str)], skipped: &str) -> String {
     let venv = target_dir().join("shm-bench/venv");
     let python = venv.join("bin/python");
-    let imports = VENV_PACKAGES.map(|(_, m)| format!("import {m}")).join("; ");
+    let imports = packages
+        .iter()
+        .map(|(_, m)| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let has_all = || {
         Command::new(&python)
             .args(["-c", &imports])
@@ -183,28 +190,24 @@ fn venv_python() -> String {
             &format!("python3 -m venv {}", venv.display()),
             Command::new("python3").arg("-m").arg("venv").arg(&venv),
         );
-    let pip = VENV_PACKAGES.map(|(p, _)| p);
+    let pip: Vec<&str> = packages.iter().map(|(p, _)| *p).collect();
     if made
         && step(
             &format!("{} -m pip install {}", python.display(), pip.join(" ")),
             Command::new(&python)
                 .args(["-m", "pip", "install", "--quiet"])
-                .args(pip),
+                .args(&pip),
         )
         && has_all()
     {
         return python.display().to_string();
     }
-    eprintln!(
-        "note: no venv with {}: the UltraDict and shared-memory-dict anchors are skipped \
-         (Manager().dict() is still measured)",
-        pip.join(", ")
-    );
+    eprintln!("note: no venv with {}: {skipped}", pip.join(", "));
     "python3".to_owned()
 }
 
-/// Runs every `shm-bench/python/*.py` with `python3` (`dict.py` with the venv's python,
-/// see [`venv_python`]); each prints `{"id", "ns"}` lines and may print `note: ` lines
+/// Runs every `shm-bench/python/*.py` with `python3` (`dict.py` and `process.py` with the
+/// venv's python, see [`venv_python`]); each prints `{"id", "ns"}` lines and may print `note: ` lines
 /// on stderr, which are passed on.
 fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
     let mut found = BTreeMap::new();
@@ -218,10 +221,18 @@ fn python_results(filter: Option<&str>) -> Result<BTreeMap<String, f64>> {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "py"))
     {
-        let python = if script.file_name().is_some_and(|n| n == "dict.py") {
-            venv_python()
-        } else {
-            "python3".to_owned()
+        let python = match script.file_name().and_then(|n| n.to_str()) {
+            Some("dict.py") => venv_python(
+                &DICT_PACKAGES,
+                "the UltraDict and shared-memory-dict anchors are skipped \
+                 (Manager().dict() is still measured)",
+            ),
+            Some("process.py") => venv_python(
+                &PROCESS_PACKAGES,
+                "the 100 MB fill's CPython row is a plain-Python fill \
+                 (py/process/fill_100mb_f64_plain), not numpy",
+            ),
+            _ => "python3".to_owned(),
         };
         eprintln!("$ {python} {}", script.display());
         let out = Command::new(&python)
