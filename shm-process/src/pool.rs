@@ -496,7 +496,11 @@ impl Inner {
     }
 
     /// Takes the outcome of chunk `id`, waiting until `deadline` for it.
-    fn wait_for(&mut self, id: u64, deadline: Option<Instant>) -> Result<Option<Vec<Result<Vec<u8>>>>> {
+    fn wait_for(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<Result<Vec<u8>>>>> {
         if !self.pump(&|s| s.done.contains_key(&id), deadline)? {
             return Ok(None);
         }
@@ -1211,8 +1215,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
                 timeout,
             });
         };
-        self.taken
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.taken.store(true, std::sync::atomic::Ordering::Relaxed);
         let r = outcome.into_iter().next().unwrap_or_else(|| {
             Err(Error::Pool {
                 message: "expected one result, found none".into(),

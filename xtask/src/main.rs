@@ -266,6 +266,7 @@ const CHAOS_TESTS: &[(&str, &str)] = &[
     ("shm-collections", "vec"),
     ("shm-manager", "manager_chaos"),
     ("shm-manager", "sweep_chaos"),
+    ("shm-process", "pool_chaos"),
 ];
 
 #[cfg(test)]
