@@ -16,7 +16,7 @@ use shm_collections::{Queue, QueueError, QueueSize};
 use shm_core::SharedObject;
 
 use crate::error::{Error, Result};
-use crate::process::{Builder, Process, panic_message, registered};
+use crate::process::{Builder, Entry, Process, panic_message, registered};
 use crate::shared::Shared;
 
 /// Chunks a worker may have been handed and not answered yet: two keep it busy while
@@ -74,7 +74,10 @@ const INIT_FAILED_EXIT: i32 = 4;
 const REPLY_FAILED_EXIT: i32 = 3;
 
 fn run_one(function: &str, args: &[u8]) -> std::result::Result<Vec<u8>, Failure> {
-    let entry = registered(function).map_err(Failure::Dispatch)?;
+    run_entry(registered(function).map_err(Failure::Dispatch)?, args)
+}
+
+fn run_entry(entry: &Entry, args: &[u8]) -> std::result::Result<Vec<u8>, Failure> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (entry.run)(args))) {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(message)) => Err(Failure::Dispatch(message)),
@@ -100,7 +103,14 @@ pub(crate) fn worker(args: WorkerArgs) {
     }
     let mut ran = 0u64;
     while let Ok(Task::Run { id, function, args }) = tasks.get() {
-        let results: Vec<_> = args.iter().map(|a| run_one(&function, a)).collect();
+        // One look-up per chunk, not per item.
+        let results: Vec<_> = match registered(&function) {
+            Ok(entry) => args.iter().map(|a| run_entry(entry, a)).collect(),
+            Err(message) => args
+                .iter()
+                .map(|_| Err(Failure::Dispatch(message.clone())))
+                .collect(),
+        };
         let n = results.len();
         if let Err(e) = replies.put(&Reply { id, pid, results }) {
             // A result the queue cannot carry (too large) fails its chunk, not the worker.
@@ -475,9 +485,12 @@ impl Inner {
                 Some(d) => CHECK_EVERY.min(d - now),
                 None => CHECK_EVERY,
             };
-            match self.replies.get_timeout(wait) {
-                Ok(reply) => {
-                    self.take(reply);
+            // Every reply that is in, in one lock of the queue.
+            match self.replies.get_many_timeout(usize::MAX, wait) {
+                Ok(replies) => {
+                    for reply in replies {
+                        self.take(reply);
+                    }
                     if self.config.max_tasks.is_some() {
                         self.reap(false)?;
                     }
@@ -811,7 +824,17 @@ impl Pool {
             chunksize
         };
         let ids = inner.submit(function, args, chunksize);
-        let all = |s: &Inner| ids.iter().all(|(id, _)| s.done.contains_key(id));
+        // Outcomes stay in `done` until collected below, so a cursor over the ids keeps
+        // the check linear in all (scanning from the first each time is quadratic).
+        let cursor = std::cell::Cell::new(0);
+        let all = |s: &Inner| {
+            let mut i = cursor.get();
+            while ids.get(i).is_some_and(|(id, _)| s.done.contains_key(id)) {
+                i += 1;
+            }
+            cursor.set(i);
+            i == ids.len()
+        };
         if let Err(e) = inner.pump(&all, None) {
             inner.abandon(ids.iter().map(|(id, _)| *id));
             return Err(e);
