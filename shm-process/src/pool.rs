@@ -1298,7 +1298,8 @@ impl<R> std::fmt::Debug for Imap<'_, R> {
 
 impl<R: DeserializeOwned> Imap<'_, R> {
     /// Reads input items while fewer than `window` chunks are in flight.
-    fn top_up(&mut self, inner: &mut Inner) {
+    /// The input is read without the pool's lock: an input iterator may use the pool.
+    fn top_up(&mut self) {
         while self.ids.len() < self.window {
             let mut chunk = Vec::new();
             let mut bad = None;
@@ -1313,6 +1314,7 @@ impl<R: DeserializeOwned> Imap<'_, R> {
                 }
             }
             let (had_chunk, had_bad) = (!chunk.is_empty(), bad.is_some());
+            let mut inner = lock(&self.inner);
             if had_chunk {
                 let ids = inner.submit(self.function, chunk, self.chunksize);
                 self.ids.extend(ids.into_iter().map(|(id, _)| id));
@@ -1347,9 +1349,9 @@ impl<R: DeserializeOwned> Imap<'_, R> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
+            self.top_up();
             let inner_arc = Arc::clone(&self.inner);
             let mut inner = lock(&inner_arc);
-            self.top_up(&mut inner);
             if self.ids.is_empty() {
                 return None;
             }

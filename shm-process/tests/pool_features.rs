@@ -275,3 +275,21 @@ fn join_runs_what_was_submitted_before_close() {
     assert!(r.ready());
     assert_eq!(r.get(Duration::ZERO).unwrap(), 200);
 }
+
+#[test]
+fn an_imap_input_may_use_the_pool() {
+    shm_process::main!(square);
+    let mut pool = Pool::new(2).unwrap();
+    let earlier = pool.apply_async(square, 3).unwrap();
+    // The input looks at a pending result of the same pool: it is read without the
+    // pool's lock (else this would deadlock).
+    let items = (0..5u64).inspect(|_| {
+        let _ = earlier.ready();
+    });
+    let mut it = pool.imap(square, items, 1).unwrap();
+    let first = it.next_timeout(Duration::from_secs(60));
+    assert_eq!(first.unwrap().unwrap(), 0);
+    let rest: Vec<u64> = it.map(Result::unwrap).collect();
+    assert_eq!(rest, [1, 4, 9, 16]);
+    assert_eq!(earlier.get(Duration::from_secs(60)).unwrap(), 9);
+}
