@@ -293,3 +293,24 @@ fn an_imap_input_may_use_the_pool() {
     assert_eq!(rest, [1, 4, 9, 16]);
     assert_eq!(earlier.get(Duration::from_secs(60)).unwrap(), 9);
 }
+
+fn bad_init(_: ()) {
+    panic!("no database")
+}
+
+#[test]
+fn a_failing_initializer_fails_the_tasks_instead_of_hanging() {
+    shm_process::main!(bad_init, square);
+    let mut pool = Pool::with_initializer(2, bad_init, ()).unwrap();
+    let start = Instant::now();
+    match pool.map(square, 0..4u64) {
+        Err(Error::WorkerDied { exitcode, .. }) => assert_eq!(exitcode, 4),
+        other => panic!("expected WorkerDied, found {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(60));
+    let closure_init = Pool::builder().initializer(|_: ()| {}, ()).build();
+    assert!(
+        matches!(closure_init, Err(Error::Pool { .. })),
+        "{closure_init:?}"
+    );
+}
