@@ -1,7 +1,7 @@
 //! `Pool` under `kill -9` of its workers: results complete and in order, each either
 //! its value or [`Error::WorkerDied`] (without retry), all values with retry and one kill.
 //!
-//! Trials: `SHM_CHAOS_TRIALS` (default 4). `cargo xtask chaos` runs more in release.
+//! Trials: `SHM_CHAOS_TRIALS` (default 12). `cargo xtask chaos` runs more in release.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ fn pool_results_are_complete_and_in_order_under_kill_9() {
     let trials: u64 = std::env::var("SHM_CHAOS_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(12);
     const N: u64 = 200;
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     let mut tally = Tally::new("pool map of 200 tasks with kill -9", Duration::from_secs(2));
