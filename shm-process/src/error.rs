@@ -89,6 +89,14 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A timed wait ended before what it waited for (the task goes on: wait again).
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The timeout given.
+        timeout: std::time::Duration,
+    },
     /// Waiting for the child or signalling it failed.
     #[error("waiting for or signalling child {pid}: {source}")]
     Wait {

@@ -69,7 +69,7 @@ mod process;
 mod shared;
 
 pub use error::{Error, Result};
-pub use pool::Pool;
+pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{Builder, Entry, Process, entry, init};
 pub use shared::{Handle, Shared, SharedPipeEnd};
 

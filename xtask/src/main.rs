@@ -251,6 +251,7 @@ const CHAOS_TESTS: &[(&str, &str)] = &[
     ("shm-manager", "manager_chaos"),
     ("shm-manager", "sweep_chaos"),
     ("shm-manager", "root_chaos"),
+    ("shm-process", "pool_chaos"),
 ];
 
 #[cfg(test)]
