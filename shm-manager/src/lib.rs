@@ -198,4 +198,32 @@ pub mod kinds {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub const ARENA: Kind = Kind::new(0x3002, "Arena");
+
+    /// Every kind this workspace defines (shm-sync's, shm-collections' and these): what
+    /// the registry leaves unnamed in its entries and what the `shm` command names.
+    ///
+    /// ```
+    /// use shm_manager::kinds::ALL;
+    /// assert!(ALL.contains(&shm_collections::kinds::DICT) && ALL.contains(&shm_manager::kinds::ARENA));
+    /// ```
+    pub const ALL: &[Kind] = &[
+        shm_sync::kinds::MUTEX,
+        shm_sync::kinds::RWLOCK,
+        shm_sync::kinds::CONDVAR,
+        shm_sync::kinds::EVENT,
+        shm_sync::kinds::SEMAPHORE,
+        shm_sync::kinds::BARRIER,
+        shm_sync::kinds::RLOCK,
+        shm_sync::kinds::CONDITION,
+        shm_collections::kinds::VALUE,
+        shm_collections::kinds::ARRAY,
+        shm_collections::kinds::QUEUE,
+        shm_collections::kinds::PIPE,
+        shm_collections::kinds::DICT,
+        shm_collections::kinds::VEC,
+        shm_collections::kinds::NAMESPACE,
+        shm_collections::kinds::GROWTH_DATA,
+        REGISTRY_ENTRY,
+        ARENA,
+    ];
 }

@@ -85,23 +85,7 @@ impl Entry {
 }
 
 /// Every kind this workspace defines: their names are not stored in entries.
-const KNOWN_KINDS: &[shm_core::Kind] = &[
-    shm_sync::kinds::MUTEX,
-    shm_sync::kinds::RWLOCK,
-    shm_sync::kinds::CONDVAR,
-    shm_sync::kinds::EVENT,
-    shm_sync::kinds::SEMAPHORE,
-    shm_sync::kinds::BARRIER,
-    shm_sync::kinds::RLOCK,
-    shm_sync::kinds::CONDITION,
-    shm_collections::kinds::VALUE,
-    shm_collections::kinds::ARRAY,
-    shm_collections::kinds::QUEUE,
-    shm_collections::kinds::PIPE,
-    shm_collections::kinds::DICT,
-    shm_collections::kinds::VEC,
-    shm_collections::kinds::NAMESPACE,
-];
+const KNOWN_KINDS: &[shm_core::Kind] = crate::kinds::ALL;
 
 fn known_kind_name(kind: u32) -> Option<&'static str> {
     KNOWN_KINDS

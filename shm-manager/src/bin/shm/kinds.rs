@@ -38,26 +38,7 @@ pub fn open_object(name: &str, spec: &shm_core::ObjectSpec) -> shm_core::Result<
 }
 
 /// Every kind this workspace defines.
-const KNOWN: &[Kind] = &[
-    shm_sync::kinds::MUTEX,
-    shm_sync::kinds::RWLOCK,
-    shm_sync::kinds::CONDVAR,
-    shm_sync::kinds::EVENT,
-    shm_sync::kinds::SEMAPHORE,
-    shm_sync::kinds::BARRIER,
-    shm_sync::kinds::RLOCK,
-    shm_sync::kinds::CONDITION,
-    shm_collections::kinds::VALUE,
-    shm_collections::kinds::ARRAY,
-    shm_collections::kinds::QUEUE,
-    shm_collections::kinds::PIPE,
-    shm_collections::kinds::DICT,
-    shm_collections::kinds::VEC,
-    shm_collections::kinds::NAMESPACE,
-    shm_collections::kinds::GROWTH_DATA,
-    shm_manager::kinds::REGISTRY_ENTRY,
-    shm_manager::kinds::ARENA,
-];
+const KNOWN: &[Kind] = shm_manager::kinds::ALL;
 
 /// [`Object::inspect`], with the kind's name filled in when the header has none, and
 /// the element type's name from the manager's registry for an object in a manager's
