@@ -2348,17 +2348,7 @@ impl Writer<'_> {
                     Ok(Some(old_off))
                 }
                 Probe::Vacant(i) => {
-                    // Counters are words another process could have forged: checked.
-                    let live = self.m().load(D_LIVE);
-                    let live = live
-                        .checked_add(1)
-                        .filter(|n| *n <= self.m().slots as u64)
-                        .ok_or_else(|| {
-                            self.corrupted(format!(
-                                "{live} live entries in an index of {} slots",
-                                self.m().slots
-                            ))
-                        })?;
+                    let live = self.index_count_plus_one(D_LIVE, "live entries")?;
                     let was = self.m().slot(i).load(Ordering::Relaxed);
                     self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
@@ -2384,6 +2374,20 @@ impl Writer<'_> {
         }
     }
 
+    /// The index counter at `at` (live entries, tombstones) plus one, checked: it is a
+    /// word another process could have forged, and no count exceeds the slots.
+    fn index_count_plus_one(&self, at: usize, what: &str) -> RegionResult<u64> {
+        let n = self.m().load(at);
+        n.checked_add(1)
+            .filter(|n| *n <= self.m().slots as u64)
+            .ok_or_else(|| {
+                self.corrupted(format!(
+                    "{n} {what} in an index of {} slots",
+                    self.m().slots
+                ))
+            })
+    }
+
     /// Removes a key; hands the removed value's bytes to `old`.
     pub(crate) fn remove_with<R>(
         &mut self,
@@ -2393,17 +2397,7 @@ impl Writer<'_> {
         let Probe::Found(i, off, len) = self.region.probe(self.m(), key, key_hash(key))? else {
             return Ok(None);
         };
-        // Counters are words another process could have forged: checked.
-        let dead = self.m().load(D_DEAD);
-        let dead = dead
-            .checked_add(1)
-            .filter(|n| *n <= self.m().slots as u64)
-            .ok_or_else(|| {
-                self.corrupted(format!(
-                    "{dead} tombstones in an index of {} slots",
-                    self.m().slots
-                ))
-            })?;
+        let dead = self.index_count_plus_one(D_DEAD, "tombstones")?;
         self.seq_begin();
         self.m().slot(i).store(TOMB, Ordering::Release);
         self.m()

@@ -254,6 +254,28 @@ fn e(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
 
+/// Puts `bytes` in the named segment `name` (of a fixture the damaged bytes go into),
+/// recreating it when the length differs.
+fn put(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let seg = match Segment::open(name) {
+        Ok(s) if s.len() == bytes.len() => s,
+        _ => {
+            let _ = shm_core::unlink(name);
+            let mut s = Segment::create_named(name, bytes.len()).map_err(e)?;
+            s.set_unlink_on_drop(false);
+            s
+        }
+    };
+    seg.write_at(0, bytes).map_err(e)
+}
+
+/// The damaged bytes a case hands over (in an anonymous segment).
+fn damaged(s: &Segment) -> Result<Vec<u8>, String> {
+    let mut bytes = vec![0u8; s.len()];
+    s.read_at(0, &mut bytes).map_err(e)?;
+    Ok(bytes)
+}
+
 const T: Duration = Duration::from_millis(1);
 
 fn targets() -> Vec<Target> {
@@ -616,7 +638,7 @@ mod manager_kinds {
     use shm_manager::{Entry, ManagerOptions, SharedMemoryManager};
     use shm_sync::{Event, Lock};
 
-    use super::{Outcome, T, e};
+    use super::{Outcome, T, damaged, e, put};
     use shm_collections::Value;
 
     /// Bytes of the arena that are damaged (its header, bump line and objects).
@@ -750,20 +772,6 @@ mod manager_kinds {
             .expect("the fixture has the segment")
     }
 
-    /// Puts `bytes` in segment `name`, recreating it when the length differs.
-    fn put(name: &str, bytes: &[u8]) -> Result<(), String> {
-        let seg = match Segment::open(name) {
-            Ok(s) if s.len() == bytes.len() => s,
-            _ => {
-                let _ = shm_core::unlink(name);
-                let mut s = Segment::create_named(name, bytes.len()).map_err(e)?;
-                s.set_unlink_on_drop(false);
-                s
-            }
-        };
-        seg.write_at(0, bytes).map_err(e)
-    }
-
     /// Restores the fixture: pristine bytes back, segments made by earlier cases gone.
     fn reset(f: &Fixture) -> Result<(), String> {
         let root = f.manager.root_name();
@@ -796,12 +804,6 @@ mod manager_kinds {
             )),
             _ => Ok(()),
         }
-    }
-
-    fn damaged(s: &Segment) -> Result<Vec<u8>, String> {
-        let mut bytes = vec![0u8; s.len()];
-        s.read_at(0, &mut bytes).map_err(e)?;
-        Ok(bytes)
     }
 
     /// Connects to the fixture and uses the registry: keys, entries, and opening every
@@ -934,7 +936,7 @@ mod growth_kinds {
     use shm_collections::{ShareableDict, Value};
     use shm_core::{HEADER_LEN, Segment};
 
-    use super::{Outcome, T, e};
+    use super::{Outcome, T, damaged, e, put};
 
     type D = ShareableDict<u64, u64>;
 
@@ -1030,26 +1032,6 @@ mod growth_kinds {
                 let _ = shm_core::unlink(&n);
             }
         }
-    }
-
-    /// Puts `bytes` in segment `name`, recreating it when the length differs.
-    fn put(name: &str, bytes: &[u8]) -> Result<(), String> {
-        let seg = match Segment::open(name) {
-            Ok(s) if s.len() == bytes.len() => s,
-            _ => {
-                let _ = shm_core::unlink(name);
-                let mut s = Segment::create_named(name, bytes.len()).map_err(e)?;
-                s.set_unlink_on_drop(false);
-                s
-            }
-        };
-        seg.write_at(0, bytes).map_err(e)
-    }
-
-    fn damaged(s: &Segment) -> Result<Vec<u8>, String> {
-        let mut bytes = vec![0u8; s.len()];
-        s.read_at(0, &mut bytes).map_err(e)?;
-        Ok(bytes)
     }
 
     fn reset(f: &Fixture) -> Result<(), String> {
