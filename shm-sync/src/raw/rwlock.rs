@@ -750,13 +750,24 @@ mod tests {
         // Shares of a dead thread make room (`join`: the thread has exited).
         let l = std::sync::Arc::new(l);
         let l2 = l.clone();
-        std::thread::spawn(move || {
+        let tid = std::thread::spawn(move || {
             for _ in 0..3 {
                 l2.read().unwrap();
             }
+            shm_core::testing::current_tid()
         })
         .join()
         .unwrap();
+        // `join` returns once the thread cleared its tid, which can be before the
+        // kernel has reaped it: liveness reads /proc, so wait until the task is gone.
+        let gone = std::time::Instant::now();
+        while std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() {
+            assert!(
+                gone.elapsed() < Duration::from_secs(20),
+                "thread {tid} never went"
+            );
+            std::thread::yield_now();
+        }
         assert_eq!(l.read(), Ok(Acquired::Clean));
         l.read_unlock().unwrap();
         assert_eq!(l.readers(), 0);
