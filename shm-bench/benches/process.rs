@@ -47,9 +47,9 @@ fn fill_locked_half(args: (Shared<Array<f64>>, usize, usize, f64)) {
 }
 
 /// Start + join of a child running an empty function, and the floors: `Command`
-/// spawn+wait as is (std's posix_spawn/vfork path), and with a `pre_exec` hook, which
-/// sends std down the fork+exec path `Process` takes (it clears close-on-exec of the
-/// descriptors the child inherits there).
+/// spawn+wait as is (std's posix_spawn/vfork path, which `Process` takes too: it sends
+/// the child's descriptors over a socket instead of clearing close-on-exec), and with a
+/// `pre_exec` hook, which sends std down the slower fork+exec path.
 fn spawn_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("process");
     group.sampling_mode(SamplingMode::Flat).sample_size(30);

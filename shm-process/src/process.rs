@@ -3,9 +3,9 @@
 use std::any::Any;
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::process::{Child, Command, ExitStatus};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,24 @@ use crate::shared::{INCOMING_FDS, OUTGOING_FDS, close_inherited};
 const ROLE_VAR: &str = "SHM_PROCESS_ROLE";
 /// The bincode-encoded arguments, in hex (small arguments).
 const ARGS_VAR: &str = "SHM_PROCESS_ARGS";
-/// The descriptor of an anonymous segment holding the encoded arguments (large ones):
-/// an environment string is limited to 128 KiB.
+/// Set when the encoded arguments (large ones: an environment string is limited to
+/// 128 KiB) are in an anonymous segment, the first descriptor the parent sends.
 const ARGS_FD_VAR: &str = "SHM_PROCESS_ARGS_FD";
 /// Encoded arguments up to this many bytes travel in the environment.
 const ARGS_IN_ENV: usize = 16 * 1024;
-/// The descriptor the child reports a panic or a dispatch failure on.
+/// The descriptor (standard input, "0") that is a socket to the parent: the child
+/// receives the descriptors of its arguments on it and reports a panic or a dispatch
+/// failure on it.
+///
+/// Descriptors travel over the socket (`SCM_RIGHTS`) rather than by inheritance: a
+/// `Command` that must clear close-on-exec needs a `pre_exec` hook, which forces std off
+/// its `posix_spawn` path onto fork+exec, a quarter slower for a large parent.
 const RESULT_FD_VAR: &str = "SHM_PROCESS_RESULT_FD";
-/// The descriptors of anonymous objects among the arguments, comma-separated.
+/// The parent's numbers of the descriptors it sends (anonymous objects among the
+/// arguments), comma-separated, in the order they are sent: handles name them so.
 const FDS_VAR: &str = "SHM_PROCESS_FDS";
+/// Descriptors sent in one message (the kernel's limit, `SCM_MAX_FD`, is 253).
+const FDS_PER_MESSAGE: usize = 250;
 /// The parent's pid, set for a daemon child.
 const DAEMON_PARENT_VAR: &str = "SHM_PROCESS_DAEMON_PARENT";
 
@@ -147,36 +156,49 @@ pub fn init(mut entries: Vec<Entry>) {
             std::process::exit(DISPATCH_EXIT);
         }
     }
-    let report = take_result_fd();
+    let report = take_report_socket();
     let role = role.to_string_lossy().into_owned();
-    let fds: Vec<i32> = std::env::var(FDS_VAR)
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    for fd in &fds {
-        // Close-on-exec again, so that processes the function starts do not inherit
-        // them. SAFETY: fcntl(F_SETFD) on a number; an unopened one is EBADF, ignored.
-        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    let _ = INCOMING_FDS.set(fds.clone());
     let fail = |report: Option<OwnedFd>, message: String| -> ! {
         write_report(report, b'D', &message);
         std::process::exit(DISPATCH_EXIT)
     };
+    let parent_fds: Vec<i32> = std::env::var(FDS_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let args_in_fd = std::env::var_os(ARGS_FD_VAR).is_some();
+    let wanted = parent_fds.len() + usize::from(args_in_fd);
+    let received = match (&report, wanted) {
+        (_, 0) => Ok(Vec::new()),
+        (Some(socket), n) => receive_fds(socket, n),
+        (None, n) => Err(format!(
+            "expected {n} descriptors from the parent, found no socket to receive them on"
+        )),
+    };
+    let mut received = match received {
+        Ok(r) => r,
+        Err(message) => fail(report, message),
+    };
+    let args_segment = args_in_fd.then(|| received.remove(0));
+    let fds: Vec<(i32, i32)> = parent_fds
+        .into_iter()
+        .zip(received.into_iter().map(IntoRawFd::into_raw_fd))
+        .collect();
+    let _ = INCOMING_FDS.set(fds.clone());
     entries.push(entry(crate::pool::worker));
     let _ = REGISTRY.set(entries);
     let entry = match registered(&role) {
         Ok(e) => e,
         Err(message) => fail(report, message),
     };
-    let args = match read_args() {
+    let args = match read_args(args_segment) {
         Ok(a) => a,
         Err(message) => fail(report, message),
     };
     INIT_CALLED.store(true, Ordering::Relaxed);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (entry.run)(&args)));
-    for fd in fds {
+    for (_, fd) in fds {
         close_inherited(fd);
     }
     match result {
@@ -189,16 +211,19 @@ pub fn init(mut entries: Vec<Entry>) {
     }
 }
 
-/// The encoded arguments: in the environment, or in an inherited anonymous segment
-/// (its length first, 8 bytes).
-fn read_args() -> std::result::Result<Vec<u8>, String> {
+/// The encoded arguments: in the environment, or in the anonymous segment the parent
+/// sent (its length first, 8 bytes).
+fn read_args(segment: Option<OwnedFd>) -> std::result::Result<Vec<u8>, String> {
     if let Some(hex) = std::env::var_os(ARGS_VAR) {
         return hex
             .to_str()
             .and_then(from_hex)
             .ok_or_else(|| format!("expected hex arguments in ${ARGS_VAR}"));
     }
-    let seg = shm_core::Segment::from_inherited(ARGS_FD_VAR).map_err(|e| e.to_string())?;
+    let fd = segment.ok_or_else(|| {
+        format!("expected the arguments in ${ARGS_VAR} or in a segment, found neither")
+    })?;
+    let seg = shm_core::Segment::from_fd(fd).map_err(|e| e.to_string())?;
     let mut len = [0u8; 8];
     seg.read_at(0, &mut len).map_err(|e| e.to_string())?;
     let len = usize::try_from(u64::from_le_bytes(len))
@@ -212,16 +237,13 @@ fn read_args() -> std::result::Result<Vec<u8>, String> {
         })?;
     let mut bytes = vec![0u8; len];
     seg.read_at(8, &mut bytes).map_err(|e| e.to_string())?;
-    // The inherited number itself (`from_inherited` took a duplicate).
-    if let Some(fd) = std::env::var(ARGS_FD_VAR).ok().and_then(|v| v.parse().ok()) {
-        close_inherited(fd);
-    }
     Ok(bytes)
 }
 
-/// Whether this process is one [`Builder::spawn`] started: it holds the report pipe
-/// named in its environment. A dispatching child makes that descriptor close-on-exec,
-/// so a process the child starts otherwise inherits the variables but not the pipe.
+/// Whether this process is one [`Builder::spawn`] started: its standard input is the
+/// socket named in its environment. A dispatching child moves that socket off standard
+/// input (to a close-on-exec number), so a process the child starts otherwise inherits
+/// the variables but not the socket.
 fn started_by_spawn() -> bool {
     let Some(raw) = std::env::var(RESULT_FD_VAR)
         .ok()
@@ -234,23 +256,104 @@ fn started_by_spawn() -> bool {
     // EBADF.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(raw, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+        libc::fstat(raw, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
     }
 }
 
-/// The report descriptor, made close-on-exec again so that grandchildren do not hold it.
-fn take_result_fd() -> Option<OwnedFd> {
+/// The socket to the parent, moved off standard input to a close-on-exec number so
+/// that grandchildren do not hold it; standard input becomes `/dev/null`, as in
+/// Python's children.
+fn take_report_socket() -> Option<OwnedFd> {
     let raw: i32 = std::env::var(RESULT_FD_VAR).ok()?.parse().ok()?;
-    // SAFETY: F_GETFD only asks whether `raw` is open; nothing is accessed.
-    if raw < 0 || unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+    // SAFETY: F_DUPFD_CLOEXEC only duplicates `raw` (standard input, checked to be a
+    // socket by `started_by_spawn`) to a new number that nothing else owns; an
+    // unopened number is EBADF.
+    let dup = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
         return None;
     }
-    // SAFETY: the parent handed this descriptor (a pipe's write end) to this process
-    // for its report only; nothing else in this process owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    Some(fd)
+    // SAFETY: `dup` was just made by this process and is owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(dup) };
+    // SAFETY: open and dup2 take a NUL-terminated path and descriptor numbers; dup2
+    // replaces `raw` (our copy of the socket, not owned by any Rust value) atomically.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, raw);
+            libc::close(null);
+        }
+    }
+    Some(socket)
+}
+
+/// Receives `n` descriptors the parent sends on `socket` (close-on-exec, so processes
+/// the function starts do not inherit them).
+fn receive_fds(socket: &OwnedFd, n: usize) -> std::result::Result<Vec<OwnedFd>, String> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut fds = Vec::with_capacity(n);
+    while fds.len() < n {
+        let want = (n - fds.len()).min(FDS_PER_MESSAGE);
+        let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(want))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut byte = [0u8; 1];
+        let msg = loop {
+            match rustix::net::recvmsg(
+                socket,
+                &mut [std::io::IoSliceMut::new(&mut byte)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => break other,
+            }
+        }
+        .map_err(|e| format!("cannot receive the argument descriptors from the parent: {e}"))?;
+        if msg.bytes == 0 {
+            return Err(format!(
+                "expected {n} descriptors from the parent, found the end of its socket after {}",
+                fds.len()
+            ));
+        }
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                fds.extend(received);
+            }
+        }
+        if msg.flags.contains(ReturnFlags::CTRUNC) || fds.len() > n {
+            return Err(format!(
+                "expected {n} descriptors from the parent, found more than it announced"
+            ));
+        }
+    }
+    Ok(fds)
+}
+
+/// Sends `fds` on `socket`, at most [`FDS_PER_MESSAGE`] a message, one byte each.
+fn send_fds(socket: &OwnedFd, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    for chunk in fds.chunks(FDS_PER_MESSAGE) {
+        let mut space =
+            vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(chunk.len()))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(chunk)) {
+            return Err(std::io::Error::other(
+                "expected room for the descriptors in the control buffer",
+            ));
+        }
+        loop {
+            match rustix::net::sendmsg(
+                socket,
+                &[std::io::IoSlice::new(&[0])],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            ) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn write_report(fd: Option<OwnedFd>, tag: u8, message: &str) {
@@ -421,9 +524,16 @@ impl Builder {
             source,
         };
         let exe = std::env::current_exe().map_err(spawn_err)?;
-        let (read, write) = pipe().map_err(spawn_err)?;
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| spawn_err(e.into()))?;
 
         let mut cmd = Command::new(exe);
+        let mut args_segment = None;
         if encoded.len() <= ARGS_IN_ENV {
             cmd.env(ARGS_VAR, to_hex(&encoded));
         } else {
@@ -434,8 +544,8 @@ impl Builder {
                     Ok(seg)
                 })
                 .map_err(|e| encode_err(e.to_string()))?;
-            // The command keeps a duplicate of the descriptor: `seg` may drop now.
-            shm_core::CommandExt::inherit_segment(&mut cmd, &seg, ARGS_FD_VAR);
+            cmd.env(ARGS_FD_VAR, "1");
+            args_segment = Some(seg);
         }
         match (&self.args, std::thread::current().name()) {
             (Some(args), _) => {
@@ -451,8 +561,9 @@ impl Builder {
             (None, _) => {}
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::from(theirs));
         cmd.env(ROLE_VAR, function)
-            .env(RESULT_FD_VAR, write.as_raw_fd().to_string())
+            .env(RESULT_FD_VAR, "0")
             .env(
                 FDS_VAR,
                 fds.iter()
@@ -469,45 +580,38 @@ impl Builder {
         if self.daemon {
             cmd.env(DAEMON_PARENT_VAR, std::process::id().to_string());
         }
-        let mut inherit = fds;
-        inherit.push(write);
-        // SAFETY: the closure only calls fcntl(F_SETFD), which is async-signal-safe,
-        // on descriptors the closure owns (so their numbers stay ours until the command
-        // is dropped); the parent's copies keep close-on-exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &inherit {
-                    if libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(spawn_err)?;
-        // Dropping the command closes our write end: EOF once the child exits.
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        // Dropping the command closes our copy of the child's end: EOF once it exits.
         drop(cmd);
+        let sent: Vec<BorrowedFd<'_>> = args_segment
+            .as_ref()
+            .and_then(shm_core::Segment::fd)
+            .into_iter()
+            .chain(fds.iter().map(AsFd::as_fd))
+            .collect();
+        // Non-blocking afterwards: a grandchild that kept the child's end cannot stall
+        // the read of the report.
+        let handed = send_fds(&ours, &sent)
+            .and_then(|()| rustix::io::ioctl_fionbio(&ours, true).map_err(Into::into));
+        if let Err(e) = handed {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(spawn_err(e));
+        }
+        // In flight or received: our copies may close now.
+        drop(sent);
+        drop((fds, args_segment));
         Ok(Process {
             pid: child.id(),
             child,
             function,
             name: self.name.unwrap_or_else(|| function.to_owned()),
-            report: Some(read),
+            report: Some(ours),
             status: None,
             outcome: None,
             _args: Some(Box::new(args)),
         })
     }
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two descriptors into the array it is given.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded: both descriptors are new and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// A child process running a function (Python's `multiprocessing.Process`).

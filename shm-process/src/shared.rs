@@ -64,9 +64,19 @@ thread_local! {
     pub(crate) static OUTGOING_FDS: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
 }
 
-/// In a child: the descriptor numbers the parent marked inheritable, so that a handle
-/// can name no other descriptor (stdin, the result pipe).
-pub(crate) static INCOMING_FDS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+/// In a child: the descriptors the parent handed over, as (the parent's number, which
+/// handles carry; the number received here), so that a handle can name no other
+/// descriptor (stdin, the report socket).
+pub(crate) static INCOMING_FDS: std::sync::OnceLock<Vec<(i32, i32)>> = std::sync::OnceLock::new();
+
+/// The descriptor received for the parent's number `fd`, if the parent handed it over.
+fn incoming(fd: i32) -> Option<i32> {
+    INCOMING_FDS
+        .get()?
+        .iter()
+        .find(|(parent, _)| *parent == fd)
+        .map(|(_, ours)| *ours)
+}
 
 /// A shared object passed to a child process: serialises as its [`Handle`] and
 /// deserialises by opening the object, with its kind and type checked (and then its
@@ -260,15 +270,14 @@ impl Handle {
         let object = match (&self.name, self.fd) {
             (Some(name), _) => T::open(name).map_err(|e| fail(e.to_string()))?,
             (None, Some(fd)) => {
-                let allowed = INCOMING_FDS.get().is_some_and(|l| l.contains(&fd));
-                if !allowed {
+                let Some(fd) = incoming(fd) else {
                     return Err(fail(
                         "expected a descriptor the parent handed over, found one it did not".into(),
                     ));
-                }
-                // SAFETY: `fd` is one the parent marked inheritable for this child (listed
-                // in its environment) and that this process keeps open until dispatch is
-                // over; it is only borrowed to duplicate it.
+                };
+                // SAFETY: `fd` is one this child received from the parent for its
+                // arguments and keeps open until dispatch is over; it is only borrowed to
+                // duplicate it.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
                 let owned = borrowed
                     .try_clone_to_owned()
@@ -428,14 +437,14 @@ impl<'de> Deserialize<'de> for SharedPipeEnd {
         let seg = match (&handle.name, handle.fd) {
             (Some(name), _) => Segment::open(name).map_err(|e| fail(e.to_string()))?,
             (None, Some(fd)) => {
-                if !INCOMING_FDS.get().is_some_and(|l| l.contains(&fd)) {
+                let Some(fd) = incoming(fd) else {
                     return Err(fail(
                         "expected a descriptor the parent handed over, found one it did not".into(),
                     ));
-                }
-                // SAFETY: `fd` is one the parent marked inheritable for this child (listed
-                // in its environment) and that this process keeps open until dispatch is
-                // over; it is only borrowed to duplicate it.
+                };
+                // SAFETY: `fd` is one this child received from the parent for its
+                // arguments and keeps open until dispatch is over; it is only borrowed to
+                // duplicate it.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
                 let owned = borrowed
                     .try_clone_to_owned()

@@ -387,3 +387,98 @@ fn a_daemon_dies_with_its_parent() {
     assert_eq!(middle.join().unwrap(), -9);
     wait_until("the daemon dies with its parent", || gone(daemon));
 }
+
+fn adds_to_each(values: Vec<Shared<Value<u64>>>) {
+    for (i, v) in values.iter().enumerate() {
+        v.set(i as u64 + 1).unwrap();
+    }
+}
+
+#[test]
+fn more_anonymous_objects_than_one_message_carries() {
+    shm_process::main!(adds_to_each);
+    // 300 descriptors: two SCM_RIGHTS messages (at most 250 each).
+    let values: Vec<Value<u64>> = (0..300).map(|_| Value::anonymous(0u64).unwrap()).collect();
+    let args: Vec<Shared<Value<u64>>> = values.iter().map(|v| Shared::of(v).unwrap()).collect();
+    let mut p = Process::spawn(adds_to_each, args).unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(v.get().unwrap(), i as u64 + 1, "value {i}");
+    }
+}
+
+fn big_and_anonymous(args: (Vec<u8>, Shared<Value<u64>>)) {
+    let (bytes, value) = args;
+    value.set(bytes.len() as u64).unwrap();
+}
+
+#[test]
+fn large_arguments_and_anonymous_objects_together() {
+    shm_process::main!(big_and_anonymous);
+    let value = Value::anonymous(0u64).unwrap();
+    let mut p = Process::spawn(
+        big_and_anonymous,
+        (vec![7u8; 100_000], Shared::of(&value).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(value.get().unwrap(), 100_000);
+}
+
+/// The child's descriptors: standard input is `/dev/null` (as Python's children), and
+/// no descriptor the parent handed over survives an `exec` (close-on-exec).
+fn reports_descriptors(out: Shared<Queue<Vec<String>>>) {
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let entry = entry.unwrap();
+        let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        let target = std::fs::read_link(entry.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        // SAFETY: F_GETFD only reads the flags of a number (closed ones are EBADF).
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        seen.push(format!(
+            "{fd} {target} cloexec={}",
+            flags >= 0 && flags & libc::FD_CLOEXEC != 0
+        ));
+    }
+    out.put(&seen).unwrap();
+}
+
+#[test]
+fn the_child_has_dev_null_as_stdin_and_nothing_inheritable() {
+    shm_process::main!(reports_descriptors);
+    let out: Queue<Vec<String>> = Queue::anonymous(shm_collections::QueueSize {
+        messages: 2,
+        bytes: 64 * 1024,
+    })
+    .unwrap();
+    let mut p = Process::spawn(reports_descriptors, Shared::of(&out).unwrap()).unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    let seen = out.get_timeout(Duration::from_secs(30)).unwrap();
+    assert!(
+        seen.iter().any(|l| l.starts_with("0 /dev/null")),
+        "{seen:?}"
+    );
+    // Descriptors this test process itself was started with (a jobserver's, say) are
+    // inherited by every child: only the others must be close-on-exec.
+    let ours_inheritable: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        // SAFETY: F_GETFD only reads the flags of a number (closed ones are EBADF).
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } == 0)
+        .collect();
+    for line in &seen {
+        let fd: i32 = line.split(' ').next().unwrap().parse().unwrap();
+        if fd > 2 && !ours_inheritable.contains(&fd) {
+            assert!(
+                line.ends_with("cloexec=true"),
+                "inheritable: {line} in {seen:?}"
+            );
+        }
+        assert!(
+            !line.contains("socket:") || fd > 2,
+            "a socket on stdio: {seen:?}"
+        );
+    }
+}
