@@ -19,9 +19,10 @@ use crate::error::{Error, Result};
 use crate::process::{Builder, Entry, Process, panic_message, registered};
 use crate::shared::Shared;
 
-/// Chunks a worker may have been handed and not answered yet: two keep it busy while
-/// the parent reads a reply, and bound what a killed worker takes down with it.
-const OUTSTANDING: usize = 2;
+/// Chunks a worker may have been handed and not answered yet: enough that a worker
+/// rarely runs dry and sleeps (a futex wake per task cost 3x at chunksize 1 with two),
+/// few enough to bound what a killed worker takes down with it.
+const OUTSTANDING: usize = 16;
 /// Room of each worker's task queue and of the reply queue.
 const QUEUE_BYTES: usize = 1 << 20;
 /// How long a waiter waits for a reply before checking that the workers live.
@@ -219,7 +220,7 @@ fn auto_chunksize(len: usize, workers: usize) -> usize {
 impl Inner {
     fn start_worker(&self) -> Result<Worker> {
         let tasks = Queue::<Task>::anonymous(QueueSize {
-            messages: 8,
+            messages: 2 * OUTSTANDING,
             bytes: QUEUE_BYTES,
         })
         .map_err(queue_err)?;
@@ -445,7 +446,21 @@ impl Inner {
             let fresh = self.start_worker()?;
             let dead = std::mem::replace(&mut self.workers[i], fresh);
             let pid = dead.process.pid();
+            // Chunks still in its task queue never started: they go back to the backlog
+            // as they are (not a retry), whatever the retry option says.
+            let mut untaken = HashMap::new();
+            while let Ok(Task::Run { id, args, .. }) = dead.tasks.get_nowait() {
+                untaken.insert(id, args);
+            }
             for mut chunk in dead.outstanding.into_iter().rev() {
+                if let Some(args) = untaken.remove(&chunk.id) {
+                    // An abandoned one is simply dropped (nobody waits for it).
+                    if !self.abandoned.remove(&chunk.id) {
+                        chunk.args = args;
+                        self.backlog.push_front(chunk);
+                    }
+                    continue;
+                }
                 if self.config.retry && !chunk.retried && !self.abandoned.contains(&chunk.id) {
                     chunk.retried = true;
                     self.backlog.push_front(chunk);
@@ -632,7 +647,7 @@ impl PoolBuilder {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
         let replies = Queue::<Reply>::anonymous(QueueSize {
-            messages: 64,
+            messages: n.saturating_mul(OUTSTANDING).clamp(64, 4096),
             bytes: QUEUE_BYTES,
         })
         .map_err(queue_err)?;

@@ -126,3 +126,36 @@ fn a_worker_killed_mid_task_fails_its_task_and_is_replaced() {
     assert!(pids.iter().all(|p| pool.pids().contains(p)));
     pool.terminate().unwrap();
 }
+
+#[test]
+fn tasks_handed_to_an_idle_worker_killed_before_taking_them_are_not_lost() {
+    shm_process::main!(square);
+    for trial in 0..5 {
+        // No retry asked: only tasks a worker started may fail with WorkerDied.
+        let mut pool = Pool::new(2).unwrap();
+        assert_eq!(pool.map(square, [1u64, 2]).unwrap(), [1, 4]);
+        let victim = pool.pids()[trial % 2];
+        // SAFETY: kill takes a pid and a signal number.
+        assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+        // Wait until it is gone (a zombie until the pool reaps it), so that tasks are
+        // handed to a dead worker's queue.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(format!("/proc/{victim}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: the victim lives on"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let want: Vec<u64> = (0..64u64).map(|x| x * x).collect();
+        assert_eq!(
+            pool.map_chunksize(square, 0..64u64, 1).unwrap(),
+            want,
+            "trial {trial}"
+        );
+        assert!(!pool.pids().contains(&victim), "trial {trial}: replaced");
+        pool.terminate().unwrap();
+    }
+}

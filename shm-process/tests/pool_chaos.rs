@@ -76,8 +76,9 @@ fn pool_results_are_complete_and_in_order_under_kill_9() {
                 Err(e) => panic!("trial {trial} (retry {retry}): item {i}: {e}"),
             }
         }
-        // A killed worker holds at most two chunks.
-        assert!(died <= kills * 2 * chunksize, "trial {trial}: {died} died");
+        // A killed worker holds at most 16 chunks (the pool's bound on what a worker
+        // has been handed and not answered).
+        assert!(died <= kills * 16 * chunksize, "trial {trial}: {died} died");
         died_total += died;
         // The pool still works after the kills.
         assert_eq!(pool.map(work, [3u64, 4]).unwrap(), [9, 16]);
