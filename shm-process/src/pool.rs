@@ -23,6 +23,8 @@ use crate::shared::Shared;
 /// rarely runs dry and sleeps (a futex wake per task cost 3x at chunksize 1 with two),
 /// few enough to bound what a killed worker takes down with it.
 const OUTSTANDING: usize = 16;
+/// Chunks per worker that `imap` reads ahead of its caller.
+const IMAP_AHEAD: usize = 8;
 /// Room of each worker's task queue and of the reply queue.
 const QUEUE_BYTES: usize = 1 << 20;
 /// How long a waiter waits for a reply before checking that the workers live.
@@ -138,6 +140,8 @@ struct Chunk {
     args: Vec<Vec<u8>>,
     len: usize,
     retried: bool,
+    /// Handed back once after its worker died before taking it.
+    requeued: bool,
 }
 
 struct Worker {
@@ -268,6 +272,7 @@ impl Inner {
                 len: args.len(),
                 args,
                 retried: false,
+                requeued: false,
             });
         }
         ids
@@ -454,12 +459,17 @@ impl Inner {
             }
             for mut chunk in dead.outstanding.into_iter().rev() {
                 if let Some(args) = untaken.remove(&chunk.id) {
-                    // An abandoned one is simply dropped (nobody waits for it).
-                    if !self.abandoned.remove(&chunk.id) {
-                        chunk.args = args;
-                        self.backlog.push_front(chunk);
+                    chunk.args = args;
+                    // Once only, and not after a failed initializer: workers that die
+                    // before taking anything must not be replaced for ever.
+                    if !chunk.requeued && code != INIT_FAILED_EXIT {
+                        chunk.requeued = true;
+                        // An abandoned one is simply dropped (nobody waits for it).
+                        if !self.abandoned.remove(&chunk.id) {
+                            self.backlog.push_front(chunk);
+                        }
+                        continue;
                     }
-                    continue;
                 }
                 if self.config.retry && !chunk.retried && !self.abandoned.contains(&chunk.id) {
                     chunk.retried = true;
@@ -972,7 +982,9 @@ impl Pool {
         let function = function_name::<F>()?;
         let inner = lock(&self.inner);
         inner.check_open()?;
-        let window = inner.workers.len() * OUTSTANDING * 2;
+        // Chunks read ahead of the caller: enough to keep every worker busy, few
+        // enough to stay lazy over an endless input.
+        let window = inner.workers.len() * IMAP_AHEAD;
         drop(inner);
         Ok(Imap {
             inner: Arc::clone(&self.inner),
