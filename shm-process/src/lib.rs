@@ -30,6 +30,14 @@
 //! [`Shared`] (its name, or an inherited descriptor for an anonymous object) and is
 //! opened in the child with its kind and type checked.
 //!
+//! ## What a child inherits
+//!
+//! Its environment, working directory, standard output and standard error are the
+//! parent's. Its standard input is `/dev/null`, as in Python's children: the parent
+//! starts it with a socket there, hands over the descriptors of anonymous objects on it
+//! (so the spawn needs no `pre_exec` hook and takes std's `posix_spawn` path), and the
+//! child moves that socket to a close-on-exec number before the function runs.
+//!
 //! ## Tests and doctests
 //!
 //! A doctest is a program with its own `main`: write `shm_process::main!(f)` as its first
