@@ -1,11 +1,12 @@
-//! The index, read: probing a hash index for a key, and listing every live record.
+//! The index: probing a hash index for a key, listing every live record, and
+//! indexing the records of a segment being filled.
 
 use std::sync::atomic::Ordering;
 
 use super::IndexKind;
 use super::error::{RegionError, RegionResult, unbox};
 use super::layout::{EMPTY, Mapped, OFF_MASK, TOMB};
-use super::record::{Rec, key_eq, rec_len};
+use super::record::{Rec, key_eq, key_hash, rec_len};
 
 /// Where a key is, or where it would go, in a hash index.
 pub(super) enum Probe {
@@ -79,5 +80,23 @@ impl Mapped {
             }
         }
         Ok(out)
+    }
+
+    /// Indexes the record at `off` of a segment being filled (nobody reads it yet):
+    /// as element `idx` of a list, or in the first empty slot of `key`'s probe
+    /// sequence in a hash index.
+    pub(super) fn index_new(&self, kind: IndexKind, idx: usize, key: &[u8], off: u64) {
+        match kind {
+            IndexKind::Hash => {
+                let mask = self.slots - 1;
+                let h = key_hash(key);
+                let mut i = h as usize & mask;
+                while self.slot(i).load(Ordering::Relaxed) != EMPTY {
+                    i = (i + 1) & mask;
+                }
+                self.slot(i).store((h >> 48) << 48 | off, Ordering::Relaxed);
+            }
+            IndexKind::List => self.slot(idx).store(off, Ordering::Relaxed),
+        }
     }
 }

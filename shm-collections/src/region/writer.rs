@@ -10,10 +10,16 @@ use super::IndexKind;
 use super::error::{RegionError, RegionResult, SalvageReport, unbox};
 use super::handle::Region;
 use super::index::Probe;
-use super::layout::{EMPTY, FIRST_REC, MIN_CAP, MIN_SLOTS, Mapped, TOMB, ctrl_header};
+use super::layout::{FIRST_REC, MIN_CAP, MIN_SLOTS, Mapped, TOMB, ctrl_header};
 use super::names::{ctrl_name, data_segment_name};
 use super::record::{REC_HDR, Rec, key_hash, rec_len};
 use super::segments::{SKIP_GENERATIONS, create_data, unlink_own};
+
+/// Sets a data header counter to `f` of its value. Only the writer-lock holder writes
+/// the counters, so a load and a store do (no read-modify-write).
+fn update(word: &AtomicU64, f: impl FnOnce(u64) -> u64) {
+    word.store(f(word.load(Ordering::Relaxed)), Ordering::Relaxed);
+}
 
 /// Holds the writer lock; unlocks on drop. Not `Send`: the lock belongs to the thread.
 pub(crate) struct Writer<'a> {
@@ -194,20 +200,9 @@ impl Writer<'_> {
         let m = self.create_next(slots, cap)?;
         let filled = (|| {
             let mut used = FIRST_REC;
-            let mask = m.slots - 1;
             for (idx, r) in recs.iter().enumerate() {
                 m.write(used, r.key(), r.value())?;
-                match self.region.kind {
-                    IndexKind::Hash => {
-                        let h = key_hash(r.key());
-                        let mut i = h as usize & mask;
-                        while m.slot(i).load(Ordering::Relaxed) != EMPTY {
-                            i = (i + 1) & mask;
-                        }
-                        m.slot(i).store((h >> 48) << 48 | used, Ordering::Relaxed);
-                    }
-                    IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
-                }
+                m.index_new(self.region.kind, idx, r.key(), used);
                 used += rec_len(r.body.len());
             }
             m.hdr().used.store(used, Ordering::Relaxed);
@@ -309,7 +304,6 @@ impl Writer<'_> {
         // Records are immutable and we hold the lock, so only a foreign scribbler
         // could change them in between: every copy is checked again, and the new
         // segment's bounds are checked before each write.
-        let mask = m.slots - 1;
         let mut used = FIRST_REC;
         let mut buf = Vec::new();
         let mut idx = 0;
@@ -326,17 +320,7 @@ impl Writer<'_> {
                 return Err(self.corrupted("the records changed during compaction".into()));
             }
             m.store_words(m.rec_base() + used as usize, &buf)?;
-            match self.region.kind {
-                IndexKind::Hash => {
-                    let h = key_hash(&buf[REC_HDR..REC_HDR + klen]);
-                    let mut s = h as usize & mask;
-                    while m.slot(s).load(Ordering::Relaxed) != EMPTY {
-                        s = (s + 1) & mask;
-                    }
-                    m.slot(s).store((h >> 48) << 48 | used, Ordering::Relaxed);
-                }
-                IndexKind::List => m.slot(idx).store(used, Ordering::Relaxed),
-            }
+            m.index_new(self.region.kind, idx, &buf[REC_HDR..REC_HDR + klen], used);
             used += len;
             idx += 1;
         }
@@ -427,11 +411,7 @@ impl Writer<'_> {
     }
 
     fn add_garbage(&self, len: u64) {
-        let g = self.m().hdr().garbage.load(Ordering::Relaxed);
-        self.m()
-            .hdr()
-            .garbage
-            .store(g.saturating_add(len), Ordering::Relaxed);
+        update(&self.m().hdr().garbage, |g| g.saturating_add(len));
     }
 
     /// A dict lookup under the lock, handing the value bytes to `f`.
@@ -490,14 +470,7 @@ impl Writer<'_> {
                     let was = self.m().slot(i).load(Ordering::Relaxed);
                     self.m().slot(i).store(slot, Ordering::Release);
                     if was == TOMB {
-                        self.m().hdr().dead.store(
-                            self.m()
-                                .hdr()
-                                .dead
-                                .load(Ordering::Relaxed)
-                                .saturating_sub(1),
-                            Ordering::Relaxed,
-                        );
+                        update(&self.m().hdr().dead, |n| n.saturating_sub(1));
                     }
                     self.m().hdr().live.store(live, Ordering::Relaxed);
                     Ok(None)
@@ -544,14 +517,7 @@ impl Writer<'_> {
         let dead = self.index_count_plus_one(&self.m().hdr().dead, "tombstones")?;
         self.seq_begin();
         self.m().slot(i).store(TOMB, Ordering::Release);
-        self.m().hdr().live.store(
-            self.m()
-                .hdr()
-                .live
-                .load(Ordering::Relaxed)
-                .saturating_sub(1),
-            Ordering::Relaxed,
-        );
+        update(&self.m().hdr().live, |n| n.saturating_sub(1));
         self.m().hdr().dead.store(dead, Ordering::Relaxed);
         self.add_garbage(len);
         self.seq_end();
