@@ -112,7 +112,7 @@
 //! current data into a fresh segment `g + 1`, which recomputes every counter from the
 //! slots and drops what was half done, and marks the lock consistent. Every committed
 //! entry survives; the interrupted one is there exactly if its slot store happened.
-
+//!
 //! # Where each part lives
 //!
 //! - `layout`: the `#[repr(C)]` control and data headers, the index's slot words and a

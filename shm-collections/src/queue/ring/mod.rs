@@ -29,13 +29,14 @@
 //! consumer: the message it was copying out is counted in `lost`). Both are a CAS from
 //! the state the dead participant left, so a live participant that finished in the
 //! meantime wins and nothing is done twice.
-
 //!
 //! Where each part lives: `layout` (the control block, the participant entries, slot
 //! sequence words, dims and geometry), `participants` (this thread's entry, and the
 //! recovery from dead participants' intents), `put` and `get` (the two sides of the
 //! algorithm), `waiting` (spinning, sleeping on the futex words, waking, deadlines,
-//! closing and the task count of `JoinableQueue`).
+//! closing and the task count of `JoinableQueue`). A loom model of the algorithm
+//! (claim, publish, take, close, sleepers of both sides) is in shm-sync's
+//! `tests/loom_ring.rs`.
 
 mod get;
 mod layout;
