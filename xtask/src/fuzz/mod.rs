@@ -145,7 +145,7 @@ struct Target {
     pristine: Vec<u8>,
     /// Offsets (in the segment) of 8-byte words worth forging with values near their
     /// own (a ring's head, tail, sequence words and intents): half of the damage goes
-    /// there when there are any, see [`forge_word`].
+    /// there when there are any, see [`forge_word`](damage::forge_word).
     hot: Vec<usize>,
     exercise: fn(Segment) -> Outcome,
 }
