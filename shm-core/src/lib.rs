@@ -71,11 +71,13 @@ mod copy;
 mod error;
 mod header;
 pub mod identity;
+mod layout;
 mod methods;
 mod name;
 mod object;
 mod segment;
 mod share;
+mod shared_object;
 mod spawn;
 mod sys;
 #[cfg(feature = "test-support")]
@@ -88,8 +90,10 @@ pub use header::{
     COMPACT_HEADER_LEN, Flags, HEADER_FORMAT, HEADER_LEN, HeaderCore, HeaderExt, Kind, MAGIC,
     OBJECT_ALIGN, ObjectHeader, ObjectInfo, ObjectSpec, fnv1a,
 };
+pub use layout::Layout;
 pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
-pub use object::{DEFAULT_OPEN_WAIT, Layout, OFFSET_SEPARATOR, Object, ObjectName, SharedObject};
+pub use object::{DEFAULT_OPEN_WAIT, OFFSET_SEPARATOR, Object, ObjectName};
 pub use segment::{Segment, SegmentOptions, unlink};
+pub use shared_object::SharedObject;
 pub use spawn::CommandExt;
 pub use type_name::short_type_name;

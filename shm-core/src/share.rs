@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::object::{Layout, Object};
+use crate::layout::Layout;
+use crate::object::Object;
 use crate::segment::Segment;
 use crate::spawn::CommandExt;
 

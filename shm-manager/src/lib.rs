@@ -166,6 +166,7 @@ mod manager;
 mod names;
 mod registry;
 mod tracker;
+mod typed;
 
 pub use arena::{ARENA_LEN, ArenaStats, FIRST_OFFSET, SMALL_OBJECT_MAX};
 pub use error::{ManagerError, Result};
