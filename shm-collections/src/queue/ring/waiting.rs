@@ -154,6 +154,10 @@ impl<'a> Ring<'a> {
         let seq = word.load(Ordering::SeqCst);
         waiters.fetch_add(1, Ordering::SeqCst);
         pending.store(0, Ordering::SeqCst);
+        // Orders the registration before the last look inside `f` (acquire loads) in the
+        // language's memory model, not only on x86-64/AArch64 hardware: without it the
+        // loom model (shm-sync/tests/loom_ring.rs) finds a lost wake-up. Slow path only.
+        fence(Ordering::SeqCst);
         let r = f(word, seq);
         waiters.fetch_sub(1, Ordering::SeqCst);
         r
