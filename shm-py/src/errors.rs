@@ -30,12 +30,6 @@ create_exception!(
     PyRuntimeWarning,
     "Warned by an acquire that recovered a lock whose holder died while holding it."
 );
-create_exception!(
-    shm,
-    BrokenBarrierError,
-    PyRuntimeError,
-    "A Barrier was aborted, reset while waiting, or a party timed out (threading's name)."
-);
 
 use pyo3::exceptions::PyRuntimeError;
 
@@ -44,7 +38,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ShmError", py.get_type::<ShmError>())?;
     m.add("OwnerDiedWarning", py.get_type::<OwnerDiedWarning>())?;
-    m.add("BrokenBarrierError", py.get_type::<BrokenBarrierError>())?;
     Ok(())
 }
 
@@ -75,7 +68,6 @@ pub fn sync_err(e: shm_sync::Error) -> PyErr {
         E::NotOwner { .. } => PyRuntimeError::new_err(e.to_string()),
         E::WouldDeadlock { .. } => PyRuntimeError::new_err(e.to_string()),
         E::OverRelease { .. } => PyValueError::new_err(e.to_string()),
-        E::BrokenBarrier { .. } => BrokenBarrierError::new_err(e.to_string()),
         _ => ShmError::new_err(e.to_string()),
     }
 }

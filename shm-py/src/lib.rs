@@ -22,8 +22,14 @@
 
 use pyo3::prelude::*;
 
+pub mod buffer;
 pub mod errors;
 pub mod handle;
+pub mod list;
+pub mod pipe;
+pub mod segment;
+pub mod sync;
+pub mod value;
 pub mod wait;
 
 /// The module's dotted name in the Python package (pyproject's `module-name`).
@@ -36,5 +42,10 @@ fn _shm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     handle::register(m)?;
     wait::register(m)?;
+    segment::register(m)?;
+    sync::register(m)?;
+    value::register(m)?;
+    list::register(m)?;
+    pipe::register(m)?;
     Ok(())
 }

@@ -1,0 +1,662 @@
+//! `shm.Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` (and the raw
+//! parts of the pure-Python `Condition`): the stdlib's methods over shm-sync's robust,
+//! process-shared primitives. Waits release the GIL and wake every 50 ms for signals.
+//!
+//! A lock whose holder died is acquired, never a hang: `acquire()` returns True, warns
+//! `shm.OwnerDiedWarning` and sets the lock's `recovered` attribute until `release()`.
+//!
+//! ```python
+//! import shm
+//! lock = shm.Lock()
+//! with lock:
+//!     pass
+//! ```
+//!
+//! ```
+//! pyo3::Python::initialize();
+//! pyo3::Python::attach(|py| {
+//!     let l = _shm::sync::Lock::new_for_test().unwrap();
+//!     assert!(l.acquire_for_test(py).unwrap());
+//! });
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use shm_core::SharedObject;
+use shm_sync::{Acquired, RawError, RawMutex};
+
+use crate::errors::{OwnerDiedWarning, core_err, sync_err};
+use crate::wait::{deadline, wait_until};
+
+type Reduced<'py> = PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)>;
+
+fn name_of<T: SharedObject>(o: &T) -> String {
+    o.object().name().unwrap_or_default().to_owned()
+}
+
+/// Warns that a dead holder's lock was recovered.
+fn warn_owner_died(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
+    let msg = std::ffi::CString::new(format!(
+        "{what} {name:?}: its previous holder died holding it; acquired anyway (the data it guarded may be half-updated)"
+    ))
+    .unwrap_or_default();
+    PyErr::warn(py, &py.get_type::<OwnerDiedWarning>(), &msg, 1)
+}
+
+/// Python's `(block=True, timeout=None|-1)` as a deadline; `None` when non-blocking.
+fn acquire_deadline(
+    block: bool,
+    timeout: Option<f64>,
+) -> PyResult<Option<Option<std::time::Instant>>> {
+    if !block {
+        if timeout.is_some_and(|t| t >= 0.0) {
+            return Err(PyValueError::new_err(
+                "can't specify a timeout for a non-blocking call",
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(deadline(timeout)?))
+}
+
+/// `shm.Lock()`: a non-recursive lock (threading's and multiprocessing's `Lock`), on
+/// disk a `shm_sync::Lock` (a Rust process opens it by name). It belongs to the thread
+/// that acquired it: only that thread releases it.
+#[pyclass(module = "shm", name = "Lock", frozen)]
+pub struct Lock {
+    lock: shm_sync::Lock,
+    name: String,
+    recovered: AtomicBool,
+}
+
+impl Lock {
+    fn raw(&self) -> &RawMutex {
+        // SAFETY: a shm_sync::Lock's payload starts with its RawMutex (a `Mutex<()>`),
+        // 64-byte aligned and mapped as long as `self.lock`; it is only accessed
+        // atomically, by every process.
+        unsafe { RawMutex::from_ptr(self.lock.object().payload_ptr()) }
+    }
+
+    fn got(&self, py: Python<'_>, a: Acquired) -> PyResult<bool> {
+        if a != Acquired::Clean {
+            let _ = self.raw().mark_consistent();
+            self.recovered.store(true, Ordering::Relaxed);
+            warn_owner_died(py, "Lock", &self.name)?;
+        }
+        Ok(true)
+    }
+
+    /// A new lock (for Rust-side tests).
+    pub fn new_for_test() -> PyResult<Self> {
+        Self::new(None)
+    }
+
+    /// `acquire()` (for Rust-side tests).
+    pub fn acquire_for_test(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+}
+
+#[pymethods]
+impl Lock {
+    #[new]
+    #[pyo3(signature = (*, name=None))]
+    fn new(name: Option<&str>) -> PyResult<Self> {
+        let lock = match name {
+            Some(n) => shm_sync::Lock::create_named(n),
+            None => shm_sync::Lock::create(),
+        }
+        .map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&lock),
+            lock,
+            recovered: AtomicBool::new(false),
+        })
+    }
+
+    #[staticmethod]
+    fn _from_handle(name: &str) -> PyResult<Self> {
+        let lock = shm_sync::Lock::open(name).map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&lock),
+            lock,
+            recovered: AtomicBool::new(false),
+        })
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
+        crate::handle::reduce(py, "Lock", (self.name.as_str(),))
+    }
+
+    /// The segment's name (a Rust process opens it with `shm_sync::Lock::open`).
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True from an acquire that recovered a dead holder's lock until the release.
+    #[getter]
+    fn recovered(&self) -> bool {
+        self.recovered.load(Ordering::Relaxed)
+    }
+
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        match self.raw().try_lock() {
+            Ok(a) => return self.got(py, a),
+            Err(RawError::WouldBlock) => {}
+            Err(RawError::WouldDeadlock) => {
+                // threading.Lock would wait forever; waiting a timeout out is honest.
+                let Some(d) = acquire_deadline(block, timeout)? else {
+                    return Ok(false);
+                };
+                if d.is_none() {
+                    return Err(PyRuntimeError::new_err(format!(
+                        "Lock {:?} is already held by this thread: acquire() would wait forever",
+                        self.name
+                    )));
+                }
+                wait_until(py, d, |s| {
+                    std::thread::sleep(s);
+                    Ok::<_, PyErr>(None::<()>)
+                })?;
+                return Ok(false);
+            }
+            Err(e) => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "Lock {:?}: {e}",
+                    self.name
+                )));
+            }
+        }
+        let Some(d) = acquire_deadline(block, timeout)? else {
+            return Ok(false);
+        };
+        let raw = self.raw();
+        let name = &self.name;
+        let got = wait_until(py, d, |slice| match raw.lock_timeout(slice) {
+            Ok(a) => Ok(Some(a)),
+            Err(RawError::Timeout) | Err(RawError::WouldBlock) => Ok(None),
+            Err(e) => Err(PyRuntimeError::new_err(format!("Lock {name:?}: {e}"))),
+        })?;
+        match got {
+            Some(a) => self.got(py, a),
+            None => Ok(false),
+        }
+    }
+
+    fn release(&self) -> PyResult<()> {
+        match self.raw().unlock() {
+            Ok(()) => {
+                self.recovered.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(RawError::NotOwner) => Err(PyRuntimeError::new_err(format!(
+                "release of Lock {:?}: expected it held by this thread, found it {}",
+                self.name,
+                if self.raw().is_locked() {
+                    "held by another thread"
+                } else {
+                    "unlocked"
+                }
+            ))),
+            Err(e) => Err(PyRuntimeError::new_err(format!(
+                "Lock {:?}: {e}",
+                self.name
+            ))),
+        }
+    }
+
+    /// Whether any thread of any process holds it.
+    fn locked(&self) -> bool {
+        self.raw().is_locked()
+    }
+
+    fn _is_mine(&self) -> bool {
+        self.raw().is_held_by_current_thread()
+    }
+
+    fn _count(&self) -> u32 {
+        u32::from(self.raw().is_held_by_current_thread())
+    }
+
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.release()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shm.Lock(name='{}', locked={})>",
+            self.name,
+            self.raw().is_locked()
+        )
+    }
+}
+
+/// `shm.RLock()`: a re-entrant lock (`shm_sync::RLock` on disk).
+#[pyclass(module = "shm", name = "RLock", frozen)]
+pub struct RLock {
+    lock: shm_sync::RLock,
+    name: String,
+    recovered: AtomicBool,
+}
+
+impl RLock {
+    fn got(&self, py: Python<'_>, a: Acquired) -> PyResult<bool> {
+        if a != Acquired::Clean {
+            let _ = self.lock.mark_consistent();
+            self.recovered.store(true, Ordering::Relaxed);
+            warn_owner_died(py, "RLock", &self.name)?;
+        }
+        Ok(true)
+    }
+}
+
+#[pymethods]
+impl RLock {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let lock = shm_sync::RLock::create().map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&lock),
+            lock,
+            recovered: AtomicBool::new(false),
+        })
+    }
+
+    #[staticmethod]
+    fn _from_handle(name: &str) -> PyResult<Self> {
+        let lock = shm_sync::RLock::open(name).map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&lock),
+            lock,
+            recovered: AtomicBool::new(false),
+        })
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
+        crate::handle::reduce(py, "RLock", (self.name.as_str(),))
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[getter]
+    fn recovered(&self) -> bool {
+        self.recovered.load(Ordering::Relaxed)
+    }
+
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let lock = &self.lock;
+        let first = match lock.acquire_timeout(Duration::ZERO) {
+            Ok(a) => Some(a),
+            Err(shm_sync::Error::Timeout { .. } | shm_sync::Error::WouldBlock { .. }) => None,
+            Err(e) => return Err(sync_err(e)),
+        };
+        if let Some(a) = first {
+            return self.got(py, a);
+        }
+        let Some(d) = acquire_deadline(block, timeout)? else {
+            return Ok(false);
+        };
+        let got = wait_until(py, d, |slice| match lock.acquire_timeout(slice) {
+            Ok(a) => Ok(Some(a)),
+            Err(shm_sync::Error::Timeout { .. } | shm_sync::Error::WouldBlock { .. }) => Ok(None),
+            Err(e) => Err(sync_err(e)),
+        })?;
+        match got {
+            Some(a) => self.got(py, a),
+            None => Ok(false),
+        }
+    }
+
+    fn release(&self) -> PyResult<()> {
+        self.lock.release().map_err(|e| match e {
+            shm_sync::Error::NotOwner { .. } => PyRuntimeError::new_err(format!(
+                "cannot release un-acquired lock: RLock {:?} is not held by this thread",
+                self.name
+            )),
+            e => sync_err(e),
+        })?;
+        if self.lock.depth() == 0 {
+            self.recovered.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn _is_mine(&self) -> bool {
+        self.lock.depth() > 0
+    }
+
+    fn _count(&self) -> u32 {
+        self.lock.depth()
+    }
+
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.release()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shm.RLock(name='{}', depth={})>",
+            self.name,
+            self.lock.depth()
+        )
+    }
+}
+
+macro_rules! semaphore {
+    ($ty:ident, $pyname:literal, $rust:ty) => {
+        #[doc = concat!("`shm.", $pyname, "(value=1)`: threading's and multiprocessing's `", $pyname, "` (`", stringify!($rust), "` on disk).")]
+        #[pyclass(module = "shm", name = $pyname, frozen)]
+        pub struct $ty {
+            sem: $rust,
+            name: String,
+        }
+
+        #[pymethods]
+        impl $ty {
+            #[new]
+            #[pyo3(signature = (value=1))]
+            fn new(value: i64) -> PyResult<Self> {
+                let v = u32::try_from(value).map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "semaphore initial value: expected 0..={}, found {value}",
+                        u32::MAX
+                    ))
+                })?;
+                let sem = <$rust>::create(v).map_err(sync_err)?;
+                Ok(Self { name: name_of(&sem), sem })
+            }
+
+            #[staticmethod]
+            fn _from_handle(name: &str) -> PyResult<Self> {
+                let sem = <$rust>::open(name).map_err(sync_err)?;
+                Ok(Self { name: name_of(&sem), sem })
+            }
+
+            fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
+                crate::handle::reduce(py, $pyname, (self.name.as_str(),))
+            }
+
+            #[getter]
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            #[pyo3(signature = (block=true, timeout=None))]
+            fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+                let sem = &self.sem;
+                match sem.try_acquire() {
+                    Ok(_) => return Ok(true),
+                    Err(shm_sync::Error::WouldBlock { .. } | shm_sync::Error::Timeout { .. }) => {}
+                    Err(e) => return Err(sync_err(e)),
+                }
+                let Some(d) = acquire_deadline(block, timeout)? else {
+                    return Ok(false);
+                };
+                let got = wait_until(py, d, |slice| match sem.acquire_timeout(slice) {
+                    Ok(_) => Ok(Some(())),
+                    Err(shm_sync::Error::Timeout { .. } | shm_sync::Error::WouldBlock { .. }) => Ok(None),
+                    Err(e) => Err(sync_err(e)),
+                })?;
+                Ok(got.is_some())
+            }
+
+            #[pyo3(signature = (n=1))]
+            fn release(&self, n: u32) -> PyResult<()> {
+                for _ in 0..n {
+                    self.sem.release().map_err(|e| match e {
+                        shm_sync::Error::OverRelease { .. } => PyValueError::new_err(format!(
+                            "{} {:?} released too many times",
+                            $pyname, self.name
+                        )),
+                        e => sync_err(e),
+                    })?;
+                }
+                Ok(())
+            }
+
+            /// Free permits now (multiprocessing's `get_value`).
+            fn get_value(&self) -> u32 {
+                self.sem.value()
+            }
+
+            fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+                self.acquire(py, true, None)
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+                self.release(1)
+            }
+
+            fn __repr__(&self) -> String {
+                format!("<shm.{}(name='{}', value={})>", $pyname, self.name, self.sem.value())
+            }
+        }
+    };
+}
+
+semaphore!(Semaphore, "Semaphore", shm_sync::Semaphore);
+semaphore!(
+    BoundedSemaphore,
+    "BoundedSemaphore",
+    shm_sync::BoundedSemaphore
+);
+
+/// `shm.Event()`: threading's and multiprocessing's `Event`.
+#[pyclass(module = "shm", name = "Event", frozen)]
+pub struct Event {
+    ev: shm_sync::Event,
+    name: String,
+}
+
+#[pymethods]
+impl Event {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let ev = shm_sync::Event::create().map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&ev),
+            ev,
+        })
+    }
+
+    #[staticmethod]
+    fn _from_handle(name: &str) -> PyResult<Self> {
+        let ev = shm_sync::Event::open(name).map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&ev),
+            ev,
+        })
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
+        crate::handle::reduce(py, "Event", (self.name.as_str(),))
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_set(&self) -> bool {
+        self.ev.is_set()
+    }
+
+    fn set(&self) {
+        self.ev.set()
+    }
+
+    fn clear(&self) {
+        self.ev.clear()
+    }
+
+    /// Waits until set or `timeout` seconds pass; returns whether it is set.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if self.ev.is_set() {
+            return Ok(true);
+        }
+        let ev = &self.ev;
+        let d = deadline(timeout.map(|t| t.max(0.0)))?;
+        let got = wait_until(py, d, |slice| {
+            if slice.is_zero() {
+                return Ok::<_, PyErr>(ev.is_set().then_some(()));
+            }
+            Ok(ev.wait_timeout(slice).ok())
+        })?;
+        Ok(got.is_some() || self.ev.is_set())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shm.Event(name='{}', set={})>",
+            self.name,
+            self.ev.is_set()
+        )
+    }
+}
+
+/// `shm.Barrier(parties, action=None, timeout=None)`: threading's and
+/// multiprocessing's `Barrier` (`shm_sync::Barrier` on disk). A party that dies while
+/// waiting breaks it. One party runs `action` after the round completes. A wait
+/// releases the GIL for its whole length (a timed-out wait breaks a barrier, so it is not
+/// cut into slices): Ctrl-C is seen when it returns.
+#[pyclass(module = "shm", name = "Barrier", frozen)]
+pub struct Barrier {
+    b: shm_sync::Barrier,
+    name: String,
+    action: Option<Py<PyAny>>,
+    timeout: Option<f64>,
+}
+
+fn broken(py: Python<'_>, msg: String) -> PyErr {
+    match py
+        .import("threading")
+        .and_then(|t| t.getattr("BrokenBarrierError"))
+    {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("an exception type"), msg),
+        Err(e) => e,
+    }
+}
+
+#[pymethods]
+impl Barrier {
+    #[new]
+    #[pyo3(signature = (parties, action=None, timeout=None))]
+    fn new(parties: i64, action: Option<Py<PyAny>>, timeout: Option<f64>) -> PyResult<Self> {
+        let p = u32::try_from(parties)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "parties: expected a positive count, found {parties}"
+                ))
+            })?;
+        let b = shm_sync::Barrier::create(p).map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&b),
+            b,
+            action,
+            timeout,
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (name, action=None, timeout=None))]
+    fn _from_handle(name: &str, action: Option<Py<PyAny>>, timeout: Option<f64>) -> PyResult<Self> {
+        let b = shm_sync::Barrier::open(name).map_err(sync_err)?;
+        Ok(Self {
+            name: name_of(&b),
+            b,
+            action,
+            timeout,
+        })
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
+        let action = self.action.as_ref().map(|a| a.clone_ref(py));
+        crate::handle::reduce(py, "Barrier", (self.name.as_str(), action, self.timeout))
+    }
+
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<u32> {
+        let t = timeout.or(self.timeout);
+        let d = t.map(|t| Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX));
+        let b = &self.b;
+        let r = py.detach(|| match d {
+            None => b.wait(),
+            Some(d) => b.wait_timeout(d),
+        });
+        match r {
+            Ok(w) => {
+                if w.is_leader()
+                    && let Some(a) = &self.action
+                    && let Err(e) = a.call0(py)
+                {
+                    self.b.abort();
+                    return Err(e);
+                }
+                Ok(w.index())
+            }
+            Err(e @ (shm_sync::Error::BrokenBarrier { .. } | shm_sync::Error::Timeout { .. })) => {
+                Err(broken(py, e.to_string()))
+            }
+            Err(e) => Err(sync_err(e)),
+        }
+    }
+
+    fn reset(&self) {
+        self.b.reset()
+    }
+
+    fn abort(&self) {
+        self.b.abort()
+    }
+
+    #[getter]
+    fn parties(&self) -> u32 {
+        self.b.parties()
+    }
+
+    #[getter]
+    fn n_waiting(&self) -> u32 {
+        self.b.n_waiting()
+    }
+
+    #[getter]
+    fn broken(&self) -> bool {
+        self.b.broken()
+    }
+}
+
+/// Adds the sync classes to the module (Condition is pure Python, in `shm/__init__.py`).
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Lock>()?;
+    m.add_class::<RLock>()?;
+    m.add_class::<Semaphore>()?;
+    m.add_class::<BoundedSemaphore>()?;
+    m.add_class::<Event>()?;
+    m.add_class::<Barrier>()?;
+    let _ = core_err;
+    Ok(())
+}
