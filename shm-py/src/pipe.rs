@@ -48,13 +48,30 @@ pub struct Connection {
     writable: bool,
 }
 
+/// `shm.ConnectionClosedError("handle is closed")`: both the `OSError` CPython's
+/// Connection raises and the `ValueError` the issue asks for (defined in `shm/__init__.py`).
+fn closed_err() -> PyErr {
+    Python::attach(|py| {
+        match py
+            .import("shm")
+            .and_then(|m| m.getattr("ConnectionClosedError"))
+        {
+            Ok(cls) => match cls.cast_into::<pyo3::types::PyType>() {
+                Ok(t) => PyErr::from_type(t, "handle is closed"),
+                Err(e) => e.into(),
+            },
+            Err(e) => e,
+        }
+    })
+}
+
 impl Connection {
     fn get(&self) -> PyResult<std::sync::Arc<PipeEnd>> {
         self.end
             .lock()
             .ok()
             .and_then(|e| e.clone())
-            .ok_or_else(|| PyOSError::new_err("handle is closed"))
+            .ok_or_else(closed_err)
     }
 
     fn wrap(end: PipeEnd, readable: bool, writable: bool) -> Self {

@@ -38,6 +38,14 @@ fn name_of<T: SharedObject>(o: &T) -> String {
     o.object().name().unwrap_or_default().to_owned()
 }
 
+/// The name of an object this process just created: unlinked when its handle drops, or
+/// at exit if it is still alive then (objects held by globals or daemon threads).
+fn created<T: SharedObject>(o: &T) -> String {
+    let name = name_of(o);
+    crate::segment::track(&name);
+    name
+}
+
 /// Warns that a dead holder's lock was recovered.
 fn warn_owner_died(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
     let msg = std::ffi::CString::new(format!(
@@ -112,7 +120,7 @@ impl Lock {
         }
         .map_err(sync_err)?;
         Ok(Self {
-            name: name_of(&lock),
+            name: created(&lock),
             lock,
             recovered: AtomicBool::new(false),
         })
@@ -146,12 +154,13 @@ impl Lock {
 
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let wait = acquire_deadline(block, timeout)?;
         match self.raw().try_lock() {
             Ok(a) => return self.got(py, a),
             Err(RawError::WouldBlock) => {}
             Err(RawError::WouldDeadlock) => {
                 // threading.Lock would wait forever; waiting a timeout out is honest.
-                let Some(d) = acquire_deadline(block, timeout)? else {
+                let Some(d) = wait else {
                     return Ok(false);
                 };
                 if d.is_none() {
@@ -267,7 +276,7 @@ impl RLock {
     fn new() -> PyResult<Self> {
         let lock = shm_sync::RLock::create().map_err(sync_err)?;
         Ok(Self {
-            name: name_of(&lock),
+            name: created(&lock),
             lock,
             recovered: AtomicBool::new(false),
         })
@@ -383,7 +392,7 @@ macro_rules! semaphore {
                     ))
                 })?;
                 let sem = <$rust>::create(v).map_err(sync_err)?;
-                Ok(Self { name: name_of(&sem), sem })
+                Ok(Self { name: created(&sem), sem })
             }
 
             #[staticmethod]
@@ -475,7 +484,7 @@ impl Event {
     fn new() -> PyResult<Self> {
         let ev = shm_sync::Event::create().map_err(sync_err)?;
         Ok(Self {
-            name: name_of(&ev),
+            name: created(&ev),
             ev,
         })
     }
@@ -574,7 +583,7 @@ impl Barrier {
             })?;
         let b = shm_sync::Barrier::create(p).map_err(sync_err)?;
         Ok(Self {
-            name: name_of(&b),
+            name: created(&b),
             b,
             action,
             timeout,

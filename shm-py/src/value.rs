@@ -107,6 +107,7 @@ impl Cell {
         head[9] = format.itemsize as u8;
         head[16..24].copy_from_slice(&(len as u64).to_le_bytes());
         seg.write_at(32, &head).map_err(core_err)?;
+        crate::segment::track(seg.name().unwrap_or_default());
         Ok(Self {
             seg: Arc::new(seg),
             code,
@@ -225,6 +226,9 @@ impl Cell {
         match self.code {
             'b' => b[0] = v.extract::<i8>().map_err(over)? as u8,
             'B' => b[0] = v.extract::<u8>().map_err(over)?,
+            'c' if v.is_instance_of::<pyo3::types::PyInt>() => {
+                b[0] = v.extract::<u8>().map_err(over)?
+            }
             'c' => {
                 let s: Vec<u8> = v
                     .extract::<Vec<u8>>()

@@ -25,6 +25,10 @@ __version__ = _shm.__version__
 from multiprocessing import Process, Pool, current_process  # noqa: E402,F401
 
 
+class ConnectionClosedError(OSError, ValueError):
+    """A closed Connection was used: an OSError as CPython raises, and a ValueError."""
+
+
 import atexit as _atexit
 
 # Segments created with track=True and never unlinked are unlinked when this process ends.
