@@ -152,7 +152,10 @@ impl Lock {
         self.recovered.load(Ordering::Relaxed)
     }
 
-    #[pyo3(signature = (block=true, timeout=None))]
+    /// The full `acquire(block=True, timeout=None)`; `acquire` itself is a raw method
+    /// (see [`fast`]) that takes an uncontended lock without PyO3's per-call work and
+    /// comes here otherwise.
+    #[pyo3(name = "_acquire", signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let wait = acquire_deadline(block, timeout)?;
         match self.raw().try_lock() {
@@ -198,6 +201,7 @@ impl Lock {
         }
     }
 
+    #[pyo3(name = "_release")]
     fn release(&self) -> PyResult<()> {
         match self.raw().unlock() {
             Ok(()) => {
@@ -231,15 +235,6 @@ impl Lock {
 
     fn _count(&self) -> u32 {
         u32::from(self.raw().is_held_by_current_thread())
-    }
-
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        self.acquire(py, true, None)
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.release()
     }
 
     fn __repr__(&self) -> String {
@@ -661,6 +656,7 @@ impl Barrier {
 /// Adds the sync classes to the module (Condition is pure Python, in `shm/__init__.py`).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lock>()?;
+    fast::install(m.py())?;
     m.add_class::<RLock>()?;
     m.add_class::<Semaphore>()?;
     m.add_class::<BoundedSemaphore>()?;
@@ -668,4 +664,164 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Barrier>()?;
     let _ = core_err;
     Ok(())
+}
+
+/// `Lock.acquire`, `release`, `__enter__` and `__exit__` as raw C methods: the
+/// uncontended case (no arguments, lock free; release by the holder) skips PyO3's
+/// trampoline and argument parsing, which under abi3-py39 (no vectorcall in the limited
+/// API of 3.9) cost about as much as the lock itself. Anything else calls the full
+/// PyO3 methods `_acquire` / `_release` with the same arguments.
+mod fast {
+    use std::ffi::{CStr, c_int};
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyType;
+    use shm_sync::Acquired;
+
+    use super::Lock;
+
+    /// The lock behind `slf`, if it is a `shm.Lock`.
+    ///
+    /// # Safety
+    /// The GIL is held and `slf` is a live object.
+    unsafe fn lock<'a>(py: Python<'a>, slf: *mut ffi::PyObject) -> Option<&'a Lock> {
+        // SAFETY: as the caller guarantees; the borrowed Bound does not outlive the call,
+        // and a frozen pyclass's data lives as long as the object, which the caller's
+        // reference keeps alive for this call.
+        let bound = unsafe { Bound::from_borrowed_ptr(py, slf) };
+        let l = bound.cast::<Lock>().ok()?;
+        let l: *const Lock = l.get();
+        // SAFETY: see above: `slf` outlives this method call.
+        Some(unsafe { &*l })
+    }
+
+    /// Calls `slf.<name>(*args, **kwargs)` (the full PyO3 method).
+    ///
+    /// # Safety
+    /// GIL held; `slf` live; `args` null or a tuple; `kwargs` null or a dict.
+    unsafe fn slow(
+        name: &CStr,
+        slf: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        kwargs: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: as the caller guarantees; every new reference is released once.
+        unsafe {
+            let meth = ffi::PyObject_GetAttrString(slf, name.as_ptr());
+            if meth.is_null() {
+                return meth;
+            }
+            let empty = if args.is_null() {
+                ffi::PyTuple_New(0)
+            } else {
+                ffi::Py_INCREF(args);
+                args
+            };
+            let r = if empty.is_null() {
+                empty
+            } else {
+                ffi::PyObject_Call(meth, empty, kwargs)
+            };
+            ffi::Py_XDECREF(empty);
+            ffi::Py_DECREF(meth);
+            r
+        }
+    }
+
+    unsafe extern "C" fn acquire(
+        slf: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        kwargs: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: CPython calls a method with the GIL held, a live `slf`, `args` a tuple
+        // (or null) and `kwargs` a dict or null.
+        unsafe {
+            let py = Python::assume_attached();
+            let plain = kwargs.is_null() && (args.is_null() || ffi::PyTuple_Size(args) == 0);
+            if plain
+                && let Some(l) = lock(py, slf)
+                && l.raw().try_lock() == Ok(Acquired::Clean)
+            {
+                let t = ffi::Py_True();
+                ffi::Py_INCREF(t);
+                return t;
+            }
+            slow(c"_acquire", slf, args, kwargs)
+        }
+    }
+
+    unsafe extern "C" fn release(
+        slf: *mut ffi::PyObject,
+        _args: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: as in `acquire`.
+        unsafe {
+            let py = Python::assume_attached();
+            if let Some(l) = lock(py, slf)
+                && l.raw().unlock().is_ok()
+            {
+                l.recovered
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                let n = ffi::Py_None();
+                ffi::Py_INCREF(n);
+                return n;
+            }
+            slow(c"_release", slf, std::ptr::null_mut(), std::ptr::null_mut())
+        }
+    }
+
+    fn def(
+        name: &'static CStr,
+        meth: ffi::PyMethodDefPointer,
+        flags: c_int,
+        doc: &'static CStr,
+    ) -> &'static mut ffi::PyMethodDef {
+        Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: meth,
+            ml_flags: flags,
+            ml_doc: doc.as_ptr(),
+        }))
+    }
+
+    /// Puts the raw methods on the `Lock` type (once, at module init).
+    pub(super) fn install(py: Python<'_>) -> PyResult<()> {
+        let tp: Bound<'_, PyType> = py.get_type::<Lock>();
+        let acq = ffi::PyMethodDefPointer {
+            PyCFunctionWithKeywords: acquire,
+        };
+        let rel_noargs = ffi::PyMethodDefPointer {
+            PyCFunction: release,
+        };
+        let methods = [
+            def(
+                c"acquire",
+                acq,
+                ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+                c"acquire(block=True, timeout=None) -> bool",
+            ),
+            def(
+                c"__enter__",
+                acq,
+                ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+                c"acquire()",
+            ),
+            def(c"release", rel_noargs, ffi::METH_NOARGS, c"release()"),
+            def(c"__exit__", rel_noargs, ffi::METH_VARARGS, c"release()"),
+        ];
+        for m in methods {
+            let name = m.ml_name;
+            // SAFETY: a leaked ('static) method def and our heap type; the descriptor is a
+            // new reference (or null with an exception), handed to setattr, then dropped.
+            unsafe {
+                let d = ffi::PyDescr_NewMethod(tp.as_ptr().cast(), m);
+                let d = Bound::from_owned_ptr_or_err(py, d)?;
+                if ffi::PyObject_SetAttrString(tp.as_ptr(), name, d.as_ptr()) != 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
+        }
+        Ok(())
+    }
 }
