@@ -501,15 +501,16 @@ impl Value {
         )
     }
 
-    /// The value, read under the lock.
-    #[getter]
+    /// The value, read under the lock (`.value` is a raw getter, see [`fast`], that
+    /// comes here for anything but an uncontended read under the cell's own lock).
+    #[getter(_value)]
     fn get_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         with_lock(&self.shared, &self.locking, py, || {
             self.shared.cell.read(py, 0)
         })
     }
 
-    #[setter]
+    #[setter(_value)]
     fn set_value(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let b = self.shared.cell.encode(v)?;
         with_lock(&self.shared, &self.locking, py, || {
@@ -813,7 +814,89 @@ impl Array {
 /// Adds Value, Array and CellLock to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
+    fast::install(m.py())?;
     m.add_class::<Array>()?;
     m.add_class::<CellLock>()?;
     Ok(())
+}
+
+/// `Value.value` as a raw get/set descriptor: an uncontended read under the cell's own
+/// lock skips PyO3's getter trampoline (under abi3-py39 about as costly as the read);
+/// everything else goes through the PyO3 property `_value`.
+mod fast {
+    use std::ffi::c_void;
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyType;
+    use shm_sync::Acquired;
+
+    use super::{Locking, Value};
+
+    unsafe extern "C" fn get(slf: *mut ffi::PyObject, _closure: *mut c_void) -> *mut ffi::PyObject {
+        // SAFETY: CPython calls a getter with the GIL held and a live `slf`; the borrowed
+        // Bound lives for this call only; every new reference is returned or released.
+        unsafe {
+            let py = Python::assume_attached();
+            let bound = Bound::from_borrowed_ptr(py, slf);
+            if let Ok(v) = bound.cast::<Value>() {
+                let v = v.get();
+                if matches!(v.locking, Locking::Own) {
+                    let lock = v.shared.cell.lock();
+                    if lock.try_acquire() == Ok(Acquired::Clean) {
+                        let r = v.shared.cell.read(py, 0);
+                        let rel = lock.release();
+                        if let (Ok(obj), Ok(())) = (&r, rel) {
+                            return obj.clone().into_ptr();
+                        }
+                        if let Err(e) = r {
+                            e.restore(py);
+                            return std::ptr::null_mut();
+                        }
+                    }
+                }
+            }
+            ffi::PyObject_GetAttrString(slf, c"_value".as_ptr())
+        }
+    }
+
+    unsafe extern "C" fn set(
+        slf: *mut ffi::PyObject,
+        value: *mut ffi::PyObject,
+        _closure: *mut c_void,
+    ) -> std::ffi::c_int {
+        // SAFETY: as in `get`; `value` is null for `del`, which the slow path refuses.
+        unsafe {
+            if value.is_null() {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_AttributeError,
+                    c"can't delete attribute 'value'".as_ptr(),
+                );
+                return -1;
+            }
+            ffi::PyObject_SetAttrString(slf, c"_value".as_ptr(), value)
+        }
+    }
+
+    /// Puts the raw `value` descriptor on the `Value` type (once, at module init).
+    pub(super) fn install(py: Python<'_>) -> PyResult<()> {
+        let tp: Bound<'_, PyType> = py.get_type::<Value>();
+        let def = Box::leak(Box::new(ffi::PyGetSetDef {
+            name: c"value".as_ptr(),
+            get: Some(get),
+            set: Some(set),
+            doc: c"The value, read and written under the cell's lock.".as_ptr(),
+            closure: std::ptr::null_mut(),
+        }));
+        // SAFETY: a leaked ('static) getset def and our heap type; the descriptor is a new
+        // reference (or null with an exception), handed to setattr, then dropped.
+        unsafe {
+            let d = ffi::PyDescr_NewGetSet(tp.as_ptr().cast(), def);
+            let d = Bound::from_owned_ptr_or_err(py, d)?;
+            if ffi::PyObject_SetAttrString(tp.as_ptr(), c"value".as_ptr(), d.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(())
+    }
 }
