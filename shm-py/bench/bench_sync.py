@@ -7,17 +7,20 @@ import time
 
 import shm
 
-N = 200_000
-REPEAT = 5
+N = 20_000
+ROUNDS = 25
 
 
-def best_ns(fn, n=N):
-    best = float("inf")
-    for _ in range(REPEAT):
-        t = time.perf_counter_ns()
-        fn(n)
-        best = min(best, (time.perf_counter_ns() - t) / n)
-    return best
+def interleaved(cases):
+    """The best ns/op of each case over ROUNDS rounds, the cases taking turns within a
+    round: on a busy machine, load that comes and goes hits every case alike."""
+    best = {name: float("inf") for name, _ in cases}
+    for _ in range(ROUNDS):
+        for name, fn in cases:
+            t = time.perf_counter_ns()
+            fn(N)
+            best[name] = min(best[name], (time.perf_counter_ns() - t) / N)
+    return [(name, best[name]) for name, _ in cases]
 
 
 def lock_loop(lock):
@@ -50,16 +53,24 @@ def value_loop(v):
 
 def main():
     rows = []
-    rows.append(("lock_acquire_release/shm.Lock", best_ns(lock_loop(shm.Lock()))))
-    rows.append(("lock_acquire_release/mp.Lock", best_ns(lock_loop(mp.Lock()))))
-    rows.append(("lock_acquire_release/threading.Lock", best_ns(lock_loop(threading.Lock()))))
-    rows.append(("lock_with/shm.Lock", best_ns(with_loop(shm.Lock()))))
-    rows.append(("lock_with/mp.Lock", best_ns(with_loop(mp.Lock()))))
-    rows.append(("lock_with/threading.Lock", best_ns(with_loop(threading.Lock()))))
-    rows.append(("rlock_acquire_release/shm.RLock", best_ns(lock_loop(shm.RLock()))))
-    rows.append(("rlock_acquire_release/mp.RLock", best_ns(lock_loop(mp.RLock()))))
-    rows.append(("value_read_locked/shm.Value", best_ns(value_loop(shm.Value("i", 1)))))
-    rows.append(("value_read_locked/mp.Value", best_ns(value_loop(mp.Value("i", 1)))))
+    rows += interleaved([
+        ("lock_acquire_release/shm.Lock", lock_loop(shm.Lock())),
+        ("lock_acquire_release/mp.Lock", lock_loop(mp.Lock())),
+        ("lock_acquire_release/threading.Lock", lock_loop(threading.Lock())),
+    ])
+    rows += interleaved([
+        ("lock_with/shm.Lock", with_loop(shm.Lock())),
+        ("lock_with/mp.Lock", with_loop(mp.Lock())),
+        ("lock_with/threading.Lock", with_loop(threading.Lock())),
+    ])
+    rows += interleaved([
+        ("rlock_acquire_release/shm.RLock", lock_loop(shm.RLock())),
+        ("rlock_acquire_release/mp.RLock", lock_loop(mp.RLock())),
+    ])
+    rows += interleaved([
+        ("value_read_locked/shm.Value", value_loop(shm.Value("i", 1))),
+        ("value_read_locked/mp.Value", value_loop(mp.Value("i", 1))),
+    ])
     for name, ns in rows:
         print(f"{name}\t{ns:.1f}")
 

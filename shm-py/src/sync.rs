@@ -301,7 +301,8 @@ impl RLock {
         self.recovered.load(Ordering::Relaxed)
     }
 
-    #[pyo3(signature = (block=true, timeout=None))]
+    /// The full `acquire` (the raw `acquire` comes here unless uncontended).
+    #[pyo3(name = "_acquire", signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let lock = &self.lock;
         let first = match lock.acquire_timeout(Duration::ZERO) {
@@ -326,6 +327,7 @@ impl RLock {
         }
     }
 
+    #[pyo3(name = "_release")]
     fn release(&self) -> PyResult<()> {
         self.lock.release().map_err(|e| match e {
             shm_sync::Error::NotOwner { .. } => PyRuntimeError::new_err(format!(
@@ -346,15 +348,6 @@ impl RLock {
 
     fn _count(&self) -> u32 {
         self.lock.depth()
-    }
-
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        self.acquire(py, true, None)
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.release()
     }
 
     fn __repr__(&self) -> String {
@@ -656,7 +649,8 @@ impl Barrier {
 /// Adds the sync classes to the module (Condition is pure Python, in `shm/__init__.py`).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lock>()?;
-    fast::install(m.py())?;
+    fast::install::<Lock>(m.py())?;
+    fast::install::<RLock>(m.py())?;
     m.add_class::<RLock>()?;
     m.add_class::<Semaphore>()?;
     m.add_class::<BoundedSemaphore>()?;
@@ -666,34 +660,105 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// `Lock.acquire`, `release`, `__enter__` and `__exit__` as raw C methods: the
-/// uncontended case (no arguments, lock free; release by the holder) skips PyO3's
-/// trampoline and argument parsing, which under abi3-py39 (no vectorcall in the limited
-/// API of 3.9) cost about as much as the lock itself. Anything else calls the full
-/// PyO3 methods `_acquire` / `_release` with the same arguments.
+/// `acquire`, `release`, `__enter__` and `__exit__` of `Lock` and `RLock` as raw C
+/// methods: the uncontended case (no arguments, lock free; release by the holder) skips
+/// PyO3's trampoline and argument parsing, which under abi3-py39 (no vectorcall in the
+/// limited API of 3.9) cost more than the lock itself. Anything else calls the full PyO3
+/// methods `_acquire` / `_release` with the same arguments.
 mod fast {
     use std::ffi::{CStr, c_int};
+    use std::sync::atomic::{AtomicPtr, Ordering};
 
     use pyo3::ffi;
     use pyo3::prelude::*;
+    use pyo3::type_object::PyTypeInfo;
     use pyo3::types::PyType;
-    use shm_sync::Acquired;
+    use shm_sync::{Acquired, RawRLock};
 
-    use super::Lock;
+    use super::{Lock, RLock};
 
-    /// The lock behind `slf`, if it is a `shm.Lock`.
+    /// A lock class with an uncontended fast path.
+    pub(super) trait Fast:
+        pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + PyTypeInfo + Sync
+    {
+        /// Takes the lock if it is free (a clean acquire), without waiting.
+        fn try_fast(&self) -> bool;
+        /// Releases once if the calling thread holds it.
+        fn release_fast(&self) -> bool;
+        /// The type object, cached at install (PyO3's lazy lookup costs a few ns a call).
+        fn type_cell() -> &'static AtomicPtr<ffi::PyTypeObject>;
+    }
+
+    static LOCK_TYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+    static RLOCK_TYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
+    impl Fast for Lock {
+        fn type_cell() -> &'static AtomicPtr<ffi::PyTypeObject> {
+            &LOCK_TYPE
+        }
+
+        #[inline]
+        fn try_fast(&self) -> bool {
+            self.raw().try_lock() == Ok(Acquired::Clean)
+        }
+
+        #[inline]
+        fn release_fast(&self) -> bool {
+            let ok = self.raw().unlock().is_ok();
+            if ok {
+                self.recovered.store(false, Ordering::Relaxed);
+            }
+            ok
+        }
+    }
+
+    impl RLock {
+        fn raw(&self) -> &RawRLock {
+            // SAFETY: a shm_sync::RLock's payload starts with its RawRLock, 64-byte aligned
+            // and mapped as long as `self.lock`; every process accesses it atomically.
+            unsafe { RawRLock::from_ptr(self.lock.object().payload_ptr()) }
+        }
+    }
+
+    impl Fast for RLock {
+        fn type_cell() -> &'static AtomicPtr<ffi::PyTypeObject> {
+            &RLOCK_TYPE
+        }
+
+        #[inline]
+        fn try_fast(&self) -> bool {
+            self.raw().try_acquire() == Ok(Acquired::Clean)
+        }
+
+        #[inline]
+        fn release_fast(&self) -> bool {
+            let raw = self.raw();
+            let ok = raw.release().is_ok();
+            if ok && raw.depth() == 0 {
+                self.recovered.store(false, Ordering::Relaxed);
+            }
+            ok
+        }
+    }
+
+    /// The object behind `slf` if it is exactly a `T` (the common case; a subclass takes
+    /// the slow path).
     ///
     /// # Safety
-    /// The GIL is held and `slf` is a live object.
-    unsafe fn lock<'a>(py: Python<'a>, slf: *mut ffi::PyObject) -> Option<&'a Lock> {
-        // SAFETY: as the caller guarantees; the borrowed Bound does not outlive the call,
-        // and a frozen pyclass's data lives as long as the object, which the caller's
-        // reference keeps alive for this call.
-        let bound = unsafe { Bound::from_borrowed_ptr(py, slf) };
-        let l = bound.cast::<Lock>().ok()?;
-        let l: *const Lock = l.get();
-        // SAFETY: see above: `slf` outlives this method call.
-        Some(unsafe { &*l })
+    /// The GIL is held and `slf` is a live object that outlives `'a`.
+    #[inline]
+    unsafe fn this<'a, T: Fast>(py: Python<'a>, slf: *mut ffi::PyObject) -> Option<&'a T> {
+        // SAFETY: as the caller guarantees; a frozen pyclass's data lives as long as the
+        // object, and an object of exactly type T has T's layout.
+        unsafe {
+            let tp = T::type_cell().load(Ordering::Relaxed);
+            if tp.is_null() || ffi::Py_TYPE(slf) != tp {
+                return None;
+            }
+            let bound = Bound::from_borrowed_ptr(py, slf);
+            let t: *const T = bound.cast_unchecked::<T>().get();
+            Some(&*t)
+        }
     }
 
     /// Calls `slf.<name>(*args, **kwargs)` (the full PyO3 method).
@@ -712,24 +777,24 @@ mod fast {
             if meth.is_null() {
                 return meth;
             }
-            let empty = if args.is_null() {
+            let args = if args.is_null() {
                 ffi::PyTuple_New(0)
             } else {
                 ffi::Py_INCREF(args);
                 args
             };
-            let r = if empty.is_null() {
-                empty
+            let r = if args.is_null() {
+                args
             } else {
-                ffi::PyObject_Call(meth, empty, kwargs)
+                ffi::PyObject_Call(meth, args, kwargs)
             };
-            ffi::Py_XDECREF(empty);
+            ffi::Py_XDECREF(args);
             ffi::Py_DECREF(meth);
             r
         }
     }
 
-    unsafe extern "C" fn acquire(
+    unsafe extern "C" fn acquire<T: Fast>(
         slf: *mut ffi::PyObject,
         args: *mut ffi::PyObject,
         kwargs: *mut ffi::PyObject,
@@ -740,8 +805,8 @@ mod fast {
             let py = Python::assume_attached();
             let plain = kwargs.is_null() && (args.is_null() || ffi::PyTuple_Size(args) == 0);
             if plain
-                && let Some(l) = lock(py, slf)
-                && l.raw().try_lock() == Ok(Acquired::Clean)
+                && let Some(l) = this::<T>(py, slf)
+                && l.try_fast()
             {
                 let t = ffi::Py_True();
                 ffi::Py_INCREF(t);
@@ -751,18 +816,16 @@ mod fast {
         }
     }
 
-    unsafe extern "C" fn release(
+    unsafe extern "C" fn release<T: Fast>(
         slf: *mut ffi::PyObject,
         _args: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
         // SAFETY: as in `acquire`.
         unsafe {
             let py = Python::assume_attached();
-            if let Some(l) = lock(py, slf)
-                && l.raw().unlock().is_ok()
+            if let Some(l) = this::<T>(py, slf)
+                && l.release_fast()
             {
-                l.recovered
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 let n = ffi::Py_None();
                 ffi::Py_INCREF(n);
                 return n;
@@ -785,14 +848,16 @@ mod fast {
         }))
     }
 
-    /// Puts the raw methods on the `Lock` type (once, at module init).
-    pub(super) fn install(py: Python<'_>) -> PyResult<()> {
-        let tp: Bound<'_, PyType> = py.get_type::<Lock>();
+    /// Puts the raw methods on `T`'s type (once, at module init).
+    pub(super) fn install<T: Fast>(py: Python<'_>) -> PyResult<()> {
+        let tp: Bound<'_, PyType> = py.get_type::<T>();
+        // The type lives as long as the module (PyO3 keeps it): a plain pointer is enough.
+        T::type_cell().store(tp.as_ptr().cast(), Ordering::Relaxed);
         let acq = ffi::PyMethodDefPointer {
-            PyCFunctionWithKeywords: acquire,
+            PyCFunctionWithKeywords: acquire::<T>,
         };
-        let rel_noargs = ffi::PyMethodDefPointer {
-            PyCFunction: release,
+        let rel = ffi::PyMethodDefPointer {
+            PyCFunction: release::<T>,
         };
         let methods = [
             def(
@@ -807,8 +872,8 @@ mod fast {
                 ffi::METH_VARARGS | ffi::METH_KEYWORDS,
                 c"acquire()",
             ),
-            def(c"release", rel_noargs, ffi::METH_NOARGS, c"release()"),
-            def(c"__exit__", rel_noargs, ffi::METH_VARARGS, c"release()"),
+            def(c"release", rel, ffi::METH_NOARGS, c"release()"),
+            def(c"__exit__", rel, ffi::METH_VARARGS, c"release()"),
         ];
         for m in methods {
             let name = m.ml_name;

@@ -839,8 +839,9 @@ mod fast {
         unsafe {
             let py = Python::assume_attached();
             let bound = Bound::from_borrowed_ptr(py, slf);
-            if let Ok(v) = bound.cast::<Value>() {
-                let v = v.get();
+            // Exactly a Value (a subclass takes the slow path): no subtype walk.
+            if ffi::Py_TYPE(slf) == <Value as pyo3::type_object::PyTypeInfo>::type_object_raw(py) {
+                let v = bound.cast_unchecked::<Value>().get();
                 if matches!(v.locking, Locking::Own) {
                     let lock = v.shared.cell.lock();
                     if lock.try_acquire() == Ok(Acquired::Clean) {
