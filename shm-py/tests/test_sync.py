@@ -178,8 +178,8 @@ elif kind == "value":
     threading.Thread(target=hold, args=(obj.get_lock(),), daemon=True).start()
     held.wait()
     block = lambda: obj.value
-print("blocking", flush=True)
 try:
+    print("blocking", flush=True)
     block()
 except KeyboardInterrupt:
     print("interrupted", flush=True)
