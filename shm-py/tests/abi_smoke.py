@@ -10,9 +10,12 @@ CHILD = r"""
 import pickle, sys
 import shm
 if len(sys.argv) > 1:
-    seg = pickle.loads(bytes.fromhex(sys.argv[1]))
+    seg, lock, value = pickle.loads(bytes.fromhex(sys.argv[1]))
     seg.buf[0] = sys.version_info[1]
     seg.close()
+    with lock:
+        with value.get_lock():
+            value.value += 1
 print("%d.%d" % sys.version_info[:2], shm.__file__)
 """
 
@@ -29,15 +32,17 @@ def main():
         return
     seg = shm.SharedMemory(create=True, size=16)
     try:
-        handle = pickle.dumps(seg, protocol=4).hex()
+        lock, value = shm.Lock(), shm.Value("i", 41)
+        handle = pickle.dumps((seg, lock, value), protocol=4).hex()
         out = subprocess.run(
             [interp, "-c", CHILD, handle], env=env, check=True, capture_output=True, text=True, timeout=60
         )
         minor = seg.buf[0]
         ver = out.stdout.split()[0]
         assert ver == "3.%d" % minor, (ver, minor)
+        assert value.value == 42 and not lock.locked()
         assert out.stdout.split()[1].startswith(path), out.stdout
-        print("abi3 smoke: CPython", ver, "shares a SharedMemory with", "%d.%d" % sys.version_info[:2])
+        print("abi3 smoke: CPython", ver, "shares a SharedMemory, a Lock and a Value with", "%d.%d" % sys.version_info[:2])
     finally:
         seg.close()
         seg.unlink()
