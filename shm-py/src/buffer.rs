@@ -220,7 +220,7 @@ pub unsafe fn memoryview<'py>(
 ///
 /// # Safety
 /// As for [`memoryview`].
-pub unsafe fn exporter<'py>(
+pub(crate) unsafe fn exporter<'py>(
     py: Python<'py>,
     owner: Arc<dyn Any + Send + Sync>,
     ptr: *mut u8,

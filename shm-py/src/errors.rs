@@ -34,6 +34,16 @@ create_exception!(
 use pyo3::exceptions::PyRuntimeError;
 
 /// Adds the exception types to the module.
+///
+/// ```
+/// use pyo3::prelude::*;
+/// pyo3::Python::initialize();
+/// Python::attach(|py| {
+///     let m = pyo3::types::PyModule::new(py, "m").unwrap();
+///     _shm::errors::register(&m).unwrap();
+///     assert!(m.getattr("OwnerDiedWarning").is_ok());
+/// });
+/// ```
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ShmError", py.get_type::<ShmError>())?;
@@ -42,6 +52,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Maps a shm-core error onto the Python exception a user expects.
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let e = _shm::errors::core_err(shm_core::Error::AlreadyExists { name: "psm_x".into() });
+///     assert!(e.is_instance_of::<pyo3::exceptions::PyFileExistsError>(py));
+/// });
+/// ```
 pub fn core_err(e: shm_core::Error) -> PyErr {
     use shm_core::Error as E;
     let msg = e.to_string();
@@ -60,6 +78,14 @@ pub fn core_err(e: shm_core::Error) -> PyErr {
 }
 
 /// Maps a shm-sync error onto the Python exception a user expects.
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let e = shm_sync::Event::open("psm_no_such_event_here").unwrap_err();
+///     assert!(_shm::errors::sync_err(e).is_instance_of::<pyo3::exceptions::PyFileNotFoundError>(py));
+/// });
+/// ```
 pub fn sync_err(e: shm_sync::Error) -> PyErr {
     use shm_sync::Error as E;
     match e {
@@ -73,6 +99,14 @@ pub fn sync_err(e: shm_sync::Error) -> PyErr {
 }
 
 /// Any other error: `shm.ShmError` with its message.
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let e = _shm::errors::other_err("odd");
+///     assert!(e.is_instance_of::<_shm::errors::ShmError>(py));
+/// });
+/// ```
 pub fn other_err(e: impl std::fmt::Display) -> PyErr {
     ShmError::new_err(e.to_string())
 }

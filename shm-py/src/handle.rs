@@ -14,6 +14,14 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 /// Nothing to add to the module: `_rebuild` is pure Python (`shm/__init__.py`).
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let m = pyo3::types::PyModule::new(py, "m").unwrap();
+///     _shm::handle::register(&m).unwrap();
+/// });
+/// ```
 pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
@@ -30,7 +38,16 @@ pub fn handle_args<'py>(
     PyTuple::new(py, items)
 }
 
-/// What `__reduce__` returns: `(shm._rebuild, (kind, rest...))`.
+/// What `__reduce__` returns: `(shm._rebuild, (kind, rest...))` (needs the package
+/// `shm` importable: from Python, `pickle.dumps(shm.Lock())` calls it).
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     // Outside the installed package `shm` cannot be imported: an ImportError.
+///     assert!(_shm::handle::reduce(py, "Lock", ("psm_x",)).is_err() || py.import("shm").is_ok());
+/// });
+/// ```
 pub fn reduce<'py>(
     py: Python<'py>,
     kind: &str,

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! ```
-//! let _ = _shm::list::register;
+//! assert!(std::any::type_name::<_shm::list::ShareableList>().ends_with("ShareableList"));
 //! ```
 
 use std::sync::Arc;
@@ -227,6 +227,6 @@ impl ShareableList {
 }
 
 /// Adds ShareableList to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ShareableList>()
 }

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! ```
-//! let _ = _shm::pipe::register;
+//! assert!(std::any::type_name::<_shm::pipe::Connection>().ends_with("Connection"));
 //! ```
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -284,7 +284,7 @@ fn pipe(duplex: bool) -> PyResult<(Connection, Connection)> {
 }
 
 /// Adds Pipe and Connection to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(pipe, m)?)?;
     Ok(())

@@ -83,7 +83,7 @@ impl SharedMemory {
     }
 
     /// Opens an existing block by name (never tracked: attachers do not unlink).
-    pub fn open(name: &str) -> PyResult<Self> {
+    pub(crate) fn open(name: &str) -> PyResult<Self> {
         Self::make(Some(name), false, 0, false)
     }
 
@@ -126,11 +126,6 @@ impl SharedMemory {
         self.size
     }
 
-    /// The mapping (None after `close()`).
-    pub fn segment(&self) -> Option<&Arc<Segment>> {
-        self.seg.as_ref()
-    }
-
     /// Unlinks the name (what `unlink()` does), for Rust callers.
     pub fn unlink_now(&self) -> PyResult<()> {
         untrack(&self.name);
@@ -138,7 +133,7 @@ impl SharedMemory {
     }
 
     /// Wraps an already open segment (ShareableList's `.shm`).
-    pub fn from_segment(seg: Arc<Segment>) -> Self {
+    pub(crate) fn from_segment(seg: Arc<Segment>) -> Self {
         Self {
             size: seg.len(),
             name: seg.name().unwrap_or_default().to_owned(),
@@ -239,7 +234,7 @@ impl SharedMemory {
 }
 
 /// Adds `SharedMemory` and `_cleanup` to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SharedMemory>()?;
     m.add_function(wrap_pyfunction!(_cleanup, m)?)?;
     Ok(())

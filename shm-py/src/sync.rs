@@ -647,7 +647,7 @@ impl Barrier {
 }
 
 /// Adds the sync classes to the module (Condition is pure Python, in `shm/__init__.py`).
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lock>()?;
     fast::install::<Lock>(m.py())?;
     fast::install::<RLock>(m.py())?;

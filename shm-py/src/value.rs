@@ -812,7 +812,7 @@ impl Array {
 }
 
 /// Adds Value, Array and CellLock to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
     fast::install(m.py())?;
     m.add_class::<Array>()?;

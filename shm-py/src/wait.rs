@@ -16,9 +16,21 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 /// How long one GIL-released wait lasts before signals are checked.
+///
+/// ```
+/// assert!(_shm::wait::SLICE <= std::time::Duration::from_millis(100)); // Ctrl-C feels instant
+/// ```
 pub const SLICE: Duration = Duration::from_millis(50);
 
 /// Module-level helpers (none yet beyond the constants).
+///
+/// ```
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let m = pyo3::types::PyModule::new(py, "m").unwrap();
+///     _shm::wait::register(&m).unwrap();
+/// });
+/// ```
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_WAIT_SLICE_SECONDS", SLICE.as_secs_f64())?;
     Ok(())
@@ -26,6 +38,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// Python's timeout argument as a deadline: `None` or a negative number is no deadline
 /// (`threading.Lock.acquire(timeout=-1)`), a huge one too (no `Instant` overflow).
+///
+/// ```
+/// use _shm::wait::deadline;
+/// assert!(deadline(None).unwrap().is_none());
+/// assert!(deadline(Some(-1.0)).unwrap().is_none());
+/// assert!(deadline(Some(1e300)).unwrap().is_none());
+/// assert!(deadline(Some(1.0)).unwrap().is_some());
+/// ```
 pub fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
@@ -60,6 +80,19 @@ where
 }
 
 /// [`wait_sliced`] with an absolute deadline (`None`: none).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let mut n = 0;
+///     let got = _shm::wait::wait_until(py, Instant::now().checked_add(Duration::from_secs(30)), |_| {
+///         n += 1;
+///         Ok::<_, pyo3::PyErr>((n == 3).then_some(n))
+///     });
+///     assert_eq!(got.unwrap(), Some(3));
+/// });
+/// ```
 pub fn wait_until<T, E>(
     py: Python<'_>,
     deadline: Option<Instant>,
