@@ -5,10 +5,13 @@
 //! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files.
 //! - `chaos`: the full kill -9 trial counts, with a tally.
 //! - `fuzz`: the hostile-memory fuzz harness at full count (10^6 cases), with a tally.
+//! - `test`: `cargo test --workspace`, then the Python package built into
+//!   `target/py-venv`, its pytest suite, and the abi3 wheel on every CPython 3.9+.
 
 mod bench;
 mod demo;
 mod fuzz;
+mod py;
 
 /// Counts allocations, so that the fuzz harness catches one sized by a forged length.
 #[global_allocator]
@@ -29,6 +32,13 @@ struct Cli {
 enum Cmd {
     /// fmt check, clippy (warnings denied), the test suite, docs (warnings denied), loom.
     Ci,
+    /// `cargo test --workspace`, then the Python package: maturin build into
+    /// `target/py-venv`, pytest, and the abi3 wheel imported on every CPython 3.9+.
+    Test {
+        /// Only the Python half (skip `cargo test --workspace`).
+        #[arg(long)]
+        python_only: bool,
+    },
     /// Worker processes fill a shared segment and a ShareableList; CPython reads them.
     Demo {
         /// Number of worker processes.
@@ -36,6 +46,7 @@ enum Cmd {
         workers: usize,
     },
     /// Runs the benchmarks and CPython's figures; prints ns/op and ratios.
+    /// `cargo xtask bench py`: the Python package's benchmarks (shm-py/bench) instead.
     Bench {
         /// Only benches whose id contains this text (criterion filter).
         filter: Option<String>,
@@ -82,6 +93,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Cmd::Ci => ci(),
         Cmd::Demo { workers } => demo::run(workers),
+        Cmd::Test { python_only } => test(python_only),
+        Cmd::Bench { filter, .. } if filter.as_deref() == Some("py") => py::bench(),
         Cmd::Bench { filter, no_python } => bench::run(filter.as_deref(), !no_python),
         Cmd::Chaos { trials } => chaos(trials),
         Cmd::Fuzz { cases, seed } => cargo(
@@ -178,6 +191,13 @@ fn ci() -> Result {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     Ok(())
+}
+
+fn test(python_only: bool) -> Result {
+    if !python_only {
+        cargo(&["test", "--workspace"], &[])?;
+    }
+    py::test()
 }
 
 fn chaos(trials: u32) -> Result {
