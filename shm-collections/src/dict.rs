@@ -274,6 +274,123 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         })
     }
 
+    /// Inserts or replaces without reading the replaced value (cheaper than
+    /// [`insert`](Self::insert), and it works when the old value no longer decodes);
+    /// whether a value was replaced.
+    ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, String>::create()?;
+    /// assert!(!d.set(&1, &"a".into())?);
+    /// assert!(d.set(&1, &"b".into())?);
+    /// assert_eq!(d.get(&1)?, Some("b".into()));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn set(&self, key: &K, value: &V) -> RegionResult<bool> {
+        self.with_pair(key, value, |k, v| self.region.lock()?.put(k, v))
+    }
+
+    /// Atomically replaces the value of `key` by `new` (`None`: removes it) if its
+    /// current value is `expected` (`None`: absent), comparing encoded bytes; whether it
+    /// did. The optimistic read-modify-write for callers that compute the new value
+    /// without holding the writer lock (a Python callback), retrying on `false`.
+    ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
+    /// ```
+    /// let d = shm_collections::ShareableDict::<String, u64>::create()?;
+    /// assert!(d.compare_and_set(&"n".into(), None, Some(&1))?);
+    /// assert!(!d.compare_and_set(&"n".into(), None, Some(&5))?); // it is 1 now
+    /// assert!(d.compare_and_set(&"n".into(), Some(&1), Some(&2))?);
+    /// assert!(d.compare_and_set(&"n".into(), Some(&2), None)?);
+    /// assert_eq!(d.get("n")?, None);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn compare_and_set(
+        &self,
+        key: &K,
+        expected: Option<&V>,
+        new: Option<&V>,
+    ) -> RegionResult<bool> {
+        let expected = expected.map(|v| self.value_bytes(&[], v)).transpose()?;
+        self.with_key(key, |k| {
+            let new = new.map(|v| self.value_bytes(k, v)).transpose()?;
+            let mut w = self.region.lock()?;
+            let same = w.get_with(k, |cur| Some(cur) == expected.as_deref())?;
+            if same.unwrap_or(expected.is_none()) {
+                match &new {
+                    Some(v) => {
+                        w.put(k, v)?;
+                    }
+                    None => {
+                        w.remove_with(k, |_| ())?;
+                    }
+                }
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })
+    }
+
+    /// The type tag this dict's header carries (a fingerprint of `(K, V)`), to pick
+    /// the instantiation that opens an object found by name (see
+    /// [`Object::inspect`](shm_core::Object::inspect)).
+    ///
+    /// ```
+    /// use shm_collections::ShareableDict;
+    /// let d = ShareableDict::<String, i64>::create()?;
+    /// let info = shm_core::Object::inspect(d.name().unwrap())?;
+    /// assert_eq!(info.type_tag, ShareableDict::<String, i64>::header_type_tag());
+    /// assert_ne!(info.type_tag, ShareableDict::<String, u64>::header_type_tag());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn header_type_tag() -> u64 {
+        let spec = <Self as shm_core::SharedObject>::layout();
+        match spec {
+            shm_core::Layout::Header(spec) => spec.type_tag,
+            _ => 0,
+        }
+    }
+
+    /// [`set`](Self::set) if the writer lock is free now, without waiting: `None` (and
+    /// nothing changed) while another writer holds it. For callers that must not block
+    /// where they are (Python's GIL holders), which then wait elsewhere and call `set`.
+    ///
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// assert_eq!(d.try_set(&1, &2)?, Some(false)); // inserted
+    /// assert_eq!(d.try_set(&1, &3)?, Some(true)); // replaced
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn try_set(&self, key: &K, value: &V) -> RegionResult<Option<bool>> {
+        self.with_pair(key, value, |k, v| match self.region.try_lock()? {
+            Some(mut w) => Ok(Some(w.put(k, v)?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Removes `key` without reading its value; whether it was present.
+    ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
+    /// ```
+    /// let d = shm_collections::ShareableDict::<u8, u8>::create()?;
+    /// d.insert(1, 10)?;
+    /// assert!(d.discard(&1)?);
+    /// assert!(!d.discard(&1)?);
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn discard<Q: Serialize + ?Sized>(&self, key: &Q) -> RegionResult<bool>
+    where
+        K: Borrow<Q>,
+    {
+        self.with_key(key, |k| {
+            Ok(self.region.lock()?.remove_with(k, |_| ())?.is_some())
+        })
+    }
+
     /// Removes `key`; returns its value.
     ///
     /// Waits for the writer lock while another writer holds it, at most this

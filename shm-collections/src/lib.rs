@@ -25,6 +25,9 @@
 //!   `Manager().list()` and `Manager().Namespace()` are used for, without a server
 //!   process: serde keys and values, lock-free reads, writes under a robust lock, and
 //!   growth without limit while other processes read (module [`region`]).
+//! - [`Dynamic`]: one value of the types Python and Rust share (None, bool, int, float,
+//!   str, bytes, tuple, list, dict), the element of the collections the Python package
+//!   `shm` makes (module [`dynamic`]).
 //! - With the `ndarray` feature, module `nd`: numpy-style `ArrayView`s of any shape
 //!   over an [`Array`]'s lock guard, and copies in and out of a [`RawArray`].
 //!
@@ -53,6 +56,7 @@ mod value;
 pub mod region;
 pub mod codec;
 mod dict;
+pub mod dynamic;
 pub mod inspect;
 mod namespace;
 #[cfg(feature = "ndarray")]
@@ -96,6 +100,7 @@ pub mod kinds {
 pub use array::{Array, RawArray};
 pub use cell::{AtomicInt, CellError, CellResult};
 pub use dict::{DictKey, DictValue, ShareableDict};
+pub use dynamic::Dynamic;
 pub use locked_list::{LOCK_SUFFIX, ListGuard, LockedListError, LockedShareableList};
 pub use namespace::Namespace;
 pub use pipe::{Pipe, PipeEnd, PipeOptions};

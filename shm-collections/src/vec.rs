@@ -229,6 +229,47 @@ impl<T: VecItem> ShareableVec<T> {
         self.item(rec.value())
     }
 
+    /// Runs `f` on every element as one `Vec` under the writer lock and stores the
+    /// result atomically (readers see the old elements or the new ones, never a mix): the
+    /// edit for `reverse`, slice assignment and other whole-list changes. Rebuilds the
+    /// data segment (O(n)). `f` must not use this vec ("would deadlock"). If an edited
+    /// element is over the limits nothing changes.
+    ///
+    /// Waits for the writer lock while another writer holds it, at most this
+    /// handle's patience (see [`set_patience`](Self::set_patience)).
+    /// ```
+    /// let v = shm_collections::ShareableVec::<u8>::create()?;
+    /// v.extend([1, 2, 3, 4])?;
+    /// let removed = v.edit(|items| { items.reverse(); items.drain(1..3).count() })?;
+    /// assert_eq!((removed, v.iter()?.collect::<Vec<_>>()), (2, vec![4, 1]));
+    /// # Ok::<(), shm_collections::RegionError>(())
+    /// ```
+    pub fn edit<R>(&self, f: impl FnOnce(&mut Vec<T>) -> R) -> RegionResult<R> {
+        let mut w = self.region.lock()?;
+        let mut out = None;
+        w.list_edit(0, |recs| {
+            let mut items = recs
+                .iter()
+                .map(|r| self.item(r.value()))
+                .collect::<RegionResult<Vec<T>>>()?;
+            out = Some(f(&mut items));
+            *recs = items
+                .iter()
+                .map(|v| {
+                    Ok(Rec {
+                        body: self.bytes(v)?,
+                        klen: 0,
+                    })
+                })
+                .collect::<RegionResult<Vec<Rec>>>()?;
+            Ok(())
+        })?;
+        out.ok_or_else(|| RegionError::Corrupted {
+            name: self.region.label().to_owned(),
+            what: "the edit did not run".into(),
+        })
+    }
+
     /// Appends every value under one lock; all are checked against the limits first.
     ///
     /// Waits for the writer lock while another writer holds it, at most this

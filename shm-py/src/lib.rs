@@ -23,10 +23,14 @@
 use pyo3::prelude::*;
 
 pub mod buffer;
+pub mod codec;
+pub mod dict;
 pub mod errors;
 pub mod handle;
 pub mod list;
+pub mod manager;
 pub mod pipe;
+pub mod queue;
 pub mod segment;
 pub mod sync;
 pub mod value;
@@ -47,5 +51,8 @@ fn _shm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     value::register(m)?;
     list::register(m)?;
     pipe::register(m)?;
+    dict::register(m)?;
+    queue::register(m)?;
+    manager::register(m)?;
     Ok(())
 }

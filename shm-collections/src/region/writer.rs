@@ -71,9 +71,31 @@ impl Region {
     /// Takes the writer lock and maps the current segment for it; says how the lock
     /// was acquired (after a dead holder, the caller repairs).
     fn lock_raw(&self) -> RegionResult<(Writer<'_>, Acquired)> {
+        self.lock_raw_or(true)?
+            .ok_or_else(|| self.corrupted("a waiting lock came back empty".into()))
+    }
+
+    /// Takes the writer lock without waiting: `None` while another writer holds it (a
+    /// caller that must not block here, e.g. while holding Python's GIL, waits
+    /// elsewhere and calls [`lock`](Self::lock)).
+    pub(crate) fn try_lock(&self) -> RegionResult<Option<Writer<'_>>> {
+        match self.lock_raw_or(false)? {
+            None => Ok(None),
+            Some((mut w, how)) => {
+                if how != Acquired::Clean {
+                    w.repair()?;
+                    let _ = &ctrl_header(&self.ctrl).lock.mark_consistent();
+                }
+                Ok(Some(w))
+            }
+        }
+    }
+
+    fn lock_raw_or(&self, wait: bool) -> RegionResult<Option<(Writer<'_>, Acquired)>> {
         let raw = &ctrl_header(&self.ctrl).lock;
         // The uncontended path: one CAS, no clock read.
         let how = match raw.try_lock() {
+            Err(RawError::WouldBlock) if !wait => return Ok(None),
             Err(RawError::WouldBlock) => match self.patience() {
                 None => raw.lock(),
                 Some(d) => raw.lock_timeout(d),
@@ -103,7 +125,7 @@ impl Region {
             region: self,
             _not_send: std::marker::PhantomData,
         };
-        Ok((w, how))
+        Ok(Some((w, how)))
     }
 }
 

@@ -1,0 +1,666 @@
+//! `shm.Queue(maxsize=0)`, `shm.JoinableQueue` and `shm.SimpleQueue`: multiprocessing's
+//! queues on shm-collections' crash-safe ring, with its methods and exceptions
+//! (`queue.Full`, `queue.Empty`, `ValueError` after `close()`), plus `put_many` and
+//! `get_many`. Values are [`Dynamic`]s (see [`codec`](crate::codec)): a Rust process
+//! opens the same queue as `shm_collections::Queue<Dynamic>` (or `JoinableQueue`).
+//!
+//! Bounded by construction: `Queue(maxsize=N)` holds N messages; `Queue()` (maxsize 0,
+//! unbounded in CPython) holds 4096 messages and 4 MiB (a ring in shared memory cannot
+//! grow under the processes that map it), where a `put` past that waits for room.
+//! Blocked calls release the GIL and wake every 50 ms to run signal handlers, so Ctrl-C
+//! interrupts them. `close()` is per object, as in CPython: this object can no longer
+//! put or get; other processes go on.
+//!
+//! ```
+//! use pyo3::prelude::*;
+//! pyo3::Python::initialize();
+//! pyo3::Python::attach(|py| {
+//!     let m = pyo3::types::PyModule::new(py, "t").unwrap();
+//!     _shm::queue::register(&m).unwrap();
+//!     assert!(m.getattr("JoinableQueue").is_ok());
+//! });
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyTuple, PyType};
+use shm_collections::{Dynamic, JoinableQueue, Queue, QueueError, QueueSize};
+
+use crate::codec::{to_dynamic, to_py};
+use crate::errors;
+use crate::wait;
+
+/// Registers `Queue`, `JoinableQueue` and `SimpleQueue`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyQueue>()?;
+    m.add_class::<PyJoinableQueue>()?;
+    m.add_class::<PySimpleQueue>()?;
+    Ok(())
+}
+
+static FULL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static EMPTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn queue_exc(
+    py: Python<'_>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    msg: String,
+) -> PyErr {
+    match cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        Ok(py
+            .import("queue")?
+            .getattr(name)?
+            .cast_into::<PyType>()?
+            .unbind())
+    }) {
+        Ok(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        Err(e) => e,
+    }
+}
+
+/// A queue error carried out of a GIL-released wait, mapped onto Python's exceptions.
+pub struct QErr(pub QueueError);
+
+impl From<QErr> for PyErr {
+    fn from(QErr(e): QErr) -> PyErr {
+        let msg = e.to_string();
+        Python::attach(|py| match e {
+            QueueError::Full { .. } => queue_exc(py, &FULL, "Full", msg),
+            QueueError::Empty { .. } => queue_exc(py, &EMPTY, "Empty", msg),
+            QueueError::Closed { .. } => PyValueError::new_err(msg),
+            QueueError::Timeout { .. } => PyTimeoutError::new_err(msg),
+            QueueError::TooLarge { .. } | QueueError::TaskDoneTooManyTimes { .. } => {
+                PyValueError::new_err(msg)
+            }
+            QueueError::Shm(e) => errors::core_err(e),
+            _ => errors::other_err(msg),
+        })
+    }
+}
+
+fn full(py: Python<'_>, name: &str) -> PyErr {
+    queue_exc(py, &FULL, "Full", format!("{name} is full"))
+}
+
+fn empty(py: Python<'_>, name: &str) -> PyErr {
+    queue_exc(py, &EMPTY, "Empty", format!("{name} is empty"))
+}
+
+/// The sizes of `Queue(maxsize)`: the default for 0, else `maxsize` slots sharing at
+/// least 4 MiB (at most 64 MiB) so that large messages still fit.
+pub(crate) fn size_for(maxsize: isize, max_bytes: Option<usize>) -> PyResult<QueueSize> {
+    if maxsize <= 0 {
+        return Ok(QueueSize {
+            messages: QueueSize::DEFAULT_MESSAGES,
+            bytes: max_bytes.unwrap_or(QueueSize::DEFAULT_BYTES),
+        });
+    }
+    let n = maxsize as usize;
+    let bytes = max_bytes.unwrap_or_else(|| n.saturating_mul(1024).clamp(4 << 20, 64 << 20));
+    Ok(QueueSize { messages: n, bytes })
+}
+
+/// Python's `block`/`timeout` pair as the wait to do: `Some(None)` forever,
+/// `Some(Some(d))` at most `d`, `None` not at all.
+fn wait_of(block: bool, timeout: Option<f64>) -> PyResult<Option<Option<Duration>>> {
+    if !block {
+        return Ok(None);
+    }
+    match timeout {
+        None => Ok(Some(None)),
+        Some(t) if t < 0.0 || t.is_nan() => Err(PyValueError::new_err(format!(
+            "'timeout' must be a non-negative number, found {t}"
+        ))),
+        Some(t) => Ok(Some(Duration::try_from_secs_f64(t).ok())),
+    }
+}
+
+/// The Rust object under a Python queue.
+enum Ring {
+    Plain(Queue<Dynamic>),
+    Joinable(JoinableQueue<Dynamic>),
+}
+
+impl Ring {
+    fn queue(&self) -> &Queue<Dynamic> {
+        match self {
+            Ring::Plain(q) => q,
+            Ring::Joinable(j) => j,
+        }
+    }
+
+    fn unlink(&self) -> PyResult<()> {
+        match self {
+            Ring::Plain(q) => q.unlink(),
+            Ring::Joinable(j) => j.unlink(),
+        }
+        .map_err(|e| QErr(e).into())
+    }
+}
+
+/// What `Queue`, `JoinableQueue` and `SimpleQueue` share: the ring and the close flag.
+struct Core {
+    ring: Ring,
+    maxsize: isize,
+    closed: AtomicBool,
+    label: &'static str,
+}
+
+impl Core {
+    fn q(&self) -> PyResult<&Queue<Dynamic>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PyValueError::new_err(format!(
+                "{} {:?} is closed",
+                self.label,
+                self.ring.queue().name().unwrap_or("")
+            )));
+        }
+        Ok(self.ring.queue())
+    }
+
+    fn name(&self) -> String {
+        self.ring.queue().name().unwrap_or("").to_owned()
+    }
+
+    fn put(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let q = self.q()?;
+        let v = to_dynamic(obj)?;
+        match q.put_nowait(&v) {
+            Ok(()) => return Ok(()),
+            Err(QueueError::Full { .. }) => {}
+            Err(e) => return Err(QErr(e).into()),
+        }
+        let Some(wait) = wait_of(block, timeout)? else {
+            return Err(full(py, &self.name()));
+        };
+        let done = wait::wait_sliced(py, wait, |slice| {
+            match q.put_timeout(&v, slice.max(Duration::from_micros(1))) {
+                Ok(()) => Ok(Some(())),
+                Err(QueueError::Full { .. }) => Ok(None),
+                Err(e) => Err(QErr(e)),
+            }
+        })?;
+        done.ok_or_else(|| full(py, &self.name()))
+    }
+
+    fn get_dynamic(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Dynamic> {
+        let q = self.q()?;
+        match q.get_nowait() {
+            Ok(v) => return Ok(v),
+            Err(QueueError::Empty { .. }) => {}
+            Err(e) => return Err(QErr(e).into()),
+        }
+        let Some(wait) = wait_of(block, timeout)? else {
+            return Err(empty(py, &self.name()));
+        };
+        let got = wait::wait_sliced(py, wait, |slice| {
+            match q.get_timeout(slice.max(Duration::from_micros(1))) {
+                Ok(v) => Ok(Some(v)),
+                Err(QueueError::Empty { .. }) => Ok(None),
+                Err(e) => Err(QErr(e)),
+            }
+        })?;
+        got.ok_or_else(|| empty(py, &self.name()))
+    }
+
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = self.get_dynamic(py, block, timeout)?;
+        to_py(py, &v)
+    }
+
+    fn put_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let q = self.q()?;
+        let values = items
+            .try_iter()?
+            .map(|x| to_dynamic(&x?))
+            .collect::<PyResult<Vec<_>>>()?;
+        // All at once when there is room for them now (one claim of the ring), else one
+        // by one with interruptible waits.
+        let room = q.max_messages().saturating_sub(q.qsize());
+        if values.len() <= room && values.len() > 1 {
+            match py.detach(|| q.put_many(&values)) {
+                Ok(()) => return Ok(()),
+                Err(e) => return Err(QErr(e).into()),
+            }
+        }
+        let deadline = match wait_of(block, timeout)? {
+            None => Some(std::time::Instant::now()),
+            Some(None) => None,
+            Some(Some(d)) => std::time::Instant::now().checked_add(d),
+        };
+        for v in &values {
+            if q.put_nowait(v).is_ok() {
+                continue;
+            }
+            let done = wait::wait_until(py, deadline, |slice| {
+                match q.put_timeout(v, slice.max(Duration::from_micros(1))) {
+                    Ok(()) => Ok(Some(())),
+                    Err(QueueError::Full { .. }) => Ok(None),
+                    Err(e) => Err(QErr(e)),
+                }
+            })?;
+            if done.is_none() {
+                return Err(full(py, &self.name()));
+            }
+        }
+        Ok(())
+    }
+
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let q = self.q()?;
+        let max = max.max(1);
+        let first = self.get_dynamic(py, block, timeout)?;
+        let mut all = vec![first];
+        if max > 1 {
+            match q.get_many_timeout(max - 1, Duration::ZERO) {
+                Ok(more) => all.extend(more),
+                Err(QueueError::Empty { .. }) => {}
+                Err(e) => return Err(QErr(e).into()),
+            }
+        }
+        let items = all
+            .iter()
+            .map(|d| to_py(py, d))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    fn repr(&self, kind: &str) -> String {
+        format!(
+            "<shm.{kind} name='{}' maxsize={}>",
+            self.name(),
+            self.maxsize
+        )
+    }
+}
+
+fn create_queue(
+    maxsize: isize,
+    name: Option<&str>,
+    max_bytes: Option<usize>,
+    track: bool,
+) -> PyResult<Queue<Dynamic>> {
+    let size = size_for(maxsize, max_bytes)?;
+    let mut q = match name {
+        None => Queue::<Dynamic>::create_sized(size),
+        Some(n) => <Queue<Dynamic> as shm_core::SharedObject>::create_named(n, size),
+    }
+    .map_err(|e| PyErr::from(QErr(e)))?;
+    if !track {
+        q.set_unlink_on_drop(false);
+    }
+    Ok(q)
+}
+
+fn open_queue(name: &str) -> PyResult<Queue<Dynamic>> {
+    Queue::<Dynamic>::open(name).map_err(|e| QErr(e).into())
+}
+
+/// A process-shared FIFO queue (``multiprocessing.Queue``) on a crash-safe ring in shared
+/// memory: ``Queue(maxsize=0, *, name=None, max_bytes=None, track=True)``. With ``name``
+/// alone it opens an existing queue. Puts and gets from any number of processes, Python
+/// or Rust; a process killed mid-call loses nothing and blocks nobody.
+#[pyclass(module = "shm", name = "Queue", subclass, frozen)]
+pub struct PyQueue {
+    core: Core,
+}
+
+#[pymethods]
+impl PyQueue {
+    #[new]
+    #[pyo3(signature = (maxsize=0, *, name=None, create=None, max_bytes=None, track=true))]
+    fn new(
+        maxsize: isize,
+        name: Option<&str>,
+        create: Option<bool>,
+        max_bytes: Option<usize>,
+        track: bool,
+    ) -> PyResult<Self> {
+        let q = if create.unwrap_or(name.is_none()) {
+            create_queue(maxsize, name, max_bytes, track)?
+        } else {
+            open_queue(name.unwrap_or_default())?
+        };
+        Ok(PyQueue::from_ring(Ring::Plain(q), maxsize, "Queue"))
+    }
+
+    /// Opens the queue a pickled handle names (``shm._rebuild``).
+    #[staticmethod]
+    fn _from_handle(name: &str, maxsize: isize) -> PyResult<Self> {
+        Ok(PyQueue::from_ring(
+            Ring::Plain(open_queue(name)?),
+            maxsize,
+            "Queue",
+        ))
+    }
+
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        crate::handle::reduce(py, self.core.label, (self.core.name(), self.core.maxsize))
+    }
+
+    fn __repr__(&self) -> String {
+        self.core.repr(self.core.label)
+    }
+
+    /// The name other processes open the queue by.
+    #[getter]
+    fn name(&self) -> String {
+        self.core.name()
+    }
+
+    /// The ``maxsize`` the queue was made with (0: the default size).
+    #[getter]
+    fn maxsize(&self) -> isize {
+        self.core.maxsize
+    }
+
+    /// Puts ``obj``; waits for room if ``block`` (at most ``timeout`` seconds), else
+    /// raises ``queue.Full``.
+    #[pyo3(signature = (obj, block=true, timeout=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        self.core.put(py, obj, block, timeout)
+    }
+
+    /// ``put(obj, False)``.
+    fn put_nowait(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.core.put(py, obj, false, None)
+    }
+
+    /// Takes the oldest item; waits if ``block`` (at most ``timeout`` seconds), else
+    /// raises ``queue.Empty``.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.core.get(py, block, timeout)
+    }
+
+    /// ``get(False)``.
+    fn get_nowait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core.get(py, false, None)
+    }
+
+    /// Puts every item of ``items`` (in one claim of the ring when they fit now).
+    #[pyo3(signature = (items, block=true, timeout=None))]
+    fn put_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        self.core.put_many(py, items, block, timeout)
+    }
+
+    /// Takes up to ``max`` items as a list: waits for the first as ``get`` does, then
+    /// takes those that are there.
+    #[pyo3(signature = (max=64, block=true, timeout=None))]
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.core.get_many(py, max, block, timeout)
+    }
+
+    /// Items in the queue now.
+    fn qsize(&self) -> PyResult<usize> {
+        Ok(self.core.q()?.qsize())
+    }
+
+    /// Whether the queue is empty now.
+    fn empty(&self) -> PyResult<bool> {
+        Ok(self.core.q()?.empty())
+    }
+
+    /// Whether the queue is full now.
+    fn full(&self) -> PyResult<bool> {
+        Ok(self.core.q()?.full())
+    }
+
+    /// This object puts and gets no more (ValueError after); other processes go on.
+    fn close(&self) {
+        self.core.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Nothing to wait for: puts are in shared memory when ``put`` returns.
+    fn join_thread(&self) {}
+
+    /// Nothing to cancel (no feeder thread).
+    fn cancel_join_thread(&self) {}
+
+    /// Removes the queue's name now; processes that have it open keep using it.
+    fn unlink(&self) -> PyResult<()> {
+        self.core.ring.unlink()
+    }
+}
+
+impl PyQueue {
+    /// Wraps a queue made in Rust (by a manager).
+    pub fn from_queue(q: Queue<Dynamic>, maxsize: isize) -> Self {
+        Self::from_ring(Ring::Plain(q), maxsize, "Queue")
+    }
+
+    fn from_ring(ring: Ring, maxsize: isize, label: &'static str) -> Self {
+        PyQueue {
+            core: Core {
+                ring,
+                maxsize,
+                closed: AtomicBool::new(false),
+                label,
+            },
+        }
+    }
+}
+
+/// ``multiprocessing.JoinableQueue``: a ``Queue`` whose puts count tasks that
+/// ``task_done()`` marks done and ``join()`` waits for.
+#[pyclass(module = "shm", name = "JoinableQueue", extends = PyQueue, frozen)]
+pub struct PyJoinableQueue {}
+
+#[pymethods]
+impl PyJoinableQueue {
+    #[new]
+    #[pyo3(signature = (maxsize=0, *, name=None, create=None, max_bytes=None, track=true))]
+    fn new(
+        maxsize: isize,
+        name: Option<&str>,
+        create: Option<bool>,
+        max_bytes: Option<usize>,
+        track: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let jq = if create.unwrap_or(name.is_none()) {
+            let size = size_for(maxsize, max_bytes)?;
+            let mut jq = match name {
+                None => JoinableQueue::<Dynamic>::create_sized(size),
+                Some(n) => {
+                    <JoinableQueue<Dynamic> as shm_core::SharedObject>::create_named(n, size)
+                }
+            }
+            .map_err(|e| PyErr::from(QErr(e)))?;
+            if !track {
+                jq.set_unlink_on_drop(false);
+            }
+            jq
+        } else {
+            JoinableQueue::<Dynamic>::open(name.unwrap_or_default())
+                .map_err(|e| PyErr::from(QErr(e)))?
+        };
+        Self::init(jq, maxsize)
+    }
+
+    /// Opens the queue a pickled handle names (``shm._rebuild``).
+    #[staticmethod]
+    fn _from_handle(py: Python<'_>, name: &str, maxsize: isize) -> PyResult<Py<Self>> {
+        let jq = JoinableQueue::<Dynamic>::open(name).map_err(|e| PyErr::from(QErr(e)))?;
+        Py::new(py, Self::init(jq, maxsize)?)
+    }
+
+    /// Marks one task done (ValueError if called more often than items were put).
+    fn task_done(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::jq(slf)?.task_done().map_err(|e| QErr(e).into())
+    }
+
+    /// Waits until every item put has been marked done (at most ``timeout`` seconds,
+    /// then TimeoutError; CPython's has no timeout).
+    #[pyo3(signature = (timeout=None))]
+    fn join(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<()> {
+        let py = slf.py();
+        let jq = Self::jq(slf)?;
+        let deadline = wait::deadline(timeout)?;
+        let done = wait::wait_until(py, deadline, |slice| {
+            match jq.join_timeout(slice.max(Duration::from_micros(1))) {
+                Ok(()) => Ok(Some(())),
+                Err(QueueError::Timeout { .. }) => Ok(None),
+                Err(e) => Err(QErr(e)),
+            }
+        })?;
+        done.ok_or_else(|| {
+            PyTimeoutError::new_err("JoinableQueue.join() timed out with unfinished tasks")
+        })
+    }
+}
+
+impl PyJoinableQueue {
+    fn init(jq: JoinableQueue<Dynamic>, maxsize: isize) -> PyResult<PyClassInitializer<Self>> {
+        Ok(PyClassInitializer::from(PyQueue::from_ring(
+            Ring::Joinable(jq),
+            maxsize,
+            "JoinableQueue",
+        ))
+        .add_subclass(PyJoinableQueue {}))
+    }
+
+    fn jq<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a JoinableQueue<Dynamic>> {
+        let base: &'a PyQueue = slf.as_super().get();
+        base.core.q()?;
+        match &base.core.ring {
+            Ring::Joinable(j) => Ok(j),
+            Ring::Plain(_) => Err(errors::other_err("a JoinableQueue without a joinable ring")),
+        }
+    }
+}
+
+/// ``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty``, ``close``; unbounded in
+/// CPython, here the default size of ``Queue()``.
+#[pyclass(module = "shm", name = "SimpleQueue", frozen)]
+pub struct PySimpleQueue {
+    core: Core,
+}
+
+#[pymethods]
+impl PySimpleQueue {
+    #[new]
+    #[pyo3(signature = (*, name=None, create=None, track=true))]
+    fn new(name: Option<&str>, create: Option<bool>, track: bool) -> PyResult<Self> {
+        let q = if create.unwrap_or(name.is_none()) {
+            create_queue(0, name, None, track)?
+        } else {
+            open_queue(name.unwrap_or_default())?
+        };
+        Ok(Self::from_queue(q))
+    }
+
+    /// Opens the queue a pickled handle names (``shm._rebuild``).
+    #[staticmethod]
+    fn _from_handle(name: &str) -> PyResult<Self> {
+        Ok(Self::from_queue(open_queue(name)?))
+    }
+
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        crate::handle::reduce(py, "SimpleQueue", (self.core.name(),))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shm.SimpleQueue name='{}'>", self.core.name())
+    }
+
+    /// The name other processes open the queue by.
+    #[getter]
+    fn name(&self) -> String {
+        self.core.name()
+    }
+
+    /// Puts ``obj`` (waiting for room if the queue is full).
+    fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.core.put(py, obj, true, None)
+    }
+
+    /// Takes the oldest item, waiting as long as it takes (Ctrl-C interrupts).
+    fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core.get(py, true, None)
+    }
+
+    /// Whether the queue is empty now.
+    fn empty(&self) -> PyResult<bool> {
+        Ok(self.core.q()?.empty())
+    }
+
+    /// This object puts and gets no more (ValueError after).
+    fn close(&self) {
+        self.core.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Removes the queue's name now.
+    fn unlink(&self) -> PyResult<()> {
+        self.core.ring.unlink()
+    }
+}
+
+impl PySimpleQueue {
+    fn from_queue(q: Queue<Dynamic>) -> Self {
+        PySimpleQueue {
+            core: Core {
+                ring: Ring::Plain(q),
+                maxsize: 0,
+                closed: AtomicBool::new(false),
+                label: "SimpleQueue",
+            },
+        }
+    }
+}
