@@ -1,0 +1,32 @@
+//! The shm collections and locks beyond one machine: the same API over shared memory
+//! (this machine) and over a Redis (or Valkey) server, chosen by an address.
+//!
+//! - [`api`]: the traits both backends implement ([`api::SharedDict`], ...).
+//! - [`ShareableDict`], [`ShareableVec`], [`Namespace`], [`Value`]: the Redis types, with
+//!   the method names, timeouts, errors and serde codec of `shm_collections`.
+//! - [`Manager`]: objects by key, opened by address: a local name for shared memory,
+//!   `redis://[user:password@]host:port/namespace` (`rediss://` with TLS) for Redis.
+//! - [`Error`]: one error type for both backends.
+//! - [`testing`]: a throwaway `redis-server` for tests.
+//!
+//! ```
+//! let server = shm_remote::testing::RedisServer::start().unwrap();
+//! let local = format!("doc-lib-{}", std::process::id());
+//! for address in [local, server.url("doc")] {
+//!     let m = shm_remote::Manager::create(&address)?;
+//!     assert!(m.keys()?.is_empty());
+//! }
+//! # Ok::<(), shm_remote::Error>(())
+//! ```
+
+pub mod address;
+pub mod api;
+pub mod conn;
+pub mod dict;
+pub mod error;
+pub mod manager;
+pub mod object;
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use manager::{Manager, RedisManager};
