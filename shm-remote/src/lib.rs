@@ -29,4 +29,10 @@ pub mod object;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use manager::{Manager, RedisManager};
+/// The traits, for `use shm_remote::prelude::*` in code written against them.
+pub mod prelude {
+    pub use crate::api::{SharedDict, SharedNamespace, SharedValue, SharedVec};
+}
+
+pub use dict::{Namespace, ShareableDict, ShareableVec, Value};
+pub use manager::{AnyDict, AnyNamespace, AnyValue, AnyVec, Manager, RedisManager};
