@@ -260,9 +260,10 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         K: Borrow<Q>,
     {
         let k = self.c.key(key)?;
-        let v: Option<Vec<u8>> = self
-            .c
-            .query(redis::cmd("HGET").arg(self.key_bytes()).arg(k), Retry::Idempotent)?;
+        let v: Option<Vec<u8>> = self.c.query(
+            redis::cmd("HGET").arg(self.key_bytes()).arg(k),
+            Retry::Idempotent,
+        )?;
         self.opt(v)
     }
 
@@ -272,8 +273,10 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         K: Borrow<Q>,
     {
         let k = self.c.key(key)?;
-        self.c
-            .query(redis::cmd("HEXISTS").arg(self.key_bytes()).arg(k), Retry::Idempotent)
+        self.c.query(
+            redis::cmd("HEXISTS").arg(self.key_bytes()).arg(k),
+            Retry::Idempotent,
+        )
     }
 
     /// Sets `key` to `value`; the previous value (one script: atomic).
@@ -369,9 +372,10 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// A snapshot of the entries: `HGETALL`.
     pub fn iter(&self) -> Result<std::vec::IntoIter<(K, V)>> {
-        let all: Vec<(Vec<u8>, Vec<u8>)> = self
-            .c
-            .query(redis::cmd("HGETALL").arg(self.key_bytes()), Retry::Idempotent)?;
+        let all: Vec<(Vec<u8>, Vec<u8>)> = self.c.query(
+            redis::cmd("HGETALL").arg(self.key_bytes()),
+            Retry::Idempotent,
+        )?;
         let mut out = Vec::with_capacity(all.len());
         for (k, v) in all {
             out.push((self.c.decode("key", &k)?, self.c.decode("value", &v)?));
@@ -622,9 +626,10 @@ impl<T: VecItem> ShareableVec<T> {
         let Ok(i) = i64::try_from(index) else {
             return Ok(None);
         };
-        let v: Option<Vec<u8>> = self
-            .c
-            .query(redis::cmd("LINDEX").arg(self.data()).arg(i), Retry::Idempotent)?;
+        let v: Option<Vec<u8>> = self.c.query(
+            redis::cmd("LINDEX").arg(self.data()).arg(i),
+            Retry::Idempotent,
+        )?;
         v.map(|b| self.c.decode("element", &b)).transpose()
     }
 
@@ -639,7 +644,9 @@ impl<T: VecItem> ShareableVec<T> {
         })?;
         match r {
             (1, redis::Value::BulkString(old)) => self.c.decode("element", &old),
-            (0, redis::Value::Int(n)) => Err(self.out_of_range(index, usize::try_from(n).unwrap_or(0))),
+            (0, redis::Value::Int(n)) => {
+                Err(self.out_of_range(index, usize::try_from(n).unwrap_or(0)))
+            }
             _ => Err(self.bad_reply("set")),
         }
     }
@@ -691,7 +698,9 @@ impl<T: VecItem> ShareableVec<T> {
             .run(Retry::Once, |s| s.invoke(VEC_REMOVE.key(data).arg(index)))?;
         match r.as_slice() {
             [redis::Value::Int(_), redis::Value::BulkString(old)] => self.c.decode("element", old),
-            [redis::Value::Int(n)] => Err(self.out_of_range(index, usize::try_from(*n).unwrap_or(0))),
+            [redis::Value::Int(n)] => {
+                Err(self.out_of_range(index, usize::try_from(*n).unwrap_or(0)))
+            }
             _ => Err(self.bad_reply("remove")),
         }
     }
@@ -875,9 +884,10 @@ impl Namespace {
     pub fn set<T: Serialize>(&self, attr: &str, value: &T) -> Result<()> {
         let a = self.attr(attr)?;
         let v = self.pack(value)?;
-        let _: usize = self
-            .c
-            .query(redis::cmd("HSET").arg(self.data()).arg(a).arg(v), Retry::Idempotent)?;
+        let _: usize = self.c.query(
+            redis::cmd("HSET").arg(self.data()).arg(a).arg(v),
+            Retry::Idempotent,
+        )?;
         Ok(())
     }
 
@@ -885,9 +895,10 @@ impl Namespace {
     /// holds another type. `HGET`.
     pub fn get<T: DeserializeOwned>(&self, attr: &str) -> Result<Option<T>> {
         let a = self.attr(attr)?;
-        let v: Option<Vec<u8>> = self
-            .c
-            .query(redis::cmd("HGET").arg(self.data()).arg(a), Retry::Idempotent)?;
+        let v: Option<Vec<u8>> = self.c.query(
+            redis::cmd("HGET").arg(self.data()).arg(a),
+            Retry::Idempotent,
+        )?;
         v.map(|b| self.unpack(attr, &b)).transpose()
     }
 
@@ -923,8 +934,10 @@ impl Namespace {
     /// Whether `attr` is set: `HEXISTS`.
     pub fn contains(&self, attr: &str) -> Result<bool> {
         let a = self.attr(attr)?;
-        self.c
-            .query(redis::cmd("HEXISTS").arg(self.data()).arg(a), Retry::Idempotent)
+        self.c.query(
+            redis::cmd("HEXISTS").arg(self.data()).arg(a),
+            Retry::Idempotent,
+        )
     }
 
     /// The attribute names: `HKEYS`. Names that are not UTF-8 (planted by something

@@ -253,6 +253,30 @@ impl Manager {
         }
     }
 
+    /// How long the objects opened from now on wait by default: a writer lock held
+    /// by another process (local), a server's reply (Redis). `None`: no limit.
+    ///
+    /// ```
+    /// let m = shm_remote::Manager::create(&format!("doc-pat-{}", std::process::id()))?;
+    /// m.set_patience(Some(std::time::Duration::from_secs(2)));
+    /// assert_eq!(m.patience(), Some(std::time::Duration::from_secs(2)));
+    /// # Ok::<(), shm_remote::Error>(())
+    /// ```
+    pub fn set_patience(&self, patience: Option<Duration>) {
+        match self {
+            Manager::Local(m) => m.set_patience(patience),
+            Manager::Redis(m) => m.conn.set_timeout(patience),
+        }
+    }
+
+    /// The default patience of objects opened from now on.
+    pub fn patience(&self) -> Option<Duration> {
+        match self {
+            Manager::Local(m) => m.patience(),
+            Manager::Redis(m) => m.conn.timeout(),
+        }
+    }
+
     /// The keys of the objects.
     pub fn keys(&self) -> Result<Vec<String>> {
         match self {

@@ -9,6 +9,7 @@ use shm_remote::Manager;
 use shm_remote::prelude::*;
 use std::time::Duration;
 
+/// Every `SharedDict` operation.
 pub fn dict_suite(d: &impl SharedDict<String, u64>) {
     assert!(d.is_empty().unwrap());
     assert_eq!(d.len().unwrap(), 0);
@@ -20,11 +21,15 @@ pub fn dict_suite(d: &impl SharedDict<String, u64>) {
     assert!(d.contains_key("a").unwrap());
     assert_eq!(d.len().unwrap(), 1);
     assert!(!d.is_empty().unwrap());
-    d.extend([("b".to_string(), 10), ("c".to_string(), 20)]).unwrap();
+    d.extend([("b".to_string(), 10), ("c".to_string(), 20)])
+        .unwrap();
     d.extend(std::iter::empty()).unwrap();
     assert_eq!(d.len().unwrap(), 3);
     assert_eq!(d.update("a".into(), |v| v.unwrap() + 5).unwrap(), 7);
-    assert_eq!(d.update("new".into(), |v| v.unwrap_or(100) + 1).unwrap(), 101);
+    assert_eq!(
+        d.update("new".into(), |v| v.unwrap_or(100) + 1).unwrap(),
+        101
+    );
     assert_eq!(d.get_or_insert_with("b".into(), || 999).unwrap(), 10);
     assert_eq!(d.get_or_insert_with("z".into(), || 5).unwrap(), 5);
     assert_eq!(d.get("z").unwrap(), Some(5));
@@ -32,7 +37,13 @@ pub fn dict_suite(d: &impl SharedDict<String, u64>) {
     all.sort();
     assert_eq!(
         all,
-        [("a".into(), 7), ("b".into(), 10), ("c".into(), 20), ("new".into(), 101), ("z".into(), 5)]
+        [
+            ("a".into(), 7),
+            ("b".into(), 10),
+            ("c".into(), 20),
+            ("new".into(), 101),
+            ("z".into(), 5)
+        ]
     );
     let mut keys = d.keys().unwrap();
     keys.sort();
@@ -54,6 +65,7 @@ pub fn dict_suite(d: &impl SharedDict<String, u64>) {
     assert_eq!(d.iter().unwrap().count(), 0);
 }
 
+/// Every `SharedVec` operation.
 pub fn vec_suite(v: &impl SharedVec<String>) {
     assert!(v.is_empty().unwrap());
     assert_eq!(v.pop().unwrap(), None);
@@ -66,14 +78,38 @@ pub fn vec_suite(v: &impl SharedVec<String>) {
     assert_eq!(v.len().unwrap(), 4);
     assert_eq!(v.get(1).unwrap().as_deref(), Some("b"));
     assert_eq!(v.set(1, "B".into()).unwrap(), "b");
-    assert!(matches!(v.set(4, "x".into()), Err(Error::IndexOutOfRange { index: 4, len: 4, .. })));
-    assert!(matches!(v.set(usize::MAX, "x".into()), Err(Error::IndexOutOfRange { len: 4, .. })));
+    assert!(matches!(
+        v.set(4, "x".into()),
+        Err(Error::IndexOutOfRange {
+            index: 4,
+            len: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        v.set(usize::MAX, "x".into()),
+        Err(Error::IndexOutOfRange { len: 4, .. })
+    ));
     assert_eq!(v.update(0, |s| s + "!").unwrap(), "a!");
-    assert!(matches!(v.update(9, |s| s), Err(Error::IndexOutOfRange { index: 9, len: 4, .. })));
+    assert!(matches!(
+        v.update(9, |s| s),
+        Err(Error::IndexOutOfRange {
+            index: 9,
+            len: 4,
+            ..
+        })
+    ));
     v.insert(0, "first".into()).unwrap();
     v.insert(2, "mid".into()).unwrap();
     v.insert(6, "end".into()).unwrap();
-    assert!(matches!(v.insert(99, "x".into()), Err(Error::IndexOutOfRange { index: 99, len: 7, .. })));
+    assert!(matches!(
+        v.insert(99, "x".into()),
+        Err(Error::IndexOutOfRange {
+            index: 99,
+            len: 7,
+            ..
+        })
+    ));
     assert_eq!(
         v.iter().unwrap().collect::<Vec<_>>(),
         ["first", "a!", "mid", "B", "c", "d", "end"]
@@ -81,7 +117,14 @@ pub fn vec_suite(v: &impl SharedVec<String>) {
     assert_eq!(v.remove(2).unwrap(), "mid");
     assert_eq!(v.remove(0).unwrap(), "first");
     assert_eq!(v.remove(4).unwrap(), "end");
-    assert!(matches!(v.remove(4), Err(Error::IndexOutOfRange { index: 4, len: 4, .. })));
+    assert!(matches!(
+        v.remove(4),
+        Err(Error::IndexOutOfRange {
+            index: 4,
+            len: 4,
+            ..
+        })
+    ));
     assert_eq!(v.iter().unwrap().collect::<Vec<_>>(), ["a!", "B", "c", "d"]);
     assert_eq!(v.pop().unwrap().as_deref(), Some("d"));
     assert_eq!(v.len().unwrap(), 3);
@@ -98,14 +141,23 @@ pub fn vec_suite(v: &impl SharedVec<String>) {
     v.clear().unwrap();
 }
 
+/// Every `SharedNamespace` operation.
 pub fn namespace_suite(ns: &impl SharedNamespace) {
     assert!(ns.is_empty().unwrap());
     assert_eq!(ns.get::<u8>("x").unwrap(), None);
     ns.set("x", &1.5f64).unwrap();
     assert_eq!(ns.get::<f64>("x").unwrap(), Some(1.5));
     match ns.get::<u8>("x") {
-        Err(Error::TypeMismatch { attr, expected, found, .. }) => {
-            assert_eq!((attr.as_str(), expected.as_str(), found.as_str()), ("x", "u8", "f64"));
+        Err(Error::TypeMismatch {
+            attr,
+            expected,
+            found,
+            ..
+        }) => {
+            assert_eq!(
+                (attr.as_str(), expected.as_str(), found.as_str()),
+                ("x", "u8", "f64")
+            );
         }
         other => panic!("expected a TypeMismatch, found {other:?}"),
     }
@@ -121,7 +173,10 @@ pub fn namespace_suite(ns: &impl SharedNamespace) {
         .unwrap(),
         ["a"]
     );
-    assert!(matches!(ns.update("x", |v: Option<u32>| v.unwrap_or(0)), Err(Error::TypeMismatch { .. })));
+    assert!(matches!(
+        ns.update("x", |v: Option<u32>| v.unwrap_or(0)),
+        Err(Error::TypeMismatch { .. })
+    ));
     assert_eq!(ns.get::<Vec<u8>>("x").unwrap(), Some(vec![1, 2])); // unchanged
     let mut attrs = ns.attrs().unwrap();
     attrs.sort();
@@ -132,12 +187,20 @@ pub fn namespace_suite(ns: &impl SharedNamespace) {
     assert_eq!(ns.len().unwrap(), 1);
 }
 
+/// Every `SharedValue` operation (created with 7).
 pub fn value_suite(v: &impl SharedValue<u64>) {
     assert_eq!(v.get().unwrap(), 7);
     v.set(9).unwrap();
     assert_eq!(v.get().unwrap(), 9);
     assert_eq!(v.update(|x| std::mem::replace(x, 1)).unwrap(), 9);
-    assert_eq!(v.update(|x| { *x += 1; *x }).unwrap(), 2);
+    assert_eq!(
+        v.update(|x| {
+            *x += 1;
+            *x
+        })
+        .unwrap(),
+        2
+    );
     assert_eq!(v.get().unwrap(), 2);
 }
 
@@ -149,11 +212,23 @@ fn manager_suite(address: &str) {
     namespace_suite(&m.namespace("ns").unwrap());
     value_suite(&m.value("val", 7u64).unwrap());
     // Reopening by key gives the same object; another type is WrongType on both.
-    m.dict::<String, u64>("d").unwrap().insert("k".into(), 1).unwrap();
-    assert_eq!(m.dict::<String, u64>("d").unwrap().get("k").unwrap(), Some(1));
+    m.dict::<String, u64>("d")
+        .unwrap()
+        .insert("k".into(), 1)
+        .unwrap();
+    assert_eq!(
+        m.dict::<String, u64>("d").unwrap().get("k").unwrap(),
+        Some(1)
+    );
     assert_eq!(m.value("val", 0u64).unwrap().get().unwrap(), 2);
-    assert!(matches!(m.dict::<String, i32>("d"), Err(Error::WrongType { .. })));
-    assert!(matches!(m.list::<String>("d"), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        m.dict::<String, i32>("d"),
+        Err(Error::WrongType { .. })
+    ));
+    assert!(matches!(
+        m.list::<String>("d"),
+        Err(Error::WrongType { .. })
+    ));
     assert!(matches!(m.value("val", 0u32), Err(Error::WrongType { .. })));
     assert!(matches!(m.vec::<u8>("v"), Err(Error::WrongType { .. })));
     let mut keys = m.keys().unwrap();
@@ -161,7 +236,10 @@ fn manager_suite(address: &str) {
     assert_eq!(keys, ["d", "ns", "v", "val"]);
     // A second handle on the manager from its address sees the same objects.
     let peer = Manager::connect(&m.address()).unwrap();
-    assert_eq!(peer.dict::<String, u64>("d").unwrap().get("k").unwrap(), Some(1));
+    assert_eq!(
+        peer.dict::<String, u64>("d").unwrap().get("k").unwrap(),
+        Some(1)
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ pub fn local_name(tag: &str) -> String {
 
 /// A server without persistence (fails when redis-server is missing: never skips).
 pub fn server() -> RedisServer {
-    RedisServer::start().expect("redis-server must be installed: the Redis tests fail rather than skip")
+    RedisServer::start()
+        .expect("redis-server must be installed: the Redis tests fail rather than skip")
 }
 
 /// A server with append-only persistence.
