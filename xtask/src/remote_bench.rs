@@ -161,7 +161,7 @@ pub fn run() -> Result {
         "row", "p50 us", "mean us", "x RTT", "Py/this"
     );
     let us = |ns: f64| ns / 1000.0;
-    let mut line = |name: &str, (p50, mean): Row, py: Option<f64>| {
+    let line = |name: &str, (p50, mean): Row, py: Option<f64>| {
         let vs_py = py.map_or("-".to_string(), |p| format!("{:.2}", p / p50));
         println!(
             "{:<34} {:>10.1} {:>10.1} {:>9.2} {:>9}",
