@@ -1,0 +1,104 @@
+//! The Lua scripts of the Redis queues: fixed strings of this crate, run with
+//! `EVALSHA`. A queue is a stream (`XADD` entries with one field `d`, the bincode
+//! bytes) read through one consumer group `g`, plus a config hash (`maxsize`,
+//! `closed`, `lost`).
+//!
+//! Entries stay in the stream until they are acknowledged; an acknowledged entry is
+//! deleted (`XACK` + `XDEL` in one script), so `XLEN` counts the unfinished messages
+//! and `XLEN - pending` the ones not yet delivered.
+
+/// Put. KEYS: stream, conf. ARGV: encoded messages. Puts as many as fit under
+/// `maxsize` (all or none of them when `ARGV` is one message). Replies the number put,
+/// or -1 when the queue is closed.
+pub(crate) const PUT: &str = r#"
+local conf = redis.call('HMGET', KEYS[2], 'closed', 'maxsize')
+if conf[1] == '1' then return -1 end
+local maxsize = tonumber(conf[2] or '0')
+if maxsize == nil then return redis.error_reply('ERR queue maxsize is not an integer') end
+local n = #ARGV
+if maxsize > 0 then
+  local pending = redis.call('XPENDING', KEYS[1], 'g')[1]
+  local room = maxsize - (redis.call('XLEN', KEYS[1]) - pending)
+  if room < n then n = math.max(room, 0) end
+end
+for i = 1, n do
+  redis.call('XADD', KEYS[1], '*', 'd', ARGV[i])
+end
+return n
+"#;
+
+/// Get. KEYS: stream, conf. ARGV: consumer, count, `1` to acknowledge at once (a plain
+/// `Queue`), lease ms (entries of other consumers idle that long are claimed first).
+///
+/// Replies `{closed, id, deliveries, payload, ...}`; a payload is nil for an entry
+/// without a `d` field (written by something else): such entries are acknowledged,
+/// deleted and counted in `lost` here.
+pub(crate) const GET: &str = r#"
+local n = tonumber(ARGV[2])
+local out = {0}
+local ack = {}
+local got = 0
+local function take(e, deliveries)
+  local f = e[2]
+  local payload = false
+  if type(f) == 'table' and #f == 2 and f[1] == 'd' then payload = f[2] end
+  table.insert(out, e[1])
+  table.insert(out, deliveries)
+  table.insert(out, payload)
+  if ARGV[3] == '1' or payload == false then table.insert(ack, e[1]) end
+  if payload == false then redis.call('HINCRBY', KEYS[2], 'lost', 1) end
+  got = got + 1
+end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], 'g', ARGV[1], ARGV[4], '0-0', 'COUNT', n)
+for _, e in ipairs(claimed[2]) do
+  local p = redis.call('XPENDING', KEYS[1], 'g', e[1], e[1], 1)
+  local d = 1
+  if p[1] then d = p[1][4] end
+  take(e, d)
+end
+if got < n then
+  local r = redis.call('XREADGROUP', 'GROUP', 'g', ARGV[1], 'COUNT', n - got, 'STREAMS', KEYS[1], '>')
+  if r then
+    for _, e in ipairs(r[1][2]) do take(e, 1) end
+  end
+end
+if #ack > 0 then
+  redis.call('XACK', KEYS[1], 'g', unpack(ack))
+  redis.call('XDEL', KEYS[1], unpack(ack))
+end
+if got == 0 and redis.call('HGET', KEYS[2], 'closed') == '1' then out[1] = 1 end
+return out
+"#;
+
+/// Acknowledge (`task_done`, or a message that does not decode). KEYS: stream.
+/// ARGV: entry ids. Replies how many were still pending.
+pub(crate) const ACK: &str = r#"
+local n = redis.call('XACK', KEYS[1], 'g', unpack(ARGV))
+redis.call('XDEL', KEYS[1], unpack(ARGV))
+return n
+"#;
+
+/// Lease renewal of the entries a live consumer holds (its keeper): resets their idle
+/// time without counting a delivery, only for entries still pending for this consumer
+/// (one claimed by another consumer after our lease ran out stays theirs). KEYS:
+/// stream. ARGV: consumer, ids... Replies how many were renewed.
+pub(crate) const RENEW: &str = r#"
+local n = 0
+for i = 2, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], 'g', ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[1] then
+    redis.call('XCLAIM', KEYS[1], 'g', ARGV[1], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"#;
+
+/// Sizes. KEYS: stream, conf. Replies `{xlen, pending, closed, lost}`.
+pub(crate) const SIZES: &str = r#"
+local pending = redis.call('XPENDING', KEYS[1], 'g')[1]
+local c = 0
+if redis.call('HGET', KEYS[2], 'closed') == '1' then c = 1 end
+local lost = tonumber(redis.call('HGET', KEYS[2], 'lost') or '0') or 0
+return {redis.call('XLEN', KEYS[1]), pending, c, lost}
+"#;
