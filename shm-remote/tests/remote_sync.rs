@@ -57,7 +57,7 @@ fn lock_suite<L: SharedLock + Sync>(a: &L, b: &L, reentrant: bool) {
         drop(g);
         let f3 = h.join().unwrap();
         if let (Some(f1), Some(f3)) = (f1, f3) {
-            assert!(f3 > f1 + 0, "fencing tokens grow: {f1} then {f3}");
+            assert!(f3 > f1, "fencing tokens grow: {f1} then {f3}");
         }
     });
     let g = b.try_lock().unwrap();
