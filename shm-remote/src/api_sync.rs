@@ -38,7 +38,9 @@ pub enum LockError<G> {
     /// The previous holder died holding the lock (a dead process, or a Redis holder
     /// whose lease ran out without a release). The caller holds the lock now (the
     /// guard); it stays inconsistent until the guard's `mark_consistent`.
-    #[error("the previous holder died while holding the lock; the protected data may be inconsistent")]
+    #[error(
+        "the previous holder died while holding the lock; the protected data may be inconsistent"
+    )]
     OwnerDied(G),
     /// An earlier holder died and nobody marked the lock consistent since. The caller
     /// holds the lock (the guard).

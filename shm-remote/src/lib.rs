@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use manager::{Manager, RedisManager};
-pub mod queue;
-pub mod sync;
 mod api_queue;
 mod api_sync;
+pub mod queue;
+pub mod sync;

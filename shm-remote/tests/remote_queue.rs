@@ -20,7 +20,10 @@ fn queue_suite<Q: SharedQueue<String> + Sync>(q: &Q, peer: &Q) {
     assert!(q.empty().unwrap());
     assert!(matches!(q.get_nowait(), Err(Error::Empty { .. })));
     let t = Instant::now();
-    assert!(matches!(q.get_timeout(Duration::from_millis(100)), Err(Error::Empty { .. })));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(100)),
+        Err(Error::Empty { .. })
+    ));
     assert!(t.elapsed() >= Duration::from_millis(100));
     assert!(matches!(
         q.get_many_timeout(3, Duration::from_millis(50)),
@@ -50,7 +53,10 @@ fn queue_suite<Q: SharedQueue<String> + Sync>(q: &Q, peer: &Q) {
     q.put(&"last".to_string()).unwrap();
     q.close().unwrap();
     assert!(peer.is_closed().unwrap());
-    assert!(matches!(q.put(&"no".to_string()), Err(Error::Closed { .. })));
+    assert!(matches!(
+        q.put(&"no".to_string()),
+        Err(Error::Closed { .. })
+    ));
     assert_eq!(peer.get().unwrap(), "last", "gets drain a closed queue");
     assert!(matches!(peer.get(), Err(Error::Closed { .. })));
 }
@@ -61,7 +67,10 @@ fn bounded_suite<Q: SharedQueue<u64> + Sync>(q: &Q) {
     q.put(&2).unwrap();
     assert!(matches!(q.put_nowait(&3), Err(Error::Full { .. })));
     let t = Instant::now();
-    assert!(matches!(q.put_timeout(&3, Duration::from_millis(100)), Err(Error::Full { .. })));
+    assert!(matches!(
+        q.put_timeout(&3, Duration::from_millis(100)),
+        Err(Error::Full { .. })
+    ));
     assert!(t.elapsed() >= Duration::from_millis(100));
     std::thread::scope(|s| {
         let h = s.spawn(|| q.put_timeout(&3, LONG));
@@ -86,7 +95,10 @@ fn joinable_suite<Q: SharedJoinableQueue<u32> + Sync>(q: &Q, peer: &Q) {
     assert!(is_task_done_too_many(&peer.task_done().unwrap_err()));
     q.put_many(&[1, 2]).unwrap();
     assert_eq!(q.unfinished_tasks().unwrap(), 2);
-    assert!(matches!(q.join_timeout(Duration::from_millis(100)), Err(Error::Timeout { .. })));
+    assert!(matches!(
+        q.join_timeout(Duration::from_millis(100)),
+        Err(Error::Timeout { .. })
+    ));
     assert_eq!(peer.get().unwrap(), 1);
     assert_eq!(peer.get().unwrap(), 2);
     assert_eq!(q.unfinished_tasks().unwrap(), 2, "taken, not done");
@@ -205,7 +217,10 @@ fn kill_9_of_a_consumer_mid_task_redelivers_once_with_count_2() {
     );
     assert_eq!(kid.wait_line("got ", LONG), "job-1 1");
     // While the consumer lives (its keeper renews), nobody else gets the message.
-    assert!(matches!(q.get_timeout(Duration::from_millis(1500)), Err(Error::Empty { .. })));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(1500)),
+        Err(Error::Empty { .. })
+    ));
     kid.kill();
     let t = Instant::now();
     let d = q.get_timeout_delivery(LONG).unwrap();
@@ -216,7 +231,10 @@ fn kill_9_of_a_consumer_mid_task_redelivers_once_with_count_2() {
     q.task_done().unwrap();
     q.join_timeout(LONG).unwrap();
     // Redelivered once: nothing more to take.
-    assert!(matches!(q.get_timeout(Duration::from_millis(1200)), Err(Error::Empty { .. })));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(1200)),
+        Err(Error::Empty { .. })
+    ));
 }
 
 #[test]
@@ -250,7 +268,9 @@ fn producers_in_several_processes_lose_and_duplicate_nothing() {
     for k in kids {
         k.join_ok(LONG);
     }
-    let want: BTreeSet<u64> = (0..3u64).flat_map(|i| i * 10_000..i * 10_000 + 1000).collect();
+    let want: BTreeSet<u64> = (0..3u64)
+        .flat_map(|i| i * 10_000..i * 10_000 + 1000)
+        .collect();
     assert_eq!(seen, want);
 }
 
@@ -264,10 +284,21 @@ fn a_server_restart_with_aof_loses_nothing_acknowledged() {
     q.task_done().unwrap();
     srv.kill();
     let t = Instant::now();
-    for r in [q.put(&1000), q.get_timeout(Duration::from_secs(1)).map(drop), q.join_timeout(Duration::from_secs(1))] {
-        assert!(matches!(r, Err(Error::Disconnected { .. } | Error::Timeout { .. })), "{r:?}");
+    for r in [
+        q.put(&1000),
+        q.get_timeout(Duration::from_secs(1)).map(drop),
+        q.join_timeout(Duration::from_secs(1)),
+    ] {
+        assert!(
+            matches!(r, Err(Error::Disconnected { .. } | Error::Timeout { .. })),
+            "{r:?}"
+        );
     }
-    assert!(t.elapsed() < Duration::from_secs(10), "no hang: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "no hang: {:?}",
+        t.elapsed()
+    );
     srv.start_again().unwrap();
     // Every acknowledged put is back; the acknowledged task stays done.
     assert_eq!(q.unfinished_tasks().unwrap(), 499);
@@ -291,23 +322,51 @@ fn hostile_entries_and_keys_give_typed_errors() {
     assert_eq!(q.get_timeout(LONG).unwrap(), "ok");
     assert_eq!(q.lost().unwrap(), 1);
     // Bytes that are no String.
-    let _: String = raw(&c, redis::cmd("XADD").arg(&key).arg("*").arg("d").arg(&[0xff_u8, 0xff, 0xff][..]));
+    let _: String = raw(
+        &c,
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("d")
+            .arg(&[0xff_u8, 0xff, 0xff][..]),
+    );
     assert!(matches!(q.get_timeout(LONG), Err(Error::Corrupted { .. })));
-    assert!(q.empty().unwrap(), "the bad message is dropped, the queue goes on");
+    assert!(
+        q.empty().unwrap(),
+        "the bad message is dropped, the queue goes on"
+    );
     // A stream that is no stream.
     let q2 = Queue::<u8>::open(&c, "w").unwrap();
     let _: i64 = raw(&c, redis::cmd("DEL").arg(format!("{ns}:d:w")));
     let () = raw(&c, redis::cmd("SET").arg(format!("{ns}:d:w")).arg("x"));
     for r in [q2.put(&1), q2.get_nowait().map(drop), q2.qsize().map(drop)] {
-        assert!(matches!(r, Err(Error::WrongType { .. } | Error::Corrupted { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(Error::WrongType { .. } | Error::Corrupted { .. })),
+            "{r:?}"
+        );
     }
     // At open, too.
-    assert!(matches!(Queue::<u8>::open(&c, "w"), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        Queue::<u8>::open(&c, "w"),
+        Err(Error::WrongType { .. })
+    ));
     // Another element type.
-    assert!(matches!(Queue::<u64>::open(&c, "h"), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        Queue::<u64>::open(&c, "h"),
+        Err(Error::WrongType { .. })
+    ));
     // A config that is no number.
     let _q3 = Queue::<u8>::open(&c, "cfg").unwrap();
-    let _: i64 = raw(&c, redis::cmd("HSET").arg(format!("{ns}:qc:cfg")).arg("maxsize").arg("lots"));
-    assert!(matches!(Queue::<u8>::open(&c, "cfg"), Err(Error::Corrupted { .. })));
+    let _: i64 = raw(
+        &c,
+        redis::cmd("HSET")
+            .arg(format!("{ns}:qc:cfg"))
+            .arg("maxsize")
+            .arg("lots"),
+    );
+    assert!(matches!(
+        Queue::<u8>::open(&c, "cfg"),
+        Err(Error::Corrupted { .. })
+    ));
     let _ = unique_name("unused");
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use kids::{Kid, child_role, conn, conn_to, env, raw, say, server};
 use shm_remote::Error;
 use shm_remote::api::{
-    HeldLock, LockError, SharedBarrier, SharedEvent, SharedLock, SharedSemaphore,
-    is_broken_barrier,
+    HeldLock, LockError, SharedBarrier, SharedEvent, SharedLock, SharedSemaphore, is_broken_barrier,
 };
 use shm_remote::sync::{Barrier, Event, Lock, RLock, Semaphore};
 
@@ -154,7 +153,11 @@ fn conformance_lock_local() {
 fn conformance_lock_redis() {
     let srv = server();
     let (c, _) = conn(&srv);
-    lock_suite(&Lock::open(&c, "l").unwrap(), &Lock::open(&c, "l").unwrap(), false);
+    lock_suite(
+        &Lock::open(&c, "l").unwrap(),
+        &Lock::open(&c, "l").unwrap(),
+        false,
+    );
 }
 
 #[test]
@@ -169,7 +172,11 @@ fn conformance_rlock_local() {
 fn conformance_rlock_redis() {
     let srv = server();
     let (c, _) = conn(&srv);
-    lock_suite(&RLock::open(&c, "r").unwrap(), &RLock::open(&c, "r").unwrap(), true);
+    lock_suite(
+        &RLock::open(&c, "r").unwrap(),
+        &RLock::open(&c, "r").unwrap(),
+        true,
+    );
 }
 
 #[test]
@@ -184,7 +191,10 @@ fn conformance_event_local() {
 fn conformance_event_redis() {
     let srv = server();
     let (c, _) = conn(&srv);
-    event_suite(&Event::open(&c, "e").unwrap(), &Event::open(&c, "e").unwrap());
+    event_suite(
+        &Event::open(&c, "e").unwrap(),
+        &Event::open(&c, "e").unwrap(),
+    );
 }
 
 #[test]
@@ -232,7 +242,10 @@ fn bounded_semaphore_refuses_over_release() {
     let s = Semaphore::open_bounded(&c, "bs", 1).unwrap();
     assert_eq!(s.max().unwrap(), Some(1));
     let e = s.release().unwrap_err();
-    assert!(matches!(&e, Error::Local(b) if b.to_string().contains("bs")), "{e}");
+    assert!(
+        matches!(&e, Error::Local(b) if b.to_string().contains("bs")),
+        "{e}"
+    );
     s.acquire().unwrap();
     assert_eq!(s.held_by_me(), 1);
     s.release().unwrap();
@@ -271,7 +284,10 @@ fn a_release_after_the_lease_ran_out_is_reported() {
     let a = Lock::open(&c, "lost").unwrap();
     let g = a.lock().unwrap();
     // The lease "runs out" (as for a process frozen longer than its lease): the key goes.
-    let _: i64 = raw(&c, redis::cmd("DEL").arg(format!("{}:d:lost", c.address().namespace)));
+    let _: i64 = raw(
+        &c,
+        redis::cmd("DEL").arg(format!("{}:d:lost", c.address().namespace)),
+    );
     let b = Lock::open(&c, "lost").unwrap();
     let g2 = match b.try_lock() {
         Err(LockError::OwnerDied(g)) => g,
@@ -390,7 +406,11 @@ fn a_dead_party_breaks_the_barrier() {
     let srv = server();
     let (c, url) = conn(&srv);
     let b = Barrier::open(&c, "bar", 3).unwrap();
-    let mut kid = Kid::spawn("a_dead_party_breaks_the_barrier", "party", &[("R2_URL", &url)]);
+    let mut kid = Kid::spawn(
+        "a_dead_party_breaks_the_barrier",
+        "party",
+        &[("R2_URL", &url)],
+    );
     kid.wait_line("waiting", LONG);
     // The child is registered once its n_waiting shows.
     let end = Instant::now() + LONG;
@@ -415,12 +435,21 @@ fn processes_count_exactly_under_the_lock() {
     let srv = server();
     let (c, url) = conn(&srv);
     let kids: Vec<Kid> = (0..3)
-        .map(|_| Kid::spawn("processes_count_exactly_under_the_lock", "counter", &[("R2_URL", &url)]))
+        .map(|_| {
+            Kid::spawn(
+                "processes_count_exactly_under_the_lock",
+                "counter",
+                &[("R2_URL", &url)],
+            )
+        })
         .collect();
     for k in kids {
         k.join_ok(Duration::from_secs(120));
     }
-    let v: i64 = raw(&c, redis::cmd("GET").arg(format!("{}:counter", c.address().namespace)));
+    let v: i64 = raw(
+        &c,
+        redis::cmd("GET").arg(format!("{}:counter", c.address().namespace)),
+    );
     assert_eq!(v, 150);
 }
 
@@ -431,39 +460,88 @@ fn hostile_values_give_typed_errors() {
     let ns = c.address().namespace.clone();
     // A lock key with no lease: a holder that would never go.
     let l = Lock::open(&c, "nolease").unwrap();
-    let () = raw(&c, redis::cmd("SET").arg(format!("{ns}:d:nolease")).arg("junk"));
-    let e = l.try_lock().unwrap_err();
-    assert!(matches!(e, LockError::Other(Error::Corrupted { .. })), "{e:?}");
-    // The lock's key of another Redis type.
-    let l = Lock::open(&c, "wrongtype").unwrap();
-    let _: i64 = raw(&c, redis::cmd("LPUSH").arg(format!("{ns}:d:wrongtype")).arg("x"));
+    let () = raw(
+        &c,
+        redis::cmd("SET").arg(format!("{ns}:d:nolease")).arg("junk"),
+    );
     let e = l.try_lock().unwrap_err();
     assert!(
-        matches!(e, LockError::Other(Error::WrongType { .. } | Error::Corrupted { .. })),
+        matches!(e, LockError::Other(Error::Corrupted { .. })),
+        "{e:?}"
+    );
+    // The lock's key of another Redis type.
+    let l = Lock::open(&c, "wrongtype").unwrap();
+    let _: i64 = raw(
+        &c,
+        redis::cmd("LPUSH")
+            .arg(format!("{ns}:d:wrongtype"))
+            .arg("x"),
+    );
+    let e = l.try_lock().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LockError::Other(Error::WrongType { .. } | Error::Corrupted { .. })
+        ),
         "{e:?}"
     );
     // A fencing counter that is no integer.
     let l = Lock::open(&c, "badfence").unwrap();
-    let _: i64 = raw(&c, redis::cmd("HSET").arg(format!("{ns}:ls:badfence")).arg("fence").arg("zz"));
+    let _: i64 = raw(
+        &c,
+        redis::cmd("HSET")
+            .arg(format!("{ns}:ls:badfence"))
+            .arg("fence")
+            .arg("zz"),
+    );
     let e = l.try_lock().unwrap_err();
-    assert!(matches!(e, LockError::Other(Error::Corrupted { .. })), "{e:?}");
+    assert!(
+        matches!(e, LockError::Other(Error::Corrupted { .. })),
+        "{e:?}"
+    );
     // An event flag that is neither 0 nor 1.
     let ev = Event::open(&c, "ev").unwrap();
-    let () = raw(&c, redis::cmd("SET").arg(format!("{ns}:d:ev")).arg("\u{0}garbage"));
+    let () = raw(
+        &c,
+        redis::cmd("SET")
+            .arg(format!("{ns}:d:ev"))
+            .arg("\u{0}garbage"),
+    );
     assert!(matches!(ev.is_set(), Err(Error::Corrupted { .. })));
-    assert!(matches!(ev.wait_timeout(Duration::from_millis(50)), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        ev.wait_timeout(Duration::from_millis(50)),
+        Err(Error::Corrupted { .. })
+    ));
     // A semaphore count that is no integer.
     let s = Semaphore::open(&c, "sem", 1).unwrap();
-    let _: i64 = raw(&c, redis::cmd("HSET").arg(format!("{ns}:d:sem")).arg("count").arg("many"));
+    let _: i64 = raw(
+        &c,
+        redis::cmd("HSET")
+            .arg(format!("{ns}:d:sem"))
+            .arg("count")
+            .arg("many"),
+    );
     assert!(matches!(s.try_acquire(), Err(Error::Corrupted { .. })));
     assert!(matches!(s.value(), Err(Error::Corrupted { .. })));
     // Barrier parties garbage.
     let b = Barrier::open(&c, "bar", 2).unwrap();
-    let _: i64 = raw(&c, redis::cmd("HSET").arg(format!("{ns}:d:bar")).arg("parties").arg("-3"));
-    assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::Corrupted { .. })));
+    let _: i64 = raw(
+        &c,
+        redis::cmd("HSET")
+            .arg(format!("{ns}:d:bar"))
+            .arg("parties")
+            .arg("-3"),
+    );
+    assert!(matches!(
+        b.wait_timeout(Duration::from_secs(1)),
+        Err(Error::Corrupted { .. })
+    ));
     assert!(matches!(b.parties(), Err(Error::Corrupted { .. })));
     // A name holding another kind.
-    assert!(matches!(Event::open(&c, "nolease"), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        Event::open(&c, "nolease"),
+        Err(Error::WrongType { .. })
+    ));
 }
 
 #[test]
@@ -477,11 +555,21 @@ fn server_down_gives_typed_errors_then_reconnects() {
     let t = Instant::now();
     let e = l.lock_timeout(Duration::from_secs(2)).unwrap_err();
     assert!(
-        matches!(e, LockError::Other(Error::Disconnected { .. } | Error::Timeout { .. })),
+        matches!(
+            e,
+            LockError::Other(Error::Disconnected { .. } | Error::Timeout { .. })
+        ),
         "{e:?}"
     );
-    assert!(matches!(ev.wait_timeout(Duration::from_secs(1)), Err(Error::Disconnected { .. } | Error::Timeout { .. })));
-    assert!(t.elapsed() < Duration::from_secs(8), "no hang: {:?}", t.elapsed());
+    assert!(matches!(
+        ev.wait_timeout(Duration::from_secs(1)),
+        Err(Error::Disconnected { .. } | Error::Timeout { .. })
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "no hang: {:?}",
+        t.elapsed()
+    );
     srv.start_again().unwrap();
     let g = l.lock_timeout(LONG).unwrap();
     drop(g);

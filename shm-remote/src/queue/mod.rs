@@ -6,7 +6,9 @@
 //!
 //! A queue is a stream (`<ns>:d:<name>`, entries with one field `d`: the value's
 //! bincode bytes), its consumer group `g`, and a config hash (`<ns>:qc:<name>`:
-//! `maxsize`, `lease`, `closed`, `lost`). Every handle is a consumer of its own in
+//! `maxsize`, `lease`, `closed`, `lost`, and `queued`, the messages not yet
+//! delivered). Acknowledged entries are trimmed by later gets (`XTRIM MINID` below
+//! the oldest pending one). Every handle is a consumer of its own in
 //! the group. Each operation is one Lua script (atomic on the server):
 //!
 //! - **put** / **put_many**: appends (`XADD`) unless closed ([`Error::Closed`]) and,
@@ -19,18 +21,18 @@
 //! - **get** / **get_many**: first claims messages that another consumer took and
 //!   left unacknowledged for longer than the queue's lease (`XAUTOCLAIM`: that
 //!   consumer died or hangs), then reads new ones (`XREADGROUP`). A plain [`Queue`]
-//!   acknowledges and deletes them in the same script; a [`JoinableQueue`] keeps them
+//!   acknowledges them in the same script; a [`JoinableQueue`] keeps them
 //!   pending for this consumer until [`task_done`](JoinableQueue::task_done), and the
 //!   handle's keeper renews their lease (their idle time) meanwhile. An empty queue
 //!   makes `get` wait (polling, 1 to 20 ms) until the timeout ([`Error::Empty`]), or
 //!   [`Error::Closed`] once closed and drained. `get_many` takes what is there now
 //!   (up to `max`, 1000 per round trip), waiting only for the first.
-//! - **task_done**: acknowledges and deletes the oldest message this handle got and
+//! - **task_done**: acknowledges the oldest message this handle got and
 //!   has not acknowledged. A handle that got none: `TaskDoneTooManyTimes`
 //!   (`QueueError` in [`Error::Local`]); unlike the local queue, `task_done` belongs
 //!   to the handle that called `get`.
-//! - **join**: waits until no message is unfinished (the stream is empty: every
-//!   message put was acknowledged), polling, until the timeout ([`Error::Timeout`]).
+//! - **join**: waits until no message is unfinished (none queued, none pending),
+//!   polling, until the timeout ([`Error::Timeout`]).
 //! - **close**: sets the closed flag; later puts are refused, gets drain what is left.
 //!
 //! # Delivery: at least once here, at most once locally
@@ -64,7 +66,9 @@ use shm_collections::{Message, QueueError};
 use crate::api::{SharedJoinableQueue, SharedQueue};
 use crate::conn::{Conn, Retry};
 use crate::error::{Error, Result};
-use crate::sync::{DEFAULT_LEASE, Keeper, MIN_LEASE, Obj, array, deadline, handle_id, int, lock, pause};
+use crate::sync::{
+    DEFAULT_LEASE, Keeper, MIN_LEASE, Obj, array, deadline, handle_id, int, lock, pause,
+};
 
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::PUT));
 static GET: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::GET));
@@ -178,8 +182,16 @@ impl Core {
         let conf = obj.key("qc");
         let lease = opts.lease.clamp(MIN_LEASE, Duration::from_secs(24 * 3600));
         let mut p = redis::pipe();
-        p.cmd("HSETNX").arg(&conf).arg("maxsize").arg(opts.maxsize).ignore();
-        p.cmd("HSETNX").arg(&conf).arg("lease").arg(lease.as_millis() as u64).ignore();
+        p.cmd("HSETNX")
+            .arg(&conf)
+            .arg("maxsize")
+            .arg(opts.maxsize)
+            .ignore();
+        p.cmd("HSETNX")
+            .arg(&conf)
+            .arg("lease")
+            .arg(lease.as_millis() as u64)
+            .ignore();
         p.cmd("HMGET").arg(&conf).arg("maxsize").arg("lease");
         let (vals,): (Vec<Value>,) = obj
             .conn
@@ -193,7 +205,11 @@ impl Core {
             .ok()
             .filter(|ms| *ms >= MIN_LEASE.as_millis() as u64)
             .map(Duration::from_millis)
-            .ok_or_else(|| obj.corrupted(format!("expected a lease >= {MIN_LEASE:?} in ms, found {lease_ms}")))?;
+            .ok_or_else(|| {
+                obj.corrupted(format!(
+                    "expected a lease >= {MIN_LEASE:?} in ms, found {lease_ms}"
+                ))
+            })?;
         match obj.conn.query::<Value>(
             redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -255,7 +271,12 @@ impl Core {
             invs.push(inv);
         }
         if invs.len() == 1 {
-            let v = self.obj.run(&PUT, &keys, &chunks[0].iter().map(|m| m.as_slice()).collect::<Vec<_>>(), timeout)?;
+            let v = self.obj.run(
+                &PUT,
+                &keys,
+                &chunks[0].iter().map(|m| m.as_slice()).collect::<Vec<_>>(),
+                timeout,
+            )?;
             return Ok(vec![int(&self.obj, Some(&v))?]);
         }
         let mut pipe = redis::pipe();
@@ -287,7 +308,13 @@ impl Core {
     }
 
     /// Puts `msgs` in order, waiting for room until `dl` (`try_` when `nowait`).
-    fn put_encoded(&self, msgs: &[Vec<u8>], nowait: bool, dl: Option<Instant>, waited: Duration) -> Result<()> {
+    fn put_encoded(
+        &self,
+        msgs: &[Vec<u8>],
+        nowait: bool,
+        dl: Option<Instant>,
+        waited: Duration,
+    ) -> Result<()> {
         let mut rest = msgs;
         let mut round = 0;
         if self.maxsize == 0 && rest.len() > CHUNK {
@@ -298,10 +325,9 @@ impl Core {
                     return Err(Error::Closed { name: self.name() });
                 }
                 if *n as usize != c.len() {
-                    return Err(self.obj.corrupted(format!(
-                        "an unbounded queue put {n} of {} values",
-                        c.len()
-                    )));
+                    return Err(self
+                        .obj
+                        .corrupted(format!("an unbounded queue put {n} of {} values", c.len())));
                 }
             }
             return Ok(());
@@ -327,12 +353,24 @@ impl Core {
 
     fn put<T: Message>(&self, v: &T, nowait: bool, timeout: Option<Duration>) -> Result<()> {
         let m = self.encode(v)?;
-        let dl = if nowait { None } else { timeout.and_then(deadline) };
-        self.put_encoded(std::slice::from_ref(&m), nowait, dl, timeout.unwrap_or(Duration::ZERO))
+        let dl = if nowait {
+            None
+        } else {
+            timeout.and_then(deadline)
+        };
+        self.put_encoded(
+            std::slice::from_ref(&m),
+            nowait,
+            dl,
+            timeout.unwrap_or(Duration::ZERO),
+        )
     }
 
     fn put_many<T: Message>(&self, values: &[T]) -> Result<()> {
-        let msgs = values.iter().map(|v| self.encode(v)).collect::<Result<Vec<_>>>()?;
+        let msgs = values
+            .iter()
+            .map(|v| self.encode(v))
+            .collect::<Result<Vec<_>>>()?;
         self.put_encoded(&msgs, false, None, Duration::ZERO)
     }
 
@@ -346,7 +384,12 @@ impl Core {
             self.obj.run(
                 &GET,
                 &[self.obj.data(), &self.conf],
-                &[self.consumer.as_bytes(), count.as_bytes(), ack, lease.as_bytes()],
+                &[
+                    self.consumer.as_bytes(),
+                    count.as_bytes(),
+                    ack,
+                    lease.as_bytes(),
+                ],
                 timeout,
             )?,
         )?;
@@ -357,14 +400,20 @@ impl Core {
             let id = match id {
                 Value::BulkString(b) => String::from_utf8(b)
                     .map_err(|_| self.obj.corrupted("a stream id that is not UTF-8"))?,
-                other => return Err(self.obj.corrupted(format!("expected a stream id, found {other:?}"))),
+                other => {
+                    return Err(self
+                        .obj
+                        .corrupted(format!("expected a stream id, found {other:?}")));
+                }
             };
             let d = int(&self.obj, it.next().as_ref())?;
             let payload = match it.next() {
                 Some(Value::BulkString(b)) => Some(b),
                 Some(Value::Nil) => None,
                 other => {
-                    return Err(self.obj.corrupted(format!("expected a payload, found {other:?}")));
+                    return Err(self
+                        .obj
+                        .corrupted(format!("expected a payload, found {other:?}")));
                 }
             };
             out.push((id, u64::try_from(d).unwrap_or(1), payload));
@@ -407,7 +456,11 @@ impl Core {
         for (id, deliveries, payload) in entries {
             let Some(p) = payload else { continue };
             match shm_collections::codec::decode::<T>(&p) {
-                Ok(value) => good.push(Delivery { value, id, deliveries }),
+                Ok(value) => good.push(Delivery {
+                    value,
+                    id,
+                    deliveries,
+                }),
                 Err(e) => {
                     first_err.get_or_insert_with(|| {
                         self.obj.corrupted(format!(
@@ -437,9 +490,18 @@ impl Core {
 
     /// Takes up to `max` messages, waiting for the first until `dl` (or not at all
     /// when `nowait`).
-    fn get<T: Message>(&self, max: usize, nowait: bool, timeout: Option<Duration>) -> Result<Vec<Delivery<T>>> {
+    fn get<T: Message>(
+        &self,
+        max: usize,
+        nowait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Delivery<T>>> {
         let max = max.max(1);
-        let dl = if nowait { None } else { timeout.and_then(deadline) };
+        let dl = if nowait {
+            None
+        } else {
+            timeout.and_then(deadline)
+        };
         let waited = timeout.unwrap_or(Duration::ZERO);
         let mut round = 0;
         loop {
@@ -449,7 +511,8 @@ impl Core {
                 let mut got = self.decode::<T>(entries)?;
                 // get_many: more in further round trips while chunks come back full.
                 while full && got.len() < max {
-                    let (_, more) = self.get_once((max - got.len()).min(CHUNK), self.obj.call_timeout(dl))?;
+                    let (_, more) =
+                        self.get_once((max - got.len()).min(CHUNK), self.obj.call_timeout(dl))?;
                     let n = more.len();
                     got.extend(self.decode::<T>(more)?);
                     if n < CHUNK {
@@ -484,14 +547,26 @@ impl Core {
         )?;
         let f = |i: usize| -> Result<u64> {
             let n = int(&self.obj, v.get(i))?;
-            u64::try_from(n).map_err(|_| self.obj.corrupted(format!("expected a count >= 0, found {n}")))
+            u64::try_from(n).map_err(|_| {
+                self.obj
+                    .corrupted(format!("expected a count >= 0, found {n}"))
+            })
         };
         Ok((f(0)?, f(1)?, f(2)? == 1, f(3)?))
     }
 
     fn qsize(&self) -> Result<usize> {
-        let (len, pending, _, _) = self.sizes()?;
-        Ok(len.saturating_sub(pending) as usize)
+        Ok(self.core_queued()? as usize)
+    }
+
+    fn core_queued(&self) -> Result<u64> {
+        Ok(self.sizes()?.0)
+    }
+
+    /// Messages put and not acknowledged: waiting plus taken-and-pending.
+    fn unfinished(&self) -> Result<u64> {
+        let (queued, pending, _, _) = self.sizes()?;
+        Ok(queued.saturating_add(pending))
     }
 
     fn close(&self) -> Result<()> {
@@ -876,7 +951,7 @@ impl<T: Message> JoinableQueue<T> {
     }
 
     /// Acknowledges the oldest message this handle got and has not acknowledged (it
-    /// is deleted from the server). `TaskDoneTooManyTimes` if there is none
+    /// is never delivered again). `TaskDoneTooManyTimes` if there is none
     /// ([`is_task_done_too_many`](crate::api::is_task_done_too_many)).
     ///
     /// ```no_run
@@ -926,7 +1001,7 @@ impl<T: Message> JoinableQueue<T> {
     fn join_until(&self, dl: Option<Instant>, waited: Duration) -> Result<()> {
         let mut round = 0;
         loop {
-            if self.core.sizes()?.0 == 0 {
+            if self.core.unfinished()? == 0 {
                 return Ok(());
             }
             if !pause(&mut round, dl, None) {
@@ -947,7 +1022,7 @@ impl<T: Message> JoinableQueue<T> {
     /// # Ok::<(), shm_remote::Error>(())
     /// ```
     pub fn unfinished_tasks(&self) -> Result<u64> {
-        Ok(self.core.sizes()?.0)
+        self.core.unfinished()
     }
 }
 

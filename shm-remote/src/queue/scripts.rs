@@ -3,9 +3,12 @@
 //! bytes) read through one consumer group `g`, plus a config hash (`maxsize`,
 //! `closed`, `lost`).
 //!
-//! Entries stay in the stream until they are acknowledged; an acknowledged entry is
-//! deleted (`XACK` + `XDEL` in one script), so `XLEN` counts the unfinished messages
-//! and `XLEN - pending` the ones not yet delivered.
+//! The config hash counts the messages not yet delivered (`queued`, changed by the
+//! put and get scripts only); the group's pending list holds the ones delivered and
+//! not acknowledged, so `queued + pending` is the number of unfinished messages.
+//! Acknowledged entries are not deleted one by one (`XDEL` costs ~16 us per entry
+//! against ~0.7 us for `XACK`): each get trims the stream below its oldest pending
+//! entry (`XTRIM MINID`), which frees whole nodes at once.
 
 /// Put. KEYS: stream, conf. ARGV: encoded messages. Puts as many as fit under
 /// `maxsize` (all or none of them when `ARGV` is one message). Replies the number put,
@@ -17,13 +20,13 @@ local maxsize = tonumber(conf[2] or '0')
 if maxsize == nil then return redis.error_reply('ERR queue maxsize is not an integer') end
 local n = #ARGV
 if maxsize > 0 then
-  local pending = redis.call('XPENDING', KEYS[1], 'g')[1]
-  local room = maxsize - (redis.call('XLEN', KEYS[1]) - pending)
+  local room = maxsize - redis.call('HINCRBY', KEYS[2], 'queued', 0)
   if room < n then n = math.max(room, 0) end
 end
 for i = 1, n do
   redis.call('XADD', KEYS[1], '*', 'd', ARGV[i])
 end
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'queued', n) end
 return n
 "#;
 
@@ -31,8 +34,9 @@ return n
 /// `Queue`), lease ms (entries of other consumers idle that long are claimed first).
 ///
 /// Replies `{closed, id, deliveries, payload, ...}`; a payload is nil for an entry
-/// without a `d` field (written by something else): such entries are acknowledged,
-/// deleted and counted in `lost` here.
+/// without a `d` field (written by something else): such entries are acknowledged
+/// and counted in `lost` here. Then trims the stream below its oldest pending entry
+/// (everything older is acknowledged).
 pub(crate) const GET: &str = r#"
 local n = tonumber(ARGV[2])
 local out = {0}
@@ -56,26 +60,36 @@ for _, e in ipairs(claimed[2]) do
   if p[1] then d = p[1][4] end
   take(e, d)
 end
+local last = nil
 if got < n then
   local r = redis.call('XREADGROUP', 'GROUP', 'g', ARGV[1], 'COUNT', n - got, 'STREAMS', KEYS[1], '>')
   if r then
-    for _, e in ipairs(r[1][2]) do take(e, 1) end
+    local new = r[1][2]
+    for _, e in ipairs(new) do take(e, 1); last = e[1] end
+    if #new > 0 then
+      if redis.call('HINCRBY', KEYS[2], 'queued', -#new) < 0 then
+        redis.call('HSET', KEYS[2], 'queued', 0)
+      end
+    end
   end
 end
 if #ack > 0 then
   redis.call('XACK', KEYS[1], 'g', unpack(ack))
-  redis.call('XDEL', KEYS[1], unpack(ack))
+end
+local p = redis.call('XPENDING', KEYS[1], 'g')
+if p[1] > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', p[2])
+elseif last then
+  redis.call('XTRIM', KEYS[1], 'MINID', last)
 end
 if got == 0 and redis.call('HGET', KEYS[2], 'closed') == '1' then out[1] = 1 end
 return out
 "#;
 
 /// Acknowledge (`task_done`, or a message that does not decode). KEYS: stream.
-/// ARGV: entry ids. Replies how many were still pending.
+/// ARGV: entry ids. Replies how many were still pending. (The next get trims.)
 pub(crate) const ACK: &str = r#"
-local n = redis.call('XACK', KEYS[1], 'g', unpack(ARGV))
-redis.call('XDEL', KEYS[1], unpack(ARGV))
-return n
+return redis.call('XACK', KEYS[1], 'g', unpack(ARGV))
 "#;
 
 /// Lease renewal of the entries a live consumer holds (its keeper): resets their idle
@@ -94,11 +108,11 @@ end
 return n
 "#;
 
-/// Sizes. KEYS: stream, conf. Replies `{xlen, pending, closed, lost}`.
+/// Sizes. KEYS: stream, conf. Replies `{queued, pending, closed, lost}`.
 pub(crate) const SIZES: &str = r#"
 local pending = redis.call('XPENDING', KEYS[1], 'g')[1]
 local c = 0
 if redis.call('HGET', KEYS[2], 'closed') == '1' then c = 1 end
 local lost = tonumber(redis.call('HGET', KEYS[2], 'lost') or '0') or 0
-return {redis.call('XLEN', KEYS[1]), pending, c, lost}
+return {redis.call('HINCRBY', KEYS[2], 'queued', 0), pending, c, lost}
 "#;

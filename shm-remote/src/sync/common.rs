@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use redis::{Script, Value};
 
 use crate::conn::{Conn, Retry};
-use crate::object::RemoteObject;
 use crate::error::{Error, Result};
+use crate::object::RemoteObject;
 
 /// The default lease of a lock, a semaphore permit, a barrier party or a queue
 /// message being worked on: a holder that stops renewing it (dead, frozen, cut off
@@ -108,9 +108,7 @@ impl Obj {
         match deadline {
             None => t,
             Some(d) => {
-                let left = d
-                    .saturating_duration_since(Instant::now())
-                    .max(MIN_CALL);
+                let left = d.saturating_duration_since(Instant::now()).max(MIN_CALL);
                 Some(t.map_or(left, |t| t.min(left)))
             }
         }
@@ -173,7 +171,12 @@ pub(crate) fn int(obj: &Obj, v: Option<&Value>) -> Result<i64> {
         Some(Value::BulkString(b)) => std::str::from_utf8(b)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| obj.corrupted(format!("expected an integer, found {:?}", text(&Value::BulkString(b.clone()))))),
+            .ok_or_else(|| {
+                obj.corrupted(format!(
+                    "expected an integer, found {:?}",
+                    text(&Value::BulkString(b.clone()))
+                ))
+            }),
         other => Err(obj.corrupted(format!("expected an integer in the reply, found {other:?}"))),
     }
 }
@@ -242,7 +245,11 @@ pub(crate) fn thread_prefix() -> String {
 
 /// A fresh token of the calling thread (its prefix plus a counter).
 pub(crate) fn fresh_token() -> String {
-    format!("{}{}", thread_prefix(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{}",
+        thread_prefix(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A fresh id for a handle (consumer name, semaphore or barrier member).
@@ -293,7 +300,9 @@ impl Keeper {
 
     /// Renews every third of `lease` from the next tick on.
     pub(crate) fn set_lease(&self, lease: Duration) {
-        self.shared.period_ms.store(period(lease), Ordering::Relaxed);
+        self.shared
+            .period_ms
+            .store(period(lease), Ordering::Relaxed);
     }
 
     /// Starts renewing; returns the id to [`remove`](Self::remove) it with.
@@ -398,7 +407,10 @@ pub(crate) fn dedicated(obj: &Obj, timeout: Option<Duration>) -> Result<redis::C
     }
     let deadline = crate::conn::Deadline::after(timeout);
     let map = |e: redis::RedisError| obj.err(obj.conn.map_err(e, &deadline));
-    let info = addr.into_connection_info().map_err(map)?.set_redis_settings(settings);
+    let info = addr
+        .into_connection_info()
+        .map_err(map)?
+        .set_redis_settings(settings);
     let client = redis::Client::open(info).map_err(map)?;
     client
         .get_connection_with_timeout(timeout.unwrap_or(crate::conn::DEFAULT_TIMEOUT))

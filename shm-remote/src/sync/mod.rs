@@ -79,14 +79,12 @@ use crate::error::{Error, Result};
 static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCK_ACQUIRE));
 static LOCK_RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCK_RELEASE));
 static LOCK_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCK_RENEW));
-static LOCK_MARK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(scripts::LOCK_MARK_CONSISTENT));
+static LOCK_MARK: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCK_MARK_CONSISTENT));
 static EVENT_SET: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::EVENT_SET));
 static SEM_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SEM_ACQUIRE));
 static SEM_RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SEM_RELEASE));
 static ZSET_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ZSET_RENEW));
-static BARRIER_ARRIVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(scripts::BARRIER_ARRIVE));
+static BARRIER_ARRIVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_ARRIVE));
 static BARRIER_POLL: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_POLL));
 static BARRIER_BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_BREAK));
 static BARRIER_RESET: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_RESET));
@@ -729,8 +727,13 @@ impl Event {
         // Subscribe first, then read the flag: a set after the read is a message.
         let mut con = common::dedicated(&self.obj, self.obj.call_timeout(dl))?;
         let mut ps = con.as_pubsub();
-        ps.subscribe(&self.channel)
-            .map_err(|e| self.obj.err(self.obj.conn.map_err(e, &crate::conn::Deadline::after(None))))?;
+        ps.subscribe(&self.channel).map_err(|e| {
+            self.obj.err(
+                self.obj
+                    .conn
+                    .map_err(e, &crate::conn::Deadline::after(None)),
+            )
+        })?;
         loop {
             if self.is_set_within(self.obj.call_timeout(dl))? {
                 return Ok(());
@@ -743,15 +746,22 @@ impl Event {
                 }
                 slice = slice.min(left);
             }
-            ps.set_read_timeout(Some(slice))
-                .map_err(|e| self.obj.err(self.obj.conn.map_err(e, &crate::conn::Deadline::after(None))))?;
+            ps.set_read_timeout(Some(slice)).map_err(|e| {
+                self.obj.err(
+                    self.obj
+                        .conn
+                        .map_err(e, &crate::conn::Deadline::after(None)),
+                )
+            })?;
             match ps.get_message() {
                 Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(e) => {
-                    return Err(self
-                        .obj
-                        .err(self.obj.conn.map_err(e, &crate::conn::Deadline::after(None))));
+                    return Err(self.obj.err(
+                        self.obj
+                            .conn
+                            .map_err(e, &crate::conn::Deadline::after(None)),
+                    ));
                 }
             }
         }
@@ -835,11 +845,25 @@ impl Semaphore {
         Self::open_with(conn, name, value, value.max(1), "BoundedSemaphore")
     }
 
-    fn open_with(conn: &Arc<Conn>, name: &str, value: u32, max: u32, kind: &str) -> Result<Semaphore> {
+    fn open_with(
+        conn: &Arc<Conn>,
+        name: &str,
+        value: u32,
+        max: u32,
+        kind: &str,
+    ) -> Result<Semaphore> {
         let obj = Obj::open(conn, name, kind, kind, "hash")?;
         let mut cmd = redis::pipe();
-        cmd.cmd("HSETNX").arg(obj.data()).arg("count").arg(value).ignore();
-        cmd.cmd("HSETNX").arg(obj.data()).arg("max").arg(max).ignore();
+        cmd.cmd("HSETNX")
+            .arg(obj.data())
+            .arg("count")
+            .arg(value)
+            .ignore();
+        cmd.cmd("HSETNX")
+            .arg(obj.data())
+            .arg("max")
+            .arg(max)
+            .ignore();
         obj.conn
             .pipeline::<()>(&cmd, obj.ro.patience(), Retry::Idempotent)
             .map_err(|e| obj.err(e))?;
@@ -921,7 +945,11 @@ impl Semaphore {
                     }
                     return Err(Error::Timeout {
                         what: self.obj.label.clone(),
-                        waited: if matches!(wait, Wait::Try) { Duration::ZERO } else { waited },
+                        waited: if matches!(wait, Wait::Try) {
+                            Duration::ZERO
+                        } else {
+                            waited
+                        },
                     });
                 }
                 other => {
@@ -1133,7 +1161,12 @@ impl Barrier {
     pub fn open(conn: &Arc<Conn>, name: &str, parties: u32) -> Result<Barrier> {
         let obj = Obj::open(conn, name, "Barrier", "Barrier", "hash")?;
         let mut cmd = redis::pipe();
-        for (f, v) in [("parties", parties.max(1)), ("gen", 0), ("count", 0), ("broken", 0)] {
+        for (f, v) in [
+            ("parties", parties.max(1)),
+            ("gen", 0),
+            ("count", 0),
+            ("broken", 0),
+        ] {
             cmd.cmd("HSETNX").arg(obj.data()).arg(f).arg(v).ignore();
         }
         obj.conn
@@ -1345,10 +1378,10 @@ impl Barrier {
     /// ```
     pub fn parties(&self) -> Result<u32> {
         let n = self.field("parties")?;
-        u32::try_from(n)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| self.obj.corrupted(format!("expected parties >= 1, found {n}")))
+        u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            self.obj
+                .corrupted(format!("expected parties >= 1, found {n}"))
+        })
     }
 
     /// Parties waiting in the current round (a snapshot).
@@ -1361,7 +1394,10 @@ impl Barrier {
     /// ```
     pub fn n_waiting(&self) -> Result<u32> {
         let n = self.field("count")?;
-        u32::try_from(n).map_err(|_| self.obj.corrupted(format!("expected count >= 0, found {n}")))
+        u32::try_from(n).map_err(|_| {
+            self.obj
+                .corrupted(format!("expected count >= 0, found {n}"))
+        })
     }
 }
 

@@ -31,7 +31,11 @@ pub fn aof_server() -> RedisServer {
 
 /// A connection to `url`.
 pub fn conn_to(url: &str) -> Arc<Conn> {
-    Conn::open(&RedisAddress::parse(url).unwrap(), Some(Duration::from_secs(5))).unwrap()
+    Conn::open(
+        &RedisAddress::parse(url).unwrap(),
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap()
 }
 
 /// A connection to `server` in a fresh namespace; the URL for children.
@@ -43,8 +47,12 @@ pub fn conn(server: &RedisServer) -> (Arc<Conn>, String) {
 
 /// Runs a raw command on the server (hostile writes in tests).
 pub fn raw<T: redis::FromRedisValue>(conn: &Conn, cmd: &redis::Cmd) -> T {
-    conn.query(cmd, Some(Duration::from_secs(5)), shm_remote::conn::Retry::Once)
-        .unwrap()
+    conn.query(
+        cmd,
+        Some(Duration::from_secs(5)),
+        shm_remote::conn::Retry::Once,
+    )
+    .unwrap()
 }
 
 /// Prints a line for the parent and flushes.
@@ -120,7 +128,10 @@ impl Kid {
                 assert!(st.success(), "child failed: {st}");
                 return;
             }
-            assert!(std::time::Instant::now() < end, "child still running after {timeout:?}");
+            assert!(
+                std::time::Instant::now() < end,
+                "child still running after {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
