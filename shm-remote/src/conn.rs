@@ -113,6 +113,9 @@ pub struct Session<'a> {
     conn: &'a Conn,
     pooled: Option<Pooled>,
     deadline: Deadline,
+    /// A `WATCH` is pending (no `EXEC`/`UNWATCH` since): the connection is not put back
+    /// into the pool if the session ends so (an error or a panic in between).
+    watching: bool,
 }
 
 impl Session<'_> {
@@ -167,6 +170,24 @@ impl Session<'_> {
         }
     }
 
+    /// `WATCH`es `keys`: a later [`exec`](Self::exec) aborts if another client
+    /// changed any of them in between.
+    pub fn watch(&mut self, keys: &[&str]) -> Result<()> {
+        self.watching = true;
+        let () = self.query(redis::cmd("WATCH").arg(keys))?;
+        Ok(())
+    }
+
+    /// Runs `pipe` as `MULTI`/`EXEC`; `None` if a watched key changed (nothing ran).
+    pub fn exec(&mut self, pipe: &mut Pipeline) -> Result<Option<redis::Value>> {
+        let v: redis::Value = self.pipeline(pipe.atomic())?;
+        self.watching = false;
+        Ok(match v {
+            redis::Value::Nil => None,
+            v => Some(v),
+        })
+    }
+
     /// The deadline of the session.
     pub fn deadline(&self) -> Deadline {
         self.deadline
@@ -182,6 +203,9 @@ impl Session<'_> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         if let Some(mut p) = self.pooled.take() {
+            if self.watching {
+                return;
+            }
             p.fresh = false;
             self.conn.put_back(p);
         }
@@ -328,6 +352,7 @@ impl Conn {
             conn: self,
             pooled: Some(p),
             deadline,
+            watching: false,
         })
     }
 
@@ -344,6 +369,7 @@ impl Conn {
             conn: self,
             pooled: Some(self.take(&deadline)?),
             deadline,
+            watching: false,
         };
         let fresh = s.fresh();
         match f(&mut s) {
@@ -353,6 +379,7 @@ impl Conn {
                     conn: self,
                     pooled: Some(self.take(&deadline)?),
                     deadline,
+                    watching: false,
                 };
                 f(&mut s)
             }

@@ -29,7 +29,17 @@ pub mod object;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use manager::{Manager, RedisManager};
+/// The traits, for `use shm_remote::prelude::*` in code written against them.
+pub mod prelude {
+    pub use crate::api::{SharedDict, SharedNamespace, SharedValue, SharedVec};
+    pub use crate::api::{
+        HeldLock, SharedBarrier, SharedEvent, SharedJoinableQueue, SharedLock, SharedQueue,
+        SharedSemaphore,
+    };
+}
+
+pub use dict::{Namespace, ShareableDict, ShareableVec, Value};
+pub use manager::{AnyDict, AnyNamespace, AnyValue, AnyVec, Manager, RedisManager};
 mod api_queue;
 mod api_sync;
 pub mod queue;
