@@ -577,3 +577,44 @@ fn server_down_gives_typed_errors_then_reconnects() {
     ev.wait_timeout(LONG).unwrap();
     let _ = Arc::strong_count(&c);
 }
+
+/// Worker code written against the traits only: the same on both backends.
+fn worker(m: &shm_remote::Manager) -> shm_remote::Result<(u64, u32)> {
+    use shm_remote::prelude::*;
+    let tasks = m.joinable_queue::<u64>("tasks", 0)?;
+    let done = m.event("done")?;
+    let lock = m.lock("total-lock")?;
+    let rlock = m.rlock("re")?;
+    let slots = m.semaphore("slots", 2)?;
+    let gate = m.barrier("gate", 1)?;
+    tasks.put_many(&[1, 2, 3])?;
+    let mut total = 0;
+    while let Ok(v) = tasks.get_timeout(Duration::from_millis(200)) {
+        slots.acquire_timeout(LONG)?;
+        let g = lock
+            .lock_timeout(LONG)
+            .map_err(|e| e.into_error("total-lock"))?;
+        let outer = rlock.lock().map_err(|e| e.into_error("re"))?;
+        let inner = rlock.lock().map_err(|e| e.into_error("re"))?;
+        total += v;
+        drop((inner, outer, g));
+        slots.release()?;
+        tasks.task_done()?;
+    }
+    tasks.join_timeout(LONG)?;
+    done.set()?;
+    done.wait_timeout(LONG)?;
+    let w = gate.wait_timeout(LONG)?;
+    Ok((total, w.index))
+}
+
+#[test]
+fn the_manager_runs_the_same_worker_on_both_backends() {
+    let srv = server();
+    let local = format!("r2-worker-{}", std::process::id());
+    let (_, url) = conn(&srv);
+    for address in [local, url] {
+        let m = shm_remote::Manager::create(&address).unwrap();
+        assert_eq!(worker(&m).unwrap(), (6, 0), "{address}");
+    }
+}
