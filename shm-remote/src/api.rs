@@ -329,3 +329,6 @@ impl<T: bytemuck::Pod> SharedValue<T> for shm_collections::Value<T> {
         Ok(shm_collections::Value::update(self, f)?)
     }
 }
+
+pub use crate::api_queue::*;
+pub use crate::api_sync::*;

@@ -31,8 +31,22 @@ pub mod testing;
 pub use error::{Error, Result};
 /// The traits, for `use shm_remote::prelude::*` in code written against them.
 pub mod prelude {
+    pub use crate::any_sync::ManagerSync;
+    pub use crate::api::{
+        HeldLock, SharedBarrier, SharedEvent, SharedJoinableQueue, SharedLock, SharedQueue,
+        SharedSemaphore,
+    };
     pub use crate::api::{SharedDict, SharedNamespace, SharedValue, SharedVec};
 }
 
 pub use dict::{Namespace, ShareableDict, ShareableVec, Value};
 pub use manager::{AnyDict, AnyNamespace, AnyValue, AnyVec, Manager, RedisManager};
+mod any_sync;
+pub use any_sync::{
+    AnyBarrier, AnyEvent, AnyJoinableQueue, AnyLock, AnyLockGuard, AnyQueue, AnyRLock,
+    AnySemaphore, ManagerSync,
+};
+mod api_queue;
+mod api_sync;
+pub mod queue;
+pub mod sync;
