@@ -455,7 +455,13 @@ impl Conn {
                 reason: e.to_string(),
             };
         }
-        match e.code() {
+        // A pipeline's (or transaction's) error carries the failed commands' codes.
+        let code = e.code().map(str::to_owned).or_else(|| {
+            e.clone()
+                .into_server_errors()
+                .and_then(|errs| errs.first().map(|(_, se)| se.code().to_owned()))
+        });
+        match code.as_deref() {
             Some("WRONGTYPE") => Error::WrongType {
                 name: self.server.clone(),
                 expected: "the Redis type of the object".into(),
