@@ -45,11 +45,10 @@ pub enum Address {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisAddress {
-    /// `rediss://`: TLS (server certificate checked against the webpki roots unless
-    /// the URL ends in `#insecure`).
+    /// `rediss://`: TLS; the server's certificate is checked against the system's
+    /// roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` name a private CA). There is no way to
+    /// turn the check off.
     pub tls: bool,
-    /// Skip the TLS certificate check (`#insecure`); tests with self-signed servers.
-    pub insecure: bool,
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
     /// TCP port.
@@ -94,11 +93,7 @@ impl std::fmt::Display for RedisAddress {
         } else {
             write!(f, "{}", self.host)?;
         }
-        write!(f, ":{}/{}", self.port, self.namespace)?;
-        if self.insecure {
-            write!(f, "#insecure")?;
-        }
-        Ok(())
+        write!(f, ":{}/{}", self.port, self.namespace)
     }
 }
 
@@ -179,8 +174,8 @@ pub fn check_namespace(ns: &str) -> std::result::Result<(), String> {
 }
 
 impl RedisAddress {
-    /// Parses `redis://[user:password@]host[:port][/namespace][#insecure]` (or
-    /// `rediss://`). User and password are percent-decoded.
+    /// Parses `redis://[user:password@]host[:port][/namespace]` (or `rediss://`). User
+    /// and password are percent-decoded.
     ///
     /// ```
     /// let r = shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6380/a")?;
@@ -199,16 +194,16 @@ impl RedisAddress {
                 "expected a URL starting with redis:// or rediss://",
             ));
         };
-        let (rest, insecure) = match rest.split_once('#') {
-            None => (rest, false),
-            Some((r, "insecure")) if tls => (r, true),
-            Some((_, frag)) => {
-                return Err(invalid(
-                    address,
-                    format!("expected no fragment or #insecure (rediss:// only), found #{frag}"),
-                ));
-            }
-        };
+        if let Some((_, frag)) = rest.split_once('#') {
+            // Other clients read `#insecure` as "skip the certificate check": refused
+            // here rather than ignored (trust a private CA with SSL_CERT_FILE instead).
+            return Err(invalid(
+                address,
+                format!(
+                    "expected no fragment, found #{frag} (certificate checks cannot be turned off: name a private CA with SSL_CERT_FILE)"
+                ),
+            ));
+        }
         if rest.contains('?') {
             return Err(invalid(address, "expected no query string (?...)"));
         }
@@ -268,7 +263,6 @@ impl RedisAddress {
         };
         Ok(RedisAddress {
             tls,
-            insecure,
             host: host.to_owned(),
             port,
             username,
@@ -330,8 +324,7 @@ mod tests {
         let r = RedisAddress::parse("redis://[::1]:7/ns").unwrap();
         assert_eq!((r.host.as_str(), r.port), ("::1", 7));
         assert_eq!(r.server(), "[::1]:7");
-        let r = RedisAddress::parse("rediss://h:1/n#insecure").unwrap();
-        assert!(r.tls && r.insecure);
+        assert!(RedisAddress::parse("rediss://h:1/n").unwrap().tls);
         for bad in [
             "redis://",
             "redis://h:0/n",
@@ -339,6 +332,7 @@ mod tests {
             "redis://h:1/a:b",
             "redis://h:1/n?db=1",
             "redis://h/n#insecure",
+            "rediss://h/n#insecure",
             "redis://u:p%zz@h/n",
             "redis://[::1/n",
             "ftp://h",

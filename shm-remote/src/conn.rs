@@ -259,7 +259,7 @@ impl Conn {
             ConnectionAddr::TcpTls {
                 host: address.host.clone(),
                 port: address.port,
-                insecure: address.insecure,
+                insecure: false,
                 tls_params: None,
             }
         } else {

@@ -247,8 +247,7 @@ impl Manager {
                     (None, Some(p)) => format!(":{}@", enc(p)),
                     (None, None) => String::new(),
                 };
-                let frag = if a.insecure { "#insecure" } else { "" };
-                format!("{scheme}://{auth}{}/{}{frag}", a.server(), a.namespace)
+                format!("{scheme}://{auth}{}/{}", a.server(), a.namespace)
             }
         }
     }

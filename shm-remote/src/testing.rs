@@ -32,6 +32,10 @@ pub struct ServerOptions {
     pub appendonly: bool,
     /// `--requirepass` (the default user's password).
     pub password: Option<String>,
+    /// TLS only (`--port 0 --tls-port PORT`): a throwaway CA and a server certificate
+    /// for 127.0.0.1 are made with the `openssl` command in the server's directory;
+    /// clients trust the CA through `SSL_CERT_FILE` = [`RedisServer::ca_file`].
+    pub tls: bool,
     /// Extra `--name value` arguments.
     pub extra: Vec<(String, String)>,
 }
@@ -80,6 +84,83 @@ fn unique_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A CA and a server certificate for 127.0.0.1 (P-256 keys, valid two days), made
+/// with the `openssl` command.
+fn make_certificates(dir: &Path) -> std::io::Result<()> {
+    let openssl = |args: &[&str]| -> std::io::Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("expected the openssl command for a TLS test server: {e}"),
+                )
+            })?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=shm-remote test CA",
+    ]);
+    openssl(&ca)?;
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&csr)?;
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -120,6 +201,12 @@ impl RedisServer {
     pub fn start_with(options: ServerOptions) -> std::io::Result<Self> {
         server_binary()?;
         let dir = unique_dir()?;
+        if options.tls
+            && let Err(e) = make_certificates(&dir)
+        {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         let mut server = RedisServer {
             child: None,
             port: 0,
@@ -142,9 +229,23 @@ impl RedisServer {
     fn spawn(&mut self) -> std::io::Result<()> {
         let bin = server_binary()?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        if self.options.tls {
+            cmd.arg("--port")
+                .arg("0")
+                .arg("--tls-port")
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.ca_file())
+                .arg("--tls-auth-clients")
+                .arg("no");
+        } else {
+            cmd.arg("--port").arg(self.port.to_string());
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(&self.dir)
@@ -180,10 +281,18 @@ impl RedisServer {
                 Ok(())
             });
         }
+        let _ = std::fs::remove_file(self.dir.join("redis.log"));
         let mut child = cmd.spawn()?;
         let deadline = Instant::now() + READY_WAIT;
         loop {
-            if ping(self.port, self.options.password.as_deref()) {
+            // A TLS server cannot be pinged in plain text: its log says when it listens.
+            let ready = if self.options.tls {
+                std::fs::read_to_string(self.dir.join("redis.log"))
+                    .is_ok_and(|l| l.contains("Ready to accept connections"))
+            } else {
+                ping(self.port, self.options.password.as_deref())
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -230,12 +339,18 @@ impl RedisServer {
         &self.dir
     }
 
-    /// `redis://[:password@]127.0.0.1:PORT/namespace`.
+    /// `redis://[:password@]127.0.0.1:PORT/namespace` (`rediss://` with TLS).
     pub fn url(&self, namespace: &str) -> String {
+        let scheme = if self.options.tls { "rediss" } else { "redis" };
         match &self.options.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/{namespace}", self.port),
-            None => format!("redis://127.0.0.1:{}/{namespace}", self.port),
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{}/{namespace}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/{namespace}", self.port),
         }
+    }
+
+    /// The throwaway CA's certificate (TLS servers): what `SSL_CERT_FILE` must name.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// The server's pid while it runs.

@@ -392,7 +392,7 @@ pub(crate) fn dedicated(obj: &Obj, timeout: Option<Duration>) -> Result<redis::C
         ConnectionAddr::TcpTls {
             host: a.host.clone(),
             port: a.port,
-            insecure: a.insecure,
+            insecure: false,
             tls_params: None,
         }
     } else {
