@@ -204,6 +204,68 @@ pub fn value_suite(v: &impl SharedValue<u64>) {
     assert_eq!(v.get().unwrap(), 2);
 }
 
+/// The locks, events, semaphores, barriers and queues through the manager (their full
+/// suites on both backends are in `remote_sync.rs` and `remote_queue.rs`).
+fn sync_and_queue_suite(m: &Manager) {
+    let short = Duration::from_millis(50);
+    let lk = m.lock("lk").unwrap();
+    assert!(!lk.is_locked().unwrap());
+    {
+        let _g = lk
+            .lock_timeout(Duration::from_secs(5))
+            .map_err(|e| e.into_error("lk"))
+            .unwrap();
+        assert!(lk.is_locked().unwrap());
+    }
+    assert!(!lk.is_locked().unwrap());
+    let rl = m.rlock("rl").unwrap();
+    {
+        let _a = rl.lock().map_err(|e| e.into_error("rl")).unwrap();
+        let _b = rl.try_lock().map_err(|e| e.into_error("rl")).unwrap(); // re-entrant
+    }
+    let ev = m.event("ev").unwrap();
+    assert!(!ev.is_set().unwrap());
+    assert!(matches!(ev.wait_timeout(short), Err(Error::Timeout { .. })));
+    ev.set().unwrap();
+    ev.wait().unwrap();
+    ev.clear().unwrap();
+    assert!(!ev.is_set().unwrap());
+    let sem = m.semaphore("sem", 2).unwrap();
+    assert_eq!(sem.value().unwrap(), 2);
+    sem.acquire().unwrap();
+    sem.try_acquire().unwrap();
+    assert!(matches!(sem.try_acquire(), Err(Error::Timeout { .. })));
+    assert!(matches!(
+        sem.acquire_timeout(short),
+        Err(Error::Timeout { .. })
+    ));
+    sem.release().unwrap();
+    sem.release().unwrap();
+    assert_eq!(sem.value().unwrap(), 2);
+    let bar = m.barrier("bar", 1).unwrap();
+    assert_eq!(bar.parties().unwrap(), 1);
+    bar.wait().unwrap();
+    assert!(!bar.broken().unwrap());
+    let q = m.queue::<String>("q", 0).unwrap();
+    assert!(q.empty().unwrap());
+    q.put(&"a".to_string()).unwrap();
+    q.put_many(&["b".to_string(), "c".to_string()]).unwrap();
+    assert_eq!(q.qsize().unwrap(), 3);
+    assert_eq!(q.get().unwrap(), "a");
+    assert_eq!(q.get_many(5).unwrap(), ["b", "c"]);
+    assert!(matches!(
+        q.get_timeout(short),
+        Err(Error::Empty { .. } | Error::Timeout { .. })
+    ));
+    let jq = m.joinable_queue::<u32>("jq", 0).unwrap();
+    jq.put(&7).unwrap();
+    assert_eq!(jq.unfinished_tasks().unwrap(), 1);
+    assert_eq!(jq.get().unwrap(), 7);
+    jq.task_done().unwrap();
+    jq.join_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(jq.unfinished_tasks().unwrap(), 0);
+}
+
 /// The whole suite through a manager: the only input is the address.
 fn manager_suite(address: &str) {
     let m = Manager::create(address).unwrap();
@@ -231,9 +293,15 @@ fn manager_suite(address: &str) {
     ));
     assert!(matches!(m.value("val", 0u32), Err(Error::WrongType { .. })));
     assert!(matches!(m.vec::<u8>("v"), Err(Error::WrongType { .. })));
+    sync_and_queue_suite(&m);
     let mut keys = m.keys().unwrap();
     keys.sort();
-    assert_eq!(keys, ["d", "ns", "v", "val"]);
+    assert_eq!(
+        keys,
+        [
+            "bar", "d", "ev", "jq", "lk", "ns", "q", "rl", "sem", "v", "val"
+        ]
+    );
     // A second handle on the manager from its address sees the same objects.
     let peer = Manager::connect(&m.address()).unwrap();
     assert_eq!(
