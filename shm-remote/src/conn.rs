@@ -455,12 +455,13 @@ impl Conn {
                 reason: e.to_string(),
             };
         }
-        // A pipeline's (or transaction's) error carries the failed commands' codes.
-        let code = e.code().map(str::to_owned).or_else(|| {
-            e.clone()
-                .into_server_errors()
-                .and_then(|errs| errs.first().map(|(_, se)| se.code().to_owned()))
-        });
+        // A pipeline's (or an aborted transaction's: EXECABORT) error carries the failed
+        // commands' codes: the first of those decides, else the error's own.
+        let code = e
+            .clone()
+            .into_server_errors()
+            .and_then(|errs| errs.first().map(|(_, se)| se.code().to_owned()))
+            .or_else(|| e.code().map(str::to_owned));
         match code.as_deref() {
             Some("WRONGTYPE") => Error::WrongType {
                 name: self.server.clone(),

@@ -158,20 +158,6 @@ impl Codec {
     }
 }
 
-static DICT_INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local old = redis.call('HGET', KEYS[1], ARGV[1]) \
-         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return old",
-    )
-});
-
-static DICT_REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local old = redis.call('HGET', KEYS[1], ARGV[1]) \
-         if old then redis.call('HDEL', KEYS[1], ARGV[1]) end return old",
-    )
-});
-
 static DICT_GET_OR_INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) \
@@ -185,7 +171,7 @@ static DICT_GET_OR_INSERT: LazyLock<Script> = LazyLock::new(|| {
 /// | method | Redis | atomic |
 /// |--------|-------|--------|
 /// | `get`, `contains_key` | `HGET`, `HEXISTS` | yes |
-/// | `insert`, `remove` | a script (`HGET` + `HSET`/`HDEL`) | yes, returns the previous value |
+/// | `insert`, `remove` | `MULTI` `HGET` `HSET`/`HDEL` `EXEC` (one round trip) | yes, returns the previous value |
 /// | `len`, `clear` | `HLEN`, `DEL` | yes |
 /// | `extend` | one `HSET` of every pair | yes, all pairs or none |
 /// | `update` | `WATCH` `HGET` … `MULTI` `HSET` `EXEC`, again on conflict | yes, no lost update |
@@ -281,27 +267,44 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         )
     }
 
-    /// Sets `key` to `value`; the previous value (one script: atomic).
+    /// Sets `key` to `value`; the previous value (`MULTI`/`EXEC`: atomic, one round trip).
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
         let k = self.c.key(&key)?;
         let v = self.c.value(&value)?;
         let data = self.key_bytes();
-        let old: Option<Vec<u8>> = self.c.run(Retry::Once, |s| {
-            s.invoke(DICT_INSERT.key(data).arg(&k[..]).arg(&v[..]))
-        })?;
+        // MULTI HGET HSET EXEC: one round trip, atomic, no Lua (cheaper on the server
+        // than the equivalent script).
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HGET")
+            .arg(data)
+            .arg(&k[..])
+            .cmd("HSET")
+            .arg(data)
+            .arg(&k[..])
+            .arg(&v[..])
+            .ignore();
+        let (old,): (Option<Vec<u8>>,) = self.c.run(Retry::Once, |s| s.pipeline(&pipe))?;
         self.opt(old)
     }
 
-    /// Removes `key`; its value (one script: atomic).
+    /// Removes `key`; its value (`MULTI`/`EXEC`: atomic, one round trip).
     pub fn remove<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Option<V>>
     where
         K: Borrow<Q>,
     {
         let k = self.c.key(key)?;
         let data = self.key_bytes();
-        let old: Option<Vec<u8>> = self
-            .c
-            .run(Retry::Once, |s| s.invoke(DICT_REMOVE.key(data).arg(&k[..])))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HGET")
+            .arg(data)
+            .arg(&k[..])
+            .cmd("HDEL")
+            .arg(data)
+            .arg(&k[..])
+            .ignore();
+        let (old,): (Option<Vec<u8>>,) = self.c.run(Retry::Once, |s| s.pipeline(&pipe))?;
         self.opt(old)
     }
 
