@@ -178,6 +178,18 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// `WATCH`es `keys` and runs the reads of `reads` in the same round trip (the watch
+    /// takes effect before them); the reads' results.
+    pub fn watch_read<T: FromRedisValue>(&mut self, keys: &[&str], reads: &Pipeline) -> Result<T> {
+        self.watching = true;
+        let mut pipe = redis::pipe();
+        pipe.cmd("WATCH").arg(keys).ignore();
+        for cmd in reads.cmd_iter() {
+            pipe.add_command(cmd.clone());
+        }
+        self.pipeline(&pipe)
+    }
+
     /// Runs `pipe` as `MULTI`/`EXEC`; `None` if a watched key changed (nothing ran).
     pub fn exec(&mut self, pipe: &mut Pipeline) -> Result<Option<redis::Value>> {
         let v: redis::Value = self.pipeline(pipe.atomic())?;
@@ -443,7 +455,13 @@ impl Conn {
                 reason: e.to_string(),
             };
         }
-        match e.code() {
+        // A pipeline's (or transaction's) error carries the failed commands' codes.
+        let code = e.code().map(str::to_owned).or_else(|| {
+            e.clone()
+                .into_server_errors()
+                .and_then(|errs| errs.first().map(|(_, se)| se.code().to_owned()))
+        });
+        match code.as_deref() {
             Some("WRONGTYPE") => Error::WrongType {
                 name: self.server.clone(),
                 expected: "the Redis type of the object".into(),

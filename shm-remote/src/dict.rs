@@ -123,20 +123,22 @@ impl Codec {
         self.run(retry, |s| s.query(cmd))
     }
 
-    /// An optimistic transaction on the data key: `attempt` reads through the session
-    /// (after `WATCH`) and returns the commands to run in `MULTI`/`EXEC` and the
-    /// result; it runs again while another client's write aborts the `EXEC`, until
-    /// the patience runs out ([`Error::Timeout`]).
-    fn transact<R>(
+    /// An optimistic transaction on the data key: `WATCH` and the reads of `reads` in
+    /// one round trip, then `attempt` turns what they read into the commands to run in
+    /// `MULTI`/`EXEC` (a second round trip) and the result. It runs again while another
+    /// client's write aborts the `EXEC`, until the patience runs out
+    /// ([`Error::Timeout`]).
+    fn transact<T: redis::FromRedisValue, R>(
         &self,
-        mut attempt: impl FnMut(&mut Session<'_>) -> Result<(redis::Pipeline, R)>,
+        reads: &redis::Pipeline,
+        mut attempt: impl FnMut(T) -> Result<(redis::Pipeline, R)>,
     ) -> Result<R> {
         let key = self.obj.data_key().to_owned();
         self.run(Retry::Once, |s| {
             let mut conflicts = 0u32;
             loop {
-                s.watch(&[&key])?;
-                let (mut pipe, r) = attempt(s)?;
+                let read: T = s.watch_read(&[&key], reads)?;
+                let (mut pipe, r) = attempt(read)?;
                 if s.exec(&mut pipe)?.is_some() {
                     return Ok(r);
                 }
@@ -342,8 +344,9 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     pub fn update(&self, key: K, mut f: impl FnMut(Option<V>) -> V) -> Result<V> {
         let k = self.c.key(&key)?;
         let data = self.key_bytes();
-        self.c.transact(|s| {
-            let old: Option<Vec<u8>> = s.query(redis::cmd("HGET").arg(data).arg(&k[..]))?;
+        let mut reads = redis::pipe();
+        reads.cmd("HGET").arg(data).arg(&k[..]);
+        self.c.transact(&reads, |(old,): (Option<Vec<u8>>,)| {
             let new = f(self.opt(old)?);
             let bytes = self.c.value(&new)?;
             let mut pipe = redis::pipe();
@@ -658,18 +661,19 @@ impl<T: VecItem> ShareableVec<T> {
             return Err(self.out_of_range(index, self.len()?));
         };
         let data = self.data();
-        self.c.transact(|s| {
-            let old: Option<Vec<u8>> = s.query(redis::cmd("LINDEX").arg(data).arg(i))?;
-            let Some(old) = old else {
-                let n: usize = s.query(redis::cmd("LLEN").arg(data))?;
-                return Err(self.out_of_range(index, n));
-            };
-            let new = f(self.c.decode("element", &old)?);
-            let bytes = self.c.value(&new)?;
-            let mut pipe = redis::pipe();
-            pipe.cmd("LSET").arg(data).arg(i).arg(bytes).ignore();
-            Ok((pipe, new))
-        })
+        let mut reads = redis::pipe();
+        reads.cmd("LINDEX").arg(data).arg(i).cmd("LLEN").arg(data);
+        self.c
+            .transact(&reads, |(old, n): (Option<Vec<u8>>, usize)| {
+                let Some(old) = old else {
+                    return Err(self.out_of_range(index, n));
+                };
+                let new = f(self.c.decode("element", &old)?);
+                let bytes = self.c.value(&new)?;
+                let mut pipe = redis::pipe();
+                pipe.cmd("LSET").arg(data).arg(i).arg(bytes).ignore();
+                Ok((pipe, new))
+            })
     }
 
     /// Inserts `value` at `index` (`index == len` appends); later items move up.
@@ -911,8 +915,9 @@ impl Namespace {
     ) -> Result<T> {
         let a = self.attr(attr)?;
         let data = self.data();
-        self.c.transact(|s| {
-            let old: Option<Vec<u8>> = s.query(redis::cmd("HGET").arg(data).arg(a))?;
+        let mut reads = redis::pipe();
+        reads.cmd("HGET").arg(data).arg(a);
+        self.c.transact(&reads, |(old,): (Option<Vec<u8>>,)| {
             let old = old.map(|b| self.unpack::<T>(attr, &b)).transpose()?;
             let new = f(old);
             let bytes = self.pack(&new)?;
@@ -1093,8 +1098,9 @@ impl<T: Serialize + DeserializeOwned> Value<T> {
     /// last run: it runs again when another client changed the value in between).
     pub fn update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R> {
         let data = self.data();
-        self.c.transact(|s| {
-            let old: Option<Vec<u8>> = s.query(redis::cmd("GET").arg(data))?;
+        let mut reads = redis::pipe();
+        reads.cmd("GET").arg(data);
+        self.c.transact(&reads, |(old,): (Option<Vec<u8>>,)| {
             let Some(old) = old else {
                 return Err(self.missing());
             };

@@ -2,13 +2,15 @@
 //!
 //! - `ci`: what CI checks (fmt, clippy with warnings denied, tests, docs).
 //! - `demo`: worker processes fill shared memory, CPython reads the same bytes.
-//! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files.
+//! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files;
+//!   `bench remote`: the Redis backend against redis-benchmark and Python's manager.
 //! - `chaos`: the full kill -9 trial counts, with a tally.
 //! - `fuzz`: the hostile-memory fuzz harness at full count (10^6 cases), with a tally.
 
 mod bench;
 mod demo;
 mod fuzz;
+mod remote_bench;
 
 /// Counts allocations, so that the fuzz harness catches one sized by a forged length.
 #[global_allocator]
@@ -35,7 +37,8 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
-    /// Runs the benchmarks and CPython's figures; prints ns/op and ratios.
+    /// Runs the benchmarks and CPython's figures; prints ns/op and ratios. `bench remote`:
+    /// the Redis backend against redis-benchmark and Python's manager over TCP.
     Bench {
         /// Only benches whose id contains this text (criterion filter).
         filter: Option<String>,
@@ -82,6 +85,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Cmd::Ci => ci(),
         Cmd::Demo { workers } => demo::run(workers),
+        // `bench remote`: the Redis backend against redis-benchmark and Python's manager.
+        Cmd::Bench { filter, .. } if filter.as_deref() == Some("remote") => remote_bench::run(),
         Cmd::Bench { filter, no_python } => bench::run(filter.as_deref(), !no_python),
         Cmd::Chaos { trials } => chaos(trials),
         Cmd::Fuzz { cases, seed } => cargo(
