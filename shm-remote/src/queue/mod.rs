@@ -952,7 +952,7 @@ impl<T: Message> JoinableQueue<T> {
 
     /// Acknowledges the oldest message this handle got and has not acknowledged (it
     /// is never delivered again). `TaskDoneTooManyTimes` if there is none
-    /// ([`is_task_done_too_many`](crate::api::is_task_done_too_many)).
+    /// ([`is_task_done_too_many`]).
     ///
     /// ```no_run
     /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;

@@ -18,9 +18,9 @@
 //! hand it to what the lock protects so that it can refuse a holder whose lease ran
 //! out (a frozen process that wakes up after its lease). A holder that dies (or is cut
 //! off from the server for longer than its lease) loses the lock when the lease runs
-//! out, and the next locker gets [`LockError::OwnerDied`](crate::api::LockError::OwnerDied)
+//! out, and the next locker gets [`LockError::OwnerDied`]
 //! with the guard, as with a dead local holder; the lock stays *inconsistent*
-//! ([`LockError::Inconsistent`](crate::api::LockError::Inconsistent)) until a holder
+//! ([`LockError::Inconsistent`]) until a holder
 //! calls [`LockGuard::mark_consistent`]. The calling thread locking again is
 //! `WouldDeadlock`. What survives: a server restart with append-only persistence keeps
 //! the holder and the counter; without it, the lock is free and the fencing counter
@@ -393,7 +393,7 @@ impl HeldLock for LockGuard<'_> {
 /// A lock on a Redis server (Python's `multiprocessing.Lock` across machines): a token
 /// with a lease, renewed while held, released by a script that checks the token; a
 /// fencing token per acquisition; a holder whose lease ran out is reported to the
-/// next locker as [`LockError::OwnerDied`](crate::api::LockError::OwnerDied). See the
+/// next locker as [`LockError::OwnerDied`]. See the
 /// [module docs](self) for the semantics.
 ///
 /// ```no_run
