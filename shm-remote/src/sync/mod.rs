@@ -998,7 +998,9 @@ impl Semaphore {
         self.acquire_mode(Wait::timeout(timeout), timeout)
     }
 
-    /// Gives back a permit this handle holds (or adds one if it holds none).
+    /// Gives back a permit this handle holds (or adds one if it holds none). A permit
+    /// whose lease ran out (this handle was cut off from the server longer than the
+    /// lease) was given back already: releasing it changes nothing.
     ///
     /// ```no_run
     /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
@@ -1024,7 +1026,8 @@ impl Semaphore {
             }
         };
         match int(&self.obj, Some(&v))? {
-            1 => Ok(()),
+            // 2: the permit's lease had run out and it went back to the count already.
+            1 | 2 => Ok(()),
             _ => Err(Error::Local(Box::new(shm_sync::Error::OverRelease {
                 object: Arc::from(self.obj.label.as_str()),
                 max: self.max()?.unwrap_or(0),
