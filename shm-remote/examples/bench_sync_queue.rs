@@ -1,8 +1,9 @@
 //! Bench rows of the Redis locks and queues, in the format of `remote_bench` (the
 //! measuring side of `cargo xtask bench remote`): `name p50_ns mean_ns` per call for
 //! lock acquire + release and queue put + get, and the batched `put_many`/`get_many`
-//! throughput (`queue.batched` per request), compared with `redis-benchmark`
-//! pipelined (50 clients, 16 deep) on the same server in the same run.
+//! throughput of one producer and one consumer thread (`queue.batched` per request),
+//! compared with `redis-benchmark` pipelined (50 clients, 16 deep) on the same server
+//! in the same run.
 //!
 //! ```text
 //! cargo run --release -p shm-remote --example bench_sync_queue -- redis://127.0.0.1:6379/bench 5000
@@ -64,22 +65,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         q.get().unwrap();
     });
 
-    // Batched: put_many of 20 000 values (1000 per script, the chunks pipelined in
-    // one round trip), then get_many (1000 per script). Puts and gets count as
+    // Batched: a producer thread puts 5 x 20 000 values with put_many (1000 per
+    // script, the chunks pipelined in one round trip) while a consumer thread takes
+    // them with get_many (1000 per script), as a queue is used. Puts and gets count as
     // requests, as redis-benchmark counts SETs and GETs.
-    let q = Queue::<u64>::open(&conn, "bench-batch")?;
+    let producer = Queue::<u64>::open(&conn, "bench-batch")?;
+    let consumer = Queue::<u64>::open(&conn, "bench-batch")?;
     let batch: Vec<u64> = (0..20_000).collect();
-    q.put_many(&batch[..1000])?;
-    q.get_many(1000)?;
+    producer.put_many(&batch[..1000])?;
+    consumer.get_many(1000)?;
     let rounds = 5;
     let t = Instant::now();
-    for _ in 0..rounds {
-        q.put_many(&batch)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                producer.put_many(&batch).unwrap();
+            }
+        });
         let mut got = 0;
-        while got < batch.len() {
-            got += q.get_many(batch.len())?.len();
+        while got < rounds * batch.len() {
+            got += consumer.get_many(batch.len()).unwrap().len();
         }
-    }
+    });
     let per_req = t.elapsed().as_nanos() as f64 / (2 * rounds * batch.len()) as f64;
     println!("queue.batched {per_req:.0} {per_req:.0}");
     let ours = 1e9 / per_req;
