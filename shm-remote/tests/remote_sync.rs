@@ -614,6 +614,7 @@ fn server_down_gives_typed_errors_then_reconnects() {
         t.elapsed()
     );
     srv.start_again().unwrap();
+    kids::after_restart(|| ev.is_set());
     let g = l.lock_timeout(LONG).unwrap();
     drop(g);
     ev.set().unwrap();
