@@ -174,7 +174,7 @@ fn child(role: &str) {
                 &c,
                 "tasks",
                 QueueOptions {
-                    lease: Duration::from_millis(800),
+                    lease: Duration::from_secs(2),
                     ..Default::default()
                 },
             )
@@ -206,7 +206,7 @@ fn kill_9_of_a_consumer_mid_task_redelivers_once_with_count_2() {
         &c,
         "tasks",
         QueueOptions {
-            lease: Duration::from_millis(800),
+            lease: Duration::from_secs(2),
             ..Default::default()
         },
     )
@@ -220,7 +220,7 @@ fn kill_9_of_a_consumer_mid_task_redelivers_once_with_count_2() {
     assert_eq!(kid.wait_line("got ", LONG), "job-1 1");
     // While the consumer lives (its keeper renews), nobody else gets the message.
     assert!(matches!(
-        q.get_timeout(Duration::from_millis(1500)),
+        q.get_timeout(Duration::from_millis(3000)),
         Err(Error::Empty { .. })
     ));
     kid.kill();
