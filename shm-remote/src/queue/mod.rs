@@ -76,6 +76,10 @@ static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ACK));
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RENEW));
 static SIZES: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SIZES));
 
+/// How long a handle's drop waits for the server (a drop with the server down must
+/// not hang).
+pub(crate) const DROP_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Values per script call of `put_many` / `get_many`.
 const CHUNK: usize = 1000;
 
@@ -161,7 +165,7 @@ impl Drop for Core {
                     .arg(self.obj.data())
                     .arg("g")
                     .arg(&self.consumer),
-                self.obj.ro.patience(),
+                Some(DROP_PATIENCE),
                 Retry::Idempotent,
             );
         }

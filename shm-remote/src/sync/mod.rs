@@ -1145,7 +1145,7 @@ impl Drop for Barrier {
         if *self.registered.get_mut() {
             let _ = self.obj.conn.query::<()>(
                 redis::cmd("ZREM").arg(&self.members).arg(&self.id),
-                self.obj.ro.patience(),
+                Some(crate::queue::DROP_PATIENCE),
                 Retry::Idempotent,
             );
         }
