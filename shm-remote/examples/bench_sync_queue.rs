@@ -1,13 +1,15 @@
-//! Bench rows of the Redis locks and queues (for `cargo xtask bench remote`):
-//! lock acquire + release, queue put + get one at a time, and batched
-//! `put_many`/`get_many` throughput, against the server at the URL given as the
-//! first argument (or a throwaway `redis-server` of its own).
+//! Bench rows of the Redis locks and queues, in the format of `remote_bench` (the
+//! measuring side of `cargo xtask bench remote`): `name p50_ns mean_ns` per call for
+//! lock acquire + release and queue put + get, and the batched `put_many`/`get_many`
+//! throughput of one producer and one consumer thread (`queue.batched` per request),
+//! compared with `redis-benchmark` pipelined (50 clients, 16 deep) on the same server
+//! in the same run.
 //!
 //! ```text
-//! cargo run --release -p shm-remote --example bench_sync_queue -- redis://127.0.0.1:6379/bench
+//! cargo run --release -p shm-remote --example bench_sync_queue -- redis://127.0.0.1:6379/bench 5000
 //! ```
 //!
-//! Output: one line per row, tab-separated: `row`, name, value, unit.
+//! Without an address it starts a throwaway `redis-server` of its own.
 
 use std::time::{Duration, Instant};
 
@@ -16,9 +18,27 @@ use shm_remote::conn::Conn;
 use shm_remote::queue::Queue;
 use shm_remote::sync::Lock;
 
+fn time(name: &str, n: u32, mut f: impl FnMut(u32)) {
+    for i in 0..n / 10 + 1 {
+        f(i);
+    }
+    let mut each = Vec::with_capacity(n as usize);
+    let t = Instant::now();
+    for i in 0..n {
+        let t0 = Instant::now();
+        f(i);
+        each.push(t0.elapsed().as_nanos() as u64);
+    }
+    let mean = t.elapsed().as_nanos() as f64 / f64::from(n.max(1));
+    each.sort_unstable();
+    let p50 = each.get(each.len() / 2).copied().unwrap_or(0);
+    println!("{name} {p50} {mean:.0}");
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
     let mut server = None;
-    let url = match std::env::args().nth(1) {
+    let url = match args.next() {
         Some(u) => u,
         None => {
             let s = shm_remote::testing::RedisServer::start()?;
@@ -27,105 +47,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             u
         }
     };
+    let n: u32 = args.next().map_or(Ok(5_000), |s| s.parse())?;
     let mut addr = RedisAddress::parse(&url)?;
-    // The floor, measured in the same run (the machine's load moves it): redis-benchmark
-    // pipelined 16 deep from 50 clients, SET and GET.
-    let floor = redis_benchmark(&addr);
-    if let Some(f) = floor {
-        row(
-            "redis-benchmark SET+GET pipelined (-c 50 -P 16)",
-            f,
-            "req/s",
-        );
-    }
-    let ns = format!("bench-r2-{}", std::process::id());
-    addr.namespace = ns;
+    addr.namespace = format!("bench-r2-{}", std::process::id());
     let conn = Conn::open(&addr, Some(Duration::from_secs(10)))?;
 
-    // Lock acquire + release (two round trips: the acquire script, the release script).
+    // Two round trips: the acquire script and the release script.
     let lock = Lock::open(&conn, "bench-lock")?;
-    for _ in 0..200 {
-        drop(lock.lock().map_err(|e| e.into_error("bench-lock"))?);
-    }
-    let n = 5000;
-    let t = Instant::now();
-    for _ in 0..n {
-        drop(lock.lock().map_err(|e| e.into_error("bench-lock"))?);
-    }
-    row(
-        "remote/lock acquire+release",
-        t.elapsed().as_secs_f64() * 1e6 / n as f64,
-        "us",
-    );
+    time("lock.acquire_release", n, |_| {
+        drop(lock.lock().unwrap());
+    });
 
-    // Queue put + get, one message at a time (one round trip each).
+    // One round trip each.
     let q = Queue::<u64>::open(&conn, "bench-single")?;
-    let t = Instant::now();
-    for i in 0..n {
-        q.put(&i)?;
-        let _ = q.get()?;
-    }
-    row(
-        "remote/queue put+get single",
-        t.elapsed().as_secs_f64() * 1e6 / n as f64,
-        "us",
-    );
+    time("queue.put_get", n, |i| {
+        q.put(&u64::from(i)).unwrap();
+        q.get().unwrap();
+    });
 
-    // Batched: put_many of 1000 values (one script per 1000, chunks pipelined), then
-    // get_many of 1000 (one script each). Throughput counts puts and gets as requests,
-    // as redis-benchmark counts SETs and GETs.
-    let q = Queue::<u64>::open(&conn, "bench-batch")?;
-    let batch: Vec<u64> = (0..1000).collect();
-    let rounds = 200;
+    // Batched: a producer thread puts 5 x 20 000 values with put_many (1000 per
+    // script, the chunks pipelined in one round trip) while a consumer thread takes
+    // them with get_many (1000 per script), as a queue is used. Puts and gets count as
+    // requests, as redis-benchmark counts SETs and GETs.
+    let producer = Queue::<u64>::open(&conn, "bench-batch")?;
+    let consumer = Queue::<u64>::open(&conn, "bench-batch")?;
+    let batch: Vec<u64> = (0..20_000).collect();
+    producer.put_many(&batch[..1000])?;
+    consumer.get_many(1000)?;
+    let rounds = 5;
     let t = Instant::now();
-    for _ in 0..rounds {
-        q.put_many(&batch)?;
-    }
-    let put = t.elapsed();
-    let t = Instant::now();
-    let mut got = 0;
-    while got < rounds * batch.len() {
-        got += q.get_many(1000)?.len();
-    }
-    let get = t.elapsed();
-    let msgs = (rounds * batch.len()) as f64;
-    row(
-        "remote/queue put_many (1000)",
-        msgs / put.as_secs_f64(),
-        "msg/s",
-    );
-    row(
-        "remote/queue get_many (1000)",
-        msgs / get.as_secs_f64(),
-        "msg/s",
-    );
-    row(
-        "remote/queue put_many+get_many",
-        2.0 * msgs / (put + get).as_secs_f64(),
-        "req/s",
-    );
-    // 64 KiB of puts in one call: chunks pipelined in one round trip.
-    let big: Vec<u64> = (0..20_000).collect();
-    let t = Instant::now();
-    q.put_many(&big)?;
-    let put = t.elapsed();
-    let t = Instant::now();
-    let mut got = 0;
-    while got < big.len() {
-        got += q.get_many(big.len())?.len();
-    }
-    let get = t.elapsed();
-    row(
-        "remote/queue put_many+get_many (20000, pipelined chunks)",
-        2.0 * big.len() as f64 / (put + get).as_secs_f64(),
-        "req/s",
-    );
-    let batched = 2.0 * big.len() as f64 / (put + get).as_secs_f64();
-    if let Some(f) = floor {
-        row(
-            "remote/queue batched vs redis-benchmark pipelined",
-            100.0 * batched / f,
-            "%",
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                producer.put_many(&batch).unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < rounds * batch.len() {
+            got += consumer.get_many(batch.len()).unwrap().len();
+        }
+    });
+    let per_req = t.elapsed().as_nanos() as f64 / (2 * rounds * batch.len()) as f64;
+    println!("queue.batched {per_req:.0} {per_req:.0}");
+    let ours = 1e9 / per_req;
+    println!("# queue put_many+get_many batched: {ours:.0} req/s");
+    if let Some(floor) = redis_benchmark(&addr) {
+        println!("# redis-benchmark SET+GET -c 50 -P 16: {floor:.0} req/s");
+        println!(
+            "# batched queue at {:.0}% of redis-benchmark pipelined (target >= 50%)",
+            100.0 * ours / floor
         );
     }
     drop(server);
@@ -145,15 +115,11 @@ fn redis_benchmark(addr: &RedisAddress) -> Option<f64> {
     }
     let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    // "test","rps",...: one line per test.
+    // `"SET","123456.00",...`: one line per test.
     let rps: Vec<f64> = text
         .lines()
         .filter(|l| l.starts_with("\"SET\"") || l.starts_with("\"GET\""))
         .filter_map(|l| l.split(',').nth(1)?.trim_matches('"').parse().ok())
         .collect();
     (!rps.is_empty()).then(|| rps.iter().sum::<f64>() / rps.len() as f64)
-}
-
-fn row(name: &str, value: f64, unit: &str) {
-    println!("row\t{name}\t{value:.2}\t{unit}");
 }

@@ -253,16 +253,60 @@ fn bounded_semaphore_refuses_over_release() {
 }
 
 #[test]
+fn releasing_a_permit_whose_lease_ran_out_makes_no_permit_out_of_nothing() {
+    let srv = server();
+    let (c, _) = conn(&srv);
+    let ns = c.address().namespace.clone();
+    let s = Semaphore::open(&c, "lapsed", 1).unwrap();
+    s.acquire().unwrap();
+    // The lease runs out (as for a holder cut off from the server) and the permit is
+    // given back by the next acquirer's reclaim.
+    let _: i64 = raw(
+        &c,
+        redis::cmd("ZADD")
+            .arg(format!("{ns}:sh:lapsed"))
+            .arg("XX")
+            .arg(1)
+            .arg(s_member(&c, &ns)),
+    );
+    let other = Semaphore::open(&c, "lapsed", 1).unwrap();
+    assert_eq!(
+        other.try_acquire().unwrap(),
+        1,
+        "the lapsed permit came back"
+    );
+    other.release().unwrap();
+    assert_eq!(s.value().unwrap(), 1);
+    // The first holder's late release adds nothing.
+    s.release().unwrap();
+    assert_eq!(s.value().unwrap(), 1);
+}
+
+/// The one member of the semaphore's holder set.
+fn s_member(c: &shm_remote::conn::Conn, ns: &str) -> String {
+    let m: Vec<String> = raw(
+        c,
+        redis::cmd("ZRANGE")
+            .arg(format!("{ns}:sh:lapsed"))
+            .arg(0)
+            .arg(-1),
+    );
+    assert_eq!(m.len(), 1, "{m:?}");
+    m[0].clone()
+}
+
+#[test]
 fn fencing_tokens_grow_and_the_keeper_renews_the_lease() {
     let srv = server();
     let (c, _) = conn(&srv);
     let a = Lock::open(&c, "kept").unwrap();
-    a.set_lease(Duration::from_millis(600)).unwrap();
+    // Renewed every 667 ms: a loaded machine may delay a renewal by a second.
+    a.set_lease(Duration::from_secs(2)).unwrap();
     let b = Lock::open(&c, "kept").unwrap();
     let g = a.lock().unwrap();
     let f = g.fencing_token();
-    // Held for three leases: the keeper renews it, nobody else gets it.
-    let end = Instant::now() + Duration::from_millis(1800);
+    // Held for two and a half leases: the keeper renews it, nobody else gets it.
+    let end = Instant::now() + Duration::from_secs(5);
     std::thread::scope(|s| {
         s.spawn(|| {
             while Instant::now() < end {
@@ -571,6 +615,7 @@ fn server_down_gives_typed_errors_then_reconnects() {
         t.elapsed()
     );
     srv.start_again().unwrap();
+    kids::after_restart(|| ev.is_set());
     let g = l.lock_timeout(LONG).unwrap();
     drop(g);
     ev.set().unwrap();

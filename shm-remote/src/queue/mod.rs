@@ -76,6 +76,10 @@ static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ACK));
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RENEW));
 static SIZES: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SIZES));
 
+/// How long a handle's drop waits for the server (a drop with the server down must
+/// not hang).
+pub(crate) const DROP_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Values per script call of `put_many` / `get_many`.
 const CHUNK: usize = 1000;
 
@@ -161,7 +165,7 @@ impl Drop for Core {
                     .arg(self.obj.data())
                     .arg("g")
                     .arg(&self.consumer),
-                self.obj.ro.patience(),
+                Some(DROP_PATIENCE),
                 Retry::Idempotent,
             );
         }
@@ -594,8 +598,9 @@ macro_rules! queue_methods {
             /// unbounded when new (with the default lease).
             /// [`Error::WrongType`] if the name holds another kind or element type.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let q = shm_remote::queue::", stringify!($ty), "::<String>::open(&conn, \"jobs\")?;")]
             /// # Ok::<(), shm_remote::Error>(())
             /// ```
@@ -605,8 +610,9 @@ macro_rules! queue_methods {
 
             /// Opens the queue `name`, creating it with `opts` when new.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             /// let opts = shm_remote::queue::QueueOptions { maxsize: 10, ..Default::default() };
             #[doc = concat!("let q = shm_remote::queue::", stringify!($ty), "::<u64>::open_with(&conn, \"small\", opts)?;")]
             /// # Ok::<(), shm_remote::Error>(())
@@ -620,8 +626,9 @@ macro_rules! queue_methods {
 
             /// Puts `value`, waiting as long as it takes for room.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put(&7)?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -632,8 +639,9 @@ macro_rules! queue_methods {
 
             /// Puts `value`, waiting at most `timeout` for room: [`Error::Full`] after.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put_timeout(&7, std::time::Duration::from_secs(1))?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -644,8 +652,9 @@ macro_rules! queue_methods {
 
             /// Puts `value` if there is room now: [`Error::Full`] otherwise.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put_nowait(&7)?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -658,8 +667,9 @@ macro_rules! queue_methods {
             /// round trip when the queue is unbounded; waits for room as long as it
             /// takes otherwise.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put_many(&[1, 2, 3])?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -671,8 +681,9 @@ macro_rules! queue_methods {
             /// Takes the oldest value, waiting as long as it takes; [`Error::Closed`]
             /// once the queue is closed and drained.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put(&1)?;
             /// assert_eq!(q.get()?, 1);
@@ -684,8 +695,9 @@ macro_rules! queue_methods {
 
             /// Takes the oldest value, waiting at most `timeout`: [`Error::Empty`] after.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"empty\")?;")]
             /// assert!(q.get_timeout(std::time::Duration::from_millis(10)).is_err());
             /// # Ok::<(), shm_remote::Error>(())
@@ -696,8 +708,9 @@ macro_rules! queue_methods {
 
             /// Takes the oldest value if there is one: [`Error::Empty`] otherwise.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"empty\")?;")]
             /// assert!(q.get_nowait().is_err());
             /// # Ok::<(), shm_remote::Error>(())
@@ -709,8 +722,9 @@ macro_rules! queue_methods {
             /// Takes up to `max` values there now (1000 per round trip), waiting as
             /// long as it takes for the first.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.put_many(&[1, 2])?;
             /// assert_eq!(q.get_many(10)?, [1, 2]);
@@ -723,8 +737,9 @@ macro_rules! queue_methods {
             /// Takes up to `max` values, waiting at most `timeout` for the first
             /// ([`Error::Empty`] after).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"empty\")?;")]
             /// assert!(q.get_many_timeout(5, std::time::Duration::from_millis(10)).is_err());
             /// # Ok::<(), shm_remote::Error>(())
@@ -747,8 +762,9 @@ macro_rules! queue_methods {
 
             /// Messages waiting to be delivered (Python's `qsize`).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// let _n = q.qsize()?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -759,8 +775,9 @@ macro_rules! queue_methods {
 
             /// Whether no message waits to be delivered.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"fresh\")?;")]
             /// assert!(q.empty()?);
             /// # Ok::<(), shm_remote::Error>(())
@@ -771,8 +788,9 @@ macro_rules! queue_methods {
 
             /// The bound on messages waiting (0: unbounded).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"fresh\")?;")]
             /// assert_eq!(q.maxsize(), 0);
             /// # Ok::<(), shm_remote::Error>(())
@@ -784,8 +802,9 @@ macro_rules! queue_methods {
             /// Closes the queue for every handle: later puts get [`Error::Closed`],
             /// gets drain what is left and then get it.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"done\")?;")]
             /// q.close()?;
             /// assert!(q.is_closed()?);
@@ -797,8 +816,9 @@ macro_rules! queue_methods {
 
             /// Whether some handle closed the queue.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"fresh\")?;")]
             /// assert!(!q.is_closed()?);
             /// # Ok::<(), shm_remote::Error>(())
@@ -810,8 +830,9 @@ macro_rules! queue_methods {
             /// Entries found in the stream without a value field (written by something
             /// else) and dropped.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"fresh\")?;")]
             /// assert_eq!(q.lost()?, 0);
             /// # Ok::<(), shm_remote::Error>(())
@@ -822,8 +843,9 @@ macro_rules! queue_methods {
 
             /// Sets how long each call waits for the server (`None`: no limit).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("# let q = shm_remote::queue::", stringify!($ty), "::<u64>::open(&conn, \"q\")?;")]
             /// q.set_patience(Some(std::time::Duration::from_secs(2)));
             /// # Ok::<(), shm_remote::Error>(())
@@ -879,8 +901,9 @@ macro_rules! queue_methods {
 /// bincode. `get` acknowledges at once: delivery is at most once, as the
 /// shared-memory queue's. See the [module docs](self).
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let q = shm_remote::queue::Queue::<(u32, String)>::open(&conn, "work")?;
 /// q.put(&(1, "one".into()))?;
 /// assert_eq!(q.get()?, (1, "one".to_string()));
@@ -896,8 +919,9 @@ pub struct Queue<T: Message> {
 /// done, and a message of a consumer that died before `task_done` is delivered again
 /// to another consumer after the queue's lease (at least once, with a delivery count).
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "tasks")?;
 /// q.put(&1)?;
 /// let d = q.get_timeout_delivery(std::time::Duration::from_secs(1))?;
@@ -933,8 +957,9 @@ impl<T: Message> JoinableQueue<T> {
     /// Takes the oldest value with its delivery record, waiting at most `timeout`
     /// ([`Error::Empty`] after).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "tasks")?;
     /// q.put(&5)?;
     /// let d = q.get_timeout_delivery(std::time::Duration::from_secs(1))?;
@@ -952,10 +977,11 @@ impl<T: Message> JoinableQueue<T> {
 
     /// Acknowledges the oldest message this handle got and has not acknowledged (it
     /// is never delivered again). `TaskDoneTooManyTimes` if there is none
-    /// ([`is_task_done_too_many`](crate::api::is_task_done_too_many)).
+    /// ([`is_task_done_too_many`]).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "fresh-tasks")?;
     /// assert!(q.task_done().is_err());
     /// # Ok::<(), shm_remote::Error>(())
@@ -975,8 +1001,9 @@ impl<T: Message> JoinableQueue<T> {
 
     /// Waits until every message put has been done, as long as it takes.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "fresh-tasks")?;
     /// q.join()?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -987,8 +1014,9 @@ impl<T: Message> JoinableQueue<T> {
 
     /// Waits at most `timeout` for every message to be done: [`Error::Timeout`] after.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "busy")?;
     /// q.put(&1)?;
     /// assert!(q.join_timeout(std::time::Duration::from_millis(10)).is_err());
@@ -1015,8 +1043,9 @@ impl<T: Message> JoinableQueue<T> {
 
     /// Messages put and not yet done (taken or not).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let q = shm_remote::queue::JoinableQueue::<u32>::open(&conn, "fresh-tasks")?;
     /// assert_eq!(q.unfinished_tasks()?, 0);
     /// # Ok::<(), shm_remote::Error>(())

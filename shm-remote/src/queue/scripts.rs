@@ -31,7 +31,8 @@ return n
 "#;
 
 /// Get. KEYS: stream, conf. ARGV: consumer, count, `1` to acknowledge at once (a plain
-/// `Queue`), lease ms (entries of other consumers idle that long are claimed first).
+/// `Queue`, which never has pending entries), lease ms (a joinable queue first claims
+/// entries of other consumers idle that long).
 ///
 /// Replies `{closed, id, deliveries, payload, ...}`; a payload is nil for an entry
 /// without a `d` field (written by something else): such entries are acknowledged
@@ -53,12 +54,15 @@ local function take(e, deliveries)
   if payload == false then redis.call('HINCRBY', KEYS[2], 'lost', 1) end
   got = got + 1
 end
-local claimed = redis.call('XAUTOCLAIM', KEYS[1], 'g', ARGV[1], ARGV[4], '0-0', 'COUNT', n)
-for _, e in ipairs(claimed[2]) do
-  local p = redis.call('XPENDING', KEYS[1], 'g', e[1], e[1], 1)
-  local d = 1
-  if p[1] then d = p[1][4] end
-  take(e, d)
+-- A plain queue acknowledges in this script: it has nothing pending to claim.
+if ARGV[3] ~= '1' then
+  local claimed = redis.call('XAUTOCLAIM', KEYS[1], 'g', ARGV[1], ARGV[4], '0-0', 'COUNT', n)
+  for _, e in ipairs(claimed[2]) do
+    local p = redis.call('XPENDING', KEYS[1], 'g', e[1], e[1], 1)
+    local d = 1
+    if p[1] then d = p[1][4] end
+    take(e, d)
+  end
 end
 local last = nil
 if got < n then
@@ -76,11 +80,15 @@ end
 if #ack > 0 then
   redis.call('XACK', KEYS[1], 'g', unpack(ack))
 end
-local p = redis.call('XPENDING', KEYS[1], 'g')
-if p[1] > 0 then
-  redis.call('XTRIM', KEYS[1], 'MINID', p[2])
-elseif last then
-  redis.call('XTRIM', KEYS[1], 'MINID', last)
+if ARGV[3] == '1' then
+  if last then redis.call('XTRIM', KEYS[1], 'MINID', last) end
+else
+  local p = redis.call('XPENDING', KEYS[1], 'g')
+  if p[1] > 0 then
+    redis.call('XTRIM', KEYS[1], 'MINID', p[2])
+  elseif last then
+    redis.call('XTRIM', KEYS[1], 'MINID', last)
+  end
 end
 if got == 0 and redis.call('HGET', KEYS[2], 'closed') == '1' then out[1] = 1 end
 return out

@@ -18,9 +18,9 @@
 //! hand it to what the lock protects so that it can refuse a holder whose lease ran
 //! out (a frozen process that wakes up after its lease). A holder that dies (or is cut
 //! off from the server for longer than its lease) loses the lock when the lease runs
-//! out, and the next locker gets [`LockError::OwnerDied`](crate::api::LockError::OwnerDied)
+//! out, and the next locker gets [`LockError::OwnerDied`]
 //! with the guard, as with a dead local holder; the lock stays *inconsistent*
-//! ([`LockError::Inconsistent`](crate::api::LockError::Inconsistent)) until a holder
+//! ([`LockError::Inconsistent`]) until a holder
 //! calls [`LockGuard::mark_consistent`]. The calling thread locking again is
 //! `WouldDeadlock`. What survives: a server restart with append-only persistence keeps
 //! the holder and the counter; without it, the lock is free and the fencing counter
@@ -278,8 +278,9 @@ impl LockCore {
 /// [`unlock`](Self::unlock), which reports a lost lease). Not `Send`: the lock belongs
 /// to the thread, as with `shm_sync`.
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let lock = shm_remote::sync::Lock::open(&conn, "jobs")?;
 /// let g = lock.lock().unwrap();
 /// println!("fencing token {}", g.fencing_token());
@@ -309,8 +310,9 @@ impl LockGuard<'_> {
     /// This acquisition's fencing token: larger than every earlier acquisition's of
     /// this lock (re-entering an [`RLock`] keeps the number of the outer level).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let l = shm_remote::sync::Lock::open(&conn, "l")?;
     /// let a = l.lock().unwrap().fencing_token();
     /// let b = l.lock().unwrap().fencing_token();
@@ -325,8 +327,9 @@ impl LockGuard<'_> {
     /// `Inconsistent`. [`Error::Timeout`] (`waited` = the lease) if the lease had run
     /// out and another holder has the lock.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let l = shm_remote::sync::Lock::open(&conn, "l")?;
     /// let g = match l.lock() { Ok(g) => g, Err(e) => e.into_guard().unwrap() };
     /// g.mark_consistent()?;
@@ -355,8 +358,9 @@ impl LockGuard<'_> {
     /// the lease) if the lease had run out before: someone else may have held the
     /// lock meanwhile.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let l = shm_remote::sync::Lock::open(&conn, "l")?;
     /// l.lock().unwrap().unlock()?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -393,12 +397,13 @@ impl HeldLock for LockGuard<'_> {
 /// A lock on a Redis server (Python's `multiprocessing.Lock` across machines): a token
 /// with a lease, renewed while held, released by a script that checks the token; a
 /// fencing token per acquisition; a holder whose lease ran out is reported to the
-/// next locker as [`LockError::OwnerDied`](crate::api::LockError::OwnerDied). See the
+/// next locker as [`LockError::OwnerDied`]. See the
 /// [module docs](self) for the semantics.
 ///
-/// ```no_run
+/// ```
 /// use shm_remote::api::LockError;
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let lock = shm_remote::sync::Lock::open(&conn, "jobs")?;
 /// let guard = match lock.lock_timeout(std::time::Duration::from_secs(30)) {
 ///     Ok(g) => g,
@@ -421,8 +426,9 @@ impl std::fmt::Debug for Lock {
 /// A re-entrant lock on a Redis server (Python's `RLock`): the thread holding it may
 /// lock it again, through any handle of its process; each level is a guard.
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let l = shm_remote::sync::RLock::open(&conn, "r")?;
 /// let outer = l.lock().unwrap();
 /// let inner = l.lock().unwrap(); // the same thread: fine
@@ -446,8 +452,9 @@ macro_rules! lock_methods {
             #[doc = concat!("Opens the ", $kind, " `name` of the connection's namespace, creating it when new.")]
             /// [`Error::WrongType`] if the name holds another kind of object.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// # Ok::<(), shm_remote::Error>(())
             /// ```
@@ -461,8 +468,9 @@ macro_rules! lock_methods {
             /// at least [`MIN_LEASE`]): how long after a holder's death the lock is
             /// free again. The keeper renews it every third of it.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// l.set_lease(std::time::Duration::from_secs(2))?;
             /// # Ok::<(), shm_remote::Error>(())
@@ -473,8 +481,9 @@ macro_rules! lock_methods {
 
             /// The lease of this handle's acquisitions.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// assert_eq!(l.lease(), shm_remote::sync::DEFAULT_LEASE);
             /// # Ok::<(), shm_remote::Error>(())
@@ -486,8 +495,9 @@ macro_rules! lock_methods {
             /// Locks, waiting as long as it takes (polling; a dead holder's lease runs
             /// out and then this returns `OwnerDied`).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// let _g = l.lock().unwrap();
             /// # Ok::<(), shm_remote::Error>(())
@@ -498,8 +508,9 @@ macro_rules! lock_methods {
 
             /// Locks if free now: `WouldBlock` otherwise (one round trip).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// let _g = l.try_lock().unwrap();
             /// # Ok::<(), shm_remote::Error>(())
@@ -511,8 +522,9 @@ macro_rules! lock_methods {
             /// Locks, waiting at most `timeout` (`Duration::MAX`: no deadline):
             /// `Timeout` after.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// let _g = l.lock_timeout(std::time::Duration::from_secs(1)).unwrap();
             /// # Ok::<(), shm_remote::Error>(())
@@ -523,8 +535,9 @@ macro_rules! lock_methods {
 
             /// Whether some thread (anywhere) holds it: a snapshot.
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// assert!(!l.is_locked()?);
             /// # Ok::<(), shm_remote::Error>(())
@@ -535,8 +548,9 @@ macro_rules! lock_methods {
 
             /// Sets how long each call waits for the server (`None`: no limit).
             ///
-            /// ```no_run
-            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+            /// ```
+            /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+            /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
             #[doc = concat!("let l = shm_remote::sync::", stringify!($ty), "::open(&conn, \"name\")?;")]
             /// l.set_patience(Some(std::time::Duration::from_secs(1)));
             /// # Ok::<(), shm_remote::Error>(())
@@ -573,8 +587,9 @@ lock_methods!(RLock, true, "re-entrant lock");
 /// machine; the flag stays set until `clear`. `wait` subscribes to the event's
 /// channel before it reads the flag: no lost wake-up.
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let ev = shm_remote::sync::Event::open(&conn, "ready")?;
 /// ev.set()?;
 /// ev.wait_timeout(std::time::Duration::from_secs(1))?;
@@ -597,8 +612,9 @@ const EVENT_RECHECK: Duration = Duration::from_millis(200);
 impl Event {
     /// Opens the event `name`, creating it (clear) when new.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let ev = shm_remote::sync::Event::open(&conn, "ready")?;
     /// # Ok::<(), shm_remote::Error>(())
     /// ```
@@ -612,8 +628,9 @@ impl Event {
 
     /// Sets the flag and wakes every waiter (one script: write, then publish).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let ev = shm_remote::sync::Event::open(&conn, "ready")?;
     /// ev.set()?;
     /// assert!(ev.is_set()?);
@@ -633,8 +650,9 @@ impl Event {
 
     /// Clears the flag.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let ev = shm_remote::sync::Event::open(&conn, "ready")?;
     /// ev.clear()?;
     /// assert!(!ev.is_set()?);
@@ -654,8 +672,9 @@ impl Event {
     /// Whether the flag is set. [`Error::Corrupted`] if the key holds something else
     /// than `0` or `1`.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let ev = shm_remote::sync::Event::open(&conn, "ready")?;
     /// let _ = ev.is_set()?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -687,8 +706,9 @@ impl Event {
 
     /// Waits until the flag is set, as long as it takes.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let ev = shm_remote::sync::Event::open(&conn, "ready")?;
     /// ev.set()?;
     /// ev.wait()?;
@@ -700,8 +720,9 @@ impl Event {
 
     /// Waits at most `timeout` for the flag: [`Error::Timeout`] if it stays clear.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let ev = shm_remote::sync::Event::open(&conn, "never")?;
     /// assert!(ev.wait_timeout(std::time::Duration::from_millis(10)).is_err());
     /// # Ok::<(), shm_remote::Error>(())
@@ -794,8 +815,9 @@ impl SharedEvent for Event {
 /// a dead holder's permits come back when their leases run out, and the next
 /// acquirer is told how many.
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
 /// s.acquire()?;
 /// s.release()?;
@@ -822,8 +844,9 @@ impl Semaphore {
     /// Opens the semaphore `name`, creating it with `value` free permits (unbounded)
     /// when new.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// # Ok::<(), shm_remote::Error>(())
     /// ```
@@ -835,8 +858,9 @@ impl Semaphore {
     /// with `value` free permits and a bound of `value` when new: a release past
     /// the bound is refused (`shm_sync::Error::OverRelease` in [`Error::Local`]).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let s = shm_remote::sync::Semaphore::open_bounded(&conn, "b", 1)?;
     /// assert!(s.release().is_err());
     /// # Ok::<(), shm_remote::Error>(())
@@ -882,8 +906,9 @@ impl Semaphore {
     /// Sets the lease of the permits this handle takes from now on (10 s by
     /// default, at least [`MIN_LEASE`]).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// s.set_lease(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -964,8 +989,9 @@ impl Semaphore {
     /// Takes a permit, waiting as long as it takes; the number of dead holders'
     /// permits given back since the last acquirer was told.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// let reclaimed = s.acquire()?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -976,8 +1002,9 @@ impl Semaphore {
 
     /// Takes a permit if one is free now: [`Error::Timeout`] (waited zero) otherwise.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "none", 0)?;
     /// assert!(s.try_acquire().is_err());
     /// # Ok::<(), shm_remote::Error>(())
@@ -988,8 +1015,9 @@ impl Semaphore {
 
     /// Takes a permit, waiting at most `timeout`: [`Error::Timeout`] after.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// s.acquire_timeout(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -998,10 +1026,13 @@ impl Semaphore {
         self.acquire_mode(Wait::timeout(timeout), timeout)
     }
 
-    /// Gives back a permit this handle holds (or adds one if it holds none).
+    /// Gives back a permit this handle holds (or adds one if it holds none). A permit
+    /// whose lease ran out (this handle was cut off from the server longer than the
+    /// lease) was given back already: releasing it changes nothing.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// s.acquire()?;
     /// s.release()?;
@@ -1024,7 +1055,8 @@ impl Semaphore {
             }
         };
         match int(&self.obj, Some(&v))? {
-            1 => Ok(()),
+            // 2: the permit's lease had run out and it went back to the count already.
+            1 | 2 => Ok(()),
             _ => Err(Error::Local(Box::new(shm_sync::Error::OverRelease {
                 object: Arc::from(self.obj.label.as_str()),
                 max: self.max()?.unwrap_or(0),
@@ -1034,8 +1066,9 @@ impl Semaphore {
 
     /// Free permits now (a snapshot).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// let _free = s.value()?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -1046,8 +1079,9 @@ impl Semaphore {
 
     /// The bound of a bounded semaphore.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let s = shm_remote::sync::Semaphore::open_bounded(&conn, "b2", 3)?;
     /// assert_eq!(s.max()?, Some(3));
     /// # Ok::<(), shm_remote::Error>(())
@@ -1058,8 +1092,9 @@ impl Semaphore {
 
     /// Permits this handle holds.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let s = shm_remote::sync::Semaphore::open(&conn, "slots", 2)?;
     /// assert_eq!(s.held_by_me(), 0);
     /// # Ok::<(), shm_remote::Error>(())
@@ -1116,8 +1151,9 @@ impl SharedSemaphore for Semaphore {
 /// first `wait` with a lease that its keeper renews; a registered party that dies
 /// breaks the barrier once its lease runs out, like a dead local party.
 ///
-/// ```no_run
-/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+/// ```
+/// # let server = shm_remote::testing::RedisServer::start().unwrap();
+/// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
 /// let b = shm_remote::sync::Barrier::open(&conn, "round", 1)?;
 /// assert!(b.wait()?.leader);
 /// # Ok::<(), shm_remote::Error>(())
@@ -1142,7 +1178,7 @@ impl Drop for Barrier {
         if *self.registered.get_mut() {
             let _ = self.obj.conn.query::<()>(
                 redis::cmd("ZREM").arg(&self.members).arg(&self.id),
-                self.obj.ro.patience(),
+                Some(crate::queue::DROP_PATIENCE),
                 Retry::Idempotent,
             );
         }
@@ -1152,8 +1188,9 @@ impl Drop for Barrier {
 impl Barrier {
     /// Opens the barrier `name`, creating it for `parties` (at least 1) when new.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let b = shm_remote::sync::Barrier::open(&conn, "round", 2)?;
     /// assert_eq!(b.parties()?, 2);
     /// # Ok::<(), shm_remote::Error>(())
@@ -1185,8 +1222,9 @@ impl Barrier {
     /// Sets this party's lease (10 s by default, at least [`MIN_LEASE`]): how long
     /// after its death the others notice. Set it before the first `wait`.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// let b = shm_remote::sync::Barrier::open(&conn, "round", 2)?;
     /// b.set_lease(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), shm_remote::Error>(())
@@ -1285,8 +1323,9 @@ impl Barrier {
 
     /// Arrives and waits for the other parties, as long as it takes.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "solo", 1)?;
     /// assert_eq!(b.wait()?.index, 0);
     /// # Ok::<(), shm_remote::Error>(())
@@ -1298,8 +1337,9 @@ impl Barrier {
     /// Arrives and waits at most `timeout`: running out breaks the barrier (this
     /// party gets [`Error::Timeout`], the others a broken barrier).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "pair", 2)?;
     /// assert!(b.wait_timeout(std::time::Duration::from_millis(10)).is_err());
     /// assert!(b.broken()?);
@@ -1311,8 +1351,9 @@ impl Barrier {
 
     /// Breaks the barrier for everybody.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "pair", 2)?;
     /// b.abort()?;
     /// assert!(b.broken()?);
@@ -1327,8 +1368,9 @@ impl Barrier {
     /// Makes the barrier usable again: waiting parties get a broken barrier, dead
     /// parties are forgotten.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "pair", 2)?;
     /// b.reset()?;
     /// assert!(!b.broken()?);
@@ -1358,8 +1400,9 @@ impl Barrier {
 
     /// Whether the barrier is broken.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "fresh", 2)?;
     /// assert!(!b.broken()?);
     /// # Ok::<(), shm_remote::Error>(())
@@ -1370,8 +1413,9 @@ impl Barrier {
 
     /// The number of parties.
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "three", 3)?;
     /// assert_eq!(b.parties()?, 3);
     /// # Ok::<(), shm_remote::Error>(())
@@ -1386,8 +1430,9 @@ impl Barrier {
 
     /// Parties waiting in the current round (a snapshot).
     ///
-    /// ```no_run
-    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse("redis://127.0.0.1:6379/doc")?, None)?;
+    /// ```
+    /// # let server = shm_remote::testing::RedisServer::start().unwrap();
+    /// # let conn = shm_remote::conn::Conn::open(&shm_remote::address::RedisAddress::parse(&server.url("doc"))?, None)?;
     /// # let b = shm_remote::sync::Barrier::open(&conn, "three", 3)?;
     /// assert_eq!(b.n_waiting()?, 0);
     /// # Ok::<(), shm_remote::Error>(())

@@ -127,11 +127,16 @@ return {1, told}
 );
 
 /// Semaphore release. KEYS: state, holders. ARGV: member held by the caller (or `''`).
-/// Replies 1 released, -1 over the bound (nothing changed).
+/// Replies 1 released, 2 the member's lease had run out and its permit was given back
+/// already (nothing changed: adding it again would make a permit out of nothing),
+/// -1 over the bound (nothing changed).
 pub(crate) const SEM_RELEASE: &str = r#"
-if ARGV[1] ~= '' and redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'count', 1)
-  return 1
+if ARGV[1] ~= '' then
+  if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'count', 1)
+    return 1
+  end
+  return 2
 end
 local max = tonumber(redis.call('HGET', KEYS[1], 'max') or '0')
 if max == nil then return redis.error_reply('ERR semaphore max is not an integer') end

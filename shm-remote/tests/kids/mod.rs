@@ -144,3 +144,18 @@ impl Drop for Kid {
         }
     }
 }
+
+/// `f` retried while it fails with a transient error (the server just came back on a
+/// loaded machine), for at most 30 s.
+pub fn after_restart<T>(mut f: impl FnMut() -> shm_remote::Result<T>) -> T {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if e.is_transient() && std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("still failing after the restart: {e}"),
+        }
+    }
+}
