@@ -4,8 +4,13 @@
 //! - [`api`]: the traits both backends implement ([`api::SharedDict`], ...).
 //! - [`ShareableDict`], [`ShareableVec`], [`Namespace`], [`Value`]: the Redis types, with
 //!   the method names, timeouts, errors and serde codec of `shm_collections`.
+//! - [`sync`] (`Lock`, `RLock`, `Event`, `Semaphore`, `Barrier`) and [`queue`] (`Queue`,
+//!   `JoinableQueue`): the Redis locks and queues, with leases for dead participants.
 //! - [`Manager`]: objects by key, opened by address: a local name for shared memory,
 //!   `redis://[user:password@]host:port/namespace` (`rediss://` with TLS) for Redis.
+//!   Its accessors (`dict`, `list`, `namespace`, `value`, and [`ManagerSync`]'s `lock`,
+//!   `event`, `queue`, ...) return handles over either backend; [`prelude`] brings the
+//!   traits into scope.
 //! - [`Error`]: one error type for both backends.
 //! - [`testing`]: a throwaway `redis-server` for tests.
 //!
