@@ -27,6 +27,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most idle connections kept per manager.
 const MAX_IDLE: usize = 16;
 
+/// The granularity of socket timeouts.
+const TIMEOUT_STEP_NS: u128 = 10_000_000;
+
+/// `d` rounded up to a multiple of [`TIMEOUT_STEP_NS`] (never zero: a zero socket
+/// timeout is an error).
+fn round_up(d: Duration) -> Duration {
+    let n = d.as_nanos().div_ceil(TIMEOUT_STEP_NS).max(1) * TIMEOUT_STEP_NS;
+    Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
 /// Whether a call may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -128,7 +138,10 @@ impl Session<'_> {
             .pooled
             .as_mut()
             .expect("a session holds its connection until dropped");
-        p.arm(left)
+        // Rounded up to 10 ms: successive calls of one patience then ask for the same
+        // socket timeout, set once instead of two system calls per call; a call may
+        // overrun its deadline by less than that step.
+        p.arm(left.map(round_up))
             .map_err(|e| self.conn.map_err(e, &self.deadline))?;
         Ok(p)
     }
