@@ -2,7 +2,8 @@
 //!
 //! - `ci`: what CI checks (fmt, clippy with warnings denied, tests, docs).
 //! - `demo`: worker processes fill shared memory, CPython reads the same bytes.
-//! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files.
+//! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files;
+//!   `bench remote`: the Redis backend against redis-benchmark and Python's manager.
 //! - `chaos`: the full kill -9 trial counts, with a tally.
 //! - `fuzz`: the hostile-memory fuzz harness at full count (10^6 cases), with a tally.
 //! - `test`: `cargo test --workspace`, then the Python package built into
@@ -12,6 +13,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod py;
+mod remote_bench;
 
 /// Counts allocations, so that the fuzz harness catches one sized by a forged length.
 #[global_allocator]
@@ -46,7 +48,8 @@ enum Cmd {
         workers: usize,
     },
     /// Runs the benchmarks and CPython's figures; prints ns/op and ratios.
-    /// `cargo xtask bench py`: the Python package's benchmarks (shm-py/bench) instead.
+    /// `cargo xtask bench py`: the Python package's benchmarks (shm-py/bench) instead;
+    /// `bench remote`: the Redis backend against redis-benchmark and Python's manager over TCP.
     Bench {
         /// Only benches whose id contains this text (criterion filter).
         filter: Option<String>,
@@ -95,6 +98,8 @@ fn main() -> ExitCode {
         Cmd::Demo { workers } => demo::run(workers),
         Cmd::Test { python_only } => test(python_only),
         Cmd::Bench { filter, .. } if filter.as_deref() == Some("py") => py::bench(),
+        // `bench remote`: the Redis backend against redis-benchmark and Python's manager.
+        Cmd::Bench { filter, .. } if filter.as_deref() == Some("remote") => remote_bench::run(),
         Cmd::Bench { filter, no_python } => bench::run(filter.as_deref(), !no_python),
         Cmd::Chaos { trials } => chaos(trials),
         Cmd::Fuzz { cases, seed } => cargo(
