@@ -200,9 +200,59 @@ fn ci() -> Result {
 
 fn test(python_only: bool) -> Result {
     if !python_only {
+        ensure_redis_tools()?;
         cargo(&["test", "--workspace"], &[])?;
     }
     py::test()
+}
+
+/// shm-remote's tests start their own `redis-server` (and make TLS certificates with
+/// `openssl`); they fail, never skip, without them. On a fresh Debian machine the test
+/// command installs the packages (as root, or through sudo) rather than fail after
+/// building everything; elsewhere it says what to install.
+fn ensure_redis_tools() -> Result {
+    let have = |tool: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing: Vec<&str> = ["redis-server", "openssl"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if missing.is_empty() || std::env::var_os("SHM_REDIS_SERVER").is_some() {
+        return Ok(());
+    }
+    let packages = missing.join(" ");
+    if !have("apt-get") {
+        return Err(format!(
+            "expected {packages} on PATH for shm-remote's tests (they start their own \
+             server on 127.0.0.1), found none and no apt-get to install it"
+        )
+        .into());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let sudo = if root { "" } else { "sudo " };
+    let script = format!(
+        "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+         {sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {packages} && \
+         ({sudo}service redis-server stop >/dev/null 2>&1 || true)"
+    );
+    eprintln!("$ {script}   # shm-remote's tests need {packages}");
+    let status = Command::new("sh").args(["-c", &script]).status()?;
+    if !status.success() {
+        return Err(format!(
+            "expected to install {packages} for shm-remote's tests ({status}); \
+             install them (apt-get install {packages}) and run again"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn chaos(trials: u32) -> Result {
