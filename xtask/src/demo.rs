@@ -7,7 +7,11 @@
 //! `shm ls` shows them while the workers run; one worker is killed with SIGKILL (its
 //! exit code -9) while it holds the histogram's lock, the others take the lock over and
 //! finish its job; every count is checked against a count made
-//! in this process; after the manager shuts down nothing is left in `/dev/shm`.
+//! in this process. A CPython worker with the package `shm` (built from shm-py into
+//! `target/py-venv` when missing or stale) takes jobs from a `shm.Queue` made here, counts
+//! words into a `ShareableDict<String, i64>` made here and puts its results on another
+//! queue, which this process checks. After the manager shuts down nothing is left in
+//! `/dev/shm`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shm_collections::{Item, Namespace, Queue, ShareableDict, ShareableVec};
+use shm_collections::{Dynamic, Item, Namespace, Queue, ShareableDict, ShareableVec};
 use shm_manager::SharedMemoryManager;
 use shm_process::{Builder, Process, Shared};
 use shm_sync::LockError;
@@ -141,6 +145,8 @@ pub fn run(workers: usize) -> Result {
             format!("--workers must be 2..=32 (one of them is killed), got {workers}").into(),
         );
     }
+    // Built before the clock starts: the first run builds the wheel (minutes).
+    let python = crate::py::python_with_shm()?;
     let started = Instant::now();
     let shm_cli = build_shm_cli()?;
 
@@ -286,6 +292,7 @@ pub fn run(workers: usize) -> Result {
         return Err(format!("workers report {per_worker} jobs, expected {JOBS}").into());
     }
     println!("Rust reads CPython's write back: item 0 = {back}");
+    python_worker(&mgr, &python)?;
 
     let prefix = mgr.root_name().to_owned();
     drop((
@@ -306,6 +313,102 @@ pub fn run(workers: usize) -> Result {
         "manager shut down in {shutdown_took:.1?}: {removed} segments unlinked; /dev/shm holds nothing of the demo"
     );
     println!("the whole tour took {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// Jobs the CPython worker does.
+const PY_JOBS: u32 = 8;
+
+/// The CPython worker: opens by name a dict and two queues made by the Rust side.
+const PY_WORKER: &str = r#"
+import sys
+import shm
+counts = shm.ShareableDict(name=sys.argv[1])  # a ShareableDict<String, i64> made in Rust
+jobs, results = shm.Queue(name=sys.argv[2]), shm.Queue(name=sys.argv[3])
+while (job := jobs.get(timeout=30)) is not None:
+    job_id, text = job
+    words = text.split()
+    for w in words:
+        counts.increment(w)  # atomic: another process could count into the same dict
+    results.put((job_id, len(words), "CPython %d.%d" % sys.version_info[:2]))
+"#;
+
+/// Runs [`PY_WORKER`] with the venv's `python` on [`PY_JOBS`] jobs and checks its dict
+/// and its results against counts made here.
+fn python_worker(mgr: &SharedMemoryManager, python: &Path) -> Result {
+    let counts: ShareableDict<String, i64> = mgr.dict("py-word-counts")?;
+    let jobs: Queue<Dynamic> = mgr.queue("py-jobs", 64, 1 << 20)?;
+    let results: Queue<Dynamic> = mgr.queue("py-results", 64, 1 << 16)?;
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for id in 0..PY_JOBS {
+        let text = job_text(id);
+        for (w, c) in count_words(&text) {
+            *expected.entry(w).or_insert(0) += c as i64;
+        }
+        jobs.put(&Dynamic::Tuple(vec![Dynamic::Int(id.into()), text.into()]))?;
+    }
+    jobs.put(&Dynamic::None)?;
+    let names = [counts.name(), jobs.name(), results.name()]
+        .map(|n| n.map(str::to_owned).ok_or("a manager's object has a name"));
+    let [counts_name, jobs_name, results_name] = names;
+    let out = Command::new(python)
+        .current_dir(target_dir())
+        .args(["-c", PY_WORKER, &counts_name?, &jobs_name?, &results_name?])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "the CPython worker failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let mut words = 0;
+    let mut by = String::new();
+    for id in 0..PY_JOBS {
+        let got = results.get_timeout(PATIENCE)?;
+        let want = job_text(id).split_whitespace().count() as i64;
+        match &got {
+            Dynamic::Tuple(t)
+                if t.len() == 3
+                    && t[0] == Dynamic::Int(id.into())
+                    && t[1] == Dynamic::Int(want) =>
+            {
+                words += want;
+                if let Dynamic::Str(s) = &t[2] {
+                    by = s.clone();
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "CPython's result {id}: expected ({id}, {want}, by), found {got:?}"
+                )
+                .into());
+            }
+        }
+    }
+    let shared: HashMap<String, i64> = counts.iter()?.collect();
+    if shared != expected {
+        return Err(format!(
+            "CPython's dict has {} words, expected {}",
+            shared.len(),
+            expected.len()
+        )
+        .into());
+    }
+    let mut top: Vec<_> = shared.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    println!(
+        "{by} with the package shm: took {PY_JOBS} jobs from a shm.Queue made here, counted {words} words into a ShareableDict<String, i64> made here, put {PY_JOBS} results on another queue"
+    );
+    println!(
+        "  verified here: CPython's counts agree with a count made in Rust; top: {}",
+        top.iter()
+            .take(3)
+            .map(|(w, c)| format!("{w}={c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 use crate::{Result, target_dir, workspace_root};
 
@@ -124,19 +125,9 @@ fn interpreters() -> Vec<PathBuf> {
 
 /// The Python half of `cargo xtask test`.
 pub fn test() -> Result {
-    let python = venv(&target_dir().join("py-venv"), TEST_PACKAGES)?;
+    let python = venv(&py_venv(), TEST_PACKAGES)?;
     let wheel = build_wheel(&python)?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--force-reinstall",
-        ])
-        .arg(&wheel))?;
+    install_wheel(&python, &wheel, SystemTime::now())?;
     run(Command::new(&python).current_dir(workspace_root()).args([
         "-m",
         "pytest",
@@ -146,6 +137,91 @@ pub fn test() -> Result {
         "shm-py/tests",
     ]))?;
     abi_smoke(&python, &wheel)
+}
+
+/// The venv `cargo xtask test` uses (and the demo's Python worker).
+fn py_venv() -> PathBuf {
+    target_dir().join("py-venv")
+}
+
+/// Next to the installed wheel: its mtime is when the sources it was built from were read.
+const WHEEL_STAMP: &str = "shm-wheel-built";
+
+/// Installs `wheel` into the venv of `python` and stamps it as built from the sources
+/// as they were at `built_from`.
+fn install_wheel(python: &Path, wheel: &Path, built_from: SystemTime) -> Result {
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+        ])
+        .arg(wheel))?;
+    let stamp = python
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("a venv's python lives in <venv>/bin")?
+        .join(WHEEL_STAMP);
+    std::fs::File::create(&stamp)?.set_modified(built_from)?;
+    Ok(())
+}
+
+/// What the wheel is built from: shm-py and the crates it links (their `src` and
+/// manifests), and the lock file.
+const WHEEL_SOURCES: &[&str] = &[
+    "Cargo.lock",
+    "shm-py/Cargo.toml",
+    "shm-py/pyproject.toml",
+    "shm-py/src",
+    "shm-py/python",
+    "shm-core/Cargo.toml",
+    "shm-core/src",
+    "shm-sync/Cargo.toml",
+    "shm-sync/src",
+    "shm-collections/Cargo.toml",
+    "shm-collections/src",
+    "shm-manager/Cargo.toml",
+    "shm-manager/src",
+];
+
+/// The newest mtime of a file under `path` (the file itself if it is one).
+fn newest(path: &Path) -> std::io::Result<SystemTime> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return meta.modified();
+    }
+    let mut t = SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(path)? {
+        t = t.max(newest(&e?.path())?);
+    }
+    Ok(t)
+}
+
+/// The python of `target/py-venv` with the package `shm` installed: the venv made and
+/// the wheel built (release, a few minutes the first time) only when missing or older
+/// than its sources. For the demo's Python worker.
+pub(crate) fn python_with_shm() -> Result<PathBuf> {
+    let dir = py_venv();
+    let python = venv(&dir, TEST_PACKAGES)?;
+    let root = workspace_root();
+    let mut sources = SystemTime::UNIX_EPOCH;
+    for s in WHEEL_SOURCES {
+        sources = sources.max(newest(&root.join(s))?);
+    }
+    let installed = std::fs::metadata(dir.join(WHEEL_STAMP)).and_then(|m| m.modified());
+    if installed.is_ok_and(|t| t >= sources) {
+        return Ok(python);
+    }
+    println!("building the Python package shm into target/py-venv (maturin, release; once)");
+    // Sources saved during the build make the next run build again.
+    let started = SystemTime::now();
+    let wheel = build_wheel(&python)?;
+    install_wheel(&python, &wheel, started)?;
+    Ok(python)
 }
 
 /// Imports the one abi3 wheel on every CPython 3.9+ present; each shares objects with
@@ -274,5 +350,39 @@ fn print_table(rows: &[(String, f64)]) {
             _ => String::new(),
         };
         println!("{name:<48} {ns:>12.1} {ratio:>10}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wheel_source_exists() {
+        for s in WHEEL_SOURCES {
+            assert!(
+                workspace_root().join(s).exists(),
+                "{s} is gone: update WHEEL_SOURCES"
+            );
+        }
+    }
+
+    #[test]
+    fn newest_finds_the_newest_file_in_a_tree() {
+        let dir = target_dir().join(format!("xtask-newest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let new = old + std::time::Duration::from_secs(60);
+        for (f, t) in [("x", old), ("a/y", old), ("a/b/z", new)] {
+            std::fs::File::create(dir.join(f))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        // Directories' own mtimes (now) do not count, only files'.
+        let found = newest(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, new);
     }
 }
