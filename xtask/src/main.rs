@@ -1,6 +1,6 @@
 //! `cargo xtask <command>`: the developer commands of the shm workspace.
 //!
-//! - `ci`: what CI checks (fmt, clippy with warnings denied, tests, docs).
+//! - `ci`: runs `.ci/run`, what CI checks (fmt, clippy with warnings denied, tests, docs, demo, loom).
 //! - `demo`: worker processes fill shared memory, CPython reads the same bytes.
 //! - `bench`: criterion benches, the CPython anchors, a table of ratios, report files;
 //!   `bench remote`: the Redis backend against redis-benchmark and Python's manager.
@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// fmt check, clippy (warnings denied), the test suite, docs (warnings denied), loom.
+    /// Runs `.ci/run`: fmt check, clippy (warnings denied), the tests, docs, demo, loom.
     Ci,
     /// `cargo test --workspace`, then the Python package: maturin build into
     /// `target/py-venv`, pytest, and the abi3 wheel imported on every CPython 3.9+.
@@ -177,24 +177,16 @@ fn target_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// What CI runs: `.ci/run` itself (one list of steps, not two that drift apart).
 fn ci() -> Result {
-    cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    cargo(
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
-    cargo(&["test", "--workspace"], &[])?;
-    cargo(
-        &["doc", "--workspace", "--no-deps"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )?;
+    eprintln!("$ bash .ci/run");
+    let status = Command::new("bash")
+        .arg(workspace_root().join(".ci/run"))
+        .current_dir(workspace_root())
+        .status()?;
+    if !status.success() {
+        return Err(format!(".ci/run failed: {status}").into());
+    }
     Ok(())
 }
 
