@@ -177,39 +177,35 @@ impl HeldLock for AnyLockGuard<'_> {
     }
 }
 
+/// A lock result of one backend as one of [`AnyLockGuard`] (the guard moved into
+/// `wrap`, in the error too).
+fn guard_of<'a, G>(
+    r: LockResult<G>,
+    wrap: fn(G) -> AnyLockGuard<'a>,
+) -> LockResult<AnyLockGuard<'a>> {
+    r.map(wrap).map_err(|e| e.map(wrap))
+}
+
 impl SharedLock for AnyLock {
     type Guard<'a> = AnyLockGuard<'a>;
     fn lock(&self) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyLock::Local(l) => SharedLock::lock(l)
-                .map(AnyLockGuard::Local)
-                .map_err(|e| e.map(AnyLockGuard::Local)),
-            AnyLock::Redis(l) => l
-                .lock()
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyLock::Local(l) => guard_of(SharedLock::lock(l), AnyLockGuard::Local),
+            AnyLock::Redis(l) => guard_of(l.lock(), AnyLockGuard::Redis),
         }
     }
     fn try_lock(&self) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyLock::Local(l) => SharedLock::try_lock(l)
-                .map(AnyLockGuard::Local)
-                .map_err(|e| e.map(AnyLockGuard::Local)),
-            AnyLock::Redis(l) => l
-                .try_lock()
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyLock::Local(l) => guard_of(SharedLock::try_lock(l), AnyLockGuard::Local),
+            AnyLock::Redis(l) => guard_of(l.try_lock(), AnyLockGuard::Redis),
         }
     }
     fn lock_timeout(&self, timeout: Duration) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyLock::Local(l) => SharedLock::lock_timeout(l, timeout)
-                .map(AnyLockGuard::Local)
-                .map_err(|e| e.map(AnyLockGuard::Local)),
-            AnyLock::Redis(l) => l
-                .lock_timeout(timeout)
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyLock::Local(l) => {
+                guard_of(SharedLock::lock_timeout(l, timeout), AnyLockGuard::Local)
+            }
+            AnyLock::Redis(l) => guard_of(l.lock_timeout(timeout), AnyLockGuard::Redis),
         }
     }
     fn is_locked(&self) -> Result<bool> {
@@ -233,35 +229,22 @@ impl SharedLock for AnyRLock {
     type Guard<'a> = AnyLockGuard<'a>;
     fn lock(&self) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyRLock::Local(l) => SharedLock::lock(l)
-                .map(AnyLockGuard::LocalR)
-                .map_err(|e| e.map(AnyLockGuard::LocalR)),
-            AnyRLock::Redis(l) => l
-                .lock()
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyRLock::Local(l) => guard_of(SharedLock::lock(l), AnyLockGuard::LocalR),
+            AnyRLock::Redis(l) => guard_of(l.lock(), AnyLockGuard::Redis),
         }
     }
     fn try_lock(&self) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyRLock::Local(l) => SharedLock::try_lock(l)
-                .map(AnyLockGuard::LocalR)
-                .map_err(|e| e.map(AnyLockGuard::LocalR)),
-            AnyRLock::Redis(l) => l
-                .try_lock()
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyRLock::Local(l) => guard_of(SharedLock::try_lock(l), AnyLockGuard::LocalR),
+            AnyRLock::Redis(l) => guard_of(l.try_lock(), AnyLockGuard::Redis),
         }
     }
     fn lock_timeout(&self, timeout: Duration) -> LockResult<AnyLockGuard<'_>> {
         match self {
-            AnyRLock::Local(l) => SharedLock::lock_timeout(l, timeout)
-                .map(AnyLockGuard::LocalR)
-                .map_err(|e| e.map(AnyLockGuard::LocalR)),
-            AnyRLock::Redis(l) => l
-                .lock_timeout(timeout)
-                .map(AnyLockGuard::Redis)
-                .map_err(|e| e.map(AnyLockGuard::Redis)),
+            AnyRLock::Local(l) => {
+                guard_of(SharedLock::lock_timeout(l, timeout), AnyLockGuard::LocalR)
+            }
+            AnyRLock::Redis(l) => guard_of(l.lock_timeout(timeout), AnyLockGuard::Redis),
         }
     }
     fn is_locked(&self) -> Result<bool> {
