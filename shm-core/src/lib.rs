@@ -15,7 +15,9 @@
 //!   `name`, `unlink`, `set_unlink_on_drop`, `share` / `from_env` to hand an object to a
 //!   child process), so generic code handles any kind alike.
 //! - [`identity`]: process identities that survive PID reuse, and liveness checks.
-//! - [`CommandExt`]: hands an anonymous segment to a child process.
+//! - [`CommandExt`]: hands an anonymous segment to a child process; [`Handle`]: the one
+//!   serialisable form of a shared object (kind, Rust type, name or descriptor). Both
+//!   share one encoding, in the hand-off module.
 //! - [`copy_from_shared`], [`copy_to_shared`], [`fill_shared`]: the one way to copy bytes
 //!   that another process may write at the same time (see below).
 //!
@@ -40,7 +42,9 @@
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 //!
-//! Linux only for now: every OS call lives in one private module (`sys`).
+//! Linux only for now: the calls that make, open, map, size and hand on segments live
+//! in one private module (`sys`); the process identities of [`identity`] read `/proc`
+//! and keep their own small registry file.
 //!
 //! ## Soundness of racing copies
 //!
@@ -64,11 +68,14 @@
 //!   prevent that for a shared mapping. Segments are created with mode `0600`, so only
 //!   processes of the same user can do it; nothing in this workspace ever shrinks one.
 //! - A named segment whose creator is killed (`kill -9`) stays in `/dev/shm` until
-//!   someone unlinks it: the tracker of `shm-manager` is planned for that. Anonymous
-//!   segments ([`Segment::anonymous`]) cannot leak.
+//!   someone unlinks it. Objects created through `shm-manager`'s
+//!   `SharedMemoryManager` are removed by its tracker once their owner is gone, and
+//!   `shm gc` removes objects whose creator is provably dead; anonymous segments
+//!   ([`Segment::anonymous`]) cannot leak.
 
 mod copy;
 mod error;
+mod handoff;
 mod header;
 pub mod identity;
 mod layout;
@@ -76,9 +83,7 @@ mod methods;
 mod name;
 mod object;
 mod segment;
-mod share;
 mod shared_object;
-mod spawn;
 mod sys;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -86,6 +91,7 @@ mod type_name;
 
 pub use copy::{copy_from_shared, copy_to_shared, fill_shared};
 pub use error::{Error, Result};
+pub use handoff::{CommandExt, Handle};
 pub use header::{
     COMPACT_HEADER_LEN, Flags, HEADER_FORMAT, HEADER_LEN, HeaderCore, HeaderExt, Kind, MAGIC,
     OBJECT_ALIGN, ObjectHeader, ObjectInfo, ObjectSpec, fnv1a,
@@ -95,5 +101,4 @@ pub use name::{MAX_NAME_LEN, RANDOM_NAME_PREFIX, normalize_name};
 pub use object::{DEFAULT_OPEN_WAIT, OFFSET_SEPARATOR, Object, ObjectName};
 pub use segment::{Segment, SegmentOptions, unlink};
 pub use shared_object::SharedObject;
-pub use spawn::CommandExt;
 pub use type_name::short_type_name;

@@ -393,52 +393,6 @@ impl Segment {
         })
     }
 
-    /// Takes over an anonymous segment whose descriptor number the parent put in the
-    /// environment variable `var` (see [`CommandExt::inherit_segment`](crate::CommandExt)).
-    ///
-    /// The inherited descriptor is duplicated, not taken over, so this is safe to call
-    /// more than once; it must name a memfd, else [`Error::Corrupted`]. The inherited
-    /// descriptor itself stays open until the process exits (keeping the memory alive
-    /// that long); to take it over instead, wrap it in an `OwnedFd` yourself and call
-    /// [`from_fd`](Self::from_fd).
-    ///
-    /// ```no_run
-    /// // In a child spawned with `.inherit_segment(&seg, "WORKER_SEGMENT_FD")`:
-    /// let seg = shm_core::Segment::from_inherited("WORKER_SEGMENT_FD")?;
-    /// assert_eq!(seg.name(), None); // anonymous
-    /// # Ok::<(), shm_core::Error>(())
-    /// ```
-    pub fn from_inherited(var: &str) -> Result<Segment> {
-        let bad = |what: String| Error::Corrupted {
-            name: format!("${var}"),
-            what,
-        };
-        let value = std::env::var(var)
-            .map_err(|_| bad(format!("environment variable {var} is not set")))?;
-        if let Some(name) = value.strip_prefix(crate::spawn::NAMED_MARKER) {
-            return Err(bad(format!(
-                "the parent passed named segment {name:?}, which has no descriptor to \
-                 inherit: expected an anonymous segment (open a named one by name)"
-            )));
-        }
-        let raw: i32 = value
-            .parse()
-            .ok()
-            .filter(|fd| *fd >= 0)
-            .ok_or_else(|| bad(format!("expected a descriptor number, found {value:?}")))?;
-        // SAFETY: the descriptor is only borrowed for the `fcntl(F_DUPFD_CLOEXEC)` below;
-        // if it is not open, the kernel answers EBADF, which is reported as an error.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-        let fd = sys::dup_cloexec(borrowed)
-            .map_err(|e| bad(format!("descriptor {raw} is not open: {e}")))?;
-        if !sys::is_memfd(&fd) {
-            return Err(bad(format!(
-                "descriptor {raw} is not an anonymous segment (memfd)"
-            )));
-        }
-        Self::from_fd(fd)
-    }
-
     /// Maps a shared-memory file descriptor this process owns: an anonymous segment
     /// received from another process (inherited, or sent over a Unix socket), or one
     /// opened some other way. The segment takes the descriptor over and closes it on

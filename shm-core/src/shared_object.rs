@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::handoff::env;
 use crate::header::ObjectSpec;
 use crate::layout::Layout;
 use crate::object::Object;
@@ -81,16 +82,11 @@ pub trait SharedObject: Sized {
         init: Self::Init,
     ) -> std::result::Result<Self, Self::Error> {
         let len = Self::payload_len(&init)?;
-        let object = match Self::layout() {
-            Layout::Header(spec) => {
-                Object::create(options, &spec, len, |o| Self::init_payload(o, init))?
-            }
-            Layout::Foreign(_) => {
-                let o = Object::foreign(options.create(len)?);
-                Self::init_payload(&o, init)?;
-                o
-            }
-        };
+        let object = Self::layout().select(
+            init,
+            |spec, init| Object::create(options, spec, len, |o| Self::init_payload(o, init)),
+            |_, init| foreign_init::<Self>(options.create(len)?, init),
+        )?;
         Self::attach(object)
     }
 
@@ -110,16 +106,11 @@ pub trait SharedObject: Sized {
     /// with [`share`](Self::share), never leaks.
     fn anonymous(init: Self::Init) -> std::result::Result<Self, Self::Error> {
         let len = Self::payload_len(&init)?;
-        let object = match Self::layout() {
-            Layout::Header(spec) => {
-                Object::create_anonymous(&spec, len, |o| Self::init_payload(o, init))?
-            }
-            Layout::Foreign(_) => {
-                let o = Object::foreign(Segment::anonymous(len)?);
-                Self::init_payload(&o, init)?;
-                o
-            }
-        };
+        let object = Self::layout().select(
+            init,
+            |spec, init| Object::create_anonymous(spec, len, |o| Self::init_payload(o, init)),
+            |_, init| foreign_init::<Self>(Segment::anonymous(len)?, init),
+        )?;
         Self::attach(object)
     }
 
@@ -135,15 +126,16 @@ pub trait SharedObject: Sized {
         offset: usize,
         init: Self::Init,
     ) -> std::result::Result<Self, Self::Error> {
+        let layout = Self::layout();
         let spec = arena_spec(
-            Self::layout(),
+            &layout,
             &segment,
             "placing a foreign-format object inside an arena",
         )?;
         let len = Self::payload_len(&init)?;
         // SAFETY: forwarded from this function's contract.
         let object = unsafe {
-            Object::create_at(segment, offset, &spec, len, |o| Self::init_payload(o, init))?
+            Object::create_at(segment, offset, spec, len, |o| Self::init_payload(o, init))?
         };
         Self::attach(object)
     }
@@ -151,31 +143,23 @@ pub trait SharedObject: Sized {
     /// Opens the object at `offset` in an arena already mapped by this process (no new
     /// mapping), checking its header.
     fn open_at(segment: Arc<Segment>, offset: usize) -> std::result::Result<Self, Self::Error> {
-        let spec = arena_spec(
-            Self::layout(),
-            &segment,
-            "a foreign-format object inside an arena",
-        )?;
-        Self::attach(Object::from_segment_at(segment, offset, &spec)?)
+        let layout = Self::layout();
+        let spec = arena_spec(&layout, &segment, "a foreign-format object inside an arena")?;
+        Self::attach(Object::from_segment_at(segment, offset, spec)?)
     }
 
     /// Opens the object another process created, by name (`segment` or
     /// `segment@offset`), checking its header.
     fn open(name: &str) -> std::result::Result<Self, Self::Error> {
-        let object = by_layout(
-            Self::layout(),
-            |spec| Object::open(name, spec),
-            || Segment::open(name),
-        )?;
-        Self::attach(object)
+        Self::attach(Self::layout().open(name)?)
     }
 
     /// Opens the object, waiting up to `wait` for it to be created and initialised.
     fn open_timeout(name: &str, wait: Duration) -> std::result::Result<Self, Self::Error> {
-        let object = by_layout(
-            Self::layout(),
-            |spec| Object::open_timeout(name, spec, wait),
-            || {
+        let object = Self::layout().select(
+            (),
+            |spec, ()| Object::open_timeout(name, spec, wait),
+            |_, ()| {
                 let start = Instant::now();
                 loop {
                     match Segment::open(name) {
@@ -184,7 +168,7 @@ pub trait SharedObject: Sized {
                         {
                             std::thread::sleep(Duration::from_millis(1));
                         }
-                        other => break other,
+                        other => break other.map(Object::foreign),
                     }
                 }
             },
@@ -194,12 +178,7 @@ pub trait SharedObject: Sized {
 
     /// Wraps an already mapped segment (received or inherited), checking its header.
     fn from_segment(segment: Segment) -> std::result::Result<Self, Self::Error> {
-        // A match, not `by_layout`: both arms take the one segment.
-        let object = match Self::layout() {
-            Layout::Header(spec) => Object::from_segment(segment, &spec)?,
-            Layout::Foreign(_) => Object::foreign(segment),
-        };
-        Self::attach(object)
+        Self::attach(Self::layout().wrap(segment)?)
     }
 
     /// The object's name (`None` for an anonymous one), to open it elsewhere.
@@ -227,43 +206,40 @@ pub trait SharedObject: Sized {
         command: &'c mut std::process::Command,
         var: &str,
     ) -> std::result::Result<&'c mut std::process::Command, Self::Error> {
-        Ok(crate::share::share(
-            self.object(),
-            Self::layout(),
-            command,
-            var,
-        )?)
+        Ok(env::share(self.object(), command, var)?)
     }
 
     /// Takes the object a parent handed over with [`share`](Self::share) under `var`,
     /// checking that it is of this type.
     fn from_env(var: &str) -> std::result::Result<Self, Self::Error> {
-        let object = crate::share::from_env(var, Self::layout())?;
+        let object = env::from_env(var, Self::layout())?;
         Self::attach(object)
     }
 }
 
-/// The object under a handle being opened: `header` opens it behind the type's checked
-/// header; a foreign layout wraps the segment `foreign` opens, as it is.
-fn by_layout(
-    layout: Layout,
-    header: impl FnOnce(&ObjectSpec) -> crate::Result<Object>,
-    foreign: impl FnOnce() -> crate::Result<Segment>,
-) -> crate::Result<Object> {
-    match layout {
-        Layout::Header(spec) => header(&spec),
-        Layout::Foreign(_) => foreign().map(Object::foreign),
-    }
+/// A foreign-format object in `segment`, its payload written from `init` (a foreign
+/// format has no header to publish).
+fn foreign_init<T: SharedObject>(segment: Segment, init: T::Init) -> Result<Object, T::Error> {
+    let object = Object::foreign(segment);
+    T::init_payload(&object, init)?;
+    Ok(object)
 }
 
 /// The spec of a type placed inside an arena: foreign layouts (CPython's) have no
 /// header to place there, [`Error::Unsupported`] (`what`).
-fn arena_spec(layout: Layout, arena: &Segment, what: &'static str) -> crate::Result<ObjectSpec> {
-    match layout {
-        Layout::Header(spec) => Ok(spec),
-        Layout::Foreign(_) => Err(Error::Unsupported {
-            name: arena.display_name().to_owned(),
-            what,
-        }),
-    }
+fn arena_spec<'a>(
+    layout: &'a Layout,
+    arena: &Segment,
+    what: &'static str,
+) -> crate::Result<&'a ObjectSpec> {
+    layout.select(
+        (),
+        |spec, ()| Ok(spec),
+        |_, ()| {
+            Err(Error::Unsupported {
+                name: arena.display_name().to_owned(),
+                what,
+            })
+        },
+    )
 }

@@ -1,5 +1,7 @@
-//! Every operating-system call of shm-core, through rustix. Linux only for now: a port
-//! to another OS replaces this module.
+//! The operating-system calls behind segments (shm_open, memfd, fstat, ftruncate,
+//! fallocate, statvfs, getrandom, fcntl on descriptors handed on), through rustix.
+//! Linux only for now: a port to another OS replaces this module (the mapping itself
+//! is memmap2's, and the process identities of `identity` make their own calls).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
