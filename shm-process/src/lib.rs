@@ -71,15 +71,23 @@
 //! add inherited descriptors to the command. Here a function is found by its registered
 //! `type_name`, and a child inherits exactly the descriptors its arguments name.
 
+mod child;
 mod error;
 mod pool;
 mod process;
+mod protocol;
+mod registry;
 mod shared;
 
+pub use child::init;
 pub use error::{Error, Result};
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
-pub use process::{Builder, Entry, Process, entry, init};
-pub use shared::{Handle, Shared, SharedPipeEnd};
+pub use process::{Builder, Process};
+pub use registry::{Entry, entry};
+pub use shared::{HandleExt, Shared, SharedPipeEnd};
+/// The serialisable form of a shared object, [`shm_core::Handle`]: kind, Rust type, and
+/// a name or an inherited descriptor. Open it in a process with [`HandleExt::open`].
+pub use shm_core::Handle;
 
 /// Registers the functions children may run and dispatches when this process is such a
 /// child: the first line of `main` (or of each test that spawns). In a child it runs the

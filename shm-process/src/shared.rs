@@ -8,55 +8,9 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_collections::PipeEnd;
-use shm_core::{Segment, SharedObject};
+use shm_core::{Handle, Segment, SharedObject};
 
 use crate::error::Error;
-
-/// The serialisable form of a shared object: its kind, its Rust type, and where it is
-/// (a name, or the number of a descriptor the child inherits).
-///
-/// This is the one handle form of the design ("Handles: one serialisable form per
-/// object"); it lives here until it moves into shm-core.
-///
-/// ```
-/// use shm_core::SharedObject;
-/// let v = shm_collections::Value::create(1u64)?;
-/// let h = shm_process::Handle::of(&v).unwrap();
-/// assert_eq!(h.name.as_deref(), v.name());
-/// assert_eq!(h.kind, "Value");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handle {
-    /// The object's kind name (`Value`, `Queue`, ...).
-    pub kind: String,
-    /// The Rust type (`std::any::type_name`), checked before opening.
-    pub type_name: String,
-    /// The object's name (`segment` or `segment@offset`), `None` for an anonymous one.
-    pub name: Option<String>,
-    /// For an anonymous object: the descriptor number the child inherits.
-    pub fd: Option<i32>,
-}
-
-impl Handle {
-    /// The handle of a named object; `None` for an anonymous one (which travels only as a
-    /// [`Process`](crate::Process) argument, see [`Shared`]).
-    ///
-    /// ```
-    /// use shm_core::SharedObject;
-    /// let anon = shm_collections::Value::anonymous(1u64)?;
-    /// assert!(shm_process::Handle::of(&anon).is_none());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn of<T: SharedObject>(object: &T) -> Option<Handle> {
-        Some(Handle {
-            kind: T::layout().kind_name().to_owned(),
-            type_name: std::any::type_name::<T>().to_owned(),
-            name: Some(object.name()?.to_owned()),
-            fd: None,
-        })
-    }
-}
 
 thread_local! {
     /// While a [`Process`](crate::Process) encodes its arguments: the duplicated
@@ -196,43 +150,46 @@ impl<T: SharedObject> fmt::Debug for Shared<T> {
 impl<T: SharedObject> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let obj = self.object.object();
-        let mut handle = Handle {
-            kind: T::layout().kind_name().to_owned(),
-            type_name: std::any::type_name::<T>().to_owned(),
-            name: obj.name().map(str::to_owned),
-            fd: None,
+        let handle = match Handle::of(&self.object) {
+            Some(handle) => handle,
+            None => {
+                let fd = match obj.segment().fd() {
+                    Some(fd) if obj.offset() == 0 => fd,
+                    _ => {
+                        return Err(S::Error::custom(format!(
+                            "{} is inside an anonymous arena: it has no name and no descriptor of its own",
+                            obj.label()
+                        )));
+                    }
+                };
+                let kind = T::layout().kind_name().to_owned();
+                let fd = hand_over(fd, || {
+                    format!(
+                        "anonymous {kind} has no name: it can only be passed as a Process argument \
+                         (its descriptor is inherited)"
+                    )
+                })
+                .map_err(S::Error::custom)?;
+                Handle::inherited::<T>(fd)
+            }
         };
-        if handle.name.is_none() {
-            let fd = match obj.segment().fd() {
-                Some(fd) if obj.offset() == 0 => fd,
-                _ => {
-                    return Err(S::Error::custom(format!(
-                        "{} is inside an anonymous arena: it has no name and no descriptor of its own",
-                        obj.label()
-                    )));
-                }
-            };
-            let dup = fd
-                .try_clone_to_owned()
-                .map_err(|e| S::Error::custom(format!("cannot duplicate a descriptor: {e}")))?;
-            handle.fd = Some(dup.as_raw_fd());
-            OUTGOING_FDS.with(|out| match out.borrow_mut().as_mut() {
-                Some(list) => {
-                    list.push(dup);
-                    Ok(())
-                }
-                None => Err(S::Error::custom(format!(
-                    "anonymous {} has no name: it can only be passed as a Process argument \
-                     (its descriptor is inherited)",
-                    handle.kind
-                ))),
-            })?;
-        }
         handle.serialize(s)
     }
 }
 
-impl Handle {
+/// Opening a [`Handle`] in a process, as a [`Shared`] object: the descriptor of an
+/// anonymous object is the one the parent handed over with the process's arguments.
+///
+/// ```
+/// use shm_core::SharedObject;
+/// use shm_collections::Value;
+/// use shm_process::HandleExt;
+/// let v = Value::create(5u64)?;
+/// let h = shm_process::Handle::of(&v).unwrap();
+/// assert_eq!(h.open::<Value<u64>>()?.get()?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait HandleExt {
     /// Opens the object this handle names as a `T`: checks kind and type first
     /// ([`Error::WrongType`]), then opens it by name, or, in a child, by the descriptor
     /// its parent handed over, checking its header ([`Error::Open`]).
@@ -240,59 +197,82 @@ impl Handle {
     /// ```
     /// use shm_core::SharedObject;
     /// use shm_collections::Value;
+    /// use shm_process::HandleExt;
     /// let v = Value::create(5u64)?;
     /// let h = shm_process::Handle::of(&v).unwrap();
     /// assert_eq!(h.open::<Value<u64>>()?.get()?, 5);
     /// assert!(matches!(h.open::<Value<u32>>(), Err(shm_process::Error::WrongType { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open<T: SharedObject>(&self) -> Result<Shared<T>, Error>
+    fn open<T: SharedObject>(&self) -> Result<Shared<T>, Error>
+    where
+        T::Error: fmt::Display;
+}
+
+impl HandleExt for Handle {
+    fn open<T: SharedObject>(&self) -> Result<Shared<T>, Error>
     where
         T::Error: fmt::Display,
     {
-        let kind = T::layout().kind_name().to_owned();
         let want = std::any::type_name::<T>();
-        if self.kind != kind || self.type_name != want {
-            return Err(Error::WrongType {
-                expected: format!("{want} (kind {kind})"),
-                found: format!("{} (kind {})", self.type_name, self.kind),
-            });
+        if !self.is_of::<T>() {
+            return Err(wrong_type(self, want, T::layout().kind_name()));
         }
         let fail = |message: String| Error::Open {
-            handle: match (&self.name, self.fd) {
-                (Some(n), _) => n.clone(),
-                (None, Some(fd)) => format!("descriptor {fd}"),
-                (None, None) => "(empty)".into(),
-            },
+            handle: self.location(),
             type_name: want.to_owned(),
             message,
         };
-        let object = match (&self.name, self.fd) {
-            (Some(name), _) => T::open(name).map_err(|e| fail(e.to_string()))?,
-            (None, Some(fd)) => {
-                let Some(fd) = incoming(fd) else {
-                    return Err(fail(
-                        "expected a descriptor the parent handed over, found one it did not".into(),
-                    ));
-                };
-                // SAFETY: `fd` is one this child received from the parent for its
-                // arguments and keeps open until dispatch is over; it is only borrowed to
-                // duplicate it.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-                let owned = borrowed
-                    .try_clone_to_owned()
-                    .map_err(|e| fail(format!("the inherited descriptor is not open: {e}")))?;
-                let seg = Segment::from_fd(owned).map_err(|e| fail(e.to_string()))?;
-                T::from_segment(seg).map_err(|e| fail(e.to_string()))?
-            }
-            (None, None) => {
-                return Err(fail(
-                    "expected a name or a descriptor, found neither".into(),
-                ));
-            }
+        let object = match &self.name {
+            Some(name) => T::open(name).map_err(|e| fail(e.to_string()))?,
+            None => T::from_segment(handed_over(self).map_err(fail)?)
+                .map_err(|e| fail(e.to_string()))?,
         };
         Ok(Shared { object })
     }
+}
+
+/// The error for a handle that names another kind or type than `want` of `kind`.
+fn wrong_type(handle: &Handle, want: &str, kind: &str) -> Error {
+    Error::WrongType {
+        expected: format!("{want} (kind {kind})"),
+        found: format!("{} (kind {})", handle.type_name, handle.kind),
+    }
+}
+
+/// Duplicates `fd` into the list of descriptors the child being spawned inherits, and
+/// returns the number the handle carries; outside [`Process`](crate::Process) arguments
+/// there is no such list, the error `outside()`.
+fn hand_over(fd: BorrowedFd<'_>, outside: impl FnOnce() -> String) -> Result<i32, String> {
+    let dup = fd
+        .try_clone_to_owned()
+        .map_err(|e| format!("cannot duplicate a descriptor: {e}"))?;
+    let number = dup.as_raw_fd();
+    OUTGOING_FDS.with(|out| match out.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(dup);
+            Ok(number)
+        }
+        None => Err(outside()),
+    })
+}
+
+/// In a child: the segment of a handle without a name, by the descriptor its parent
+/// handed over (duplicated: the received one stays until dispatch is over).
+fn handed_over(handle: &Handle) -> Result<Segment, String> {
+    let Some(fd) = handle.fd else {
+        return Err("expected a name or a descriptor, found neither".into());
+    };
+    let Some(fd) = incoming(fd) else {
+        return Err("expected a descriptor the parent handed over, found one it did not".into());
+    };
+    // SAFETY: `fd` is one this child received from the parent for its arguments and
+    // keeps open until dispatch is over; it is only borrowed to duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| format!("the inherited descriptor is not open: {e}"))?;
+    Segment::from_fd(owned).map_err(|e| e.to_string())
 }
 
 impl<'de, T: SharedObject> Deserialize<'de> for Shared<T>
@@ -396,19 +376,12 @@ impl Serialize for SharedPipeEnd {
             let fd = seg
                 .fd()
                 .ok_or_else(|| S::Error::custom("a pipe with neither a name nor a descriptor"))?;
-            let dup = fd
-                .try_clone_to_owned()
-                .map_err(|e| S::Error::custom(format!("cannot duplicate a descriptor: {e}")))?;
-            handle.fd = Some(dup.as_raw_fd());
-            OUTGOING_FDS.with(|out| match out.borrow_mut().as_mut() {
-                Some(list) => {
-                    list.push(dup);
-                    Ok(())
-                }
-                None => Err(S::Error::custom(
-                    "a pipe end can only be passed as a Process argument (its descriptor is inherited)",
-                )),
-            })?;
+            let fd = hand_over(fd, || {
+                "a pipe end can only be passed as a Process argument (its descriptor is inherited)"
+                    .to_owned()
+            })
+            .map_err(S::Error::custom)?;
+            handle.fd = Some(fd);
         }
         (handle, self.end.end() as u8).serialize(s)
     }
@@ -419,43 +392,18 @@ impl<'de> Deserialize<'de> for SharedPipeEnd {
         let (handle, end) = <(Handle, u8)>::deserialize(d)?;
         let want = std::any::type_name::<PipeEnd>();
         if handle.kind != PIPE_KIND || handle.type_name != want {
-            return Err(D::Error::custom(Error::WrongType {
-                expected: format!("{want} (kind {PIPE_KIND})"),
-                found: format!("{} (kind {})", handle.type_name, handle.kind),
-            }));
+            return Err(D::Error::custom(wrong_type(&handle, want, PIPE_KIND)));
         }
         let fail = |message: String| {
             D::Error::custom(Error::Open {
-                handle: handle.name.clone().unwrap_or_else(|| match handle.fd {
-                    Some(fd) => format!("descriptor {fd}"),
-                    None => "(empty)".into(),
-                }),
+                handle: handle.location(),
                 type_name: want.to_owned(),
                 message,
             })
         };
-        let seg = match (&handle.name, handle.fd) {
-            (Some(name), _) => Segment::open(name).map_err(|e| fail(e.to_string()))?,
-            (None, Some(fd)) => {
-                let Some(fd) = incoming(fd) else {
-                    return Err(fail(
-                        "expected a descriptor the parent handed over, found one it did not".into(),
-                    ));
-                };
-                // SAFETY: `fd` is one this child received from the parent for its
-                // arguments and keeps open until dispatch is over; it is only borrowed to
-                // duplicate it.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-                let owned = borrowed
-                    .try_clone_to_owned()
-                    .map_err(|e| fail(format!("the inherited descriptor is not open: {e}")))?;
-                Segment::from_fd(owned).map_err(|e| fail(e.to_string()))?
-            }
-            (None, None) => {
-                return Err(fail(
-                    "expected a name or a descriptor, found neither".into(),
-                ));
-            }
+        let seg = match &handle.name {
+            Some(name) => Segment::open(name).map_err(|e| fail(e.to_string()))?,
+            None => handed_over(&handle).map_err(fail)?,
         };
         let end = PipeEnd::from_segment(seg, usize::from(end)).map_err(|e| fail(e.to_string()))?;
         Ok(SharedPipeEnd { end })

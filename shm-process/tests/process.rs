@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use shm_collections::{Array, Queue, ShareableDict, ShareableVec, Value};
 use shm_core::SharedObject;
-use shm_process::{Builder, Error, Process, Shared};
+use shm_process::{Builder, Error, HandleExt, Process, Shared};
 use shm_sync::{Event, Lock, Mutex};
 
 fn nothing(_: ()) {}
