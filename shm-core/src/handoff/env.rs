@@ -189,3 +189,36 @@ pub(crate) fn from_env(var: &str, layout: Layout) -> Result<Object> {
         Encoded::NamedSegment(_) | Encoded::Name => layout.open(&value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Encoded;
+
+    #[test]
+    fn every_value_the_encoder_writes_decodes_to_what_it_was() {
+        let fd = Encoded::descriptor(17);
+        assert!(matches!(Encoded::decode(&fd), Encoded::Descriptor("17")));
+        let named = Encoded::named_segment("psm_0a");
+        assert!(matches!(
+            Encoded::decode(&named),
+            Encoded::NamedSegment("psm_0a")
+        ));
+        assert!(matches!(Encoded::decode("psm_0a"), Encoded::Name));
+    }
+
+    #[test]
+    fn only_plain_digits_are_a_descriptor() {
+        for value in ["", "+5", "-1", "5 ", "0x5", "psm_12"] {
+            assert!(
+                matches!(Encoded::decode(value), Encoded::Name),
+                "{value:?} decoded as a descriptor or a named segment"
+            );
+        }
+        // Too large for a descriptor number, yet digits: refused when parsed, not opened
+        // as a name.
+        assert!(matches!(
+            Encoded::decode("99999999999"),
+            Encoded::Descriptor(_)
+        ));
+    }
+}
