@@ -75,25 +75,20 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// ```
     pub fn open_with(manager: &RedisManager, name: &str, limits: Limits) -> Result<Self> {
         let ty = format!("Dict<{}, {}>", short::<K>(), short::<V>());
-        let obj = manager.object(name, "Dict", &ty, "hash")?;
         Ok(ShareableDict {
-            c: Codec { obj, limits },
+            c: Codec::open(manager, name, "Dict", &ty, "hash", limits)?,
             _t: PhantomData,
         })
     }
 
     /// The object's name in its manager.
     pub fn name(&self) -> &str {
-        self.c.obj.name()
+        self.c.name()
     }
 
     /// The Redis key of the hash.
     pub fn data_key(&self) -> &str {
-        self.c.obj.data_key()
-    }
-
-    fn key_bytes(&self) -> &str {
-        self.c.obj.data_key()
+        self.c.data_key()
     }
 
     fn opt(&self, v: Option<Vec<u8>>) -> Result<Option<V>> {
@@ -107,7 +102,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     {
         let k = self.c.key(key)?;
         let v: Option<Vec<u8>> = self.c.query(
-            redis::cmd("HGET").arg(self.key_bytes()).arg(k),
+            redis::cmd("HGET").arg(self.c.data_key()).arg(k),
             Retry::Idempotent,
         )?;
         self.opt(v)
@@ -120,7 +115,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     {
         let k = self.c.key(key)?;
         self.c.query(
-            redis::cmd("HEXISTS").arg(self.key_bytes()).arg(k),
+            redis::cmd("HEXISTS").arg(self.c.data_key()).arg(k),
             Retry::Idempotent,
         )
     }
@@ -129,19 +124,17 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
         let k = self.c.key(&key)?;
         let v = self.c.value(&value)?;
-        let data = self.key_bytes();
-        // MULTI HGET HSET EXEC: one round trip, atomic, no Lua (cheaper on the server
-        // than the equivalent script).
+        let mut set = redis::cmd("HSET");
+        set.arg(self.c.data_key()).arg(&k[..]).arg(&v[..]);
+        self.old_then(&k, set)
+    }
+
+    /// `MULTI HGET <write> EXEC`: the old value of `k` and a write in one round trip,
+    /// atomic, no Lua (cheaper on the server than the equivalent script).
+    fn old_then(&self, k: &[u8], write: redis::Cmd) -> Result<Option<V>> {
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("HGET")
-            .arg(data)
-            .arg(&k[..])
-            .cmd("HSET")
-            .arg(data)
-            .arg(&k[..])
-            .arg(&v[..])
-            .ignore();
+        pipe.atomic().cmd("HGET").arg(self.c.data_key()).arg(k);
+        pipe.add_command(write).ignore();
         let (old,): (Option<Vec<u8>>,) = self.c.run(Retry::Once, |s| s.pipeline(&pipe))?;
         self.opt(old)
     }
@@ -152,24 +145,15 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         K: Borrow<Q>,
     {
         let k = self.c.key(key)?;
-        let data = self.key_bytes();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("HGET")
-            .arg(data)
-            .arg(&k[..])
-            .cmd("HDEL")
-            .arg(data)
-            .arg(&k[..])
-            .ignore();
-        let (old,): (Option<Vec<u8>>,) = self.c.run(Retry::Once, |s| s.pipeline(&pipe))?;
-        self.opt(old)
+        let mut del = redis::cmd("HDEL");
+        del.arg(self.c.data_key()).arg(&k[..]);
+        self.old_then(&k, del)
     }
 
     /// The number of entries: `HLEN`.
     pub fn len(&self) -> Result<usize> {
         self.c
-            .query(redis::cmd("HLEN").arg(self.key_bytes()), Retry::Idempotent)
+            .query(redis::cmd("HLEN").arg(self.c.data_key()), Retry::Idempotent)
     }
 
     /// Whether there are no entries.
@@ -181,14 +165,14 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     pub fn clear(&self) -> Result<()> {
         let _: usize = self
             .c
-            .query(redis::cmd("DEL").arg(self.key_bytes()), Retry::Idempotent)?;
+            .query(redis::cmd("DEL").arg(self.c.data_key()), Retry::Idempotent)?;
         Ok(())
     }
 
     /// Inserts every pair in one `HSET` (all or nothing).
     pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<()> {
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(self.key_bytes());
+        cmd.arg(self.c.data_key());
         let mut any = false;
         for (k, v) in pairs {
             cmd.arg(self.c.key(&k)?).arg(self.c.value(&v)?);
@@ -204,7 +188,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// value. `f` runs again when another client changed the dict in between.
     pub fn update(&self, key: K, mut f: impl FnMut(Option<V>) -> V) -> Result<V> {
         let k = self.c.key(&key)?;
-        let data = self.key_bytes();
+        let data = self.c.data_key();
         let mut reads = redis::pipe();
         reads.cmd("HGET").arg(data).arg(&k[..]);
         self.c.transact(&reads, |(old,): (Option<Vec<u8>>,)| {
@@ -224,7 +208,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
         }
         let k = self.c.key(&key)?;
         let v = self.c.value(&make())?;
-        let data = self.key_bytes();
+        let data = self.c.data_key();
         let stored: Option<Vec<u8>> = self.c.run(Retry::Idempotent, |s| {
             s.invoke(DICT_GET_OR_INSERT.key(data).arg(&k[..]).arg(&v[..]))
         })?;
@@ -237,7 +221,7 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
     /// A snapshot of the entries: `HGETALL`.
     pub fn iter(&self) -> Result<std::vec::IntoIter<(K, V)>> {
         let all: Vec<(Vec<u8>, Vec<u8>)> = self.c.query(
-            redis::cmd("HGETALL").arg(self.key_bytes()),
+            redis::cmd("HGETALL").arg(self.c.data_key()),
             Retry::Idempotent,
         )?;
         let mut out = Vec::with_capacity(all.len());
@@ -249,17 +233,19 @@ impl<K: DictKey, V: DictValue> ShareableDict<K, V> {
 
     /// A snapshot of the keys: `HKEYS`.
     pub fn keys(&self) -> Result<Vec<K>> {
-        let all: Vec<Vec<u8>> = self
-            .c
-            .query(redis::cmd("HKEYS").arg(self.key_bytes()), Retry::Idempotent)?;
+        let all: Vec<Vec<u8>> = self.c.query(
+            redis::cmd("HKEYS").arg(self.c.data_key()),
+            Retry::Idempotent,
+        )?;
         all.iter().map(|k| self.c.decode("key", k)).collect()
     }
 
     /// A snapshot of the values: `HVALS`.
     pub fn values(&self) -> Result<Vec<V>> {
-        let all: Vec<Vec<u8>> = self
-            .c
-            .query(redis::cmd("HVALS").arg(self.key_bytes()), Retry::Idempotent)?;
+        let all: Vec<Vec<u8>> = self.c.query(
+            redis::cmd("HVALS").arg(self.c.data_key()),
+            Retry::Idempotent,
+        )?;
         all.iter().map(|v| self.c.decode("value", v)).collect()
     }
 

@@ -40,6 +40,7 @@ use shm_collections::codec;
 
 use crate::conn::{Retry, Session};
 use crate::error::{Error, Result};
+use crate::manager::RedisManager;
 use crate::object::RemoteObject;
 
 pub use map::ShareableDict;
@@ -58,6 +59,29 @@ pub(super) struct Codec {
 }
 
 impl Codec {
+    /// Opens (creating its type tag when new) the object `name` of `manager`.
+    pub(super) fn open(
+        manager: &RedisManager,
+        name: &str,
+        kind: &str,
+        type_name: &str,
+        redis_type: &str,
+        limits: Limits,
+    ) -> Result<Codec> {
+        let obj = manager.object(name, kind, type_name, redis_type)?;
+        Ok(Codec { obj, limits })
+    }
+
+    /// The object's name in its manager.
+    pub(super) fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    /// The Redis key of the object's data.
+    pub(super) fn data_key(&self) -> &str {
+        self.obj.data_key()
+    }
+
     pub(super) fn key<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         codec::encode(key, &mut out).map_err(|e| Error::Encode {

@@ -107,25 +107,20 @@ impl<T: VecItem> ShareableVec<T> {
     /// ```
     pub fn open_with(manager: &RedisManager, name: &str, limits: Limits) -> Result<Self> {
         let ty = format!("Vec<{}>", short::<T>());
-        let obj = manager.object(name, "Vec", &ty, "list")?;
         Ok(ShareableVec {
-            c: Codec { obj, limits },
+            c: Codec::open(manager, name, "Vec", &ty, "list", limits)?,
             _t: PhantomData,
         })
     }
 
     /// The object's name in its manager.
     pub fn name(&self) -> &str {
-        self.c.obj.name()
+        self.c.name()
     }
 
     /// The Redis key of the list.
     pub fn data_key(&self) -> &str {
-        self.c.obj.data_key()
-    }
-
-    fn data(&self) -> &str {
-        self.c.obj.data_key()
+        self.c.data_key()
     }
 
     fn out_of_range(&self, index: usize, len: usize) -> Error {
@@ -154,9 +149,10 @@ impl<T: VecItem> ShareableVec<T> {
     /// Appends `value`: `RPUSH`.
     pub fn push(&self, value: T) -> Result<()> {
         let v = self.c.value(&value)?;
-        let _: usize = self
-            .c
-            .query(redis::cmd("RPUSH").arg(self.data()).arg(v), Retry::Once)?;
+        let _: usize = self.c.query(
+            redis::cmd("RPUSH").arg(self.c.data_key()).arg(v),
+            Retry::Once,
+        )?;
         Ok(())
     }
 
@@ -164,7 +160,7 @@ impl<T: VecItem> ShareableVec<T> {
     pub fn pop(&self) -> Result<Option<T>> {
         let v: Option<Vec<u8>> = self
             .c
-            .query(redis::cmd("RPOP").arg(self.data()), Retry::Once)?;
+            .query(redis::cmd("RPOP").arg(self.c.data_key()), Retry::Once)?;
         v.map(|b| self.c.decode("element", &b)).transpose()
     }
 
@@ -174,7 +170,7 @@ impl<T: VecItem> ShareableVec<T> {
             return Ok(None);
         };
         let v: Option<Vec<u8>> = self.c.query(
-            redis::cmd("LINDEX").arg(self.data()).arg(i),
+            redis::cmd("LINDEX").arg(self.c.data_key()).arg(i),
             Retry::Idempotent,
         )?;
         v.map(|b| self.c.decode("element", &b)).transpose()
@@ -185,7 +181,7 @@ impl<T: VecItem> ShareableVec<T> {
     pub fn set(&self, index: usize, value: T) -> Result<T> {
         self.check_index(index)?;
         let v = self.c.value(&value)?;
-        let data = self.data();
+        let data = self.c.data_key();
         let r: (i64, redis::Value) = self.c.run(Retry::Once, |s| {
             s.invoke(VEC_SET.key(data).arg(index).arg(&v[..]))
         })?;
@@ -204,7 +200,7 @@ impl<T: VecItem> ShareableVec<T> {
         let Ok(i) = i64::try_from(index) else {
             return Err(self.out_of_range(index, self.len()?));
         };
-        let data = self.data();
+        let data = self.c.data_key();
         let mut reads = redis::pipe();
         reads.cmd("LINDEX").arg(data).arg(i).cmd("LLEN").arg(data);
         self.c
@@ -225,7 +221,7 @@ impl<T: VecItem> ShareableVec<T> {
     pub fn insert(&self, index: usize, value: T) -> Result<()> {
         self.check_index(index)?;
         let v = self.c.value(&value)?;
-        let data = self.data();
+        let data = self.c.data_key();
         let (ok, n): (i64, i64) = self.c.run(Retry::Once, |s| {
             s.invoke(VEC_INSERT.key(data).arg(index).arg(&v[..]))
         })?;
@@ -240,7 +236,7 @@ impl<T: VecItem> ShareableVec<T> {
     /// (atomic; O(len - index) on the server).
     pub fn remove(&self, index: usize) -> Result<T> {
         self.check_index(index)?;
-        let data = self.data();
+        let data = self.c.data_key();
         let r: Vec<redis::Value> = self
             .c
             .run(Retry::Once, |s| s.invoke(VEC_REMOVE.key(data).arg(index)))?;
@@ -256,7 +252,7 @@ impl<T: VecItem> ShareableVec<T> {
     /// Appends every value in one `RPUSH` (all or nothing).
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
         let mut cmd = redis::cmd("RPUSH");
-        cmd.arg(self.data());
+        cmd.arg(self.c.data_key());
         let mut any = false;
         for v in values {
             cmd.arg(self.c.value(&v)?);
@@ -271,7 +267,7 @@ impl<T: VecItem> ShareableVec<T> {
     /// The number of items: `LLEN`.
     pub fn len(&self) -> Result<usize> {
         self.c
-            .query(redis::cmd("LLEN").arg(self.data()), Retry::Idempotent)
+            .query(redis::cmd("LLEN").arg(self.c.data_key()), Retry::Idempotent)
     }
 
     /// Whether there are no items.
@@ -283,14 +279,14 @@ impl<T: VecItem> ShareableVec<T> {
     pub fn clear(&self) -> Result<()> {
         let _: usize = self
             .c
-            .query(redis::cmd("DEL").arg(self.data()), Retry::Idempotent)?;
+            .query(redis::cmd("DEL").arg(self.c.data_key()), Retry::Idempotent)?;
         Ok(())
     }
 
     /// A snapshot of the items in order: `LRANGE 0 -1`.
     pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
         let all: Vec<Vec<u8>> = self.c.query(
-            redis::cmd("LRANGE").arg(self.data()).arg(0).arg(-1),
+            redis::cmd("LRANGE").arg(self.c.data_key()).arg(0).arg(-1),
             Retry::Idempotent,
         )?;
         let items: Result<Vec<T>> = all.iter().map(|b| self.c.decode("element", b)).collect();

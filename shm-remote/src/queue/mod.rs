@@ -7,8 +7,9 @@
 //! A queue is a stream (`<ns>:d:<name>`, entries with one field `d`: the value's
 //! bincode bytes), its consumer group `g`, and a config hash (`<ns>:qc:<name>`:
 //! `maxsize`, `lease`, `closed`, `lost`, and `queued`, the messages not yet
-//! delivered). Acknowledged entries are trimmed by later gets (`XTRIM MINID` below
-//! the oldest pending one). Every handle is a consumer of its own in
+//! delivered). Acknowledged entries are trimmed by later gets (`XTRIM MINID ~` below
+//! the oldest pending one: whole stream nodes, so up to a node of acknowledged
+//! entries stays until the next one fills). Every handle is a consumer of its own in
 //! the group. Each operation is one Lua script (atomic on the server):
 //!
 //! - **put** / **put_many**: appends (`XADD`) unless closed ([`Error::Closed`]) and,
@@ -21,7 +22,8 @@
 //! - **get** / **get_many**: first claims messages that another consumer took and
 //!   left unacknowledged for longer than the queue's lease (`XAUTOCLAIM`: that
 //!   consumer died or hangs), then reads new ones (`XREADGROUP`). A plain [`Queue`]
-//!   acknowledges them in the same script; a [`JoinableQueue`] keeps them
+//!   reads with `NOACK` (the messages never enter the pending list: acknowledged as
+//!   they are read, in the same script); a [`JoinableQueue`] keeps them
 //!   pending for this consumer until [`task_done`](JoinableQueue::task_done), and the
 //!   handle's keeper renews their lease (their idle time) meanwhile. An empty queue
 //!   makes `get` wait (polling, 1 to 20 ms) until the timeout ([`Error::Empty`]), or

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis::Script;
 
-use super::scripts;
+use super::{renew_members, scripts};
 use crate::api::{BarrierWait, SharedBarrier, broken_barrier};
 use crate::common::{Obj, array, deadline, handle_id, int, pause};
 use crate::conn::{Conn, Retry};
@@ -18,7 +18,6 @@ static BARRIER_ARRIVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::
 static BARRIER_POLL: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_POLL));
 static BARRIER_BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_BREAK));
 static BARRIER_RESET: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::BARRIER_RESET));
-static ZSET_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ZSET_RENEW));
 
 // ---------------------------------------------------------------- Barrier
 
@@ -105,19 +104,10 @@ impl Barrier {
         if self.registered.swap(true, Ordering::AcqRel) {
             return;
         }
-        let obj = self.obj.clone();
-        let key = self.members.clone();
         let id = self.id.clone();
-        let lease = self.lease.get().as_millis().to_string();
-        self.lease.keeper.add(Arc::new(move || {
-            obj.run(
-                &ZSET_RENEW,
-                &[&key],
-                &[lease.as_bytes(), id.as_bytes()],
-                obj.call_timeout(None),
-            )
-            .map(drop)
-        }));
+        renew_members(&self.lease, &self.obj, &self.members, move || {
+            vec![id.clone()]
+        });
     }
 
     fn wait_mode(&self, dl: Option<Instant>, waited: Duration) -> Result<BarrierWait> {

@@ -63,14 +63,44 @@ mod event;
 mod lock;
 mod semaphore;
 
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
+
+use redis::Script;
 
 pub use barrier::Barrier;
 pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock};
 pub use semaphore::Semaphore;
 
-use crate::common::deadline;
+use crate::common::{Obj, deadline};
+use crate::keeper::Lease;
+
+static ZSET_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ZSET_RENEW));
+
+/// Makes `lease`'s keeper renew, every tick, the leases of the members that
+/// `members` lists in the sorted set `key` (a semaphore's permits, a barrier's
+/// party): one script per tick, nothing when the list is empty.
+fn renew_members(
+    lease: &Lease,
+    obj: &Obj,
+    key: &str,
+    members: impl Fn() -> Vec<String> + Send + Sync + 'static,
+) {
+    let obj = obj.clone();
+    let key = key.to_owned();
+    let ms = lease.get().as_millis().to_string();
+    lease.keeper.add(Arc::new(move || {
+        let members = members();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<&[u8]> = vec![ms.as_bytes()];
+        args.extend(members.iter().map(|m| m.as_bytes()));
+        obj.run(&ZSET_RENEW, &[&key], &args, obj.call_timeout(None))
+            .map(drop)
+    }));
+}
 pub use crate::keeper::{DEFAULT_LEASE, MIN_LEASE};
 
 /// How a call waits.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::{Wait, scripts};
+use super::{Wait, renew_members, scripts};
 use crate::api::SharedSemaphore;
 use crate::common::{Obj, array, handle_id, int, lock, pause};
 use crate::conn::Conn;
@@ -16,7 +16,6 @@ use crate::keeper::Lease;
 
 static SEM_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SEM_ACQUIRE));
 static SEM_RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SEM_RELEASE));
-static ZSET_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ZSET_RENEW));
 
 // ---------------------------------------------------------------- Semaphore
 
@@ -117,21 +116,10 @@ impl Semaphore {
         if self.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let obj = self.obj.clone();
-        let key = self.holders.clone();
         let held = self.held.clone();
-        let lease = self.lease.get().as_millis();
-        self.lease.keeper.add(Arc::new(move || {
-            let members: Vec<String> = lock(&held).clone();
-            if members.is_empty() {
-                return Ok(());
-            }
-            let lease = lease.to_string();
-            let mut args: Vec<&[u8]> = vec![lease.as_bytes()];
-            args.extend(members.iter().map(|m| m.as_bytes()));
-            obj.run(&ZSET_RENEW, &[&key], &args, obj.call_timeout(None))
-                .map(drop)
-        }));
+        renew_members(&self.lease, &self.obj, &self.holders, move || {
+            lock(&held).clone()
+        });
     }
 
     fn acquire_mode(&self, wait: Wait, waited: Duration) -> Result<u32> {
