@@ -36,6 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u32 = args.next().map_or(Ok(20_000), |s| s.parse())?;
     let m = Manager::connect(&address)?;
     if let Some(r) = m.redis() {
+        // Every run starts from an empty namespace: `cargo xtask bench remote` runs
+        // this several times against one server, and a list left by the previous run
+        // (22 000 more elements each) would make `list.get`'s LINDEX walk longer in
+        // each later run than in the first.
+        r.clear_namespace()?;
         // Our own client's bare round trip, for reference.
         time("ping", n, |_| {
             let _: String = r

@@ -186,35 +186,41 @@ fn guard_of<'a, G>(
     r.map(wrap).map_err(|e| e.map(wrap))
 }
 
-impl SharedLock for AnyLock {
-    type Guard<'a> = AnyLockGuard<'a>;
-    fn lock(&self) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyLock::Local(l) => guard_of(SharedLock::lock(l), AnyLockGuard::Local),
-            AnyLock::Redis(l) => guard_of(l.lock(), AnyLockGuard::Redis),
-        }
-    }
-    fn try_lock(&self) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyLock::Local(l) => guard_of(SharedLock::try_lock(l), AnyLockGuard::Local),
-            AnyLock::Redis(l) => guard_of(l.try_lock(), AnyLockGuard::Redis),
-        }
-    }
-    fn lock_timeout(&self, timeout: Duration) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyLock::Local(l) => {
-                guard_of(SharedLock::lock_timeout(l, timeout), AnyLockGuard::Local)
+/// `SharedLock` for an enum lock handle: its local arm's guards wrapped in `$guard`,
+/// the Redis arm's in `AnyLockGuard::Redis`.
+macro_rules! any_lock {
+    ($any:ident, $guard:path) => {
+        impl SharedLock for $any {
+            type Guard<'a> = AnyLockGuard<'a>;
+            fn lock(&self) -> LockResult<AnyLockGuard<'_>> {
+                match self {
+                    $any::Local(l) => guard_of(SharedLock::lock(l), $guard),
+                    $any::Redis(l) => guard_of(l.lock(), AnyLockGuard::Redis),
+                }
             }
-            AnyLock::Redis(l) => guard_of(l.lock_timeout(timeout), AnyLockGuard::Redis),
+            fn try_lock(&self) -> LockResult<AnyLockGuard<'_>> {
+                match self {
+                    $any::Local(l) => guard_of(SharedLock::try_lock(l), $guard),
+                    $any::Redis(l) => guard_of(l.try_lock(), AnyLockGuard::Redis),
+                }
+            }
+            fn lock_timeout(&self, timeout: Duration) -> LockResult<AnyLockGuard<'_>> {
+                match self {
+                    $any::Local(l) => guard_of(SharedLock::lock_timeout(l, timeout), $guard),
+                    $any::Redis(l) => guard_of(l.lock_timeout(timeout), AnyLockGuard::Redis),
+                }
+            }
+            fn is_locked(&self) -> Result<bool> {
+                match self {
+                    $any::Local(l) => SharedLock::is_locked(l),
+                    $any::Redis(l) => l.is_locked(),
+                }
+            }
         }
-    }
-    fn is_locked(&self) -> Result<bool> {
-        match self {
-            AnyLock::Local(l) => SharedLock::is_locked(l),
-            AnyLock::Redis(l) => l.is_locked(),
-        }
-    }
+    };
 }
+
+any_lock!(AnyLock, AnyLockGuard::Local);
 
 /// A re-entrant lock of either backend ([`ManagerSync::rlock`]).
 #[derive(Debug)]
@@ -225,35 +231,7 @@ pub enum AnyRLock {
     Redis(crate::sync::RLock),
 }
 
-impl SharedLock for AnyRLock {
-    type Guard<'a> = AnyLockGuard<'a>;
-    fn lock(&self) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyRLock::Local(l) => guard_of(SharedLock::lock(l), AnyLockGuard::LocalR),
-            AnyRLock::Redis(l) => guard_of(l.lock(), AnyLockGuard::Redis),
-        }
-    }
-    fn try_lock(&self) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyRLock::Local(l) => guard_of(SharedLock::try_lock(l), AnyLockGuard::LocalR),
-            AnyRLock::Redis(l) => guard_of(l.try_lock(), AnyLockGuard::Redis),
-        }
-    }
-    fn lock_timeout(&self, timeout: Duration) -> LockResult<AnyLockGuard<'_>> {
-        match self {
-            AnyRLock::Local(l) => {
-                guard_of(SharedLock::lock_timeout(l, timeout), AnyLockGuard::LocalR)
-            }
-            AnyRLock::Redis(l) => guard_of(l.lock_timeout(timeout), AnyLockGuard::Redis),
-        }
-    }
-    fn is_locked(&self) -> Result<bool> {
-        match self {
-            AnyRLock::Local(l) => SharedLock::is_locked(l),
-            AnyRLock::Redis(l) => l.is_locked(),
-        }
-    }
-}
+any_lock!(AnyRLock, AnyLockGuard::LocalR);
 
 /// Delegates each method of a trait to the two arms of an enum handle.
 macro_rules! delegate {

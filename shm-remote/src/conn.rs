@@ -369,6 +369,15 @@ impl Conn {
         })
     }
 
+    /// A connection of its own, outside the pool (a subscriber's): the same address,
+    /// credentials and TLS as the pool's.
+    pub(crate) fn dedicated(&self, timeout: Option<Duration>) -> Result<redis::Connection> {
+        let deadline = Deadline::after(timeout);
+        self.client
+            .get_connection_with_timeout(timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .map_err(|e| self.map_err(e, &deadline))
+    }
+
     /// Holds one connection for several commands until the session is dropped.
     pub fn session(&self, timeout: Option<Duration>) -> Result<Session<'_>> {
         let deadline = Deadline::after(timeout);

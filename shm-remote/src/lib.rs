@@ -53,5 +53,7 @@ pub use any_sync::{
 };
 mod api_queue;
 mod api_sync;
+mod common;
+mod keeper;
 pub mod queue;
 pub mod sync;

@@ -83,30 +83,15 @@ impl RedisManager {
     /// the server is not blocked on large databases).
     pub fn keys(&self) -> Result<Vec<String>> {
         let prefix = crate::object::key(&self.namespace, "m", "");
-        let pattern = format!("{}*", glob_escape(&prefix));
         let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self.conn.query(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000),
-                self.conn.timeout(),
-                Retry::Idempotent,
-            )?;
+        self.scan(&format!("{}*", glob_escape(&prefix)), |batch| {
             out.extend(
                 batch
                     .into_iter()
                     .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
             );
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+            Ok(())
+        })?;
         out.sort();
         out.dedup();
         Ok(out)
@@ -115,20 +100,8 @@ impl RedisManager {
     /// Deletes every key of the namespace (`SCAN` + `UNLINK`); how many. Objects on
     /// Redis outlive their clients: this is how a namespace is removed.
     pub fn clear_namespace(&self) -> Result<usize> {
-        let pattern = format!("{}:*", glob_escape(&self.namespace));
         let mut removed = 0usize;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self.conn.query(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000),
-                self.conn.timeout(),
-                Retry::Idempotent,
-            )?;
+        self.scan(&format!("{}:*", glob_escape(&self.namespace)), |batch| {
             if !batch.is_empty() {
                 let n: usize = self.conn.query(
                     redis::cmd("UNLINK").arg(&batch),
@@ -137,12 +110,31 @@ impl RedisManager {
                 )?;
                 removed += n;
             }
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// `SCAN MATCH pattern` to the end, each batch of keys to `each`.
+    fn scan(&self, pattern: &str, mut each: impl FnMut(Vec<String>) -> Result<()>) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = self.conn.query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+                self.conn.timeout(),
+                Retry::Idempotent,
+            )?;
+            each(batch)?;
             if next == 0 {
-                break;
+                return Ok(());
             }
             cursor = next;
         }
-        Ok(removed)
     }
 }
 

@@ -137,6 +137,8 @@ pub fn run() -> Result {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
+    let mut sync_rows = BTreeMap::new();
+    let mut batched: Option<(f64, Vec<String>)> = None;
     let (mut floor, mut piped, mut ours, mut python) = (
         BTreeMap::new(),
         BTreeMap::new(),
@@ -179,10 +181,10 @@ pub fn run() -> Result {
             &mut python,
             parse_rows(&String::from_utf8_lossy(&out.stdout))?,
         );
-    }
-    // The locks' and queues' rows (their own example: lock round trips, batched
-    // put_many/get_many against redis-benchmark pipelined in the same run).
-    let sync_rows = {
+        // The locks' and queues' rows (their own example: lock round trips, batched
+        // put_many/get_many against redis-benchmark pipelined in the same run) in every
+        // round too, best median kept as for the rows above (they ran once, after
+        // everything else, against Python's best of the rounds).
         let exe = target_dir().join("release/examples/bench_sync_queue");
         let out = Command::new(exe).arg(server.url("bench-q")).output()?;
         if !out.status.success() {
@@ -192,8 +194,22 @@ pub fn run() -> Result {
             )
             .into());
         }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut comments = Vec::new();
+        for line in text.lines() {
+            if let Some(c) = line.strip_prefix('#') {
+                comments.push(c.trim().to_owned());
+            } else if let Ok(rows) = parse_rows(line) {
+                best(&mut sync_rows, rows);
+            }
+        }
+        // The batched row against redis-benchmark: the round where it did best (both
+        // measured in that round, one after the other).
+        let pct = comments.iter().find_map(|c| batched_pct(c));
+        if pct.is_some_and(|p| batched.as_ref().is_none_or(|(b, _)| p > *b)) {
+            batched = pct.map(|p| (p, comments));
+        }
+    }
     drop(server);
 
     let get = |m: &BTreeMap<String, Row>, k: &str| -> Result<Row> {
@@ -286,44 +302,45 @@ pub fn run() -> Result {
         }
     }
     println!();
-    println!("locks and queues (examples/bench_sync_queue.rs, one round)");
-    for line in sync_rows.lines() {
-        if let Some(comment) = line.strip_prefix('#') {
-            println!("  {}", comment.trim());
-            // "batched queue at 34% of redis-benchmark pipelined (target >= 50%)"
-            if let Some(pct) = comment
-                .split_once(" at ")
-                .and_then(|(_, r)| r.split_once('%'))
-                .and_then(|(p, _)| p.trim().parse::<f64>().ok())
-            {
-                targets.push((
-                    format!(
-                        "queue put_many/get_many: >= 50% of redis-benchmark pipelined ({pct:.0}%)"
-                    ),
-                    pct >= 50.0,
-                ));
-            }
-        } else if let Ok(rows) = parse_rows(line) {
-            for (name, r) in rows {
-                let py = match name.as_str() {
-                    "lock.acquire_release" => Some(py_lock),
-                    "queue.put_get" => Some(py_queue),
-                    _ => None,
-                };
-                let label = format!("shm-remote {name}");
-                line_of(&label, r, py);
-                if let Some(p) = py {
-                    targets.push((
-                        format!("{label}: >= 1.5x faster than Python"),
-                        p / r.0 >= 1.5,
-                    ));
-                }
-            }
+    println!(
+        "locks and queues (examples/bench_sync_queue.rs, best of {} rounds)",
+        rounds.max(1)
+    );
+    for (name, r) in sync_rows {
+        let py = match name.as_str() {
+            "lock.acquire_release" => Some(py_lock),
+            "queue.put_get" => Some(py_queue),
+            _ => None,
+        };
+        let label = format!("shm-remote {name}");
+        line_of(&label, r, py);
+        if let Some(p) = py {
+            targets.push((
+                format!("{label}: >= 1.5x faster than Python"),
+                p / r.0 >= 1.5,
+            ));
         }
+    }
+    if let Some((pct, comments)) = batched {
+        for c in comments {
+            println!("  {c}");
+        }
+        targets.push((
+            format!("queue put_many/get_many: >= 50% of redis-benchmark pipelined ({pct:.0}%)"),
+            pct >= 50.0,
+        ));
     }
     println!();
     for (t, ok) in &targets {
         println!("{} {t}", if *ok { "PASS" } else { "MISS" });
     }
     Ok(())
+}
+
+/// The percentage in "batched queue at 34% of redis-benchmark pipelined (target >= 50%)".
+fn batched_pct(comment: &str) -> Option<f64> {
+    comment
+        .split_once(" at ")
+        .and_then(|(_, r)| r.split_once('%'))
+        .and_then(|(p, _)| p.trim().parse::<f64>().ok())
 }

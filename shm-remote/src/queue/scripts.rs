@@ -8,7 +8,10 @@
 //! not acknowledged, so `queued + pending` is the number of unfinished messages.
 //! Acknowledged entries are not deleted one by one (`XDEL` costs ~16 us per entry
 //! against ~0.7 us for `XACK`): each get trims the stream below its oldest pending
-//! entry (`XTRIM MINID`), which frees whole nodes at once.
+//! entry with `XTRIM MINID ~`, which frees whole nodes (100 entries) once all of
+//! theirs are older; the exact form also marks single entries deleted inside the
+//! oldest node, as `XDEL` does (~40 us per get measured, against ~1 us). A plain
+//! `Queue` reads with `NOACK`: its entries never enter the pending list.
 
 /// Put. KEYS: stream, conf. ARGV: encoded messages. Puts as many as fit under
 /// `maxsize` (all or none of them when `ARGV` is one message). Replies the number put,
@@ -30,8 +33,8 @@ if n > 0 then redis.call('HINCRBY', KEYS[2], 'queued', n) end
 return n
 "#;
 
-/// Get. KEYS: stream, conf. ARGV: consumer, count, `1` to acknowledge at once (a plain
-/// `Queue`, which never has pending entries), lease ms (a joinable queue first claims
+/// Get. KEYS: stream, conf. ARGV: consumer, count, `1` for a plain `Queue` (read with
+/// `NOACK`: nothing pending, ever), lease ms (a joinable queue first claims
 /// entries of other consumers idle that long).
 ///
 /// Replies `{closed, id, deliveries, payload, ...}`; a payload is nil for an entry
@@ -50,7 +53,7 @@ local function take(e, deliveries)
   table.insert(out, e[1])
   table.insert(out, deliveries)
   table.insert(out, payload)
-  if ARGV[3] == '1' or payload == false then table.insert(ack, e[1]) end
+  if ARGV[3] ~= '1' and payload == false then table.insert(ack, e[1]) end
   if payload == false then redis.call('HINCRBY', KEYS[2], 'lost', 1) end
   got = got + 1
 end
@@ -66,7 +69,13 @@ if ARGV[3] ~= '1' then
 end
 local last = nil
 if got < n then
-  local r = redis.call('XREADGROUP', 'GROUP', 'g', ARGV[1], 'COUNT', n - got, 'STREAMS', KEYS[1], '>')
+  local r
+  if ARGV[3] == '1' then
+    -- NOACK: a plain queue's entries never enter the pending list (no XACK after).
+    r = redis.call('XREADGROUP', 'GROUP', 'g', ARGV[1], 'COUNT', n - got, 'NOACK', 'STREAMS', KEYS[1], '>')
+  else
+    r = redis.call('XREADGROUP', 'GROUP', 'g', ARGV[1], 'COUNT', n - got, 'STREAMS', KEYS[1], '>')
+  end
   if r then
     local new = r[1][2]
     for _, e in ipairs(new) do take(e, 1); last = e[1] end
@@ -81,13 +90,13 @@ if #ack > 0 then
   redis.call('XACK', KEYS[1], 'g', unpack(ack))
 end
 if ARGV[3] == '1' then
-  if last then redis.call('XTRIM', KEYS[1], 'MINID', last) end
+  if last then redis.call('XTRIM', KEYS[1], 'MINID', '~', last) end
 else
   local p = redis.call('XPENDING', KEYS[1], 'g')
   if p[1] > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', p[2])
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', p[2])
   elseif last then
-    redis.call('XTRIM', KEYS[1], 'MINID', last)
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', last)
   end
 end
 if got == 0 and redis.call('HGET', KEYS[2], 'closed') == '1' then out[1] = 1 end

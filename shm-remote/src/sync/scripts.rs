@@ -24,33 +24,36 @@ macro_rules! now_ms {
 /// re-entered; `{3}` held by the calling thread (not re-entrant); `{4}` the owner key
 /// has no lease (written by something else).
 pub(crate) const LOCK_ACQUIRE: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local pttl = redis.call('PTTL', KEYS[1])
-  if pttl < 0 then return {4} end
-  if string.sub(cur, 1, #ARGV[3]) == ARGV[3] then
-    if ARGV[4] == '1' then
-      redis.call('PEXPIRE', KEYS[1], ARGV[2])
-      local depth = redis.call('HINCRBY', KEYS[2], 'depth', 1)
-      local fence = redis.call('HINCRBY', KEYS[2], 'fence', 0)
-      return {2, fence, depth}
+-- The common case first: a free lock is taken by one SET NX (no GET before it).
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local cur = redis.call('GET', KEYS[1])
+  if cur then
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl < 0 then return {4} end
+    if string.sub(cur, 1, #ARGV[3]) == ARGV[3] then
+      if ARGV[4] == '1' then
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        local depth = redis.call('HINCRBY', KEYS[2], 'depth', 1)
+        local fence = redis.call('HINCRBY', KEYS[2], 'fence', 0)
+        return {2, fence, depth}
+      end
+      return {3}
     end
-    return {3}
+    return {0, pttl}
   end
-  return {0, pttl}
+  -- Expired between the two calls (cannot happen inside a script; kept for safety).
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
-local prev = redis.call('HGET', KEYS[2], 'holder')
-local died = 0
-if prev and prev ~= '' then
-  died = 1
-  redis.call('HSET', KEYS[2], 'inconsistent', '1')
-end
-redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+local st = redis.call('HMGET', KEYS[2], 'holder', 'inconsistent')
 local fence = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+if st[1] and st[1] ~= '' then
+  redis.call('HSET', KEYS[2], 'holder', ARGV[1], 'depth', '1', 'inconsistent', '1')
+  return {1, fence, 1, 1}
+end
 redis.call('HSET', KEYS[2], 'holder', ARGV[1], 'depth', '1')
 local inc = 0
-if redis.call('HGET', KEYS[2], 'inconsistent') == '1' then inc = 1 end
-return {1, fence, died, inc}
+if st[2] == '1' then inc = 1 end
+return {1, fence, 0, inc}
 "#;
 
 /// Lock release. KEYS: owner, state. ARGV: token, `1` for re-entrant.

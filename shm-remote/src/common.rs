@@ -1,12 +1,11 @@
 //! What the Redis locks, events, semaphores, barriers and queues share: the object's
-//! keys and type tag, scripts run with the object's name in their errors, the lease
-//! keeper thread, tokens and the back-off of polling waits.
+//! keys and type tag, scripts run with the object's name in their errors, reply
+//! parsing, tokens and handle ids, and the back-off of polling waits. (The lease
+//! keeper is [`crate::keeper`].)
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::{Script, Value};
@@ -14,15 +13,6 @@ use redis::{Script, Value};
 use crate::conn::{Conn, Retry};
 use crate::error::{Error, Result};
 use crate::object::RemoteObject;
-
-/// The default lease of a lock, a semaphore permit, a barrier party or a queue
-/// message being worked on: a holder that stops renewing it (dead, frozen, cut off
-/// from the server) loses it this long after its last renewal. The keeper renews
-/// every third of it.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
-
-/// The shortest lease a handle accepts (renewals every third of it must get through).
-pub const MIN_LEASE: Duration = Duration::from_millis(300);
 
 /// The shortest socket timeout of a call made near its deadline.
 pub(crate) const MIN_CALL: Duration = Duration::from_millis(50);
@@ -147,6 +137,34 @@ impl Obj {
             .map_err(|e| self.err(e))
     }
 
+    /// Sets the fields of the object's data hash that are missing (`HSETNX` each, one
+    /// round trip): the state of a new object, left alone when it exists.
+    pub(crate) fn init_fields(&self, fields: &[(&str, u32)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (f, v) in fields {
+            pipe.cmd("HSETNX").arg(self.data()).arg(*f).arg(*v).ignore();
+        }
+        self.conn
+            .pipeline::<()>(&pipe, self.ro.patience(), Retry::Idempotent)
+            .map_err(|e| self.err(e))
+    }
+
+    /// An integer field of the object's data hash (`None`: missing).
+    pub(crate) fn int_field(&self, f: &str) -> Result<Option<i64>> {
+        let v: Value = self
+            .conn
+            .query(
+                redis::cmd("HGET").arg(self.data()).arg(f),
+                self.ro.patience(),
+                Retry::Idempotent,
+            )
+            .map_err(|e| self.err(e))?;
+        match v {
+            Value::Nil => Ok(None),
+            other => int(self, Some(&other)).map(Some),
+        }
+    }
+
     /// Runs a script with the handle's patience.
     pub(crate) fn call(&self, script: &Script, keys: &[&str], args: &[&[u8]]) -> Result<Value> {
         self.run(script, keys, args, self.ro.patience())
@@ -257,162 +275,13 @@ pub(crate) fn handle_id() -> String {
     format!("{}.h{}", process_id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A renewal the keeper runs every third of the lease until it is removed.
-pub(crate) type Renewal = Arc<dyn Fn() -> Result<()> + Send + Sync>;
-
-struct KeeperState {
-    items: HashMap<u64, Renewal>,
-    stop: bool,
-}
-
-struct KeeperShared {
-    state: Mutex<KeeperState>,
-    cv: Condvar,
-    /// Milliseconds between renewals.
-    period_ms: AtomicU64,
-}
-
-/// The lease keeper of one handle: a thread, started at the first lease, that renews
-/// every lease the handle holds each third of the lease, and stops when the handle
-/// drops. A renewal that fails (server down) is tried again at the next tick; the
-/// lease runs out if the server stays away longer than the lease.
-pub(crate) struct Keeper {
-    shared: Arc<KeeperShared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    next: AtomicU64,
-}
-
-impl Keeper {
-    pub(crate) fn new(lease: Duration) -> Keeper {
-        Keeper {
-            shared: Arc::new(KeeperShared {
-                state: Mutex::new(KeeperState {
-                    items: HashMap::new(),
-                    stop: false,
-                }),
-                cv: Condvar::new(),
-                period_ms: AtomicU64::new(period(lease)),
-            }),
-            thread: Mutex::new(None),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    /// Renews every third of `lease` from the next tick on.
-    pub(crate) fn set_lease(&self, lease: Duration) {
-        self.shared
-            .period_ms
-            .store(period(lease), Ordering::Relaxed);
-    }
-
-    /// Starts renewing; returns the id to [`remove`](Self::remove) it with.
-    pub(crate) fn add(&self, renew: Renewal) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.state).items.insert(id, renew);
-        let mut t = lock(&self.thread);
-        if t.is_none() {
-            let shared = self.shared.clone();
-            *t = std::thread::Builder::new()
-                .name("shm-remote-keeper".into())
-                .spawn(move || keep(shared))
-                .ok();
-        }
-        id
-    }
-
-    /// Stops renewing `id`.
-    pub(crate) fn remove(&self, id: u64) {
-        lock(&self.shared.state).items.remove(&id);
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        lock(&self.shared.state).stop = true;
-        self.shared.cv.notify_all();
-        if let Some(t) = lock(&self.thread).take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A third of `lease`, in ms (at least 1).
-fn period(lease: Duration) -> u64 {
-    (lease.as_millis() / 3).clamp(1, u128::from(u32::MAX)) as u64
-}
-
-fn keep(shared: Arc<KeeperShared>) {
-    let mut st = lock(&shared.state);
-    loop {
-        let period = Duration::from_millis(shared.period_ms.load(Ordering::Relaxed));
-        let (g, _) = shared
-            .cv
-            .wait_timeout(st, period)
-            .unwrap_or_else(|p| p.into_inner());
-        st = g;
-        if st.stop {
-            return;
-        }
-        let items: Vec<Renewal> = st.items.values().cloned().collect();
-        drop(st);
-        for r in items {
-            let _ = r();
-        }
-        st = lock(&shared.state);
-    }
-}
-
 /// Locks a std mutex, also after a panic elsewhere (the data are plain lists).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Checks a lease chosen for a handle.
-pub(crate) fn check_lease(obj: &Obj, lease: Duration) -> Result<Duration> {
-    if lease < MIN_LEASE || lease > Duration::from_secs(24 * 3600) {
-        return Err(Error::InvalidAddress {
-            address: obj.label.clone(),
-            reason: format!("expected a lease between {MIN_LEASE:?} and 24 h, found {lease:?}"),
-        });
-    }
-    Ok(lease)
-}
-
-/// Milliseconds of a lease, as a script argument.
-pub(crate) fn ms(d: Duration) -> Vec<u8> {
-    d.as_millis().to_string().into_bytes()
-}
-
 /// A connection of its own (not pooled) to the object's server, for a subscriber:
 /// the same address, credentials and TLS as the pool's.
 pub(crate) fn dedicated(obj: &Obj, timeout: Option<Duration>) -> Result<redis::Connection> {
-    use redis::{ConnectionAddr, IntoConnectionInfo};
-    let a = obj.conn.address();
-    let addr = if a.tls {
-        ConnectionAddr::TcpTls {
-            host: a.host.clone(),
-            port: a.port,
-            insecure: false,
-            tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(a.host.clone(), a.port)
-    };
-    let mut settings = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
-    if let Some(u) = &a.username {
-        settings = settings.set_username(u);
-    }
-    if let Some(p) = &a.password {
-        settings = settings.set_password(p);
-    }
-    let deadline = crate::conn::Deadline::after(timeout);
-    let map = |e: redis::RedisError| obj.err(obj.conn.map_err(e, &deadline));
-    let info = addr
-        .into_connection_info()
-        .map_err(map)?
-        .set_redis_settings(settings);
-    let client = redis::Client::open(info).map_err(map)?;
-    client
-        .get_connection_with_timeout(timeout.unwrap_or(crate::conn::DEFAULT_TIMEOUT))
-        .map_err(map)
+    obj.conn.dedicated(timeout).map_err(|e| obj.err(e))
 }
