@@ -73,7 +73,7 @@ mod header;
 pub mod identity;
 mod layout;
 mod methods;
-mod name;
+pub mod name;
 mod object;
 mod segment;
 mod share;
