@@ -5,15 +5,11 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use shm_collections::{Array, AtomicValue, CellError, RawArray, RawValue, Value};
-use shm_core::testing::{child_command, child_role, run_child};
+use shm_core::testing::{child_command, child_role, env, run_child};
 use shm_sync::LockError;
 
 const WORKERS: usize = 4;
 const INCREMENTS: u64 = 5_000;
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} set by the parent"))
-}
 
 #[test]
 fn locked_increments_across_processes_are_exact() {
