@@ -297,23 +297,8 @@ pub(super) fn arena(s: Segment) -> Outcome {
 /// The registry's data segment, one registry entry, and the arena.
 pub(super) fn targets() -> Vec<Target> {
     vec![
-        Target {
-            kind: "Registry data",
-            pristine: pristine(Part::RegistryData),
-            hot: Vec::new(),
-            exercise: registry_data,
-        },
-        Target {
-            kind: "Registry entry",
-            pristine: pristine(Part::Entry),
-            hot: Vec::new(),
-            exercise: registry_entry,
-        },
-        Target {
-            kind: "Arena",
-            pristine: pristine(Part::Arena),
-            hot: Vec::new(),
-            exercise: arena,
-        },
+        Target::new("Registry data", pristine(Part::RegistryData), registry_data),
+        Target::new("Registry entry", pristine(Part::Entry), registry_entry),
+        Target::new("Arena", pristine(Part::Arena), arena),
     ]
 }
