@@ -243,7 +243,14 @@ pub(super) fn registry_entry(s: Segment) -> Outcome {
                     1 => (0, word(1) % (1 << 21)),
                     _ => (0, word(1) % (lines + 4)),
                 };
-                entry.location = format!("{}.a{index}@{}", f.manager.root_name(), offset * 64);
+                entry.location = shm_core::ObjectName {
+                    segment: shm_core::name::arena_segment_name(
+                        f.manager.root_name(),
+                        index as u32,
+                    ),
+                    offset: Some(offset as usize * 64),
+                }
+                .to_string();
                 if word(2) % 4 == 0 {
                     entry.kind = word(3) as u32;
                 }
