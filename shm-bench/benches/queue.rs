@@ -37,18 +37,15 @@
 //! - `queue/bytes_4k_in_1k_slots_throughput`: `bytes_4k_throughput` through the
 //!   64-byte bench's queue (1024 slots of 1 KiB), so every message spans 4 slots.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use rustix::thread::futex;
+use shm_bench::{Kid, NAME_A, NAME_B};
 use shm_collections::{ByteQueue, Pipe, PipeEnd, Queue};
 use shm_core::Segment;
 
-const ROLE: &str = "SHM_QUEUE_BENCH_ROLE";
-const NAME_A: &str = "SHM_QUEUE_BENCH_A";
-const NAME_B: &str = "SHM_QUEUE_BENCH_B";
 const PIPE_VAR: &str = "SHM_QUEUE_BENCH_PIPE";
 
 /// Spins of `bytes_64b_throughput_spin` (both sides): about 100 us before sleeping.
@@ -141,33 +138,6 @@ impl<'a> SlotRing<'a> {
 /// Slots and stride of the 4 KiB stream of `slot_spsc_4k_throughput` (1 MiB).
 const STREAM_SLOTS: u64 = 256;
 const STREAM_STRIDE: usize = 4096 + 64;
-
-struct Kid(Child);
-
-impl Kid {
-    fn command(role: &str, a: &str, b: &str) -> Command {
-        let mut cmd = Command::new(std::env::current_exe().expect("bench binary path"));
-        cmd.env(ROLE, role)
-            .env(NAME_A, a)
-            .env(NAME_B, b)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        cmd
-    }
-
-    fn spawn(role: &str, a: &str, b: &str) -> Kid {
-        Kid(Self::command(role, a, b)
-            .spawn()
-            .expect("spawn bench child"))
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue");
@@ -560,36 +530,11 @@ fn child(role: &str) {
                 pong.put(&m);
             }
         }
-        "cacheline" => {
-            let seg = Segment::open(&a).expect("open segment");
-            // SAFETY: page aligned, mapped while `seg` lives, accessed only atomically.
-            let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
-            let mut spins = 0u32;
-            loop {
-                let v = line.load(Ordering::Acquire);
-                if v % 2 == 1 {
-                    line.store(v + 1, Ordering::Release);
-                    spins = 0;
-                } else {
-                    spins = spins.wrapping_add(1);
-                    if spins % (1 << 20) == 0 && orphaned() {
-                        return;
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-        }
+        "cacheline" => shm_bench::echo_cacheline(&a, orphaned),
         other => panic!("unknown bench role {other}"),
     }
 }
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
-        child(&role);
-        return;
-    }
-    let mut c = shm_bench::criterion();
-    throughput(&mut c);
-    round_trips(&mut c);
-    c.final_summary();
+    shm_bench::main(child, &[throughput, round_trips]);
 }

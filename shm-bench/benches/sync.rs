@@ -12,26 +12,20 @@
 //! `sync/barrier_round_before`, `sync/event_set_clear`, `sync/locked_increment`,
 //! `sync/atomic_increment`, `sync/futex_wake_no_waiter`.
 //!
-//! Two-process IDs (a child process re-runs this binary with `SHM_SYNC_BENCH_ROLE`
+//! Two-process IDs (a child process re-runs this binary with `SHM_BENCH_ROLE`
 //! set; one iteration is a full round trip, there and back):
 //! `sync/two_process_lock_handoff`, `sync/two_process_event_pingpong`,
 //! `sync/cacheline_roundtrip` (the floor: one cache line bounced between the processes
 //! by spinning on an atomic).
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use shm_bench::{Kid, NAME_A, NAME_B};
 use shm_core::Segment;
 use shm_sync::{Barrier, Event, Mutex, RLock, RawMutex, RwLock, Semaphore};
-
-/// Environment variable naming the child's role in the two-process benchmarks.
-const ROLE: &str = "SHM_SYNC_BENCH_ROLE";
-/// The segment or object names the child opens.
-const NAME_A: &str = "SHM_SYNC_BENCH_A";
-const NAME_B: &str = "SHM_SYNC_BENCH_B";
 
 fn one_process(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync");
@@ -194,31 +188,6 @@ impl RobustPthreadMutex {
     }
 }
 
-/// A child process running a role of this binary; killed on drop.
-struct Kid(Child);
-
-impl Kid {
-    fn spawn(role: &str, a: &str, b: &str) -> Kid {
-        let exe = std::env::current_exe().expect("bench binary path");
-        let child = Command::new(exe)
-            .env(ROLE, role)
-            .env(NAME_A, a)
-            .env(NAME_B, b)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn bench child");
-        Kid(child)
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits until `ready` holds `want`, for at most 10 s (the child starts up).
 fn await_value(ready: &AtomicU64, want: u64) {
     let t = Instant::now();
@@ -313,25 +282,7 @@ fn child(role: &str) {
     let parent = std::os::unix::process::parent_id();
     let orphaned = || std::os::unix::process::parent_id() != parent;
     match role {
-        "cacheline" => {
-            let seg = Segment::open(&a).expect("open segment");
-            // SAFETY: page aligned, mapped while `seg` lives, accessed only atomically.
-            let line = unsafe { &*seg.as_ptr().cast::<AtomicU64>() };
-            let mut spins = 0u32;
-            loop {
-                let v = line.load(Ordering::Acquire);
-                if v % 2 == 1 {
-                    line.store(v + 1, Ordering::Release);
-                    spins = 0;
-                } else {
-                    spins = spins.wrapping_add(1);
-                    if spins % (1 << 20) == 0 && orphaned() {
-                        return;
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-        }
+        "cacheline" => shm_bench::echo_cacheline(&a, orphaned),
         "handoff" => {
             let m = Mutex::<u64>::open(&a).expect("open Mutex");
             let mut spins = 0u32;
@@ -365,14 +316,7 @@ fn child(role: &str) {
 }
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
-        child(&role);
-        return;
-    }
-    let mut c = shm_bench::criterion();
-    one_process(&mut c);
-    two_process(&mut c);
-    c.final_summary();
+    shm_bench::main(child, &[one_process, two_process]);
 }
 
 /// The uncontended fast paths of `RawRwLock::read` / `read_unlock`,

@@ -101,46 +101,23 @@ fn apply_model(model: &mut HashMap<u64, Vec<u8>>, op: &Op) {
 
 const SPLIT_TEST: &str = "dict_model_split_across_processes";
 
-/// A child's share of a split run: replays the ops before its range on a model,
-/// checks that the dict (written by the parent and earlier children) agrees, applies
-/// its range to dict and model, checks again and reports back.
+/// The model test's steps (see [`common::Replay`]).
+const REPLAY: common::Replay<D, Op, HashMap<u64, Vec<u8>>> = common::Replay {
+    apply_model,
+    apply,
+    check,
+};
+
+/// A child's share of a split run ([`common::Replay::child`]).
 fn split_child() {
-    let share = common::child_share::<Op>();
-    let d = D::open(&share.object).unwrap();
-    let mut model = HashMap::new();
-    for op in &share.ops[..share.range.start] {
-        apply_model(&mut model, op);
-    }
-    check(&d, &model);
-    for op in &share.ops[share.range.clone()] {
-        apply(&d, &mut model, op);
-    }
-    check(&d, &model);
-    share.done();
+    REPLAY.child(|name| D::open(name).unwrap());
 }
 
-/// Runs `ops` on one dict in four quarters: parent, child, parent, child (each child a
-/// fresh process that maps whatever generation the previous writer left), then checks
-/// dict and model agree in the parent. Returns the dict's final stats.
+/// Runs `ops` on one dict in four quarters: parent, child, parent, child (see
+/// [`common::Replay::run`]). Returns the dict's final stats.
 fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
     let d = D::create_named(&unique_name("dict-split")).unwrap();
-    let mut model = HashMap::new();
-    common::run_split(
-        SPLIT_TEST,
-        "dict-split-child",
-        d.name().unwrap(),
-        ops,
-        |range, by_child| {
-            for op in &ops[range] {
-                if by_child {
-                    apply_model(&mut model, op);
-                } else {
-                    apply(&d, &mut model, op);
-                }
-            }
-        },
-    );
-    check(&d, &model);
+    REPLAY.run(SPLIT_TEST, "dict-split-child", &d, d.name().unwrap(), ops);
     d.stats().unwrap()
 }
 

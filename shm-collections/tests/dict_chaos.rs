@@ -4,7 +4,6 @@
 //!
 //! Trials: `SHM_CHAOS_TRIALS` (default 24).
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -94,13 +93,8 @@ fn chaos_kill_dict_writers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
-    let mut seed = std::process::id() as u64 ^ 0x9e37_79b9;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = shm_core::testing::Rng::seeded(std::process::id() as u64 ^ 0x9e37_79b9);
+    let mut rand = move || rng.next_u64();
     let name = unique_name("dict-chaos");
     let d = D::create_named(&name).unwrap();
     let mut repaired = 0;
@@ -120,11 +114,11 @@ fn chaos_kill_dict_writers() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "READY", "trial {trial}");
+        assert_eq!(
+            shm_core::testing::stderr_line(&mut child),
+            "READY",
+            "trial {trial}"
+        );
         std::thread::sleep(Duration::from_micros(rand() % 40_000));
         child.kill().unwrap();
         child.wait().unwrap();

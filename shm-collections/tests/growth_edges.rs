@@ -4,7 +4,6 @@
 //! `salvage` recovers from a broken record, names that could not grow are refused at
 //! create, writers wait at most their patience, forged counters are `Corrupted`.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -60,15 +59,24 @@ impl Drop for DataGuard {
     }
 }
 
+/// A unique name with guards that remove it and its data segments even when the test
+/// fails (declared before the object, so dropped after it).
+fn guarded(tag: &str) -> (String, UnlinkGuard, DataGuard) {
+    let name = unique_name(tag);
+    (
+        name.clone(),
+        UnlinkGuard::new(name.as_str()),
+        DataGuard(name),
+    )
+}
+
 /// Item 1: dict R reaches generation 3 and is unlinked with a handle open; a new dict
 /// R grows to generation 4; the old handle then grows to generation 4 as well. A fresh
 /// open of R still sees the new dict (it used to see the old one's keys: the old
 /// handle's growth had replaced the new dict's data segment).
 #[test]
 fn a_reused_name_never_meets_the_old_incarnations_segments() {
-    let name = unique_name("reuse");
-    let _g = UnlinkGuard::new(name.as_str());
-    let _gd = DataGuard(name.clone());
+    let (name, _g, _gd) = guarded("reuse");
     let old = D::create_named(&name).unwrap();
     let mut next_old = 0;
     grow_to(&old, &mut next_old, 3);
@@ -181,9 +189,7 @@ fn the_last_handle_of_an_unlinked_dict_removes_its_data() {
         grow_to(&d, &mut next, 2);
         return;
     }
-    let name = unique_name("last-handle");
-    let _g = UnlinkGuard::new(name.as_str());
-    let _gd = DataGuard(name.clone());
+    let (name, _g, _gd) = guarded("last-handle");
     let d = D::create_named(&name).unwrap();
     d.insert(u64::MAX, 1).unwrap();
     let mut child = child_command(
@@ -194,11 +200,7 @@ fn the_last_handle_of_an_unlinked_dict_removes_its_data() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    assert_eq!(shm_core::testing::stderr_line(&mut child), "READY");
     drop(d);
     assert!(child.wait().unwrap().success());
     assert_eq!(names_with(&name), Vec::<String>::new(), "left in /dev/shm");
@@ -208,9 +210,7 @@ fn the_last_handle_of_an_unlinked_dict_removes_its_data() {
 /// data; dropping the first does not (the other still uses it).
 #[test]
 fn only_the_last_handle_removes_the_data() {
-    let name = unique_name("last-of-two");
-    let _g = UnlinkGuard::new(name.as_str());
-    let _gd = DataGuard(name.clone());
+    let (name, _g, _gd) = guarded("last-of-two");
     let d = D::create_named(&name).unwrap();
     let a = D::open(&name).unwrap();
     let b = D::open(&name).unwrap();
@@ -240,9 +240,7 @@ fn break_first_record(name: &str, slots: u64) {
 /// working; after the creator drops nothing is left.
 #[test]
 fn a_failed_growth_removes_its_half_made_segment() {
-    let name = unique_name("failed-growth");
-    let _g = UnlinkGuard::new(name.as_str());
-    let _gd = DataGuard(name.clone());
+    let (name, _g, _gd) = guarded("failed-growth");
     let d = D::create_named(&name).unwrap();
     for k in 0..8 {
         d.insert(k, k).unwrap();
@@ -279,9 +277,7 @@ fn a_failed_growth_removes_its_half_made_segment() {
 /// the broken one; growth works again afterwards.
 #[test]
 fn salvage_keeps_the_intact_records_and_reports_the_broken_one() {
-    let name = unique_name("salvage");
-    let _g = UnlinkGuard::new(name.as_str());
-    let _gd = DataGuard(name.clone());
+    let (name, _g, _gd) = guarded("salvage");
     let d = D::create_named(&name).unwrap();
     for k in 0..8 {
         d.insert(k, k * 10).unwrap();
@@ -385,11 +381,7 @@ fn writes_wait_at_most_their_patience() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    assert_eq!(shm_core::testing::stderr_line(&mut child), "READY");
     d.set_patience(Some(Duration::from_millis(200)));
     let t = Instant::now();
     let err = d.insert(2, 2).unwrap_err();

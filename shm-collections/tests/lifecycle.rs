@@ -3,27 +3,12 @@
 //! use it in the child, unlink, and `open` fails afterwards; the wrong type is a typed
 //! error.
 
-use std::process::Stdio;
-
 use shm_collections::{Array, AtomicValue, Item, RawArray, RawValue, ShareableList, Value};
 use shm_core::SharedObject;
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::child_role;
 
 const VAR: &str = "SHM_LIFECYCLE_OBJECT";
 const TEST: &str = "every_kind_is_handed_to_a_child_by_name_and_by_descriptor";
-
-fn run_with<T: SharedObject>(obj: &T, kind: &str) {
-    let mut cmd = child_command(TEST, kind);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    obj.share(&mut cmd, VAR)
-        .unwrap_or_else(|_| panic!("share {kind}"));
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child {kind} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The wrong type is refused with a header error naming what was found.
 fn refused<T: SharedObject>()
@@ -80,16 +65,7 @@ fn both_ways<T: SharedObject>(kind: &str, make: impl Fn() -> T::Init, check: imp
 where
     T::Error: std::fmt::Debug,
 {
-    let named = T::create(make()).unwrap();
-    run_with(&named, kind);
-    check(&named);
-    let anon = T::anonymous(make()).unwrap();
-    assert_eq!(anon.name(), None);
-    run_with(&anon, kind);
-    check(&anon);
-    let name = named.name().unwrap().to_owned();
-    assert!(T::open(&name).is_ok());
-    named.unlink().unwrap();
+    let name = shm_core::testing::both_ways::<T>(TEST, VAR, kind, make, check);
     assert!(T::open(&name).is_err());
 }
 

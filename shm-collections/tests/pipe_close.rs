@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shm_collections::{Pipe, PipeEnd, QueueError};
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::{child_command, child_role, say};
 
 /// Runs `f` on a thread; fails instead of hanging when it has not returned in 20 s
 /// (the old defect: a `recv` that blocks for ever).
@@ -23,13 +23,6 @@ fn within<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
 
 fn closed<T: std::fmt::Debug>(r: &Result<T, QueueError>) -> bool {
     matches!(r, Err(QueueError::Closed { .. }))
-}
-
-/// Writes a line to the real stdout (the harness captures `println!`).
-fn say(line: &str) {
-    let mut out = std::io::stdout();
-    std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes()).unwrap();
-    std::io::Write::flush(&mut out).unwrap();
 }
 
 /// A child killed when the test ends, passed or failed (the children sleep long).

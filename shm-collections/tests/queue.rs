@@ -3,20 +3,15 @@
 //! killed while blocked.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use shm_collections::{ByteQueue, JoinableQueue, Queue, QueueError, SimpleQueue};
 use shm_core::testing::{
-    BlockedIn, Task, UnlinkGuard, child_command, child_role, current_tid, unique_name,
-    wait_until_blocked,
+    BlockedIn, Task, UnlinkGuard, child_command, child_role, current_tid, env, unique_name,
+    wait_line, wait_until_blocked,
 };
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} not set"))
-}
 
 // ---------- one process: the model ----------
 
@@ -402,19 +397,6 @@ fn close_reaches_a_process_blocked_in_get() {
     q.close();
     assert!(kid.wait().unwrap().success());
     assert!(t.elapsed() < Duration::from_secs(5));
-}
-
-fn wait_line(kid: &mut Child, want: &str) {
-    let out = kid.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains(want) {
-            // Keep draining in the background so the child never blocks on stdout.
-            std::thread::spawn(move || for _ in lines {});
-            return;
-        }
-    }
-    panic!("child ended before saying {want}");
 }
 
 #[test]

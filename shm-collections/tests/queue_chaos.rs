@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use shm_collections::{Queue, QueueError};
 use shm_core::Segment;
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::{Rng, child_command, child_role, env};
 
 const PRODUCERS: u32 = 2;
 const CONSUMERS: u32 = 2;
@@ -28,10 +28,6 @@ fn slot(seg: &Segment, i: usize) -> &AtomicU32 {
     // SAFETY: in bounds (checked), 4-byte aligned (mappings are page aligned); an
     // AtomicU32 is valid for any bits and for concurrent access by other processes.
     unsafe { &*seg.as_ptr().add(i * 4).cast::<AtomicU32>() }
-}
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} not set"))
 }
 
 #[test]
@@ -66,7 +62,7 @@ fn chaos_kill_producers_and_consumers_at_random() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
-    let mut rng = Rng((std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded((std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut failures = Vec::new();
     let (mut killed_p, mut killed_c, mut recovered) = (0u32, 0u32, 0u64);
     for trial in 0..trials {
@@ -179,16 +175,4 @@ fn chaos_kill_producers_and_consumers_at_random() {
         failures.len()
     );
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// xorshift: tests need no crate for this.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }

@@ -99,7 +99,13 @@ fn golden_vectors() {
         let peer = ShareableList::open(sl.name().unwrap()).unwrap();
         assert_eq!(peer.to_vec().unwrap(), items);
     }
-    let sl = ShareableList::create([
+    let sl = ShareableList::create(cpython_doc_items()).unwrap();
+    assert_eq!(sl.format().unwrap(), "8s8sdqxxxxxx?xxxxxxxx?q");
+}
+
+/// The items of the example in CPython's `ShareableList` documentation.
+fn cpython_doc_items() -> [Item; 7] {
+    [
         Item::from("howdy"),
         b"HoWdY".into(),
         (-273.154).into(),
@@ -107,23 +113,12 @@ fn golden_vectors() {
         Item::None,
         true.into(),
         42.into(),
-    ])
-    .unwrap();
-    assert_eq!(sl.format().unwrap(), "8s8sdqxxxxxx?xxxxxxxx?q");
+    ]
 }
 
 #[test]
 fn repr_matches_cpython() {
-    let sl = ShareableList::create([
-        Item::from("howdy"),
-        b"HoWdY".into(),
-        (-273.154).into(),
-        100.into(),
-        Item::None,
-        true.into(),
-        42.into(),
-    ])
-    .unwrap();
+    let sl = ShareableList::create(cpython_doc_items()).unwrap();
     let name = sl.name().unwrap();
     let want =
         format!("ShareableList(['howdy', b'HoWdY', -273.154, 100, None, True, 42], name='{name}')");

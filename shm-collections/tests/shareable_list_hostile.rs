@@ -67,13 +67,8 @@ fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
 }
 
 fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut state = seed;
-    move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    }
+    let mut rng = shm_core::testing::Rng::seeded(seed);
+    move || rng.next_u64()
 }
 
 /// Every item type, short and long blobs.

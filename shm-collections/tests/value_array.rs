@@ -5,14 +5,26 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use shm_collections::{Array, AtomicValue, CellError, RawArray, RawValue, Value};
-use shm_core::testing::{child_command, child_role, run_child};
+use shm_core::testing::{child_command, child_role, env, run_child};
 use shm_sync::LockError;
 
 const WORKERS: usize = 4;
 const INCREMENTS: u64 = 5_000;
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} set by the parent"))
+/// Runs [`WORKERS`] children of `test` in `role` at the same time, each given the object
+/// `name` in `SHM_NAME`, and checks that every one succeeded.
+fn run_at_once(test: &str, role: &str, name: &str) {
+    let children: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            child_command(test, role)
+                .env("SHM_NAME", name)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
 }
 
 #[test]
@@ -32,20 +44,11 @@ fn locked_increments_across_processes_are_exact() {
         return;
     }
     let v = Value::create(0u64).unwrap();
-    let children: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            child_command(
-                "locked_increments_across_processes_are_exact",
-                "incrementer",
-            )
-            .env("SHM_NAME", v.name().unwrap())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    run_at_once(
+        "locked_increments_across_processes_are_exact",
+        "incrementer",
+        v.name().unwrap(),
+    );
     assert_eq!(v.get().unwrap(), WORKERS as u64 * INCREMENTS);
 }
 
@@ -60,17 +63,11 @@ fn atomic_increments_across_processes_are_exact() {
         return;
     }
     let v = AtomicValue::create(0u64).unwrap();
-    let children: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            child_command("atomic_increments_across_processes_are_exact", "adder")
-                .env("SHM_NAME", v.name().unwrap())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    run_at_once(
+        "atomic_increments_across_processes_are_exact",
+        "adder",
+        v.name().unwrap(),
+    );
     assert_eq!(v.load(), WORKERS as u64 * INCREMENTS * 10);
 }
 

@@ -2,7 +2,6 @@
 //! split across processes), processes pushing and updating concurrently, kill -9 of a
 //! pusher, random bytes.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -138,46 +137,23 @@ fn check_vec(v: &V, model: &[Vec<u16>]) {
 
 const SPLIT_TEST: &str = "vec_model_split_across_processes";
 
-/// A child's share of a split run: replays the ops before its range on a model,
-/// checks that the vec (written by the parent and earlier children) agrees, applies
-/// its range to vec and model, checks again and reports back.
+/// The model test's steps (see [`common::Replay`]).
+const REPLAY: common::Replay<V, Op, Vec<Vec<u16>>> = common::Replay {
+    apply_model,
+    apply,
+    check: |v, m| check_vec(v, m),
+};
+
+/// A child's share of a split run ([`common::Replay::child`]).
 fn split_child() {
-    let share = common::child_share::<Op>();
-    let v = V::open(&share.object).unwrap();
-    let mut model = Vec::new();
-    for op in &share.ops[..share.range.start] {
-        apply_model(&mut model, op);
-    }
-    check_vec(&v, &model);
-    for op in &share.ops[share.range.clone()] {
-        apply(&v, &mut model, op);
-    }
-    check_vec(&v, &model);
-    share.done();
+    REPLAY.child(|name| V::open(name).unwrap());
 }
 
-/// Runs `ops` on one vec in four quarters: parent, child, parent, child (each child a
-/// fresh process that maps whatever generation the previous writer left), then checks
-/// vec and model agree in the parent. Returns the vec's final stats.
+/// Runs `ops` on one vec in four quarters: parent, child, parent, child (see
+/// [`common::Replay::run`]). Returns the vec's final stats.
 fn run_split(ops: &[Op]) -> shm_collections::RegionStats {
     let v = V::create_named(&unique_name("vec-split")).unwrap();
-    let mut model = Vec::new();
-    common::run_split(
-        SPLIT_TEST,
-        "vec-split-child",
-        v.name().unwrap(),
-        ops,
-        |range, by_child| {
-            for op in &ops[range] {
-                if by_child {
-                    apply_model(&mut model, op);
-                } else {
-                    apply(&v, &mut model, op);
-                }
-            }
-        },
-    );
-    check_vec(&v, &model);
+    REPLAY.run(SPLIT_TEST, "vec-split-child", &v, v.name().unwrap(), ops);
     v.stats().unwrap()
 }
 
@@ -314,22 +290,19 @@ fn chaos_kill_vec_pushers() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
     let v = ShareableVec::<Vec<u8>>::create_named(&unique_name("vec-chaos")).unwrap();
-    let mut seed = u64::from(std::process::id()) | 1;
+    let mut rng = shm_core::testing::Rng::seeded(u64::from(std::process::id()) | 1);
     for trial in 0..trials {
         let mut child = child_command("chaos_kill_vec_pushers", "pusher")
             .env("VEC", v.name().unwrap())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "READY", "trial {trial}");
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_micros(seed % 30_000));
+        assert_eq!(
+            shm_core::testing::stderr_line(&mut child),
+            "READY",
+            "trial {trial}"
+        );
+        std::thread::sleep(Duration::from_micros(rng.below(30_000)));
         child.kill().unwrap();
         child.wait().unwrap();
         // The next writer proceeds; every pushed element is there once, whole and in

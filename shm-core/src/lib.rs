@@ -80,7 +80,7 @@ mod header;
 pub mod identity;
 mod layout;
 mod methods;
-mod name;
+pub mod name;
 mod object;
 mod segment;
 mod shared_object;

@@ -5,8 +5,11 @@
 //! crash trials' [`Tally`] (exact figures printed; tests assert only seconds).
 
 use std::ffi::OsStr;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
 
 /// Environment variable naming a child's role.
 pub const ROLE_VAR: &str = "SHM_TEST_ROLE";
@@ -17,6 +20,29 @@ pub const ROLE_VAR: &str = "SHM_TEST_ROLE";
 /// `if let Some(role) = child_role() { ...child work...; return; }`.
 pub fn child_role() -> Option<String> {
     std::env::var(ROLE_VAR).ok()
+}
+
+/// For a test whose children run in role `role`: in such a child runs `f` and returns
+/// `true`; in a child started in another role returns `true` without running anything
+/// (that child is there for another part of the test); in the parent returns `false`. A test starts with
+/// `if child_runs("owner", owner_role) { return; }`.
+///
+/// ```
+/// let mut ran = false;
+/// // Not a child here (no role set): nothing runs.
+/// assert!(!shm_core::testing::child_runs("owner", || ran = true));
+/// assert!(!ran);
+/// ```
+pub fn child_runs(role: &str, f: impl FnOnce()) -> bool {
+    match child_role() {
+        Some(r) => {
+            if r == role {
+                f();
+            }
+            true
+        }
+        None => false,
+    }
 }
 
 /// A name no other test (in this or another process) uses: `shmtest-<pid>-<n>-<tag>`.
@@ -81,6 +107,303 @@ pub fn run_child<K: AsRef<OsStr>, V: AsRef<OsStr>>(
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs child role `role` of test `test` with `obj` handed over under `var`
+/// ([`SharedObject::share`](crate::SharedObject::share): by name, or by inherited
+/// descriptor for an anonymous object); panics with the child's stderr unless it
+/// succeeds.
+///
+/// ```no_run
+/// # use shm_core::SharedObject;
+/// # fn f<T: SharedObject>(obj: &T) where T::Error: std::fmt::Debug {
+/// shm_core::testing::run_shared(obj, "my_test", "reader", "SHM_OBJECT");
+/// # }
+/// ```
+pub fn run_shared<T: crate::SharedObject>(obj: &T, test: &str, role: &str, var: &str)
+where
+    T::Error: std::fmt::Debug,
+{
+    let mut cmd = child_command(test, role);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    obj.share(&mut cmd, var)
+        .unwrap_or_else(|e| panic!("share {role}: {e:?}"));
+    let out = cmd.output().expect("spawn child test process");
+    assert!(
+        out.status.success(),
+        "child {role} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The lifecycle check every shared type runs: creates `T` named and anonymous (from
+/// `make()`), hands each to child role `role` of test `test` under `var`
+/// ([`run_shared`]) and `check`s the child's effect; then unlinks the named one and
+/// returns its name, which must no longer open (the caller checks how it fails).
+///
+/// ```no_run
+/// use shm_core::SharedObject;
+/// # fn f<T: SharedObject<Init = u64>>() where T::Error: std::fmt::Debug {
+/// let name = shm_core::testing::both_ways::<T>("my_test", "SHM_OBJECT", "value", || 1, |_| {});
+/// assert!(T::open(&name).is_err());
+/// # }
+/// ```
+pub fn both_ways<T: crate::SharedObject>(
+    test: &str,
+    var: &str,
+    role: &str,
+    make: impl Fn() -> T::Init,
+    check: impl Fn(&T),
+) -> String
+where
+    T::Error: std::fmt::Debug,
+{
+    let named = T::create(make()).expect("create named");
+    run_shared(&named, test, role, var);
+    check(&named);
+    let anon = T::anonymous(make()).expect("create anonymous");
+    assert_eq!(anon.name(), None);
+    run_shared(&anon, test, role, var);
+    check(&anon);
+    let name = named.name().expect("a named object").to_owned();
+    assert!(T::open(&name).is_ok());
+    named.unlink().expect("unlink");
+    name
+}
+
+/// The environment variable `var` a parent passed to this child; panics naming it when
+/// it is missing.
+///
+/// ```
+/// // SAFETY: no other thread of this doctest reads the environment.
+/// unsafe { std::env::set_var("SHM_DOC_ENV", "x") };
+/// assert_eq!(shm_core::testing::env("SHM_DOC_ENV"), "x");
+/// ```
+pub fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} set by the parent"))
+}
+
+/// Prints a line on the real stdout for the parent (the harness captures `println!`
+/// only in the parent's own tests) and flushes it.
+///
+/// ```
+/// shm_core::testing::say("READY");
+/// ```
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) when it does not fit.
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Reads `child`'s stdout (taken from it) until a line contains `want`, then keeps
+/// draining it in the background so that the child never blocks on a full pipe.
+/// Panics if the child ends first.
+///
+/// ```no_run
+/// let mut kid = shm_core::testing::child_command("t", "role")
+///     .stdout(std::process::Stdio::piped())
+///     .spawn()?;
+/// shm_core::testing::wait_line(&mut kid, "READY");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn wait_line(child: &mut Child, want: &str) {
+    let out = child.stdout.take().expect("the child's stdout is piped");
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if line.expect("read the child's stdout").contains(want) {
+            std::thread::spawn(move || for _ in lines {});
+            return;
+        }
+    }
+    panic!("child ended before saying {want}");
+}
+
+/// The next line `child` writes on its stderr (piped), without its line end: a child
+/// announces `READY` there while the harness keeps its stdout.
+///
+/// ```no_run
+/// let mut child = shm_core::testing::child_command("t", "role")
+///     .stderr(std::process::Stdio::piped())
+///     .spawn()?;
+/// assert_eq!(shm_core::testing::stderr_line(&mut child), "READY");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn stderr_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().expect("the child's stderr is piped"))
+        .read_line(&mut line)
+        .expect("read the child's stderr");
+    line.trim().to_owned()
+}
+
+/// A child process re-running this test binary in a role (see [`child_command`]),
+/// SIGKILLed and reaped on drop if still running, whose stdout lines the parent can
+/// wait for ([`Kid::wait_line`]).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let kid = shm_core::testing::Kid::spawn("my_test", "holder", &[("SHM_NAME", "x")]);
+/// kid.wait_line("LOCKED", Duration::from_secs(20));
+/// kid.join_ok(Duration::from_secs(20));
+/// ```
+#[derive(Debug)]
+pub struct Kid {
+    /// The child process.
+    pub child: Child,
+    lines: Receiver<String>,
+}
+
+impl Kid {
+    /// Spawns this test binary running only `test`, in `role`, with `envs`.
+    pub fn spawn(test: &str, role: &str, envs: &[(&str, &str)]) -> Kid {
+        let mut cmd = child_command(test, role);
+        cmd.envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn child");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Kid { child, lines }
+    }
+
+    /// Waits for a line starting with `prefix` (skipping others) and returns it;
+    /// panics after `timeout` or if the child exits first.
+    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = deadline(timeout);
+        loop {
+            let line = match deadline {
+                Some(d) => self
+                    .lines
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
+                None => self
+                    .lines
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match line {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("child printed no {prefix:?} within {timeout:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("child exited before printing {prefix:?}")
+                }
+            }
+        }
+    }
+
+    /// Waits until the child sleeps in a wait on shared memory (a lock, condition,
+    /// event, barrier...): see [`wait_until_blocked`].
+    pub fn wait_blocked(&self) {
+        wait_until_blocked(Task::Process(self.child.id()), BlockedIn::SharedFutex);
+    }
+
+    /// SIGKILL, without reaping.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Waits (bounded) for the child to exit and asserts it succeeded.
+    pub fn join_ok(mut self, timeout: Duration) {
+        let deadline = deadline(timeout);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                assert!(status.success(), "child failed: {status}");
+                return;
+            }
+            assert!(
+                deadline.is_none_or(|d| Instant::now() < d),
+                "child did not finish within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small xorshift generator (tests need no crypto, nor a crate for this).
+///
+/// ```
+/// let mut r = shm_core::testing::Rng::seeded(7);
+/// assert!(r.below(10) < 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from the clock and the process id (different in every run).
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+
+    /// A generator from `seed` (a zero seed is made non-zero: xorshift stays at 0).
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Sends SIGKILL to process `pid` (a child the test spawned), ignoring errors (it may
+/// have exited already).
+///
+/// ```
+/// let mut c = std::process::Command::new("sleep").arg("10").spawn()?;
+/// shm_core::testing::sigkill(c.id());
+/// assert!(!c.wait()?.success());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn sigkill(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// 32 random bits from the OS (`getrandom`): unique names and seeds.
+///
+/// ```
+/// let _ = shm_core::testing::random_u32();
+/// ```
+pub fn random_u32() -> u32 {
+    crate::sys::random_u64().expect("getrandom") as u32
 }
 
 /// Every CPython 3.9+ on this machine: `python3` first (required: panics when absent,

@@ -258,12 +258,9 @@ impl Arenas {
         root: &str,
         segment: &str,
     ) -> Result<Arc<Arena>> {
-        let index = segment
-            .strip_prefix(root)
-            .and_then(|s| s.strip_prefix(".a"))
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u32>().ok())
-            .filter(|i| *i < MAX_ARENAS && arena_name(root, *i) == segment)
+        let index = shm_core::name::parse_arena_segment(segment)
+            .filter(|(r, i)| *r == root && *i < MAX_ARENAS)
+            .map(|(_, i)| i)
             .ok_or_else(|| ManagerError::Corrupted {
                 manager: manager.to_owned(),
                 what: format!(
@@ -309,5 +306,5 @@ impl Arenas {
 
 /// Name of arena `index` of the manager whose root is `root`.
 pub(crate) fn arena_name(root: &str, index: u32) -> String {
-    format!("{root}.a{index}")
+    shm_core::name::arena_segment_name(root, index)
 }

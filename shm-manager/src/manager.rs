@@ -14,7 +14,7 @@ use shm_core::{
 use crate::arena::{ArenaStats, Arenas, SMALL_OBJECT_MAX};
 use crate::error::{ManagerError, Result};
 use crate::names::{
-    KEPT_PREFIX, random_hex, remove_tracked, root_exists, root_name, tracked_segments,
+    KEPT_PREFIX, random_hex, random_u64, remove_tracked, root_exists, root_name, tracked_segments,
 };
 use crate::registry::{Entry, Expected, Registry};
 use crate::tracker::Tracker;
@@ -710,11 +710,8 @@ impl SharedMemoryManager {
             o.object().set_flags(Flags::TRACKED, true);
             o
         } else {
-            let name = if options.keep {
-                format!("{KEPT_PREFIX}{}.o{}", self.name, random_hex()?)
-            } else {
-                format!("{}.o{}", self.root_name, random_hex()?)
-            };
+            let name =
+                shm_core::name::own_object_name(&self.root_name, options.keep, random_u64()?);
             let opts = SegmentOptions::new().name(&name).unlink_on_drop(false);
             let o = O::create_with(&opts, init).map_err(self.object_err(key))?;
             o.object().set_flags(
@@ -773,15 +770,7 @@ impl SharedMemoryManager {
             });
         }
         let parsed = ObjectName::parse(&entry.location)?;
-        let ours = parsed
-            .segment
-            .strip_prefix(&self.root_name)
-            .is_some_and(|r| r.starts_with('.'))
-            || parsed
-                .segment
-                .strip_prefix(KEPT_PREFIX)
-                .and_then(|r| r.strip_prefix(self.name.as_str()))
-                .is_some_and(|r| r.starts_with('.'));
+        let ours = shm_core::name::is_owned_by(&parsed.segment, &self.root_name, &self.name);
         if !ours {
             return Err(ManagerError::Corrupted {
                 manager: self.name.clone(),
@@ -831,7 +820,7 @@ impl SharedMemoryManager {
     /// ```
     pub fn segment(&self, len: usize) -> Result<Segment> {
         self.live()?;
-        let name = format!("{}.o{}", self.root_name, random_hex()?);
+        let name = shm_core::name::own_object_name(&self.root_name, false, random_u64()?);
         Ok(SegmentOptions::new()
             .name(name)
             .unlink_on_drop(false)

@@ -1,6 +1,8 @@
 //! The naming convention shared by the manager and the `shm` command: a manager `NAME`
 //! owns the root segment `shm-rs.m.NAME` and every segment `shm-rs.m.NAME.<suffix>`;
-//! objects kept past the manager are `shm-rs.k.NAME.<suffix>`.
+//! objects kept past the manager are `shm-rs.k.NAME.<suffix>`. The grammar itself is
+//! [`shm_core::name`]'s (the workspace's one naming module); these are its manager
+//! forms, with this crate's errors.
 
 use crate::error::{ManagerError, Result};
 
@@ -11,7 +13,7 @@ use crate::error::{ManagerError, Result};
 /// assert_eq!(m.root_name(), format!("{}{}", shm_manager::MANAGED_PREFIX, m.name()));
 /// # Ok::<(), shm_manager::ManagerError>(())
 /// ```
-pub const MANAGED_PREFIX: &str = "shm-rs.m.";
+pub const MANAGED_PREFIX: &str = shm_core::name::MANAGED_PREFIX;
 
 /// Prefix of the objects a manager keeps past its lifetime (`track = false`).
 ///
@@ -24,7 +26,7 @@ pub const MANAGED_PREFIX: &str = "shm-rs.m.";
 /// shm_core::unlink(&name)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub const KEPT_PREFIX: &str = "shm-rs.k.";
+pub const KEPT_PREFIX: &str = shm_core::name::KEPT_PREFIX;
 
 /// Longest manager name.
 ///
@@ -33,7 +35,7 @@ pub const KEPT_PREFIX: &str = "shm-rs.k.";
 /// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME)).is_ok());
 /// assert!(check_name(&"a".repeat(MAX_MANAGER_NAME + 1)).is_err());
 /// ```
-pub const MAX_MANAGER_NAME: usize = 64;
+pub const MAX_MANAGER_NAME: usize = shm_core::name::MAX_MANAGER_NAME;
 
 /// Checks a manager name: 1..=64 characters of `[A-Za-z0-9_-]`.
 ///
@@ -45,25 +47,13 @@ pub const MAX_MANAGER_NAME: usize = 64;
 /// assert!(check_name(&"x".repeat(65)).is_err());
 /// ```
 pub fn check_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(ManagerError::InvalidName {
+    match shm_core::name::manager_name_problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(ManagerError::InvalidName {
             name: name.to_owned(),
             reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("expected 1 to 64 characters, found none");
+        }),
     }
-    if name.len() > MAX_MANAGER_NAME {
-        return bad("expected at most 64 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return bad("expected only ASCII letters, digits, '_' and '-'");
-    }
-    Ok(())
 }
 
 /// The root (registry) segment of manager `name`: `shm-rs.m.NAME`.
@@ -75,7 +65,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// ```
 pub fn root_name(name: &str) -> Result<String> {
     check_name(name)?;
-    Ok(format!("{MANAGED_PREFIX}{name}"))
+    Ok(shm_core::name::manager_root(name))
 }
 
 /// Whether `segment` (a name in /dev/shm) belongs to the tracked objects of the
@@ -88,14 +78,18 @@ pub fn root_name(name: &str) -> Result<String> {
 /// assert!(!is_tracked_by("shm-rs.m.jobs2", "shm-rs.m.jobs"));
 /// ```
 pub fn is_tracked_by(segment: &str, root: &str) -> bool {
-    segment
-        .strip_prefix(root)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    shm_core::name::is_tracked_by(segment, root)
 }
 
-/// 16 random hex digits (64 bits from the OS): anonymous manager names and object
-/// suffixes, unguessable from the names already in /dev/shm.
+/// 16 random hex digits (64 bits from the OS): anonymous manager names, unguessable
+/// from the names already in /dev/shm.
 pub(crate) fn random_hex() -> Result<String> {
+    Ok(format!("{:016x}", random_u64()?))
+}
+
+/// 64 random bits from the OS: anonymous manager names and object ids (see
+/// [`shm_core::name::own_object_name`]).
+pub(crate) fn random_u64() -> Result<u64> {
     let mut b = [0u8; 8];
     let mut filled = 0;
     while filled < b.len() {
@@ -112,7 +106,7 @@ pub(crate) fn random_hex() -> Result<String> {
             }
         }
     }
-    Ok(format!("{:016x}", u64::from_ne_bytes(b)))
+    Ok(u64::from_ne_bytes(b))
 }
 
 /// Whether the root segment `root` exists (its name, not its contents).
@@ -151,7 +145,8 @@ pub(crate) fn remove_tracked(root: &str) -> usize {
         for _ in 0..8 {
             let mut this_pass = 0;
             for name in tracked_segments(root) {
-                let ours = name != root && (root_data || !name[root.len()..].starts_with(".g"));
+                let ours =
+                    name != root && (root_data || !shm_core::name::is_root_data(&name, root));
                 if ours && shm_core::unlink(&name).is_ok() {
                     this_pass += 1;
                 }

@@ -143,54 +143,36 @@ enum WireLocation {
 
 impl WireLocation {
     fn parse(loc: &str) -> Option<WireLocation> {
-        use crate::names::{KEPT_PREFIX, MANAGED_PREFIX};
-        if let Some(rest) = loc.strip_prefix(MANAGED_PREFIX) {
-            if let Some((seg, off)) = rest.rsplit_once(shm_core::OFFSET_SEPARATOR) {
-                let (name, index) = seg.rsplit_once(".a")?;
-                let offset: u64 = off.parse().ok()?;
-                return Some(WireLocation::Arena {
-                    name: WireName::of(name),
-                    index: index.parse().ok()?,
-                    line: u32::try_from(offset / 64)
-                        .ok()
-                        .filter(|_| offset % 64 == 0)?,
-                });
-            }
+        use shm_core::name::{MANAGED_PREFIX, parse_arena_object, parse_own_object};
+        if loc.starts_with(MANAGED_PREFIX) && loc.contains(shm_core::OFFSET_SEPARATOR) {
+            let (name, index, offset) = parse_arena_object(loc)?;
+            return Some(WireLocation::Arena {
+                name: WireName::of(name),
+                index,
+                line: u32::try_from(offset / 64)
+                    .ok()
+                    .filter(|_| offset % 64 == 0)?,
+            });
         }
-        let (kept, rest) = match loc.strip_prefix(KEPT_PREFIX) {
-            Some(rest) => (true, rest),
-            None => (false, loc.strip_prefix(MANAGED_PREFIX)?),
-        };
-        let (name, id) = rest.rsplit_once(".o")?;
-        if id.len() != 16
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return None;
-        }
+        let (kept, name, id) = parse_own_object(loc)?;
         Some(WireLocation::Own {
             kept,
             name: WireName::of(name),
-            id: u64::from_str_radix(id, 16).ok()?.to_be_bytes(),
+            id: id.to_be_bytes(),
         })
     }
 
     fn text(&self) -> String {
-        use crate::names::{KEPT_PREFIX, MANAGED_PREFIX};
+        use shm_core::name::{arena_segment_name, manager_root, own_object_name};
         match self {
-            WireLocation::Arena { name, index, line } => format!(
-                "{MANAGED_PREFIX}{}.a{index}{}{}",
-                name.text(),
-                shm_core::OFFSET_SEPARATOR,
-                u64::from(*line) * 64
-            ),
-            WireLocation::Own { kept, name, id } => format!(
-                "{}{}.o{:016x}",
-                if *kept { KEPT_PREFIX } else { MANAGED_PREFIX },
-                name.text(),
-                u64::from_be_bytes(*id)
-            ),
+            WireLocation::Arena { name, index, line } => shm_core::ObjectName {
+                segment: arena_segment_name(&manager_root(&name.text()), *index),
+                offset: Some(*line as usize * 64),
+            }
+            .to_string(),
+            WireLocation::Own { kept, name, id } => {
+                own_object_name(&manager_root(&name.text()), *kept, u64::from_be_bytes(*id))
+            }
             WireLocation::Other(s) => s.clone(),
         }
     }

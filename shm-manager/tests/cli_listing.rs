@@ -96,7 +96,7 @@ fn ls_and_inspect_read_each_registry_once_at_ten_thousand_objects() {
 
 /// A manager named as a user would (short), with one object of each common kind.
 fn typical_manager() -> (SharedMemoryManager, PrefixGuard) {
-    let name = format!("w{:08x}", rand_u32());
+    let name = format!("w{:08x}", shm_core::testing::random_u32());
     let m = ManagerOptions::new()
         .name(&name)
         .tracker(false)
@@ -118,12 +118,6 @@ fn typical_manager() -> (SharedMemoryManager, PrefixGuard) {
         .unwrap();
     m.queue::<String>("jobs", 64, 4096).unwrap();
     (m, guard)
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).unwrap();
-    u32::from_ne_bytes(b)
 }
 
 #[test]

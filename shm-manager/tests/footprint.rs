@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{PrefixGuard, tracked};
-use shm_manager::SharedMemoryManager;
+use common::tracked;
 
 #[test]
 fn small_objects_cost_a_few_hundred_bytes_each() {
@@ -15,9 +14,7 @@ fn small_objects_cost_a_few_hundred_bytes_each() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     let counters: Vec<_> = (0..n)
         .map(|i| m.value(&format!("c{i}"), i as u64).unwrap())
         .collect();

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::PrefixGuard;
 use shm_core::testing::child_role;
 use shm_manager::{Entry, ManagerError, SharedMemoryManager};
 
@@ -18,9 +17,7 @@ fn forged_locations_are_typed_errors() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     m.value("v", 1u64).unwrap();
     m.dict::<u8, u8>("d").unwrap();
     let outside = shm_core::Segment::create(4096).unwrap();
@@ -65,9 +62,7 @@ fn a_corrupted_bump_offset_is_reported() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     m.event("first").unwrap();
     let arena = shm_core::Segment::open(&format!("{root}.a0")).unwrap();
     // The bump word is the first word of the arena's payload (after the 128-byte header).

@@ -26,9 +26,7 @@ fn scoped_manager_removes_everything_it_made_on_drop() {
         return;
     }
     let name = unique_manager("scoped");
-    let m = SharedMemoryManager::named(&name).unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::named_manager(&name);
     let v = m.value("v", 1u64).unwrap();
     m.lock("l").unwrap();
     m.event("e").unwrap();
@@ -59,9 +57,7 @@ fn shutdown_reports_removed_and_stops_accepting_work() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     m.value("a", 1u8).unwrap();
     m.dict::<u8, u8>("d").unwrap();
     let n = tracked(&root).len();
@@ -102,9 +98,7 @@ fn attacher_works_until_owner_shuts_down() {
         return;
     }
     let name = unique_manager("attach");
-    let m = SharedMemoryManager::named(&name).unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::named_manager(&name);
     let v = m.value("n", 0u64).unwrap();
     let ready = m.event("ready").unwrap();
     let go = m.event("go").unwrap();
@@ -139,9 +133,7 @@ fn attachers_never_unlink() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     let v = m.value("existing", 0u32).unwrap();
     let local = SharedMemoryManager::connect(m.name()).unwrap();
     local.value("existing", 0u32).unwrap();
@@ -185,9 +177,7 @@ fn four_processes_racing_get_one_object() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     let children: Vec<_> = (0..4)
         .map(|_| {
             child_command(TEST, "racer")
@@ -327,9 +317,7 @@ fn arenas_pack_many_counters() {
         return;
     }
     const N: usize = 100_000;
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     // Lock-guarded u64 counters: 64-byte compact header + 16-byte payload, in 64-byte
     // steps: 128 bytes each.
     let mut first = None;
@@ -443,9 +431,7 @@ fn an_attacher_creating_after_shutdown_leaves_nothing() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     let c = SharedMemoryManager::connect(m.name()).unwrap();
     m.shutdown().unwrap();
     // Its registry handle is still mapped, so the creation itself succeeds...

@@ -70,11 +70,7 @@ fn start_owner(test: &str, role: &str, name: &str) -> (Child, String) {
 #[test]
 fn kill_9_of_the_owner_leaves_nothing_within_a_second() {
     const TEST: &str = "kill_9_of_the_owner_leaves_nothing_within_a_second";
-    if child_role().as_deref() == Some("owner") {
-        owner_role(false);
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("owner", || owner_role(false)) {
         return;
     }
     // The design's second is the tally's figure; the assert allows a busy machine more.
@@ -108,11 +104,7 @@ fn kill_9_of_the_owner_leaves_nothing_within_a_second() {
 #[test]
 fn kept_objects_survive_the_owners_kill() {
     const TEST: &str = "kept_objects_survive_the_owners_kill";
-    if child_role().as_deref() == Some("keeper") {
-        owner_role(true);
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("keeper", || owner_role(true)) {
         return;
     }
     let name = unique_manager("keep");
@@ -137,9 +129,7 @@ fn shutdown_stops_the_tracker_and_leaves_kept_objects() {
     if child_role().is_some() {
         return;
     }
-    let m = SharedMemoryManager::new().unwrap();
-    let root = m.root_name().to_owned();
-    let _g = PrefixGuard(root.clone());
+    let (m, root, _g) = common::manager();
     let kept: Value<u8> = m
         .get_or_create_with("k", 3, ObjectOptions::new().keep(true))
         .unwrap();
@@ -162,11 +152,7 @@ fn shutdown_stops_the_tracker_and_leaves_kept_objects() {
 #[test]
 fn sigkill_to_the_owners_process_group_spares_the_tracker() {
     const TEST: &str = "sigkill_to_the_owners_process_group_spares_the_tracker";
-    if child_role().as_deref() == Some("group-owner") {
-        owner_role(false);
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("group-owner", || owner_role(false)) {
         return;
     }
     use std::os::unix::process::CommandExt;

@@ -16,8 +16,7 @@ use shm_manager::{ManagerError, SharedMemoryManager};
 const MANAGER_VAR: &str = "SHM_TEST_MANAGER";
 
 fn owner() -> (SharedMemoryManager, PrefixGuard) {
-    let m = SharedMemoryManager::new().unwrap();
-    let g = PrefixGuard(m.root_name().to_owned());
+    let (m, _root, g) = common::manager();
     (m, g)
 }
 
@@ -232,11 +231,7 @@ fn late_opener() {
 #[test]
 fn opening_keys_after_the_owners_shutdown_is_shut_down() {
     const TEST: &str = "opening_keys_after_the_owners_shutdown_is_shut_down";
-    if child_role().as_deref() == Some("late-opener") {
-        late_opener();
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("late-opener", late_opener) {
         return;
     }
     let (m, _g) = owner();

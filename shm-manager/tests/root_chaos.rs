@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{PrefixGuard, shm_ok, tracked, unique_manager};
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::child_command;
 use shm_manager::SharedMemoryManager;
 
 const MANAGER_VAR: &str = "SHM_TEST_MANAGER";
@@ -58,30 +58,17 @@ fn holders(token: &str) -> Vec<u32> {
         .collect()
 }
 
-fn sigkill(pid: u32) {
-    // SAFETY: sends a signal to one process; no memory involved.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-}
-
 #[test]
 fn kill_9_of_owner_while_it_creates_its_root_leaves_nothing() {
     const TEST: &str = "kill_9_of_owner_while_it_creates_its_root_leaves_nothing";
-    if child_role().as_deref() == Some("root-owner") {
-        owner_role();
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("root-owner", owner_role) {
         return;
     }
     let mut tally = shm_core::testing::Tally::new(
         "owner killed while creating its root, gc / named() leave nothing",
         Duration::from_secs(5),
     );
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let mut rng = shm_core::testing::Rng::new();
     let (mut before_root, mut root_left, mut made) = (0, 0, 0);
     for trial in 0..trials() {
         let name = unique_manager("rootkill");
@@ -106,20 +93,17 @@ fn kill_9_of_owner_while_it_creates_its_root_leaves_nothing() {
                 break ns.parse::<u64>().unwrap().clamp(100_000, 10_000_000);
             }
         };
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         // From the go to as long as the warm-up creation took: before, during and
         // after the root's creation and the tracker's fork.
         // Two trials in three in its first half, where the root is made.
         let range = if trial % 3 == 0 { took } else { took / 2 };
-        let delay = Duration::from_nanos(seed % range);
+        let delay = Duration::from_nanos(rng.below(range));
         child.stdin.take().unwrap().write_all(b"go\n").unwrap();
         let go = Instant::now();
         while go.elapsed() < delay {
             std::hint::spin_loop();
         }
-        sigkill(child.id());
+        shm_core::testing::sigkill(child.id());
         child.wait().unwrap();
         let killed = Instant::now();
         line.clear();

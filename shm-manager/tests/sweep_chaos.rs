@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{PrefixGuard, shm_json, shm_ok, tracked, unique_manager};
 use shm_collections::Item;
-use shm_core::testing::{child_command, child_role};
+use shm_core::testing::child_command;
 use shm_manager::SharedMemoryManager;
 
 const MANAGER_VAR: &str = "SHM_TEST_MANAGER";
@@ -71,32 +71,18 @@ fn dead(pid: u32) -> bool {
     }
 }
 
-fn sigkill(pid: u32) {
-    // SAFETY: sends a signal to one process; no memory involved.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-}
-
 #[test]
 fn kill_9_of_owner_and_tracker_mid_sweep_then_gc_leaves_nothing() {
     const TEST: &str = "kill_9_of_owner_and_tracker_mid_sweep_then_gc_leaves_nothing";
-    if child_role().as_deref() == Some("sweep-owner") {
-        owner_role();
-        return;
-    }
-    if child_role().is_some() {
+    if shm_core::testing::child_runs("sweep-owner", owner_role) {
         return;
     }
     let mut tally = shm_core::testing::Tally::new(
         "owner and tracker killed mid-sweep, shm gc leaves nothing",
         Duration::from_secs(2),
     );
-    // A small xorshift from the clock: the delay between the two kills.
-    let mut seed = Instant::now().elapsed().as_nanos() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-        | 1;
+    // The delay between the two kills.
+    let mut rng = shm_core::testing::Rng::new();
     let mut interrupted = 0;
     for trial in 0..trials() {
         let name = unique_manager("sweep");
@@ -127,17 +113,14 @@ fn kill_9_of_owner_and_tracker_mid_sweep_then_gc_leaves_nothing() {
             );
             std::thread::sleep(Duration::from_millis(1));
         };
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         // 0 to 4 ms: before, during and after the sweep of ~200 names.
-        let delay = Duration::from_nanos(seed % 4_000_000);
-        sigkill(child.id());
+        let delay = Duration::from_nanos(rng.below(4_000_000));
+        shm_core::testing::sigkill(child.id());
         let killed = Instant::now();
         while killed.elapsed() < delay {
             std::hint::spin_loop();
         }
-        sigkill(tracker);
+        shm_core::testing::sigkill(tracker);
         child.wait().unwrap();
         let start = Instant::now();
         while !dead(tracker) {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Kid, child_role, env};
+use common::{Kid, env};
 use shm_sync::{Barrier, Error, Event, Mutex};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -14,10 +14,7 @@ const ROUNDS: usize = 20;
 #[test]
 fn indices_are_distinct_across_processes_every_round() {
     const PARTIES: u32 = 3;
-    if let Some(role) = child_role() {
-        if role == "party" {
-            party(&env("SHM_NAME"), &env("SHM_SEEN"));
-        }
+    if shm_core::testing::child_runs("party", || party(&env("SHM_NAME"), &env("SHM_SEEN"))) {
         return;
     }
     let b = Barrier::create(PARTIES).unwrap();
@@ -109,10 +106,7 @@ fn waiting_kids(test: &str, b: &Barrier, go: &Event, kids: u32) -> Vec<Kid> {
 #[test]
 fn abort_wakes_waiters_in_other_processes_until_reset() {
     const TEST: &str = "abort_wakes_waiters_in_other_processes_until_reset";
-    if let Some(role) = child_role() {
-        if role == "broken" {
-            broken_then_one_round();
-        }
+    if shm_core::testing::child_runs("broken", broken_then_one_round) {
         return;
     }
     let b = Barrier::create(3).unwrap();
@@ -136,10 +130,7 @@ fn abort_wakes_waiters_in_other_processes_until_reset() {
 #[test]
 fn reset_breaks_waiters_in_other_processes_and_is_usable_at_once() {
     const TEST: &str = "reset_breaks_waiters_in_other_processes_and_is_usable_at_once";
-    if let Some(role) = child_role() {
-        if role == "broken" {
-            broken_then_one_round();
-        }
+    if shm_core::testing::child_runs("broken", broken_then_one_round) {
         return;
     }
     let b = Barrier::create(3).unwrap();
@@ -158,10 +149,7 @@ fn reset_breaks_waiters_in_other_processes_and_is_usable_at_once() {
 #[test]
 fn a_timeout_breaks_the_barrier_for_other_processes() {
     const TEST: &str = "a_timeout_breaks_the_barrier_for_other_processes";
-    if let Some(role) = child_role() {
-        if role == "broken" {
-            broken_then_one_round();
-        }
+    if shm_core::testing::child_runs("broken", broken_then_one_round) {
         return;
     }
     let b = Barrier::create(3).unwrap();

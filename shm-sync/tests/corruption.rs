@@ -21,8 +21,8 @@ fn garbage(rng: &mut Rng) -> [u8; 24] {
             1 => 1 << 30 | 1 << 31,
             2 => 0xdead_beef_0000_0000,
             3 if i == 0 => u64::from(std::process::id()),
-            4 => rng.next() & 0xffff_ffff,
-            _ => rng.next(),
+            4 => rng.next_u64() & 0xffff_ffff,
+            _ => rng.next_u64(),
         };
         chunk.copy_from_slice(&v.to_le_bytes());
     }

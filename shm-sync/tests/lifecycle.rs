@@ -2,13 +2,10 @@
 //! process, hand over by name and by inherited descriptor (`share` / `from_env`), use it
 //! in the child, unlink, and `open` fails afterwards; the wrong type is a typed error.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use shm_core::SharedObject;
-use shm_core::testing::{
-    BlockedIn, Task, child_command, child_role, current_tid, wait_until_blocked,
-};
+use shm_core::testing::{BlockedIn, Task, child_role, current_tid, wait_until_blocked};
 use shm_sync::{
     Barrier, BoundedSemaphore, Condition, Condvar, Error, Event, Lock, Mutex, RLock, RwLock,
     Semaphore,
@@ -16,22 +13,6 @@ use shm_sync::{
 
 const VAR: &str = "SHM_LIFECYCLE_OBJECT";
 const TEST: &str = "every_kind_is_handed_to_a_child_by_name_and_by_descriptor";
-
-/// Runs the child role `kind` with `obj` shared under [`VAR`]; panics unless it succeeds.
-fn run_with<T: SharedObject>(obj: &T, kind: &str)
-where
-    T::Error: std::fmt::Debug,
-{
-    let mut cmd = child_command(TEST, kind);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    obj.share(&mut cmd, VAR).unwrap();
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child {kind} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The wrong type refuses with a typed header error, never a reinterpretation.
 fn wrong_type_is_refused<T: SharedObject<Error = Error>>() {
@@ -104,16 +85,7 @@ fn both_ways<T: SharedObject<Error = Error>>(
     make: impl Fn() -> T::Init,
     check: impl Fn(&T),
 ) {
-    let named = T::create(make()).unwrap();
-    run_with(&named, kind);
-    check(&named);
-    let anon = T::anonymous(make()).unwrap();
-    assert_eq!(anon.name(), None);
-    run_with(&anon, kind);
-    check(&anon);
-    let name = named.name().unwrap().to_owned();
-    assert!(T::open(&name).is_ok());
-    named.unlink().unwrap();
+    let name = shm_core::testing::both_ways::<T>(TEST, VAR, kind, make, check);
     assert!(matches!(
         T::open(&name),
         Err(Error::Shm(shm_core::Error::NotFound { .. }))

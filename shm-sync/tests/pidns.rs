@@ -8,16 +8,12 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use shm_core::identity::{IndexEntry, index_entry, pidns_index};
-use shm_core::testing::{ROLE_VAR, UnlinkGuard, child_command, child_role, unique_name};
+use shm_core::testing::{ROLE_VAR, UnlinkGuard, child_command, child_role, env, unique_name};
 use shm_sync::{Acquired, LockError, Mutex, RawError, RawMutex};
 
 const HOLD: Duration = Duration::from_millis(1000);
 const TRY: Duration = Duration::from_millis(300);
 const LONG: Duration = Duration::from_secs(20);
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} is set for children"))
-}
 
 /// Whether `unshare --pid --fork --mount-proc` works here; prints why not.
 fn unshare_works() -> bool {

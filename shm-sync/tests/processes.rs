@@ -324,10 +324,7 @@ fn event_set_wakes_waiters_in_other_processes() {
 fn barrier_releases_all_parties_every_round() {
     const KIDS: u32 = 3;
     const ROUNDS: u64 = 100;
-    if let Some(role) = child_role() {
-        if role == "party" {
-            party(&env("SHM_NAME"), &env("SHM_COUNTER"));
-        }
+    if shm_core::testing::child_runs("party", || party(&env("SHM_NAME"), &env("SHM_COUNTER"))) {
         return;
     }
     let b = Barrier::create(KIDS + 1).unwrap();

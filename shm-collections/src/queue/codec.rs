@@ -1,10 +1,12 @@
-//! Values to bytes and back with bincode 2 (serde). Decoding is bounded: bincode's
+//! Values to bytes and back for the queue and the pipe, with the crate's one codec
+//! ([`crate::codec`], bincode 2 through serde). Decoding is bounded there: bincode's
 //! limit (on the memory a decoded value claims: containers count `len * size_of`,
-//! integers their full width) is [`EXPANSION`] times the frame's length, at least
-//! 1 MiB, rounded up to a power of two. So a forged length prefix inside a frame cannot
-//! make the decoder allocate much more than the frame; a genuine value that takes more
-//! than that in memory (a long `Vec` of a large enum whose variants encode in a byte or
-//! two) is refused with a decode error.
+//! integers their full width) is 4 KiB for a frame of up to 64 bytes and otherwise the
+//! smallest of 256 KiB, 16 MiB, 1 GiB and 64 GiB that is at least 64 times the frame's
+//! length. So a forged length prefix inside a frame cannot make the decoder allocate
+//! much more than the frame; a genuine value that takes more than that in memory (a long
+//! `Vec` of a large enum whose variants encode in a byte or two) is refused with a
+//! decode error.
 
 use std::cell::RefCell;
 
@@ -42,8 +44,8 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     })
 }
 
-/// Appends the encoding of `value` to `out`.
-/// Encodes `value` into `out` with the crate's one codec ([`crate::codec`]).
+/// Encodes `value` into `out` (cleared first) with the crate's one codec
+/// ([`crate::codec`]).
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,

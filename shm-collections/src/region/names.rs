@@ -1,13 +1,9 @@
-//! The derived-name grammar of data segments (see the module docs, "Names"): the one
-//! place it is formatted and parsed.
+//! The derived names of data segments (see the module docs, "Names"): this crate's
+//! entry points to the grammar of [`shm_core::name`], where it is formatted and parsed.
 
 use shm_core::Object;
 
 use super::error::{RegionError, RegionResult};
-
-/// Longest suffix a data segment name adds to its control name:
-/// `.g` + 16 hex digits of generation + `.` + 16 hex digits of incarnation.
-const DATA_SUFFIX_MAX: usize = 2 + 16 + 1 + 16;
 
 /// Longest control name of a growable collection: every data segment name it can ever
 /// derive (generation up to `u64::MAX`) must fit [`shm_core::MAX_NAME_LEN`].
@@ -17,11 +13,11 @@ const DATA_SUFFIX_MAX: usize = 2 + 16 + 1 + 16;
 /// let long = "d".repeat(MAX_CONTROL_NAME_LEN + 1);
 /// assert!(ShareableDict::<u64, u64>::create_named(&long).is_err());
 /// ```
-pub const MAX_CONTROL_NAME_LEN: usize = shm_core::MAX_NAME_LEN - DATA_SUFFIX_MAX;
+pub const MAX_CONTROL_NAME_LEN: usize = shm_core::name::MAX_CONTROL_NAME_LEN;
 
 /// The name of data segment `generation` of the incarnation `incarnation` of the
 /// growable collection named `control`: `<control>.g<generation hex>.<incarnation, 16
-/// hex>`. The one place the grammar is written (see [`parse_data_segment_name`]).
+/// hex>` ([`shm_core::name::data_segment_name`]; see [`parse_data_segment_name`]).
 ///
 /// ```
 /// use shm_collections::region::{data_segment_name, parse_data_segment_name};
@@ -31,7 +27,7 @@ pub const MAX_CONTROL_NAME_LEN: usize = shm_core::MAX_NAME_LEN - DATA_SUFFIX_MAX
 /// assert_eq!((p.control, p.generation, p.incarnation), ("jobs", 0x1a, 0xab));
 /// ```
 pub fn data_segment_name(control: &str, incarnation: u64, generation: u64) -> String {
-    format!("{control}.g{generation:x}.{incarnation:016x}")
+    shm_core::name::data_segment_name(control, incarnation, generation)
 }
 
 /// The parts of a data segment name (see [`data_segment_name`]).
@@ -40,18 +36,11 @@ pub fn data_segment_name(control: &str, incarnation: u64, generation: u64) -> St
 /// let p = shm_collections::region::parse_data_segment_name("x.g0.0123456789abcdef").unwrap();
 /// assert_eq!(p.control, "x");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataSegmentName<'a> {
-    /// The control object's name.
-    pub control: &'a str,
-    /// The generation.
-    pub generation: u64,
-    /// The incarnation id of the object that made it.
-    pub incarnation: u64,
-}
+pub use shm_core::name::DataSegmentName;
 
 /// Parses a name made by [`data_segment_name`] (canonical form only: lower-case hex,
-/// no leading zeros in the generation, 16 digits of incarnation); `None` otherwise.
+/// no leading zeros in the generation, 16 digits of incarnation); `None` otherwise
+/// ([`shm_core::name::parse_data_segment_name`]).
 ///
 /// ```
 /// use shm_collections::region::parse_data_segment_name;
@@ -59,23 +48,7 @@ pub struct DataSegmentName<'a> {
 /// assert!(parse_data_segment_name("x.g01.0123456789abcdef").is_none());
 /// ```
 pub fn parse_data_segment_name(name: &str) -> Option<DataSegmentName<'_>> {
-    let lower_hex = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let (rest, inc) = name.rsplit_once('.')?;
-    let (control, generation) = rest.rsplit_once(".g")?;
-    let ok = inc.len() == 16
-        && lower_hex(inc)
-        && (1..=16).contains(&generation.len())
-        && lower_hex(generation)
-        && (generation == "0" || !generation.starts_with('0'))
-        && !control.is_empty();
-    ok.then(|| DataSegmentName {
-        control,
-        generation: u64::from_str_radix(generation, 16).unwrap_or(0),
-        incarnation: u64::from_str_radix(inc, 16).unwrap_or(0),
-    })
+    shm_core::name::parse_data_segment_name(name)
 }
 
 /// The control object's name, refusing anonymous and arena objects.

@@ -1,5 +1,6 @@
 //! Runs of one operation sequence split between this process and child processes
-//! (the dict and vec model tests).
+//! (the dict and vec model tests): [`Replay`] checks an object against a std model
+//! through such a run.
 
 use std::ops::Range;
 
@@ -90,5 +91,52 @@ impl<Op> Share<Op> {
         let done = Segment::open(&self.done).unwrap();
         done.write_at(0, &(self.range.end as u64).to_ne_bytes())
             .unwrap();
+    }
+}
+
+/// A model test's three steps, for [`Replay::child`] and [`Replay::run`]: apply an
+/// operation to the model only, to the object and the model, and check that the
+/// object agrees with the model.
+pub struct Replay<O, Op, M> {
+    pub apply_model: fn(&mut M, &Op),
+    pub apply: fn(&O, &mut M, &Op),
+    pub check: fn(&O, &M),
+}
+
+impl<O, Op: Serialize + DeserializeOwned, M: Default> Replay<O, Op, M> {
+    /// A child's share of [`Replay::run`]: replays the ops before its range on a
+    /// model, checks that the object (`open`ed by name, written by the parent and
+    /// earlier children) agrees, applies its range to object and model, checks again
+    /// and reports back.
+    pub fn child(&self, open: impl FnOnce(&str) -> O) {
+        let share = child_share::<Op>();
+        let object = open(&share.object);
+        let mut model = M::default();
+        for op in &share.ops[..share.range.start] {
+            (self.apply_model)(&mut model, op);
+        }
+        (self.check)(&object, &model);
+        for op in &share.ops[share.range.clone()] {
+            (self.apply)(&object, &mut model, op);
+        }
+        (self.check)(&object, &model);
+        share.done();
+    }
+
+    /// Runs `ops` on `object` (named `name`) in four quarters: parent, child, parent,
+    /// child (each child a fresh process of test `test` in `role` that maps whatever
+    /// generation the previous writer left), then checks object and model agree here.
+    pub fn run(&self, test: &str, role: &str, object: &O, name: &str, ops: &[Op]) {
+        let mut model = M::default();
+        run_split(test, role, name, ops, |range, by_child| {
+            for op in &ops[range] {
+                if by_child {
+                    (self.apply_model)(&mut model, op);
+                } else {
+                    (self.apply)(object, &mut model, op);
+                }
+            }
+        });
+        (self.check)(object, &model);
     }
 }

@@ -42,6 +42,25 @@ impl Drop for PrefixGuard {
     }
 }
 
+/// A new manager, its root's name and a guard that removes what the test leaves under
+/// the root even when it fails (declared last, so dropped first).
+pub fn manager() -> (shm_manager::SharedMemoryManager, String, PrefixGuard) {
+    guarded(shm_manager::SharedMemoryManager::new().unwrap())
+}
+
+/// [`manager`] named `name`.
+pub fn named_manager(name: &str) -> (shm_manager::SharedMemoryManager, String, PrefixGuard) {
+    guarded(shm_manager::SharedMemoryManager::named(name).unwrap())
+}
+
+fn guarded(
+    m: shm_manager::SharedMemoryManager,
+) -> (shm_manager::SharedMemoryManager, String, PrefixGuard) {
+    let root = m.root_name().to_owned();
+    let guard = PrefixGuard(root.clone());
+    (m, root, guard)
+}
+
 /// Runs the `shm` command with `args`.
 pub fn shm(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_shm"))

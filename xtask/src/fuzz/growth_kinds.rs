@@ -210,23 +210,8 @@ pub(super) fn names(s: Segment) -> Outcome {
 /// A growable dict's control object, its data segment, and its growth names.
 pub(super) fn targets() -> Vec<Target> {
     vec![
-        Target {
-            kind: "Growable control",
-            pristine: pristine(Part::Control),
-            hot: Vec::new(),
-            exercise: control,
-        },
-        Target {
-            kind: "Growable data",
-            pristine: pristine(Part::Data),
-            hot: Vec::new(),
-            exercise: data,
-        },
-        Target {
-            kind: "Growth names",
-            pristine: pristine(Part::Control),
-            hot: Vec::new(),
-            exercise: names,
-        },
+        Target::new("Growable control", pristine(Part::Control), control),
+        Target::new("Growable data", pristine(Part::Data), data),
+        Target::new("Growth names", pristine(Part::Control), names),
     ]
 }

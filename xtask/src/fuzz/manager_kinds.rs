@@ -243,7 +243,14 @@ pub(super) fn registry_entry(s: Segment) -> Outcome {
                     1 => (0, word(1) % (1 << 21)),
                     _ => (0, word(1) % (lines + 4)),
                 };
-                entry.location = format!("{}.a{index}@{}", f.manager.root_name(), offset * 64);
+                entry.location = shm_core::ObjectName {
+                    segment: shm_core::name::arena_segment_name(
+                        f.manager.root_name(),
+                        index as u32,
+                    ),
+                    offset: Some(offset as usize * 64),
+                }
+                .to_string();
                 if word(2) % 4 == 0 {
                     entry.kind = word(3) as u32;
                 }
@@ -297,23 +304,8 @@ pub(super) fn arena(s: Segment) -> Outcome {
 /// The registry's data segment, one registry entry, and the arena.
 pub(super) fn targets() -> Vec<Target> {
     vec![
-        Target {
-            kind: "Registry data",
-            pristine: pristine(Part::RegistryData),
-            hot: Vec::new(),
-            exercise: registry_data,
-        },
-        Target {
-            kind: "Registry entry",
-            pristine: pristine(Part::Entry),
-            hot: Vec::new(),
-            exercise: registry_entry,
-        },
-        Target {
-            kind: "Arena",
-            pristine: pristine(Part::Arena),
-            hot: Vec::new(),
-            exercise: arena,
-        },
+        Target::new("Registry data", pristine(Part::RegistryData), registry_data),
+        Target::new("Registry entry", pristine(Part::Entry), registry_entry),
+        Target::new("Arena", pristine(Part::Arena), arena),
     ]
 }

@@ -150,6 +150,31 @@ struct Target {
     exercise: fn(Segment) -> Outcome,
 }
 
+impl Target {
+    /// A target with these pristine bytes and no hot words.
+    fn new(kind: &'static str, pristine: Vec<u8>, exercise: fn(Segment) -> Outcome) -> Target {
+        Target {
+            kind,
+            pristine,
+            hot: Vec::new(),
+            exercise,
+        }
+    }
+
+    /// A target whose pristine bytes are those of a fresh anonymous `O` made from
+    /// `init`, with no hot words.
+    fn fresh<O: SharedObject>(
+        kind: &'static str,
+        init: O::Init,
+        exercise: fn(Segment) -> Outcome,
+    ) -> Target
+    where
+        O::Error: std::fmt::Debug,
+    {
+        Target::new(kind, snapshot(&O::anonymous(init).unwrap()), exercise)
+    }
+}
+
 fn snapshot<T: SharedObject>(obj: &T) -> Vec<u8> {
     let o = obj.object();
     let seg = o.segment();

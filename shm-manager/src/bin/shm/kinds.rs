@@ -83,11 +83,9 @@ pub fn inspect_with(
 
 /// The registry entry whose location is `name`, for an object in a manager's arena.
 fn registry_entry(name: &str) -> Option<shm_manager::Entry> {
-    let (segment, _) = name.split_once(shm_core::OFFSET_SEPARATOR)?;
-    let rest = segment.strip_prefix(shm_manager::MANAGED_PREFIX)?;
-    let (manager, _arena) = rest.rsplit_once('.')?;
+    let (manager, _arena, _offset) = shm_core::name::parse_arena_object(name)?;
     let root = shm_manager::root_name(manager).ok()?;
-    crate::managers::read_registry(&root)
+    crate::registry::read_registry(&root)
         .ok()?
         .into_iter()
         .map(|(_, e)| e)

@@ -9,6 +9,7 @@ mod inspect;
 mod kinds;
 mod managers;
 mod ops;
+mod registry;
 mod scan;
 
 use std::process::ExitCode;
@@ -149,7 +150,7 @@ fn main() -> ExitCode {
     if std::env::var_os(REGISTRY_READS_VAR).is_some() {
         eprintln!(
             "shm: registry reads: {}",
-            managers::REGISTRY_READS.load(std::sync::atomic::Ordering::Relaxed)
+            registry::REGISTRY_READS.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
     code

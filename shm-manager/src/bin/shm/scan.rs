@@ -8,12 +8,12 @@ use shm_core::{Flags, ObjectInfo};
 
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
-/// Prefix of a manager's segments (see the naming convention of shm-manager).
-pub const MANAGER_PREFIX: &str = "shm-rs.m.";
+/// Prefix of a manager's segments (see [`shm_core::name`]).
+pub const MANAGER_PREFIX: &str = shm_core::name::MANAGED_PREFIX;
 /// Prefix of objects kept past their manager (`Flags::KEEP`).
-pub const KEEP_PREFIX: &str = "shm-rs.k.";
+pub const KEEP_PREFIX: &str = shm_core::name::KEPT_PREFIX;
 /// Prefix of the PID-namespace registry of shm-core.
-pub const PIDNS_PREFIX: &str = "shm-rs-pidns-";
+pub const PIDNS_PREFIX: &str = shm_core::name::PIDNS_PREFIX;
 /// Kind number of a growable collection's data segment (shm-collections).
 pub const GROWTH_DATA: u32 = shm_collections::kinds::GROWTH_DATA.id();
 
@@ -172,28 +172,12 @@ impl Entry {
     }
 }
 
-/// The manager NAME of `shm-rs.m.NAME`, `shm-rs.m.NAME.<suffix>` or
-/// `shm-rs.k.NAME.<suffix>`; `None` otherwise (or for an invalid NAME).
-pub fn manager_of(name: &str) -> Option<&str> {
-    let rest = name
-        .strip_prefix(MANAGER_PREFIX)
-        .or_else(|| name.strip_prefix(KEEP_PREFIX))?;
-    let m = rest.split('.').next()?;
-    let valid = (1..=64).contains(&m.len())
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid.then_some(m)
-}
-
-/// The manager root's name `shm-rs.m.NAME`.
-pub fn manager_root(manager: &str) -> String {
-    format!("{MANAGER_PREFIX}{manager}")
-}
+pub use shm_core::name::{manager_of, manager_root};
 
 /// `X` for a name `X.g<hex>.<incarnation>` (a growable collection's data segment
-/// name; the grammar lives in `shm_collections::region`).
+/// name; see [`shm_core::name::parse_data_segment_name`]).
 pub fn data_control(name: &str) -> Option<&str> {
-    shm_collections::region::parse_data_segment_name(name).map(|p| p.control)
+    shm_core::name::parse_data_segment_name(name).map(|p| p.control)
 }
 
 /// An object's kind with its short element type `ty` for people: `Dict<String, u64>`,

@@ -1,195 +1,20 @@
-//! `shm inspect NAME`: an object's header and contents by kind.
+//! Probing by kind: opens what a name holds, reads its header and its contents by kind
+//! into a [`Report`] (never changing them: views are snapshots).
 
-use std::fmt::Write as _;
-
-use serde::Serialize;
 use serde_json::Value as Json;
 use shm_collections::{JoinableQueue, Queue, Value, inspect as coll};
 use shm_core::{Layout, Object, ObjectInfo, ObjectName, Segment, SharedObject};
+use shm_manager::FIRST_OFFSET;
 use shm_sync::{Barrier, Event, Mutex, RLock, Semaphore, inspect as sync};
 
-use crate::decode::{decode_bincode, decode_pod, generic_args, hex, show};
-use crate::managers::{self, KeyView};
+use super::render::one_line;
+use super::report::{
+    Contents, Header, HolderView, ItemView, KeyView, LockView, RecordView, Report,
+};
+use crate::decode::{decode_bincode, decode_pod, generic_args, hex};
+use crate::managers::{arena_location, owned_location};
+use crate::registry::read_registry;
 use crate::scan::{self, Class, Creator, PIDNS_PREFIX};
-
-/// What `shm inspect --json` prints (field names are stable).
-#[derive(Debug, Serialize)]
-pub struct Report {
-    /// The name asked for.
-    pub name: String,
-    /// What it is (as in `shm ls`).
-    pub class: Class,
-    /// Kind name, or a description for segments without our header.
-    pub kind: String,
-    /// Size of the segment in bytes.
-    pub size: u64,
-    /// The header (objects only).
-    pub header: Option<Header>,
-    /// The contents, by kind.
-    pub contents: Option<Contents>,
-    /// Why the contents could not be read (the command then exits with 1).
-    pub error: Option<String>,
-}
-
-/// An object header, as `shm inspect --json` prints it.
-#[derive(Debug, Serialize)]
-pub struct Header {
-    kind: String,
-    kind_id: u32,
-    version: u32,
-    #[serde(rename = "type")]
-    type_name: String,
-    type_tag: String,
-    elem_size: u32,
-    elem_align: u32,
-    total_len: u64,
-    flags: Vec<&'static str>,
-    generation: u64,
-    initialised: bool,
-    created: u64,
-    creator: Creator,
-    manager: Option<String>,
-    data_of: Option<String>,
-}
-
-/// Holder of a lock.
-#[derive(Debug, Serialize)]
-pub struct HolderView {
-    tid: u32,
-    /// The holder thread's process, when it lives in our PID namespace.
-    pid: Option<u32>,
-    alive: &'static str,
-}
-
-/// A lock's state.
-#[derive(Debug, Serialize)]
-pub struct LockView {
-    locked: bool,
-    owner_died: bool,
-    waiters: bool,
-    holder: Option<HolderView>,
-}
-
-/// One record of a dict, vec or namespace.
-#[derive(Debug, Serialize)]
-pub struct RecordView {
-    /// Decoded key (`null` when its type is not known, or for a vec element).
-    key: Option<Json>,
-    key_hex: String,
-    /// Decoded value (`null` when its type is not known).
-    value: Option<Json>,
-    value_hex: String,
-    /// A namespace attribute's stored type name.
-    value_type: Option<String>,
-}
-
-/// One item of a ShareableList.
-#[derive(Debug, Serialize)]
-pub struct ItemView {
-    /// Python type name: int, float, bool, str, bytes, NoneType.
-    #[serde(rename = "type")]
-    type_name: &'static str,
-    /// The value (bytes as hex, non-finite floats as strings).
-    value: Json,
-    /// Python `repr`.
-    repr: String,
-}
-
-/// Contents by kind (`"view"` tells which).
-#[derive(Debug, Serialize)]
-#[serde(tag = "view", rename_all = "snake_case")]
-pub enum Contents {
-    /// Mutex / Lock.
-    Lock(LockView),
-    /// Condition: its lock, how many wait on it, and the data it guards.
-    Condition {
-        lock: LockView,
-        /// Threads waiting for a notification (a snapshot).
-        waiters: u32,
-        /// The data, decoded when its type is a primitive.
-        value: Option<Json>,
-        data_hex: String,
-    },
-    /// RwLock: the writers' lock, the read shares held, and the data it guards.
-    RwLock {
-        writer: LockView,
-        /// Read shares held now (a snapshot).
-        readers: u32,
-        /// Reader slots: the most read shares at once.
-        slots: u32,
-        /// The data, decoded when its type is a primitive.
-        value: Option<Json>,
-        data_hex: String,
-    },
-    /// Event.
-    Event { set: bool },
-    /// Semaphore / BoundedSemaphore.
-    Semaphore { value: u32, max: Option<u32> },
-    /// Barrier.
-    Barrier {
-        parties: u32,
-        waiting: u32,
-        broken: bool,
-    },
-    /// Queue, JoinableQueue, SimpleQueue, ByteQueue.
-    Queue {
-        depth: u64,
-        capacity: u64,
-        max_message_len: u64,
-        closed: bool,
-        bytes_used: u64,
-        puts: u64,
-        gets: u64,
-        recovered: u64,
-        lost: u64,
-        unfinished_tasks: Option<u64>,
-    },
-    /// ShareableDict, ShareableVec, Namespace.
-    Collection {
-        entries: u64,
-        bytes_used: u64,
-        capacity: u64,
-        slots: u64,
-        generation: u64,
-        garbage: u64,
-        shown: Vec<RecordView>,
-    },
-    /// Value, RawValue, AtomicValue, Array, RawArray.
-    Cell {
-        len: u64,
-        elem_size: usize,
-        /// Decoded elements (`null` when the type is not a primitive).
-        values: Option<Vec<Json>>,
-        data_hex: String,
-        lock: Option<LockView>,
-    },
-    /// A CPython-format ShareableList.
-    ShareableList { items: Vec<ItemView> },
-    /// A growable collection's data segment.
-    Data { control: Option<String> },
-    /// A manager's root: its owner and registered keys.
-    Registry {
-        /// The manager NAME.
-        manager: String,
-        /// The owner (the root's creator) and whether it lives.
-        owner: Creator,
-        /// Number of keys.
-        keys: usize,
-        /// Every key with its kind, type, location and state.
-        entries: Vec<KeyView>,
-    },
-    /// A manager's arena: bytes handed out and the registered objects in it.
-    Arena {
-        /// Bytes handed out to objects (headers and padding included).
-        used: u64,
-        /// Bytes the arena can hand out in all.
-        capacity: u64,
-        /// The registered objects in this arena, by offset.
-        objects: Vec<KeyView>,
-    },
-    /// Nothing more to show.
-    None { reason: String },
-}
 
 /// Inspects `name` (`segment` or `segment@offset`). `Err` for names that do not exist
 /// and foreign segments; a report with `error` set for corrupted objects.
@@ -432,7 +257,7 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
         }) {
             return Ok(None);
         }
-        let entries = managers::key_views(&root, |_| true)?;
+        let entries = key_views(&root, |_| true)?;
         return Ok(Some(Contents::Registry {
             manager: manager.to_owned(),
             owner: Creator::of(info.creator),
@@ -441,16 +266,16 @@ fn manager_view(name: &str, info: &ObjectInfo) -> Result<Option<Contents>, Strin
         }));
     }
     if info.kind == shm_manager::kinds::ARENA.id() && !name.contains(shm_core::OFFSET_SEPARATOR) {
-        let (used, capacity) = managers::arena_usage(name, &spec_of(info))?;
+        let (used, capacity) = arena_usage(name, &spec_of(info))?;
         let mut objects = match crate::kinds::inspect(&root) {
-            Ok(_) => managers::key_views(&root, |e| {
-                managers::arena_location(&root, &e.location).is_some_and(|(a, _)| a == name)
+            Ok(_) => key_views(&root, |e| {
+                arena_location(&root, &e.location).is_some_and(|(a, _)| a == name)
             })?,
             // The root is gone (a manager half removed): the arena's objects have no keys.
             Err(shm_core::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(format!("its manager root {root}: {e}")),
         };
-        objects.sort_by_key(|k| managers::arena_location(&root, &k.location).map(|(_, o)| o));
+        objects.sort_by_key(|k| arena_location(&root, &k.location).map(|(_, o)| o));
         return Ok(Some(Contents::Arena {
             used,
             capacity,
@@ -483,122 +308,6 @@ pub fn state_line(location: &str, entry: Option<&shm_manager::Entry>) -> Result<
     };
     let c = contents(location, &info, 3)?;
     Ok(one_line(&c))
-}
-
-/// A one-line summary of contents (for the keys of a registry).
-fn one_line(c: &Contents) -> String {
-    match c {
-        Contents::Lock(l) => lock_line(l),
-        Contents::Condition {
-            lock,
-            waiters,
-            value,
-            data_hex,
-        } => format!(
-            "{}, {waiters} waiting{}",
-            lock_line(lock),
-            data_part(value.as_ref(), data_hex)
-        ),
-        Contents::RwLock {
-            writer,
-            readers,
-            value,
-            data_hex,
-            ..
-        } => format!(
-            "{}{}",
-            rw_line(writer, *readers),
-            data_part(value.as_ref(), data_hex)
-        ),
-        Contents::Event { set } => if *set { "set" } else { "clear" }.into(),
-        Contents::Semaphore { value, max } => match max {
-            Some(m) => format!("value {value} (bound {m})"),
-            None => format!("value {value}"),
-        },
-        Contents::Barrier {
-            parties,
-            waiting,
-            broken,
-        } => format!(
-            "{waiting} of {parties} waiting{}",
-            if *broken { ", broken" } else { "" }
-        ),
-        Contents::Queue {
-            depth,
-            capacity,
-            closed,
-            ..
-        } => format!(
-            "{depth} of {capacity} messages{}",
-            if *closed { ", closed" } else { "" }
-        ),
-        Contents::Collection { entries, .. } => format!("{entries} entries"),
-        Contents::Cell {
-            len,
-            values,
-            data_hex,
-            lock,
-            ..
-        } => {
-            let v = match values {
-                Some(v) if *len == 1 => v.first().map_or_else(String::new, show),
-                Some(v) => {
-                    let shown: Vec<String> = v.iter().map(show).collect();
-                    let more = if (v.len() as u64) < *len { ", ..." } else { "" };
-                    format!("[{}{more}] ({len} elements)", shown.join(", "))
-                }
-                None => format!("0x{data_hex}"),
-            };
-            match lock {
-                Some(l) => format!("{v}, lock {}", lock_line(l)),
-                None => v,
-            }
-        }
-        Contents::ShareableList { items } => format!("{} items", items.len()),
-        Contents::Data { .. } => "data segment".into(),
-        Contents::Registry { keys, .. } => format!("{keys} keys"),
-        Contents::Arena { used, capacity, .. } => format!("{used} of {capacity} bytes used"),
-        Contents::None { reason } => reason.clone(),
-    }
-}
-
-/// `, value V` (or the bytes) of a lock's data; nothing for no data.
-fn data_part(value: Option<&Json>, data_hex: &str) -> String {
-    match value {
-        Some(v) => format!(", value {}", show(v)),
-        None if data_hex.is_empty() => String::new(),
-        None => format!(", data 0x{data_hex}"),
-    }
-}
-
-/// An RwLock's state in words.
-fn rw_line(writer: &LockView, readers: u32) -> String {
-    if writer.locked && readers == 0 {
-        format!("write-{}", lock_line(writer))
-    } else if writer.locked {
-        // The writers' mutex is held by a writer waiting for the readers to leave.
-        format!(
-            "{readers} readers, a writer waiting ({})",
-            lock_line(writer)
-        )
-    } else {
-        format!("{readers} readers")
-    }
-}
-
-fn key_line(k: &KeyView) -> String {
-    let state = match (&k.state, &k.error) {
-        (_, Some(e)) => format!("error: {e}"),
-        (Some(s), None) => s.clone(),
-        (None, None) => String::new(),
-    };
-    let keep = if k.keep { " (keep)" } else { "" };
-    format!(
-        "  {:?}: {} at {}{keep}: {state}",
-        k.key,
-        scan::kind_with_type(&k.kind, &k.type_name),
-        k.location
-    )
 }
 
 fn lock_view(object: &Object, offset: usize) -> Result<LockView, String> {
@@ -845,266 +554,59 @@ fn item_view(item: &shm_collections::Item) -> ItemView {
     }
 }
 
-/// The report for people.
-pub fn render(r: &Report) -> String {
-    let mut o = String::new();
-    let mut kv = |k: &str, v: String| {
-        let _ = writeln!(o, "{:<14}{v}", format!("{k}:"));
-    };
-    kv("name", r.name.clone());
-    kv("size", format!("{} bytes", r.size));
-    match &r.header {
-        Some(h) => {
-            kv(
-                "kind",
-                format!(
-                    "{} ({:#x}), layout version {}",
-                    h.kind, h.kind_id, h.version
-                ),
-            );
-            kv(
-                "type",
-                format!(
-                    "{}{} (size {}, align {}, tag {})",
-                    h.type_name,
-                    // A name cut short by the header's field.
-                    if h.type_name.matches('<').count() > h.type_name.matches('>').count() {
-                        "…"
-                    } else {
-                        ""
-                    },
-                    h.elem_size,
-                    h.elem_align,
-                    h.type_tag
-                ),
-            );
-            kv(
-                "length",
-                format!("{} bytes (header and payload)", h.total_len),
-            );
-            kv(
-                "creator",
-                format!(
-                    "pid {} ({}), token {:#x}, pidns {}",
-                    h.creator.pid, h.creator.alive, h.creator.token, h.creator.pidns
-                ),
-            );
-            kv("created", format!("{} (Unix time)", h.created));
-            kv(
-                "flags",
-                if h.flags.is_empty() {
-                    "-".into()
-                } else {
-                    h.flags.join(",")
-                },
-            );
-            kv("generation", h.generation.to_string());
-            kv("initialised", h.initialised.to_string());
-            if let Some(m) = &h.manager {
-                kv("manager", m.clone());
-            }
-            if let Some(d) = &h.data_of {
-                kv("data of", d.clone());
-            }
-        }
-        None => kv("kind", r.kind.clone()),
+/// Bytes used and available in arena `name` (`used`, `capacity`), from its bump word.
+pub fn arena_usage(name: &str, spec: &shm_core::ObjectSpec) -> Result<(u64, u64), String> {
+    let obj = Object::open(name, spec).map_err(|e| e.to_string())?;
+    let mut word = [0u8; 8];
+    obj.read_at(0, &mut word).map_err(|e| e.to_string())?;
+    let next = u64::from_ne_bytes(word);
+    let len = obj.segment().len() as u64;
+    let first = FIRST_OFFSET as u64;
+    if next % 64 != 0 || next < first || next > len {
+        return Err(format!(
+            "bump offset {next} is not a multiple of 64 in {first}..={len} (corrupted arena)"
+        ));
     }
-    if let Some(c) = &r.contents {
-        render_contents(&mut o, c);
-    }
-    if let Some(e) = &r.error {
-        let _ = writeln!(o, "error:        {e}");
-    }
-    o
+    Ok((next - first, len.saturating_sub(first)))
 }
 
-fn lock_line(l: &LockView) -> String {
-    let mut s = if l.locked {
-        "locked".to_owned()
-    } else {
-        "unlocked".to_owned()
-    };
-    if let Some(h) = &l.holder {
-        let pid = h.pid.map_or(String::new(), |p| format!(" of pid {p}"));
-        let _ = write!(s, " by tid {}{pid} ({})", h.tid, h.alive);
-    }
-    if l.owner_died {
-        s.push_str(", owner died (inconsistent)");
-    }
-    if l.waiters {
-        s.push_str(", waiters");
-    }
-    s
-}
-
-fn render_contents(o: &mut String, c: &Contents) {
-    let mut kv = |k: &str, v: String| {
-        let _ = writeln!(o, "{:<14}{v}", format!("{k}:"));
-    };
-    match c {
-        Contents::Lock(l) => kv("state", lock_line(l)),
-        Contents::Condition {
-            lock,
-            waiters,
-            value,
-            data_hex,
-        } => {
-            kv("lock", lock_line(lock));
-            kv("waiting", waiters.to_string());
-            if let Some(d) = data_part(value.as_ref(), data_hex).strip_prefix(", ") {
-                kv("data", d.to_owned());
+/// The registered keys of root `root`, with a one-line state each (`max` bounds
+/// what is read of collections). Only keys whose location passes `filter`.
+pub fn key_views(
+    root: &str,
+    filter: impl Fn(&shm_manager::Entry) -> bool,
+) -> Result<Vec<KeyView>, String> {
+    let manager = scan::manager_of(root).unwrap_or_default().to_owned();
+    let pairs = read_registry(root)?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, e)| filter(e))
+        .map(|(key, e)| {
+            let (state, error) = if owned_location(root, &manager, &e.location) {
+                match state_line(&e.location, Some(&e)) {
+                    Ok(s) => (Some(s), None),
+                    Err(err) => (None, Some(err)),
+                }
+            } else {
+                (
+                    None,
+                    Some(format!(
+                        "location {:?} is outside the manager (corrupted entry)",
+                        e.location
+                    )),
+                )
+            };
+            KeyView {
+                key,
+                in_arena: e.in_arena(),
+                kind: e.kind_name,
+                kind_id: e.kind,
+                type_name: shm_core::short_type_name(&e.type_name),
+                location: e.location,
+                keep: e.keep,
+                state,
+                error,
             }
-        }
-        Contents::RwLock {
-            writer,
-            readers,
-            slots,
-            value,
-            data_hex,
-        } => {
-            kv("state", rw_line(writer, *readers));
-            kv("slots", format!("{readers} of {slots} reader slots held"));
-            if let Some(d) = data_part(value.as_ref(), data_hex).strip_prefix(", ") {
-                kv("data", d.to_owned());
-            }
-        }
-        Contents::Event { set } => kv("state", if *set { "set".into() } else { "clear".into() }),
-        Contents::Semaphore { value, max } => kv(
-            "value",
-            match max {
-                Some(m) => format!("{value} (bound {m})"),
-                None => value.to_string(),
-            },
-        ),
-        Contents::Barrier {
-            parties,
-            waiting,
-            broken,
-        } => kv(
-            "parties",
-            format!(
-                "{parties}, {waiting} waiting{}",
-                if *broken { ", broken" } else { "" }
-            ),
-        ),
-        Contents::Queue {
-            depth,
-            capacity,
-            max_message_len,
-            closed,
-            bytes_used,
-            puts,
-            gets,
-            recovered,
-            lost,
-            unfinished_tasks,
-        } => {
-            kv(
-                "depth",
-                format!("{depth} of {capacity} messages ({bytes_used} ring bytes used)"),
-            );
-            kv("max message", format!("{max_message_len} bytes"));
-            kv("closed", closed.to_string());
-            kv(
-                "stats",
-                format!("{puts} puts, {gets} gets, {recovered} recovered, {lost} lost"),
-            );
-            if let Some(n) = unfinished_tasks {
-                kv("unfinished", n.to_string());
-            }
-        }
-        Contents::Collection {
-            entries,
-            bytes_used,
-            capacity,
-            slots,
-            generation,
-            garbage,
-            shown,
-        } => {
-            kv("entries", entries.to_string());
-            kv(
-                "storage",
-                format!(
-                    "{bytes_used} of {capacity} bytes used, {garbage} garbage, {slots} slots, generation {generation}"
-                ),
-            );
-            for (i, r) in shown.iter().enumerate() {
-                let v = r
-                    .value
-                    .as_ref()
-                    .map_or_else(|| format!("0x{}", r.value_hex), show);
-                let v = match &r.value_type {
-                    Some(t) => format!("{v}: {t}"),
-                    None => v,
-                };
-                let line = if r.key_hex.is_empty() && r.key.is_none() {
-                    format!("  [{i}] {v}")
-                } else {
-                    let k = r
-                        .key
-                        .as_ref()
-                        .map_or_else(|| format!("0x{}", r.key_hex), show);
-                    format!("  {k} => {v}")
-                };
-                let _ = writeln!(o, "{line}");
-            }
-            if (shown.len() as u64) < *entries {
-                let _ = writeln!(o, "  ... ({} more)", entries - shown.len() as u64);
-            }
-        }
-        Contents::Cell {
-            len,
-            elem_size,
-            values,
-            data_hex,
-            lock,
-        } => {
-            kv("elements", format!("{len} of {elem_size} bytes"));
-            match values {
-                Some(v) => kv("value", v.iter().map(show).collect::<Vec<_>>().join(", ")),
-                None => kv("bytes", format!("0x{data_hex}")),
-            }
-            if let Some(l) = lock {
-                kv("lock", lock_line(l));
-            }
-        }
-        Contents::ShareableList { items } => {
-            kv("items", items.len().to_string());
-            for (i, it) in items.iter().enumerate() {
-                let _ = writeln!(o, "  [{i}] {} ({})", it.repr, it.type_name);
-            }
-        }
-        Contents::Data { control } => kv(
-            "data of",
-            control
-                .clone()
-                .unwrap_or_else(|| "(name does not follow X.g<hex>.<16 hex>)".into()),
-        ),
-        Contents::Registry {
-            owner,
-            keys,
-            entries,
-            ..
-        } => {
-            // The header's lines already name the manager.
-            kv("owner", format!("pid {} ({})", owner.pid, owner.alive));
-            kv("keys", keys.to_string());
-            for k in entries {
-                let _ = writeln!(o, "{}", key_line(k));
-            }
-        }
-        Contents::Arena {
-            used,
-            capacity,
-            objects,
-        } => {
-            kv("used", format!("{used} of {capacity} bytes"));
-            kv("objects", format!("{} registered", objects.len()));
-            for k in objects {
-                let _ = writeln!(o, "{}", key_line(k));
-            }
-        }
-        Contents::None { reason } => kv("contents", reason.clone()),
-    }
+        })
+        .collect())
 }
