@@ -27,7 +27,7 @@ use crate::errors;
 /// ```
 /// pyo3::Python::initialize();
 /// pyo3::Python::attach(|py| {
-///     let e = shm_collections::RegionError::IndexOutOfRange { index: 3, len: 1 };
+///     let e = shm_collections::RegionError::IndexOutOfRange { name: "v".into(), index: 3, len: 1 };
 ///     assert!(_shm::errmap::region_err(e).is_instance_of::<pyo3::exceptions::PyIndexError>(py));
 /// });
 /// ```
@@ -63,7 +63,7 @@ pub(crate) fn closed_err(what: &str) -> PyErr {
 /// ```
 /// pyo3::Python::initialize();
 /// pyo3::Python::attach(|py| {
-///     let e = shm_manager::ManagerError::NoSuchKey { key: "k".into() };
+///     let e = shm_manager::ManagerError::NoSuchKey { manager: "m".into(), key: "k".into() };
 ///     assert!(_shm::errmap::manager_err(e).is_instance_of::<pyo3::exceptions::PyKeyError>(py));
 /// });
 /// ```

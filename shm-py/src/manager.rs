@@ -13,6 +13,13 @@
 //! shutdown. The manager pickles to its name: a child process gets an attacher that
 //! finds objects by key and removes nothing.
 //!
+//! At a Redis address (`SharedMemoryManager(address="redis://[user:password@]host:port/ns")`,
+//! `rediss://` with TLS, or the address as the name) the same methods return the Redis
+//! objects of [`crate::remote`] (`RemoteDict`, `RemoteList`, `RemoteQueue`, `RemoteLock`...)
+//! built on `shm_remote`; `SharedMemory`, `ShareableList` and `Array` (raw bytes mapped on
+//! this machine) raise `NotImplementedError`. Redis objects outlive their clients:
+//! `shutdown()` removes nothing there, `clear_namespace()` removes the namespace.
+//!
 //! ```
 //! use pyo3::prelude::*;
 //! pyo3::Python::initialize();

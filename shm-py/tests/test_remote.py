@@ -181,11 +181,13 @@ def _worker(m, n):
     m.Queue(key="jobs").put(("done", n))
 
 
-def test_same_workers_across_spawned_processes(any_address):
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_same_workers_across_processes(any_address, method):
+    # fork: the children inherit the parent's connections; they must open their own.
     with _manager(any_address) as m:
         m.dict("scores")["runs"] = 0
         jobs = m.Queue(16, key="jobs")
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(method)
         ps = [ctx.Process(target=_worker, args=(m, i)) for i in range(3)]
         for p in ps:
             p.start()
@@ -241,10 +243,12 @@ def _bump(d, n):
         d.increment("c")
 
 
-def test_dict_update_item_loses_nothing_across_processes(address):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_dict_update_item_loses_nothing_across_processes(address, method):
     with shm.SharedMemoryManager(address=address) as m:
         d = m.dict()
-        ctx = mp.get_context("spawn")
+        d["c"] = 0  # the parent's connection is in use when the children fork
+        ctx = mp.get_context(method)
         ps = [ctx.Process(target=_bump, args=(d, 50)) for _ in range(3)]
         for p in ps:
             p.start()

@@ -8,7 +8,7 @@ use pyo3::types::{PyList, PyTuple, PyType};
 use shm_collections::Dynamic;
 use shm_remote::{Namespace, ShareableDict, ShareableVec, Value};
 
-use super::{Remote, open, repr};
+use super::{PerProcess, Remote, open, open_nogil, repr};
 use crate::codec::{to_dynamic, to_py};
 use crate::errmap::remote_err;
 
@@ -45,14 +45,17 @@ fn key_error(key: &Bound<'_, PyAny>) -> PyErr {
 /// function may run again when another client wrote the key meanwhile).
 #[pyclass(module = "shm", name = "_RemoteDictCore", subclass, frozen)]
 pub struct PyRemoteDict {
-    d: ShareableDict<Dynamic, Dynamic>,
+    d: PerProcess<ShareableDict<Dynamic, Dynamic>>,
     r: Remote,
     key: String,
 }
 
 impl PyRemoteDict {
     fn snapshot(&self, py: Python<'_>) -> PyResult<Vec<(Dynamic, Dynamic)>> {
-        let mut v: Vec<_> = py.detach(|| self.d.iter()).map_err(remote_err)?.collect();
+        let mut v: Vec<_> = py
+            .detach(|| self.d.get()?.iter())
+            .map_err(remote_err)?
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(v)
     }
@@ -66,6 +69,8 @@ impl PyRemoteDict {
         let d = py
             .detach(|| ShareableDict::open(&r.manager, key))
             .map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
+        let d = PerProcess::new(d, move || ShareableDict::open(&open_nogil(&a)?.manager, &k));
         Ok(PyRemoteDict {
             d,
             r,
@@ -93,7 +98,11 @@ impl PyRemoteDict {
 
     fn __getitem__<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let k = key_of(key)?;
-        match key.py().detach(|| self.d.get(&k)).map_err(remote_err)? {
+        match key
+            .py()
+            .detach(|| self.d.get()?.get(&k))
+            .map_err(remote_err)?
+        {
             Some(v) => to_py(key.py(), &v),
             None => Err(key_error(key)),
         }
@@ -102,14 +111,18 @@ impl PyRemoteDict {
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let (k, v) = (key_of(key)?, to_dynamic(value)?);
         key.py()
-            .detach(|| self.d.insert(k, v))
+            .detach(|| self.d.get()?.insert(k, v))
             .map_err(remote_err)?;
         Ok(())
     }
 
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let k = key_of(key)?;
-        match key.py().detach(|| self.d.remove(&k)).map_err(remote_err)? {
+        match key
+            .py()
+            .detach(|| self.d.get()?.remove(&k))
+            .map_err(remote_err)?
+        {
             Some(_) => Ok(()),
             None => Err(key_error(key)),
         }
@@ -120,12 +133,12 @@ impl PyRemoteDict {
             return Ok(false);
         };
         key.py()
-            .detach(|| self.d.contains_key(&k))
+            .detach(|| self.d.get()?.contains_key(&k))
             .map_err(remote_err)
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.d.len()).map_err(remote_err)
+        py.detach(|| self.d.get()?.len()).map_err(remote_err)
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -134,7 +147,7 @@ impl PyRemoteDict {
 
     /// A snapshot of the keys (a list, in key order).
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut keys = py.detach(|| self.d.keys()).map_err(remote_err)?;
+        let mut keys = py.detach(|| self.d.get()?.keys()).map_err(remote_err)?;
         keys.sort();
         let items = keys
             .iter()
@@ -172,7 +185,7 @@ impl PyRemoteDict {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let k = key_of(key)?;
-        match py.detach(|| self.d.get(&k)).map_err(remote_err)? {
+        match py.detach(|| self.d.get()?.get(&k)).map_err(remote_err)? {
             Some(v) => to_py(py, &v),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
@@ -187,7 +200,7 @@ impl PyRemoteDict {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let k = key_of(key)?;
-        match py.detach(|| self.d.remove(&k)).map_err(remote_err)? {
+        match py.detach(|| self.d.get()?.remove(&k)).map_err(remote_err)? {
             Some(v) => to_py(py, &v),
             None if !default.is_empty() => default.get_item(0),
             None => Err(key_error(key)),
@@ -208,14 +221,14 @@ impl PyRemoteDict {
             None => Dynamic::None,
         };
         let v = py
-            .detach(|| self.d.get_or_insert_with(k, || dv))
+            .detach(|| self.d.get()?.get_or_insert_with(k, || dv))
             .map_err(remote_err)?;
         to_py(py, &v)
     }
 
     /// Removes every entry.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.d.clear()).map_err(remote_err)
+        py.detach(|| self.d.get()?.clear()).map_err(remote_err)
     }
 
     /// Inserts every ``(key, value)`` pair of the list in one atomic write.
@@ -227,7 +240,7 @@ impl PyRemoteDict {
         }
         pairs
             .py()
-            .detach(|| self.d.extend(conv))
+            .detach(|| self.d.get()?.extend(conv))
             .map_err(remote_err)
     }
 
@@ -256,7 +269,7 @@ impl PyRemoteDict {
         let default = default.unwrap_or_else(|| py.None().into_bound(py));
         // The first round in Python, outside the transaction: an exception there
         // changes nothing.
-        let old = py.detach(|| self.d.get(&k)).map_err(remote_err)?;
+        let old = py.detach(|| self.d.get()?.get(&k)).map_err(remote_err)?;
         let arg = match &old {
             Some(v) => to_py(py, v)?,
             None => default.clone(),
@@ -266,7 +279,7 @@ impl PyRemoteDict {
         let mut failed: Option<PyErr> = None;
         let new = py
             .detach(|| {
-                self.d.update(k, |cur| {
+                self.d.get()?.update(k, |cur| {
                     if cur == old {
                         return first.clone();
                     }
@@ -307,7 +320,7 @@ impl PyRemoteDict {
 /// and slice assignment are read-modify-write from the client (not atomic).
 #[pyclass(module = "shm", name = "_RemoteListCore", subclass, frozen)]
 pub struct PyRemoteList {
-    v: ShareableVec<Dynamic>,
+    v: PerProcess<ShareableVec<Dynamic>>,
     r: Remote,
     key: String,
 }
@@ -316,7 +329,7 @@ impl PyRemoteList {
     /// A Python index (negative from the end) as a position `< len`.
     fn index(&self, py: Python<'_>, i: isize) -> PyResult<usize> {
         let j = if i < 0 {
-            let len = py.detach(|| self.v.len()).map_err(remote_err)?;
+            let len = py.detach(|| self.v.get()?.len()).map_err(remote_err)?;
             i + len as isize
         } else {
             i
@@ -334,6 +347,8 @@ impl PyRemoteList {
         let v = py
             .detach(|| ShareableVec::open(&r.manager, key))
             .map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
+        let v = PerProcess::new(v, move || ShareableVec::open(&open_nogil(&a)?.manager, &k));
         Ok(PyRemoteList {
             v,
             r,
@@ -360,13 +375,13 @@ impl PyRemoteList {
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.v.len()).map_err(remote_err)
+        py.detach(|| self.v.get()?.len()).map_err(remote_err)
     }
 
     /// The item at ``i`` (negative from the end): ``IndexError`` past the end.
     fn _get<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
         let j = self.index(py, i)?;
-        match py.detach(|| self.v.get(j)).map_err(remote_err)? {
+        match py.detach(|| self.v.get()?.get(j)).map_err(remote_err)? {
             Some(v) => to_py(py, &v),
             None => Err(PyIndexError::new_err(format!(
                 "RemoteList index {i} out of range"
@@ -379,7 +394,7 @@ impl PyRemoteList {
         let py = value.py();
         let j = self.index(py, i)?;
         let d = to_dynamic(value)?;
-        py.detach(|| self.v.set(j, d)).map_err(remote_err)?;
+        py.detach(|| self.v.get()?.set(j, d)).map_err(remote_err)?;
         Ok(())
     }
 
@@ -387,12 +402,12 @@ impl PyRemoteList {
     #[pyo3(signature = (index=-1))]
     fn pop<'py>(&self, py: Python<'py>, index: isize) -> PyResult<Bound<'py, PyAny>> {
         let v = if index == -1 {
-            py.detach(|| self.v.pop())
+            py.detach(|| self.v.get()?.pop())
                 .map_err(remote_err)?
                 .ok_or_else(|| PyIndexError::new_err("pop from empty RemoteList"))?
         } else {
             let j = self.index(py, index)?;
-            py.detach(|| self.v.remove(j)).map_err(remote_err)?
+            py.detach(|| self.v.get()?.remove(j)).map_err(remote_err)?
         };
         to_py(py, &v)
     }
@@ -402,13 +417,13 @@ impl PyRemoteList {
         let py = value.py();
         let d = to_dynamic(value)?;
         py.detach(|| {
-            let len = self.v.len()?;
+            let len = self.v.get()?.len()?;
             let j = if index < 0 {
                 (len as isize + index).max(0) as usize
             } else {
                 (index as usize).min(len)
             };
-            self.v.insert(j, d)
+            self.v.get()?.insert(j, d)
         })
         .map_err(remote_err)
     }
@@ -416,7 +431,10 @@ impl PyRemoteList {
     /// Appends ``value``.
     fn append(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = to_dynamic(value)?;
-        value.py().detach(|| self.v.push(d)).map_err(remote_err)
+        value
+            .py()
+            .detach(|| self.v.get()?.push(d))
+            .map_err(remote_err)
     }
 
     /// Appends every value (one atomic write).
@@ -427,18 +445,21 @@ impl PyRemoteList {
             .collect::<PyResult<Vec<_>>>()?;
         values
             .py()
-            .detach(|| self.v.extend(items))
+            .detach(|| self.v.get()?.extend(items))
             .map_err(remote_err)
     }
 
     /// Removes every item.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.v.clear()).map_err(remote_err)
+        py.detach(|| self.v.get()?.clear()).map_err(remote_err)
     }
 
     /// A plain ``list`` snapshot.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Dynamic> = py.detach(|| self.v.iter()).map_err(remote_err)?.collect();
+        let items: Vec<Dynamic> = py
+            .detach(|| self.v.get()?.iter())
+            .map_err(remote_err)?
+            .collect();
         let items = items
             .iter()
             .map(|d| to_py(py, d))
@@ -460,7 +481,7 @@ impl PyRemoteList {
 /// ``ns.count`` in another.
 #[pyclass(module = "shm", name = "RemoteNamespace", frozen)]
 pub struct PyRemoteNamespace {
-    ns: Namespace,
+    ns: PerProcess<Namespace>,
     r: Remote,
     key: String,
 }
@@ -475,6 +496,8 @@ impl PyRemoteNamespace {
         let ns = py
             .detach(|| Namespace::open(&r.manager, key))
             .map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
+        let ns = PerProcess::new(ns, move || Namespace::open(&open_nogil(&a)?.manager, &k));
         Ok(PyRemoteNamespace {
             ns,
             r,
@@ -505,7 +528,7 @@ impl PyRemoteNamespace {
             return Err(PyAttributeError::new_err(attr.to_owned()));
         }
         match py
-            .detach(|| self.ns.get::<Dynamic>(attr))
+            .detach(|| self.ns.get()?.get::<Dynamic>(attr))
             .map_err(remote_err)?
         {
             Some(v) => to_py(py, &v),
@@ -522,12 +545,15 @@ impl PyRemoteNamespace {
         let d = to_dynamic(value)?;
         value
             .py()
-            .detach(|| self.ns.set(attr, &d))
+            .detach(|| self.ns.get()?.set(attr, &d))
             .map_err(remote_err)
     }
 
     fn __delattr__(&self, py: Python<'_>, attr: &str) -> PyResult<()> {
-        if py.detach(|| self.ns.remove(attr)).map_err(remote_err)? {
+        if py
+            .detach(|| self.ns.get()?.remove(attr))
+            .map_err(remote_err)?
+        {
             Ok(())
         } else {
             Err(PyAttributeError::new_err(attr.to_owned()))
@@ -535,16 +561,16 @@ impl PyRemoteNamespace {
     }
 
     fn __dir__(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        py.detach(|| self.ns.attrs()).map_err(remote_err)
+        py.detach(|| self.ns.get()?.attrs()).map_err(remote_err)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let mut attrs = py.detach(|| self.ns.attrs()).map_err(remote_err)?;
+        let mut attrs = py.detach(|| self.ns.get()?.attrs()).map_err(remote_err)?;
         attrs.sort();
         let mut parts = Vec::new();
         for a in attrs {
             if let Some(v) = py
-                .detach(|| self.ns.get::<Dynamic>(&a))
+                .detach(|| self.ns.get()?.get::<Dynamic>(&a))
                 .map_err(remote_err)?
             {
                 parts.push(format!("{a}={}", to_py(py, &v)?.repr()?));
@@ -571,6 +597,14 @@ macro_rules! value_kinds {
                         "RemoteValue: expected a typecode of {:?}, found {code:?}",
                         [$($code),*]
                     ))),
+                }
+            }
+
+            /// Opens it again (a forked child): it exists, so `init` is not used.
+            fn reopen(r: &Remote, key: &str, code: &str) -> shm_remote::Result<AnyValue> {
+                match code {
+                    $($code => Ok(AnyValue::$v(Value::open(&r.manager, key, <$t>::default())?)),)*
+                    _ => Err(shm_remote::Error::NotFound { name: format!("typecode {code:?}") }),
                 }
             }
 
@@ -606,7 +640,7 @@ value_kinds!(
 /// use ``with v:``, as with ``multiprocessing.Value``.
 #[pyclass(module = "shm", name = "RemoteValue", frozen)]
 pub struct PyRemoteValue {
-    v: AnyValue,
+    v: PerProcess<AnyValue>,
     r: Remote,
     key: String,
     code: String,
@@ -643,6 +677,8 @@ impl PyRemoteValue {
         let code = typecode(typecode_or_type)?;
         let init = value.unwrap_or_else(|| py.None().into_bound(py));
         let v = AnyValue::open(&r, key, &code, &init)?;
+        let (a, k, c) = (address.to_owned(), key.to_owned(), code.clone());
+        let v = PerProcess::new(v, move || AnyValue::reopen(&open_nogil(&a)?, &k, &c));
         let lock = Py::new(
             py,
             super::sync::PyRemoteRLock::open(py, address, &format!("{key}.lock"))?,
@@ -668,12 +704,12 @@ impl PyRemoteValue {
     /// The value (one round trip).
     #[getter]
     fn get_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.v.get(py)
+        self.v.get().map_err(remote_err)?.get(py)
     }
 
     #[setter]
     fn set_value(&self, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.v.set(x)
+        self.v.get().map_err(remote_err)?.set(x)
     }
 
     /// The key.

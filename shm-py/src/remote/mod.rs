@@ -23,7 +23,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -79,9 +79,11 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-/// Open namespaces by address: the objects of one address in a process share one
-/// connection pool (unpickling a hundred handles opens one pool, not a hundred).
-static OPEN: LazyLock<Mutex<HashMap<String, Remote>>> = LazyLock::new(Default::default);
+/// Open namespaces by address, with the process that opened them: the objects of one
+/// address in a process share one connection pool (unpickling a hundred handles opens
+/// one pool, not a hundred). A child made by `fork` must not use its parent's sockets
+/// (the replies would interleave): it opens its own.
+static OPEN: LazyLock<Mutex<HashMap<String, (u32, Remote)>>> = LazyLock::new(Default::default);
 
 /// Checks the syntax of a Redis address: `ValueError` naming what is wrong (the
 /// password redacted).
@@ -89,27 +91,94 @@ pub fn parse(address: &str) -> PyResult<RedisAddress> {
     RedisAddress::parse(address).map_err(remote_err)
 }
 
-/// The open namespace of `address`, connecting (one `PING`, GIL released) when it is
-/// not open yet in this process: `ConnectionError` when the server cannot be reached,
-/// `TimeoutError` when it does not answer, `PermissionError` for refused credentials.
-pub fn open(py: Python<'_>, address: &str) -> PyResult<Remote> {
-    if let Some(r) = OPEN.lock().ok().and_then(|m| m.get(address).cloned()) {
+/// [`open`] without Python: this process's namespace of `address`, connecting when new.
+pub(crate) fn open_nogil(address: &str) -> shm_remote::Result<Remote> {
+    let pid = std::process::id();
+    if let Some((p, r)) = OPEN.lock().ok().and_then(|m| m.get(address).cloned())
+        && p == pid
+    {
         return Ok(r);
     }
-    let parsed = parse(address)?;
+    let parsed = RedisAddress::parse(address)?;
     let shown = parsed.to_string();
-    let manager = py
-        .detach(|| RedisManager::open(&parsed, None))
-        .map_err(remote_err)?;
+    let manager = RedisManager::open(&parsed, None)?;
     let r = Remote {
         manager,
         address: address.to_owned(),
         shown,
     };
-    if let Ok(mut m) = OPEN.lock() {
-        m.insert(address.to_owned(), r.clone());
+    if let Ok(mut m) = OPEN.lock()
+        && let Some((p, stale)) = m.insert(address.to_owned(), (pid, r.clone()))
+        && p != pid
+    {
+        // The parent's pool (inherited by fork): never touch its sockets, not even to
+        // close them politely.
+        std::mem::forget(stale);
     }
     Ok(r)
+}
+
+/// The open namespace of `address`, connecting (one `PING`, GIL released) when it is
+/// not open yet in this process: `ValueError` for a malformed address,
+/// `ConnectionError` when the server cannot be reached, `TimeoutError` when it does not
+/// answer, `PermissionError` for refused credentials.
+pub fn open(py: Python<'_>, address: &str) -> PyResult<Remote> {
+    py.detach(|| open_nogil(address)).map_err(remote_err)
+}
+
+/// A Redis handle of this process: after a `fork`, the child's first call reopens it
+/// on the child's own connections (the inherited handle shares the parent's sockets; it
+/// is leaked, never used nor dropped in the child).
+pub(crate) struct PerProcess<T> {
+    cell: Mutex<(u32, Option<Arc<T>>)>,
+    reopen: Box<dyn Fn() -> shm_remote::Result<T> + Send + Sync>,
+}
+
+impl<T> PerProcess<T> {
+    /// `v` opened in this process; `reopen` opens it again in a forked child.
+    pub(crate) fn new(
+        v: T,
+        reopen: impl Fn() -> shm_remote::Result<T> + Send + Sync + 'static,
+    ) -> Self {
+        PerProcess {
+            cell: Mutex::new((std::process::id(), Some(Arc::new(v)))),
+            reopen: Box::new(reopen),
+        }
+    }
+
+    /// This process's handle.
+    pub(crate) fn get(&self) -> shm_remote::Result<Arc<T>> {
+        let pid = std::process::id();
+        {
+            let g = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+            if g.0 == pid
+                && let Some(v) = &g.1
+            {
+                return Ok(v.clone());
+            }
+        }
+        let fresh = Arc::new((self.reopen)()?);
+        let mut g = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 != pid || g.1.is_none() {
+            if let Some(stale) = g.1.replace(fresh) {
+                std::mem::forget(stale);
+            }
+            g.0 = pid;
+        }
+        Ok(g.1.clone().unwrap_or_else(|| unreachable!("set above")))
+    }
+}
+
+impl<T> Drop for PerProcess<T> {
+    fn drop(&mut self) {
+        let g = self.cell.get_mut().unwrap_or_else(|e| e.into_inner());
+        if g.0 != std::process::id()
+            && let Some(stale) = g.1.take()
+        {
+            // Inherited from the parent: dropping it could talk on the parent's sockets.
+            std::mem::forget(stale);
+        }
+    }
 }
 
 /// How long one GIL-released wait on the server lasts before signals are checked

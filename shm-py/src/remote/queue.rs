@@ -11,7 +11,7 @@ use pyo3::types::{PyList, PyTuple, PyType};
 use shm_collections::Dynamic;
 use shm_remote::queue::{JoinableQueue, Queue, QueueOptions};
 
-use super::{Remote, open, patience, repr, wait};
+use super::{PerProcess, Remote, open, open_nogil, patience, repr, wait};
 use crate::codec::{to_dynamic, to_py};
 use crate::errmap::{queue_exc, remote_err};
 
@@ -49,7 +49,7 @@ macro_rules! queue_class {
         #[doc = $doc]
         #[pyclass(module = "shm", name = $pyname, frozen)]
         pub struct $ty {
-            q: Arc<$q<Dynamic>>,
+            q: PerProcess<$q<Dynamic>>,
             r: Remote,
             key: String,
             maxsize: usize,
@@ -57,15 +57,15 @@ macro_rules! queue_class {
         }
 
         impl $ty {
-            fn q(&self) -> PyResult<&Arc<$q<Dynamic>>> {
+            fn q(&self) -> PyResult<Arc<$q<Dynamic>>> {
                 if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
                     return Err(closed(&self.key));
                 }
-                Ok(&self.q)
+                self.q.get().map_err(remote_err)
             }
 
             fn put_one(&self, py: Python<'_>, d: Dynamic, block: bool, timeout: Option<f64>) -> PyResult<()> {
-                let q = self.q()?.clone();
+                let q = self.q()?;
                 let got = wait(py, patience(block, timeout)?, move |slice| {
                     let r = if slice.is_zero() { q.put_nowait(&d) } else { q.put_timeout(&d, slice) };
                     match r {
@@ -103,8 +103,12 @@ macro_rules! queue_class {
                     .detach(|| $q::<Dynamic>::open_with(&conn, key, opts))
                     .map_err(remote_err)?;
                 let maxsize = q.maxsize();
+                let (a, k) = (address.to_owned(), key.to_owned());
+                let q = PerProcess::new(q, move || {
+                    $q::<Dynamic>::open_with(open_nogil(&a)?.manager.conn(), &k, opts)
+                });
                 Ok($ty {
-                    q: Arc::new(q),
+                    q,
                     r,
                     key: key.to_owned(),
                     maxsize,
@@ -151,7 +155,7 @@ macro_rules! queue_class {
             /// ``get(block=True, timeout=None)``: ``queue.Empty`` when nothing in time.
             #[pyo3(signature = (block=true, timeout=None))]
             fn get<'py>(&self, py: Python<'py>, block: bool, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-                let q = self.q()?.clone();
+                let q = self.q()?;
                 let got = wait(py, patience(block, timeout)?, move |slice| {
                     let r = if slice.is_zero() { q.get_nowait() } else { q.get_timeout(slice) };
                     match r {
@@ -180,7 +184,7 @@ macro_rules! queue_class {
                     .map(|x| to_dynamic(&x?))
                     .collect::<PyResult<Vec<_>>>()?;
                 if self.maxsize == 0 {
-                    let q = self.q()?.clone();
+                    let q = self.q()?;
                     return py.detach(|| q.put_many(&values)).map_err(|e| queue_error(e, &self.key));
                 }
                 for d in values {
@@ -193,7 +197,7 @@ macro_rules! queue_class {
             /// (``queue.Empty`` when none came in time).
             #[pyo3(signature = (max=64, block=true, timeout=None))]
             fn get_many<'py>(&self, py: Python<'py>, max: usize, block: bool, timeout: Option<f64>) -> PyResult<Bound<'py, PyList>> {
-                let q = self.q()?.clone();
+                let q = self.q()?;
                 let max = max.max(1);
                 let got = wait(py, patience(block, timeout)?, move |slice| {
                     match q.get_many_timeout(max, slice) {
@@ -274,7 +278,7 @@ queue_class!(
         /// after it; an extension of the stdlib's).
         #[pyo3(signature = (timeout=None))]
         fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-            let q = self.q()?.clone();
+            let q = self.q()?;
             let got = wait(py, patience(true, timeout)?, move |slice| {
                 let r = if slice.is_zero() {
                     q.unfinished_tasks()

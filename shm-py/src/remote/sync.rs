@@ -22,7 +22,7 @@ use pyo3::types::{PyTuple, PyType};
 use shm_remote::api::LockError;
 use shm_remote::sync::{Barrier, Event, Lock, LockGuard, RLock, Semaphore};
 
-use super::{Remote, open, patience, repr, wait};
+use super::{PerProcess, Remote, open, open_nogil, patience, repr, wait};
 use crate::errmap::remote_err;
 use crate::errors::OwnerDiedWarning;
 
@@ -87,7 +87,7 @@ enum Got<'a> {
 
 /// Shared by `RemoteLock` and `RemoteRLock`.
 struct LockBase {
-    lock: Arc<AnyLock>,
+    lock: PerProcess<AnyLock>,
     r: Remote,
     key: String,
     kind: &'static str,
@@ -95,12 +95,18 @@ struct LockBase {
 }
 
 impl LockBase {
-    fn id(&self) -> usize {
-        Arc::as_ptr(&self.lock) as usize
+    /// This process's lock.
+    fn lock(&self) -> PyResult<Arc<AnyLock>> {
+        self.lock.get().map_err(remote_err)
+    }
+
+    fn id(&self) -> PyResult<usize> {
+        Ok(Arc::as_ptr(&self.lock()?) as usize)
     }
 
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let lock = self.lock.clone();
+        let lock = self.lock()?;
+        let mine = lock.clone();
         let got = wait(py, patience(block, timeout)?, move |slice| {
             let g = match lock.lock_timeout(slice) {
                 Ok(g) => Got::Clean(g),
@@ -145,12 +151,12 @@ impl LockBase {
             Got::Clean(g) => (g, false),
             Got::Recovered(g) => (g, true),
         };
-        let id = self.id();
+        let id = Arc::as_ptr(&mine) as usize;
         HELD.with(|h| {
-            h.borrow_mut().entry(id).or_default().push(Held {
-                guard,
-                _lock: self.lock.clone(),
-            })
+            h.borrow_mut()
+                .entry(id)
+                .or_default()
+                .push(Held { guard, _lock: mine })
         });
         if recovered {
             self.recovered.store(true, Ordering::Relaxed);
@@ -165,7 +171,7 @@ impl LockBase {
     }
 
     fn release(&self) -> PyResult<()> {
-        let id = self.id();
+        let id = self.id()?;
         let held = HELD.with(|h| {
             let mut h = h.borrow_mut();
             let v = h.get_mut(&id)?;
@@ -189,7 +195,7 @@ impl LockBase {
     }
 
     fn depth(&self) -> usize {
-        let id = self.id();
+        let Ok(id) = self.id() else { return 0 };
         HELD.with(|h| h.borrow().get(&id).map_or(0, Vec::len))
     }
 }
@@ -210,9 +216,16 @@ macro_rules! lock_class {
                 let l = py
                     .detach(|| <$open>::open(&conn, key))
                     .map_err(remote_err)?;
+                let (a, k) = (address.to_owned(), key.to_owned());
+                let lock = PerProcess::new(AnyLock::$variant(l), move || {
+                    Ok(AnyLock::$variant(<$open>::open(
+                        open_nogil(&a)?.manager.conn(),
+                        &k,
+                    )?))
+                });
                 Ok($ty {
                     base: LockBase {
-                        lock: Arc::new(AnyLock::$variant(l)),
+                        lock,
                         r,
                         key: key.to_owned(),
                         kind: $pyname,
@@ -284,7 +297,7 @@ macro_rules! lock_class {
 
             /// Whether some holder (anywhere) has it now.
             fn locked(&self, py: Python<'_>) -> PyResult<bool> {
-                let l = self.base.lock.clone();
+                let l = self.base.lock()?;
                 py.detach(|| l.is_locked()).map_err(remote_err)
             }
 
@@ -330,7 +343,7 @@ lock_class!(
 /// ``shm.RemoteEvent(address, key)``: ``multiprocessing.Event`` on a Redis server.
 #[pyclass(module = "shm", name = "RemoteEvent", frozen)]
 pub struct PyRemoteEvent {
-    ev: Arc<Event>,
+    ev: PerProcess<Event>,
     r: Remote,
     key: String,
 }
@@ -342,8 +355,9 @@ impl PyRemoteEvent {
         let r = open(py, address)?;
         let conn = r.manager.conn().clone();
         let ev = py.detach(|| Event::open(&conn, key)).map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
         Ok(PyRemoteEvent {
-            ev: Arc::new(ev),
+            ev: PerProcess::new(ev, move || Event::open(open_nogil(&a)?.manager.conn(), &k)),
             r,
             key: key.to_owned(),
         })
@@ -362,21 +376,21 @@ impl PyRemoteEvent {
     }
 
     fn is_set(&self, py: Python<'_>) -> PyResult<bool> {
-        py.detach(|| self.ev.is_set()).map_err(remote_err)
+        py.detach(|| self.ev.get()?.is_set()).map_err(remote_err)
     }
 
     fn set(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.ev.set()).map_err(remote_err)
+        py.detach(|| self.ev.get()?.set()).map_err(remote_err)
     }
 
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.ev.clear()).map_err(remote_err)
+        py.detach(|| self.ev.get()?.clear()).map_err(remote_err)
     }
 
     /// ``wait(timeout=None)``: True once set, False after the timeout.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let ev = self.ev.clone();
+        let ev = self.ev.get().map_err(remote_err)?;
         let got = wait(py, patience(true, timeout)?, move |slice| {
             if slice.is_zero() {
                 return ev.is_set().map(|s| s.then_some(()));
@@ -400,7 +414,7 @@ impl PyRemoteEvent {
 /// back when their lease runs out.
 #[pyclass(module = "shm", name = "RemoteSemaphore", frozen)]
 pub struct PyRemoteSemaphore {
-    s: Arc<Semaphore>,
+    s: PerProcess<Semaphore>,
     r: Remote,
     key: String,
     value: u32,
@@ -428,8 +442,17 @@ impl PyRemoteSemaphore {
                 }
             })
             .map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
+        let s = PerProcess::new(s, move || {
+            let r = open_nogil(&a)?;
+            if bounded {
+                Semaphore::open_bounded(r.manager.conn(), &k, value)
+            } else {
+                Semaphore::open(r.manager.conn(), &k, value)
+            }
+        });
         Ok(PyRemoteSemaphore {
-            s: Arc::new(s),
+            s,
             r,
             key: key.to_owned(),
             value,
@@ -463,7 +486,7 @@ impl PyRemoteSemaphore {
     /// ``acquire(block=True, timeout=None)``: True when a permit was taken.
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let s = self.s.clone();
+        let s = self.s.get().map_err(remote_err)?;
         let got = wait(py, patience(block, timeout)?, move |slice| {
             let r = if slice.is_zero() {
                 s.try_acquire()
@@ -484,19 +507,21 @@ impl PyRemoteSemaphore {
     /// ``release(n=1)``: ``ValueError`` past a bounded semaphore's bound.
     #[pyo3(signature = (n=1))]
     fn release(&self, py: Python<'_>, n: u32) -> PyResult<()> {
-        py.detach(|| (0..n).try_for_each(|_| self.s.release()))
-            .map_err(|e| match e {
-                shm_remote::Error::Full { .. } => PyValueError::new_err(format!(
-                    "Semaphore {:?} released too many times",
-                    self.key
-                )),
-                e => remote_err(e),
-            })
+        py.detach(|| {
+            let s = self.s.get()?;
+            (0..n).try_for_each(|_| s.release())
+        })
+        .map_err(|e| match e {
+            shm_remote::Error::Full { .. } => {
+                PyValueError::new_err(format!("Semaphore {:?} released too many times", self.key))
+            }
+            e => remote_err(e),
+        })
     }
 
     /// The free permits now.
     fn get_value(&self, py: Python<'_>) -> PyResult<u32> {
-        py.detach(|| self.s.value()).map_err(remote_err)
+        py.detach(|| self.s.get()?.value()).map_err(remote_err)
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
@@ -519,7 +544,7 @@ impl PyRemoteSemaphore {
 /// would break the barrier): give it a timeout if Ctrl-C must end it.
 #[pyclass(module = "shm", name = "RemoteBarrier", frozen)]
 pub struct PyRemoteBarrier {
-    b: Arc<Barrier>,
+    b: PerProcess<Barrier>,
     r: Remote,
     key: String,
     parties: u32,
@@ -576,8 +601,12 @@ impl PyRemoteBarrier {
         let b = py
             .detach(|| Barrier::open(&conn, key, parties))
             .map_err(remote_err)?;
+        let (a, k) = (address.to_owned(), key.to_owned());
+        let b = PerProcess::new(b, move || {
+            Barrier::open(open_nogil(&a)?.manager.conn(), &k, parties)
+        });
         Ok(PyRemoteBarrier {
-            b: Arc::new(b),
+            b,
             r,
             key: key.to_owned(),
             parties,
@@ -609,7 +638,7 @@ impl PyRemoteBarrier {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<u32> {
         let t = patience(true, timeout.or(self.timeout))?;
-        let b = self.b.clone();
+        let b = self.b.get().map_err(remote_err)?;
         let w = py
             .detach(|| match t {
                 None => b.wait(),
@@ -620,18 +649,18 @@ impl PyRemoteBarrier {
             && let Some(a) = &self.action
             && let Err(e) = a.call0(py)
         {
-            let _ = py.detach(|| self.b.abort());
+            let _ = py.detach(|| self.b.get()?.abort());
             return Err(e);
         }
         Ok(w.index)
     }
 
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.b.reset()).map_err(remote_err)
+        py.detach(|| self.b.get()?.reset()).map_err(remote_err)
     }
 
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.b.abort()).map_err(remote_err)
+        py.detach(|| self.b.get()?.abort()).map_err(remote_err)
     }
 
     #[getter]
@@ -641,12 +670,12 @@ impl PyRemoteBarrier {
 
     #[getter]
     fn n_waiting(&self, py: Python<'_>) -> PyResult<u32> {
-        py.detach(|| self.b.n_waiting()).map_err(remote_err)
+        py.detach(|| self.b.get()?.n_waiting()).map_err(remote_err)
     }
 
     #[getter]
     fn broken(&self, py: Python<'_>) -> PyResult<bool> {
-        py.detach(|| self.b.broken()).map_err(remote_err)
+        py.detach(|| self.b.get()?.broken()).map_err(remote_err)
     }
 
     /// The key.
