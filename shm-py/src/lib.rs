@@ -25,12 +25,14 @@ use pyo3::prelude::*;
 pub mod buffer;
 pub mod codec;
 pub mod dict;
+pub mod errmap;
 pub mod errors;
 pub mod handle;
 pub mod list;
 pub mod manager;
 pub mod pipe;
 pub mod queue;
+pub mod remote;
 pub mod segment;
 pub mod sync;
 pub mod value;
@@ -54,5 +56,6 @@ fn _shm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dict::register(m)?;
     queue::register(m)?;
     manager::register(m)?;
+    remote::register(m)?;
     Ok(())
 }

@@ -130,6 +130,105 @@ def _rebuild(kind, *args):
     return cls._from_handle(*args)
 
 
+import collections.abc as _abc
+
+
+class RemoteDict(_shm._RemoteDictCore, _abc.MutableMapping):
+    """A dict on a Redis server (``SharedMemoryManager(address="redis://...").dict()``):
+    a ``collections.abc.MutableMapping`` with ``ShareableDict``'s methods. Every call is
+    one round trip; ``setdefault``, ``pop``, ``update_item`` and ``increment`` are atomic
+    across clients; ``update`` writes all pairs at once. Pickles to ``(address, key)``."""
+
+    __slots__ = ()
+
+    def update(self, other=(), /, **kwargs):
+        if isinstance(other, _abc.Mapping):
+            pairs = list(other.items())
+        elif hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]
+        else:
+            pairs = [tuple(p) for p in other]
+        pairs.extend(kwargs.items())
+        if pairs:
+            self._extend(pairs)
+
+    def increment(self, key, delta=None, default=None):
+        """Atomically adds ``delta`` (1) to the value of ``key`` (``default``, 0, when
+        absent) and returns the sum."""
+        d = 1 if delta is None else delta
+        return self.update_item(key, lambda v: v + d, 0 if default is None else default)
+
+    def popitem(self):
+        for k in self.keys():
+            try:
+                return (k, self.pop(k))
+            except KeyError:
+                continue
+        raise KeyError("popitem(): RemoteDict is empty")
+
+    def __eq__(self, other):
+        if isinstance(other, _abc.Mapping):
+            return self.copy() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RemoteList(_shm._RemoteListCore, _abc.MutableSequence):
+    """A list on a Redis server (``SharedMemoryManager(address="redis://...").list()``):
+    a ``collections.abc.MutableSequence`` with ``ShareableVec``'s methods. ``append``,
+    ``pop``, ``extend``, ``clear`` and single-item reads, writes, inserts and deletes are
+    atomic; ``sort``, ``reverse`` and slice assignment read, change and write back from
+    this client (not atomic). Pickles to ``(address, key)``."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.copy()[index]
+        return self._get(index)
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            items = self.copy()
+            items[index] = value
+            self.clear()
+            self.extend(items)
+        else:
+            self._set(index, value)
+
+    def __delitem__(self, index):
+        if isinstance(index, slice):
+            items = self.copy()
+            del items[index]
+            self.clear()
+            self.extend(items)
+        else:
+            self.pop(index)
+
+    def __eq__(self, other):
+        if isinstance(other, (list, tuple, _abc.Sequence)) and not isinstance(other, (str, bytes)):
+            return self.copy() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __iadd__(self, other):
+        self.extend(other)
+        return self
+
+    def sort(self, *, key=None, reverse=False):
+        items = sorted(self.copy(), key=key, reverse=reverse)
+        self.clear()
+        self.extend(items)
+
+    def reverse(self):
+        items = self.copy()
+        items.reverse()
+        self.clear()
+        self.extend(items)
+
+
 def _register_abcs():
     """Registers the native types with ``collections.abc`` where they behave as one."""
     import collections.abc as abc
