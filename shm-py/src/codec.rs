@@ -816,7 +816,7 @@ mod tests {
                 vec![10],
                 vec![V_DICT, 1, V_NONE],
             ];
-            let mut deep = vec![V_TUPLE, 1].repeat(MAX_DEPTH + 1);
+            let mut deep = [V_TUPLE, 1].repeat(MAX_DEPTH + 1);
             deep.push(V_NONE);
             frames.push(deep);
             // A deterministic spray of short frames.
