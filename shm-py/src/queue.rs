@@ -148,6 +148,32 @@ fn deadline_of(d: Option<Duration>) -> Option<std::time::Instant> {
     d.and_then(|d| std::time::Instant::now().checked_add(d))
 }
 
+/// The one put/get pattern: `attempt(None)` once now with the GIL held, then, if
+/// `block`, `attempt(Some(slice))` (waiting at most the slice) with the GIL released
+/// until `timeout` (Ctrl-C interrupts between slices). `None` when every attempt found
+/// the queue full (empty); other errors are raised.
+fn now_or_wait<T: Send>(
+    py: Python<'_>,
+    block: bool,
+    timeout: Option<f64>,
+    mut attempt: impl FnMut(Option<Duration>) -> Result<T, QueueError> + Send,
+) -> PyResult<Option<T>> {
+    let retry = |r: Result<T, QueueError>| match r {
+        Ok(v) => Ok(Some(v)),
+        Err(QueueError::Full { .. } | QueueError::Empty { .. }) => Ok(None),
+        Err(e) => Err(QErr(e)),
+    };
+    if let Some(v) = retry(attempt(None))? {
+        return Ok(Some(v));
+    }
+    let Some(wait) = wait_of(block, timeout)? else {
+        return Ok(None);
+    };
+    wait::wait_released(py, deadline_of(wait), |slice| {
+        retry(attempt(Some(slice.max(Duration::from_micros(1)))))
+    })
+}
+
 /// The Rust object under a Python queue.
 enum Ring {
     Plain(Queue<Dynamic>),
@@ -208,44 +234,22 @@ impl Core {
         let q = self.q()?;
         with_buf(|buf| {
             encode_py(obj, buf)?;
-            match q.put_encoded_nowait(buf) {
-                Ok(()) => return Ok(()),
-                Err(QueueError::Full { .. }) => {}
-                Err(e) => return Err(QErr(e).into()),
-            }
-            let Some(wait) = wait_of(block, timeout)? else {
-                return Err(full(py, &self.name()));
-            };
             let msg: &[u8] = buf;
-            let done = wait::wait_released(py, deadline_of(wait), |slice| {
-                match q.put_encoded_timeout(msg, slice.max(Duration::from_micros(1))) {
-                    Ok(()) => Ok(Some(())),
-                    Err(QueueError::Full { .. }) => Ok(None),
-                    Err(e) => Err(QErr(e)),
-                }
-            })?;
-            done.ok_or_else(|| full(py, &self.name()))
+            now_or_wait(py, block, timeout, |w| match w {
+                None => q.put_encoded_nowait(msg),
+                Some(slice) => q.put_encoded_timeout(msg, slice),
+            })?
+            .ok_or_else(|| full(py, &self.name()))
         })
     }
 
     fn get_dynamic(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Dynamic> {
         let q = self.q()?;
-        match q.get_nowait() {
-            Ok(v) => return Ok(v),
-            Err(QueueError::Empty { .. }) => {}
-            Err(e) => return Err(QErr(e).into()),
-        }
-        let Some(wait) = wait_of(block, timeout)? else {
-            return Err(empty(py, &self.name()));
-        };
-        let got = wait::wait_sliced(py, wait, |slice| {
-            match q.get_timeout(slice.max(Duration::from_micros(1))) {
-                Ok(v) => Ok(Some(v)),
-                Err(QueueError::Empty { .. }) => Ok(None),
-                Err(e) => Err(QErr(e)),
-            }
-        })?;
-        got.ok_or_else(|| empty(py, &self.name()))
+        now_or_wait(py, block, timeout, |w| match w {
+            None => q.get_nowait(),
+            Some(slice) => q.get_timeout(slice),
+        })?
+        .ok_or_else(|| empty(py, &self.name()))
     }
 
     /// Takes the oldest item: its bytes into this thread's reused buffer (tried once with
@@ -259,20 +263,9 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let q = self.q()?;
         with_buf(|buf| {
-            match q.get_encoded_nowait(buf) {
-                Ok(()) => return decode_py(py, buf),
-                Err(QueueError::Empty { .. }) => {}
-                Err(e) => return Err(QErr(e).into()),
-            }
-            let Some(wait) = wait_of(block, timeout)? else {
-                return Err(empty(py, &self.name()));
-            };
-            let got = wait::wait_released(py, deadline_of(wait), |slice| {
-                match q.get_encoded_timeout(buf, slice.max(Duration::from_micros(1))) {
-                    Ok(()) => Ok(Some(())),
-                    Err(QueueError::Empty { .. }) => Ok(None),
-                    Err(e) => Err(QErr(e)),
-                }
+            let got = now_or_wait(py, block, timeout, |w| match w {
+                None => q.get_encoded_nowait(buf),
+                Some(slice) => q.get_encoded_timeout(buf, slice),
             })?;
             match got {
                 Some(()) => decode_py(py, buf),
@@ -726,7 +719,7 @@ mod fast {
     use pyo3::{Borrowed, PyClass, PyTypeInfo};
 
     use super::{Core, PyQueue, PySimpleQueue};
-    use crate::sync::fast::{METH_FASTCALL, def, fastcall, put_methods, slow_fast};
+    use crate::sync::fast::{METH_FASTCALL, def, dispatch, fastcall, put_methods, raw_method};
 
     /// A queue class: where its [`Core`] is.
     pub(super) trait HasCore:
@@ -763,59 +756,29 @@ mod fast {
         }
     }
 
-    unsafe extern "C" fn put<T: HasCore>(
-        slf: *mut ffi::PyObject,
-        args: *const *mut ffi::PyObject,
-        nargs: ffi::Py_ssize_t,
-        kwnames: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject {
-        // SAFETY: CPython calls a METH_FASTCALL|METH_KEYWORDS method with the GIL held, a
-        // live `slf`, `nargs` positional values then the keyword values in `args`.
-        unsafe {
-            if nargs == 1
-                && kwnames.is_null()
-                && let Some(core) = core_of::<T>(slf)
-            {
-                let py = Python::assume_attached();
-                let obj = Borrowed::from_ptr(py, *args);
-                return match core.put(py, &obj, true, None) {
-                    Ok(()) => {
-                        let n = ffi::Py_None();
-                        ffi::Py_INCREF(n);
-                        n
-                    }
-                    Err(e) => {
-                        e.restore(py);
-                        std::ptr::null_mut()
-                    }
-                };
+    raw_method! {
+        /// `put(obj)` straight to [`Core::put`]; other calls to the PyO3 `_put`.
+        fn put<T: HasCore>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (1, c"_put"), |py, a| {
+                    let core = core_of::<T>(slf)?;
+                    let obj = Borrowed::from_ptr(py, a[0]);
+                    Some(core.put(py, &obj, true, None).map(|()| py.None().into_bound(py)))
+                })
             }
-            slow_fast(c"_put", slf, args, nargs, kwnames)
         }
     }
 
-    unsafe extern "C" fn get<T: HasCore>(
-        slf: *mut ffi::PyObject,
-        args: *const *mut ffi::PyObject,
-        nargs: ffi::Py_ssize_t,
-        kwnames: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject {
-        // SAFETY: as in `put`.
-        unsafe {
-            if nargs == 0
-                && kwnames.is_null()
-                && let Some(core) = core_of::<T>(slf)
-            {
-                let py = Python::assume_attached();
-                return match core.get(py, true, None) {
-                    Ok(v) => v.into_ptr(),
-                    Err(e) => {
-                        e.restore(py);
-                        std::ptr::null_mut()
-                    }
-                };
+    raw_method! {
+        /// `get()` straight to [`Core::get`]; other calls to the PyO3 `_get`.
+        fn get<T: HasCore>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (0, c"_get"), |py, _| {
+                    Some(core_of::<T>(slf)?.get(py, true, None))
+                })
             }
-            slow_fast(c"_get", slf, args, nargs, kwnames)
         }
     }
 

@@ -705,6 +705,7 @@ pub(crate) mod fast {
     use pyo3::ffi;
     use pyo3::prelude::*;
     use pyo3::type_object::PyTypeInfo;
+    use pyo3::types::PyBool;
     use pyo3::types::PyType;
     use shm_sync::{Acquired, RawRLock};
 
@@ -889,28 +890,74 @@ pub(crate) mod fast {
         }
     }
 
-    /// `acquire(block=True, timeout=None)` and `__enter__()`: an uncontended acquire
-    /// without arguments is a type check and one compare-and-swap.
-    unsafe extern "C" fn acquire<T: Fast>(
+    /// Declares a raw METH_FASTCALL|METH_KEYWORDS method
+    /// `unsafe extern "C" fn name<T: Bound>(slf, args, nargs, kwnames)`, which CPython
+    /// calls with the GIL held, a live `slf`, `nargs` positional values in `args` then
+    /// one value per name of `kwnames` (null or a tuple).
+    macro_rules! raw_method {
+        ($(#[$m:meta])* fn $name:ident<T: $bound:path>($slf:ident, $args:ident, $nargs:ident, $kw:ident) $body:block) => {
+            $(#[$m])*
+            unsafe extern "C" fn $name<T: $bound>(
+                $slf: *mut pyo3::ffi::PyObject,
+                $args: *const *mut pyo3::ffi::PyObject,
+                $nargs: pyo3::ffi::Py_ssize_t,
+                $kw: *mut pyo3::ffi::PyObject,
+            ) -> *mut pyo3::ffi::PyObject $body
+        };
+    }
+    pub(crate) use raw_method;
+
+    /// The body of a raw method (see [`raw_method!`]): `fast(py, args)` when called with
+    /// exactly `n` positional arguments and no keywords, if it gives a result; else the
+    /// full PyO3 method `slow_name` with the same arguments.
+    ///
+    /// # Safety
+    /// As CPython calls a raw method (see [`raw_method!`]).
+    #[inline]
+    pub(crate) unsafe fn dispatch(
         slf: *mut ffi::PyObject,
         args: *const *mut ffi::PyObject,
         nargs: ffi::Py_ssize_t,
         kwnames: *mut ffi::PyObject,
+        (n, slow_name): (ffi::Py_ssize_t, &CStr),
+        fast: impl for<'py> FnOnce(
+            Python<'py>,
+            &[*mut ffi::PyObject],
+        ) -> Option<PyResult<Bound<'py, PyAny>>>,
     ) -> *mut ffi::PyObject {
-        // SAFETY: CPython calls a METH_FASTCALL|METH_KEYWORDS method with the GIL held, a
-        // live `slf`, `nargs` positional values in `args` then the keyword values, and
-        // `kwnames` null or a tuple.
+        // SAFETY: as the caller guarantees; `args` holds `nargs` values (maybe null when
+        // there are none, hence the empty slice).
         unsafe {
-            if nargs == 0
-                && kwnames.is_null()
-                && let Some(l) = this::<T>(slf)
-                && l.try_fast()
-            {
-                let t = ffi::Py_True();
-                ffi::Py_INCREF(t);
-                return t;
+            if nargs == n && kwnames.is_null() {
+                let py = Python::assume_attached();
+                let a: &[*mut ffi::PyObject] = match usize::try_from(n) {
+                    Ok(len) if len > 0 => std::slice::from_raw_parts(args, len),
+                    _ => &[],
+                };
+                match fast(py, a) {
+                    Some(Ok(v)) => return v.into_ptr(),
+                    Some(Err(e)) => {
+                        e.restore(py);
+                        return std::ptr::null_mut();
+                    }
+                    None => {}
+                }
             }
-            slow_fast(c"_acquire", slf, args, nargs, kwnames)
+            slow_fast(slow_name, slf, args, nargs, kwnames)
+        }
+    }
+
+    raw_method! {
+        /// `acquire(block=True, timeout=None)` and `__enter__()`: an uncontended acquire
+        /// without arguments is a type check and one compare-and-swap.
+        fn acquire<T: Fast>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (0, c"_acquire"), |py, _| {
+                    let l = this::<T>(slf)?;
+                    l.try_fast().then(|| Ok(PyBool::new(py, true).to_owned().into_any()))
+                })
+            }
         }
     }
 
@@ -923,16 +970,13 @@ pub(crate) mod fast {
         unsafe { release_any::<T>(slf) }
     }
 
-    /// `__exit__(*exc_info)` (METH_FASTCALL: no argument tuple to build; the exception
-    /// is not ours to look at).
-    unsafe extern "C" fn exit<T: Fast>(
-        slf: *mut ffi::PyObject,
-        _args: *const *mut ffi::PyObject,
-        _nargs: ffi::Py_ssize_t,
-        _kwnames: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject {
-        // SAFETY: as in `acquire`.
-        unsafe { release_any::<T>(slf) }
+    raw_method! {
+        /// `__exit__(*exc_info)` (no argument tuple to build; the exception is not ours
+        /// to look at).
+        fn exit<T: Fast>(slf, _args, _nargs, _kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe { release_any::<T>(slf) }
+        }
     }
 
     /// Releases once: the fast path, else the full `_release` (its errors).
