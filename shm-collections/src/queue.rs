@@ -689,6 +689,68 @@ impl<T: Message> Queue<T> {
         }
     }
 
+    /// Puts a message already encoded in `T`'s wire format (the crate's codec,
+    /// [`codec::encode`](crate::codec::encode)) if there is room now:
+    /// [`QueueError::Full`] otherwise. For bindings that encode their own values
+    /// straight into a reused buffer (shm-py); bytes that are not a `T` reach
+    /// consumers as [`QueueError::Decode`], never as undefined behaviour.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(4, 256)?;
+    /// let mut buf = Vec::new();
+    /// shm_collections::codec::encode(&7u32, &mut buf)?;
+    /// q.put_encoded_nowait(&buf)?;
+    /// assert_eq!(q.get()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_encoded_nowait(&self, msg: &[u8]) -> QueueResult<()> {
+        self.core.put_bytes(msg, Mode::Try)
+    }
+
+    /// [`put_encoded_nowait`](Self::put_encoded_nowait), waiting at most `timeout`
+    /// for room (spinning first, as [`put_timeout`](Self::put_timeout)).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(1, 256)?;
+    /// let mut buf = Vec::new();
+    /// shm_collections::codec::encode(&7u32, &mut buf)?;
+    /// q.put_encoded_timeout(&buf, std::time::Duration::from_millis(5))?;
+    /// assert!(q.put_encoded_timeout(&buf, std::time::Duration::from_millis(5)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_encoded_timeout(&self, msg: &[u8], timeout: Duration) -> QueueResult<()> {
+        self.core.put_bytes(msg, Mode::timeout(timeout))
+    }
+
+    /// Takes the oldest message into `buf` (cleared first) as the bytes of `T`'s wire
+    /// format, without decoding, if there is one: [`QueueError::Empty`] otherwise.
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(4, 256)?;
+    /// q.put(&7)?;
+    /// let mut buf = Vec::new();
+    /// q.get_encoded_nowait(&mut buf)?;
+    /// assert_eq!(shm_collections::codec::decode::<u32>(&buf)?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_encoded_nowait(&self, buf: &mut Vec<u8>) -> QueueResult<()> {
+        self.core.ring().get(buf, Mode::Try, 0)
+    }
+
+    /// [`get_encoded_nowait`](Self::get_encoded_nowait), waiting at most `timeout` for
+    /// a message (spinning first, as [`get_timeout`](Self::get_timeout)).
+    ///
+    /// ```
+    /// let q = shm_collections::Queue::<u32>::create(4, 256)?;
+    /// let mut buf = Vec::new();
+    /// assert!(q.get_encoded_timeout(&mut buf, std::time::Duration::from_millis(2)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_encoded_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> QueueResult<()> {
+        let mode = Mode::timeout(timeout);
+        self.core.ring().get(buf, mode, self.core.spin_for(mode))
+    }
+
     /// Messages in the queue now (Python's `qsize`).
     ///
     /// ```

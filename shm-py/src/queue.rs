@@ -30,7 +30,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple, PyType};
 use shm_collections::{Dynamic, JoinableQueue, Queue, QueueError, QueueSize};
 
-use crate::codec::{to_dynamic, to_py};
+use crate::codec::{decode_py, encode_py, to_dynamic, to_py};
 use crate::errors;
 use crate::wait;
 
@@ -39,6 +39,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyQueue>()?;
     m.add_class::<PyJoinableQueue>()?;
     m.add_class::<PySimpleQueue>()?;
+    fast::install::<PyQueue>(m.py())?;
+    fast::install::<PySimpleQueue>(m.py())?;
     Ok(())
 }
 
@@ -91,6 +93,27 @@ fn empty(py: Python<'_>, name: &str) -> PyErr {
     queue_exc(py, &EMPTY, "Empty", format!("{name} is empty"))
 }
 
+thread_local! {
+    /// The buffer a put encodes into and a get copies a message into, reused.
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's buffer (cleared), or a fresh one when it is in use (a put
+/// or get re-entered from Python code that pickling or unpickling runs).
+fn with_buf<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new(); // do not keep a huge buffer alive for ever
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// The sizes of `Queue(maxsize)`: the default for 0, else `maxsize` slots sharing at
 /// least 4 MiB (at most 64 MiB) so that large messages still fit.
 pub(crate) fn size_for(maxsize: isize, max_bytes: Option<usize>) -> PyResult<QueueSize> {
@@ -118,6 +141,37 @@ fn wait_of(block: bool, timeout: Option<f64>) -> PyResult<Option<Option<Duration
         ))),
         Some(t) => Ok(Some(Duration::try_from_secs_f64(t).ok())),
     }
+}
+
+/// The deadline of a wait of at most `d` (`None`: none; no `Instant` overflow).
+fn deadline_of(d: Option<Duration>) -> Option<std::time::Instant> {
+    d.and_then(|d| std::time::Instant::now().checked_add(d))
+}
+
+/// The one put/get pattern: `attempt(None)` once now with the GIL held, then, if
+/// `block`, `attempt(Some(slice))` (waiting at most the slice) with the GIL released
+/// until `timeout` (Ctrl-C interrupts between slices). `None` when every attempt found
+/// the queue full (empty); other errors are raised.
+fn now_or_wait<T: Send>(
+    py: Python<'_>,
+    block: bool,
+    timeout: Option<f64>,
+    mut attempt: impl FnMut(Option<Duration>) -> Result<T, QueueError> + Send,
+) -> PyResult<Option<T>> {
+    let retry = |r: Result<T, QueueError>| match r {
+        Ok(v) => Ok(Some(v)),
+        Err(QueueError::Full { .. } | QueueError::Empty { .. }) => Ok(None),
+        Err(e) => Err(QErr(e)),
+    };
+    if let Some(v) = retry(attempt(None))? {
+        return Ok(Some(v));
+    }
+    let Some(wait) = wait_of(block, timeout)? else {
+        return Ok(None);
+    };
+    wait::wait_released(py, deadline_of(wait), |slice| {
+        retry(attempt(Some(slice.max(Duration::from_micros(1)))))
+    })
 }
 
 /// The Rust object under a Python queue.
@@ -167,6 +221,9 @@ impl Core {
         self.ring.queue().name().unwrap_or("").to_owned()
     }
 
+    /// Puts `obj`: encoded straight into this thread's reused buffer (the wire bytes of
+    /// its `Dynamic`, see [`encode_py`]), tried once with the GIL held, and only if the
+    /// queue is full a wait with the GIL released.
     fn put(
         &self,
         py: Python<'_>,
@@ -175,53 +232,46 @@ impl Core {
         timeout: Option<f64>,
     ) -> PyResult<()> {
         let q = self.q()?;
-        let v = to_dynamic(obj)?;
-        match q.put_nowait(&v) {
-            Ok(()) => return Ok(()),
-            Err(QueueError::Full { .. }) => {}
-            Err(e) => return Err(QErr(e).into()),
-        }
-        let Some(wait) = wait_of(block, timeout)? else {
-            return Err(full(py, &self.name()));
-        };
-        let done = wait::wait_sliced(py, wait, |slice| {
-            match q.put_timeout(&v, slice.max(Duration::from_micros(1))) {
-                Ok(()) => Ok(Some(())),
-                Err(QueueError::Full { .. }) => Ok(None),
-                Err(e) => Err(QErr(e)),
-            }
-        })?;
-        done.ok_or_else(|| full(py, &self.name()))
+        with_buf(|buf| {
+            encode_py(obj, buf)?;
+            let msg: &[u8] = buf;
+            now_or_wait(py, block, timeout, |w| match w {
+                None => q.put_encoded_nowait(msg),
+                Some(slice) => q.put_encoded_timeout(msg, slice),
+            })?
+            .ok_or_else(|| full(py, &self.name()))
+        })
     }
 
     fn get_dynamic(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Dynamic> {
         let q = self.q()?;
-        match q.get_nowait() {
-            Ok(v) => return Ok(v),
-            Err(QueueError::Empty { .. }) => {}
-            Err(e) => return Err(QErr(e).into()),
-        }
-        let Some(wait) = wait_of(block, timeout)? else {
-            return Err(empty(py, &self.name()));
-        };
-        let got = wait::wait_sliced(py, wait, |slice| {
-            match q.get_timeout(slice.max(Duration::from_micros(1))) {
-                Ok(v) => Ok(Some(v)),
-                Err(QueueError::Empty { .. }) => Ok(None),
-                Err(e) => Err(QErr(e)),
-            }
-        })?;
-        got.ok_or_else(|| empty(py, &self.name()))
+        now_or_wait(py, block, timeout, |w| match w {
+            None => q.get_nowait(),
+            Some(slice) => q.get_timeout(slice),
+        })?
+        .ok_or_else(|| empty(py, &self.name()))
     }
 
+    /// Takes the oldest item: its bytes into this thread's reused buffer (tried once with
+    /// the GIL held; released only to wait), decoded straight to Python objects
+    /// ([`decode_py`]).
     fn get<'py>(
         &self,
         py: Python<'py>,
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.get_dynamic(py, block, timeout)?;
-        to_py(py, &v)
+        let q = self.q()?;
+        with_buf(|buf| {
+            let got = now_or_wait(py, block, timeout, |w| match w {
+                None => q.get_encoded_nowait(buf),
+                Some(slice) => q.get_encoded_timeout(buf, slice),
+            })?;
+            match got {
+                Some(()) => decode_py(py, buf),
+                None => Err(empty(py, &self.name())),
+            }
+        })
     }
 
     fn put_many(
@@ -302,16 +352,26 @@ impl Core {
     }
 }
 
-fn create_queue(
+/// The ring of `Queue(...)`, `JoinableQueue(...)` or `SimpleQueue(...)`: created (sized by
+/// `maxsize`/`max_bytes`, named `name` if given, left in place at drop unless `track`)
+/// when `create` (default: no `name` given), else opened by `name`.
+fn ring_of<Q>(
     maxsize: isize,
     name: Option<&str>,
+    create: Option<bool>,
     max_bytes: Option<usize>,
     track: bool,
-) -> PyResult<Queue<Dynamic>> {
+) -> PyResult<Q>
+where
+    Q: shm_core::SharedObject<Error = QueueError, Init = QueueSize>,
+{
+    if !create.unwrap_or(name.is_none()) {
+        return open_ring(name.unwrap_or_default());
+    }
     let size = size_for(maxsize, max_bytes)?;
     let mut q = match name {
-        None => Queue::<Dynamic>::create_sized(size),
-        Some(n) => <Queue<Dynamic> as shm_core::SharedObject>::create_named(n, size),
+        None => Q::create(size),
+        Some(n) => Q::create_named(n, size),
     }
     .map_err(|e| PyErr::from(QErr(e)))?;
     if !track {
@@ -320,8 +380,12 @@ fn create_queue(
     Ok(q)
 }
 
-fn open_queue(name: &str) -> PyResult<Queue<Dynamic>> {
-    Queue::<Dynamic>::open(name).map_err(|e| QErr(e).into())
+/// The ring a pickled handle names.
+fn open_ring<Q>(name: &str) -> PyResult<Q>
+where
+    Q: shm_core::SharedObject<Error = QueueError, Init = QueueSize>,
+{
+    Q::open(name).map_err(|e| QErr(e).into())
 }
 
 /// A process-shared FIFO queue (``multiprocessing.Queue``) on a crash-safe ring in shared
@@ -344,11 +408,7 @@ impl PyQueue {
         max_bytes: Option<usize>,
         track: bool,
     ) -> PyResult<Self> {
-        let q = if create.unwrap_or(name.is_none()) {
-            create_queue(maxsize, name, max_bytes, track)?
-        } else {
-            open_queue(name.unwrap_or_default())?
-        };
+        let q = ring_of(maxsize, name, create, max_bytes, track)?;
         Ok(PyQueue::from_ring(Ring::Plain(q), maxsize, "Queue"))
     }
 
@@ -356,7 +416,7 @@ impl PyQueue {
     #[staticmethod]
     fn _from_handle(name: &str, maxsize: isize) -> PyResult<Self> {
         Ok(PyQueue::from_ring(
-            Ring::Plain(open_queue(name)?),
+            Ring::Plain(open_ring(name)?),
             maxsize,
             "Queue",
         ))
@@ -385,9 +445,10 @@ impl PyQueue {
         self.core.maxsize
     }
 
-    /// Puts ``obj``; waits for room if ``block`` (at most ``timeout`` seconds), else
-    /// raises ``queue.Full``.
-    #[pyo3(signature = (obj, block=true, timeout=None))]
+    /// ``put(obj, block=True, timeout=None)``: waits for room if ``block`` (at most
+    /// ``timeout`` seconds), else raises ``queue.Full``. ``put`` itself is a raw method
+    /// (see [`fast`]) that comes here unless called as ``put(obj)``.
+    #[pyo3(name = "_put", signature = (obj, block=true, timeout=None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -403,9 +464,10 @@ impl PyQueue {
         self.core.put(py, obj, false, None)
     }
 
-    /// Takes the oldest item; waits if ``block`` (at most ``timeout`` seconds), else
-    /// raises ``queue.Empty``.
-    #[pyo3(signature = (block=true, timeout=None))]
+    /// ``get(block=True, timeout=None)``: takes the oldest item; waits if ``block`` (at
+    /// most ``timeout`` seconds), else raises ``queue.Empty``. ``get`` itself is a raw
+    /// method (see [`fast`]) that comes here unless called as ``get()``.
+    #[pyo3(name = "_get", signature = (block=true, timeout=None))]
     fn get<'py>(
         &self,
         py: Python<'py>,
@@ -511,31 +573,14 @@ impl PyJoinableQueue {
         max_bytes: Option<usize>,
         track: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let jq = if create.unwrap_or(name.is_none()) {
-            let size = size_for(maxsize, max_bytes)?;
-            let mut jq = match name {
-                None => JoinableQueue::<Dynamic>::create_sized(size),
-                Some(n) => {
-                    <JoinableQueue<Dynamic> as shm_core::SharedObject>::create_named(n, size)
-                }
-            }
-            .map_err(|e| PyErr::from(QErr(e)))?;
-            if !track {
-                jq.set_unlink_on_drop(false);
-            }
-            jq
-        } else {
-            JoinableQueue::<Dynamic>::open(name.unwrap_or_default())
-                .map_err(|e| PyErr::from(QErr(e)))?
-        };
+        let jq = ring_of(maxsize, name, create, max_bytes, track)?;
         Self::init(jq, maxsize)
     }
 
     /// Opens the queue a pickled handle names (``shm._rebuild``).
     #[staticmethod]
     fn _from_handle(py: Python<'_>, name: &str, maxsize: isize) -> PyResult<Py<Self>> {
-        let jq = JoinableQueue::<Dynamic>::open(name).map_err(|e| PyErr::from(QErr(e)))?;
-        Py::new(py, Self::init(jq, maxsize)?)
+        Py::new(py, Self::init(open_ring(name)?, maxsize)?)
     }
 
     /// Marks one task done (ValueError if called more often than items were put).
@@ -595,18 +640,13 @@ impl PySimpleQueue {
     #[new]
     #[pyo3(signature = (*, name=None, create=None, track=true))]
     fn new(name: Option<&str>, create: Option<bool>, track: bool) -> PyResult<Self> {
-        let q = if create.unwrap_or(name.is_none()) {
-            create_queue(0, name, None, track)?
-        } else {
-            open_queue(name.unwrap_or_default())?
-        };
-        Ok(Self::from_queue(q))
+        Ok(Self::from_queue(ring_of(0, name, create, None, track)?))
     }
 
     /// Opens the queue a pickled handle names (``shm._rebuild``).
     #[staticmethod]
     fn _from_handle(name: &str) -> PyResult<Self> {
-        Ok(Self::from_queue(open_queue(name)?))
+        Ok(Self::from_queue(open_ring(name)?))
     }
 
     fn __reduce__<'py>(
@@ -626,12 +666,16 @@ impl PySimpleQueue {
         self.core.name()
     }
 
-    /// Puts ``obj`` (waiting for room if the queue is full).
+    /// ``put(obj)``: puts ``obj``, waiting for room if the queue is full (``put`` is the
+    /// raw method of [`fast`], which comes here for a call with other arguments).
+    #[pyo3(name = "_put")]
     fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.core.put(py, obj, true, None)
     }
 
-    /// Takes the oldest item, waiting as long as it takes (Ctrl-C interrupts).
+    /// ``get()``: takes the oldest item, waiting as long as it takes (Ctrl-C
+    /// interrupts); as ``put``, a raw method comes here for other arguments.
+    #[pyo3(name = "_get")]
     fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.core.get(py, true, None)
     }
@@ -662,5 +706,101 @@ impl PySimpleQueue {
                 label: "SimpleQueue",
             },
         }
+    }
+}
+
+/// `put(obj)` and `get()` as raw METH_FASTCALL methods: the call as a benchmark or a
+/// worker loop writes it goes straight to [`Core::put`]/[`Core::get`], without PyO3's
+/// argument tuple and extraction (abi3-py39 methods are METH_VARARGS); any other call
+/// (``block``, ``timeout``, keywords) goes to the full PyO3 method ``_put``/``_get``.
+mod fast {
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::{Borrowed, PyClass, PyTypeInfo};
+
+    use super::{Core, PyQueue, PySimpleQueue};
+    use crate::sync::fast::{METH_FASTCALL, def, dispatch, fastcall, put_methods, raw_method};
+
+    /// A queue class: where its [`Core`] is.
+    pub(super) trait HasCore:
+        PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + PyTypeInfo + Sync
+    {
+        fn core(&self) -> &Core;
+    }
+
+    impl HasCore for PyQueue {
+        fn core(&self) -> &Core {
+            &self.core
+        }
+    }
+
+    impl HasCore for PySimpleQueue {
+        fn core(&self) -> &Core {
+            &self.core
+        }
+    }
+
+    /// The core behind `slf` if it is a `T` (or a subclass: the same layout first).
+    ///
+    /// # Safety
+    /// The GIL is held and `slf` is a live object that outlives `'a`.
+    #[inline]
+    unsafe fn core_of<'a, T: HasCore>(slf: *mut ffi::PyObject) -> Option<&'a Core> {
+        // SAFETY: as the caller guarantees; a checked cast, then a frozen pyclass's data,
+        // which lives as long as the object.
+        unsafe {
+            let py = Python::assume_attached();
+            let b = Borrowed::from_ptr(py, slf);
+            let t: *const T = b.cast::<T>().ok()?.get();
+            Some((*t).core())
+        }
+    }
+
+    raw_method! {
+        /// `put(obj)` straight to [`Core::put`]; other calls to the PyO3 `_put`.
+        fn put<T: HasCore>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (1, c"_put"), |py, a| {
+                    let core = core_of::<T>(slf)?;
+                    let obj = Borrowed::from_ptr(py, a[0]);
+                    Some(core.put(py, &obj, true, None).map(|()| py.None().into_bound(py)))
+                })
+            }
+        }
+    }
+
+    raw_method! {
+        /// `get()` straight to [`Core::get`]; other calls to the PyO3 `_get`.
+        fn get<T: HasCore>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (0, c"_get"), |py, _| {
+                    Some(core_of::<T>(slf)?.get(py, true, None))
+                })
+            }
+        }
+    }
+
+    /// Puts the raw `put` and `get` on `T`'s type (once, at module init).
+    pub(super) fn install<T: HasCore>(py: Python<'_>) -> PyResult<()> {
+        let fast_kw = METH_FASTCALL | ffi::METH_KEYWORDS;
+        put_methods(
+            &py.get_type::<T>(),
+            [
+                def(
+                    c"put",
+                    fastcall(put::<T>),
+                    fast_kw,
+                    c"put(obj, block=True, timeout=None)",
+                ),
+                def(
+                    c"get",
+                    fastcall(get::<T>),
+                    fast_kw,
+                    c"get(block=True, timeout=None)",
+                ),
+            ],
+        )
     }
 }

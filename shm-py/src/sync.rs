@@ -71,6 +71,97 @@ fn acquire_deadline(
     Ok(Some(deadline(timeout)?))
 }
 
+/// What the first, non-waiting attempt of an `acquire` found.
+enum First<A> {
+    /// Acquired.
+    Got(A),
+    /// Held by someone else: wait if asked to.
+    Busy,
+    /// Held by the calling thread, which a non-recursive lock cannot take again.
+    Mine,
+}
+
+/// The one `acquire(block, timeout)` of `Lock` and `RLock` after their first attempt:
+/// `Some` once acquired (`Acquired` says whether from a dead holder), `None` for False.
+/// `wait_for` is [`acquire_deadline`], checked before the first attempt.
+/// `wait(slice)` waits at most `slice` with the GIL released (see [`wait_until`]).
+fn acquire_rest<A: Send>(
+    py: Python<'_>,
+    what: &str,
+    name: &str,
+    wait_for: Option<Option<std::time::Instant>>,
+    first: First<A>,
+    wait: impl FnMut(Duration) -> PyResult<Option<A>> + Send,
+) -> PyResult<Option<A>> {
+    let Some(deadline) = wait_for else {
+        return match first {
+            First::Got(a) => Ok(Some(a)),
+            First::Busy | First::Mine => Ok(None),
+        };
+    };
+    match first {
+        First::Got(a) => Ok(Some(a)),
+        First::Busy => wait_until(py, deadline, wait),
+        First::Mine => {
+            // threading.Lock would wait forever; waiting a timeout out is honest.
+            if deadline.is_none() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "{what} {name:?} is already held by this thread: acquire() would wait forever"
+                )));
+            }
+            wait_until(py, deadline, |s| {
+                std::thread::sleep(s);
+                Ok::<_, PyErr>(None::<A>)
+            })
+        }
+    }
+}
+
+/// After an acquire: a dead holder's lock is marked consistent (`mark`), flagged in
+/// `recovered` and warned about; True either way.
+fn acquired(
+    py: Python<'_>,
+    a: Option<Acquired>,
+    recovered: &AtomicBool,
+    what: &str,
+    name: &str,
+    mark: impl FnOnce(),
+) -> PyResult<bool> {
+    match a {
+        None => Ok(false),
+        Some(Acquired::Clean) => Ok(true),
+        Some(_) => {
+            mark();
+            recovered.store(true, Ordering::Relaxed);
+            warn_owner_died(py, what, name)?;
+            Ok(true)
+        }
+    }
+}
+
+/// `wrap(lock, made_here)` for the lock classes: the handle with its name (tracked for
+/// unlinking when this process made it) and a clear `recovered` flag.
+macro_rules! wrap {
+    ($ty:ident, $rust:ty) => {
+        impl $ty {
+            fn wrap(lock: $rust, made_here: bool) -> Self {
+                let name = if made_here {
+                    created(&lock)
+                } else {
+                    name_of(&lock)
+                };
+                Self {
+                    name,
+                    lock,
+                    recovered: AtomicBool::new(false),
+                }
+            }
+        }
+    };
+}
+wrap!(Lock, shm_sync::Lock);
+wrap!(RLock, shm_sync::RLock);
+
 /// `shm.Lock()`: a non-recursive lock (threading's and multiprocessing's `Lock`), on
 /// disk a `shm_sync::Lock` (a Rust process opens it by name). It belongs to the thread
 /// that acquired it: only that thread releases it.
@@ -87,15 +178,6 @@ impl Lock {
         // 64-byte aligned and mapped as long as `self.lock`; it is only accessed
         // atomically, by every process.
         unsafe { RawMutex::from_ptr(self.lock.object().payload_ptr()) }
-    }
-
-    fn got(&self, py: Python<'_>, a: Acquired) -> PyResult<bool> {
-        if a != Acquired::Clean {
-            let _ = self.raw().mark_consistent();
-            self.recovered.store(true, Ordering::Relaxed);
-            warn_owner_died(py, "Lock", &self.name)?;
-        }
-        Ok(true)
     }
 
     /// A new lock (for Rust-side tests).
@@ -119,21 +201,15 @@ impl Lock {
             None => shm_sync::Lock::create(),
         }
         .map_err(sync_err)?;
-        Ok(Self {
-            name: created(&lock),
-            lock,
-            recovered: AtomicBool::new(false),
-        })
+        Ok(Self::wrap(lock, true))
     }
 
     #[staticmethod]
     fn _from_handle(name: &str) -> PyResult<Self> {
-        let lock = shm_sync::Lock::open(name).map_err(sync_err)?;
-        Ok(Self {
-            name: name_of(&lock),
-            lock,
-            recovered: AtomicBool::new(false),
-        })
+        Ok(Self::wrap(
+            shm_sync::Lock::open(name).map_err(sync_err)?,
+            false,
+        ))
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
@@ -157,48 +233,25 @@ impl Lock {
     /// comes here otherwise.
     #[pyo3(name = "_acquire", signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let wait = acquire_deadline(block, timeout)?;
-        match self.raw().try_lock() {
-            Ok(a) => return self.got(py, a),
-            Err(RawError::WouldBlock) => {}
-            Err(RawError::WouldDeadlock) => {
-                // threading.Lock would wait forever; waiting a timeout out is honest.
-                let Some(d) = wait else {
-                    return Ok(false);
-                };
-                if d.is_none() {
-                    return Err(PyRuntimeError::new_err(format!(
-                        "Lock {:?} is already held by this thread: acquire() would wait forever",
-                        self.name
-                    )));
-                }
-                wait_until(py, d, |s| {
-                    std::thread::sleep(s);
-                    Ok::<_, PyErr>(None::<()>)
-                })?;
-                return Ok(false);
-            }
-            Err(e) => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "Lock {:?}: {e}",
-                    self.name
-                )));
-            }
-        }
-        let Some(d) = acquire_deadline(block, timeout)? else {
-            return Ok(false);
+        let wait_for = acquire_deadline(block, timeout)?;
+        let (raw, name) = (self.raw(), &self.name);
+        let err = |e: RawError| PyRuntimeError::new_err(format!("Lock {name:?}: {e}"));
+        let first = match raw.try_lock() {
+            Ok(a) => First::Got(a),
+            Err(RawError::WouldBlock) => First::Busy,
+            Err(RawError::WouldDeadlock) => First::Mine,
+            Err(e) => return Err(err(e)),
         };
-        let raw = self.raw();
-        let name = &self.name;
-        let got = wait_until(py, d, |slice| match raw.lock_timeout(slice) {
-            Ok(a) => Ok(Some(a)),
-            Err(RawError::Timeout) | Err(RawError::WouldBlock) => Ok(None),
-            Err(e) => Err(PyRuntimeError::new_err(format!("Lock {name:?}: {e}"))),
+        let got = acquire_rest(py, "Lock", name, wait_for, first, |slice| {
+            match raw.lock_timeout(slice) {
+                Ok(a) => Ok(Some(a)),
+                Err(RawError::Timeout | RawError::WouldBlock) => Ok(None),
+                Err(e) => Err(err(e)),
+            }
         })?;
-        match got {
-            Some(a) => self.got(py, a),
-            None => Ok(false),
-        }
+        acquired(py, got, &self.recovered, "Lock", name, || {
+            let _ = raw.mark_consistent();
+        })
     }
 
     #[pyo3(name = "_release")]
@@ -254,37 +307,22 @@ pub struct RLock {
     recovered: AtomicBool,
 }
 
-impl RLock {
-    fn got(&self, py: Python<'_>, a: Acquired) -> PyResult<bool> {
-        if a != Acquired::Clean {
-            let _ = self.lock.mark_consistent();
-            self.recovered.store(true, Ordering::Relaxed);
-            warn_owner_died(py, "RLock", &self.name)?;
-        }
-        Ok(true)
-    }
-}
-
 #[pymethods]
 impl RLock {
     #[new]
     fn new() -> PyResult<Self> {
-        let lock = shm_sync::RLock::create().map_err(sync_err)?;
-        Ok(Self {
-            name: created(&lock),
-            lock,
-            recovered: AtomicBool::new(false),
-        })
+        Ok(Self::wrap(
+            shm_sync::RLock::create().map_err(sync_err)?,
+            true,
+        ))
     }
 
     #[staticmethod]
     fn _from_handle(name: &str) -> PyResult<Self> {
-        let lock = shm_sync::RLock::open(name).map_err(sync_err)?;
-        Ok(Self {
-            name: name_of(&lock),
-            lock,
-            recovered: AtomicBool::new(false),
-        })
+        Ok(Self::wrap(
+            shm_sync::RLock::open(name).map_err(sync_err)?,
+            false,
+        ))
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
@@ -304,27 +342,21 @@ impl RLock {
     /// The full `acquire` (the raw `acquire` comes here unless uncontended).
     #[pyo3(name = "_acquire", signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let wait_for = acquire_deadline(block, timeout)?;
         let lock = &self.lock;
-        let first = match lock.acquire_timeout(Duration::ZERO) {
-            Ok(a) => Some(a),
-            Err(shm_sync::Error::Timeout { .. } | shm_sync::Error::WouldBlock { .. }) => None,
-            Err(e) => return Err(sync_err(e)),
-        };
-        if let Some(a) = first {
-            return self.got(py, a);
-        }
-        let Some(d) = acquire_deadline(block, timeout)? else {
-            return Ok(false);
-        };
-        let got = wait_until(py, d, |slice| match lock.acquire_timeout(slice) {
+        let attempt = |slice| match lock.acquire_timeout(slice) {
             Ok(a) => Ok(Some(a)),
             Err(shm_sync::Error::Timeout { .. } | shm_sync::Error::WouldBlock { .. }) => Ok(None),
             Err(e) => Err(sync_err(e)),
-        })?;
-        match got {
-            Some(a) => self.got(py, a),
-            None => Ok(false),
-        }
+        };
+        let first = match attempt(Duration::ZERO)? {
+            Some(a) => First::Got(a),
+            None => First::Busy,
+        };
+        let got = acquire_rest(py, "RLock", &self.name, wait_for, first, attempt)?;
+        acquired(py, got, &self.recovered, "RLock", &self.name, || {
+            let _ = lock.mark_consistent();
+        })
     }
 
     #[pyo3(name = "_release")]
@@ -665,13 +697,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// PyO3's trampoline and argument parsing, which under abi3-py39 (no vectorcall in the
 /// limited API of 3.9) cost more than the lock itself. Anything else calls the full PyO3
 /// methods `_acquire` / `_release` with the same arguments.
-mod fast {
+pub(crate) mod fast {
     use std::ffi::{CStr, c_int};
     use std::sync::atomic::{AtomicPtr, Ordering};
 
+    use pyo3::Borrowed;
     use pyo3::ffi;
     use pyo3::prelude::*;
     use pyo3::type_object::PyTypeInfo;
+    use pyo3::types::PyBool;
     use pyo3::types::PyType;
     use shm_sync::{Acquired, RawRLock};
 
@@ -742,12 +776,12 @@ mod fast {
     }
 
     /// The object behind `slf` if it is exactly a `T` (the common case; a subclass takes
-    /// the slow path).
+    /// the slow path). Borrowed: no reference count traffic on the fast path.
     ///
     /// # Safety
     /// The GIL is held and `slf` is a live object that outlives `'a`.
     #[inline]
-    unsafe fn this<'a, T: Fast>(py: Python<'a>, slf: *mut ffi::PyObject) -> Option<&'a T> {
+    unsafe fn this<'a, T: Fast>(slf: *mut ffi::PyObject) -> Option<&'a T> {
         // SAFETY: as the caller guarantees; a frozen pyclass's data lives as long as the
         // object, and an object of exactly type T has T's layout.
         unsafe {
@@ -755,8 +789,9 @@ mod fast {
             if tp.is_null() || ffi::Py_TYPE(slf) != tp {
                 return None;
             }
-            let bound = Bound::from_borrowed_ptr(py, slf);
-            let t: *const T = bound.cast_unchecked::<T>().get();
+            let py = Python::assume_attached();
+            let b = Borrowed::from_ptr(py, slf).cast_unchecked::<T>();
+            let t: *const T = b.get();
             Some(&*t)
         }
     }
@@ -794,36 +829,165 @@ mod fast {
         }
     }
 
-    unsafe extern "C" fn acquire<T: Fast>(
+    /// `METH_FASTCALL | METH_KEYWORDS` (vectorcall, PEP 590): in CPython since 3.7 with
+    /// this value and signature, though only named in the limited API from 3.10 on
+    /// (hence the local constant). `METH_VARARGS` made every call build an argument
+    /// tuple through the generic call path; this is the convention `mp.Lock` uses.
+    pub(crate) const METH_FASTCALL: c_int = 0x0080;
+
+    /// The vectorcall signature of a `METH_FASTCALL | METH_KEYWORDS` method.
+    pub(crate) type FastWithKeywords = unsafe extern "C" fn(
+        *mut ffi::PyObject,
+        *const *mut ffi::PyObject,
+        ffi::Py_ssize_t,
+        *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
+
+    /// Calls `slf.<name>(*args, **kwargs)` from vectorcall arguments.
+    ///
+    /// # Safety
+    /// GIL held; `slf` live; `args` holds `nargs` positional values then one value per
+    /// name of `kwnames` (null or a tuple of str).
+    pub(crate) unsafe fn slow_fast(
+        name: &CStr,
         slf: *mut ffi::PyObject,
-        args: *mut ffi::PyObject,
-        kwargs: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
-        // SAFETY: CPython calls a method with the GIL held, a live `slf`, `args` a tuple
-        // (or null) and `kwargs` a dict or null.
+        // SAFETY: as the caller guarantees; the tuple and dict are new references released
+        // here, and PyTuple_SetItem steals the reference it is given (hence the INCREF).
         unsafe {
-            let py = Python::assume_attached();
-            let plain = kwargs.is_null() && (args.is_null() || ffi::PyTuple_Size(args) == 0);
-            if plain
-                && let Some(l) = this::<T>(py, slf)
-                && l.try_fast()
-            {
-                let t = ffi::Py_True();
-                ffi::Py_INCREF(t);
-                return t;
+            let tuple = ffi::PyTuple_New(nargs);
+            if tuple.is_null() {
+                return tuple;
             }
-            slow(c"_acquire", slf, args, kwargs)
+            for i in 0..nargs {
+                let a = *args.offset(i);
+                ffi::Py_INCREF(a);
+                ffi::PyTuple_SetItem(tuple, i, a);
+            }
+            let mut kwargs = std::ptr::null_mut();
+            if !kwnames.is_null() {
+                kwargs = ffi::PyDict_New();
+                if kwargs.is_null() {
+                    ffi::Py_DECREF(tuple);
+                    return kwargs;
+                }
+                for j in 0..ffi::PyTuple_Size(kwnames) {
+                    let k = ffi::PyTuple_GetItem(kwnames, j);
+                    if ffi::PyDict_SetItem(kwargs, k, *args.offset(nargs + j)) != 0 {
+                        ffi::Py_DECREF(tuple);
+                        ffi::Py_DECREF(kwargs);
+                        return std::ptr::null_mut();
+                    }
+                }
+            }
+            let r = slow(name, slf, tuple, kwargs);
+            ffi::Py_DECREF(tuple);
+            ffi::Py_XDECREF(kwargs);
+            r
         }
     }
 
+    /// Declares a raw METH_FASTCALL|METH_KEYWORDS method
+    /// `unsafe extern "C" fn name<T: Bound>(slf, args, nargs, kwnames)`, which CPython
+    /// calls with the GIL held, a live `slf`, `nargs` positional values in `args` then
+    /// one value per name of `kwnames` (null or a tuple).
+    macro_rules! raw_method {
+        ($(#[$m:meta])* fn $name:ident<T: $bound:path>($slf:ident, $args:ident, $nargs:ident, $kw:ident) $body:block) => {
+            $(#[$m])*
+            unsafe extern "C" fn $name<T: $bound>(
+                $slf: *mut pyo3::ffi::PyObject,
+                $args: *const *mut pyo3::ffi::PyObject,
+                $nargs: pyo3::ffi::Py_ssize_t,
+                $kw: *mut pyo3::ffi::PyObject,
+            ) -> *mut pyo3::ffi::PyObject $body
+        };
+    }
+    pub(crate) use raw_method;
+
+    /// The body of a raw method (see [`raw_method!`]): `fast(py, args)` when called with
+    /// exactly `n` positional arguments and no keywords, if it gives a result; else the
+    /// full PyO3 method `slow_name` with the same arguments.
+    ///
+    /// # Safety
+    /// As CPython calls a raw method (see [`raw_method!`]).
+    #[inline]
+    pub(crate) unsafe fn dispatch(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+        (n, slow_name): (ffi::Py_ssize_t, &CStr),
+        fast: impl for<'py> FnOnce(
+            Python<'py>,
+            &[*mut ffi::PyObject],
+        ) -> Option<PyResult<Bound<'py, PyAny>>>,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: as the caller guarantees; `args` holds `nargs` values (maybe null when
+        // there are none, hence the empty slice).
+        unsafe {
+            if nargs == n && kwnames.is_null() {
+                let py = Python::assume_attached();
+                let a: &[*mut ffi::PyObject] = match usize::try_from(n) {
+                    Ok(len) if len > 0 => std::slice::from_raw_parts(args, len),
+                    _ => &[],
+                };
+                match fast(py, a) {
+                    Some(Ok(v)) => return v.into_ptr(),
+                    Some(Err(e)) => {
+                        e.restore(py);
+                        return std::ptr::null_mut();
+                    }
+                    None => {}
+                }
+            }
+            slow_fast(slow_name, slf, args, nargs, kwnames)
+        }
+    }
+
+    raw_method! {
+        /// `acquire(block=True, timeout=None)` and `__enter__()`: an uncontended acquire
+        /// without arguments is a type check and one compare-and-swap.
+        fn acquire<T: Fast>(slf, args, nargs, kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe {
+                dispatch(slf, args, nargs, kwnames, (0, c"_acquire"), |py, _| {
+                    let l = this::<T>(slf)?;
+                    l.try_fast().then(|| Ok(PyBool::new(py, true).to_owned().into_any()))
+                })
+            }
+        }
+    }
+
+    /// `release()` (METH_NOARGS).
     unsafe extern "C" fn release<T: Fast>(
         slf: *mut ffi::PyObject,
         _args: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
         // SAFETY: as in `acquire`.
+        unsafe { release_any::<T>(slf) }
+    }
+
+    raw_method! {
+        /// `__exit__(*exc_info)` (no argument tuple to build; the exception is not ours
+        /// to look at).
+        fn exit<T: Fast>(slf, _args, _nargs, _kwnames) {
+            // SAFETY: CPython's call of a raw method (see `raw_method!`).
+            unsafe { release_any::<T>(slf) }
+        }
+    }
+
+    /// Releases once: the fast path, else the full `_release` (its errors).
+    ///
+    /// # Safety
+    /// GIL held; `slf` live.
+    #[inline]
+    unsafe fn release_any<T: Fast>(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
+        // SAFETY: as the caller guarantees.
         unsafe {
-            let py = Python::assume_attached();
-            if let Some(l) = this::<T>(py, slf)
+            if let Some(l) = this::<T>(slf)
                 && l.release_fast()
             {
                 let n = ffi::Py_None();
@@ -834,7 +998,7 @@ mod fast {
         }
     }
 
-    fn def(
+    pub(crate) fn def(
         name: &'static CStr,
         meth: ffi::PyMethodDefPointer,
         flags: c_int,
@@ -853,37 +1017,50 @@ mod fast {
         let tp: Bound<'_, PyType> = py.get_type::<T>();
         // The type lives as long as the module (PyO3 keeps it): a plain pointer is enough.
         T::type_cell().store(tp.as_ptr().cast(), Ordering::Relaxed);
-        let acq = ffi::PyMethodDefPointer {
-            PyCFunctionWithKeywords: acquire::<T>,
-        };
+        let acq = fastcall(acquire::<T>);
+        let ext = fastcall(exit::<T>);
         let rel = ffi::PyMethodDefPointer {
             PyCFunction: release::<T>,
         };
+        let fast_kw = METH_FASTCALL | ffi::METH_KEYWORDS;
         let methods = [
             def(
                 c"acquire",
                 acq,
-                ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+                fast_kw,
                 c"acquire(block=True, timeout=None) -> bool",
             ),
-            def(
-                c"__enter__",
-                acq,
-                ffi::METH_VARARGS | ffi::METH_KEYWORDS,
-                c"acquire()",
-            ),
+            def(c"__enter__", acq, fast_kw, c"acquire()"),
             def(c"release", rel, ffi::METH_NOARGS, c"release()"),
-            def(c"__exit__", rel, ffi::METH_VARARGS, c"release()"),
+            def(c"__exit__", ext, fast_kw, c"release()"),
         ];
+        put_methods(&tp, methods)
+    }
+
+    /// A METH_FASTCALL function in a method def's pointer union.
+    pub(crate) fn fastcall(f: FastWithKeywords) -> ffi::PyMethodDefPointer {
+        ffi::PyMethodDefPointer {
+            // SAFETY: CPython calls a METH_FASTCALL method through the vectorcall
+            // signature `FastWithKeywords` (the def's flags say which one it is); the
+            // union field only carries the pointer.
+            PyCFunction: unsafe { std::mem::transmute::<FastWithKeywords, ffi::PyCFunction>(f) },
+        }
+    }
+
+    /// Sets the methods (leaked defs) as descriptors on the type `tp` (at module init).
+    pub(crate) fn put_methods(
+        tp: &Bound<'_, PyType>,
+        methods: impl IntoIterator<Item = &'static mut ffi::PyMethodDef>,
+    ) -> PyResult<()> {
         for m in methods {
             let name = m.ml_name;
             // SAFETY: a leaked ('static) method def and our heap type; the descriptor is a
             // new reference (or null with an exception), handed to setattr, then dropped.
             unsafe {
                 let d = ffi::PyDescr_NewMethod(tp.as_ptr().cast(), m);
-                let d = Bound::from_owned_ptr_or_err(py, d)?;
+                let d = Bound::from_owned_ptr_or_err(tp.py(), d)?;
                 if ffi::PyObject_SetAttrString(tp.as_ptr(), name, d.as_ptr()) != 0 {
-                    return Err(PyErr::fetch(py));
+                    return Err(PyErr::fetch(tp.py()));
                 }
             }
         }

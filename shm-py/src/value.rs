@@ -386,6 +386,11 @@ enum Locking {
 }
 
 impl Locking {
+    /// `lock=` of `Value(...)` and `Array(...)`: the cell's own lock unless told.
+    fn of(lock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        lock.map_or(Ok(Locking::Own), Self::from_arg)
+    }
+
     fn from_arg(lock: &Bound<'_, PyAny>) -> PyResult<Self> {
         if let Ok(b) = lock.extract::<bool>() {
             return Ok(if b { Locking::Own } else { Locking::Raw });
@@ -452,6 +457,35 @@ fn get_lock(shared: &Arc<CellShared>, locking: &Locking, py: Python<'_>) -> PyRe
     }
 }
 
+/// The cell and locking of a `Value`/`Array` opened from its pickled handle.
+fn opened(name: &str, lock: &Bound<'_, PyAny>) -> PyResult<(Arc<CellShared>, Locking)> {
+    let cell = Cell::open(name)?;
+    Ok((Arc::new(CellShared { cell }), Locking::from_arg(lock)?))
+}
+
+/// `__reduce__` of a `Value`/`Array`: its kind, name and lock argument.
+fn reduce_cell<'py>(
+    py: Python<'py>,
+    kind: &str,
+    shared: &CellShared,
+    locking: &Locking,
+) -> Reduced<'py> {
+    crate::handle::reduce(py, kind, (shared.cell.name(), locking.handle(py)))
+}
+
+/// `with value:`: acquires what `get_lock()` returns.
+fn enter(shared: &Arc<CellShared>, locking: &Locking, py: Python<'_>) -> PyResult<bool> {
+    let l = get_lock(shared, locking, py)?;
+    l.call_method0(py, "acquire")?.extract(py)
+}
+
+/// The end of `with value:`.
+fn exit(shared: &Arc<CellShared>, locking: &Locking, py: Python<'_>) -> PyResult<()> {
+    let l = get_lock(shared, locking, py)?;
+    l.call_method0(py, "release")?;
+    Ok(())
+}
+
 /// `shm.Value(typecode, v=0, lock=True)`.
 #[pyclass(module = "shm", name = "Value", frozen)]
 pub struct Value {
@@ -473,10 +507,7 @@ impl Value {
         if let Some(v) = args.iter().next() {
             cell.write(0, &cell.encode(&v)?);
         }
-        let locking = match lock {
-            Some(l) => Locking::from_arg(l)?,
-            None => Locking::Own,
-        };
+        let locking = Locking::of(lock)?;
         Ok(Self {
             shared: Arc::new(CellShared { cell }),
             locking,
@@ -485,20 +516,12 @@ impl Value {
 
     #[staticmethod]
     fn _from_handle(name: &str, lock: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self {
-            shared: Arc::new(CellShared {
-                cell: Cell::open(name)?,
-            }),
-            locking: Locking::from_arg(lock)?,
-        })
+        let (shared, locking) = opened(name, lock)?;
+        Ok(Self { shared, locking })
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
-        crate::handle::reduce(
-            py,
-            "Value",
-            (self.shared.cell.name(), self.locking.handle(py)),
-        )
+        reduce_cell(py, "Value", &self.shared, &self.locking)
     }
 
     /// The value, read under the lock (`.value` is a raw getter, see [`fast`], that
@@ -538,15 +561,12 @@ impl Value {
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        let l = get_lock(&self.shared, &self.locking, py)?;
-        l.call_method0(py, "acquire")?.extract(py)
+        enter(&self.shared, &self.locking, py)
     }
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        let l = get_lock(&self.shared, &self.locking, py)?;
-        l.call_method0(py, "release")?;
-        Ok(())
+        exit(&self.shared, &self.locking, py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -600,10 +620,7 @@ impl Array {
         lock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let code = typecode_of(typecode_or_type)?;
-        let locking = match lock {
-            Some(l) => Locking::from_arg(l)?,
-            None => Locking::Own,
-        };
+        let locking = Locking::of(lock)?;
         let cell = if let Ok(n) = size_or_initializer.extract::<i64>() {
             let n = usize::try_from(n).map_err(|_| {
                 PyValueError::new_err(format!("Array size: expected a count >= 0, found {n}"))
@@ -626,20 +643,12 @@ impl Array {
 
     #[staticmethod]
     fn _from_handle(name: &str, lock: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self {
-            shared: Arc::new(CellShared {
-                cell: Cell::open(name)?,
-            }),
-            locking: Locking::from_arg(lock)?,
-        })
+        let (shared, locking) = opened(name, lock)?;
+        Ok(Self { shared, locking })
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> Reduced<'py> {
-        crate::handle::reduce(
-            py,
-            "Array",
-            (self.shared.cell.name(), self.locking.handle(py)),
-        )
+        reduce_cell(py, "Array", &self.shared, &self.locking)
     }
 
     fn __len__(&self) -> usize {
@@ -790,15 +799,12 @@ impl Array {
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        let l = get_lock(&self.shared, &self.locking, py)?;
-        l.call_method0(py, "acquire")?.extract(py)
+        enter(&self.shared, &self.locking, py)
     }
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        let l = get_lock(&self.shared, &self.locking, py)?;
-        l.call_method0(py, "release")?;
-        Ok(())
+        exit(&self.shared, &self.locking, py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

@@ -106,6 +106,32 @@ where
     if let Some(v) = attempt(Duration::ZERO).map_err(Into::into)? {
         return Ok(Some(v));
     }
+    wait_released(py, deadline, attempt)
+}
+
+/// [`wait_until`] without its first attempt under the GIL, for callers that have just
+/// made it (a queue's `get` tried `get_nowait`): every attempt runs with the GIL
+/// released, so one that spins or sleeps never holds up this process's other threads.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// pyo3::Python::initialize();
+/// pyo3::Python::attach(|py| {
+///     let got = _shm::wait::wait_released(py, Instant::now().checked_add(Duration::from_millis(10)), |_| {
+///         Ok::<_, pyo3::PyErr>(None::<()>)
+///     });
+///     assert_eq!(got.unwrap(), None);
+/// });
+/// ```
+pub fn wait_released<T, E>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut(Duration) -> Result<Option<T>, E> + Send,
+) -> PyResult<Option<T>>
+where
+    T: Send,
+    E: Into<PyErr> + Send,
+{
     loop {
         let slice = match deadline {
             None => SLICE,

@@ -196,3 +196,76 @@ def test_queue_by_name():
     assert q.get() == "hi"
     with pytest.raises(FileNotFoundError):
         shm.Queue(name="psm_no_such_queue_here")
+
+
+# Every kind of value the codec writes straight from Python objects into the ring and
+# reads straight back, varint widths and the pickle fallbacks included.
+EVERY_KIND = [
+    None, True, False, 0, -1, 124, 125, -126, 32767, -32768, 32768, 2**31, -2**31 - 1,
+    2**63 - 1, -2**63, 2**63, -2**100, 0.0, -0.0, float("inf"), 1.5e300, "", "x",
+    "é" * 300, "a" * 70000, b"", b"\x00\xff" * 200, (), (1, 2.5, "x"),
+    [None, [True, b"y"], ()], {}, {"k": 1, 2: (3,), (4, "five"): [6.0], None: {}},
+    [1] * 300, bytearray(b"ab"), {1, 2}, queue.Queue,
+]
+
+
+def _put_every_kind(name):
+    q = shm.Queue(name=name)
+    for i, v in enumerate(EVERY_KIND):
+        # Both call paths: the raw put(obj) and the full put(obj, block, timeout).
+        if i % 2:
+            q.put(v)
+        else:
+            q.put(v, True, 30)
+
+
+def test_every_value_kind_round_trips_between_processes():
+    q = shm.Queue()
+    p = mp.get_context("fork").Process(target=_put_every_kind, args=(q.name,))
+    p.start()
+    got = [q.get() if i % 2 else q.get(True, 30) for i in range(len(EVERY_KIND))]
+    p.join(30)
+    assert p.exitcode == 0
+    assert got == EVERY_KIND
+    assert [type(v) for v in got] == [type(v) for v in EVERY_KIND]
+    assert str(got[EVERY_KIND.index(1.5e300) - 2]) == "-0.0"
+
+
+def test_put_get_call_forms_and_argument_errors():
+    for q in (shm.Queue(), shm.JoinableQueue()):
+        q.put(1)
+        q.put(2, False)
+        q.put(obj=3, block=True, timeout=1)
+        q.put(4, timeout=1)
+        assert [q.get(), q.get(False), q.get(block=True, timeout=1), q.get(timeout=1)] == [1, 2, 3, 4]
+        with pytest.raises(TypeError):
+            q.put()
+        with pytest.raises(TypeError):
+            q.put(1, True, None, 4)
+        with pytest.raises(TypeError):
+            q.get(nope=1)
+        with pytest.raises(queue.Empty):
+            q.get(False)
+        q.close()
+        with pytest.raises(ValueError):
+            q.put(1)
+        with pytest.raises(ValueError):
+            q.get()
+    s = shm.SimpleQueue()
+    s.put((1, "a"))
+    assert s.get() == (1, "a")
+    with pytest.raises(TypeError):
+        s.put(1, False)
+    with pytest.raises(TypeError):
+        s.get(False)
+
+
+def test_subclass_of_queue_uses_the_same_put_and_get():
+    class Mine(shm.Queue):
+        pass
+
+    q = Mine()
+    q.put(("sub", 1))
+    assert q.get() == ("sub", 1)
+    assert isinstance(q, shm.Queue)
+

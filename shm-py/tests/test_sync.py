@@ -222,3 +222,24 @@ def test_the_gil_is_released_while_waiting():
     t.join()
     assert len(ticks) >= 10
     lock.release()
+
+
+def test_lock_raw_methods_take_every_call_form():
+    for lock in (shm.Lock(), shm.RLock()):
+        assert lock.acquire() is True
+        lock.release()
+        assert lock.acquire(True) is True
+        lock.release()
+        assert lock.acquire(block=True, timeout=1) is True
+        lock.release()
+        assert lock.acquire(False) is True
+        lock.release()
+        assert lock.__enter__() is True
+        assert lock.__exit__(None, None, None) is None
+        with pytest.raises(TypeError):
+            lock.acquire(nope=1)
+        with pytest.raises(ValueError):
+            lock.acquire(False, 1.0)
+        with pytest.raises(RuntimeError):
+            lock.release()
+
