@@ -30,6 +30,8 @@ pub enum Wait {
 }
 
 impl Wait {
+    /// Inlined: every guard's lock call goes through here, in the caller's crate.
+    #[inline]
     pub(crate) fn mode(self) -> Deadline {
         match self {
             Wait::Forever => Deadline::Forever,
@@ -38,6 +40,7 @@ impl Wait {
         }
     }
 
+    #[inline]
     fn waited(self) -> Duration {
         match self {
             Wait::Timeout(d) => d,
