@@ -127,14 +127,11 @@ impl RawMutex {
         {
             return Ok(Acquired::Clean);
         }
-        // By reference: a shared borrow the callee cannot write, so the caller's loop
-        // need not store the (32-byte) deadline again before every fast-path try.
-        self.lock_slow(me, &mode)
+        self.lock_slow(me, mode)
     }
 
     #[cold]
-    fn lock_slow(&self, me: u64, mode: &Deadline) -> Result<Acquired, RawError> {
-        let mode = *mode;
+    fn lock_slow(&self, me: u64, mode: Deadline) -> Result<Acquired, RawError> {
         let mut spin = Spin::new(SPINS);
         let mut slept = false;
         let mut slice = FIRST_SLICE;
