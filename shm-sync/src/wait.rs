@@ -201,7 +201,8 @@ pub const YIELD_EVERY: u32 = 64;
 /// instead of waiting for our time slice to end. A lock spins without yielding (its
 /// holder runs a short critical section on another core); the queue ring yields (its
 /// peer may be the only other runnable thread). Counted, so a spin always ends; the
-/// caller then checks its deadline and sleeps.
+/// caller then checks its deadline and sleeps. `YIELD_EVERY_N` is the yield cadence
+/// (0: never), fixed by the constructor.
 ///
 /// ```
 /// use shm_sync::wait::Spin;
@@ -213,9 +214,8 @@ pub const YIELD_EVERY: u32 = 64;
 /// assert_eq!((steps, s.is_done()), (3, true));
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct Spin {
+pub struct Spin<const YIELD_EVERY_N: u32 = 0> {
     left: u32,
-    yield_every: u32,
 }
 
 impl Spin {
@@ -226,26 +226,23 @@ impl Spin {
     /// ```
     #[inline]
     pub const fn new(steps: u32) -> Spin {
-        Spin {
-            left: steps,
-            yield_every: 0,
-        }
+        Spin { left: steps }
     }
 
     /// `steps` pauses, every [`YIELD_EVERY`]-th (counted down, and the last) a
-    /// `sched_yield` instead.
+    /// `sched_yield` instead. The cadence is part of the type: no register holds it
+    /// in the spinning caller.
     ///
     /// ```
     /// assert!(shm_sync::wait::Spin::yielding(0).is_done());
     /// ```
     #[inline]
-    pub const fn yielding(steps: u32) -> Spin {
-        Spin {
-            left: steps,
-            yield_every: YIELD_EVERY,
-        }
+    pub const fn yielding(steps: u32) -> Spin<YIELD_EVERY> {
+        Spin { left: steps }
     }
+}
 
+impl<const YIELD_EVERY_N: u32> Spin<YIELD_EVERY_N> {
     /// Whether no step is left.
     ///
     /// ```
@@ -271,7 +268,7 @@ impl Spin {
             return false;
         }
         self.left -= 1;
-        if self.yield_every != 0 && self.left % self.yield_every == 0 {
+        if YIELD_EVERY_N != 0 && self.left % YIELD_EVERY_N == 0 {
             std::thread::yield_now();
         } else {
             crate::atomic::spin_loop();
