@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_core::identity::{Identity, Liveness};
+use shm_core::identity::{Identity, Liveness, OwnerWord};
 use shm_core::{Layout, Object, ObjectSpec, SharedObject};
 
 use crate::kinds;
-use crate::queue::ring::{Dims, Geometry, Mode, Ring};
+use crate::queue::ring::{Deadline, Dims, Geometry, Ring};
 use crate::queue::{DEFAULT_SPIN, Message, QueueError, QueueResult, decode, encode, with_scratch};
 
 /// Layout version of the pipe object. 3: the ends' handles hold kernel locks on bytes 0
@@ -43,7 +43,7 @@ const PEER_CHECK: Duration = Duration::from_millis(100);
 struct PipeCtl {
     duplex: AtomicU32,
     _pad: AtomicU32,
-    /// Per end: `token << 32 | pid` of the process holding it.
+    /// Per end: the process holding it, an [`OwnerWord`] (plain form, `token << 32 | pid`).
     owner: [AtomicU64; 2],
     /// Per end: that process's PID namespace inode.
     pidns: [AtomicU32; 2],
@@ -51,6 +51,9 @@ struct PipeCtl {
 }
 
 const _: () = assert!(size_of::<PipeCtl>() == PIPE_CTL);
+// The offsets other processes (and older builds) read: pinned.
+const _: () = assert!(std::mem::offset_of!(PipeCtl, owner) == 8);
+const _: () = assert!(std::mem::offset_of!(PipeCtl, pidns) == 24);
 
 /// Sizes and direction of a new pipe.
 ///
@@ -207,10 +210,7 @@ impl PipeObject {
         let me = Identity::current_process();
         let c = self.ctl();
         c.pidns[end].store(me.pidns, Ordering::Relaxed);
-        c.owner[end].store(
-            u64::from(me.token) << 32 | u64::from(me.id),
-            Ordering::Release,
-        );
+        c.owner[end].store(OwnerWord::from_id(me.id, me.token).raw(), Ordering::Release);
     }
 
     /// The recorded holder of `end`, checked before anyone probes it: a pid outside
@@ -218,8 +218,8 @@ impl PipeObject {
     /// is `Corrupted` (shm-core's one validator, [`shm_core::identity::is_valid_pid`]).
     fn holder(&self, end: usize) -> QueueResult<Identity> {
         let c = self.ctl();
-        let w = c.owner[end].load(Ordering::Acquire);
-        let id = w as u32;
+        let w = OwnerWord::from_raw(c.owner[end].load(Ordering::Acquire));
+        let id = w.id();
         if !shm_core::identity::is_valid_pid(id) {
             return Err(QueueError::Corrupted {
                 name: self.label.to_string(),
@@ -229,11 +229,7 @@ impl PipeObject {
                 ),
             });
         }
-        Ok(Identity {
-            id,
-            token: (w >> 32) as u32,
-            pidns: c.pidns[end].load(Ordering::Relaxed),
-        })
+        Ok(w.identity(c.pidns[end].load(Ordering::Relaxed)))
     }
 }
 
@@ -437,12 +433,12 @@ impl PipeEnd {
     /// Puts `msg` into `out`, waiting for room as long as the other end has a handle
     /// somewhere ([`QueueError::Closed`] once it has none).
     fn send_raw(&self, out: &Ring<'_>, msg: &[u8]) -> QueueResult<()> {
-        match out.put(msg, Mode::Try, 0) {
+        match out.put(msg, Deadline::Try, 0) {
             Err(QueueError::Full { .. }) => {}
             other => return other,
         }
         loop {
-            match out.put(msg, Mode::timeout(PEER_CHECK), self.spin) {
+            match out.put(msg, Deadline::timeout(PEER_CHECK), self.spin) {
                 Err(QueueError::Full { .. }) => {}
                 other => return other,
             }
@@ -481,14 +477,14 @@ impl PipeEnd {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
                 None => PEER_CHECK,
             };
-            match inbox.get(buf, Mode::timeout(slice), self.spin) {
+            match inbox.get(buf, Deadline::timeout(slice), self.spin) {
                 Err(QueueError::Empty { .. }) => {}
                 other => return other,
             }
             let peer = self.obj.holder(self.peer())?;
             if peer.liveness() == Liveness::Dead {
                 // What it sent before dying is still delivered.
-                return match inbox.get(buf, Mode::Try, 0) {
+                return match inbox.get(buf, Deadline::Try, 0) {
                     Err(QueueError::Empty { .. }) => Err(QueueError::PeerDied {
                         name: self.obj.label.to_string(),
                         pid: peer.id,
@@ -498,7 +494,7 @@ impl PipeEnd {
             }
             if self.peer_gone() {
                 // Closed now: what was sent is still delivered, then `Closed`.
-                return inbox.get(buf, Mode::Try, 0);
+                return inbox.get(buf, Deadline::Try, 0);
             }
             if let (Some(d), Some(t)) = (deadline, timeout) {
                 if Instant::now() >= d {

@@ -64,7 +64,6 @@
 
 mod bytes;
 mod codec;
-mod futex;
 pub(crate) mod ring;
 
 use std::marker::PhantomData;
@@ -76,7 +75,7 @@ use shm_core::{Layout, Object, ObjectSpec, SharedObject};
 pub use bytes::ByteQueue;
 pub use codec::Message;
 pub(crate) use codec::{decode, encode, with_scratch};
-use ring::{Dims, Geometry, Mode, Ring};
+use ring::{Deadline, Dims, Geometry, Ring};
 
 use crate::kinds;
 
@@ -365,19 +364,19 @@ impl Core {
         Ring::new(&self.obj, self.geo, &self.label).counting_tasks(self.tasks)
     }
 
-    fn spin_for(&self, mode: Mode) -> u32 {
-        if matches!(mode, Mode::Try) {
+    fn spin_for(&self, mode: Deadline) -> u32 {
+        if matches!(mode, Deadline::Try) {
             0
         } else {
             self.spin
         }
     }
 
-    fn put_bytes(&self, msg: &[u8], mode: Mode) -> QueueResult<()> {
+    fn put_bytes(&self, msg: &[u8], mode: Deadline) -> QueueResult<()> {
         self.ring().put(msg, mode, self.spin_for(mode))
     }
 
-    fn put_value<T: Message>(&self, value: &T, mode: Mode) -> QueueResult<()> {
+    fn put_value<T: Message>(&self, value: &T, mode: Deadline) -> QueueResult<()> {
         with_scratch(|buf| {
             encode(value, buf).map_err(|source| QueueError::Encode {
                 name: self.label.to_string(),
@@ -400,7 +399,7 @@ impl Core {
         let mut refs: &[&[u8]] = &bufs.iter().map(Vec::as_slice).collect::<Vec<_>>();
         let ring = self.ring();
         while !refs.is_empty() {
-            let n = ring.put_many(refs, Mode::Forever, self.spin)?;
+            let n = ring.put_many(refs, Deadline::Forever, self.spin)?;
             refs = &refs[n..];
         }
         Ok(())
@@ -414,14 +413,14 @@ impl Core {
         })
     }
 
-    fn get_value<T: Message>(&self, mode: Mode) -> QueueResult<T> {
+    fn get_value<T: Message>(&self, mode: Deadline) -> QueueResult<T> {
         with_scratch(|buf| {
             self.ring().get(buf, mode, self.spin_for(mode))?;
             self.decode(buf)
         })
     }
 
-    fn get_values<T: Message>(&self, max: usize, mode: Mode) -> QueueResult<Vec<T>> {
+    fn get_values<T: Message>(&self, max: usize, mode: Deadline) -> QueueResult<Vec<T>> {
         // Copy the frames out, decode after.
         let mut frames: Vec<Vec<u8>> = Vec::new();
         self.ring()
@@ -564,7 +563,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put(&self, value: &T) -> QueueResult<()> {
-        self.core.put_value(value, Mode::Forever)
+        self.core.put_value(value, Deadline::Forever)
     }
 
     /// Puts `value`, waiting at most `timeout` for room: [`QueueError::Full`] after
@@ -581,7 +580,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> QueueResult<()> {
-        self.core.put_value(value, Mode::timeout(timeout))
+        self.core.put_value(value, Deadline::timeout(timeout))
     }
 
     /// Puts `value` if there is room now: [`QueueError::Full`] otherwise.
@@ -593,7 +592,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put_nowait(&self, value: &T) -> QueueResult<()> {
-        self.core.put_value(value, Mode::Try)
+        self.core.put_value(value, Deadline::Try)
     }
 
     /// Puts every value in order (one wake-up of sleeping consumers per run of values
@@ -619,7 +618,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get(&self) -> QueueResult<T> {
-        self.core.get_value(Mode::Forever)
+        self.core.get_value(Deadline::Forever)
     }
 
     /// Takes the oldest value, waiting at most `timeout`: [`QueueError::Empty`] after
@@ -633,7 +632,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> QueueResult<T> {
-        self.core.get_value(Mode::timeout(timeout))
+        self.core.get_value(Deadline::timeout(timeout))
     }
 
     /// Takes the oldest value if there is one: [`QueueError::Empty`] otherwise.
@@ -644,7 +643,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_nowait(&self) -> QueueResult<T> {
-        self.core.get_value(Mode::Try)
+        self.core.get_value(Deadline::Try)
     }
 
     /// Takes up to `max` values (oldest first): those there now, waiting as long as it
@@ -658,7 +657,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_many(&self, max: usize) -> QueueResult<Vec<T>> {
-        self.core.get_values(max, Mode::Forever)
+        self.core.get_values(max, Deadline::Forever)
     }
 
     /// Takes up to `max` values, waiting at most `timeout` for the first
@@ -670,7 +669,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_many_timeout(&self, max: usize, timeout: Duration) -> QueueResult<Vec<T>> {
-        self.core.get_values(max, Mode::timeout(timeout))
+        self.core.get_values(max, Deadline::timeout(timeout))
     }
 
     /// Takes every value there is now, without waiting (an empty `Vec` if none).
@@ -683,7 +682,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn drain(&self) -> QueueResult<Vec<T>> {
-        match self.core.get_values(usize::MAX, Mode::Try) {
+        match self.core.get_values(usize::MAX, Deadline::Try) {
             Err(QueueError::Empty { .. } | QueueError::Closed { .. }) => Ok(Vec::new()),
             other => other,
         }
@@ -935,7 +934,7 @@ impl<T: Message> JoinableQueue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn join(&self) -> QueueResult<()> {
-        self.core().ring().join(Mode::Forever)
+        self.core().ring().join(Deadline::Forever)
     }
 
     /// Waits at most `timeout` for every task to be done.
@@ -947,7 +946,7 @@ impl<T: Message> JoinableQueue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> QueueResult<()> {
-        self.core().ring().join(Mode::timeout(timeout))
+        self.core().ring().join(Deadline::timeout(timeout))
     }
 
     /// Tasks put and not yet marked done.
@@ -1021,7 +1020,7 @@ impl<T: Message> SimpleQueue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put(&self, value: &T) -> QueueResult<()> {
-        self.core.put_value(value, Mode::Forever)
+        self.core.put_value(value, Deadline::Forever)
     }
 
     /// Takes the oldest value, waiting as long as it takes.
@@ -1033,7 +1032,7 @@ impl<T: Message> SimpleQueue<T> {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get(&self) -> QueueResult<T> {
-        self.core.get_value(Mode::Forever)
+        self.core.get_value(Deadline::Forever)
     }
 
     /// Whether the queue holds no message now.
@@ -1067,8 +1066,8 @@ mod tests {
     fn bytes_that_are_not_a_value_give_a_decode_error() {
         let q: Queue<String> = Queue::create(4, 256).unwrap();
         // A length prefix claiming 250 bytes in a 3-byte frame, then a bad UTF-8 string.
-        q.core.put_bytes(&[250, 0xff, 0xff], Mode::Try).unwrap();
-        q.core.put_bytes(&[2, 0xff, 0xfe], Mode::Try).unwrap();
+        q.core.put_bytes(&[250, 0xff, 0xff], Deadline::Try).unwrap();
+        q.core.put_bytes(&[2, 0xff, 0xfe], Deadline::Try).unwrap();
         assert!(matches!(q.get_nowait(), Err(QueueError::Decode { .. })));
         assert!(matches!(q.get_nowait(), Err(QueueError::Decode { .. })));
         q.put(&"fine".into()).unwrap();

@@ -52,6 +52,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+mod owner;
+pub use owner::OwnerWord;
+
 /// Who created / holds something: a process or thread, with its start-time token and
 /// the PID namespace it lives in.
 ///
@@ -133,14 +136,10 @@ impl Identity {
         if v == 0 {
             let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
             let token = own_token("/proc/self/stat");
-            v = (u64::from(token) << 32) | u64::from(pid);
+            v = OwnerWord::from_id(pid, token).raw();
             PROCESS.store(v, Ordering::Relaxed);
         }
-        Identity {
-            id: v as u32,
-            token: (v >> 32) as u32,
-            pidns: current_pidns(),
-        }
+        OwnerWord::from_raw(v).identity(current_pidns())
     }
 
     /// The calling thread: its tid, start-time token and PID namespace. Cached per
@@ -159,14 +158,10 @@ impl Identity {
         if v == 0 {
             let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
             let token = own_token("/proc/thread-self/stat");
-            v = (u64::from(token) << 32) | u64::from(tid);
+            v = OwnerWord::from_id(tid, token).raw();
             THREAD.set(v);
         }
-        Identity {
-            id: v as u32,
-            token: (v >> 32) as u32,
-            pidns: current_pidns(),
-        }
+        OwnerWord::from_raw(v).identity(current_pidns())
     }
 
     /// `id | token << 32` of the calling thread: what
@@ -188,7 +183,7 @@ impl Identity {
             return v;
         }
         let t = Self::current_thread();
-        u64::from(t.id) | u64::from(t.token) << 32
+        OwnerWord::from_id(t.id, t.token).raw()
     }
 
     /// Whether this identity's task still lives: [`Liveness::Dead`] only when provably
@@ -421,9 +416,12 @@ static INDEX: AtomicU64 = AtomicU64::new(0);
 static PROC_OWN: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn reset_in_child() {
-    // Only stores into atomics and a const-initialised Cell: async-signal-safe.
+    // Only stores into atomics and const-initialised Cells: async-signal-safe. The
+    // forked child's only thread has a new TID: forget the parent thread's words.
     THREAD.set(0);
+    owner::THREAD_OWNER.set(0);
     PROCESS.store(0, Ordering::Relaxed);
+    owner::PROCESS_OWNER.store(0, Ordering::Relaxed);
     NS_KEY.store(0, Ordering::Relaxed);
     INDEX.store(0, Ordering::Relaxed);
     PROC_OWN.store(0, Ordering::Relaxed);
@@ -433,7 +431,7 @@ fn register_atfork() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: registers a plain `extern "C"` function with no captured state that
-        // only stores into atomics and a const-initialised thread-local `Cell<u64>`
+        // only stores into atomics and const-initialised thread-local `Cell<u64>`s
         // (no destructor, no allocation), which is safe between fork and return.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(reset_in_child)) };
         debug_assert_eq!(rc, 0, "pthread_atfork failed");

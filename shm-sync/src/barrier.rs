@@ -10,7 +10,8 @@ use crate::atomic::{AtomicU64, Ordering};
 use crate::common::kinds;
 use crate::inplace::{Shared, raw_in};
 use crate::raw::{
-    BarrierCore, BarrierNamedHead, BarrierWaitResult, DEFAULT_SLOTS, MAX_SLOTS, Mode, RawBarrier,
+    BarrierCore, BarrierNamedHead, BarrierWaitResult, DEFAULT_SLOTS, Deadline, MAX_SLOTS,
+    RawBarrier,
 };
 
 /// Layout version: 3 since the registration table (slot count after the barrier
@@ -210,7 +211,7 @@ impl Barrier {
         BarrierCore::registered(self.table())
     }
 
-    fn wait_mode(&self, mode: Mode, waited: Duration) -> Result<BarrierWaitResult, Error> {
+    fn wait_mode(&self, mode: Deadline, waited: Duration) -> Result<BarrierWaitResult, Error> {
         if !self.registered.load(std::sync::atomic::Ordering::Relaxed) {
             self.registered
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -238,7 +239,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn wait(&self) -> Result<BarrierWaitResult, Error> {
-        self.wait_mode(Mode::forever(), Duration::ZERO)
+        self.wait_mode(Deadline::Forever, Duration::ZERO)
     }
 
     /// Arrives and waits at most `timeout` (Python's `wait(timeout)`). Running out of
@@ -255,7 +256,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, Error> {
-        self.wait_mode(Mode::timeout(timeout), timeout)
+        self.wait_mode(Deadline::timeout(timeout), timeout)
     }
 
     /// Arrives only if that completes the round; [`Error::WouldBlock`] (without
@@ -266,7 +267,7 @@ impl Barrier {
     /// # Ok::<(), shm_sync::Error>(())
     /// ```
     pub fn try_wait(&self) -> Result<BarrierWaitResult, Error> {
-        self.wait_mode(Mode::Try, Duration::ZERO)
+        self.wait_mode(Deadline::Try, Duration::ZERO)
     }
 
     /// Number of parties.

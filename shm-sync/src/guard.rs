@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::raw::{Acquired, Mode, RawMutex};
+use crate::raw::{Acquired, Deadline, RawMutex};
 use crate::{LockError, LockResult};
 
 /// How long a lock call may wait.
@@ -30,14 +30,17 @@ pub enum Wait {
 }
 
 impl Wait {
-    pub(crate) fn mode(self) -> Mode {
+    /// Inlined: every guard's lock call goes through here, in the caller's crate.
+    #[inline]
+    pub(crate) fn mode(self) -> Deadline {
         match self {
-            Wait::Forever => Mode::forever(),
-            Wait::Try => Mode::Try,
-            Wait::Timeout(d) => Mode::timeout(d),
+            Wait::Forever => Deadline::Forever,
+            Wait::Try => Deadline::Try,
+            Wait::Timeout(d) => Deadline::timeout(d),
         }
     }
 
+    #[inline]
     fn waited(self) -> Duration {
         match self {
             Wait::Timeout(d) => d,

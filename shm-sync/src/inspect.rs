@@ -19,12 +19,14 @@
 //! ```
 
 use shm_core::Object;
-use shm_core::identity::Liveness;
+use shm_core::identity::{Liveness, OwnerWord};
 
 use crate::Error;
 use crate::RawMutex;
 use crate::raw::mutex::{INCONSISTENT as INCONSISTENT_BIT, WAITERS as WAITERS_BIT};
-use crate::sys::{NS_SHIFT, TID_BITS, TID_MASK, word_liveness};
+use crate::sys::word_liveness;
+#[cfg(test)]
+use crate::sys::{NS_SHIFT, TID_BITS};
 
 /// Who holds a lock, as its owner word records it.
 ///
@@ -105,17 +107,13 @@ pub fn mutex_state(object: &Object, offset: usize) -> Result<MutexState, Error> 
 
 /// Splits an owner word (see `RawMutex`) into a state.
 fn decode(word: u64) -> MutexState {
-    let tid = (word & TID_MASK) as u32;
-    let locked = word & TID_BITS != 0;
-    let holder = locked.then(|| {
-        let pidns_index = ((word & TID_BITS) >> NS_SHIFT) as u8;
-        let token = (word >> 32) as u32;
-        Holder {
-            tid,
-            token,
-            pidns_index,
-            liveness: word_liveness(word),
-        }
+    let w = OwnerWord::from_raw(word);
+    let locked = w.holder_bits() != 0;
+    let holder = locked.then(|| Holder {
+        tid: w.tid(),
+        token: w.token(),
+        pidns_index: w.ns_index(),
+        liveness: word_liveness(word),
     });
     MutexState {
         locked,

@@ -259,6 +259,7 @@ mod rlock;
 mod rwlock;
 mod semaphore;
 mod sys;
+pub mod wait;
 
 pub use barrier::Barrier;
 pub use common::kinds;

@@ -1,7 +1,7 @@
 //! The operating system as the loom model sees it (only under `cfg(loom)`; see the
 //! crate docs' "Testing" section and `tests/loom.rs`).
 //!
-//! `sys` takes its futex, thread identity and liveness check from here, and
+//! `wait` takes its futex and `sys` its thread identity and liveness check from here, and
 //! `atomic` its clock:
 //!
 //! - **futex**: a faithful emulation, not a spin. One modelled [`Mutex`] plays the
@@ -44,7 +44,7 @@ use std::time::Duration;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::sync::{Condvar, Mutex};
 
-use crate::sys::Wake;
+use crate::wait::Wake;
 
 /// How the calling model thread's timed futex waits end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,8 @@ pub(crate) fn me() -> u64 {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
             assert!(n <= MAX_IDS, "too many model threads");
-            c.set((token_of(n) << 32) | n);
+            let w = shm_core::identity::OwnerWord::holder(n as u32, 0, token_of(n) as u32);
+            c.set(w.expect("a small model TID").raw());
         }
         c.get()
     })
@@ -159,9 +160,10 @@ pub(crate) fn me() -> u64 {
 /// out and has not died. As for real, a word no holder writes (TID 0, token 0, a
 /// namespace index: the model has one namespace, index 0) names a dead holder.
 pub(crate) fn is_alive(word: u64) -> bool {
-    let n = word & crate::sys::TID_MASK;
-    let index = (word & crate::sys::TID_BITS) >> crate::sys::NS_SHIFT;
-    let token = word >> 32;
+    let w = shm_core::identity::OwnerWord::from_raw(word);
+    let n = u64::from(w.tid());
+    let index = w.ns_index();
+    let token = u64::from(w.token());
     let issued = world().issued.load(std::sync::atomic::Ordering::Relaxed);
     if n == 0 || n > issued || index != 0 || token != token_of(n) {
         return false;
@@ -232,9 +234,10 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
     }
 }
 
-/// The model's clock (see the module docs); only what the algorithms use.
+/// The model's clock (see the module docs); only what the algorithms use. Public
+/// because [`Deadline`](crate::wait::Deadline) holds one under the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Instant(Duration);
+pub struct Instant(Duration);
 
 impl Instant {
     pub(crate) fn now() -> Instant {

@@ -7,7 +7,7 @@ use shm_core::ObjectSpec;
 
 use crate::common::{kinds, sync_object};
 use crate::inplace::Shared;
-use crate::raw::{Acquired, Mode, RawRLock};
+use crate::raw::{Acquired, Deadline, RawRLock};
 use crate::{Error, LockError, LockResult, RawError};
 
 const VERSION: u32 = 1;
@@ -90,7 +90,7 @@ impl RLock {
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<RLockGuard<'_>> {
         self.guard(
-            self.shared.raw().acquire_mode(Mode::timeout(timeout)),
+            self.shared.raw().acquire_mode(Deadline::timeout(timeout)),
             timeout,
         )
     }

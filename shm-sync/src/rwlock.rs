@@ -9,7 +9,7 @@ use shm_core::{Object, ObjectSpec, SegmentOptions};
 use crate::atomic::{AtomicU64, Ordering};
 use crate::common::{data_offset, kinds};
 use crate::inplace::{Shared, raw_in};
-use crate::raw::{Acquired, DEFAULT_SLOTS, MAX_SLOTS, Mode, RwHead, RwNamedHead};
+use crate::raw::{Acquired, DEFAULT_SLOTS, Deadline, MAX_SLOTS, RwHead, RwNamedHead};
 use crate::{Error, LockError, LockResult, RawError};
 
 /// Layout version: 2 since the readers are a table of slots naming them (the slot
@@ -156,7 +156,7 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         self.read_guard(
-            self.head().read_mode(self.table(), Mode::forever()),
+            self.head().read_mode(self.table(), Deadline::Forever),
             Duration::ZERO,
         )
     }
@@ -172,7 +172,7 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn try_read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         self.read_guard(
-            self.head().read_mode(self.table(), Mode::Try),
+            self.head().read_mode(self.table(), Deadline::Try),
             Duration::ZERO,
         )
     }
@@ -186,7 +186,8 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn read_timeout(&self, timeout: Duration) -> LockResult<RwLockReadGuard<'_, T>> {
         self.read_guard(
-            self.head().read_mode(self.table(), Mode::timeout(timeout)),
+            self.head()
+                .read_mode(self.table(), Deadline::timeout(timeout)),
             timeout,
         )
     }
@@ -201,7 +202,7 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(
-            self.head().write_mode(self.table(), Mode::forever()),
+            self.head().write_mode(self.table(), Deadline::Forever),
             Duration::ZERO,
         )
     }
@@ -218,7 +219,7 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn try_write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(
-            self.head().write_mode(self.table(), Mode::Try),
+            self.head().write_mode(self.table(), Deadline::Try),
             Duration::ZERO,
         )
     }
@@ -241,7 +242,8 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn write_timeout(&self, timeout: Duration) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.write_guard(
-            self.head().write_mode(self.table(), Mode::timeout(timeout)),
+            self.head()
+                .write_mode(self.table(), Deadline::timeout(timeout)),
             timeout,
         )
     }

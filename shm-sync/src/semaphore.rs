@@ -9,7 +9,7 @@ use crate::atomic::Ordering;
 use crate::common::kinds;
 use crate::inplace::{Shared, raw_in};
 use crate::raw::{
-    DEFAULT_SLOTS, MAX_PERMITS, MAX_SLOTS, Mode, PermitAcquired, SemHead, SemNamedHead, SemSlot,
+    DEFAULT_SLOTS, Deadline, MAX_PERMITS, MAX_SLOTS, PermitAcquired, SemHead, SemNamedHead, SemSlot,
 };
 
 /// Layout version: 2 since the permit table (slot count after the semaphore words,
@@ -260,7 +260,7 @@ macro_rules! semaphore_ops {
             pub fn acquire(&self) -> Result<PermitAcquired, Error> {
                 let s = &self.sem;
                 s.head()
-                    .acquire_mode(s.table(), Mode::forever())
+                    .acquire_mode(s.table(), Deadline::Forever)
                     .map_err(|e| s.err(e, Duration::ZERO))
             }
 
@@ -277,7 +277,7 @@ macro_rules! semaphore_ops {
             pub fn try_acquire(&self) -> Result<PermitAcquired, Error> {
                 let s = &self.sem;
                 s.head()
-                    .acquire_mode(s.table(), Mode::Try)
+                    .acquire_mode(s.table(), Deadline::Try)
                     .map_err(|e| s.err(e, Duration::ZERO))
             }
 
@@ -292,7 +292,7 @@ macro_rules! semaphore_ops {
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<PermitAcquired, Error> {
                 let s = &self.sem;
                 s.head()
-                    .acquire_mode(s.table(), Mode::timeout(timeout))
+                    .acquire_mode(s.table(), Deadline::timeout(timeout))
                     .map_err(|e| s.err(e, timeout))
             }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::{Layout, Object, SharedObject};
 
-use super::ring::Mode;
+use super::ring::Deadline;
 use super::{Core, QueueError, QueueResult, QueueSize, QueueStats};
 
 /// The bytes-level queue under [`Queue`](super::Queue): messages are byte strings, copied in and out
@@ -99,7 +99,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put(&self, msg: &[u8]) -> QueueResult<()> {
-        self.core.put_bytes(msg, Mode::Forever)
+        self.core.put_bytes(msg, Deadline::Forever)
     }
 
     /// Puts a copy of `msg`, waiting at most `timeout` for room.
@@ -111,7 +111,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> QueueResult<()> {
-        self.core.put_bytes(msg, Mode::timeout(timeout))
+        self.core.put_bytes(msg, Deadline::timeout(timeout))
     }
 
     /// Puts a copy of `msg` if there is room now: [`QueueError::Full`] otherwise.
@@ -123,7 +123,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn put_nowait(&self, msg: &[u8]) -> QueueResult<()> {
-        self.core.put_bytes(msg, Mode::Try)
+        self.core.put_bytes(msg, Deadline::Try)
     }
 
     /// Puts messages in order (one wake-up of sleeping consumers per run that found
@@ -139,7 +139,7 @@ impl ByteQueue {
         let ring = self.core.ring();
         let mut rest = msgs;
         while !rest.is_empty() {
-            let n = ring.put_many(rest, Mode::Forever, self.core.spin)?;
+            let n = ring.put_many(rest, Deadline::Forever, self.core.spin)?;
             rest = &rest[n..];
         }
         Ok(())
@@ -156,7 +156,7 @@ impl ByteQueue {
     /// # Ok::<(), shm_collections::QueueError>(())
     /// ```
     pub fn get_into(&self, buf: &mut Vec<u8>) -> QueueResult<()> {
-        self.core.ring().get(buf, Mode::Forever, self.core.spin)
+        self.core.ring().get(buf, Deadline::Forever, self.core.spin)
     }
 
     /// Takes the oldest message, waiting as long as it takes.
@@ -182,7 +182,7 @@ impl ByteQueue {
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> QueueResult<Vec<u8>> {
         let mut buf = Vec::new();
-        let mode = Mode::timeout(timeout);
+        let mode = Deadline::timeout(timeout);
         self.core.ring().get(&mut buf, mode, self.core.spin)?;
         Ok(buf)
     }
@@ -196,7 +196,7 @@ impl ByteQueue {
     /// ```
     pub fn get_nowait(&self) -> QueueResult<Vec<u8>> {
         let mut buf = Vec::new();
-        self.core.ring().get(&mut buf, Mode::Try, 0)?;
+        self.core.ring().get(&mut buf, Deadline::Try, 0)?;
         Ok(buf)
     }
 
@@ -215,7 +215,7 @@ impl ByteQueue {
     pub fn get_many_with(&self, max: usize, mut each: impl FnMut(&[u8])) -> QueueResult<usize> {
         self.core
             .ring()
-            .get_many(max, Mode::Forever, self.core.spin, &mut each)
+            .get_many(max, Deadline::Forever, self.core.spin, &mut each)
     }
 
     /// Messages in the queue now.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::table::{probe, probe_start, slot_alive};
-use super::{FIRST_SLICE, Mode, SLICE, spin_until};
+use super::{Deadline, FIRST_SLICE, SLICE, spin_until};
 use crate::RawError;
 use crate::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sys;
@@ -268,7 +268,7 @@ impl BarrierCore {
     pub(crate) fn wait_mode(
         &self,
         slots: &[AtomicU64],
-        mode: Mode,
+        mode: Deadline,
     ) -> Result<BarrierWaitResult, RawError> {
         self.register(slots, sys::me_process())?;
         let parties = self.parties.load(Ordering::Acquire);
@@ -308,7 +308,7 @@ impl BarrierCore {
                 }
                 continue;
             }
-            if mode == Mode::Try {
+            if mode == Deadline::Try {
                 return Err(RawError::WouldBlock);
             }
             if self
@@ -530,7 +530,7 @@ impl<const SLOTS: usize> RawBarrier<SLOTS> {
     /// assert!(shm_sync::RawBarrier::new(1).wait().is_ok());
     /// ```
     pub fn wait(&self) -> Result<BarrierWaitResult, RawError> {
-        self.core.wait_mode(&self.slots, Mode::forever())
+        self.core.wait_mode(&self.slots, Deadline::Forever)
     }
 
     /// Arrives and waits at most `timeout`. Running out of time breaks the barrier for
@@ -545,7 +545,7 @@ impl<const SLOTS: usize> RawBarrier<SLOTS> {
     /// assert_eq!(b.wait(), Err(RawError::BrokenBarrier));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, RawError> {
-        self.core.wait_mode(&self.slots, Mode::timeout(timeout))
+        self.core.wait_mode(&self.slots, Deadline::timeout(timeout))
     }
 
     /// Arrives only if that completes the round (the caller is the last party):
@@ -557,7 +557,7 @@ impl<const SLOTS: usize> RawBarrier<SLOTS> {
     /// assert!(!b.broken());
     /// ```
     pub fn try_wait(&self) -> Result<BarrierWaitResult, RawError> {
-        self.core.wait_mode(&self.slots, Mode::Try)
+        self.core.wait_mode(&self.slots, Deadline::Try)
     }
 
     /// Breaks the barrier (Python's `abort`): every party waiting now and every later

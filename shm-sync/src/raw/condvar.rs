@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Acquired, Mode, RawMutex, SLICE};
+use super::{Acquired, Deadline, RawMutex, SLICE};
 use crate::RawError;
 use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
@@ -107,7 +107,7 @@ impl RawCondvar {
         if !mutex.is_held_by_current_thread() {
             return Err(RawError::NotOwner);
         }
-        let mode = timeout.map_or(Mode::forever(), Mode::timeout);
+        let mode = timeout.map_or(Deadline::Forever, Deadline::timeout);
         self.waiters.fetch_add(1, Ordering::SeqCst);
         crate::atomic::seqcst_for_model();
         let seq = self.seq.load(Ordering::SeqCst);

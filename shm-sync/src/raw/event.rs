@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Mode, SLICE, spin_until};
+use super::{Deadline, SLICE, spin_until};
 use crate::RawError;
 use crate::atomic::{AtomicU32, Ordering};
 use crate::sys;
@@ -94,7 +94,7 @@ impl RawEvent {
     /// ev.wait();
     /// ```
     pub fn wait(&self) {
-        let _ = self.wait_mode(Mode::forever());
+        let _ = self.wait_mode(Deadline::Forever);
     }
 
     /// Waits at most `timeout` for the flag: [`RawError::Timeout`] if still unset.
@@ -104,7 +104,7 @@ impl RawEvent {
     /// assert!(ev.wait_timeout(std::time::Duration::from_millis(2)).is_err());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), RawError> {
-        self.wait_mode(Mode::timeout(timeout))
+        self.wait_mode(Deadline::timeout(timeout))
     }
 
     /// `Ok` if the flag is set, [`RawError::WouldBlock`] otherwise.
@@ -113,10 +113,10 @@ impl RawEvent {
     /// assert!(shm_sync::RawEvent::new().try_wait().is_err());
     /// ```
     pub fn try_wait(&self) -> Result<(), RawError> {
-        self.wait_mode(Mode::Try)
+        self.wait_mode(Deadline::Try)
     }
 
-    fn wait_mode(&self, mode: Mode) -> Result<(), RawError> {
+    fn wait_mode(&self, mode: Deadline) -> Result<(), RawError> {
         if spin_until(mode, || self.is_set()) {
             return Ok(());
         }

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use super::{Acquired, FIRST_SLICE, Mode, SLICE, SPINS};
+use super::{Acquired, Deadline, FIRST_SLICE, SLICE, SPINS};
 use crate::RawError;
 use crate::atomic::{AtomicU32, AtomicU64, Instant, Ordering};
 use crate::sys::{self, TID_BITS};
+use crate::wait::Spin;
 
 /// Set while a thread may sleep on `wake_seq`: unlock must wake.
 pub(crate) const WAITERS: u64 = 1 << 30;
@@ -82,7 +83,7 @@ impl RawMutex {
     /// ```
     #[inline]
     pub fn lock(&self) -> Result<Acquired, RawError> {
-        self.lock_mode(Mode::forever())
+        self.lock_mode(Deadline::Forever)
     }
 
     /// Locks if that needs no waiting: [`RawError::WouldBlock`] if a live thread holds
@@ -96,7 +97,7 @@ impl RawMutex {
     /// ```
     #[inline]
     pub fn try_lock(&self) -> Result<Acquired, RawError> {
-        self.lock_mode(Mode::Try)
+        self.lock_mode(Deadline::Try)
     }
 
     /// Locks, waiting at most `timeout`: [`RawError::Timeout`] after that.
@@ -111,13 +112,13 @@ impl RawMutex {
     /// m.unlock().unwrap();
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Acquired, RawError> {
-        self.lock_mode(Mode::timeout(timeout))
+        self.lock_mode(Deadline::timeout(timeout))
     }
 
     /// The one fast path (a CAS `0 -> me`) of every lock call; the rest waits in
     /// `lock_slow` as `mode` says.
     #[inline]
-    pub(crate) fn lock_mode(&self, mode: Mode) -> Result<Acquired, RawError> {
+    pub(crate) fn lock_mode(&self, mode: Deadline) -> Result<Acquired, RawError> {
         let me = sys::me();
         if self
             .owner
@@ -130,8 +131,8 @@ impl RawMutex {
     }
 
     #[cold]
-    fn lock_slow(&self, me: u64, mode: Mode) -> Result<Acquired, RawError> {
-        let mut spins = 0;
+    fn lock_slow(&self, me: u64, mode: Deadline) -> Result<Acquired, RawError> {
+        let mut spin = Spin::new(SPINS);
         let mut slept = false;
         let mut slice = FIRST_SLICE;
         let mut next_check = Instant::now() + FIRST_SLICE;
@@ -163,9 +164,7 @@ impl RawMutex {
             if cur & ID_MASK == me {
                 return Err(RawError::WouldDeadlock);
             }
-            if spins < SPINS && cur & WAITERS == 0 && mode != Mode::Try {
-                spins += 1;
-                crate::atomic::spin_loop();
+            if cur & WAITERS == 0 && mode != Deadline::Try && spin.step() {
                 continue;
             }
             let Some(sleep) = mode.sleep_for(slice) else {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Acquired, Mode, RawMutex};
+use super::{Acquired, Deadline, RawMutex};
 use crate::RawError;
 use crate::atomic::{AtomicU32, Ordering};
 
@@ -59,7 +59,7 @@ impl RawRLock {
     /// l.release().unwrap();
     /// ```
     pub fn acquire(&self) -> Result<Acquired, RawError> {
-        self.acquire_mode(Mode::forever())
+        self.acquire_mode(Deadline::Forever)
     }
 
     /// Acquires if that needs no waiting.
@@ -72,7 +72,7 @@ impl RawRLock {
     /// l.release().unwrap();
     /// ```
     pub fn try_acquire(&self) -> Result<Acquired, RawError> {
-        self.acquire_mode(Mode::Try)
+        self.acquire_mode(Deadline::Try)
     }
 
     /// Acquires, waiting at most `timeout`.
@@ -83,10 +83,10 @@ impl RawRLock {
     /// l.release().unwrap();
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Acquired, RawError> {
-        self.acquire_mode(Mode::timeout(timeout))
+        self.acquire_mode(Deadline::timeout(timeout))
     }
 
-    pub(crate) fn acquire_mode(&self, mode: Mode) -> Result<Acquired, RawError> {
+    pub(crate) fn acquire_mode(&self, mode: Deadline) -> Result<Acquired, RawError> {
         if self.mutex.is_held_by_current_thread() {
             let c = self.count.load(Ordering::Relaxed);
             let next = c.checked_add(1).ok_or(RawError::Overflow)?;

@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use super::mutex::{ID_MASK, INCONSISTENT};
 use super::table::{probe, probe_start, slot_alive};
-use super::{Acquired, FIRST_SLICE, Mode, RawMutex, SLICE, SPINS};
+use super::{Acquired, Deadline, FIRST_SLICE, RawMutex, SLICE, SPINS};
 use crate::RawError;
 use crate::atomic::{AtomicU32, AtomicU64, Instant, Ordering};
 use crate::sys;
+use crate::wait::Spin;
 
 /// A writer holds (or is draining readers for) the lock.
 const WRITER: u32 = 1 << 31;
@@ -195,7 +196,7 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// ```
     #[inline]
     pub fn read(&self) -> Result<Acquired, RawError> {
-        self.head.read_mode(&self.slots, Mode::forever())
+        self.head.read_mode(&self.slots, Deadline::Forever)
     }
 
     /// Takes a read lock if no writer holds or waits for it.
@@ -207,7 +208,7 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// l.write_unlock().unwrap();
     /// ```
     pub fn try_read(&self) -> Result<Acquired, RawError> {
-        self.head.read_mode(&self.slots, Mode::Try)
+        self.head.read_mode(&self.slots, Deadline::Try)
     }
 
     /// Takes a read lock, waiting at most `timeout`.
@@ -218,7 +219,7 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// l.read_unlock().unwrap();
     /// ```
     pub fn read_timeout(&self, timeout: Duration) -> Result<Acquired, RawError> {
-        self.head.read_mode(&self.slots, Mode::timeout(timeout))
+        self.head.read_mode(&self.slots, Deadline::timeout(timeout))
     }
 
     /// Releases a read lock of the calling thread. [`RawError::NotOwner`] when it holds
@@ -242,7 +243,7 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// l.write_unlock().unwrap();
     /// ```
     pub fn write(&self) -> Result<Acquired, RawError> {
-        self.head.write_mode(&self.slots, Mode::forever())
+        self.head.write_mode(&self.slots, Deadline::Forever)
     }
 
     /// Takes the write lock if nobody (alive) holds the lock.
@@ -256,7 +257,7 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// l.write_unlock().unwrap();
     /// ```
     pub fn try_write(&self) -> Result<Acquired, RawError> {
-        self.head.write_mode(&self.slots, Mode::Try)
+        self.head.write_mode(&self.slots, Deadline::Try)
     }
 
     /// Takes the write lock, waiting at most `timeout` in all (for the writers' mutex
@@ -276,7 +277,8 @@ impl<const SLOTS: usize> RawRwLock<SLOTS> {
     /// l.write_unlock().unwrap();
     /// ```
     pub fn write_timeout(&self, timeout: Duration) -> Result<Acquired, RawError> {
-        self.head.write_mode(&self.slots, Mode::timeout(timeout))
+        self.head
+            .write_mode(&self.slots, Deadline::timeout(timeout))
     }
 
     /// Releases the write lock. [`RawError::NotOwner`] unless the calling thread holds it.
@@ -443,7 +445,11 @@ impl RwHead {
     }
 
     #[inline]
-    pub(crate) fn read_mode(&self, slots: &[AtomicU64], mode: Mode) -> Result<Acquired, RawError> {
+    pub(crate) fn read_mode(
+        &self,
+        slots: &[AtomicU64],
+        mode: Deadline,
+    ) -> Result<Acquired, RawError> {
         let me = sys::me();
         let i = self.claim(slots, me)?;
         crate::atomic::seqcst_for_model();
@@ -463,8 +469,13 @@ impl RwHead {
     }
 
     #[cold]
-    fn read_slow(&self, slots: &[AtomicU64], me: u64, mode: Mode) -> Result<Acquired, RawError> {
-        let mut spins = 0;
+    fn read_slow(
+        &self,
+        slots: &[AtomicU64],
+        me: u64,
+        mode: Deadline,
+    ) -> Result<Acquired, RawError> {
+        let mut spin = Spin::new(SPINS);
         let mut next_check = Instant::now() + FIRST_SLICE;
         let mut slice = FIRST_SLICE;
         loop {
@@ -481,9 +492,7 @@ impl RwHead {
             if self.writer.owner_word() & ID_MASK == me {
                 return Err(RawError::WouldDeadlock);
             }
-            if spins < SPINS && mode != Mode::Try {
-                spins += 1;
-                crate::atomic::spin_loop();
+            if mode != Deadline::Try && spin.step() {
                 continue;
             }
             let Some(sleep) = mode.sleep_for(slice) else {
@@ -565,7 +574,11 @@ impl RwHead {
         Ok(clear)
     }
 
-    pub(crate) fn write_mode(&self, slots: &[AtomicU64], mode: Mode) -> Result<Acquired, RawError> {
+    pub(crate) fn write_mode(
+        &self,
+        slots: &[AtomicU64],
+        mode: Deadline,
+    ) -> Result<Acquired, RawError> {
         let mut acquired = self.writer.lock_mode(mode)?;
         let me = sys::me();
         // After a takeover from a dead writer WRITER may be set already: it is ours now.

@@ -31,7 +31,7 @@
 use std::time::Duration;
 
 use super::table::{probe, probe_start, slot_alive};
-use super::{FIRST_SLICE, Mode, SLICE, spin_until};
+use super::{Deadline, FIRST_SLICE, SLICE, spin_until};
 use crate::RawError;
 use crate::atomic::{AtomicU32, AtomicU64, Instant, Ordering};
 use crate::sys;
@@ -261,7 +261,7 @@ impl<const SLOTS: usize> RawSemaphore<SLOTS> {
     /// assert_eq!(sem.value(), 0);
     /// ```
     pub fn acquire(&self) -> Result<PermitAcquired, RawError> {
-        self.head.acquire_mode(&self.slots, Mode::forever())
+        self.head.acquire_mode(&self.slots, Deadline::Forever)
     }
 
     /// Takes a permit if one is free (after giving back dead processes' permits):
@@ -271,7 +271,7 @@ impl<const SLOTS: usize> RawSemaphore<SLOTS> {
     /// assert!(shm_sync::RawSemaphore::new(0, 0).try_acquire().is_err());
     /// ```
     pub fn try_acquire(&self) -> Result<PermitAcquired, RawError> {
-        self.head.acquire_mode(&self.slots, Mode::Try)
+        self.head.acquire_mode(&self.slots, Deadline::Try)
     }
 
     /// Takes a permit, waiting at most `timeout`.
@@ -281,7 +281,8 @@ impl<const SLOTS: usize> RawSemaphore<SLOTS> {
     /// assert_eq!(sem.acquire_timeout(std::time::Duration::from_millis(2)), Err(shm_sync::RawError::Timeout));
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PermitAcquired, RawError> {
-        self.head.acquire_mode(&self.slots, Mode::timeout(timeout))
+        self.head
+            .acquire_mode(&self.slots, Deadline::timeout(timeout))
     }
 
     /// Gives a permit back (one of the calling process's, if it holds any).
@@ -579,7 +580,7 @@ impl SemHead {
     pub(crate) fn acquire_mode(
         &self,
         slots: &[SemSlot],
-        mode: Mode,
+        mode: Deadline,
     ) -> Result<PermitAcquired, RawError> {
         let mine = self.claim(slots, sys::me_process())?;
         if self.try_take(slots, mine) {
@@ -593,9 +594,9 @@ impl SemHead {
         &self,
         slots: &[SemSlot],
         mine: Option<usize>,
-        mode: Mode,
+        mode: Deadline,
     ) -> Result<PermitAcquired, RawError> {
-        if mode == Mode::Try {
+        if mode == Deadline::Try {
             return if self.reclaim_dead(slots) != 0 && self.try_take(slots, mine) {
                 Ok(self.taken())
             } else {

@@ -13,7 +13,7 @@ pub const DEFAULT_SLOTS: u32 = 64;
 pub const MAX_SLOTS: u32 = 4096;
 
 /// Bits 30 and 31 of an identity word: flags in a lock word, never set in a slot.
-const FLAG_BITS: u64 = (1 << 30) | (1 << 31);
+const FLAG_BITS: u64 = shm_core::identity::OwnerWord::FLAG_MASK;
 
 /// Whether the participant a slot names may still be alive: `false` for a provably
 /// dead one and for a word no participant writes (flag bits set, TID 0, token 0, an

@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::layout::{Entry, NONE, SLOT_HEADER, TOMB, before, free, published};
-use super::waiting::{Sleepers, pause};
-use super::{Mode, QueueResult, Ring};
+use shm_sync::wait::Spin;
+
+use super::waiting::Sleepers;
+use super::{Deadline, QueueResult, Ring};
 
 /// Spins a `_nowait` call gives a message a live producer is writing right now.
 pub(super) const INFLIGHT_SPIN: u32 = 256;
@@ -170,10 +172,10 @@ impl<'a> Ring<'a> {
     }
 
     /// Takes the oldest message into `out` (resized to it).
-    pub(crate) fn get(&self, out: &mut Vec<u8>, mode: Mode, spin: u32) -> QueueResult<()> {
+    pub(crate) fn get(&self, out: &mut Vec<u8>, mode: Deadline, spin: u32) -> QueueResult<()> {
         let me = self.me()?;
-        let mut spins = spin;
-        let mut inflight_spins = 0;
+        let mut spin = Spin::yielding(spin);
+        let mut inflight_spin = Spin::new(INFLIGHT_SPIN);
         loop {
             let (h, seen) = match self.try_get(me, out)? {
                 Took::Message => return Ok(()),
@@ -190,39 +192,36 @@ impl<'a> Ring<'a> {
                 }
                 return Err(self.closed());
             }
-            if spins > 0 {
+            if !spin.is_done() {
                 if self.is_closed() {
                     // Closed with the head claimed and unpublished: nothing to spin for
                     // (the spin loop below would end at once, for ever). The slow path
                     // waits for the producer or buries it, and keeps the deadline.
-                    spins = 0;
+                    spin.stop();
                     continue;
                 }
                 // Spin on the head slot's sequence word alone: reading the tail here
                 // would pull the producers' line away from them on every put. Compare
                 // with the word `try_get` saw, not a fresh load: a publish between the
                 // two would otherwise go unnoticed until the spins run out.
-                while spins > 0
+                while !spin.is_done()
                     && self.seq(h).load(Ordering::Relaxed) == seen
                     && self.ctl.head.load(Ordering::Relaxed) == h
                     && !self.is_closed()
                 {
-                    spins -= 1;
-                    pause(spins);
+                    spin.step();
                 }
                 // At least one step per round, whatever ended the loop: the spins always
                 // run out.
-                spins = spins.saturating_sub(1);
+                spin.skip();
                 continue;
             }
             let inflight = self.in_flight(h)?;
-            if inflight && inflight_spins < INFLIGHT_SPIN {
+            if inflight && inflight_spin.step() {
                 // A live producer is writing it: give it a moment before the slow path.
-                inflight_spins += 1;
-                std::hint::spin_loop();
                 continue;
             }
-            if matches!(mode, Mode::Try) {
+            if matches!(mode, Deadline::Try) {
                 // One look for a dead producer, one more try, then `Empty`.
                 if inflight && self.bury_dead_producer(h) {
                     if let Took::Message = self.try_get(me, out)? {
@@ -256,7 +255,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn get_many(
         &self,
         max: usize,
-        mode: Mode,
+        mode: Deadline,
         spin: u32,
         each: &mut dyn FnMut(&[u8]),
     ) -> QueueResult<usize> {

@@ -62,12 +62,27 @@ pub(crate) struct RingCtl {
 }
 
 const _: () = assert!(size_of::<RingCtl>() == CTL_LEN);
+// The offsets every process (and older builds) read: pinned. The padding keeps the
+// producers' and consumers' words on lines of their own, in the mapping itself.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(RingCtl, head) == 64);
+    assert!(offset_of!(RingCtl, slots) == 128);
+    assert!(offset_of!(RingCtl, closed) == 144);
+    assert!(offset_of!(RingCtl, get_wake_pending) == 164);
+    assert!(offset_of!(RingCtl, not_empty) == 192);
+    assert!(offset_of!(RingCtl, unfinished) == 208);
+    assert!(offset_of!(RingCtl, lost) == 240);
+    assert!(offset_of!(Entry, pidns) == 8);
+    assert!(offset_of!(Entry, prod_pos) == 16);
+    assert!(offset_of!(Entry, gets) == 56);
+};
 
 /// One participant (a thread) of a ring. Only its owner writes it, except that a
 /// survivor takes over the entry of a dead owner whose intents are settled.
 #[repr(C)]
 pub(super) struct Entry {
-    /// `id | token << 32` of the owner thread; 0 = free.
+    /// The owner thread, an `OwnerWord` in the plain form (`id | token << 32`); 0 = free.
     pub(super) owner: AtomicU64,
     pub(super) pidns: AtomicU32,
     _pad: AtomicU32,

@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use shm_core::Object;
 
 pub(crate) use layout::{CTL_LEN, Dims, ENTRIES, Geometry, RingCtl};
-pub(crate) use waiting::Mode;
+pub(crate) use shm_sync::wait::Deadline;
 
 use super::{QueueError, QueueResult, QueueStats};
 use layout::{Entry, SLOT_HEADER, TABLE_LEN, ctl_at, published};

@@ -6,19 +6,15 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use shm_core::identity::{Identity, Liveness};
+use shm_core::identity::{Identity, Liveness, OwnerWord};
 
 use super::layout::{ENTRIES, Entry, NONE, TOMB, before, covers, free, published};
 use super::{QueueError, QueueResult, Ring, RingCtl};
 
 impl Entry {
     pub(super) fn identity(&self) -> Identity {
-        let o = self.owner.load(Ordering::Acquire);
-        Identity {
-            id: o as u32,
-            token: (o >> 32) as u32,
-            pidns: self.pidns.load(Ordering::Acquire),
-        }
+        let o = OwnerWord::from_raw(self.owner.load(Ordering::Acquire));
+        o.identity(self.pidns.load(Ordering::Acquire))
     }
 
     /// Whether the owner may still run (dead only when provably dead).

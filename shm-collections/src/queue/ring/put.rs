@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::layout::{Entry, NONE, SLOT_HEADER, TOMB, free, published};
-use super::waiting::{Sleepers, pause};
-use super::{Mode, QueueError, QueueResult, Ring};
+use shm_sync::wait::Spin;
+
+use super::waiting::Sleepers;
+use super::{Deadline, QueueError, QueueResult, Ring};
 
 /// What a producer finds at a slot it wants to claim.
 pub(super) enum TailSlot {
@@ -146,7 +148,7 @@ impl<'a> Ring<'a> {
     }
 
     /// Appends one message; waits for room as `mode` says, spinning `spin` times first.
-    pub(crate) fn put(&self, msg: &[u8], mode: Mode, spin: u32) -> QueueResult<()> {
+    pub(crate) fn put(&self, msg: &[u8], mode: Deadline, spin: u32) -> QueueResult<()> {
         // The common case first: a one-slot message and room at the tail.
         if msg.len() as u64 <= self.per_slot() && !self.is_closed() {
             let me = self.me()?;
@@ -160,7 +162,7 @@ impl<'a> Ring<'a> {
 
     /// Appends messages in order; returns how many went in. Waits (as `mode` says) only
     /// while none fits.
-    pub(crate) fn put_many(&self, msgs: &[&[u8]], mode: Mode, spin: u32) -> QueueResult<usize> {
+    pub(crate) fn put_many(&self, msgs: &[&[u8]], mode: Deadline, spin: u32) -> QueueResult<usize> {
         let max = self.max_message_len();
         if let Some(m) = msgs.iter().find(|m| m.len() > max) {
             return Err(QueueError::TooLarge {
@@ -173,7 +175,7 @@ impl<'a> Ring<'a> {
             return Ok(0);
         }
         let me = self.me()?;
-        let mut spins = spin;
+        let mut spin = Spin::yielding(spin);
         let mut n = 0;
         let k = self.slots_for(msgs[0].len());
         loop {
@@ -187,14 +189,12 @@ impl<'a> Ring<'a> {
                 self.signal(Sleepers::Getters);
                 return Ok(n);
             }
-            if spins > 0 {
-                spins -= 1;
-                pause(spins);
+            if spin.step() {
                 continue;
             }
             // No room: a forged tail or head is `Corrupted`, not "full for ever".
             self.check_positions()?;
-            if matches!(mode, Mode::Try) {
+            if matches!(mode, Deadline::Try) {
                 // One look for a dead consumer's slots, one more try, then `Full`.
                 if self.free_dead_consumers(k) && self.try_put(me, msgs[0])? {
                     self.signal(Sleepers::Getters);

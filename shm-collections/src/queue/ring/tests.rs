@@ -31,7 +31,9 @@ fn is_empty(r: &QueueResult<()>) -> bool {
 fn a_spinner_sees_a_publish_made_right_after_its_look() {
     let (obj, geo) = ring_object(4, 256);
     let r = Ring::new(&obj, geo, "t");
-    AFTER_NOT_READY.set(Some(|r: &Ring<'_>| r.put(b"late", Mode::Try, 0).unwrap()));
+    AFTER_NOT_READY.set(Some(|r: &Ring<'_>| {
+        r.put(b"late", Deadline::Try, 0).unwrap()
+    }));
     // Without a message the spinner would spin ~forever: a watchdog closes the ring
     // after 5 s, so a missed publish fails as `Closed` instead of hanging.
     let mut out = Vec::new();
@@ -43,7 +45,7 @@ fn a_spinner_sees_a_publish_made_right_after_its_look() {
                 Ring::new(o, geo, "t").close();
             }
         });
-        let got = r.get(&mut out, Mode::Forever, u32::MAX);
+        let got = r.get(&mut out, Deadline::Forever, u32::MAX);
         tx.send(()).unwrap();
         got
     });
@@ -61,28 +63,28 @@ fn wraps_and_keeps_order_across_slots() {
     for i in 0..60u8 {
         let a = vec![i; (i as usize * 7) % 130];
         let b = vec![!i; 3];
-        r.put(&a, Mode::Try, 0).unwrap();
-        r.put(&b, Mode::Try, 0).unwrap();
+        r.put(&a, Deadline::Try, 0).unwrap();
+        r.put(&b, Deadline::Try, 0).unwrap();
         assert_eq!(r.len(), 2);
-        r.get(&mut out, Mode::Try, 0).unwrap();
+        r.get(&mut out, Deadline::Try, 0).unwrap();
         assert_eq!(out, a);
-        r.get(&mut out, Mode::Try, 0).unwrap();
+        r.get(&mut out, Deadline::Try, 0).unwrap();
         assert_eq!(out, b);
     }
     assert!(matches!(
-        r.put(&[0; 201], Mode::Try, 0),
+        r.put(&[0; 201], Deadline::Try, 0),
         Err(QueueError::TooLarge {
             len: 201,
             max: 200,
             ..
         })
     ));
-    r.put(&[1; 200], Mode::Try, 0).unwrap();
+    r.put(&[1; 200], Deadline::Try, 0).unwrap();
     assert!(matches!(
-        r.put(b"", Mode::Try, 0),
+        r.put(b"", Deadline::Try, 0),
         Err(QueueError::Full { .. })
     ));
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, [1; 200]);
     assert_eq!(r.stats().puts, 121);
     assert_eq!(r.stats().gets, 121);
@@ -94,14 +96,14 @@ fn one_slot_ring_alternates() {
     let r = Ring::new(&obj, geo, "t");
     let mut out = Vec::new();
     for i in 0..10u8 {
-        r.put(&[i], Mode::Try, 0).unwrap();
+        r.put(&[i], Deadline::Try, 0).unwrap();
         assert!(matches!(
-            r.put(&[i], Mode::Try, 0),
+            r.put(&[i], Deadline::Try, 0),
             Err(QueueError::Full { .. })
         ));
-        r.get(&mut out, Mode::Try, 0).unwrap();
+        r.get(&mut out, Deadline::Try, 0).unwrap();
         assert_eq!(out, [i]);
-        assert!(is_empty(&r.get(&mut out, Mode::Try, 0)));
+        assert!(is_empty(&r.get(&mut out, Deadline::Try, 0)));
     }
 }
 
@@ -120,7 +122,7 @@ fn threads_deliver_the_exact_multiset() {
                     let mut m = vec![0u8; 8 + (i as usize * 13) % 100];
                     m[..4].copy_from_slice(&p.to_le_bytes());
                     m[4..8].copy_from_slice(&i.to_le_bytes());
-                    r.put(&m, Mode::Forever, 50).unwrap();
+                    r.put(&m, Deadline::Forever, 50).unwrap();
                 }
             });
         }
@@ -131,7 +133,7 @@ fn threads_deliver_the_exact_multiset() {
                 let mut out = Vec::new();
                 let mut mine = Vec::new();
                 loop {
-                    match r.get(&mut out, Mode::timeout(Duration::from_millis(500)), 50) {
+                    match r.get(&mut out, Deadline::timeout(Duration::from_millis(500)), 50) {
                         Ok(()) => {
                             let p = u32::from_le_bytes(out[..4].try_into().unwrap());
                             let i = u32::from_le_bytes(out[4..8].try_into().unwrap());
@@ -195,27 +197,27 @@ fn die_mid_put(obj: &Object, geo: Geometry, k: u64, continuations: bool) -> u64 
 fn a_dead_producers_half_written_message_is_never_delivered() {
     let (obj, geo) = ring_object(8, 8 * 40);
     let r = Ring::new(&obj, geo, "t");
-    r.put(b"before", Mode::Try, 0).unwrap();
+    r.put(b"before", Deadline::Try, 0).unwrap();
     die_mid_put(&obj, geo, 3, true);
     die_mid_put(&obj, geo, 2, false);
-    r.put(b"after", Mode::Try, 0).unwrap();
+    r.put(b"after", Deadline::Try, 0).unwrap();
     let mut out = Vec::new();
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, b"before");
     // The dead producers' slots are tombstoned (or skipped as orphans), never read.
-    r.get(&mut out, Mode::timeout(Duration::from_secs(5)), 0)
+    r.get(&mut out, Deadline::timeout(Duration::from_secs(5)), 0)
         .unwrap();
     assert_eq!(out, b"after");
-    assert!(is_empty(&r.get(&mut out, Mode::Try, 0)));
+    assert!(is_empty(&r.get(&mut out, Deadline::Try, 0)));
     // Its first slot and the unpublished continuation were buried (3), the published
     // continuations skipped; every slot is usable again.
     assert_eq!(r.stats().recovered, 3);
     assert_eq!(r.stats().lost, 0);
     for i in 0..8u8 {
-        r.put(&[i], Mode::Try, 0).unwrap();
+        r.put(&[i], Deadline::Try, 0).unwrap();
     }
     for i in 0..8u8 {
-        r.get(&mut out, Mode::Try, 0).unwrap();
+        r.get(&mut out, Deadline::Try, 0).unwrap();
         assert_eq!(out, [i]);
     }
 }
@@ -245,11 +247,11 @@ fn a_live_producers_claim_is_waited_for_not_buried() {
         claimed_rx.recv().unwrap();
         let r = Ring::new(obj, geo, "t");
         let mut out = Vec::new();
-        let got = r.get(&mut out, Mode::timeout(Duration::from_millis(120)), 0);
+        let got = r.get(&mut out, Deadline::timeout(Duration::from_millis(120)), 0);
         assert!(matches!(got, Err(QueueError::Empty { .. })), "{got:?}");
         assert_eq!(r.stats().recovered, 0);
         go_tx.send(()).unwrap();
-        r.get(&mut out, Mode::timeout(Duration::from_secs(5)), 0)
+        r.get(&mut out, Deadline::timeout(Duration::from_secs(5)), 0)
             .unwrap();
         assert_eq!(out, b"x");
     });
@@ -259,8 +261,8 @@ fn a_live_producers_claim_is_waited_for_not_buried() {
 fn a_dead_consumers_claimed_message_is_freed_and_counted_lost() {
     let (obj, geo) = ring_object(2, 80);
     let r = Ring::new(&obj, geo, "t");
-    r.put(b"a", Mode::Try, 0).unwrap();
-    r.put(b"b", Mode::Try, 0).unwrap();
+    r.put(b"a", Deadline::Try, 0).unwrap();
+    r.put(b"b", Deadline::Try, 0).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
             let r = Ring::new(&obj, geo, "t");
@@ -274,16 +276,16 @@ fn a_dead_consumers_claimed_message_is_freed_and_counted_lost() {
         .unwrap();
     });
     let mut out = Vec::new();
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, b"b");
     // Position 2 needs slot 0, which the dead consumer never released.
-    r.put(b"c", Mode::Try, 0).unwrap();
-    r.put(b"d", Mode::Try, 0).unwrap();
+    r.put(b"c", Deadline::Try, 0).unwrap();
+    r.put(b"d", Deadline::Try, 0).unwrap();
     assert_eq!(r.stats().lost, 1);
     assert_eq!(r.stats().recovered, 1);
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, b"c");
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, b"d");
 }
 
@@ -301,7 +303,7 @@ fn a_full_table_of_live_threads_is_a_typed_error_and_dead_entries_are_reused() {
     }
     r.ctl.high_water.store(ENTRIES as u32, Ordering::Relaxed);
     let res = std::thread::scope(|s| {
-        s.spawn(|| Ring::new(&obj, geo, "t").put(b"x", Mode::Try, 0))
+        s.spawn(|| Ring::new(&obj, geo, "t").put(b"x", Deadline::Try, 0))
             .join()
             .unwrap()
     });
@@ -316,7 +318,7 @@ fn a_full_table_of_live_threads_is_a_typed_error_and_dead_entries_are_reused() {
     r.entry(5).owner.store(1 << 32, Ordering::Relaxed);
     r.entry(5).puts.store(7, Ordering::Relaxed);
     std::thread::scope(|s| {
-        s.spawn(|| Ring::new(&obj, geo, "t").put(b"x", Mode::Try, 0))
+        s.spawn(|| Ring::new(&obj, geo, "t").put(b"x", Deadline::Try, 0))
             .join()
             .unwrap()
     })
@@ -330,32 +332,32 @@ fn hostile_state_gives_errors_not_hangs() {
     let r = Ring::new(&obj, geo, "t");
     let mut out = Vec::new();
     // A frame header that cannot be right: dropped with an error, the ring goes on.
-    r.put(b"abc", Mode::Try, 0).unwrap();
-    r.put(b"def", Mode::Try, 0).unwrap();
+    r.put(b"abc", Deadline::Try, 0).unwrap();
+    r.put(b"def", Deadline::Try, 0).unwrap();
     r.word(0, 2).store(u64::MAX, Ordering::Relaxed);
     assert!(matches!(
-        r.get(&mut out, Mode::Try, 0),
+        r.get(&mut out, Deadline::Try, 0),
         Err(QueueError::Corrupted { .. })
     ));
     assert_eq!(r.stats().lost, 1);
-    r.get(&mut out, Mode::Try, 0).unwrap();
+    r.get(&mut out, Deadline::Try, 0).unwrap();
     assert_eq!(out, b"def");
     // A sequence word ahead of the head and of the tail.
     let h = r.ctl.head.load(Ordering::Relaxed);
     r.seq(h).store(published(h + 40), Ordering::Relaxed);
     assert!(matches!(
-        r.get(&mut out, Mode::Try, 0),
+        r.get(&mut out, Deadline::Try, 0),
         Err(QueueError::Corrupted { .. })
     ));
     assert!(matches!(
-        r.put(b"x", Mode::Try, 0),
+        r.put(b"x", Deadline::Try, 0),
         Err(QueueError::Corrupted { .. })
     ));
     // A tail far ahead of the head with nothing written: timed calls time out.
     r.seq(h).store(free(h), Ordering::Relaxed);
     r.ctl.tail.store(h + 3, Ordering::Relaxed);
     let t = Instant::now();
-    let got = r.get(&mut out, Mode::timeout(Duration::from_millis(60)), 10);
+    let got = r.get(&mut out, Deadline::timeout(Duration::from_millis(60)), 10);
     assert!(!matches!(got, Ok(())), "{got:?}");
     assert!(t.elapsed() < Duration::from_secs(5));
     // A forged high-water mark only bounds the scan.

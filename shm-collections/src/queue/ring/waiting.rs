@@ -1,53 +1,19 @@
-//! Waiting: spinning, sleeping on the ring's futex words in slices (so that dead
-//! participants are looked for), waking sleepers, deadlines, closing, and the task
-//! count `JoinableQueue::join` waits on.
+//! Waiting: sleeping on the ring's futex words in slices (so that dead participants
+//! are looked for), waking sleepers, deadlines, closing, and the task count
+//! `JoinableQueue::join` waits on. The futex calls, the [`Deadline`] and the spin
+//! policy are shm-sync's one waiting layer ([`shm_sync::wait`]).
 
 use std::sync::atomic::{AtomicU32, Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use shm_sync::wait::{Deadline, futex_wait, futex_wake_all};
 
 use super::{QueueError, QueueResult, Ring};
-use crate::queue::futex;
 
 /// Longest sleep between two checks of the state: a producer killed between publishing
 /// and waking delays a sleeping consumer by at most this, and a dead participant is
 /// looked for at least this often.
 pub(super) const SLICE: Duration = Duration::from_millis(50);
-
-/// Spin steps between two `sched_yield`s of a spinning call.
-pub(super) const YIELD_EVERY: u32 = 64;
-
-/// How long a call may wait.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Mode {
-    /// Not at all: `Full` / `Empty`.
-    Try,
-    /// Until this instant (the timeout asked for beside it): `Full` / `Empty` after,
-    /// with `waited` set to that timeout.
-    Until(Instant, Duration),
-    /// As long as it takes.
-    Forever,
-}
-
-impl Mode {
-    pub(crate) fn timeout(d: Duration) -> Mode {
-        match Instant::now().checked_add(d) {
-            Some(t) => Mode::Until(t, d),
-            None => Mode::Forever,
-        }
-    }
-}
-
-/// One step of a spin-wait: a `pause`, and every [`YIELD_EVERY`] steps a
-/// `sched_yield`, so that a peer that shares this core (a busy machine) gets to run
-/// instead of waiting for our time slice to end.
-#[inline]
-pub(super) fn pause(left: u32) {
-    if left % YIELD_EVERY == 0 {
-        std::thread::yield_now();
-    } else {
-        std::hint::spin_loop();
-    }
-}
 
 /// The two kinds of sleepers of a ring: consumers waiting for a message (`not_empty`)
 /// and producers waiting for room (`not_full`).
@@ -83,7 +49,7 @@ impl<'a> Ring<'a> {
             Ok(1) => {
                 c.all_done.fetch_add(1, Ordering::SeqCst);
                 if c.join_waiters.load(Ordering::SeqCst) > 0 {
-                    futex::wake_all(&c.all_done);
+                    futex_wake_all(&c.all_done);
                 }
                 Ok(())
             }
@@ -92,7 +58,7 @@ impl<'a> Ring<'a> {
     }
 
     /// Waits until every message put has been marked done.
-    pub(crate) fn join(&self, mode: Mode) -> QueueResult<()> {
+    pub(crate) fn join(&self, mode: Deadline) -> QueueResult<()> {
         let c = self.ctl;
         loop {
             let seq = c.all_done.load(Ordering::SeqCst);
@@ -117,7 +83,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn wait_not_empty(&self, timeout: Duration) {
         self.registered(Sleepers::Getters, |word, seq| {
             if !self.maybe_ready() && !self.is_closed() {
-                futex::wait(word, seq, timeout);
+                futex_wait(word, seq, Some(timeout));
             }
         });
     }
@@ -131,7 +97,7 @@ impl<'a> Ring<'a> {
     pub(super) fn wake_everyone(&self) {
         for w in [&self.ctl.not_empty, &self.ctl.not_full, &self.ctl.all_done] {
             w.fetch_add(1, Ordering::SeqCst);
-            futex::wake_all(w);
+            futex_wake_all(w);
         }
     }
 
@@ -173,17 +139,17 @@ impl<'a> Ring<'a> {
         fence(Ordering::SeqCst);
         if waiters.load(Ordering::Relaxed) > 0 && pending.swap(1, Ordering::SeqCst) == 0 {
             word.fetch_add(1, Ordering::SeqCst);
-            futex::wake_all(word);
+            futex_wake_all(word);
         }
     }
 
     /// `Full` / `Empty` (for `side`) once a timed call's deadline has passed, even while
     /// the state keeps changing (a forged ring can make every look "progress").
-    pub(super) fn check_deadline(&self, mode: Mode, side: Sleepers) -> QueueResult<()> {
-        match mode {
-            Mode::Until(t, d) if Instant::now() >= t => Err(self.gave_up(side, d)),
-            _ => Ok(()),
+    pub(super) fn check_deadline(&self, mode: Deadline, side: Sleepers) -> QueueResult<()> {
+        if mode.is_past() {
+            return Err(self.gave_up(side, mode.waited()));
         }
+        Ok(())
     }
 
     /// Sleeps on `word` while it still reads `seq`, for at most one slice or until the
@@ -193,7 +159,7 @@ impl<'a> Ring<'a> {
         &self,
         word: &AtomicU32,
         seq: u32,
-        mode: Mode,
+        mode: Deadline,
         side: Sleepers,
     ) -> QueueResult<()> {
         self.sleep_on(word, seq, mode)
@@ -202,19 +168,16 @@ impl<'a> Ring<'a> {
 
     /// [`sleep`](Self::sleep) without the error: `Err(timeout)` when there is no time
     /// left (`Duration::ZERO` for `Try`).
-    pub(super) fn sleep_on(&self, word: &AtomicU32, seq: u32, mode: Mode) -> Result<(), Duration> {
-        let slice = match mode {
-            Mode::Try => return Err(Duration::ZERO),
-            Mode::Forever => SLICE,
-            Mode::Until(t, d) => {
-                let left = t.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(d);
-                }
-                left.min(SLICE)
-            }
+    pub(super) fn sleep_on(
+        &self,
+        word: &AtomicU32,
+        seq: u32,
+        mode: Deadline,
+    ) -> Result<(), Duration> {
+        let Some(slice) = mode.sleep_for(SLICE) else {
+            return Err(mode.waited());
         };
-        futex::wait(word, seq, slice);
+        futex_wait(word, seq, Some(slice));
         Ok(())
     }
 }
