@@ -703,7 +703,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn put_encoded_nowait(&self, msg: &[u8]) -> QueueResult<()> {
-        self.core.put_bytes(msg, Mode::Try)
+        self.core.put_bytes(msg, Deadline::Try)
     }
 
     /// [`put_encoded_nowait`](Self::put_encoded_nowait), waiting at most `timeout`
@@ -718,7 +718,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn put_encoded_timeout(&self, msg: &[u8], timeout: Duration) -> QueueResult<()> {
-        self.core.put_bytes(msg, Mode::timeout(timeout))
+        self.core.put_bytes(msg, Deadline::timeout(timeout))
     }
 
     /// Takes the oldest message into `buf` (cleared first) as the bytes of `T`'s wire
@@ -733,7 +733,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_encoded_nowait(&self, buf: &mut Vec<u8>) -> QueueResult<()> {
-        self.core.ring().get(buf, Mode::Try, 0)
+        self.core.ring().get(buf, Deadline::Try, 0)
     }
 
     /// [`get_encoded_nowait`](Self::get_encoded_nowait), waiting at most `timeout` for
@@ -746,7 +746,7 @@ impl<T: Message> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_encoded_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> QueueResult<()> {
-        let mode = Mode::timeout(timeout);
+        let mode = Deadline::timeout(timeout);
         self.core.ring().get(buf, mode, self.core.spin_for(mode))
     }
 
