@@ -108,7 +108,8 @@ pub enum Liveness {
 pub const TOKEN_UNKNOWN: u32 = u32::MAX;
 
 /// Where the registry lives; `<euid>` is appended.
-const REGISTRY_PREFIX: &str = "/dev/shm/shm-rs-pidns-";
+/// Where the registry lives: `/dev/shm/` and the one prefix of [`crate::name`].
+const SHM_DIR: &str = "/dev/shm/";
 /// Size of the registry file.
 const REGISTRY_LEN: usize = 4096;
 /// First word of a valid registry: `shmpidn1`.
@@ -621,7 +622,8 @@ fn registry() -> Option<&'static Registry> {
     }
     let euid = rustix::process::geteuid().as_raw();
     let reg = Box::into_raw(Box::new(open_registry(&format!(
-        "{REGISTRY_PREFIX}{euid}"
+        "{SHM_DIR}{}{euid}",
+        crate::name::PIDNS_PREFIX
     ))?));
     match REG.compare_exchange(
         std::ptr::null_mut(),

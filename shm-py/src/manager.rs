@@ -232,7 +232,11 @@ impl PySharedMemoryManager {
         rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty())
             .map_err(|e| errors::other_err(format!("getrandom: {e}")))?;
         let root = self.with_m(py, |m| Ok(m.root_name().to_owned()))?;
-        Ok(format!("{root}.o{:016x}", u64::from_ne_bytes(r)))
+        Ok(shm_core::name::own_object_name(
+            &root,
+            false,
+            u64::from_ne_bytes(r),
+        ))
     }
 
     /// Calls `shm.<class>(*args, **kwargs)` and remembers the object for shutdown.

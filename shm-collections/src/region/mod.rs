@@ -17,7 +17,8 @@
 //!
 //! Data segment `g` of the incarnation `i` of the collection named `X` is
 //! `X.g<g in hex>.<i as 16 hex digits>` ([`data_segment_name`],
-//! [`parse_data_segment_name`]: the one place the grammar lives). Derived names belong
+//! [`parse_data_segment_name`], which delegate to `shm_core::name`, the one place the
+//! grammar lives). Derived names belong
 //! to one incarnation of one object: a new collection under a reused name `X` draws a
 //! new incarnation id and never meets the old one's data segments, and the old one's
 //! handles never meet the new one's.
