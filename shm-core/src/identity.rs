@@ -107,9 +107,11 @@ pub enum Liveness {
 /// ```
 pub const TOKEN_UNKNOWN: u32 = u32::MAX;
 
-/// Where the registry lives; `<euid>` is appended.
-/// Where the registry lives: `/dev/shm/` and the one prefix of [`crate::name`].
-const SHM_DIR: &str = "/dev/shm/";
+/// Where the registry lives (`<euid>` is appended): `/dev/shm/` and
+/// `crate::name::PIDNS_PREFIX`, spelt out
+/// here so that identity does not import the name grammar (which imports the header,
+/// which imports identity); a test in `name` pins the two together.
+pub(crate) const REGISTRY_PREFIX: &str = "/dev/shm/shm-rs-pidns-";
 /// Size of the registry file.
 const REGISTRY_LEN: usize = 4096;
 /// First word of a valid registry: `shmpidn1`.
@@ -622,8 +624,7 @@ fn registry() -> Option<&'static Registry> {
     }
     let euid = rustix::process::geteuid().as_raw();
     let reg = Box::into_raw(Box::new(open_registry(&format!(
-        "{SHM_DIR}{}{euid}",
-        crate::name::PIDNS_PREFIX
+        "{REGISTRY_PREFIX}{euid}"
     ))?));
     match REG.compare_exchange(
         std::ptr::null_mut(),

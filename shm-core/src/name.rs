@@ -438,6 +438,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_pid_namespace_registry_is_named_by_this_grammar() {
+        assert_eq!(
+            crate::identity::REGISTRY_PREFIX,
+            format!("/dev/shm/{PIDNS_PREFIX}")
+        );
+    }
+
+    #[test]
     fn derived_names_parse_back() {
         assert_eq!(manager_of("shm-rs.m.abc"), Some("abc"));
         assert_eq!(manager_of("shm-rs.m.abc.a0.g1f"), Some("abc"));
