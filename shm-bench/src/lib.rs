@@ -29,7 +29,7 @@ pub fn criterion() -> criterion::Criterion {
 }
 
 /// The `main` of a bench binary whose benches spawn [`Kid`]s: in a child (when
-/// [`ROLE`] is set) runs `child(role)`; otherwise runs `benches` with [`criterion`] and
+/// [`ROLE`] is set) runs `child(role)`; otherwise runs `benches` with [`criterion()`] and
 /// prints criterion's summary.
 ///
 /// ```no_run

@@ -2,7 +2,7 @@
 //! `MutableSequence`) and `shm.Namespace` (attribute access): shm-collections' growable
 //! collections from Python, without a manager process.
 //!
-//! A `ShareableDict()` stores [`Dynamic`] keys and values (see [`codec`](crate::codec));
+//! A `ShareableDict()` stores [`Dynamic`](shm_collections::Dynamic) keys and values (see [`codec`](crate::codec));
 //! `ShareableDict(types=(str, int))` is a `ShareableDict<String, i64>` that a Rust
 //! process opens with those types. Opening by name reads the header's type tag and picks
 //! the matching instantiation of the fixed table (keys `str`/`i64`/`u64`/`bytes`/`object`,

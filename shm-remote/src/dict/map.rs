@@ -36,7 +36,7 @@ static DICT_GET_OR_INSERT: LazyLock<Script> = LazyLock::new(|| {
 /// | `get_or_insert_with` | `HGET`, then a script (`HSETNX` + `HGET`) | yes, one value wins |
 /// | `iter`, `keys`, `values` | `HGETALL`, `HKEYS`, `HVALS` | a consistent snapshot |
 ///
-/// Crashes: see the [module documentation](self).
+/// Crashes: see the [module documentation](crate::dict).
 ///
 /// ```
 /// let server = shm_remote::testing::RedisServer::start().unwrap();

@@ -87,7 +87,7 @@ pub struct QueueOptions {
     pub maxsize: usize,
     /// How long a taken, unacknowledged message of a [`JoinableQueue`] may stay idle
     /// before another consumer claims it (its consumer counts as dead); at least
-    /// [`MIN_LEASE`].
+    /// [`MIN_LEASE`](crate::sync::MIN_LEASE).
     pub lease: Duration,
 }
 

@@ -86,7 +86,7 @@ impl Barrier {
         })
     }
 
-    /// Sets this party's lease (10 s by default, at least [`MIN_LEASE`]): how long
+    /// Sets this party's lease (10 s by default, at least [`MIN_LEASE`](crate::sync::MIN_LEASE)): how long
     /// after its death the others notice. Set it before the first `wait`.
     ///
     /// ```

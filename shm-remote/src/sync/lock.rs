@@ -297,7 +297,7 @@ impl HeldLock for LockGuard<'_> {
 /// with a lease, renewed while held, released by a script that checks the token; a
 /// fencing token per acquisition; a holder whose lease ran out is reported to the
 /// next locker as [`LockError::OwnerDied`]. See the
-/// [module docs](self) for the semantics.
+/// [module docs](crate::sync) for the semantics.
 ///
 /// ```
 /// use shm_remote::api::LockError;
@@ -364,7 +364,7 @@ macro_rules! lock_methods {
             }
 
             /// Sets the lease of this handle's later acquisitions (10 s by default,
-            /// at least [`MIN_LEASE`]): how long after a holder's death the lock is
+            /// at least [`MIN_LEASE`](crate::sync::MIN_LEASE)): how long after a holder's death the lock is
             /// free again. The keeper renews it every third of it.
             ///
             /// ```

@@ -18,9 +18,9 @@
 //! hand it to what the lock protects so that it can refuse a holder whose lease ran
 //! out (a frozen process that wakes up after its lease). A holder that dies (or is cut
 //! off from the server for longer than its lease) loses the lock when the lease runs
-//! out, and the next locker gets [`LockError::OwnerDied`]
+//! out, and the next locker gets [`LockError::OwnerDied`](crate::api::LockError::OwnerDied)
 //! with the guard, as with a dead local holder; the lock stays *inconsistent*
-//! ([`LockError::Inconsistent`]) until a holder
+//! ([`LockError::Inconsistent`](crate::api::LockError::Inconsistent)) until a holder
 //! calls [`LockGuard::mark_consistent`]. The calling thread locking again is
 //! `WouldDeadlock`. What survives: a server restart with append-only persistence keeps
 //! the holder and the counter; without it, the lock is free and the fencing counter
@@ -47,11 +47,11 @@
 //! party registers at its first `wait` and leaves when its handle drops; its keeper
 //! renews its lease between rounds and its polls while waiting. A registered party
 //! whose lease runs out (dead) breaks the barrier for the waiting parties, like a dead
-//! local party; a timeout breaks it too (that party gets [`Error::Timeout`], the others
+//! local party; a timeout breaks it too (that party gets [`Error::Timeout`](crate::Error::Timeout), the others
 //! a broken barrier); `reset` makes it usable again.
 //!
-//! **Faults**: a call while the server is down returns [`Error::Disconnected`] (or
-//! [`Error::Timeout`] when the server does not answer), and the next call reconnects.
+//! **Faults**: a call while the server is down returns [`Error::Disconnected`](crate::Error::Disconnected) (or
+//! [`Error::Timeout`](crate::Error::Timeout) when the server does not answer), and the next call reconnects.
 //! A state change whose reply was lost is not sent again (it may have been applied:
 //! a lock taken that way is released by its lease). No call waits past its timeout
 //! by more than one call's patience.

@@ -99,7 +99,7 @@ impl Semaphore {
     }
 
     /// Sets the lease of the permits this handle takes from now on (10 s by
-    /// default, at least [`MIN_LEASE`]).
+    /// default, at least [`MIN_LEASE`](crate::sync::MIN_LEASE)).
     ///
     /// ```
     /// # let server = shm_remote::testing::RedisServer::start().unwrap();

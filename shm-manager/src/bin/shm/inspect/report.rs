@@ -1,5 +1,5 @@
 //! What `shm inspect` reports, its schema: the `--json` form (field names are stable)
-//! and what the text form is rendered from ([`super::render`]). Filled by
+//! and what the text form is rendered from ([`super::render()`]). Filled by
 //! [`super::probe`].
 
 use serde::Serialize;
