@@ -86,6 +86,7 @@ impl RawRLock {
         self.acquire_mode(Deadline::timeout(timeout))
     }
 
+    #[inline]
     pub(crate) fn acquire_mode(&self, mode: Deadline) -> Result<Acquired, RawError> {
         if self.mutex.is_held_by_current_thread() {
             let c = self.count.load(Ordering::Relaxed);
